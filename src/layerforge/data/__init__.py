@@ -1,0 +1,1 @@
+"""Data: built-in datasets, tables, preprocessing, splits and in-memory batches."""

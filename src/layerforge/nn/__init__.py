@@ -1,0 +1,1 @@
+"""Building blocks: activations, initialisers and layers. Never reads specs."""

@@ -1,0 +1,264 @@
+"""Loading specs: safe YAML, ``--set`` overrides, whole-spec validation and readable errors."""
+
+from __future__ import annotations
+
+import copy
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..errors import SpecError, did_you_mean
+from ..tasks import METRICS, monitor_names
+from ..train import losses as _losses
+from .schema import Spec
+
+
+def load_spec(source: Any, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
+    """Load and validate a spec.
+
+    Args:
+        source: a path to a YAML file, a dict with the same structure, or a ``Spec``.
+        overrides: ``"key.path=value"`` strings; values are read as YAML scalars or lists
+            (``train.epochs=30``, ``model.layers=[256,128]``).
+
+    Returns:
+        The validated ``Spec`` with every default filled in.
+
+    Raises:
+        SpecError: every problem in the spec at once, each with its key path and a hint.
+
+    Example:
+        >>> spec = load_spec({"data": {"dataset": "iris"}}, ["train.epochs=5"])
+        >>> spec.train.epochs
+        5
+    """
+    base_dir, label = None, None
+    if isinstance(source, Spec):
+        raw = source.model_dump(mode="json", exclude_unset=True)
+    elif isinstance(source, dict):
+        raw = copy.deepcopy(source)
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        label, base_dir = str(path), path.resolve().parent
+        raw = read_yaml(path)
+    else:
+        raise TypeError(f"a spec is a path, a dict or a Spec, not {type(source).__name__}")
+    for override in overrides:
+        apply_override(raw, override)
+    return validate(raw, base_dir=base_dir, label=label)
+
+
+def read_yaml(path: Path) -> dict:
+    """Read a YAML mapping with the safe loader; errors name the file and line."""
+    if not path.is_file():
+        raise SpecError(f"spec file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise SpecError(f"not valid YAML{where}: {problem}", source=str(path)) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"expected a mapping of sections at the top, got {type(raw).__name__}", str(path))
+    return raw
+
+
+def apply_override(raw: dict, override: str) -> None:
+    """Apply one ``key.path=value`` override to the raw spec dict in place."""
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"--set {override!r}: expected KEY=VALUE, e.g. train.epochs=30")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    parts = key.strip().split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if isinstance(child, str) and depth == len(parts) - 2:
+            child = {"name": child}  # optimizer: adam  ->  optimizer: {name: adam}
+        if child is None:
+            child = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[: depth + 1])
+            raise SpecError(f"--set {override!r}: '{where}' holds a value, not a section")
+        node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def validate(raw: dict, *, base_dir: Path | None = None, label: str | None = None) -> Spec:
+    """Validate a raw spec dict, reporting every problem in one ``SpecError``."""
+    try:
+        spec = Spec.model_validate(raw, context={"base_dir": base_dir})
+    except ValidationError as error:
+        raise SpecError(format_errors(error), source=label) from None
+    problems = cross_checks(spec)
+    if problems:
+        raise SpecError(problems, source=label)
+    return spec
+
+
+def cross_checks(spec: Spec) -> list[str]:
+    """Problems that involve more than one section."""
+    problems = []
+    train, task = spec.train, spec.task
+    if train.loss is not None and task is not None:
+        problems += [f"train.loss: {p}" for p in _losses.check(train.loss.name, {}, task)]
+    has_val = spec.data.split.val > 0
+    valid = monitor_names(task, has_val)
+    watched = [("train.early_stopping.monitor", train.early_stopping and train.early_stopping.monitor)]
+    if train.schedule.name == "plateau":
+        watched.append(("train.schedule.monitor", train.schedule.monitor or "val_loss"))
+    for path, monitor in watched:
+        if monitor and monitor not in valid:
+            hint = "" if has_val or not monitor.startswith("val_") else (
+                " (data.split.val is 0, so there are no validation metrics)"
+            )
+            problems.append(
+                f"{path}: unknown value '{monitor}'{did_you_mean(monitor, valid)}{hint} "
+                f"(choices: {', '.join(valid)})"
+            )
+    if spec.model.norm == "batch" and train.batch_size == 1:
+        problems.append(
+            "model.norm: batch norm needs batches of at least 2 rows, but train.batch_size is 1; "
+            "use norm: layer or none, or a larger batch_size"
+        )
+    if train.clip_grad_norm is not None and train.clip_grad_value is not None:
+        problems.append("train.clip_grad_value: give clip_grad_norm or clip_grad_value, not both")
+    return problems
+
+
+# --- error formatting ----------------------------------------------------------------------
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def _kind(value: Any) -> str:
+    return "an integer" if isinstance(value, int) and not isinstance(value, bool) else "a number"
+
+
+def _expected(error: dict) -> str | None:
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind in _EXPECTED:
+        return _EXPECTED[kind]
+    bounds = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", "less_than_equal": "≤"}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"{_kind(value)} {bounds[kind]} {limit}"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        return expected if " " not in expected else f"one of {expected}"
+    if kind == "too_short":
+        return f"at least {ctx.get('min_length')} items"
+    if kind == "too_long":
+        return f"at most {ctx.get('max_length')} items"
+    return None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f"'{value}'"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return str(value)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
+    """Turn a pydantic error location into a spec path, dropping union-member tags.
+
+    Returns the path and the model class the location ends in (for unknown-key hints).
+    """
+    path, model = "", Spec
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        if model is not None and part in model.model_fields:
+            path += f".{part}" if path else part
+            model = _model_of(model.model_fields[part].annotation)
+        elif model is None or (part[:1].islower() and ("[" in part or part in _TAGS)):
+            continue  # a union member's tag such as 'int' or "literal['full']"
+        else:
+            path += f".{part}" if path else part
+            model = None
+    return path, model
+
+
+_TAGS = {"int", "float", "str", "bool", "list", "dict", "tuple", "none"}
+
+
+def format_errors(error: ValidationError) -> list[str]:
+    """One readable line per problem: path, what was expected, what was given."""
+    grouped: dict[str, dict] = {}
+    for item in error.errors():
+        loc = item["loc"]
+        if item["type"] == "extra_forbidden":
+            path, model = _walk(loc[:-1])
+            key = loc[-1]
+            valid = sorted(model.model_fields) if model else []
+            hint = did_you_mean(key, valid)
+            where = f"{path}: " if path else ""
+            grouped.setdefault(f"{path}.{key}", {"lines": []})["lines"].append(
+                f"{where}unknown key '{key}'{hint} (valid keys: {', '.join(valid)})"
+            )
+            continue
+        path, _ = _walk(loc)
+        key = (item.get("ctx") or {}).get("key")
+        if item["type"] == "layerforge" and key:
+            path = f"{path}.{key}" if path else key
+        entry = grouped.setdefault(path, {"expected": [], "lines": [], "input": item.get("input")})
+        expected = _expected(item)
+        if item["type"] == "missing":
+            entry["lines"].append(f"{path}: required key is missing")
+        elif expected is not None:
+            if expected not in entry["expected"]:
+                entry["expected"].append(expected)
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            entry["lines"].append(f"{path}: {message}" if path else message)
+    lines = []
+    for path, entry in grouped.items():
+        if entry.get("expected"):
+            expected = " or ".join(entry["expected"])
+            lines.append(f"{path}: expected {expected}, got {_show(entry['input'])}")
+        lines.extend(entry["lines"])
+    return lines
+
+
+__all__ = ["load_spec", "apply_override", "validate", "format_errors", "METRICS"]

@@ -1,0 +1,288 @@
+"""The spec: pydantic models for every section. Keys equal the constructor arguments they feed.
+
+Names that resolve through registries (activations, inits, losses, optimizers, schedules,
+built-in datasets) are checked here, so a spec is validated completely before anything is built.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from ..data.builtin import DATASETS
+from ..errors import unknown_name
+from ..nn.activations import ACTIVATIONS
+from ..nn.init import INITS
+from ..tasks import TASKS
+from ..train import losses as _losses
+from ..train.optim import OPTIMIZERS, SCHEDULES, check_params
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+def _problem(message: str, key: str | None = None) -> PydanticCustomError:
+    """A validation problem; ``key`` names the sub-key it concerns, for the error's path."""
+    return PydanticCustomError("layerforge", message.replace("{", "(").replace("}", ")"),
+                               {"key": key} if key else None)
+
+
+def _raise_first(problems: list[tuple[str, str]]) -> None:
+    if problems:
+        key = problems[0][0]
+        raise _problem("; ".join(m if k == key else f"{k}: {m}" for k, m in problems), key)
+
+
+def _check_name(kind: str, value: str, table) -> str:
+    if value not in table:
+        raise _problem(unknown_name(kind, value, table))
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SplitSpec(_Section):
+    """Fractions of the rows held out for validation and test."""
+
+    val: Fraction = 0.15
+    test: Fraction = 0.15
+    stratify: bool = True
+    shuffle: bool = True
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_rows(self):
+        if self.val + self.test >= 1:
+            raise ValueError(
+                f"val + test must be below 1 so rows remain for training, got "
+                f"{self.val} + {self.test}"
+            )
+        return self
+
+
+class DataSpec(_Section):
+    """Where the rows come from and which column is the target."""
+
+    dataset: str | None = None
+    path: str | None = None
+    target: str | None = None
+    features: list[str] | None = None
+    drop: list[str] = []
+    categorical: list[str] = []
+    unknown_categories: Literal["error", "bucket"] = "error"
+    split: SplitSpec = SplitSpec()
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value):
+        return value if value is None else _check_name("dataset", value, DATASETS)
+
+    @field_validator("path")
+    @classmethod
+    def _existing_file(cls, value, info: ValidationInfo):
+        if value is None:
+            return value
+        path = Path(value).expanduser()
+        base = (info.context or {}).get("base_dir")
+        if not path.is_absolute() and base is not None:
+            path = Path(base) / path
+        if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq"):
+            raise _problem(f"expected a .csv, .tsv or .parquet file, got '{value}'")
+        if not path.is_file():
+            raise _problem(f"file not found: {path}")
+        return str(path.resolve())
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.dataset is None) == (self.path is None):
+            choices = ", ".join(sorted(DATASETS))
+            raise ValueError(
+                "give exactly one of 'dataset' (a built-in: "
+                f"{choices}) or 'path' (a .csv or .parquet file)"
+            )
+        return self
+
+
+class MLPSpec(_Section):
+    """A feedforward network: hidden layers of ``activation(Wx + b)``."""
+
+    type: Literal["mlp"] = "mlp"
+    layers: list[PositiveInt] = [128, 64]
+    activation: str = "relu"
+    dropout: Fraction = 0.0
+    norm: Literal["none", "batch", "layer"] = "none"
+    init: str = "kaiming"
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, value):
+        return _check_name("activation", value, ACTIVATIONS)
+
+    @field_validator("init")
+    @classmethod
+    def _known_init(cls, value):
+        return _check_name("init", value, INITS)
+
+
+def _name_shorthand(value: Any) -> Any:
+    """Let ``optimizer: adam`` stand for ``optimizer: {name: adam}``."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+class LossSpec(BaseModel):
+    """A loss by name, plus its parameters (user-registered losses take any keys)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    label_smoothing: Fraction | None = None
+    delta: PositiveFloat | None = None
+    margin: PositiveFloat | None = None
+
+    _shorthand = model_validator(mode="before")(_name_shorthand)
+
+    @model_validator(mode="after")
+    def _known_loss(self):
+        problems = _losses.check(self.name, self.params(), task=None)
+        if problems:
+            raise _problem("; ".join(problems))
+        return self
+
+    def params(self) -> dict[str, Any]:
+        """The keys given besides ``name``."""
+        data = self.model_dump(exclude={"name"}, exclude_none=True)
+        return {k: v for k, v in data.items() if k in self.model_fields_set or k in (self.model_extra or {})}
+
+
+class OptimizerSpec(_Section):
+    """An optimizer by name; only the keys given are passed on, so torch defaults apply."""
+
+    name: str = "adam"
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat | None = None
+    momentum: Fraction | None = None
+    nesterov: bool | None = None
+    dampening: Fraction | None = None
+    betas: tuple[Fraction, Fraction] | None = None
+    eps: PositiveFloat | None = None
+    alpha: Fraction | None = None
+    centered: bool | None = None
+    amsgrad: bool | None = None
+    lr_decay: NonNegativeFloat | None = None
+
+    _shorthand = model_validator(mode="before")(_name_shorthand)
+
+    @model_validator(mode="after")
+    def _params_fit_optimizer(self):
+        _raise_first(check_params("optimizer", OPTIMIZERS, self.name, self.params()))
+        return self
+
+    def params(self) -> dict[str, Any]:
+        """Keyword arguments for the torch optimizer: lr plus the keys given."""
+        given = self.model_dump(include=self.model_fields_set - {"name"}, exclude_none=True)
+        return {"lr": self.lr, **given}
+
+
+class ScheduleSpec(_Section):
+    """A learning-rate schedule by name, with optional linear warmup."""
+
+    name: str = "none"
+    warmup_epochs: NonNegativeFloat = 0.0
+    step_size: PositiveInt | None = None
+    gamma: Annotated[float, Field(gt=0, le=1)] | None = None
+    min_lr: NonNegativeFloat | None = None
+    pct_start: Annotated[float, Field(gt=0, lt=1)] | None = None
+    div_factor: PositiveFloat | None = None
+    final_div_factor: PositiveFloat | None = None
+    monitor: str | None = None
+    patience: Annotated[int, Field(ge=0)] | None = None
+    factor: Annotated[float, Field(gt=0, lt=1)] | None = None
+
+    _shorthand = model_validator(mode="before")(_name_shorthand)
+
+    @model_validator(mode="after")
+    def _params_fit_schedule(self):
+        _raise_first(check_params("schedule", SCHEDULES, self.name, self.params()))
+        return self
+
+    def params(self) -> dict[str, Any]:
+        """The schedule-specific keys given (not name or warmup_epochs)."""
+        keys = self.model_fields_set - {"name", "warmup_epochs"}
+        return self.model_dump(include=keys, exclude_none=True)
+
+
+class EarlyStoppingSpec(_Section):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    monitor: str = "val_loss"
+    patience: PositiveInt = 10
+    min_delta: NonNegativeFloat = 0.0
+    restore_best: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _true_means_defaults(cls, value):
+        return {} if value is True else value
+
+
+class TrainSpec(_Section):
+    """How to train: epochs, batches, loss, optimizer, schedule and regularisation."""
+
+    epochs: PositiveInt = 50
+    batch_size: PositiveInt | Literal["full"] = 64
+    loss: LossSpec | None = None
+    optimizer: OptimizerSpec = OptimizerSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    clip_grad_norm: PositiveFloat | None = None
+    clip_grad_value: PositiveFloat | None = None
+    l1: NonNegativeFloat = 0.0
+    l2: NonNegativeFloat = 0.0
+    early_stopping: EarlyStoppingSpec | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    checkpoint_every: PositiveInt = 1
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _false_means_off(cls, value):
+        return None if value is False else value
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Spec(_Section):
+    """A whole run: data, task, model and training. The smallest spec names only the data."""
+
+    name: str = "run"
+    seed: Annotated[int, Field(ge=0)] = 0
+    data: DataSpec
+    task: str | None = None
+    model: MLPSpec = MLPSpec()
+    train: TrainSpec = TrainSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _usable_as_directory(cls, value):
+        if not _NAME.match(value) or len(value) > 80:
+            raise _problem(
+                f"expected letters, digits, '_', '-' or '.' (it names the run directory), got '{value}'"
+            )
+        return value
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value):
+        return value if value is None else _check_name("task", value, TASKS)

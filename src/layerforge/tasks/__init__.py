@@ -1,0 +1,44 @@
+"""Tasks: what a training step means, the default loss, metrics and how outputs decode.
+
+``TASKS`` and ``METRICS`` are plain data so that specs validate without importing torch.
+"""
+
+from __future__ import annotations
+
+from ..errors import SpecError, unknown_name
+
+TASKS: dict[str, str] = {"classification": "cross_entropy", "regression": "mse"}  # -> default loss
+
+# Metrics each task reports every epoch (besides loss), and whether higher is better.
+METRICS: dict[str, dict[str, bool]] = {
+    "classification": {"accuracy": True, "f1_macro": True, "roc_auc": True},
+    "regression": {"mse": False, "mae": False, "r2": True},
+}
+
+
+def higher_is_better(monitor: str) -> bool:
+    """Whether a larger value of ``monitor`` (e.g. 'val_accuracy', 'train_loss') is better."""
+    metric = monitor.split("_", 1)[1] if "_" in monitor else monitor
+    return any(metric in table and table[metric] for table in METRICS.values())
+
+
+def monitor_names(task: str | None, has_val: bool) -> list[str]:
+    """The values an epoch record holds that early stopping or plateau can monitor."""
+    names = ["train_loss"]
+    if has_val:
+        metrics = METRICS[task] if task else {m: 0 for t in METRICS.values() for m in t}
+        names += ["val_loss", *(f"val_{m}" for m in metrics)]
+    return names
+
+
+def get(name: str, **kwargs):
+    """Build the task ``name`` (``classes=`` for classification, ``mean=``/``std=`` for regression)."""
+    if name == "classification":
+        from .classification import ClassificationTask
+
+        return ClassificationTask(**kwargs)
+    if name == "regression":
+        from .regression import RegressionTask
+
+        return RegressionTask(**kwargs)
+    raise SpecError(f"task: {unknown_name('task', name, TASKS)}")

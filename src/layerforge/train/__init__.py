@@ -1,0 +1,1 @@
+"""Training: the loop, the Trainer, losses, optimizers, schedules, callbacks, checkpoints."""
