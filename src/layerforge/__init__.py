@@ -1,0 +1,67 @@
+"""layerforge: a short spec in; a trained, evaluated network out.
+
+Heavy libraries (torch, pandas, scikit-learn) are imported only when used, so importing
+layerforge and validating specs stays fast.
+
+Example:
+    >>> import layerforge as lf
+    >>> run = lf.train("examples/iris.yaml")        # doctest: +SKIP
+    >>> run.metrics["test"]["accuracy"]             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from .errors import CheckpointError, DataError, LayerforgeError, SpecError, TrainingError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "Spec",
+    "load_spec",
+    "train",
+    "load_run",
+    "Run",
+    "Trainer",
+    "Callback",
+    "register_loss",
+    "LayerforgeError",
+    "SpecError",
+    "DataError",
+    "CheckpointError",
+    "TrainingError",
+    "TrainingInterrupted",
+]
+
+# public name -> module that defines it (imported on first use)
+_LAZY = {
+    "Spec": ".spec.schema",
+    "load_spec": ".spec.load",
+    "train": ".api",
+    "TrainingInterrupted": ".api",
+    "load_run": ".runs",
+    "Run": ".runs",
+    "Trainer": ".train.trainer",
+    "Callback": ".train.callbacks",
+    "register_loss": ".train.losses",
+}
+
+if TYPE_CHECKING:
+    from .api import TrainingInterrupted, train
+    from .runs import Run, load_run
+    from .spec.load import load_spec
+    from .spec.schema import Spec
+    from .train.callbacks import Callback
+    from .train.losses import register_loss
+    from .train.trainer import Trainer
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'layerforge' has no attribute '{name}'")

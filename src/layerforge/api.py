@@ -1,0 +1,182 @@
+"""``layerforge.train``: a spec in, a trained run directory out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError, SpecError
+from .runs import (
+    CHECKPOINTS, HISTORY, METRICS, MODEL, MODEL_FORMAT, SPEC, WEIGHTS, Run, new_run_dir, write_json,
+    write_spec,
+)
+from .train.callbacks import Callback
+
+# What `layerforge train` runs with no arguments: an MLP on scikit-learn's digits.
+DEFAULT_SPEC: dict[str, Any] = {
+    "name": "digits-mlp",
+    "seed": 0,
+    "data": {"dataset": "digits", "target": "label", "split": {"val": 0.15, "test": 0.15, "stratify": True}},
+    "task": "classification",
+    "model": {"type": "mlp", "layers": [256, 128], "activation": "relu", "dropout": 0.1,
+              "norm": "batch", "init": "kaiming"},
+    "train": {
+        "epochs": 60,
+        "batch_size": 64,
+        "loss": {"name": "cross_entropy", "label_smoothing": 0.05},
+        "optimizer": {"name": "adamw", "lr": 0.003, "weight_decay": 0.01},
+        "schedule": {"name": "cosine", "warmup_epochs": 1},
+        "clip_grad_norm": 1.0,
+        "early_stopping": {"monitor": "val_loss", "patience": 15, "restore_best": True},
+        "device": "auto",
+    },
+}
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); ``run_dir`` can be resumed."""
+
+    def __init__(self, run_dir: Path, epoch: int):
+        super().__init__(f"interrupted after epoch {epoch}")
+        self.run_dir, self.epoch = run_dir, epoch
+
+
+class HistoryWriter(Callback):
+    """Keeps ``history.jsonl`` equal to the trainer's history, one JSON line per epoch."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_fit_start(self, trainer) -> None:
+        from .train.checkpoint import atomic_write
+
+        atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in trainer.history_))
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write(json.dumps(record) + "\n")
+
+
+def _resume_spec(run_dir: Path, overrides) -> Any:
+    from .spec.load import load_spec
+
+    if not (run_dir / SPEC).is_file():
+        raise CheckpointError(f"cannot resume {run_dir}: it is not a run directory ({SPEC} is missing)")
+    if (run_dir / METRICS).is_file():
+        raise CheckpointError(f"cannot resume {run_dir}: the run already finished")
+    saved = load_spec(run_dir / SPEC)
+    spec = load_spec(run_dir / SPEC, overrides)
+    changed = [o.partition("=")[0] for o in overrides if o.partition("=")[0].strip() != "train.epochs"]
+    if changed:
+        raise SpecError(
+            [f"--set {key}: a resumed run keeps its spec; only train.epochs may change" for key in changed]
+        )
+    return spec if spec != saved else saved
+
+
+def train(
+    spec: Any = None,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    runs_dir: str | Path = "runs",
+    resume: str | Path | None = None,
+    progress: bool = False,
+    callbacks: list[Callback] | tuple = (),
+    console=None,
+) -> Run:
+    """Train the network a spec describes and write its run directory.
+
+    Args:
+        spec: a YAML path, a dict, or a ``Spec``; None trains the built-in default (digits MLP).
+        overrides: ``"key.path=value"`` strings applied on top of the spec.
+        runs_dir: where the new run directory is created.
+        resume: a run directory to continue from its last checkpoint (its own spec is used).
+        progress: show a Rich progress bar.
+        callbacks: extra ``Callback`` objects.
+
+    Returns:
+        The finished ``Run`` (metrics, history, model, predict).
+
+    Raises:
+        SpecError, DataError: before anything is trained.
+        TrainingError: the loss became non-finite; the last good checkpoint is kept.
+        TrainingInterrupted: Ctrl-C; the run directory can be resumed.
+
+    Example:
+        >>> run = train({"data": {"dataset": "iris"}, "train": {"epochs": 5}})  # doctest: +SKIP
+        >>> run.metrics["test"]["accuracy"]                                    # doctest: +SKIP
+    """
+    import torch
+
+    from . import tasks
+    from .data.prepare import prepare
+    from .models import build_model, count_parameters
+    from .spec.load import load_spec
+    from .train.checkpoint import save_weights
+    from .train.loop import evaluate
+    from .train.trainer import Trainer
+
+    if resume is not None:
+        run_dir = Path(resume)
+        spec = _resume_spec(run_dir, overrides)
+    else:
+        spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
+
+    prepared = prepare(spec.data, spec.task, spec.seed)
+    spec = spec.model_copy(update={"task": prepared.task})
+    if prepared.task == "classification":
+        task = tasks.get("classification", classes=prepared.classes)
+    else:
+        task = tasks.get("regression", mean=prepared.target_mean, std=prepared.target_std)
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, prepared.input_size, task.output_size)
+
+    if resume is None:
+        run_dir = new_run_dir(runs_dir, spec.name)
+    write_spec(run_dir / SPEC, spec)
+    meta = {
+        "format": MODEL_FORMAT,
+        **prepared.meta(),
+        "model": {
+            "spec": spec.model.model_dump(mode="json"),
+            "input_size": prepared.input_size,
+            "output_size": task.output_size,
+            "parameters": count_parameters(model),
+        },
+    }
+    write_json(run_dir / MODEL, meta)
+
+    extra = list(callbacks)
+    if progress:
+        from .train.callbacks import ProgressBar
+
+        extra.insert(0, ProgressBar(console))
+    trainer = Trainer.from_spec(
+        spec.train, task=task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
+        callbacks=[HistoryWriter(run_dir / HISTORY), *extra],
+    )
+    splits = prepared.splits
+    val = splits["val"] if len(splits["val"][0]) else None
+    try:
+        trainer.fit(model, splits["train"], val, resume=resume is not None)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(run_dir, trainer.epoch) from None
+
+    save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": MODEL_FORMAT})
+    loss_spec = spec.train.loss
+    from .train import losses
+
+    loss_fn = losses.get(loss_spec.name if loss_spec else task.default_loss, task.name,
+                         loss_spec.params() if loss_spec else None)
+    metrics: dict[str, Any] = {}
+    for name in ("val", "test"):
+        x, y = splits[name]
+        if len(x):
+            x_t = torch.as_tensor(x).to(trainer.device)
+            metrics[name] = evaluate(model, x_t, task.target_tensor(y).to(trainer.device), loss_fn, task)
+    metrics["epochs"] = trainer.epoch
+    metrics["best_epoch"] = trainer.best_epoch_
+    metrics["stopped_early"] = trainer.stopped_early_
+    write_json(run_dir / METRICS, metrics)
+    return Run(run_dir)

@@ -1,0 +1,254 @@
+"""Tables: reading CSV / Parquet, and preprocessing fitted on the training rows only.
+
+The fitted ``Preprocessor`` is plain JSON (saved in ``model.json``), so prediction in a new
+process applies exactly the transformation used in training.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+
+MISSING = "<missing>"
+MAX_CATEGORIES = 1000
+
+
+def read_table(path: str | Path):
+    """Read a .csv, .tsv or .parquet file into a DataFrame; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix in (".csv", ".tsv"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        else:
+            raise DataError(f"{path}: expected a .csv, .tsv or .parquet file")
+    except DataError:
+        raise
+    except Exception as error:  # pandas and pyarrow raise many types for malformed files
+        raise DataError(f"{path}: cannot be read as a table: {error}") from None
+    if frame.empty:
+        raise DataError(f"{path}: holds no rows")
+    return frame
+
+
+def _row_label(position: int, source: str | None) -> str:
+    if source and source.lower().endswith((".csv", ".tsv")):
+        return f"row {position + 1} (line {position + 2} of {Path(source).name})"
+    return f"row {position + 1}"
+
+
+def _category_key(value: Any) -> str:
+    """A stable string for a category value: 3, 3.0 and '3' are the same category."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _is_missing(series):
+    return series.isna().to_numpy()
+
+
+def infer_kind(series, declared_categorical: bool) -> str:
+    """'numeric', 'boolean' or 'categorical' for a feature column."""
+    if declared_categorical:
+        return "categorical"
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        raise DataError(
+            f"column '{series.name}' holds dates or times; drop it (data.drop) or turn it into "
+            "numeric features first"
+        )
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    values = series.dropna()
+    lowered = {str(v).strip().lower() for v in values.unique()}
+    if lowered and lowered <= {"true", "false"}:
+        return "boolean"
+    return "categorical"
+
+
+def infer_task(series) -> str:
+    """'classification' for labels, 'regression' for real-valued targets."""
+    values = series.dropna()
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return "classification"
+    numbers = values.to_numpy(dtype=np.float64)
+    integral = np.all(np.mod(numbers, 1) == 0)
+    return "classification" if integral and len(np.unique(numbers)) <= 20 else "regression"
+
+
+def _to_numbers(series, column: str, source: str | None, boolean: bool) -> np.ndarray:
+    """Column as float64 with NaN for missing; a clear error for values that are not numbers."""
+    missing = _is_missing(series)
+    if boolean:
+        def convert(value):
+            text = str(value).strip().lower()
+            return {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}.get(text, math.nan)
+
+        numbers = np.array([math.nan if m else convert(v) for v, m in zip(series, missing)])
+        kind = "true/false values"
+    else:
+        numbers = np.array(
+            pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        )
+        kind = "numbers"
+    bad = np.flatnonzero(np.isnan(numbers) & ~missing)
+    if len(bad):
+        first = bad[0]
+        raise DataError(
+            f"column '{column}': expected {kind}, found {series.iloc[first]!r} in "
+            f"{_row_label(first, source)}" + (f" and {len(bad) - 1} more rows" if len(bad) > 1 else "")
+            + "; fix the values or declare the column categorical (data.categorical)"
+        )
+    return numbers
+
+
+class Preprocessor:
+    """Scale numeric columns, encode booleans and categories, impute missing values.
+
+    Numeric and boolean columns are standardised with training mean and standard deviation;
+    missing values become the training median plus a 0/1 indicator column (for columns that had
+    missing values in training). Categorical columns are one-hot encoded over the training
+    categories; a missing value is its own category when training had missing values there.
+
+    Use ``Preprocessor.fit(frame, features)``; the result is described by ``to_json()``.
+    """
+
+    def __init__(self, columns: list[dict[str, Any]]):
+        self.columns = columns
+
+    @classmethod
+    def fit(cls, frame, features: list[str], categorical: list[str] = ()) -> Preprocessor:
+        columns = []
+        for name in features:
+            series = frame[name]
+            kind = infer_kind(series, name in categorical)
+            missing = bool(series.isna().any())
+            if kind == "categorical":
+                keys = sorted({_category_key(v) for v in series.dropna()})
+                if len(keys) > MAX_CATEGORIES:
+                    raise DataError(
+                        f"column '{name}' has {len(keys)} distinct values, too many to one-hot "
+                        f"encode (limit {MAX_CATEGORIES}); drop it with data.drop"
+                    )
+                if missing:
+                    keys.append(MISSING)
+                columns.append({"name": name, "kind": kind, "categories": keys})
+                continue
+            numbers = _to_numbers(series, name, None, boolean=kind == "boolean")
+            present = numbers[~np.isnan(numbers)]
+            if len(present) == 0:
+                raise DataError(f"column '{name}' has no values in the training rows; drop it with data.drop")
+            std = float(present.std())
+            columns.append({
+                "name": name,
+                "kind": kind,
+                "mean": float(present.mean()),
+                "std": std if std > 0 else 1.0,
+                "fill": float(np.median(present)),
+                "indicator": missing,
+            })
+        return cls(columns)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the input columns the model sees, in order."""
+        names = []
+        for column in self.columns:
+            if column["kind"] == "categorical":
+                names += [f"{column['name']}={c}" for c in column["categories"]]
+            else:
+                names.append(column["name"])
+                if column["indicator"]:
+                    names.append(f"{column['name']}__missing")
+        return names
+
+    @property
+    def input_names(self) -> list[str]:
+        return [column["name"] for column in self.columns]
+
+    def check_columns(self, frame, *, allowed_extra: tuple[str, ...] = (), ignore_extra: bool = False,
+                      source: str | None = None) -> None:
+        """Raise DataError when ``frame`` lacks a training column or has unexpected ones."""
+        where = f" in {source}" if source else ""
+        missing = [name for name in self.input_names if name not in frame.columns]
+        if missing:
+            raise DataError(
+                f"missing column{'s' if len(missing) > 1 else ''}{where}: {', '.join(missing)} "
+                f"(the model was trained on: {', '.join(self.input_names)})"
+            )
+        extra = [c for c in frame.columns if c not in self.input_names and c not in allowed_extra]
+        if extra and not ignore_extra:
+            raise DataError(
+                f"unexpected column{'s' if len(extra) > 1 else ''}{where}: "
+                f"{', '.join(map(str, extra))}; remove them or pass ignore_extra (--ignore-extra)"
+            )
+
+    def transform(self, frame, *, unknown: str = "error", source: str | None = None) -> np.ndarray:
+        """The model's input matrix (float32, one row per frame row).
+
+        Args:
+            unknown: 'error' raises on a category not seen in training; 'bucket' encodes it as
+                all zeros (an "unknown" bucket).
+        """
+        blocks = []
+        for column in self.columns:
+            name, series = column["name"], frame[column["name"]]
+            if column["kind"] == "categorical":
+                blocks.append(self._encode(column, series, unknown, source))
+                continue
+            numbers = _to_numbers(series, name, source, boolean=column["kind"] == "boolean")
+            missing = np.isnan(numbers)
+            numbers[missing] = column["fill"]
+            blocks.append(((numbers - column["mean"]) / column["std"])[:, None])
+            if column["indicator"]:
+                blocks.append(missing.astype(np.float64)[:, None])
+        if not blocks:
+            return np.zeros((len(frame), 0), dtype=np.float32)
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    @staticmethod
+    def _encode(column: dict, series, unknown: str, source: str | None) -> np.ndarray:
+        categories = column["categories"]
+        index = {key: i for i, key in enumerate(categories)}
+        missing = _is_missing(series)
+        keys = [MISSING if m else _category_key(v) for v, m in zip(series, missing)]
+        codes = np.array([index.get(k, -1) for k in keys])
+        unseen = np.flatnonzero(codes < 0)
+        if len(unseen) and unknown != "bucket":
+            first = unseen[0]
+            value = "a missing value" if keys[first] == MISSING else f"unseen category {keys[first]!r}"
+            shown = [c for c in categories if c != MISSING]
+            raise DataError(
+                f"column '{column['name']}': {value} in {_row_label(first, source)}"
+                + (f" and {len(unseen) - 1} more rows" if len(unseen) > 1 else "")
+                + f" (known: {', '.join(shown[:20])}{', ...' if len(shown) > 20 else ''}); fix the "
+                "value, or map unseen categories to an unknown bucket with "
+                "data.unknown_categories: bucket (--unknown-categories bucket)"
+            )
+        encoded = np.zeros((len(series), len(categories)), dtype=np.float64)
+        known = codes >= 0
+        encoded[np.flatnonzero(known), codes[known]] = 1.0
+        return encoded
+
+    def to_json(self) -> dict[str, Any]:
+        return {"columns": self.columns}
+
+    @classmethod
+    def from_json(cls, state: dict[str, Any]) -> Preprocessor:
+        return cls(state["columns"])

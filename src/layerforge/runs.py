@@ -1,0 +1,271 @@
+"""The run directory: create, write and load it. No pickle anywhere: YAML, JSON, safetensors.
+
+```
+runs/<name>-<YYYYmmdd-HHMMSS>/
+  spec.yaml  model.safetensors  model.json  history.jsonl  metrics.json  checkpoints/
+```
+A run directory alone is enough to predict and evaluate in a new process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .errors import CheckpointError, DataError
+from .train.checkpoint import atomic_write
+
+SPEC, WEIGHTS, MODEL, HISTORY, METRICS, CHECKPOINTS = (
+    "spec.yaml", "model.safetensors", "model.json", "history.jsonl", "metrics.json", "checkpoints",
+)
+MODEL_FORMAT = "layerforge.model/1"
+
+
+def new_run_dir(runs_dir: str | Path, name: str) -> Path:
+    """Create a fresh, empty run directory; never reuses an existing one."""
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        path = runs_dir / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise CheckpointError(f"cannot create a new run directory in {runs_dir}")
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
+
+
+def write_spec(path: Path, spec) -> None:
+    atomic_write(path, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+
+
+def read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise CheckpointError(f"{path.parent} is not a complete run directory: {path.name} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is corrupt: {error}") from None
+
+
+def read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class Run:
+    """A trained run loaded from its directory: predict, predict_proba and evaluate.
+
+    Use ``layerforge.load_run(path)``. Attributes: ``path``, ``spec``, ``meta`` (model.json),
+    ``metrics`` (metrics.json), ``history`` (list of epoch records) and ``model`` (nn.Module).
+    """
+
+    def __init__(self, path: str | Path):
+        from .spec.load import load_spec
+
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise CheckpointError(f"run directory not found: {self.path}")
+        self.meta = read_json(self.path / MODEL)
+        if self.meta.get("format") != MODEL_FORMAT:
+            raise CheckpointError(f"{self.path / MODEL} is not a {MODEL_FORMAT} file")
+        self.spec = load_spec(self.path / SPEC)
+        metrics_path = self.path / METRICS
+        self.metrics = read_json(metrics_path) if metrics_path.is_file() else {}
+        self.history = read_history(self.path / HISTORY)
+        self._model = None
+
+    def __repr__(self) -> str:
+        return f"Run('{self.path}')"
+
+    @property
+    def task(self):
+        from . import tasks
+
+        meta = self.meta
+        if meta["task"] == "classification":
+            return tasks.get("classification", classes=meta["classes"])
+        scaling = meta["target_scaling"]
+        return tasks.get("regression", mean=scaling["mean"], std=scaling["std"])
+
+    @property
+    def model(self):
+        """The trained ``nn.Module`` (built from model.json, weights from model.safetensors)."""
+        if self._model is None:
+            from .models import build_model
+            from .spec.schema import MLPSpec
+            from .train.checkpoint import load_weights
+
+            info = self.meta["model"]
+            spec = MLPSpec.model_validate(info["spec"])
+            model = build_model(spec, info["input_size"], info["output_size"])
+            weights_path = self.path / WEIGHTS
+            if not weights_path.is_file():
+                raise CheckpointError(
+                    f"{self.path} has no {WEIGHTS}: the run did not finish; continue it with "
+                    f"`layerforge train --resume {self.path}`"
+                )
+            try:
+                model.load_state_dict(load_weights(weights_path))
+            except RuntimeError as error:
+                raise CheckpointError(f"{weights_path} does not fit the model in {MODEL}: {error}") from None
+            model.eval()
+            self._model = model
+        return self._model
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def _frame(self, data, source: str | None):
+        import pandas as pd
+
+        from .data.tabular import read_table
+
+        if isinstance(data, (str, Path)):
+            return read_table(data), str(data)
+        if isinstance(data, pd.DataFrame):
+            return data, source
+        array = np.asarray(data)
+        if array.ndim == 1:
+            array = array[None, :]
+        names = self.meta["features"]
+        if array.ndim != 2 or array.shape[1] != len(names):
+            raise DataError(
+                f"expected rows of {len(names)} values ({', '.join(names[:10])}"
+                f"{', ...' if len(names) > 10 else ''}), got an array of shape {array.shape}"
+            )
+        return pd.DataFrame(array, columns=names), source
+
+    def _inputs(self, data, *, unknown: str | None, ignore_extra: bool, source: str | None = None):
+        import torch
+
+        from .data.tabular import Preprocessor
+
+        frame, source = self._frame(data, source)
+        preprocessor = Preprocessor.from_json(self.meta["preprocessing"])
+        preprocessor.check_columns(frame, allowed_extra=(self.meta["target"],), ignore_extra=ignore_extra,
+                                   source=source)
+        unknown = unknown or self.spec.data.unknown_categories
+        x = preprocessor.transform(frame, unknown=unknown, source=source)
+        return frame, torch.as_tensor(x), source
+
+    def _outputs(self, x):
+        from .train.loop import predict_outputs
+
+        return predict_outputs(self.model, x)
+
+    # -- public --------------------------------------------------------------------------------
+
+    def predict(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
+        """Predictions for new rows: class labels, or values on the target's scale.
+
+        Args:
+            data: a DataFrame, a path to a .csv/.parquet file, or an array whose columns are
+                the training features in order.
+            unknown: 'error' or 'bucket' for categories unseen in training (default: the spec's
+                ``data.unknown_categories``).
+            ignore_extra: drop columns the model does not know instead of raising.
+
+        Raises:
+            DataError: missing or unexpected columns, wrong types, unseen categories.
+        """
+        _, x, _ = self._inputs(data, unknown=unknown, ignore_extra=ignore_extra)
+        task, outputs = self.task, self._outputs(x)
+        if self.meta["task"] == "classification":
+            classes = np.asarray(self.meta["classes"], dtype=object)
+            return classes[task.decode(outputs)]
+        values = task.decode(outputs)
+        return values[:, 0] if values.shape[1] == 1 else values
+
+    def predict_proba(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
+        """Class probabilities, shape (rows, classes) in the order of ``meta['classes']``."""
+        if self.meta["task"] != "classification":
+            raise DataError("predict_proba is for classification runs; this run does regression")
+        _, x, _ = self._inputs(data, unknown=unknown, ignore_extra=ignore_extra)
+        return self.task.probabilities(self._outputs(x))
+
+    def evaluate(self, data=None, *, unknown: str | None = None, ignore_extra: bool = False) -> dict[str, float]:
+        """Loss and metrics on ``data`` (which must hold the target column), or on the run's
+        own test split when ``data`` is None."""
+        import torch
+
+        from .train import losses
+
+        task = self.task
+        if data is None:
+            from .data.prepare import prepare
+
+            prepared = prepare(self.spec.data, self.meta["task"], self.spec.seed)
+            if "test" not in prepared.splits or len(prepared.splits["test"][0]) == 0:
+                raise DataError("this run has no test split (data.split.test is 0); pass data to evaluate")
+            x_np, y_np = prepared.splits["test"]
+            x, y = torch.as_tensor(x_np), task.target_tensor(y_np)
+        else:
+            frame, x, source = self._inputs(data, unknown=unknown, ignore_extra=ignore_extra)
+            target = self.meta["target"]
+            if target not in frame.columns:
+                raise DataError(f"evaluation data needs the target column '{target}'")
+            y = task.target_tensor(self._targets(frame[target], source))
+        loss_spec = self.spec.train.loss
+        loss_fn = losses.get(loss_spec.name if loss_spec else task.default_loss, task.name,
+                             loss_spec.params() if loss_spec else None)
+        outputs = self._outputs(x)
+        return {"loss": float(loss_fn(outputs, y)), **task.metrics(outputs, y), "rows": int(len(x))}
+
+    def _targets(self, series, source):
+        from .data.prepare import encode_classes
+        from .data.tabular import _to_numbers
+
+        if self.meta["task"] == "classification":
+            return encode_classes(series, self.meta["classes"], source)
+        scaling = self.meta["target_scaling"]
+        values = _to_numbers(series, series.name, source, boolean=False)
+        if np.isnan(values).any():
+            raise DataError(f"target column '{series.name}' has missing values; fill or drop them")
+        return ((values - scaling["mean"][0]) / scaling["std"][0]).astype(np.float32)[:, None]
+
+
+def load_run(path: str | Path) -> Run:
+    """Load a run directory written by ``layerforge.train``.
+
+    Example:
+        >>> run = load_run("runs/digits-mlp-20261123-101500")  # doctest: +SKIP
+        >>> run.predict(rows)                                    # doctest: +SKIP
+    """
+    return Run(path)
+
+
+def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
+    """Summaries of the run directories in ``runs_dir``, newest first."""
+    runs_dir = Path(runs_dir)
+    rows = []
+    if not runs_dir.is_dir():
+        return rows
+    for path in sorted(runs_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+        if not (path / MODEL).is_file():
+            continue
+        try:
+            meta = json.loads((path / MODEL).read_text(encoding="utf-8"))
+            metrics = json.loads((path / METRICS).read_text(encoding="utf-8")) if (path / METRICS).is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            continue
+        history = read_history(path / HISTORY)
+        rows.append({
+            "run": path.name,
+            "path": str(path),
+            "task": meta.get("task"),
+            "epochs": len(history),
+            "status": "complete" if metrics else "incomplete",
+            "metrics": metrics,
+        })
+    return rows

@@ -1,0 +1,98 @@
+"""Callbacks: a handful of hooks around the loop, plus the built-in ones."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class Callback:
+    """Hooks the Trainer calls. Override the ones you need; each receives the Trainer.
+
+    ``trainer.stop_training = True`` in any hook ends training after the current epoch.
+    ``on_batch_end`` is only called when a callback overrides it, so unused it costs nothing.
+    """
+
+    def on_fit_start(self, trainer) -> None: ...
+
+    def on_epoch_start(self, trainer, epoch: int) -> None: ...
+
+    def on_batch_end(self, trainer, step: int, loss: torch.Tensor) -> None: ...
+
+    def on_epoch_end(self, trainer, record: dict) -> None: ...
+
+    def on_fit_end(self, trainer) -> None: ...
+
+
+class EarlyStopping:
+    """Track the best value of ``monitor``; say when ``patience`` epochs passed without gain.
+
+    Keeps a copy of the best weights when ``restore_best`` is set. Its state is checkpointed.
+    """
+
+    def __init__(self, monitor: str, patience: int, min_delta: float, restore_best: bool, higher_is_better: bool):
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.restore_best, self.higher_is_better = restore_best, higher_is_better
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.wait = 0
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def update(self, record: dict, model: torch.nn.Module) -> bool:
+        """Record an epoch; True when training should stop."""
+        value = record[self.monitor]
+        if math.isnan(value):
+            improved = False
+        elif self.best is None:
+            improved = True
+        elif self.higher_is_better:
+            improved = value > self.best + self.min_delta
+        else:
+            improved = value < self.best - self.min_delta
+        if improved:
+            self.best, self.best_epoch, self.wait = value, record["epoch"], 0
+            if self.restore_best:
+                self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state_dict(self, state: dict, best_weights: dict[str, torch.Tensor] | None) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.best_weights = best_weights or None
+
+
+class ProgressBar(Callback):
+    """A Rich progress bar over epochs showing the latest loss and metrics."""
+
+    def __init__(self, console=None):
+        self.console = console
+        self._progress = None
+        self._task = None
+
+    def on_fit_start(self, trainer) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]epoch"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=self.console,
+            transient=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("", total=trainer.epochs, completed=trainer.epoch)
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        shown = [f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds", "lr")]
+        self._progress.update(self._task, completed=record["epoch"], description="  ".join(shown))
+
+    def on_fit_end(self, trainer) -> None:
+        if self._progress is not None:
+            self._progress.stop()

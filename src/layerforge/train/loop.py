@@ -1,0 +1,70 @@
+"""The training loop: two plain functions, readable top to bottom."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    batches,
+    loss_fn: Callable,
+    optimizer: torch.optim.Optimizer,
+    *,
+    lr_at: Callable[[int], float] | None = None,
+    clip_grad_norm: float | None = None,
+    clip_grad_value: float | None = None,
+    penalty: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+    on_batch_end: Callable[[int, torch.Tensor], None] | None = None,
+) -> tuple[torch.Tensor, list[int]]:
+    """Run one pass over ``batches``, updating ``model`` in place.
+
+    Nothing here waits for the device: losses stay on it and are returned for the caller to
+    inspect once per epoch.
+
+    Args:
+        lr_at: learning rate for each step of the epoch (None: leave it as it is).
+        penalty: extra term added to the loss for the update only (L1/L2), not recorded.
+        on_batch_end: called with (step, loss) after each update.
+
+    Returns:
+        The data loss of every step (on the device) and the rows in every step.
+    """
+    model.train()
+    losses, sizes = [], []
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    for step, (x, y) in enumerate(batches):
+        if lr_at is not None:
+            lr = lr_at(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        loss = loss_fn(model(x), y)
+        total = loss if penalty is None else loss + penalty(model)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+        if clip_grad_value is not None:
+            torch.nn.utils.clip_grad_value_(parameters, clip_grad_value)
+        optimizer.step()
+        losses.append(loss.detach())
+        sizes.append(len(x))
+        if on_batch_end is not None:
+            on_batch_end(step, loss)
+    return torch.stack(losses), sizes
+
+
+@torch.no_grad()
+def predict_outputs(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Model outputs for all rows of ``x`` in evaluation mode, batched to bound memory."""
+    model.eval()
+    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, task) -> dict[str, float]:
+    """Loss and the task's metrics on ``(x, y)``."""
+    outputs = predict_outputs(model, x)
+    return {"loss": float(loss_fn(outputs, y)), **task.metrics(outputs, y)}

@@ -1,0 +1,285 @@
+"""The Trainer: assembles data, optimizer, schedule and callbacks around ``train_one_epoch``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError, TrainingError
+from . import losses
+from .callbacks import Callback, EarlyStopping
+from .checkpoint import join_optimizer_state, load_checkpoint, save_checkpoint, split_optimizer_state
+from .loop import evaluate, train_one_epoch
+from .optim import Schedule, build_optimizer
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks CUDA when available; asking for 'cuda' without it is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("train.device is 'cuda' but no CUDA device is available; use auto or cpu")
+    return torch.device(device)
+
+
+def _penalty(l1: float, l2: float):
+    """L1/L2 on weight matrices (not biases or norm scales), or None when both are 0."""
+    if not l1 and not l2:
+        return None
+
+    def penalty(model: torch.nn.Module) -> torch.Tensor:
+        weights = [p for p in model.parameters() if p.ndim > 1]
+        total = 0.0
+        if l1:
+            total = total + l1 * sum(w.abs().sum() for w in weights)
+        if l2:
+            total = total + l2 * sum(w.pow(2).sum() for w in weights)
+        return total
+
+    return penalty
+
+
+def _overrides(callback: Callback, hook: str) -> bool:
+    return getattr(type(callback), hook, None) is not getattr(Callback, hook)
+
+
+class Trainer:
+    """Train any ``nn.Module`` on in-memory data with the options of a spec's ``train`` section.
+
+    Arguments are the ``train`` keys of a spec (``epochs``, ``batch_size``, ``loss``,
+    ``optimizer``, ``schedule``, ``clip_grad_norm``, ``clip_grad_value``, ``l1``, ``l2``,
+    ``early_stopping``, ``device``, ``checkpoint_every``), validated the same way, plus:
+
+    Args:
+        task: 'classification' or 'regression', or a task object (see ``layerforge.tasks``).
+        seed: seeds dropout and batch order; the same seed gives the same result on CPU.
+        callbacks: ``Callback`` objects.
+        checkpoint_dir: where to write checkpoints (None: no checkpoints).
+
+    After ``fit``: ``model_``, ``history_`` (one dict per epoch), ``best_epoch_`` and
+    ``stopped_early_``.
+
+    Example:
+        >>> trainer = Trainer(task="classification", epochs=5, optimizer={"name": "adam", "lr": 1e-2})
+        >>> trainer.fit(module, (x_train, y_train), (x_val, y_val))  # doctest: +SKIP
+    """
+
+    def __init__(self, *, task: Any = "classification", seed: int = 0, callbacks=(), checkpoint_dir=None, **train):
+        from ..spec.load import SpecError, format_errors
+        from ..spec.schema import TrainSpec
+        from pydantic import ValidationError
+
+        try:
+            self.spec = TrainSpec.model_validate(train)
+        except ValidationError as error:
+            raise SpecError([f"train.{line}" for line in format_errors(error)]) from None
+        self.task = task
+        self.seed = seed
+        self.callbacks = list(callbacks)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.epochs = self.spec.epochs
+        self.epoch = 0
+        self.stop_training = False
+
+    @classmethod
+    def from_spec(cls, train_spec, **kwargs) -> Trainer:
+        """A Trainer configured by a validated ``TrainSpec``."""
+        return cls(**train_spec.model_dump(exclude_unset=False, exclude_none=True), **kwargs)
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    def fit(self, model: torch.nn.Module, train_data, val_data=None, *, resume: bool = False) -> Trainer:
+        """Train ``model`` on ``train_data = (x, y)``; validate on ``val_data`` each epoch.
+
+        Args:
+            resume: continue from the checkpoint in ``checkpoint_dir``.
+
+        Returns:
+            self, with ``model_`` and ``history_`` set.
+
+        Raises:
+            TrainingError: the loss became non-finite (the last good checkpoint is kept).
+            CheckpointError: ``resume`` and the checkpoint is missing or corrupt.
+        """
+        spec = self.spec
+        self.device = resolve_device(spec.device)
+        task = self._task_object(train_data)
+        self.task_ = task
+        torch.manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
+        model = model.to(self.device)
+        x_train, y_train = self._tensors(train_data, task)
+        validation = self._tensors(val_data, task) if val_data is not None else None
+
+        from ..data.batches import InMemoryBatches
+
+        has_batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        batch_size = len(x_train) if spec.batch_size == "full" else spec.batch_size
+        batches = InMemoryBatches(
+            x_train, y_train, batch_size, generator=generator, min_batch=2 if has_batch_norm else 1
+        )
+        loss_spec = spec.loss
+        loss_fn = losses.get(loss_spec.name if loss_spec else task.default_loss, task.name,
+                             loss_spec.params() if loss_spec else None)
+        optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), model.parameters(),
+                                    device=self.device.type)
+        schedule = Schedule(spec.schedule.name, spec.optimizer.lr, spec.epochs, len(batches),
+                            warmup_epochs=spec.schedule.warmup_epochs, **spec.schedule.params())
+        early = None
+        if spec.early_stopping is not None:
+            from ..tasks import higher_is_better
+
+            es = spec.early_stopping
+            early = EarlyStopping(es.monitor, es.patience, es.min_delta, es.restore_best,
+                                  higher_is_better(es.monitor))
+            if es.monitor.startswith("val_") and validation is None:
+                raise TrainingError(f"train.early_stopping.monitor is '{es.monitor}' but there is no validation data")
+
+        self.model_, self.optimizer_, self.schedule_, self.early_stopping_ = model, optimizer, schedule, early
+        self.history_: list[dict] = []
+        self.epoch, self.stop_training, self.stopped_early_ = 0, False, False
+        self._generator = generator
+        if resume:
+            self._restore()
+
+        steady_lr = spec.schedule.name == "none" and schedule.warmup_steps == 0
+        if steady_lr:
+            for group in optimizer.param_groups:
+                group["lr"] = spec.optimizer.lr
+        penalty = _penalty(spec.l1, spec.l2)
+        batch_hooks = [c for c in self.callbacks if _overrides(c, "on_batch_end")]
+        on_batch_end = (lambda step, loss: [c.on_batch_end(self, step, loss) for c in batch_hooks]) if batch_hooks else None
+
+        for callback in self.callbacks:
+            callback.on_fit_start(self)
+        try:
+            while self.epoch < spec.epochs and not self.stop_training:
+                epoch = self.epoch
+                for callback in self.callbacks:
+                    callback.on_epoch_start(self, epoch)
+                started = time.perf_counter()
+                step_losses, sizes = train_one_epoch(
+                    model, batches, loss_fn, optimizer,
+                    lr_at=None if steady_lr else (lambda step, e=epoch: schedule.lr(e, step)),
+                    clip_grad_norm=spec.clip_grad_norm, clip_grad_value=spec.clip_grad_value,
+                    penalty=penalty, on_batch_end=on_batch_end,
+                )
+                self._check_finite(step_losses, epoch)
+                weights = torch.tensor(sizes, dtype=step_losses.dtype, device=step_losses.device)
+                record = {
+                    "epoch": epoch + 1,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "train_loss": float((step_losses * weights).sum() / weights.sum()),
+                }
+                if validation is not None:
+                    scores = evaluate(model, *validation, loss_fn, task)
+                    record.update({f"val_{k}": v for k, v in scores.items()})
+                record["seconds"] = round(time.perf_counter() - started, 4)
+                schedule.epoch_end(record)
+                self.history_.append(record)
+                self.epoch = epoch + 1
+                if early is not None and early.update(record, model):
+                    self.stop_training = self.stopped_early_ = True
+                last = self.epoch == spec.epochs or self.stop_training
+                if self.checkpoint_dir and (self.epoch % spec.checkpoint_every == 0 or last):
+                    self.save_checkpoint()
+                for callback in self.callbacks:
+                    callback.on_epoch_end(self, record)
+        finally:
+            for callback in self.callbacks:
+                callback.on_fit_end(self)
+
+        self.best_epoch_ = early.best_epoch if early and early.best is not None else self.epoch
+        if early is not None and early.restore_best and early.best_weights is not None:
+            model.load_state_dict(early.best_weights)
+        return self
+
+    def _task_object(self, train_data):
+        if not isinstance(self.task, str):
+            return self.task
+        from .. import tasks
+
+        if self.task == "classification":
+            y = np.asarray(train_data[1].cpu() if torch.is_tensor(train_data[1]) else train_data[1])
+            return tasks.get("classification", classes=list(range(int(y.max()) + 1)))
+        if self.task == "regression":
+            y = np.asarray(train_data[1].cpu() if torch.is_tensor(train_data[1]) else train_data[1])
+            width = 1 if y.ndim == 1 else y.shape[1]
+            return tasks.get("regression", mean=[0.0] * width, std=[1.0] * width)
+        return tasks.get(self.task)
+
+    def _tensors(self, data, task) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = data
+        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.get_default_dtype())
+        y = task.target_tensor(y.cpu().numpy() if torch.is_tensor(y) else np.asarray(y))
+        return x.to(self.device), y.to(self.device)
+
+    def _check_finite(self, step_losses: torch.Tensor, epoch: int) -> None:
+        finite = torch.isfinite(step_losses)
+        if bool(finite.all()):
+            return
+        step = int((~finite).nonzero()[0, 0])
+        kept = (
+            f"the last good checkpoint (epoch {self.epoch}) is kept in {self.checkpoint_dir}"
+            if self.checkpoint_dir and self.epoch > 0
+            else "no checkpoint was written before it"
+        )
+        raise TrainingError(
+            f"the loss became non-finite ({float(step_losses[step])}) at epoch {epoch + 1}, "
+            f"step {step + 1}; training stopped and {kept}. Try a lower train.optimizer.lr, "
+            "train.clip_grad_norm, or check the data for extreme values"
+        )
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        """Write everything needed to continue exactly: weights, optimizer, schedule, RNGs."""
+        tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
+        optimizer_tensors, optimizer_json = split_optimizer_state(self.optimizer_.state_dict())
+        tensors.update(optimizer_tensors)
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.batches"] = self._generator.get_state()
+        if torch.cuda.is_available():
+            for i, state in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng.cuda.{i}"] = state
+        early = self.early_stopping_
+        if early is not None and early.best_weights is not None:
+            tensors.update({f"best.{k}": v for k, v in early.best_weights.items()})
+        state = {
+            "epoch": self.epoch,
+            "optimizer": optimizer_json,
+            "schedule": self.schedule_.state_dict(),
+            "early_stopping": early.state_dict() if early else None,
+            "stopped_early": self.stopped_early_,
+            "history": self.history_,
+        }
+        save_checkpoint(self.checkpoint_dir, tensors, state)
+
+    def _restore(self) -> None:
+        if self.checkpoint_dir is None:
+            raise CheckpointError("resume needs a checkpoint_dir")
+        tensors, state = load_checkpoint(self.checkpoint_dir)
+        model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            self.model_.load_state_dict(model_state)
+            self.optimizer_.load_state_dict(join_optimizer_state(tensors, state["optimizer"]))
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise CheckpointError(f"the checkpoint in {self.checkpoint_dir} does not fit this model: {error}") from None
+        self.schedule_.load_state_dict(state["schedule"])
+        if self.early_stopping_ is not None and state["early_stopping"] is not None:
+            best = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
+            self.early_stopping_.load_state_dict(state["early_stopping"], best)
+        torch.set_rng_state(tensors["rng.torch"])
+        self._generator.set_state(tensors["rng.batches"])
+        if torch.cuda.is_available():
+            states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+            if states:
+                torch.cuda.set_rng_state_all(states)
+        self.history_ = list(state["history"])
+        self.epoch = state["epoch"]
+        self.stopped_early_ = state.get("stopped_early", False)
+        self.stop_training = self.stopped_early_
