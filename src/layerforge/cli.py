@@ -1,0 +1,224 @@
+"""The command line. Every command is a thin call into the Python API."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="layerforge: write a short spec, get a trained, evaluated network.",
+)
+
+RUNS_DIR = typer.Option(Path("runs"), "--runs-dir", help="Directory that holds run directories.")
+
+
+class Unknown(str, Enum):
+    error = "error"
+    bucket = "bucket"
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # Rich assumes 80 columns when output is not a terminal; tables read better wider.
+    width = None if stream.isatty() else 140
+    return Console(stderr=stderr, highlight=False, width=width)
+
+
+def _fail(message: str, code: int) -> None:
+    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _guard(call):
+    """Run ``call``; print layerforge errors without a traceback and exit non-zero."""
+    from .errors import LayerforgeError, SpecError, TrainingError
+
+    try:
+        return call()
+    except SpecError as error:
+        _fail(str(error), 2)
+    except TrainingError as error:
+        _fail(str(error), 1)
+    except LayerforgeError as error:
+        _fail(str(error), 2)
+
+
+def _metrics_table(title: str, metrics: dict) -> object:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    splits = [name for name in ("val", "test") if isinstance(metrics.get(name), dict)]
+    names = [] if not splits else [k for k in metrics[splits[0]] if k != "rows"]
+    table.add_column("metric")
+    for split in splits:
+        table.add_column(split, justify="right")
+    for name in names:
+        table.add_row(name, *(f"{metrics[s].get(name, float('nan')):.4f}" for s in splits))
+    return table
+
+
+@app.command()
+def train(
+    spec: Optional[Path] = typer.Argument(None, help="Spec YAML file; omit it to train the built-in default (MLP on digits)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a spec key, e.g. --set train.epochs=30 (repeatable)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
+    runs_dir: Path = RUNS_DIR,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the run directory."),
+) -> None:
+    """Train a network from a spec and write its run directory."""
+    from .api import TrainingInterrupted
+    from .api import train as train_run
+
+    if spec is not None and resume is not None:
+        _fail("give a spec or --resume RUN_DIR, not both (a resumed run keeps its own spec)", 2)
+    console = _console()
+    show_progress = not quiet and console.is_terminal
+    if not quiet and resume is None:
+        console.print(f"training {spec if spec else 'the built-in default: an MLP on the digits dataset'}")
+    try:
+        run = _guard(lambda: train_run(spec, overrides=set_, runs_dir=runs_dir, resume=resume,
+                                       progress=show_progress, console=console))
+    except TrainingInterrupted as interrupted:
+        _fail(
+            f"interrupted after epoch {interrupted.epoch}; continue with: "
+            f"layerforge train --resume {interrupted.run_dir}",
+            130,
+        )
+    if quiet:
+        print(run.path)
+        return
+    metrics = run.metrics
+    console.print(_metrics_table(f"{run.path.name}: {metrics['epochs']} epochs "
+                                 f"(best {metrics['best_epoch']})", metrics))
+    console.print(f"run directory: {run.path}")
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run directory."),
+    data: Optional[Path] = typer.Option(None, "--data", help="CSV/Parquet with the target column (default: the run's test split)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the metrics to this JSON file."),
+    unknown_categories: Optional[Unknown] = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
+    ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
+) -> None:
+    """Evaluate a trained run on its test split or on another file."""
+    from .runs import load_run, write_json
+
+    def call():
+        loaded = load_run(run)
+        return loaded.evaluate(data, unknown=unknown_categories and unknown_categories.value,
+                               ignore_extra=ignore_extra)
+
+    metrics = _guard(call)
+    if out is not None:
+        write_json(out, metrics)
+    label = str(data) if data else "test split"
+    table = _metrics_table(f"{run.name} on {label} ({metrics.pop('rows')} rows)", {"test": metrics})
+    _console().print(table)
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="Run directory."),
+    data: Path = typer.Argument(..., help="CSV or Parquet file of new rows."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write predictions here (.csv or .parquet); default: standard output."),
+    unknown_categories: Optional[Unknown] = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
+    ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
+) -> None:
+    """Predict new rows with a trained run (classes and probabilities, or values)."""
+    import pandas as pd
+
+    from .runs import load_run
+
+    def call():
+        loaded = load_run(run)
+        options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra}
+        target = loaded.meta["target"]
+        frame = pd.DataFrame({target: loaded.predict(data, **options)})
+        if loaded.meta["task"] == "classification":
+            probabilities = loaded.predict_proba(data, **options)
+            for i, name in enumerate(loaded.meta["classes"]):
+                frame[f"proba_{name}"] = probabilities[:, i]
+        return frame
+
+    frame = _guard(call)
+    if out is None:
+        frame.to_csv(sys.stdout, index=False)
+    elif out.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in datasets: name, task, shape and source."""
+    from rich.table import Table
+
+    from .data import builtin
+
+    table = Table(title="built-in datasets (offline)", title_justify="left")
+    for column in ("name", "task", "rows", "features", "target", "classes", "source"):
+        table.add_column(column)
+    for name, info in builtin.DATASETS.items():
+        frame = builtin.load(name)
+        classes = str(frame[info.target].nunique()) if info.task == "classification" else "-"
+        table.add_row(name, info.task, str(len(frame)), str(frame.shape[1] - 1), info.target, classes, info.source)
+    _console().print(table)
+
+
+@app.command()
+def runs(runs_dir: Path = RUNS_DIR) -> None:
+    """List the runs in a directory with their final metrics."""
+    from rich.table import Table
+
+    from .runs import list_runs
+
+    rows = list_runs(runs_dir)
+    if not rows:
+        _console().print(f"no runs in {runs_dir}")
+        return
+    table = Table(title=f"runs in {runs_dir}", title_justify="left")
+    for column in ("run", "task", "epochs", "status", "val", "test"):
+        table.add_column(column)
+
+    def headline(task, scores):
+        if not isinstance(scores, dict):
+            return "-"
+        key = "accuracy" if task == "classification" else "r2"
+        return f"{key} {scores[key]:.4f}" if key in scores else "-"
+
+    for row in rows:
+        metrics = row["metrics"]
+        table.add_row(row["run"], str(row["task"]), str(row["epochs"]), row["status"],
+                      headline(row["task"], metrics.get("val")), headline(row["task"], metrics.get("test")))
+    _console().print(table)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"layerforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """layerforge: write a short spec, get a trained, evaluated network."""
+
+
+def main() -> None:
+    app()
