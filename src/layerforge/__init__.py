@@ -44,9 +44,9 @@ _LAZY = {
     "TrainingInterrupted": ".api",
     "load_run": ".runs",
     "Run": ".runs",
-    "Trainer": ".train.trainer",
-    "Callback": ".train.callbacks",
-    "register_loss": ".train.losses",
+    "Trainer": ".training.trainer",
+    "Callback": ".training.callbacks",
+    "register_loss": ".training.losses",
 }
 
 if TYPE_CHECKING:
@@ -54,9 +54,9 @@ if TYPE_CHECKING:
     from .runs import Run, load_run
     from .spec.load import load_spec
     from .spec.schema import Spec
-    from .train.callbacks import Callback
-    from .train.losses import register_loss
-    from .train.trainer import Trainer
+    from .training.callbacks import Callback
+    from .training.losses import register_loss
+    from .training.trainer import Trainer
 
 
 def __getattr__(name: str):

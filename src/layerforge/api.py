@@ -11,7 +11,7 @@ from .runs import (
     CHECKPOINTS, HISTORY, METRICS, MODEL, MODEL_FORMAT, SPEC, WEIGHTS, Run, new_run_dir, write_json,
     write_spec,
 )
-from .train.callbacks import Callback
+from .training.callbacks import Callback
 
 # What `layerforge train` runs with no arguments: an MLP on scikit-learn's digits.
 DEFAULT_SPEC: dict[str, Any] = {
@@ -49,7 +49,7 @@ class HistoryWriter(Callback):
         self.path = path
 
     def on_fit_start(self, trainer) -> None:
-        from .train.checkpoint import atomic_write
+        from .training.checkpoint import atomic_write
 
         atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in trainer.history_))
 
@@ -113,9 +113,9 @@ def train(
     from .data.prepare import prepare
     from .models import build_model, count_parameters
     from .spec.load import load_spec
-    from .train.checkpoint import save_weights
-    from .train.loop import evaluate
-    from .train.trainer import Trainer
+    from .training.checkpoint import save_weights
+    from .training.loop import evaluate
+    from .training.trainer import Trainer
 
     if resume is not None:
         run_dir = Path(resume)
@@ -149,7 +149,7 @@ def train(
 
     extra = list(callbacks)
     if progress:
-        from .train.callbacks import ProgressBar
+        from .training.callbacks import ProgressBar
 
         extra.insert(0, ProgressBar(console))
     trainer = Trainer.from_spec(
@@ -165,7 +165,7 @@ def train(
 
     save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": MODEL_FORMAT})
     loss_spec = spec.train.loss
-    from .train import losses
+    from .training import losses
 
     loss_fn = losses.get(loss_spec.name if loss_spec else task.default_loss, task.name,
                          loss_spec.params() if loss_spec else None)

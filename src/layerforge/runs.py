@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from .errors import CheckpointError, DataError
-from .train.checkpoint import atomic_write
+from .training.checkpoint import atomic_write
 
 SPEC, WEIGHTS, MODEL, HISTORY, METRICS, CHECKPOINTS = (
     "spec.yaml", "model.safetensors", "model.json", "history.jsonl", "metrics.json", "checkpoints",
@@ -105,7 +105,7 @@ class Run:
         if self._model is None:
             from .models import build_model
             from .spec.schema import MLPSpec
-            from .train.checkpoint import load_weights
+            from .training.checkpoint import load_weights
 
             info = self.meta["model"]
             spec = MLPSpec.model_validate(info["spec"])
@@ -160,7 +160,7 @@ class Run:
         return frame, torch.as_tensor(x), source
 
     def _outputs(self, x):
-        from .train.loop import predict_outputs
+        from .training.loop import predict_outputs
 
         return predict_outputs(self.model, x)
 
@@ -199,7 +199,7 @@ class Run:
         own test split when ``data`` is None."""
         import torch
 
-        from .train import losses
+        from .training import losses
 
         task = self.task
         if data is None:

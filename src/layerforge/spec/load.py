@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError, did_you_mean
 from ..tasks import METRICS, monitor_names
-from ..train import losses as _losses
+from ..training import losses as _losses
 from .schema import Spec
 
 

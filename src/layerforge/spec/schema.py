@@ -25,8 +25,8 @@ from ..errors import unknown_name
 from ..nn.activations import ACTIVATIONS
 from ..nn.init import INITS
 from ..tasks import TASKS
-from ..train import losses as _losses
-from ..train.optim import OPTIMIZERS, SCHEDULES, check_params
+from ..training import losses as _losses
+from ..training.optim import OPTIMIZERS, SCHEDULES, check_params
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]

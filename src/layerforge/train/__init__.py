@@ -1,1 +1,0 @@
-"""Training: the loop, the Trainer, losses, optimizers, schedules, callbacks, checkpoints."""
