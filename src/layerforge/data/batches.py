@@ -8,8 +8,9 @@ import torch
 class InMemoryBatches:
     """Iterate over ``(x, y)`` in batches, reshuffled with one permutation per epoch.
 
-    Each epoch gathers the permuted tensors once and then yields views, so a step costs no
-    indexing and no host-to-device copy. A final batch of a single row is dropped when
+    Each epoch draws one permutation; a step gathers its rows with one index (cheaper than
+    permuting the whole tensor first: the rows land in cache right before use), and nothing
+    crosses between host and device. A final batch of a single row is dropped when
     ``min_batch`` is 2 (batch norm cannot train on one row).
 
     Args:
@@ -34,10 +35,12 @@ class InMemoryBatches:
         return full + (1 if rest >= self.min_batch and rest > 0 else 0)
 
     def __iter__(self):
-        x, y = self.x, self.y
-        if self.shuffle:
-            order = torch.randperm(len(x), generator=self.generator).to(x.device, non_blocking=True)
-            x, y = x[order], y[order]
-        size = self.batch_size
+        x, y, size = self.x, self.y, self.batch_size
+        if not self.shuffle:
+            for batch in range(len(self)):
+                yield x[batch * size : (batch + 1) * size], y[batch * size : (batch + 1) * size]
+            return
+        order = torch.randperm(len(x), generator=self.generator).to(x.device, non_blocking=True)
         for batch in range(len(self)):
-            yield x[batch * size : (batch + 1) * size], y[batch * size : (batch + 1) * size]
+            index = order[batch * size : (batch + 1) * size]
+            yield x[index], y[index]

@@ -52,8 +52,12 @@ def build_optimizer(name: str, params: dict[str, Any], parameters, *, device: st
     kwargs = dict(params)
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
-    if name in ("sgd", "adam", "adamw") and device == "cuda":
+    # One fused kernel per step instead of a Python loop over parameters: measurably faster
+    # on CPU as well as CUDA (bench/overhead.py).
+    if name in ("sgd", "adam", "adamw") and device in ("cpu", "cuda"):
         kwargs.setdefault("fused", True)
+    else:
+        kwargs.setdefault("foreach", True)
     return getattr(torch.optim, class_name)(parameters, **kwargs)
 
 
