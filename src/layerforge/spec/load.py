@@ -69,6 +69,9 @@ def read_yaml(path: Path) -> dict:
     return raw
 
 
+_SHORTHAND_SECTIONS = ("optimizer", "loss", "schedule")
+
+
 def apply_override(raw: dict, override: str) -> None:
     """Apply one ``key.path=value`` override to the raw spec dict in place."""
     key, sep, text = override.partition("=")
@@ -82,7 +85,7 @@ def apply_override(raw: dict, override: str) -> None:
     node = raw
     for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
-        if isinstance(child, str) and depth == len(parts) - 2:
+        if isinstance(child, str) and part in _SHORTHAND_SECTIONS:
             child = {"name": child}  # optimizer: adam  ->  optimizer: {name: adam}
         if child is None:
             child = {}
@@ -166,6 +169,8 @@ def _expected(error: dict) -> str | None:
     bounds = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", "less_than_equal": "≤"}
     if kind in bounds:
         limit = next(iter(ctx.values()))
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
         return f"{_kind(value)} {bounds[kind]} {limit}"
     if kind == "literal_error":
         expected = ctx.get("expected", "")

@@ -1,0 +1,191 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import layerforge as lf
+from layerforge import CheckpointError, TrainingError
+from layerforge.training import losses
+from layerforge.training.checkpoint import load_weights
+from tests.conftest import tiny_spec
+
+
+def _strip(history):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+
+def _weights(run):
+    return load_weights(run.path / "model.safetensors")
+
+
+def test_trainer_fits_your_own_module():
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = (x - x.mean(0)) / x.std(0)
+    module = torch.nn.Sequential(torch.nn.Linear(30, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    trainer = lf.Trainer(task="classification", epochs=30, batch_size=32,
+                         optimizer={"name": "adam", "lr": 0.01}, early_stopping={"patience": 5})
+    assert trainer.fit(module, (x[:450], y[:450]), (x[450:], y[450:])) is trainer
+    assert trainer.history_[-1]["val_accuracy"] > 0.93
+    assert set(trainer.history_[0]) == {"epoch", "lr", "train_loss", "val_loss", "val_accuracy",
+                                        "val_f1_macro", "val_roc_auc", "seconds"}
+    with pytest.raises(lf.SpecError, match="train.optimizer.name: unknown optimizer 'adma'"):
+        lf.Trainer(optimizer="adma")
+
+
+def test_same_seed_gives_bitwise_identical_runs(runs_dir):
+    spec = tiny_spec(epochs=4, optimizer="sgd")
+    spec["model"].update(dropout=0.3, norm="batch")
+    a, b = lf.train(spec, runs_dir=runs_dir), lf.train(spec, runs_dir=runs_dir)
+    assert a.path != b.path
+    assert _strip(a.history) == _strip(b.history)
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = lf.train(spec, overrides=["seed=1"], runs_dir=runs_dir)
+    assert _strip(c.history) != _strip(a.history)
+
+
+class StopAfter(lf.Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "plateau"])
+def test_resume_gives_the_weights_of_an_uninterrupted_run(runs_dir, schedule):
+    spec = tiny_spec(epochs=7, schedule={"name": schedule, "warmup_epochs": 1},
+                     early_stopping={"patience": 20}, optimizer={"name": "adamw", "lr": 0.01})
+    spec["model"].update(dropout=0.2, norm="batch")
+    full = lf.train(spec, runs_dir=runs_dir)
+    with pytest.raises(lf.TrainingInterrupted) as caught:
+        lf.train(spec, runs_dir=runs_dir, callbacks=[StopAfter(3)])
+    interrupted = caught.value.run_dir
+    assert caught.value.epoch == 3 and not (interrupted / "model.safetensors").exists()
+    assert len((interrupted / "history.jsonl").read_text().splitlines()) == 3
+    resumed = lf.train(resume=interrupted)
+    assert resumed.path == interrupted
+    wa, wb = _weights(full), _weights(resumed)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert _strip(full.history) == _strip(resumed.history)
+    assert full.metrics["test"] == resumed.metrics["test"]
+    with pytest.raises(CheckpointError, match="already finished"):
+        lf.train(resume=interrupted)
+
+
+def test_resume_refuses_spec_changes_but_may_extend_epochs(runs_dir):
+    with pytest.raises(lf.TrainingInterrupted) as caught:
+        lf.train(tiny_spec(epochs=4), runs_dir=runs_dir, callbacks=[StopAfter(2)])
+    with pytest.raises(lf.SpecError, match="--set model.layers: a resumed run keeps its spec"):
+        lf.train(resume=caught.value.run_dir, overrides=["model.layers=[4]"])
+    run = lf.train(resume=caught.value.run_dir, overrides=["train.epochs=5"])
+    assert run.metrics["epochs"] == 5 and len(run.history) == 5
+
+
+def test_corrupt_checkpoint_is_detected_not_used(runs_dir):
+    with pytest.raises(lf.TrainingInterrupted) as caught:
+        lf.train(tiny_spec(epochs=4), runs_dir=runs_dir, callbacks=[StopAfter(2)])
+    weights = caught.value.run_dir / "checkpoints" / "last.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        lf.train(resume=caught.value.run_dir)
+    flipped = bytearray(data)
+    flipped[-5] ^= 0xFF  # same length, one byte changed
+    weights.write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="does not match its recorded checksum"):
+        lf.train(resume=caught.value.run_dir)
+    (caught.value.run_dir / "checkpoints" / "trainer_state.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="trainer_state.json is corrupt"):
+        lf.train(resume=caught.value.run_dir)
+
+
+def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(runs_dir):
+    calls = {"n": 0}
+
+    def factory():
+        def loss(output, target):
+            calls["n"] += 1
+            value = torch.nn.functional.cross_entropy(output, target)
+            return value * float("nan") if calls["n"] == 20 else value  # step 20 of training
+
+        return loss
+
+    lf.register_loss("nan_at_20", factory)
+    try:
+        # iris: 102 training rows, batch 16 -> 7 steps an epoch, plus one validation call
+        with pytest.raises(TrainingError, match=r"non-finite \(nan\) at epoch 3, step 4;.*last good checkpoint \(epoch 2\)"):
+            lf.train(tiny_spec(epochs=5, loss="nan_at_20"), runs_dir=runs_dir)
+    finally:
+        losses.LOSSES.pop("nan_at_20")
+    run_dir = next(runs_dir.iterdir())
+    state = json.loads((run_dir / "checkpoints" / "trainer_state.json").read_text())
+    assert state["epoch"] == 2
+    tensors = load_weights(run_dir / "checkpoints" / "last.safetensors", state["sha256"])
+    assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model."))
+
+
+def test_early_stopping_restores_the_best_weights(runs_dir):
+    spec = tiny_spec(epochs=60, optimizer={"name": "adam", "lr": 0.05},
+                     early_stopping={"monitor": "val_loss", "patience": 3, "restore_best": True})
+    spec["model"]["layers"] = [64, 64]
+    spec["data"]["split"] = {"val": 0.3, "test": 0.1}
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert run.metrics["stopped_early"] and run.metrics["epochs"] < 60
+    best = run.metrics["best_epoch"]
+    assert run.metrics["epochs"] == best + 3
+    best_val = min(r["val_loss"] for r in run.history)
+    assert run.history[best - 1]["val_loss"] == best_val
+    assert run.metrics["val"]["loss"] == pytest.approx(best_val, rel=1e-5)
+
+
+def test_batch_size_modes_and_regularisers(runs_dir):
+    full = lf.train(tiny_spec(epochs=2, batch_size="full"), runs_dir=runs_dir)
+    single = lf.train(tiny_spec(epochs=1, batch_size=1, optimizer="sgd"), runs_dir=runs_dir)
+    assert np.isfinite(full.metrics["test"]["loss"]) and np.isfinite(single.metrics["test"]["loss"])
+    plain = lf.train(tiny_spec(epochs=20), runs_dir=runs_dir)
+    shrunk = lf.train(tiny_spec(epochs=20, l1=0.01, l2=0.01, clip_grad_value=0.5), runs_dir=runs_dir)
+
+    def weight_norm(run):
+        return sum(float(v.abs().sum()) for k, v in _weights(run).items() if k.endswith("weight"))
+
+    assert weight_norm(shrunk) < weight_norm(plain)
+
+
+def test_regression_metrics_are_on_the_original_scale(runs_dir):
+    run = lf.train({"data": {"dataset": "diabetes"}, "model": {"layers": [16]},
+                    "train": {"epochs": 30, "optimizer": {"name": "adam", "lr": 0.01}}}, runs_dir=runs_dir)
+    assert run.meta["task"] == "regression"
+    test = run.metrics["test"]
+    assert test["mse"] > 1000  # disease progression varies by tens of units
+    assert test["r2"] > 0.3
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame.drop(columns=["target"])
+    predicted = run.predict(frame.head(50))
+    assert predicted.shape == (50,) and 25 < predicted.mean() < 350  # progression's own range
+
+
+def test_classification_metrics_match_scikit_learn():
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    from layerforge.tasks.classification import f1_macro, roc_auc
+
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 4, 200)
+    pred = np.where(rng.random(200) < 0.7, true, rng.integers(0, 4, 200))
+    assert f1_macro(true, pred) == pytest.approx(f1_score(true, pred, average="macro"))
+    binary = rng.integers(0, 2, 300)
+    scores = np.round(binary * 0.3 + rng.random(300), 1)  # many ties
+    assert roc_auc(binary, scores) == pytest.approx(roc_auc_score(binary, scores))
+
+
+def test_cuda_requested_without_cuda_is_an_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(TrainingError, match="no CUDA device"):
+        lf.Trainer(device="cuda").fit(torch.nn.Linear(2, 2), (np.zeros((4, 2)), np.array([0, 1, 0, 1])))
