@@ -53,10 +53,10 @@ def _guard(call):
         _fail(str(error), 2)
 
 
-def _metrics_table(title: str, metrics: dict) -> object:
+def _metrics_table(metrics: dict) -> object:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table()
     splits = [name for name in ("val", "test") if isinstance(metrics.get(name), dict)]
     names = [] if not splits else [k for k in metrics[splits[0]] if k != "rows"]
     table.add_column("metric")
@@ -98,8 +98,8 @@ def train(
         print(run.path)
         return
     metrics = run.metrics
-    console.print(_metrics_table(f"{run.path.name}: {metrics['epochs']} epochs "
-                                 f"(best {metrics['best_epoch']})", metrics))
+    console.print(f"{run.path.name}: {metrics['epochs']} epochs (best {metrics['best_epoch']})")
+    console.print(_metrics_table(metrics))
     console.print(f"run directory: {run.path}")
 
 
@@ -122,9 +122,10 @@ def evaluate(
     metrics = _guard(call)
     if out is not None:
         write_json(out, metrics)
-    label = str(data) if data else "test split"
-    table = _metrics_table(f"{run.name} on {label} ({metrics.pop('rows')} rows)", {"test": metrics})
-    _console().print(table)
+    label = str(data) if data else "its test split"
+    console = _console()
+    console.print(f"{run.name} on {label} ({metrics.pop('rows')} rows)")
+    console.print(_metrics_table({"test": metrics}))
 
 
 @app.command()
