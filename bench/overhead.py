@@ -89,7 +89,8 @@ def main() -> None:
     for name, spent in times.items():
         print(f"{name:<12}{rate(spent):>20,.0f}{args.rows / min(spent):>12,.0f}{args.rows / max(spent):>12,.0f}")
     print(f"ratio layerforge / hand        (median of paired rounds): {paired('hand'):.3f}  (target >= 0.95)")
-    print(f"ratio layerforge / hand+fused  (same optimizer kernel):   {paired('hand+fused'):.3f}  (loop overhead alone)")
+    print(f"ratio layerforge / hand+fused  (same optimizer kernel):   {paired('hand+fused'):.3f}"
+          "  (loop overhead alone)")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,16 @@ from typing import Any
 
 from .errors import CheckpointError, SpecError
 from .runs import (
-    CHECKPOINTS, HISTORY, METRICS, MODEL, MODEL_FORMAT, SPEC, WEIGHTS, Run, new_run_dir, write_json,
+    CHECKPOINTS,
+    HISTORY,
+    METRICS,
+    MODEL,
+    MODEL_FORMAT,
+    SPEC,
+    WEIGHTS,
+    Run,
+    new_run_dir,
+    write_json,
     write_spec,
 )
 from .training.callbacks import Callback

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -69,9 +68,9 @@ def _metrics_table(metrics: dict) -> object:
 
 @app.command()
 def train(
-    spec: Optional[Path] = typer.Argument(None, help="Spec YAML file; omit it to train the built-in default (MLP on digits)."),
+    spec: Path | None = typer.Argument(None, help="Spec YAML file; omit it to train the built-in default (MLP on digits)."),
     set_: list[str] = typer.Option([], "--set", help="Override a spec key, e.g. --set train.epochs=30 (repeatable)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
     runs_dir: Path = RUNS_DIR,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the run directory."),
 ) -> None:
@@ -106,9 +105,9 @@ def train(
 @app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory."),
-    data: Optional[Path] = typer.Option(None, "--data", help="CSV/Parquet with the target column (default: the run's test split)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the metrics to this JSON file."),
-    unknown_categories: Optional[Unknown] = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
+    data: Path | None = typer.Option(None, "--data", help="CSV/Parquet with the target column (default: the run's test split)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the metrics to this JSON file."),
+    unknown_categories: Unknown | None = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
 ) -> None:
     """Evaluate a trained run on its test split or on another file."""
@@ -132,8 +131,8 @@ def evaluate(
 def predict(
     run: Path = typer.Argument(..., help="Run directory."),
     data: Path = typer.Argument(..., help="CSV or Parquet file of new rows."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write predictions here (.csv or .parquet); default: standard output."),
-    unknown_categories: Optional[Unknown] = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
+    out: Path | None = typer.Option(None, "--out", help="Write predictions here (.csv or .parquet); default: standard output."),
+    unknown_categories: Unknown | None = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
 ) -> None:
     """Predict new rows with a trained run (classes and probabilities, or values)."""

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import layerforge as lf
+from layerforge.data.batches import InMemoryBatches
 from layerforge.models.mlp import MLP
 from layerforge.nn import activations, init
 from layerforge.training import losses, optim
 from layerforge.training.loop import train_one_epoch
-from layerforge.data.batches import InMemoryBatches
 
 
 def _data(task, rows=64, features=5, classes=3):
@@ -173,3 +173,22 @@ def test_warmup_and_plateau():
     other = optim.Schedule("plateau", 1.0, 20, 4, patience=1, factor=0.5)
     other.load_state_dict(state)
     assert other.lr(5, 0) == 0.5
+
+
+@pytest.mark.parametrize("name", sorted(optim.SCHEDULES))
+def test_schedule_drives_a_real_training_run(name):
+    x, y = _data("classification")
+    schedule = {"name": name, "warmup_epochs": 1}
+    trainer = lf.Trainer(task="classification", epochs=4, batch_size=16, schedule=schedule,
+                         optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9})
+    trainer.fit(MLP(5, [8], 3), (x[:48], y[:48]), (x[48:], y[48:]))
+    rates = [r["lr"] for r in trainer.history_]
+    assert len(rates) == 4 and all(0 < r <= 0.1 + 1e-12 for r in rates)
+    if name in ("cosine", "onecycle", "exponential"):
+        assert rates[-1] < rates[1]
+
+
+def test_train_accepts_a_spec_object(runs_dir):
+    spec = lf.Spec(data={"dataset": "iris"}, model={"layers": [8]}, train={"epochs": 2})
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert run.spec.model.layers == [8] and run.metrics["epochs"] == 2

@@ -80,7 +80,7 @@ class ProgressBar(Callback):
         self._progress = Progress(
             TextColumn("[bold]epoch"),
             MofNCompleteColumn(),
-            BarColumn(),
+            BarColumn(bar_width=20),
             TimeElapsedColumn(),
             TextColumn("{task.description}"),
             console=self.console,
@@ -90,7 +90,8 @@ class ProgressBar(Callback):
         self._task = self._progress.add_task("", total=trainer.epochs, completed=trainer.epoch)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        shown = [f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds", "lr")]
+        keys = ("train_loss", "val_loss", "val_accuracy", "val_r2")
+        shown = [f"{k} {record[k]:.4g}" for k in keys if k in record]
         self._progress.update(self._task, completed=record["epoch"], description="  ".join(shown))
 
     def on_fit_end(self, trainer) -> None:

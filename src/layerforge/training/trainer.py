@@ -69,9 +69,10 @@ class Trainer:
     """
 
     def __init__(self, *, task: Any = "classification", seed: int = 0, callbacks=(), checkpoint_dir=None, **train):
+        from pydantic import ValidationError
+
         from ..spec.load import SpecError, format_errors
         from ..spec.schema import TrainSpec
-        from pydantic import ValidationError
 
         try:
             self.spec = TrainSpec.model_validate(train)
@@ -152,7 +153,11 @@ class Trainer:
                 group["lr"] = spec.optimizer.lr
         penalty = _penalty(spec.l1, spec.l2)
         batch_hooks = [c for c in self.callbacks if _overrides(c, "on_batch_end")]
-        on_batch_end = (lambda step, loss: [c.on_batch_end(self, step, loss) for c in batch_hooks]) if batch_hooks else None
+        on_batch_end = None
+        if batch_hooks:
+            def on_batch_end(step, loss):
+                for callback in batch_hooks:
+                    callback.on_batch_end(self, step, loss)
 
         for callback in self.callbacks:
             callback.on_fit_start(self)
