@@ -11,7 +11,7 @@ demo: $(STAMP)
 	$(VENV)/bin/layerforge train
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow and not gpu"
+	$(PY) -m pytest
 
 test-all: $(STAMP)
 	$(PY) -m pytest -m "not gpu"

@@ -134,10 +134,7 @@ def train(
 
     prepared = prepare(spec.data, spec.task, spec.seed)
     spec = spec.model_copy(update={"task": prepared.task})
-    if prepared.task == "classification":
-        task = tasks.get("classification", classes=prepared.classes)
-    else:
-        task = tasks.get("regression", mean=prepared.target_mean, std=prepared.target_std)
+    task = tasks.from_meta(prepared.meta())
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, prepared.input_size, task.output_size)
 
@@ -173,11 +170,9 @@ def train(
         raise TrainingInterrupted(run_dir, trainer.epoch) from None
 
     save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": MODEL_FORMAT})
-    loss_spec = spec.train.loss
     from .training import losses
 
-    loss_fn = losses.get(loss_spec.name if loss_spec else task.default_loss, task.name,
-                         loss_spec.params() if loss_spec else None)
+    loss_fn = losses.for_task(spec.train.loss, task)
     metrics: dict[str, Any] = {}
     for name in ("val", "test"):
         x, y = splits[name]

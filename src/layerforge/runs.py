@@ -93,11 +93,7 @@ class Run:
     def task(self):
         from . import tasks
 
-        meta = self.meta
-        if meta["task"] == "classification":
-            return tasks.get("classification", classes=meta["classes"])
-        scaling = meta["target_scaling"]
-        return tasks.get("regression", mean=scaling["mean"], std=scaling["std"])
+        return tasks.from_meta(self.meta)
 
     @property
     def model(self):
@@ -216,9 +212,7 @@ class Run:
             if target not in frame.columns:
                 raise DataError(f"evaluation data needs the target column '{target}'")
             y = task.target_tensor(self._targets(frame[target], source))
-        loss_spec = self.spec.train.loss
-        loss_fn = losses.get(loss_spec.name if loss_spec else task.default_loss, task.name,
-                             loss_spec.params() if loss_spec else None)
+        loss_fn = losses.for_task(self.spec.train.loss, task)
         outputs = self._outputs(x)
         return {"loss": float(loss_fn(outputs, y)), **task.metrics(outputs, y), "rows": int(len(x))}
 

@@ -42,3 +42,11 @@ def get(name: str, **kwargs):
 
         return RegressionTask(**kwargs)
     raise SpecError(f"task: {unknown_name('task', name, TASKS)}")
+
+
+def from_meta(meta: dict):
+    """The task a run's model.json (or ``Prepared.meta()``) describes."""
+    if meta["task"] == "classification":
+        return get("classification", classes=meta["classes"])
+    scaling = meta["target_scaling"]
+    return get("regression", mean=scaling["mean"], std=scaling["std"])

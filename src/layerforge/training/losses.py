@@ -146,3 +146,10 @@ def get(name: str, task: str, params: dict | None = None) -> Callable:
     if problems:
         raise SpecError([f"train.loss: {p}" for p in problems])
     return LOSSES[name].factory(task, **params)
+
+
+def for_task(loss_spec, task) -> Callable:
+    """The loss a spec's ``train.loss`` names (``None``: the task's default) for ``task``."""
+    if loss_spec is None:
+        return get(task.default_loss, task.name)
+    return get(loss_spec.name, task.name, loss_spec.params())

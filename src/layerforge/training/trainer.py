@@ -123,9 +123,7 @@ class Trainer:
         batches = InMemoryBatches(
             x_train, y_train, batch_size, generator=generator, min_batch=2 if has_batch_norm else 1
         )
-        loss_spec = spec.loss
-        loss_fn = losses.get(loss_spec.name if loss_spec else task.default_loss, task.name,
-                             loss_spec.params() if loss_spec else None)
+        loss_fn = losses.for_task(spec.loss, task)
         optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), model.parameters(),
                                     device=self.device.type)
         schedule = Schedule(spec.schedule.name, spec.optimizer.lr, spec.epochs, len(batches),
