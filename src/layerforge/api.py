@@ -124,7 +124,7 @@ def train(
     from .spec.load import load_spec
     from .training.checkpoint import save_weights
     from .training.loop import evaluate
-    from .training.trainer import Trainer
+    from .training.trainer import Trainer, as_tensors
 
     if resume is not None:
         run_dir = Path(resume)
@@ -136,7 +136,7 @@ def train(
     spec = spec.model_copy(update={"task": prepared.task})
     task = tasks.from_meta(prepared.meta())
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, prepared.input_size, task.output_size)
+    model = build_model(spec.model, prepared.inputs_info, task.output_size)
 
     if resume is None:
         run_dir = new_run_dir(runs_dir, spec.name)
@@ -146,7 +146,7 @@ def train(
         **prepared.meta(),
         "model": {
             "spec": spec.model.model_dump(mode="json"),
-            "input_size": prepared.input_size,
+            "inputs": prepared.inputs_info,
             "output_size": task.output_size,
             "parameters": count_parameters(model),
         },
@@ -163,7 +163,7 @@ def train(
         callbacks=[HistoryWriter(run_dir / HISTORY), *extra],
     )
     splits = prepared.splits
-    val = splits["val"] if len(splits["val"][0]) else None
+    val = splits["val"] if prepared.rows("val") else None
     try:
         trainer.fit(model, splits["train"], val, resume=resume is not None)
     except KeyboardInterrupt:
@@ -175,10 +175,8 @@ def train(
     loss_fn = losses.for_task(spec.train.loss, task)
     metrics: dict[str, Any] = {}
     for name in ("val", "test"):
-        x, y = splits[name]
-        if len(x):
-            x_t = torch.as_tensor(x).to(trainer.device)
-            metrics[name] = evaluate(model, x_t, task.target_tensor(y).to(trainer.device), loss_fn, task)
+        if prepared.rows(name):
+            metrics[name] = evaluate(model, *as_tensors(splits[name], task, trainer.device), loss_fn, task)
     metrics["epochs"] = trainer.epoch
     metrics["best_epoch"] = trainer.best_epoch_
     metrics["stopped_early"] = trainer.stopped_early_

@@ -99,13 +99,15 @@ class Run:
     def model(self):
         """The trained ``nn.Module`` (built from model.json, weights from model.safetensors)."""
         if self._model is None:
+            from pydantic import TypeAdapter
+
             from .models import build_model
-            from .spec.schema import MLPSpec
+            from .spec.schema import ModelSpec
             from .training.checkpoint import load_weights
 
             info = self.meta["model"]
-            spec = MLPSpec.model_validate(info["spec"])
-            model = build_model(spec, info["input_size"], info["output_size"])
+            spec = TypeAdapter(ModelSpec).validate_python(info["spec"])
+            model = build_model(spec, info["inputs"], info["output_size"])
             weights_path = self.path / WEIGHTS
             if not weights_path.is_file():
                 raise CheckpointError(
@@ -142,23 +144,45 @@ class Run:
             )
         return pd.DataFrame(array, columns=names), source
 
-    def _inputs(self, data, *, unknown: str | None, ignore_extra: bool, source: str | None = None):
+    def _encode(self, data, *, unknown: str | None, ignore_extra: bool):
+        """Model inputs (a tuple of tensors) for new data, and its targets when it has them."""
         import torch
 
-        from .data.tabular import Preprocessor
+        kind = self.meta["inputs"]["kind"]
+        if kind == "table":
+            from .data.tabular import Preprocessor
 
-        frame, source = self._frame(data, source)
-        preprocessor = Preprocessor.from_json(self.meta["preprocessing"])
-        preprocessor.check_columns(frame, allowed_extra=(self.meta["target"],), ignore_extra=ignore_extra,
-                                   source=source)
-        unknown = unknown or self.spec.data.unknown_categories
-        x = preprocessor.transform(frame, unknown=unknown, source=source)
-        return frame, torch.as_tensor(x), source
+            frame, source = self._frame(data, None)
+            preprocessor = Preprocessor.from_json(self.meta["preprocessing"])
+            preprocessor.check_columns(frame, allowed_extra=(self.meta["target"],), ignore_extra=ignore_extra,
+                                       source=source)
+            x = preprocessor.transform(frame, unknown=unknown or self.spec.data.unknown_categories, source=source)
+            target = self.meta["target"]
+            y = self._targets(frame[target], source) if target in frame.columns else None
+            return (torch.as_tensor(x),), y
+        from .data.sequences import SequenceScaler, as_sequences, read_sequences
 
-    def _outputs(self, x):
+        if isinstance(data, (str, Path)):
+            x, lengths, labels = read_sequences(data)
+        else:
+            x, lengths, labels = as_sequences(data), None, None
+        scaler = SequenceScaler.from_json(self.meta["preprocessing"])
+        inputs = (torch.as_tensor(scaler.transform(x, lengths)),)
+        if lengths is not None:
+            inputs += (torch.as_tensor(lengths),)
+        elif self.meta["inputs"].get("variable_length"):
+            inputs += (torch.full((len(x),), x.shape[-1], dtype=torch.long),)
+        y = None
+        if labels is not None:
+            import pandas as pd
+
+            y = self._targets(pd.Series(labels, name=self.meta["target"]), str(data))
+        return inputs, y
+
+    def _outputs(self, inputs):
         from .training.loop import predict_outputs
 
-        return predict_outputs(self.model, x)
+        return predict_outputs(self.model, inputs)
 
     # -- public --------------------------------------------------------------------------------
 
@@ -175,8 +199,8 @@ class Run:
         Raises:
             DataError: missing or unexpected columns, wrong types, unseen categories.
         """
-        _, x, _ = self._inputs(data, unknown=unknown, ignore_extra=ignore_extra)
-        task, outputs = self.task, self._outputs(x)
+        inputs, _ = self._encode(data, unknown=unknown, ignore_extra=ignore_extra)
+        task, outputs = self.task, self._outputs(inputs)
         if self.meta["task"] == "classification":
             classes = np.asarray(self.meta["classes"], dtype=object)
             return classes[task.decode(outputs)]
@@ -187,34 +211,33 @@ class Run:
         """Class probabilities, shape (rows, classes) in the order of ``meta['classes']``."""
         if self.meta["task"] != "classification":
             raise DataError("predict_proba is for classification runs; this run does regression")
-        _, x, _ = self._inputs(data, unknown=unknown, ignore_extra=ignore_extra)
-        return self.task.probabilities(self._outputs(x))
+        inputs, _ = self._encode(data, unknown=unknown, ignore_extra=ignore_extra)
+        return self.task.probabilities(self._outputs(inputs))
 
     def evaluate(self, data=None, *, unknown: str | None = None, ignore_extra: bool = False) -> dict[str, float]:
         """Loss and metrics on ``data`` (which must hold the target column), or on the run's
         own test split when ``data`` is None."""
-        import torch
-
         from .training import losses
+        from .training.trainer import as_tensors
 
         task = self.task
         if data is None:
             from .data.prepare import prepare
 
             prepared = prepare(self.spec.data, self.meta["task"], self.spec.seed)
-            if "test" not in prepared.splits or len(prepared.splits["test"][0]) == 0:
+            if not prepared.rows("test"):
                 raise DataError("this run has no test split (data.split.test is 0); pass data to evaluate")
-            x_np, y_np = prepared.splits["test"]
-            x, y = torch.as_tensor(x_np), task.target_tensor(y_np)
+            inputs, y = as_tensors(prepared.splits["test"], task, "cpu")
         else:
-            frame, x, source = self._inputs(data, unknown=unknown, ignore_extra=ignore_extra)
-            target = self.meta["target"]
-            if target not in frame.columns:
-                raise DataError(f"evaluation data needs the target column '{target}'")
-            y = task.target_tensor(self._targets(frame[target], source))
+            inputs, targets = self._encode(data, unknown=unknown, ignore_extra=ignore_extra)
+            if targets is None:
+                raise DataError(f"evaluation data needs the target column '{self.meta['target']}'"
+                                if self.meta["inputs"]["kind"] == "table" else
+                                "evaluation data needs labels: an array 'y' in the .npz file")
+            y = task.target_tensor(targets)
         loss_fn = losses.for_task(self.spec.train.loss, task)
-        outputs = self._outputs(x)
-        return {"loss": float(loss_fn(outputs, y)), **task.metrics(outputs, y), "rows": int(len(x))}
+        outputs = self._outputs(inputs)
+        return {"loss": float(loss_fn(outputs, y)), **task.metrics(outputs, y), "rows": int(len(y))}
 
     def _targets(self, series, source):
         from .data.prepare import encode_classes

@@ -17,7 +17,7 @@ def test_preprocessing_is_fitted_on_training_rows_only(mixed_csv):
     spec = spec_for(mixed_csv)
     prepared = prepare(spec.data, None, 0)
     assert prepared.task == "classification" and prepared.classes == ["big", "small"]
-    size = next(c for c in prepared.preprocessor.columns if c["name"] == "size")
+    size = next(c for c in prepared.preprocessing["columns"] if c["name"] == "size")
     frame = pd.read_csv(mixed_csv)
     from layerforge.data.split import split_indices as split
 
@@ -26,10 +26,10 @@ def test_preprocessing_is_fitted_on_training_rows_only(mixed_csv):
     assert size["mean"] == pytest.approx(train_sizes.mean())
     assert size["std"] == pytest.approx(train_sizes.std(ddof=0))
     assert size["fill"] == pytest.approx(train_sizes.median())
-    assert prepared.preprocessor.feature_names == [
+    assert prepared.preprocessing["encoded_features"] == [
         "size", "size__missing", "color=blue", "color=green", "color=red", "color=<missing>", "flag",
     ]
-    x_train = prepared.splits["train"][0]
+    (x_train,) = prepared.splits["train"][0]
     assert x_train.dtype == np.float32 and np.isfinite(x_train).all()
     assert abs(x_train[:, 0].mean()) < 0.1  # standardised with training statistics
 
@@ -117,7 +117,7 @@ def test_parquet_and_csv_give_the_same_data(tmp_path, mixed_frame):
     mixed_frame.to_parquet(tmp_path / "a.parquet", index=False)
     a = prepare(spec_for(tmp_path / "a.csv").data, None, 0)
     b = prepare(spec_for(tmp_path / "a.parquet").data, None, 0)
-    np.testing.assert_allclose(a.splits["train"][0], b.splits["train"][0], rtol=1e-6)
+    np.testing.assert_allclose(a.splits["train"][0][0], b.splits["train"][0][0], rtol=1e-6)
 
 
 def test_task_inference():
@@ -149,7 +149,10 @@ def test_batches_are_slices_of_device_tensors():
     y = torch.arange(10)
     batches = InMemoryBatches(x, y, 4, generator=torch.Generator().manual_seed(0))
     seen = [b for b in batches]
-    assert [len(b[0]) for b in seen] == [4, 4, 2]
-    assert sorted(torch.cat([b[1] for b in seen]).tolist()) == list(range(10))
-    assert all(torch.equal(bx[:, 0].long(), by) for bx, by in seen)
+    assert [len(by) for _, by in seen] == [4, 4, 2]
+    assert sorted(torch.cat([by for _, by in seen]).tolist()) == list(range(10))
+    assert all(torch.equal(bx[:, 0].long(), by) for (bx,), by in seen)
+    lengths = torch.arange(10) + 1  # several inputs are sliced by the same rows
+    for (bx, bl), by in InMemoryBatches((x, lengths), y, 3, generator=torch.Generator().manual_seed(1)):
+        assert torch.equal(bl - 1, by) and torch.equal(bx[:, 0].long(), by)
     assert len(InMemoryBatches(torch.zeros(9, 1), torch.zeros(9), 4, min_batch=2)) == 2

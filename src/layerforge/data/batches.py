@@ -6,7 +6,7 @@ import torch
 
 
 class InMemoryBatches:
-    """Iterate over ``(x, y)`` in batches, reshuffled with one permutation per epoch.
+    """Iterate over ``(inputs, y)`` in batches, reshuffled with one permutation per epoch.
 
     Each epoch draws one permutation; a step gathers its rows with one index (cheaper than
     permuting the whole tensor first: the rows land in cache right before use), and nothing
@@ -14,33 +14,37 @@ class InMemoryBatches:
     ``min_batch`` is 2 (batch norm cannot train on one row).
 
     Args:
-        x, y: tensors with the same first dimension, already on the training device.
+        inputs: a tuple of tensors the model takes (``(x,)`` or ``(x, lengths)``) and ``y``,
+            all with the same first dimension and already on the training device.
         batch_size: rows per batch.
         shuffle: permute rows each epoch.
         generator: CPU generator that drives the permutations (its state is checkpointed).
         min_batch: smallest batch worth a step.
     """
 
-    def __init__(self, x, y, batch_size: int, *, shuffle: bool = True, generator=None, min_batch: int = 1):
-        if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
-        self.x, self.y = x, y
-        self.batch_size = max(1, min(batch_size, len(x)))
+    def __init__(self, inputs, y, batch_size: int, *, shuffle: bool = True, generator=None, min_batch: int = 1):
+        inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+        if any(len(t) != len(y) for t in inputs):
+            raise ValueError(f"inputs have {[len(t) for t in inputs]} rows but y has {len(y)}")
+        self.inputs, self.y = inputs, y
+        self.rows = len(y)
+        self.batch_size = max(1, min(batch_size, self.rows))
         self.shuffle = shuffle
         self.generator = generator
         self.min_batch = min_batch
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.x), self.batch_size)
+        full, rest = divmod(self.rows, self.batch_size)
         return full + (1 if rest >= self.min_batch and rest > 0 else 0)
 
     def __iter__(self):
-        x, y, size = self.x, self.y, self.batch_size
+        inputs, y, size = self.inputs, self.y, self.batch_size
         if not self.shuffle:
             for batch in range(len(self)):
-                yield x[batch * size : (batch + 1) * size], y[batch * size : (batch + 1) * size]
+                part = slice(batch * size, (batch + 1) * size)
+                yield tuple(t[part] for t in inputs), y[part]
             return
-        order = torch.randperm(len(x), generator=self.generator).to(x.device, non_blocking=True)
+        order = torch.randperm(self.rows, generator=self.generator).to(y.device, non_blocking=True)
         for batch in range(len(self)):
             index = order[batch * size : (batch + 1) * size]
-            yield x[index], y[index]
+            yield tuple(t[index] for t in inputs), y[index]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import DataError, unknown_name
 
 
@@ -14,30 +16,129 @@ class BuiltinDataset:
     target: str
     source: str
     description: str
+    shape: str = ""
+    kind: str = "table"  # table | sequence | forecast | text
+    package: str = "scikit-learn"
 
 
 DATASETS: dict[str, BuiltinDataset] = {
     "digits": BuiltinDataset(
         "digits", "classification", "label", "scikit-learn load_digits",
         "8x8 handwritten digit images as 64 pixel intensities (0-16), 10 classes",
+        shape="1797 rows x 64 features",
     ),
     "iris": BuiltinDataset(
         "iris", "classification", "species", "scikit-learn load_iris",
         "sepal and petal measurements of three iris species",
+        shape="150 rows x 4 features",
     ),
     "wine": BuiltinDataset(
         "wine", "classification", "cultivar", "scikit-learn load_wine",
         "chemical analysis of wines from three cultivars",
+        shape="178 rows x 13 features",
     ),
     "breast_cancer": BuiltinDataset(
         "breast_cancer", "classification", "diagnosis", "scikit-learn load_breast_cancer",
         "cell nucleus features of breast masses, malignant or benign",
+        shape="569 rows x 30 features",
     ),
     "diabetes": BuiltinDataset(
         "diabetes", "regression", "progression", "scikit-learn load_diabetes",
         "baseline measurements and disease progression one year later",
+        shape="442 rows x 10 features",
+    ),
+    "mnist1d": BuiltinDataset(
+        "mnist1d", "classification", "label", "mnist1d make_dataset (default arguments)",
+        "digit shapes as 1-D signals of length 40, shifted, scaled and noisy; 4000 train / 1000 test",
+        shape="4000 + 1000 series, 1 x 40", kind="sequence", package="mnist1d",
+    ),
+    "gunpoint": BuiltinDataset(
+        "gunpoint", "classification", "label", "UCR archive via sktime load_gunpoint",
+        "hand motion drawing a gun or pointing; 50 train / 150 test series of length 150",
+        shape="50 + 150 series, 1 x 150", kind="sequence", package="sktime",
+    ),
+    "italy_power_demand": BuiltinDataset(
+        "italy_power_demand", "classification", "label", "UCR archive via sktime load_italy_power_demand",
+        "daily electricity demand, winter or summer; 67 train / 1029 test series of length 24",
+        shape="67 + 1029 series, 1 x 24", kind="sequence", package="sktime",
+    ),
+    "arrowhead": BuiltinDataset(
+        "arrowhead", "classification", "label", "UCR archive via sktime load_arrow_head",
+        "arrowhead outlines as 1-D shapes, 3 types; 36 train / 175 test series of length 251",
+        shape="36 + 175 series, 1 x 251", kind="sequence", package="sktime",
+    ),
+    "osuleaf": BuiltinDataset(
+        "osuleaf", "classification", "label", "UCR archive via sktime load_osuleaf",
+        "leaf outlines of 6 species; 200 train / 242 test series of length 427",
+        shape="200 + 242 series, 1 x 427", kind="sequence", package="sktime",
+    ),
+    "basic_motions": BuiltinDataset(
+        "basic_motions", "classification", "label", "UEA archive via sktime load_basic_motions",
+        "smartwatch accelerometer and gyroscope (6 channels), 4 activities; 40 train / 40 test",
+        shape="40 + 40 series, 6 x 100", kind="sequence", package="sktime",
+    ),
+    "japanese_vowels": BuiltinDataset(
+        "japanese_vowels", "classification", "label", "UEA archive via sktime load_japanese_vowels",
+        "12 cepstral coefficients of 9 speakers' vowels, unequal lengths 7-29; 270 train / 370 test",
+        shape="270 + 370 series, 12 x 7-29", kind="sequence", package="sktime",
     ),
 }
+
+_SKTIME_LOADERS = {
+    "gunpoint": "load_gunpoint",
+    "italy_power_demand": "load_italy_power_demand",
+    "arrowhead": "load_arrow_head",
+    "osuleaf": "load_osuleaf",
+    "basic_motions": "load_basic_motions",
+    "japanese_vowels": "load_japanese_vowels",
+}
+
+
+def _need(package: str, name: str):
+    from importlib import import_module
+
+    try:
+        return import_module(package)
+    except ImportError:
+        raise DataError(
+            f"dataset '{name}' needs the '{package}' package; install it with "
+            f"pip install 'layerforge[datasets]'"
+        ) from None
+
+
+def load_arrays(name: str) -> dict:
+    """A built-in sequence dataset with its official split: x_train, y_train, x_test, y_test.
+
+    x is an array (N, C, L), or a list of (C, L_i) arrays when lengths differ.
+    """
+    info = DATASETS.get(name)
+    if info is None or info.kind != "sequence":
+        choices = [n for n, d in DATASETS.items() if d.kind == "sequence"]
+        raise DataError(unknown_name("sequence dataset", name, choices))
+    if name == "mnist1d":
+        _need("mnist1d", name)
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        data = make_dataset(get_dataset_args())  # generated in memory; never downloads or writes
+        return {"x_train": data["x"], "y_train": data["y"], "x_test": data["x_test"], "y_test": data["y_test"]}
+    _need("sktime", name)
+    import warnings
+
+    from sktime import datasets as sk
+
+    loader = getattr(sk, _SKTIME_LOADERS[name])
+    raw = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for split in ("train", "test"):
+            if name == "japanese_vowels":
+                frame, y = loader(split=split, return_type="nested_univ")
+                x = [np.stack([np.asarray(frame.iloc[i, c], dtype=np.float32) for c in range(frame.shape[1])])
+                     for i in range(len(frame))]
+            else:
+                x, y = loader(split=split, return_type="numpy3D")
+            raw[f"x_{split}"], raw[f"y_{split}"] = x, np.asarray(y)
+    return raw
 
 
 def load(name: str):
@@ -46,8 +147,8 @@ def load(name: str):
     Raises:
         DataError: ``name`` is not a built-in dataset.
     """
-    if name not in DATASETS:
-        raise DataError(unknown_name("dataset", name, DATASETS))
+    if name not in DATASETS or DATASETS[name].kind != "table":
+        raise DataError(unknown_name("table dataset", name, [n for n, d in DATASETS.items() if d.kind == "table"]))
     import pandas as pd
     from sklearn import datasets as sk
 

@@ -15,20 +15,27 @@ from .tabular import Preprocessor, _category_key, _row_label, _to_numbers, infer
 
 @dataclass
 class Prepared:
-    """Everything training needs from the data, and what prediction needs to repeat it."""
+    """Everything training needs from the data, and what prediction needs to repeat it.
+
+    ``splits`` maps 'train', 'val' and 'test' to ``(inputs, y)`` where ``inputs`` is the tuple
+    of arrays the model takes: ``(x,)``, or ``(x, lengths)`` for sequences of unequal length.
+    ``inputs_info`` describes ``x`` for the model builders (see ``layerforge.models``).
+    """
 
     task: str
     target: str
     classes: list | None
     target_mean: list[float] | None
     target_std: list[float] | None
-    preprocessor: Preprocessor
-    splits: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (x float32 (N, F), y)
+    inputs_info: dict[str, Any]
+    preprocessing: dict[str, Any]
+    splits: dict[str, tuple[tuple[np.ndarray, ...], np.ndarray]]
     source: str
+    features: list[str] | None = None
+    extra: dict[str, Any] | None = None
 
-    @property
-    def input_size(self) -> int:
-        return self.splits["train"][0].shape[1]
+    def rows(self, name: str) -> int:
+        return int(len(self.splits[name][1]))
 
     def meta(self) -> dict[str, Any]:
         """What model.json records about the data."""
@@ -39,11 +46,12 @@ class Prepared:
             "target_scaling": None
             if self.target_mean is None
             else {"mean": self.target_mean, "std": self.target_std},
-            "features": self.preprocessor.input_names,
-            "encoded_features": self.preprocessor.feature_names,
-            "preprocessing": self.preprocessor.to_json(),
-            "rows": {name: int(len(x)) for name, (x, _) in self.splits.items()},
+            "inputs": self.inputs_info,
+            "features": self.features,
+            "preprocessing": self.preprocessing,
+            "rows": {name: self.rows(name) for name in self.splits},
             "source": self.source,
+            **(self.extra or {}),
         }
 
 
@@ -103,8 +111,27 @@ def encode_classes(series, classes: list, source: str | None = None) -> np.ndarr
     return codes
 
 
+def data_kind(data_spec) -> str:
+    """'table', 'sequence', 'forecast' or 'text' for a data spec."""
+    if data_spec.dataset:
+        return builtin.DATASETS[data_spec.dataset].kind
+    if data_spec.kind:
+        return data_spec.kind
+    return "sequence" if data_spec.path.lower().endswith(".npz") else "table"
+
+
 def prepare(data_spec, task: str | None, seed: int) -> Prepared:
-    """Load, check, split and preprocess the data a spec names.
+    """Load, check, split and preprocess the data a spec names (any kind)."""
+    kind = data_kind(data_spec)
+    if kind == "sequence":
+        from .sequences import prepare_sequences
+
+        return prepare_sequences(data_spec, task, seed)
+    return prepare_table(data_spec, task, seed)
+
+
+def prepare_table(data_spec, task: str | None, seed: int) -> Prepared:
+    """Load, check, split and preprocess a table.
 
     Preprocessing statistics come from the training split only.
 
@@ -160,5 +187,8 @@ def prepare(data_spec, task: str | None, seed: int) -> Prepared:
     splits = {}
     for name, rows in parts.items():
         x = preprocessor.transform(frame.iloc[rows], unknown="bucket", source=source)
-        splits[name] = (x, y_all[rows])
-    return Prepared(task, target, classes, target_mean, target_std, preprocessor, splits, source)
+        splits[name] = ((x,), y_all[rows])
+    inputs_info = {"kind": "table", "features": len(preprocessor.feature_names)}
+    preprocessing = {"kind": "table", **preprocessor.to_json(), "encoded_features": preprocessor.feature_names}
+    return Prepared(task, target, classes, target_mean, target_std, inputs_info, preprocessing, splits, source,
+                    features=preprocessor.input_names)

@@ -67,14 +67,16 @@ class MLP(nn.Module):
             init_linear(block.linear, init, activation)
         init_linear(self.head, "xavier" if init != "default" else "default", "identity")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, output_size)
-        return self.head(self.blocks(x))
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.blocks(x.flatten(1)))  # (B, F) or (B, C, *S) -> (B, output_size)
 
 
-def build(model_spec, input_size: int, output_size: int) -> MLP:
-    """Build an MLP from the model section of a spec."""
+def build(model_spec, inputs: dict, output_size: int) -> MLP:
+    """Build an MLP from the model section of a spec (sequences and images are flattened)."""
+    from . import flat_size
+
     return MLP(
-        input_size,
+        flat_size(inputs),
         list(model_spec.layers),
         output_size,
         activation=model_spec.activation,

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SpecError, did_you_mean
+from ..errors import SpecError, did_you_mean, unknown_name
 from ..tasks import METRICS, monitor_names
 from ..training import losses as _losses
 from .schema import Spec
@@ -194,14 +194,16 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (several for a union of sections)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type")
+    return field.default if field is not None and isinstance(field.default, str) else None
 
 
 def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
@@ -209,20 +211,24 @@ def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
 
     Returns the path and the model class the location ends in (for unknown-key hints).
     """
-    path, model = "", Spec
+    path, models = "", [Spec]
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
             continue
-        if model is not None and part in model.model_fields:
+        tagged = [m for m in models if _tag(m) == part or m.__name__ == part]
+        holder = next((m for m in models if part in m.model_fields), None)
+        if tagged and holder is None:
+            models = tagged  # e.g. 'cnn' in ('model', 'cnn', 'channels'): a union member's tag
+        elif holder is not None:
             path += f".{part}" if path else part
-            model = _model_of(model.model_fields[part].annotation)
-        elif model is None or (part[:1].islower() and ("[" in part or part in _TAGS)):
-            continue  # a union member's tag such as 'int' or "literal['full']"
+            models = _models_in(holder.model_fields[part].annotation)
+        elif not models or (part[:1].islower() and ("[" in part or part in _TAGS)):
+            continue  # a scalar union member's tag such as 'int' or "literal['full']"
         else:
             path += f".{part}" if path else part
-            model = None
-    return path, model
+            models = []
+    return path, (models[0] if len(models) == 1 else None)
 
 
 _TAGS = {"int", "float", "str", "bool", "list", "dict", "tuple", "none"}
@@ -244,6 +250,14 @@ def format_errors(error: ValidationError) -> list[str]:
             )
             continue
         path, _ = _walk(loc)
+        if item["type"] == "union_tag_invalid":
+            from ..models import FAMILIES
+
+            tag = item["ctx"]["tag"]
+            grouped.setdefault(f"{path}.type", {"lines": []})["lines"].append(
+                f"{path}.type: {unknown_name('model type', tag, FAMILIES)}"
+            )
+            continue
         key = (item.get("ctx") or {}).get("key")
         if item["type"] == "layerforge" and key:
             path = f"{path}.{key}" if path else key

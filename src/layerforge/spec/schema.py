@@ -79,6 +79,7 @@ class DataSpec(_Section):
 
     dataset: str | None = None
     path: str | None = None
+    kind: Literal["table", "sequence"] | None = None
     target: str | None = None
     features: list[str] | None = None
     drop: list[str] = []
@@ -100,8 +101,8 @@ class DataSpec(_Section):
         base = (info.context or {}).get("base_dir")
         if not path.is_absolute() and base is not None:
             path = Path(base) / path
-        if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq"):
-            raise _problem(f"expected a .csv, .tsv or .parquet file, got '{value}'")
+        if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".npz"):
+            raise _problem(f"expected a .csv, .tsv, .parquet or .npz file, got '{value}'")
         if not path.is_file():
             raise _problem(f"file not found: {path}")
         return str(path.resolve())
@@ -136,6 +137,81 @@ class MLPSpec(_Section):
     @classmethod
     def _known_init(cls, value):
         return _check_name("init", value, INITS)
+
+
+class CNNSpec(_Section):
+    """Convolution blocks (1-D for sequences, 2-D for images), global pooling, dense head."""
+
+    type: Literal["cnn"] = "cnn"
+    channels: list[PositiveInt] = [32, 64, 128]
+    kernel_size: PositiveInt | list[PositiveInt] = 3
+    stride: PositiveInt = 1
+    padding: Literal["same", "valid"] | Annotated[int, Field(ge=0)] = "same"
+    dilation: PositiveInt = 1
+    pool: Literal["max", "avg", "none"] = "max"
+    pool_size: PositiveInt = 2
+    norm: Literal["none", "batch", "layer"] = "batch"
+    activation: str = "relu"
+    dropout: Fraction = 0.0
+    residual: bool = False
+    head: list[PositiveInt] = [128]
+    init: str = "kaiming"
+
+    _known_activation = field_validator("activation")(MLPSpec._known_activation.__func__)
+    _known_init = field_validator("init")(MLPSpec._known_init.__func__)
+
+    @model_validator(mode="after")
+    def _kernel_per_block(self):
+        if isinstance(self.kernel_size, list) and len(self.kernel_size) != len(self.channels):
+            raise _problem(
+                f"give one kernel size per block: channels has {len(self.channels)} entries, "
+                f"kernel_size has {len(self.kernel_size)}", "kernel_size",
+            )
+        if self.padding == "same" and self.stride != 1:
+            raise _problem("padding 'same' needs stride 1; use padding: valid or a number", "padding")
+        return self
+
+
+class RNNSpec(_Section):
+    """A recurrent encoder (rnn, lstm, gru), pooling over time, dense head."""
+
+    type: Literal["rnn"] = "rnn"
+    cell: Literal["rnn", "lstm", "gru"] = "lstm"
+    hidden_size: PositiveInt = 64
+    num_layers: PositiveInt = 1
+    bidirectional: bool = False
+    dropout: Fraction = 0.0
+    pooling: Literal["last", "mean", "max", "attention"] = "last"
+    embedding_size: PositiveInt = 64
+    head: list[PositiveInt] = []
+
+
+class TransformerSpec(_Section):
+    """A pre-norm self-attention encoder; ``causal: true`` makes it a language model."""
+
+    type: Literal["transformer"] = "transformer"
+    d_model: PositiveInt = 64
+    num_heads: PositiveInt = 4
+    num_layers: PositiveInt = 2
+    ff_size: PositiveInt | None = None
+    dropout: Fraction = 0.1
+    positional: Literal["sinusoidal", "learned"] = "sinusoidal"
+    pooling: Literal["cls", "mean"] = "cls"
+    causal: bool = False
+    patch_size: PositiveInt | None = None
+    max_length: PositiveInt | None = None
+    head: list[PositiveInt] = []
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.d_model % self.num_heads:
+            raise _problem(f"d_model ({self.d_model}) must be a multiple of num_heads ({self.num_heads})", "num_heads")
+        if self.positional == "sinusoidal" and self.d_model % 2:
+            raise _problem("sinusoidal positions need an even d_model", "d_model")
+        return self
+
+
+ModelSpec = Annotated[MLPSpec | CNNSpec | RNNSpec | TransformerSpec, Field(discriminator="type")]
 
 
 def _name_shorthand(value: Any) -> Any:
@@ -270,8 +346,15 @@ class Spec(_Section):
     seed: Annotated[int, Field(ge=0)] = 0
     data: DataSpec
     task: str | None = None
-    model: MLPSpec = MLPSpec()
+    model: ModelSpec = MLPSpec()
     train: TrainSpec = TrainSpec()
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _mlp_by_default(cls, value):
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": "mlp", **value}
+        return value
 
     @field_validator("name")
     @classmethod

@@ -40,7 +40,7 @@ def train_one_epoch(
             lr = lr_at(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        loss = loss_fn(model(x), y)
+        loss = loss_fn(model(*x), y)
         total = loss if penalty is None else loss + penalty(model)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -50,21 +50,28 @@ def train_one_epoch(
             torch.nn.utils.clip_grad_value_(parameters, clip_grad_value)
         optimizer.step()
         losses.append(loss.detach())
-        sizes.append(len(x))
+        sizes.append(len(y))
         if on_batch_end is not None:
             on_batch_end(step, loss)
     return torch.stack(losses), sizes
 
 
+def _as_tuple(inputs) -> tuple:
+    return tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+
+
 @torch.no_grad()
-def predict_outputs(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """Model outputs for all rows of ``x`` in evaluation mode, batched to bound memory."""
+def predict_outputs(model: torch.nn.Module, inputs, batch_size: int = 1024) -> torch.Tensor:
+    """Model outputs for all rows of ``inputs`` (a tensor or tuple of tensors) in evaluation
+    mode, batched to bound memory."""
     model.eval()
-    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    inputs = _as_tuple(inputs)
+    rows = len(inputs[0])
+    return torch.cat([model(*(t[i : i + batch_size] for t in inputs)) for i in range(0, rows, batch_size)])
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, task) -> dict[str, float]:
-    """Loss and the task's metrics on ``(x, y)``."""
-    outputs = predict_outputs(model, x)
+def evaluate(model: torch.nn.Module, inputs, y: torch.Tensor, loss_fn: Callable, task) -> dict[str, float]:
+    """Loss and the task's metrics on ``(inputs, y)``."""
+    outputs = predict_outputs(model, inputs)
     return {"loss": float(loss_fn(outputs, y)), **task.metrics(outputs, y)}

@@ -26,6 +26,20 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def as_tensors(data, task, device) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """``(x, y)`` or ``((x, lengths), y)`` as tensors on ``device``: float inputs become the
+    default float type, integer inputs (token ids, lengths) int64; ``y`` as the task wants it."""
+    inputs, y = data
+    inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    tensors = []
+    for part in inputs:
+        part = part if torch.is_tensor(part) else torch.as_tensor(np.asarray(part))
+        floating = part.is_floating_point() or part.dtype == torch.bool
+        tensors.append(part.to(device, torch.get_default_dtype() if floating else torch.long))
+    y = task.target_tensor(y.cpu().numpy() if torch.is_tensor(y) else np.asarray(y))
+    return tuple(tensors), y.to(device)
+
+
 def _penalty(l1: float, l2: float):
     """L1/L2 on weight matrices (not biases or norm scales), or None when both are 0."""
     if not l1 and not l2:
@@ -113,13 +127,13 @@ class Trainer:
         torch.manual_seed(self.seed)
         generator = torch.Generator().manual_seed(self.seed)
         model = model.to(self.device)
-        x_train, y_train = self._tensors(train_data, task)
+        x_train, y_train = self._tensors(train_data, task)  # x_train: a tuple of input tensors
         validation = self._tensors(val_data, task) if val_data is not None else None
 
         from ..data.batches import InMemoryBatches
 
         has_batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        batch_size = len(x_train) if spec.batch_size == "full" else spec.batch_size
+        batch_size = len(y_train) if spec.batch_size == "full" else spec.batch_size
         batches = InMemoryBatches(
             x_train, y_train, batch_size, generator=generator, min_batch=2 if has_batch_norm else 1
         )
@@ -215,11 +229,8 @@ class Trainer:
             return tasks.get("regression", mean=[0.0] * width, std=[1.0] * width)
         return tasks.get(self.task)
 
-    def _tensors(self, data, task) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = data
-        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.get_default_dtype())
-        y = task.target_tensor(y.cpu().numpy() if torch.is_tensor(y) else np.asarray(y))
-        return x.to(self.device), y.to(self.device)
+    def _tensors(self, data, task) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        return as_tensors(data, task, self.device)
 
     def _check_finite(self, step_losses: torch.Tensor, epoch: int) -> None:
         finite = torch.isfinite(step_losses)

@@ -1,0 +1,111 @@
+"""Convolutional networks, 1-D (sequences) and 2-D (images): conv blocks, global pooling, dense head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nn import activations
+from ..nn.layers import dense_head, length_mask, masked_mean
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
+_POOL = {("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("avg", 1): nn.AvgPool1d, ("avg", 2): nn.AvgPool2d}
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channel axis of (B, C, ...) feature maps."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(1, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
+
+
+class ConvBlock(nn.Module):
+    """conv -> norm -> activation (+ residual) -> pool -> dropout."""
+
+    def __init__(self, dims: int, in_channels: int, out_channels: int, *, kernel_size: int, stride: int,
+                 padding: int | str, dilation: int, pool: str, pool_size: int, norm: str, activation: str,
+                 dropout: float, residual: bool):
+        super().__init__()
+        self.conv = _CONV[dims](in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                                dilation=dilation, bias=norm == "none")
+        if norm == "batch":
+            self.norm = _BATCH_NORM[dims](out_channels)
+        elif norm == "layer":
+            self.norm = ChannelLayerNorm(out_channels)
+        else:
+            self.norm = nn.Identity()
+        self.activation = activations.get(activation)
+        self.shortcut = None
+        if residual:
+            same = in_channels == out_channels and stride == 1
+            self.shortcut = nn.Identity() if same else _CONV[dims](in_channels, out_channels, 1, stride=stride)
+        self.pool = _POOL[(pool, dims)](pool_size, ceil_mode=True) if pool != "none" else nn.Identity()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.downsampling = stride * (pool_size if pool != "none" else 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, *S) -> (B, C_out, *S')
+        y = self.norm(self.conv(x))
+        if self.shortcut is not None:
+            shortcut = self.shortcut(x)
+            if shortcut.shape == y.shape:  # 'valid' padding shortens y; then skip the shortcut
+                y = y + shortcut
+        return self.dropout(self.pool(self.activation(y)))
+
+
+class CNN(nn.Module):
+    """Convolution blocks, global average pooling and a dense head.
+
+    Args:
+        dims: 1 for sequences (B, C, L), 2 for images (B, C, H, W).
+        in_channels: input channels.
+        channels: output channels of each block, e.g. ``[32, 64, 128]``.
+        kernel_size: one size for all blocks, or one per block.
+        head: hidden sizes of the dense head after pooling.
+        output_size: logits or regression outputs.
+
+    Example:
+        >>> model = CNN(1, 1, [8, 16], 10, kernel_size=3)
+        >>> model(torch.zeros(4, 1, 40)).shape
+        torch.Size([4, 10])
+    """
+
+    def __init__(self, dims: int, in_channels: int, channels: list[int], output_size: int, *,
+                 kernel_size: int | list[int] = 3, stride: int = 1, padding: int | str = "same",
+                 dilation: int = 1, pool: str = "max", pool_size: int = 2, norm: str = "batch",
+                 activation: str = "relu", dropout: float = 0.0, residual: bool = False,
+                 head: list[int] = (), init: str = "kaiming"):
+        super().__init__()
+        kernels = kernel_size if isinstance(kernel_size, list) else [kernel_size] * len(channels)
+        sizes = [in_channels, *channels]
+        self.dims = dims
+        self.blocks = nn.ModuleList(
+            ConvBlock(dims, a, b, kernel_size=k, stride=stride, padding=padding, dilation=dilation, pool=pool,
+                      pool_size=pool_size, norm=norm, activation=activation, dropout=dropout, residual=residual)
+            for a, b, k in zip(sizes, sizes[1:], kernels)
+        )
+        self.head = dense_head(sizes[-1], list(head), output_size, activation, dropout, init)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        for block in self.blocks:  # (B, C, *S)
+            x = block(x)
+            if lengths is not None:
+                lengths = torch.div(lengths + block.downsampling - 1, block.downsampling, rounding_mode="floor")
+        if self.dims == 1:
+            pooled = masked_mean(x, length_mask(lengths, x.shape[-1]), dim=-1)  # (B, C)
+        else:
+            pooled = x.mean(dim=(-2, -1))  # (B, C)
+        return self.head(pooled)
+
+
+def build(model_spec, inputs: dict, output_size: int) -> CNN:
+    dims = 2 if inputs["kind"] == "image" else 1
+    return CNN(dims, inputs["channels"], list(model_spec.channels), output_size,
+               kernel_size=model_spec.kernel_size, stride=model_spec.stride, padding=model_spec.padding,
+               dilation=model_spec.dilation, pool=model_spec.pool, pool_size=model_spec.pool_size,
+               norm=model_spec.norm, activation=model_spec.activation, dropout=model_spec.dropout,
+               residual=model_spec.residual, head=list(model_spec.head), init=model_spec.init)
