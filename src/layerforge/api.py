@@ -177,6 +177,9 @@ def train(
     for name in ("val", "test"):
         if prepared.rows(name):
             metrics[name] = evaluate(model, *as_tensors(splits[name], task, trainer.device), loss_fn, task)
+    for baseline, scores in prepared.meta().get("baseline", {}).items():
+        if "test" in metrics:  # e.g. the seasonal-naive forecast of the same test steps
+            metrics["test"].update({f"{baseline}_{k}": v for k, v in scores.items()})
     metrics["epochs"] = trainer.epoch
     metrics["best_epoch"] = trainer.best_epoch_
     metrics["stopped_early"] = trainer.stopped_early_

@@ -82,6 +82,16 @@ DATASETS: dict[str, BuiltinDataset] = {
         "12 cepstral coefficients of 9 speakers' vowels, unequal lengths 7-29; 270 train / 370 test",
         shape="270 + 370 series, 12 x 7-29", kind="sequence", package="sktime",
     ),
+    "airline": BuiltinDataset(
+        "airline", "forecasting", "passengers", "Box-Jenkins airline data via sktime load_airline",
+        "monthly international airline passengers (thousands), 1949-1960; season 12",
+        shape="144 monthly steps", kind="forecast", package="sktime",
+    ),
+    "sunspots": BuiltinDataset(
+        "sunspots", "forecasting", "sunactivity", "statsmodels datasets.sunspots",
+        "yearly sunspot activity, 1700-2008; cycle of about 11 years",
+        shape="309 yearly steps", kind="forecast", package="statsmodels",
+    ),
 }
 
 _SKTIME_LOADERS = {
@@ -165,3 +175,20 @@ def load(name: str):
         names = [str(n) for n in bunch.target_names]
         frame[info.target] = pd.Series([names[i] for i in bunch.target], index=frame.index)
     return frame
+
+
+def load_series(name: str) -> tuple[np.ndarray, str, int]:
+    """A built-in forecasting series: values (T,), the target's name and its season length."""
+    info = DATASETS.get(name)
+    if info is None or info.kind != "forecast":
+        choices = [n for n, d in DATASETS.items() if d.kind == "forecast"]
+        raise DataError(unknown_name("forecasting dataset", name, choices))
+    if name == "airline":
+        _need("sktime", name)
+        from sktime.datasets import load_airline
+
+        return load_airline().to_numpy(dtype=np.float64), info.target, 12
+    _need("statsmodels", name)
+    from statsmodels.datasets import sunspots
+
+    return sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(dtype=np.float64), info.target, 11

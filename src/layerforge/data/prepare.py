@@ -127,6 +127,10 @@ def prepare(data_spec, task: str | None, seed: int) -> Prepared:
         from .sequences import prepare_sequences
 
         return prepare_sequences(data_spec, task, seed)
+    if kind == "forecast":
+        from .forecast import prepare_forecast
+
+        return prepare_forecast(data_spec, task, seed)
     return prepare_table(data_spec, task, seed)
 
 

@@ -37,7 +37,12 @@ def build_model(model_spec, inputs: dict, output_size: int):
         from .rnn import build
     else:
         from .transformer import build
-    return build(model_spec, inputs, output_size)
+    model = build(model_spec, inputs, output_size)
+    if inputs.get("relative"):
+        from ..nn.layers import RelativeToLevel
+
+        model = RelativeToLevel(model, span=min(inputs.get("season") or 1, inputs["length"]))
+    return model
 
 
 def flat_size(inputs: dict) -> int:

@@ -129,11 +129,20 @@ def cross_checks(spec: Spec) -> list[str]:
                 f"{path}: unknown value '{monitor}'{did_you_mean(monitor, valid)}{hint} "
                 f"(choices: {', '.join(valid)})"
             )
-    if spec.model.norm == "batch" and train.batch_size == 1:
+    if getattr(spec.model, "norm", None) == "batch" and train.batch_size == 1:
         problems.append(
             "model.norm: batch norm needs batches of at least 2 rows, but train.batch_size is 1; "
             "use norm: layer or none, or a larger batch_size"
         )
+    if spec.data.dataset is not None:
+        from ..data.builtin import DATASETS
+        from ..models import ACCEPTS
+
+        kind = {"table": "table", "sequence": "sequence", "forecast": "sequence"}.get(DATASETS[spec.data.dataset].kind)
+        if kind and kind not in ACCEPTS[spec.model.type]:
+            suited = [f for f, kinds in ACCEPTS.items() if kind in kinds]
+            problems.append(f"model.type: a {spec.model.type} cannot read {kind} data like "
+                            f"'{spec.data.dataset}'; use one of: {', '.join(suited)}")
     if train.clip_grad_norm is not None and train.clip_grad_value is not None:
         problems.append("train.clip_grad_value: give clip_grad_norm or clip_grad_value, not both")
     return problems

@@ -79,13 +79,20 @@ class DataSpec(_Section):
 
     dataset: str | None = None
     path: str | None = None
-    kind: Literal["table", "sequence"] | None = None
+    kind: Literal["table", "sequence", "forecast"] | None = None
     target: str | None = None
     features: list[str] | None = None
     drop: list[str] = []
     categorical: list[str] = []
     unknown_categories: Literal["error", "bucket"] = "error"
     split: SplitSpec = SplitSpec()
+    # forecasting
+    lookback: PositiveInt | None = None
+    horizon: PositiveInt = 1
+    season: PositiveInt | None = None
+    test_size: PositiveInt | None = None
+    log: bool = False
+    relative: bool = False
 
     @field_validator("dataset")
     @classmethod

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 from ..errors import SpecError, unknown_name
 
-TASKS: dict[str, str] = {"classification": "cross_entropy", "regression": "mse"}  # -> default loss
+TASKS: dict[str, str] = {  # -> default loss
+    "classification": "cross_entropy",
+    "regression": "mse",
+    "forecasting": "mse",
+}
 
 # Metrics each task reports every epoch (besides loss), and whether higher is better.
 METRICS: dict[str, dict[str, bool]] = {
     "classification": {"accuracy": True, "f1_macro": True, "roc_auc": True},
     "regression": {"mse": False, "mae": False, "r2": True},
+    "forecasting": {"mae": False, "rmse": False, "mape": False},
 }
 
 
@@ -41,6 +46,10 @@ def get(name: str, **kwargs):
         from .regression import RegressionTask
 
         return RegressionTask(**kwargs)
+    if name == "forecasting":
+        from .forecasting import ForecastTask
+
+        return ForecastTask(**kwargs)
     raise SpecError(f"task: {unknown_name('task', name, TASKS)}")
 
 
@@ -48,5 +57,7 @@ def from_meta(meta: dict):
     """The task a run's model.json (or ``Prepared.meta()``) describes."""
     if meta["task"] == "classification":
         return get("classification", classes=meta["classes"])
+    if meta["task"] == "forecasting":
+        return get("forecasting", scaling=meta["preprocessing"], horizon=meta["forecast"]["horizon"])
     scaling = meta["target_scaling"]
     return get("regression", mean=scaling["mean"], std=scaling["std"])

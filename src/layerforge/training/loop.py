@@ -73,5 +73,8 @@ def predict_outputs(model: torch.nn.Module, inputs, batch_size: int = 1024) -> t
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, inputs, y: torch.Tensor, loss_fn: Callable, task) -> dict[str, float]:
     """Loss and the task's metrics on ``(inputs, y)``."""
-    outputs = predict_outputs(model, inputs)
+    if hasattr(task, "outputs_for"):  # e.g. recursive multi-step forecasts
+        outputs = task.outputs_for(model, _as_tuple(inputs), y)
+    else:
+        outputs = predict_outputs(model, inputs)
     return {"loss": float(loss_fn(outputs, y)), **task.metrics(outputs, y)}
