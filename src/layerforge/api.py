@@ -158,8 +158,13 @@ def train(
         from .training.callbacks import ProgressBar
 
         extra.insert(0, ProgressBar(console))
+    augment = None
+    if spec.data.augment is not None:
+        from .data.augment import Augment
+
+        augment = Augment(**spec.data.augment.model_dump())
     trainer = Trainer.from_spec(
-        spec.train, task=task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
+        spec.train, task=task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS, augment=augment,
         callbacks=[HistoryWriter(run_dir / HISTORY), *extra],
     )
     splits = prepared.splits

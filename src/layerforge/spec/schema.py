@@ -74,6 +74,17 @@ class SplitSpec(_Section):
         return self
 
 
+class AugmentSpec(_Section):
+    """Batch-wise augmentation of training inputs (sequences and images)."""
+
+    flip: bool = False
+    shift: Annotated[int, Field(ge=0)] = 0
+    rotate: Annotated[float, Field(ge=0, le=180)] = 0.0
+    noise: NonNegativeFloat = 0.0
+    scale: Fraction = 0.0
+    cutout: Annotated[int, Field(ge=0)] = 0
+
+
 class DataSpec(_Section):
     """Where the rows come from and which column is the target."""
 
@@ -86,6 +97,7 @@ class DataSpec(_Section):
     categorical: list[str] = []
     unknown_categories: Literal["error", "bucket"] = "error"
     split: SplitSpec = SplitSpec()
+    augment: AugmentSpec | None = None
     # forecasting
     lookback: PositiveInt | None = None
     horizon: PositiveInt = 1

@@ -17,6 +17,7 @@ def train_one_epoch(
     clip_grad_norm: float | None = None,
     clip_grad_value: float | None = None,
     penalty: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     on_batch_end: Callable[[int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, list[int]]:
     """Run one pass over ``batches``, updating ``model`` in place.
@@ -27,6 +28,7 @@ def train_one_epoch(
     Args:
         lr_at: learning rate for each step of the epoch (None: leave it as it is).
         penalty: extra term added to the loss for the update only (L1/L2), not recorded.
+        augment: transforms the first input of each batch (data augmentation).
         on_batch_end: called with (step, loss) after each update.
 
     Returns:
@@ -40,6 +42,8 @@ def train_one_epoch(
             lr = lr_at(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+        if augment is not None:
+            x = (augment(x[0]), *x[1:])
         loss = loss_fn(model(*x), y)
         total = loss if penalty is None else loss + penalty(model)
         optimizer.zero_grad(set_to_none=True)

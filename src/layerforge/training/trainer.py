@@ -73,6 +73,8 @@ class Trainer:
         seed: seeds dropout and batch order; the same seed gives the same result on CPU.
         callbacks: ``Callback`` objects.
         checkpoint_dir: where to write checkpoints (None: no checkpoints).
+        augment: a callable applied to the first input of every training batch, e.g.
+            ``layerforge.data.augment.Augment(shift=2, noise=0.05)``.
 
     After ``fit``: ``model_``, ``history_`` (one dict per epoch), ``best_epoch_`` and
     ``stopped_early_``.
@@ -82,7 +84,8 @@ class Trainer:
         >>> trainer.fit(module, (x_train, y_train), (x_val, y_val))  # doctest: +SKIP
     """
 
-    def __init__(self, *, task: Any = "classification", seed: int = 0, callbacks=(), checkpoint_dir=None, **train):
+    def __init__(self, *, task: Any = "classification", seed: int = 0, callbacks=(), checkpoint_dir=None,
+                 augment=None, **train):
         from pydantic import ValidationError
 
         from ..spec.load import SpecError, format_errors
@@ -96,6 +99,7 @@ class Trainer:
         self.seed = seed
         self.callbacks = list(callbacks)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.augment = augment
         self.epochs = self.spec.epochs
         self.epoch = 0
         self.stop_training = False
@@ -183,7 +187,7 @@ class Trainer:
                     model, batches, loss_fn, optimizer,
                     lr_at=None if steady_lr else (lambda step, e=epoch: schedule.lr(e, step)),
                     clip_grad_norm=spec.clip_grad_norm, clip_grad_value=spec.clip_grad_value,
-                    penalty=penalty, on_batch_end=on_batch_end,
+                    penalty=penalty, augment=self.augment, on_batch_end=on_batch_end,
                 )
                 self._check_finite(step_losses, epoch)
                 weights = torch.tensor(sizes, dtype=step_losses.dtype, device=step_losses.device)

@@ -1,0 +1,81 @@
+"""Data augmentation as batch-wise tensor operations on the training device.
+
+Works on sequences (B, C, L) and images (B, C, H, W); every operation draws its randomness from
+torch's generator, which checkpoints save, so resumed runs augment exactly as uninterrupted ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class Augment:
+    """Random transformations applied to each training batch (never to evaluation data).
+
+    Args:
+        flip: mirror images left-right (sequences: reverse time) with probability 0.5.
+        shift: move by up to this many steps / pixels along each spatial axis (zero fill).
+        rotate: rotate images by up to this many degrees.
+        noise: add Gaussian noise with this standard deviation (inputs are standardised).
+        scale: multiply each example by a factor in [1 - scale, 1 + scale].
+        cutout: zero one square (images) or span (sequences) of this size per example.
+    """
+
+    def __init__(self, flip: bool = False, shift: int = 0, rotate: float = 0.0, noise: float = 0.0,
+                 scale: float = 0.0, cutout: int = 0):
+        self.flip, self.shift, self.rotate = flip, shift, rotate
+        self.noise, self.scale, self.cutout = noise, scale, cutout
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.flip:
+            flipped = torch.rand(len(x), device=x.device) < 0.5
+            x = torch.where(flipped.view(-1, *[1] * (x.ndim - 1)), x.flip(-1), x)
+        if self.shift:
+            x = self._shift(x)
+        if self.rotate and x.ndim == 4:
+            x = self._rotate(x)
+        if self.scale:
+            factor = 1 + (torch.rand(len(x), device=x.device) * 2 - 1) * self.scale
+            x = x * factor.view(-1, *[1] * (x.ndim - 1))
+        if self.noise:
+            x = x + torch.randn_like(x) * self.noise
+        if self.cutout:
+            x = self._cutout(x)
+        return x
+
+    def _shift(self, x: torch.Tensor) -> torch.Tensor:
+        spatial = x.shape[2:]
+        pad = [self.shift] * (2 * len(spatial))
+        padded = torch.nn.functional.pad(x, pad)  # zero fill
+        offsets = torch.randint(0, 2 * self.shift + 1, (len(spatial),)).tolist()  # one offset per batch
+        index = [slice(None), slice(None)] + [slice(o, o + n) for o, n in zip(offsets, spatial)]
+        return padded[tuple(index)]
+
+    def _rotate(self, x: torch.Tensor) -> torch.Tensor:
+        angles = (torch.rand(len(x), device=x.device) * 2 - 1) * math.radians(self.rotate)
+        cos, sin = angles.cos(), angles.sin()
+        zeros = torch.zeros_like(cos)
+        theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)  # (B, 2, 3)
+        grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        return torch.nn.functional.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+
+    def _cutout(self, x: torch.Tensor) -> torch.Tensor:
+        keep = torch.ones_like(x[:, :1])  # (B, 1, *S)
+        spatial = x.shape[2:]
+        starts = [torch.randint(0, max(1, n - self.cutout + 1), (len(x),), device=x.device) for n in spatial]
+        positions = [torch.arange(n, device=x.device) for n in spatial]
+        inside = None
+        for axis, (start, position) in enumerate(zip(starts, positions)):
+            shape = [len(x)] + [1] * len(spatial)
+            shape[axis + 1] = spatial[axis]
+            hit = ((position[None, :] >= start[:, None]) & (position[None, :] < start[:, None] + self.cutout))
+            hit = hit.view(shape)
+            inside = hit if inside is None else inside & hit
+        keep = keep * (~inside).unsqueeze(1).to(x.dtype)
+        return x * keep
+
+    def __repr__(self) -> str:
+        return (f"Augment(flip={self.flip}, shift={self.shift}, rotate={self.rotate}, noise={self.noise}, "
+                f"scale={self.scale}, cutout={self.cutout})")
