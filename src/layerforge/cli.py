@@ -161,6 +161,43 @@ def predict(
 
 
 @app.command()
+def generate(
+    run: Path = typer.Argument(..., help="Run directory of a language model."),
+    prompt: str = typer.Option("", "--prompt", help="Text to continue."),
+    length: int = typer.Option(200, "--length", min=1, help="Tokens to generate."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Below 1 is more conservative."),
+    top_k: int | None = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely tokens."),
+    seed: int = typer.Option(0, "--seed", help="The same seed gives the same text."),
+) -> None:
+    """Sample text from a trained language model."""
+    from .runs import load_run
+
+    text = _guard(lambda: load_run(run).generate(prompt, length, temperature, top_k, seed))
+    print(text)
+
+
+@app.command()
+def summary(
+    spec: Path | None = typer.Argument(None, help="Spec YAML file (default: the built-in default)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a spec key (repeatable)."),
+) -> None:
+    """Show a model's layers, output shapes and parameter counts for a spec."""
+    from .summary import summarize
+
+    rows, total, trainable = _guard(lambda: summarize(spec, set_))
+    from rich.table import Table
+
+    table = Table()
+    for column, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right")):
+        table.add_column(column, justify=justify)
+    for name, kind, shape, count in rows:
+        table.add_row(name, kind, shape, f"{count:,}")
+    console = _console()
+    console.print(table)
+    console.print(f"parameters: {total:,} ({trainable:,} trainable)")
+
+
+@app.command()
 def datasets() -> None:
     """List the built-in datasets: name, task, shape and source."""
     from rich.table import Table

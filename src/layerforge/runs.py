@@ -239,6 +239,40 @@ class Run:
         outputs = self._outputs(inputs)
         return {"loss": float(loss_fn(outputs, y)), **task.metrics(outputs, y), "rows": int(len(y))}
 
+    def generate(self, prompt: str = "", length: int = 200, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int = 0) -> str:
+        """Sample ``length`` tokens that continue ``prompt`` (language-model runs only).
+
+        Args:
+            temperature: divides the logits; below 1 is more conservative.
+            top_k: sample only among the k most likely tokens.
+            seed: the same seed gives the same text.
+
+        Returns:
+            The prompt followed by the generated text.
+        """
+        import torch
+
+        from .data.text import Tokenizer
+
+        if self.meta["task"] != "language_model":
+            raise DataError("generate is for language-model runs (a causal transformer on a text corpus)")
+        if temperature <= 0:
+            raise DataError("temperature must be > 0 (lower is more conservative, e.g. 0.8)")
+        tokenizer = Tokenizer.from_json(self.meta["preprocessing"])
+        context = self.meta["inputs"]["length"]
+        ids = tokenizer.encode(prompt) or [1]
+        model, generator = self.model, torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for _ in range(length):
+                logits = model(torch.tensor([ids[-context:]]))[0, -1].float() / temperature  # (V,)
+                logits[0] = float("-inf")  # never emit padding
+                if top_k:
+                    cutoff = torch.topk(logits, min(top_k, len(logits))).values[-1]
+                    logits = logits.masked_fill(logits < cutoff, float("-inf"))
+                ids.append(int(torch.multinomial(logits.softmax(-1), 1, generator=generator)))
+        return tokenizer.decode(ids)
+
     def _targets(self, series, source):
         from .data.prepare import encode_classes
         from .data.tabular import _to_numbers

@@ -92,6 +92,11 @@ DATASETS: dict[str, BuiltinDataset] = {
         "yearly sunspot activity, 1700-2008; cycle of about 11 years",
         shape="309 yearly steps", kind="forecast", package="statsmodels",
     ),
+    "python_docs": BuiltinDataset(
+        "python_docs", "language_model", "next_token", "CPython documentation topics (pydoc_data.topics)",
+        "the reference documentation that ships with Python, about 465,000 characters of English and code",
+        shape="~465k characters", kind="corpus", package="python",
+    ),
 }
 
 _SKTIME_LOADERS = {
@@ -102,6 +107,24 @@ _SKTIME_LOADERS = {
     "basic_motions": "load_basic_motions",
     "japanese_vowels": "load_japanese_vowels",
 }
+
+
+def data_kind(data_spec) -> str:
+    """'table', 'sequence', 'forecast', 'text' or 'corpus' for a data spec (no data is read)."""
+    if data_spec.dataset:
+        return DATASETS[data_spec.dataset].kind
+    if data_spec.kind:
+        return data_spec.kind
+    suffix = data_spec.path.lower().rsplit(".", 1)[-1]
+    if suffix == "npz":
+        return "sequence"
+    if suffix == "txt":
+        return "corpus"
+    return "text" if data_spec.text else "table"
+
+
+# what the models see for each kind of data (see layerforge.models.ACCEPTS)
+INPUT_KINDS = {"table": "table", "sequence": "sequence", "forecast": "sequence", "text": "tokens", "corpus": "tokens"}
 
 
 def _need(package: str, name: str):
@@ -192,3 +215,13 @@ def load_series(name: str) -> tuple[np.ndarray, str, int]:
     from statsmodels.datasets import sunspots
 
     return sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(dtype=np.float64), info.target, 11
+
+
+def load_text(name: str) -> str:
+    """A built-in text corpus for language modelling."""
+    info = DATASETS.get(name)
+    if info is None or info.kind != "corpus":
+        raise DataError(unknown_name("text corpus", name, [n for n, d in DATASETS.items() if d.kind == "corpus"]))
+    from pydoc_data.topics import topics  # ships with CPython
+
+    return "\n\n".join(topics[key] for key in sorted(topics))

@@ -111,18 +111,9 @@ def encode_classes(series, classes: list, source: str | None = None) -> np.ndarr
     return codes
 
 
-def data_kind(data_spec) -> str:
-    """'table', 'sequence', 'forecast' or 'text' for a data spec."""
-    if data_spec.dataset:
-        return builtin.DATASETS[data_spec.dataset].kind
-    if data_spec.kind:
-        return data_spec.kind
-    return "sequence" if data_spec.path.lower().endswith(".npz") else "table"
-
-
 def prepare(data_spec, task: str | None, seed: int) -> Prepared:
     """Load, check, split and preprocess the data a spec names (any kind)."""
-    kind = data_kind(data_spec)
+    kind = builtin.data_kind(data_spec)
     if kind == "sequence":
         from .sequences import prepare_sequences
 
@@ -131,6 +122,14 @@ def prepare(data_spec, task: str | None, seed: int) -> Prepared:
         from .forecast import prepare_forecast
 
         return prepare_forecast(data_spec, task, seed)
+    if kind == "corpus":
+        from .text import prepare_corpus
+
+        return prepare_corpus(data_spec, task, seed)
+    if kind == "text":
+        from .text import prepare_text_classification
+
+        return prepare_text_classification(data_spec, task, seed)
     return prepare_table(data_spec, task, seed)
 
 

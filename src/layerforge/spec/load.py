@@ -134,15 +134,21 @@ def cross_checks(spec: Spec) -> list[str]:
             "model.norm: batch norm needs batches of at least 2 rows, but train.batch_size is 1; "
             "use norm: layer or none, or a larger batch_size"
         )
-    if spec.data.dataset is not None:
-        from ..data.builtin import DATASETS
+    if spec.data.dataset is not None or spec.data.path is not None:
+        from ..data.builtin import INPUT_KINDS, data_kind
         from ..models import ACCEPTS
 
-        kind = {"table": "table", "sequence": "sequence", "forecast": "sequence"}.get(DATASETS[spec.data.dataset].kind)
-        if kind and kind not in ACCEPTS[spec.model.type]:
-            suited = [f for f, kinds in ACCEPTS.items() if kind in kinds]
-            problems.append(f"model.type: a {spec.model.type} cannot read {kind} data like "
-                            f"'{spec.data.dataset}'; use one of: {', '.join(suited)}")
+        kind = data_kind(spec.data)
+        inputs = INPUT_KINDS[kind]
+        if inputs not in ACCEPTS[spec.model.type]:
+            suited = [f for f, kinds in ACCEPTS.items() if inputs in kinds]
+            problems.append(f"model.type: a {spec.model.type} cannot read {kind} data; use one of: {', '.join(suited)}")
+        causal = spec.model.type == "transformer" and spec.model.causal
+        if kind == "corpus" and not causal:
+            problems.append("model: language modelling of a text corpus needs type: transformer with causal: true")
+        if causal and kind != "corpus":
+            problems.append("model.causal: a causal transformer is a language model; train it on a text corpus "
+                            "(data.dataset: python_docs or a .txt data.path)")
     if train.clip_grad_norm is not None and train.clip_grad_value is not None:
         problems.append("train.clip_grad_value: give clip_grad_norm or clip_grad_value, not both")
     return problems

@@ -85,12 +85,21 @@ class AugmentSpec(_Section):
     cutout: Annotated[int, Field(ge=0)] = 0
 
 
+class TokenizerSpec(_Section):
+    """How text becomes token ids; fitted on the training split."""
+
+    kind: Literal["char", "word", "bpe"] = "char"
+    vocab_size: Annotated[int, Field(ge=3)] = 2000
+    max_length: PositiveInt = 256
+    lowercase: bool = False
+
+
 class DataSpec(_Section):
     """Where the rows come from and which column is the target."""
 
     dataset: str | None = None
     path: str | None = None
-    kind: Literal["table", "sequence", "forecast"] | None = None
+    kind: Literal["table", "sequence", "forecast", "text", "corpus"] | None = None
     target: str | None = None
     features: list[str] | None = None
     drop: list[str] = []
@@ -105,6 +114,10 @@ class DataSpec(_Section):
     test_size: PositiveInt | None = None
     log: bool = False
     relative: bool = False
+    # text
+    text: str | None = None
+    tokenizer: TokenizerSpec = TokenizerSpec()
+    context: PositiveInt = 128
 
     @field_validator("dataset")
     @classmethod
@@ -120,8 +133,8 @@ class DataSpec(_Section):
         base = (info.context or {}).get("base_dir")
         if not path.is_absolute() and base is not None:
             path = Path(base) / path
-        if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".npz"):
-            raise _problem(f"expected a .csv, .tsv, .parquet or .npz file, got '{value}'")
+        if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".npz", ".txt"):
+            raise _problem(f"expected a .csv, .tsv, .parquet, .npz or .txt file, got '{value}'")
         if not path.is_file():
             raise _problem(f"file not found: {path}")
         return str(path.resolve())

@@ -11,6 +11,7 @@ TASKS: dict[str, str] = {  # -> default loss
     "classification": "cross_entropy",
     "regression": "mse",
     "forecasting": "mse",
+    "language_model": "cross_entropy",
 }
 
 # Metrics each task reports every epoch (besides loss), and whether higher is better.
@@ -18,6 +19,7 @@ METRICS: dict[str, dict[str, bool]] = {
     "classification": {"accuracy": True, "f1_macro": True, "roc_auc": True},
     "regression": {"mse": False, "mae": False, "r2": True},
     "forecasting": {"mae": False, "rmse": False, "mape": False},
+    "language_model": {"bits_per_token": False, "perplexity": False},
 }
 
 
@@ -50,6 +52,10 @@ def get(name: str, **kwargs):
         from .forecasting import ForecastTask
 
         return ForecastTask(**kwargs)
+    if name == "language_model":
+        from .language_model import LanguageModelTask
+
+        return LanguageModelTask(**kwargs)
     raise SpecError(f"task: {unknown_name('task', name, TASKS)}")
 
 
@@ -57,6 +63,8 @@ def from_meta(meta: dict):
     """The task a run's model.json (or ``Prepared.meta()``) describes."""
     if meta["task"] == "classification":
         return get("classification", classes=meta["classes"])
+    if meta["task"] == "language_model":
+        return get("language_model", vocab_size=meta["inputs"]["vocab_size"])
     if meta["task"] == "forecasting":
         return get("forecasting", scaling=meta["preprocessing"], horizon=meta["forecast"]["horizon"])
     scaling = meta["target_scaling"]

@@ -58,6 +58,10 @@ def _huber(task: str, delta: float = 1.0) -> Callable:
 def _cross_entropy(task: str, label_smoothing: float = 0.0) -> Callable:
     import torch.nn.functional as F
 
+    if task == "language_model":  # (B, L, V) logits against (B, L) next tokens
+        return lambda output, target: F.cross_entropy(
+            output.flatten(0, 1), target.flatten(), label_smoothing=label_smoothing
+        )
     return lambda output, target: F.cross_entropy(output, target, label_smoothing=label_smoothing)
 
 
@@ -87,10 +91,10 @@ def _kl_div(task: str, label_smoothing: float = 0.0) -> Callable:
 
 
 LOSSES: dict[str, LossEntry] = {
-    "mse": LossEntry(_mse, None, ()),
-    "mae": LossEntry(_mae, None, ()),
-    "huber": LossEntry(_huber, None, ("delta",)),
-    "cross_entropy": LossEntry(_cross_entropy, ("classification",), ("label_smoothing",)),
+    "mse": LossEntry(_mse, ("classification", "regression", "forecasting"), ()),
+    "mae": LossEntry(_mae, ("classification", "regression", "forecasting"), ()),
+    "huber": LossEntry(_huber, ("classification", "regression", "forecasting"), ("delta",)),
+    "cross_entropy": LossEntry(_cross_entropy, ("classification", "language_model"), ("label_smoothing",)),
     "bce": LossEntry(_bce, ("classification",), ()),
     "hinge": LossEntry(_hinge, ("classification",), ("margin",)),
     "kl_div": LossEntry(_kl_div, ("classification",), ("label_smoothing",)),
