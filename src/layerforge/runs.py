@@ -160,6 +160,8 @@ class Run:
             target = self.meta["target"]
             y = self._targets(frame[target], source) if target in frame.columns else None
             return (torch.as_tensor(x),), y
+        if kind == "tokens":
+            return self._encode_text(data)
         from .data.sequences import SequenceScaler, as_sequences, read_sequences
 
         if isinstance(data, (str, Path)):
@@ -178,6 +180,33 @@ class Run:
 
             y = self._targets(pd.Series(labels, name=self.meta["target"]), str(data))
         return inputs, y
+
+    def _encode_text(self, data):
+        """Token ids and lengths for texts: a list of strings, a DataFrame or a table file
+        with the text column (and the target column, for evaluation)."""
+        import pandas as pd
+        import torch
+
+        from .data.tabular import read_table
+        from .data.text import Tokenizer, encode_texts
+
+        state = self.meta["preprocessing"]
+        if self.meta["task"] == "language_model":
+            raise DataError("a language model continues text: use generate (layerforge generate RUN --prompt ...)")
+        column, source = state["text"], None
+        if isinstance(data, (str, Path)):
+            data, source = read_table(data), str(data)
+        if isinstance(data, pd.DataFrame):
+            if column not in data.columns:
+                raise DataError(f"missing column{' in ' + source if source else ''}: {column} (the text to classify)")
+            frame = data
+        else:
+            frame = pd.DataFrame({column: [str(t) for t in data]})
+        texts = frame[column].fillna("").astype(str).tolist()
+        ids, lengths = encode_texts(Tokenizer.from_json(state), texts, state["max_length"])
+        target = self.meta["target"]
+        y = self._targets(frame[target], source) if target in frame.columns else None
+        return (torch.as_tensor(ids), torch.as_tensor(lengths)), y
 
     def _outputs(self, inputs):
         from .training.loop import predict_outputs

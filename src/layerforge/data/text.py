@@ -37,11 +37,13 @@ class Tokenizer:
         if kind == "bpe":
             try:
                 from tokenizers import Tokenizer as HFTokenizer
-                from tokenizers import models, pre_tokenizers, trainers
+                from tokenizers import decoders, models, pre_tokenizers, trainers
             except ImportError:
-                raise DataError("BPE tokenization needs the 'tokenizers' package: pip install 'layerforge[text]'") from None
+                raise DataError("BPE tokenization needs the 'tokenizers' package: "
+                                "pip install 'layerforge[text]'") from None
             bpe = HFTokenizer(models.BPE(unk_token=UNK))
             bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+            bpe.decoder = decoders.ByteLevel()
             trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK], show_progress=False)
             bpe.train_from_iterator(texts, trainer)
             return cls("bpe", bpe_json=bpe.to_str(), lowercase=lowercase)

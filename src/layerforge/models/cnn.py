@@ -96,7 +96,7 @@ class CNN(nn.Module):
             if lengths is not None:
                 lengths = torch.div(lengths + block.downsampling - 1, block.downsampling, rounding_mode="floor")
         if self.dims == 1:
-            pooled = masked_mean(x, length_mask(lengths, x.shape[-1]), dim=-1)  # (B, C)
+            pooled = masked_mean(x.transpose(1, 2), length_mask(lengths, x.shape[-1]), dim=1)  # (B, L, C) -> (B, C)
         else:
             pooled = x.mean(dim=(-2, -1))  # (B, C)
         return self.head(pooled)

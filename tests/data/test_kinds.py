@@ -1,0 +1,165 @@
+"""Sequence, forecast and text data: preparation, training end to end, prediction from the run."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import layerforge as lf
+from layerforge import DataError
+from layerforge.data.forecast import forecast_metrics, seasonal_naive
+from layerforge.data.prepare import prepare
+from layerforge.data.sequences import SequenceScaler, pad
+from layerforge.data.text import Tokenizer
+
+
+@pytest.fixture
+def waves(tmp_path):
+    """Two classes of noisy sine waves with unequal lengths, as .npz with an official test split."""
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        series, labels = [], []
+        for i in range(n):
+            label = i % 2
+            length = int(rng.integers(20, 40))
+            t = np.arange(length)
+            series.append(np.sin(t * (0.3 if label else 0.9)) + rng.normal(0, 0.1, length))
+            labels.append(["slow", "fast"][label])
+        return series, labels
+
+    train, labels = make(120)
+    test, test_labels = make(40)
+    x, lengths = pad([s[None, :] for s in train])
+    x_test, lengths_test = pad([s[None, :] for s in test])
+    path = tmp_path / "waves.npz"
+    np.savez(path, x=x, y=np.array(labels), x_test=x_test, y_test=np.array(test_labels))
+    return path, (x_test, lengths_test, np.array(test_labels))
+
+
+def test_pad_and_scaler_ignore_padding():
+    x, lengths = pad([np.ones((2, 3)), np.full((2, 5), 3.0)])
+    assert x.shape == (2, 2, 5) and lengths.tolist() == [3, 5]
+    scaler = SequenceScaler.fit(x, lengths)
+    assert scaler.mean == pytest.approx([2.25, 2.25])  # 3 ones and 5 threes, padding not counted
+    scaled = scaler.transform(x, lengths)
+    assert (scaled[0, :, 3:] == 0).all()
+    assert pad([np.ones((1, 4)), np.ones((1, 4))])[1] is None
+
+
+def test_sequence_run_end_to_end(waves, runs_dir, tmp_path):
+    path, (x_test, lengths_test, labels) = waves
+    spec = {"name": "waves", "data": {"path": str(path), "split": {"val": 0.2}},
+            "model": {"type": "cnn", "channels": [16, 16], "kernel_size": 5, "pool": "none", "head": []},
+            "train": {"epochs": 15, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.01}}}
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert run.meta["inputs"] == {"kind": "sequence", "channels": 1, "length": 39, "variable_length": True}
+    assert run.meta["rows"] == {"train": 96, "val": 24, "test": 40}
+    assert run.metrics["test"]["accuracy"] >= 0.9
+    new = tmp_path / "new.npz"
+    np.savez(new, x=x_test, lengths=lengths_test, y=labels)
+    code = (f"import layerforge as lf, json\nrun = lf.load_run({str(run.path)!r})\n"
+            f"print(json.dumps([run.predict({str(new)!r}).tolist(), run.evaluate({str(new)!r})['accuracy']]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    predicted, accuracy = json.loads(out.stdout)
+    assert accuracy == pytest.approx(run.metrics["test"]["accuracy"])
+    assert np.mean(np.array(predicted) == labels) == pytest.approx(accuracy)
+    with pytest.raises(DataError, match="expected 1 channel"):
+        run.predict(np.zeros((2, 3, 39), dtype=np.float32))
+
+
+def test_sequence_family_errors(waves, tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, a=np.zeros(3))
+    with pytest.raises(DataError, match="needs arrays 'x' and 'y'"):
+        prepare(lf.load_spec({"data": {"path": str(bad)}, "model": {"type": "cnn"}}).data, None, 0)
+
+
+def test_builtin_ucr_set_uses_its_official_split():
+    spec = lf.load_spec({"data": {"dataset": "gunpoint", "split": {"val": 0.2}}, "model": {"type": "cnn"}})
+    prepared = prepare(spec.data, None, 0)
+    assert prepared.rows("test") == 150 and prepared.rows("train") + prepared.rows("val") == 50
+    assert prepared.classes == [1, 2] and prepared.inputs_info["length"] == 150
+
+
+def test_seasonal_naive_and_forecast_metrics():
+    values = np.arange(1.0, 31.0)
+    naive = seasonal_naive(values, [24], 8, 4)  # repeats steps 21..24 twice
+    assert naive.tolist() == [[21, 22, 23, 24, 21, 22, 23, 24]]
+    scores = forecast_metrics(np.array([[100.0, 200.0]]), np.array([[110.0, 180.0]]))
+    assert scores == pytest.approx({"mae": 15.0, "rmse": np.sqrt((100 + 400) / 2), "mape": 0.1})
+
+
+def test_forecast_windows_are_chronological(tmp_path, runs_dir):
+    t = np.arange(200)
+    frame = pd.DataFrame({"month": t, "load": 50 + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12)})
+    path = tmp_path / "load.csv"
+    frame.to_csv(path, index=False)
+    spec = {"data": {"path": str(path), "kind": "forecast", "target": "load", "lookback": 24, "horizon": 6,
+                     "season": 12, "test_size": 24, "split": {"val": 0.1}},
+            "model": {"type": "mlp", "layers": []},
+            "train": {"epochs": 400, "batch_size": "full", "optimizer": {"name": "adam", "lr": 0.02}}}
+    prepared = prepare(lf.load_spec(spec).data, None, 0)
+    (x_train,), y_train = prepared.splits["train"]
+    (x_test,), y_test = prepared.splits["test"]
+    assert x_train.shape[1:] == (1, 24) and y_train.shape[1] == 6
+    assert y_test.shape == (1, 24)  # one recursive forecast of every held-out step
+    scaling = prepared.preprocessing
+    assert scaling["mean"][0] == pytest.approx(frame["load"][:158].mean())  # training steps only
+    run = lf.train(spec, runs_dir=runs_dir)
+    test = run.metrics["test"]
+    assert test["mape"] < 0.02 and test["mape"] < test["seasonal_naive_mape"]
+    with pytest.raises(lf.SpecError):
+        lf.load_spec({**spec, "data": {**spec["data"], "horizon": 0}})
+
+
+def test_tokenizers_round_trip():
+    texts = ["the cat sat", "the dog sat down", "a cat"]
+    char = Tokenizer.fit(texts, "char", 100)
+    assert char.decode(char.encode("the cat")) == "the cat"
+    assert char.encode("z")[0] == 1  # unknown
+    word = Tokenizer.fit(texts, "word", 100)
+    assert word.decode(word.encode("the cat sat")) == "the cat sat"
+    assert Tokenizer.from_json(word.to_json()).encode("dog sat") == word.encode("dog sat")
+    bpe = Tokenizer.fit(texts * 20, "bpe", 60)
+    assert bpe.decode(bpe.encode("the cat sat")) == "the cat sat"
+    assert Tokenizer.from_json(json.loads(json.dumps(bpe.to_json()))).encode("the dog") == bpe.encode("the dog")
+
+
+def test_text_classification_end_to_end(tmp_path, runs_dir):
+    rng = np.random.default_rng(0)
+    good = ["great", "lovely", "excellent", "fine", "superb"]
+    bad = ["awful", "poor", "terrible", "bad", "dreadful"]
+    rows = [{"review": f"the film was {rng.choice(good if i % 2 else bad)} and {rng.choice(['long', 'short'])}",
+             "sentiment": "pos" if i % 2 else "neg"} for i in range(200)]
+    path = tmp_path / "reviews.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    spec = {"data": {"path": str(path), "text": "review", "target": "sentiment",
+                     "tokenizer": {"kind": "word", "max_length": 12}},
+            "model": {"type": "rnn", "cell": "lstm", "hidden_size": 16, "embedding_size": 16, "pooling": "max"},
+            "train": {"epochs": 15, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.01}}}
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert run.metrics["test"]["accuracy"] == 1.0
+    assert run.meta["inputs"]["kind"] == "tokens" and "film" in run.meta["preprocessing"]["vocab"]
+    new = pd.DataFrame({"review": ["the film was superb", "the film was dreadful and long"]})
+    assert run.predict(new).tolist() == ["pos", "neg"]
+
+
+def test_language_model_trains_and_generates(tmp_path, runs_dir):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abcabcabd " * 400)
+    spec = {"data": {"path": str(corpus), "context": 16, "split": {"val": 0.1, "test": 0.1}},
+            "model": {"type": "transformer", "causal": True, "d_model": 32, "num_heads": 2, "num_layers": 1},
+            "train": {"epochs": 10, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.01}}}
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert run.meta["task"] == "language_model"
+    assert run.metrics["test"]["bits_per_token"] < 0.6  # the pattern is nearly deterministic
+    text = run.generate("abca", length=20, temperature=0.5, seed=1)
+    assert text.startswith("abca") and len(text) == 24
+    assert "bcabcab" in text
+    assert run.generate("abca", length=20, temperature=0.5, seed=1) == text
+    with pytest.raises(DataError, match="temperature must be > 0"):
+        run.generate("a", temperature=0)
