@@ -53,7 +53,9 @@ class SequenceScaler:
         x = as_sequences(x)
         if x.shape[1] != len(self.mean):
             raise DataError(f"expected {len(self.mean)} channel(s) per series, got {x.shape[1]} (shape {x.shape})")
-        scaled = (x - np.asarray(self.mean, np.float32)[None, :, None]) / np.asarray(self.std, np.float32)[None, :, None]
+        mean = np.asarray(self.mean, np.float32)[None, :, None]
+        std = np.asarray(self.std, np.float32)[None, :, None]
+        scaled = (x - mean) / std
         if lengths is not None:
             padding = np.arange(x.shape[2])[None, :] >= lengths[:, None]  # (N, L)
             scaled[np.broadcast_to(padding[:, None, :], scaled.shape)] = 0.0

@@ -150,7 +150,8 @@ def prepare_text_classification(data_spec, task: str | None, seed: int):
     target = resolve_target(data_spec, frame, source)
     column = data_spec.text
     if column is None or column not in frame.columns:
-        raise DataError(f"data.text: name the column that holds the text (columns: {', '.join(map(str, frame.columns))})")
+        columns = ", ".join(map(str, frame.columns))
+        raise DataError(f"data.text: name the column that holds the text (columns: {columns})")
     classes = classes_of(frame[target])
     y = encode_classes(frame[target], classes, source)
     split = data_spec.split

@@ -72,6 +72,7 @@ class RNN(nn.Module):
 def build(model_spec, inputs: dict, output_size: int) -> RNN:
     tokens = inputs["kind"] == "tokens"
     return RNN(model_spec.embedding_size if tokens else inputs["channels"], output_size,
-               vocab_size=inputs["vocab_size"] if tokens else None, cell=model_spec.cell, hidden_size=model_spec.hidden_size,
+               vocab_size=inputs["vocab_size"] if tokens else None, cell=model_spec.cell,
+               hidden_size=model_spec.hidden_size,
                num_layers=model_spec.num_layers, bidirectional=model_spec.bidirectional,
                dropout=model_spec.dropout, pooling=model_spec.pooling, head=list(model_spec.head))

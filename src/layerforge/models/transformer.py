@@ -68,7 +68,9 @@ class Transformer(nn.Module):
         if h.shape[1] > self.max_length:
             raise ValueError(f"input of {h.shape[1]} positions is longer than max_length {self.max_length}")
         h = self.dropout(h + self.positions[: h.shape[1]])
-        attention_mask = nn.Transformer.generate_square_subsequent_mask(h.shape[1], device=h.device) if self.causal else None
+        attention_mask = None
+        if self.causal:
+            attention_mask = nn.Transformer.generate_square_subsequent_mask(h.shape[1], device=h.device)
         h = self.norm(self.encoder(h, mask=attention_mask, is_causal=self.causal,
                                    src_key_padding_mask=None if mask is None else ~mask))
         if self.causal:
