@@ -162,6 +162,8 @@ class Run:
             return (torch.as_tensor(x),), y
         if kind == "tokens":
             return self._encode_text(data)
+        if kind == "image":
+            return self._encode_images(data)
         from .data.sequences import SequenceScaler, as_sequences, read_sequences
 
         if isinstance(data, (str, Path)):
@@ -207,6 +209,22 @@ class Run:
         target = self.meta["target"]
         y = self._targets(frame[target], source) if target in frame.columns else None
         return (torch.as_tensor(ids), torch.as_tensor(lengths)), y
+
+    def _encode_images(self, data):
+        """Images from an array (N, [C,] H, W), an .npz, an image file or a folder."""
+        import pandas as pd
+        import torch
+
+        from .data.images import ImageScaler, as_images
+
+        scaler = ImageScaler.from_json(self.meta["preprocessing"])
+        labels = None
+        if isinstance(data, (str, Path)):
+            x, labels = scaler.read(data)
+        else:
+            x = as_images(data)
+        y = None if labels is None else self._targets(pd.Series(labels, name="label"), str(data))
+        return (torch.as_tensor(scaler.transform(x)),), y
 
     def _outputs(self, inputs):
         from .training.loop import predict_outputs

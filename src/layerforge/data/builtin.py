@@ -92,6 +92,11 @@ DATASETS: dict[str, BuiltinDataset] = {
         "yearly sunspot activity, 1700-2008; cycle of about 11 years",
         shape="309 yearly steps", kind="forecast", package="statsmodels",
     ),
+    "digits_images": BuiltinDataset(
+        "digits_images", "classification", "label", "scikit-learn load_digits, as images",
+        "the 8x8 handwritten digits as 1x8x8 images, 10 classes",
+        shape="1797 images, 1 x 8 x 8", kind="image",
+    ),
     "python_docs": BuiltinDataset(
         "python_docs", "language_model", "next_token", "CPython documentation topics (pydoc_data.topics)",
         "the reference documentation that ships with Python, about 465,000 characters of English and code",
@@ -118,13 +123,16 @@ def data_kind(data_spec) -> str:
     suffix = data_spec.path.lower().rsplit(".", 1)[-1]
     if suffix == "npz":
         return "sequence"
+    if "." not in data_spec.path.rsplit("/", 1)[-1] or suffix in ("png", "jpg", "jpeg"):
+        return "image"  # a folder of class subfolders
     if suffix == "txt":
         return "corpus"
     return "text" if data_spec.text else "table"
 
 
 # what the models see for each kind of data (see layerforge.models.ACCEPTS)
-INPUT_KINDS = {"table": "table", "sequence": "sequence", "forecast": "sequence", "text": "tokens", "corpus": "tokens"}
+INPUT_KINDS = {"table": "table", "sequence": "sequence", "forecast": "sequence", "text": "tokens",
+               "corpus": "tokens", "image": "image"}
 
 
 def _need(package: str, name: str):
@@ -225,3 +233,14 @@ def load_text(name: str) -> str:
     from pydoc_data.topics import topics  # ships with CPython
 
     return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+def load_images(name: str) -> tuple[np.ndarray, list]:
+    """A built-in image dataset: images (N, C, H, W) in [0, 1] and labels."""
+    info = DATASETS.get(name)
+    if info is None or info.kind != "image":
+        raise DataError(unknown_name("image dataset", name, [n for n, d in DATASETS.items() if d.kind == "image"]))
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return (digits.images / 16.0).astype(np.float32)[:, None], digits.target.tolist()

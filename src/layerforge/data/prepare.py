@@ -122,6 +122,10 @@ def prepare(data_spec, task: str | None, seed: int) -> Prepared:
         from .forecast import prepare_forecast
 
         return prepare_forecast(data_spec, task, seed)
+    if kind == "image":
+        from .images import prepare_images
+
+        return prepare_images(data_spec, task, seed)
     if kind == "corpus":
         from .text import prepare_corpus
 

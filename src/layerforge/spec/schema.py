@@ -99,7 +99,7 @@ class DataSpec(_Section):
 
     dataset: str | None = None
     path: str | None = None
-    kind: Literal["table", "sequence", "forecast", "text", "corpus"] | None = None
+    kind: Literal["table", "sequence", "image", "forecast", "text", "corpus"] | None = None
     target: str | None = None
     features: list[str] | None = None
     drop: list[str] = []
@@ -114,6 +114,9 @@ class DataSpec(_Section):
     test_size: PositiveInt | None = None
     log: bool = False
     relative: bool = False
+    # images
+    image_size: tuple[PositiveInt, PositiveInt] | None = None
+    channels: Literal[1, 3] | None = None
     # text
     text: str | None = None
     tokenizer: TokenizerSpec = TokenizerSpec()
@@ -133,8 +136,10 @@ class DataSpec(_Section):
         base = (info.context or {}).get("base_dir")
         if not path.is_absolute() and base is not None:
             path = Path(base) / path
+        if path.is_dir():
+            return str(path.resolve())  # a folder of images, one subfolder per class
         if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".npz", ".txt"):
-            raise _problem(f"expected a .csv, .tsv, .parquet, .npz or .txt file, got '{value}'")
+            raise _problem(f"expected a .csv, .tsv, .parquet, .npz or .txt file, or a folder of images, got '{value}'")
         if not path.is_file():
             raise _problem(f"file not found: {path}")
         return str(path.resolve())
