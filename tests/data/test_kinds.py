@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import layerforge as lf
 from layerforge import DataError
@@ -163,3 +164,73 @@ def test_language_model_trains_and_generates(tmp_path, runs_dir):
     assert run.generate("abca", length=20, temperature=0.5, seed=1) == text
     with pytest.raises(DataError, match="temperature must be > 0"):
         run.generate("a", temperature=0)
+
+
+def test_image_folder_end_to_end(tmp_path, runs_dir):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "shapes"
+    for label in ("bar", "dot"):
+        (root / label).mkdir(parents=True)
+        for i in range(30):
+            canvas = rng.integers(0, 40, (12, 12)).astype(np.uint8)
+            if label == "bar":
+                canvas[:, 5:7] = 255
+            else:
+                canvas[5:7, 5:7] = 255
+            Image.fromarray(canvas).resize((16, 16)).save(root / label / f"{i}.png")
+    spec = {"data": {"path": str(root), "image_size": [12, 12], "split": {"val": 0.2, "test": 0.2},
+                     "augment": {"noise": 0.05, "cutout": 2}},
+            "model": {"type": "cnn", "channels": [8, 8], "head": []},
+            "train": {"epochs": 15, "batch_size": 8, "optimizer": {"name": "adam", "lr": 0.01}}}
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert run.meta["inputs"] == {"kind": "image", "channels": 1, "height": 12, "width": 12}
+    assert run.metrics["test"]["accuracy"] == 1.0
+    assert run.predict(root / "bar" / "3.png").tolist() == ["bar"]
+    assert run.evaluate(root)["accuracy"] >= 0.95
+    with pytest.raises(DataError, match=r"expected images of shape \(1, 12, 12\)"):
+        run.predict(np.zeros((2, 3, 12, 12), dtype=np.float32))
+
+
+def test_augmentation_keeps_shapes_and_changes_values():
+    from layerforge.data.augment import Augment
+
+    torch.manual_seed(0)
+    images = torch.randn(6, 3, 10, 10)
+    out = Augment(flip=True, shift=2, rotate=15, noise=0.1, scale=0.1, cutout=3)(images)
+    assert out.shape == images.shape and not torch.equal(out, images)
+    series = torch.randn(6, 2, 30)
+    shifted = Augment(shift=3)(series)
+    assert shifted.shape == series.shape
+    cut = Augment(cutout=5)(torch.ones(4, 1, 20))
+    assert (cut == 0).sum(dim=(1, 2)).tolist() == [5, 5, 5, 5]
+
+
+def test_sequences_from_wide_and_long_tables(tmp_path):
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame(rng.normal(size=(10, 6)), columns=[f"t{i}" for i in range(6)])
+    wide["kind"] = ["a", "b"] * 5
+    wide.to_csv(tmp_path / "wide.csv", index=False)
+    spec = lf.load_spec({"data": {"path": str(tmp_path / "wide.csv"), "kind": "sequence", "target": "kind",
+                                  "split": {"val": 0.2, "test": 0.2}}, "model": {"type": "cnn"}})
+    prepared = prepare(spec.data, None, 0)
+    assert prepared.inputs_info == {"kind": "sequence", "channels": 1, "length": 6, "variable_length": False}
+
+    rows = [{"id": s, "step": t, "x": float(t), "y": float(-t), "kind": "ab"[s % 2]}
+            for s in range(8) for t in range(3 + s)]
+    long = pd.DataFrame(rows).sample(frac=1, random_state=0)  # order must come from 'step'
+    long.to_csv(tmp_path / "long.csv", index=False)
+    spec = lf.load_spec({"data": {"path": str(tmp_path / "long.csv"), "kind": "sequence", "target": "kind",
+                                  "id": "id", "time": "step", "split": {"val": 0.25, "test": 0.25}},
+                         "model": {"type": "rnn"}})
+    prepared = prepare(spec.data, None, 0)
+    assert prepared.inputs_info == {"kind": "sequence", "channels": 2, "length": 10, "variable_length": True}
+    (x, lengths), _ = prepared.splits["train"]
+    assert x.shape[1:] == (2, 10) and set(lengths.tolist()) <= set(range(3, 11))
+    bad = pd.DataFrame(rows).assign(kind=lambda f: np.where(f["step"] == 1, "a", "b"))
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    spec = lf.load_spec({"data": {"path": str(tmp_path / "bad.csv"), "kind": "sequence", "target": "kind",
+                                  "id": "id", "time": "step"}, "model": {"type": "rnn"}})
+    with pytest.raises(DataError, match=r"series '0' \(data.id\) has more than one label"):
+        prepare(spec.data, None, 0)

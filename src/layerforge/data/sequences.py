@@ -100,8 +100,11 @@ def prepare_sequences(data_spec, task: str | None, seed: int):
     if data_spec.dataset:
         raw = builtin.load_arrays(data_spec.dataset)
         source = data_spec.dataset
-    else:
+    elif data_spec.path.lower().endswith(".npz"):
         raw = _read_training_npz(data_spec.path)
+        source = data_spec.path
+    else:
+        raw = _read_training_table(data_spec)
         source = data_spec.path
     labels = pd.Series(np.concatenate([np.asarray(raw["y_train"]), np.asarray(raw.get("y_test", []))]), name="label")
     classes = classes_of(labels)
@@ -160,3 +163,36 @@ def _read_training_npz(path) -> dict:
         if "x_test" in arrays and "y_test" in arrays:
             raw.update(x_test=as_sequences(arrays["x_test"]), y_test=arrays["y_test"])
     return raw
+
+
+def _read_training_table(data_spec) -> dict:
+    """Series from a CSV/Parquet table: one row per series (the label column plus one column per
+    time step), or long format (``data.id`` and ``data.time`` columns, one row per step, the
+    ``data.features`` columns as channels)."""
+    from .prepare import resolve_target
+    from .tabular import _to_numbers, read_table
+
+    frame = read_table(data_spec.path)
+    source = data_spec.path
+    target = resolve_target(data_spec, frame, source)
+    if data_spec.id is None:  # wide: one row per series
+        columns = data_spec.features or [c for c in frame.columns if c != target and c not in data_spec.drop]
+        values = np.stack([_to_numbers(frame[c], str(c), source, boolean=False) for c in columns], axis=1)
+        if np.isnan(values).any():
+            row = int(np.flatnonzero(np.isnan(values).any(axis=1))[0])
+            raise DataError(f"{source}: series in row {row + 1} has missing values; fill them or use the long format")
+        return {"x_train": values[:, None, :].astype(np.float32), "y_train": frame[target].to_numpy()}
+    for key, column in (("data.id", data_spec.id), ("data.time", data_spec.time)):
+        if column is not None and column not in frame.columns:
+            raise DataError(f"{key}: no column '{column}' in {source}")
+    channels = data_spec.features or [c for c in frame.columns
+                                      if c not in (target, data_spec.id, data_spec.time, *data_spec.drop)]
+    series, labels = [], []
+    ordered = frame.sort_values([data_spec.id, data_spec.time]) if data_spec.time else frame
+    for key, group in ordered.groupby(data_spec.id, sort=True):
+        if group[target].nunique() != 1:
+            raise DataError(f"series '{key}' (data.id) has more than one label in column '{target}'")
+        steps = np.stack([_to_numbers(group[c], str(c), source, boolean=False) for c in channels])  # (C, L)
+        series.append(steps.astype(np.float32))
+        labels.append(group[target].iloc[0])
+    return {"x_train": series, "y_train": np.asarray(labels)}

@@ -114,6 +114,9 @@ class DataSpec(_Section):
     test_size: PositiveInt | None = None
     log: bool = False
     relative: bool = False
+    # sequences in long format: one row per time step
+    id: str | None = None
+    time: str | None = None
     # images
     image_size: tuple[PositiveInt, PositiveInt] | None = None
     channels: Literal[1, 3] | None = None
