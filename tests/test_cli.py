@@ -132,3 +132,23 @@ def test_datasets_lists_the_builtins():
 
 def test_version():
     assert invoke("--version").output.strip() == f"layerforge {lf.__version__}"
+
+
+def test_summary_and_generate_commands(workdir):
+    result = invoke("summary", "spec.yaml")
+    assert result.exit_code == 0, result.output
+    assert "blocks.0.linear" in result.output and "parameters: " in result.output
+    assert invoke("train", "spec.yaml", "-q").exit_code == 0
+    run_dir = next((workdir / "runs").iterdir())
+    result = invoke("generate", run_dir, "--prompt", "x")
+    assert result.exit_code == 2 and "generate is for language-model runs" in result.output
+    (workdir / "corpus.txt").write_text("hello world. " * 300)
+    (workdir / "lm.yaml").write_text(
+        "name: lm\ndata: {path: corpus.txt, context: 16}\n"
+        "model: {type: transformer, causal: true, d_model: 16, num_heads: 2, num_layers: 1}\n"
+        "train: {epochs: 3, batch_size: 8, optimizer: {name: adam, lr: 0.01}}\n"
+    )
+    assert invoke("train", "lm.yaml", "-q").exit_code == 0
+    lm_dir = next(p for p in (workdir / "runs").iterdir() if p.name.startswith("lm-"))
+    result = invoke("generate", lm_dir, "--prompt", "hello", "--length", "30", "--temperature", "0.8", "--top-k", "5")
+    assert result.exit_code == 0 and result.output.startswith("hello") and len(result.output.rstrip("\n")) == 35

@@ -42,3 +42,35 @@ def test_example_holds_across_seeds(name, metric, target, runs_dir):
               for seed in range(5)]
     assert sum(scores) / len(scores) >= target, scores
     assert min(scores) >= target - 0.05, scores
+
+
+def test_airline_forecast_beats_the_bar_and_seasonal_naive(runs_dir):
+    """sktime's tutorial: ExponentialSmoothing MAPE 0.051, seasonal naive 0.132 on the last 36 months."""
+    test = lf.train(EXAMPLES / "forecasting" / "airline.yaml", runs_dir=runs_dir).metrics["test"]
+    assert test["seasonal_naive_mape"] == pytest.approx(0.132, abs=0.001)
+    assert test["mape"] <= 0.07 and test["mape"] < test["seasonal_naive_mape"]
+
+
+SEQUENCE_TARGETS = [  # published references in the comments of each spec
+    ("sequences/mnist1d_cnn.yaml", 0.94),
+    ("sequences/mnist1d_gru.yaml", 0.91),
+    ("sequences/mnist1d_mlp.yaml", 0.68),
+    ("sequences/gunpoint_fcn.yaml", 0.98),
+    ("sequences/italy_power_fcn.yaml", 0.96),
+    ("sequences/arrowhead_resfcn.yaml", 0.84),
+    ("images/digits_cnn.yaml", 0.97),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "target"), SEQUENCE_TARGETS)
+def test_sequence_and_image_examples_reach_their_targets(name, target, runs_dir):
+    run = lf.train(EXAMPLES / name, runs_dir=runs_dir)
+    assert run.metrics["test"]["accuracy"] >= target, run.metrics["test"]
+
+
+@pytest.mark.slow
+def test_python_docs_language_model(runs_dir):
+    run = lf.train(EXAMPLES / "text" / "python_docs_lm.yaml", runs_dir=runs_dir)
+    assert run.metrics["test"]["bits_per_token"] < 2.5
+    assert len(run.generate("def ", length=100, temperature=0.8, top_k=20)) == 104

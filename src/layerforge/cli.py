@@ -57,12 +57,12 @@ def _metrics_table(metrics: dict) -> object:
 
     table = Table()
     splits = [name for name in ("val", "test") if isinstance(metrics.get(name), dict)]
-    names = [] if not splits else [k for k in metrics[splits[0]] if k != "rows"]
+    names = list(dict.fromkeys(k for split in splits for k in metrics[split] if k != "rows"))
     table.add_column("metric")
     for split in splits:
         table.add_column(split, justify="right")
     for name in names:
-        table.add_row(name, *(f"{metrics[s].get(name, float('nan')):.4f}" for s in splits))
+        table.add_row(name, *(f"{metrics[s][name]:.4f}" if name in metrics[s] else "-" for s in splits))
     return table
 
 
