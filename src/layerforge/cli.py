@@ -144,6 +144,9 @@ def predict(
         loaded = load_run(run)
         options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra}
         target = loaded.meta["target"]
+        if loaded.meta["task"] == "forecasting":
+            values = loaded.predict(data, **options)
+            return pd.DataFrame({"step": range(1, len(values) + 1), target: values})
         frame = pd.DataFrame({target: loaded.predict(data, **options)})
         if loaded.meta["task"] == "classification":
             probabilities = loaded.predict_proba(data, **options)

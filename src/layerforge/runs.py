@@ -160,6 +160,8 @@ class Run:
             target = self.meta["target"]
             y = self._targets(frame[target], source) if target in frame.columns else None
             return (torch.as_tensor(x),), y
+        if self.meta["task"] == "forecasting":
+            return self._encode_history(data)
         if kind == "tokens":
             return self._encode_text(data)
         if kind == "image":
@@ -210,6 +212,31 @@ class Run:
         y = self._targets(frame[target], source) if target in frame.columns else None
         return (torch.as_tensor(ids), torch.as_tensor(lengths)), y
 
+    def _encode_history(self, data):
+        """The last ``lookback`` steps of a series (an array, or a table with the series'
+        columns) as one input window."""
+        import torch
+
+        from .data.forecast import SeriesScaler
+        from .data.tabular import _to_numbers, read_table
+
+        info = self.meta["forecast"]
+        names, lookback = info["channels"], info["lookback"]
+        if isinstance(data, (str, Path)):
+            frame = read_table(data)
+            missing = [n for n in names if n not in frame.columns]
+            if missing:
+                raise DataError(f"missing column in {data}: {', '.join(missing)} (the series to continue)")
+            values = np.stack([_to_numbers(frame[n], n, str(data), boolean=False) for n in names], axis=1)
+        else:
+            values = np.asarray(data, dtype=np.float64)
+            values = values[:, None] if values.ndim == 1 else values
+        if len(values) < lookback or values.shape[1] != len(names):
+            raise DataError(f"a forecast needs the last {lookback} steps of {len(names)} series "
+                            f"({', '.join(names)}); got shape {values.shape}")
+        window = SeriesScaler.from_json(self.meta["preprocessing"]).transform(values[-lookback:])  # (L, C)
+        return (torch.as_tensor(window.T[None].copy()),), None
+
     def _encode_images(self, data):
         """Images from an array (N, [C,] H, W), an .npz, an image file or a folder."""
         import pandas as pd
@@ -252,6 +279,8 @@ class Run:
             classes = np.asarray(self.meta["classes"], dtype=object)
             return classes[task.decode(outputs)]
         values = task.decode(outputs)
+        if self.meta["task"] == "forecasting":
+            return values[0]  # the next `horizon` steps
         return values[:, 0] if values.shape[1] == 1 else values
 
     def predict_proba(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
