@@ -55,7 +55,9 @@ def as_images(x: np.ndarray) -> np.ndarray:
     if x.ndim == 3:
         return x[:, None]
     if x.ndim != 4:
-        raise DataError(f"expected images shaped (rows, height, width) or (rows, channels, height, width), got {x.shape}")
+        raise DataError(
+            f"expected images shaped (rows, height, width) or (rows, channels, height, width), got {x.shape}"
+        )
     return x
 
 
