@@ -56,7 +56,7 @@ SEQUENCE_TARGETS = [  # published references in the comments of each spec
     ("sequences/mnist1d_gru.yaml", 0.91),
     ("sequences/mnist1d_mlp.yaml", 0.68),
     ("sequences/gunpoint_fcn.yaml", 0.98),
-    ("sequences/italy_power_fcn.yaml", 0.96),
+    ("sequences/italy_power_resfcn.yaml", 0.96),
     ("sequences/arrowhead_resfcn.yaml", 0.84),
     ("images/digits_cnn.yaml", 0.97),
 ]
