@@ -124,18 +124,17 @@ def prepare_sequences(data_spec, task: str | None, seed: int):
                               labels=y_train if split.stratify else None, shuffle=split.shuffle)
         pieces = {name: ([train_series[i] for i in rows], y_train[rows]) for name, rows in parts.items()}
 
-    every = [s for series, _ in pieces.values() for s in series]
-    _, all_lengths = pad(every)
-    length = max(s.shape[-1] for s in every)
-    train_x, train_lengths = _pad_to(pieces["train"][0], length, all_lengths is not None)
+    every = [s.shape[-1] for series, _ in pieces.values() for s in series]
+    length, variable = max(every), len(set(every)) > 1
+    train_x, train_lengths = _pad_to(pieces["train"][0], length, variable)
     scaler = SequenceScaler.fit(train_x, train_lengths)
     splits = {}
     for name, (series, y) in pieces.items():
-        x, lengths = _pad_to(series, length, all_lengths is not None)
+        x, lengths = _pad_to(series, length, variable)
         x = scaler.transform(x, lengths)
         splits[name] = ((x,) if lengths is None else (x, lengths), y)
     inputs_info = {"kind": "sequence", "channels": int(train_x.shape[1]), "length": int(length),
-                   "variable_length": all_lengths is not None}
+                   "variable_length": variable}
     return Prepared("classification", "label", classes, None, None, inputs_info, scaler.to_json(), splits, source)
 
 
