@@ -72,5 +72,5 @@ def test_sequence_and_image_examples_reach_their_targets(name, target, runs_dir)
 @pytest.mark.slow
 def test_python_docs_language_model(runs_dir):
     run = lf.train(EXAMPLES / "text" / "python_docs_lm.yaml", runs_dir=runs_dir)
-    assert run.metrics["test"]["bits_per_token"] < 3.0  # measured 2.8 after 8 epochs on 2 CPU cores
+    assert run.metrics["test"]["bits_per_token"] < 2.3  # measured 2.05 after 8 epochs (6.4 min, 2 CPU cores)
     assert len(run.generate("def ", length=100, temperature=0.8, top_k=20)) == 104
