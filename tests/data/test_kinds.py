@@ -239,3 +239,14 @@ def test_sequences_from_wide_and_long_tables(tmp_path):
                                   "id": "id", "time": "step"}, "model": {"type": "rnn"}})
     with pytest.raises(DataError, match=r"series '0' \(data.id\) has more than one label"):
         prepare(spec.data, None, 0)
+
+
+@pytest.mark.parametrize(("name", "channels", "variable"), [("japanese_vowels", 12, True), ("basic_motions", 6, False)])
+def test_multivariate_builtins_train_end_to_end(name, channels, variable, runs_dir):
+    spec = {"data": {"dataset": name, "split": {"val": 0.2}},
+            "model": {"type": "rnn", "cell": "gru", "hidden_size": 32, "pooling": "mean"},
+            "train": {"epochs": 8, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.01}}}
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert run.meta["inputs"]["channels"] == channels and run.meta["inputs"]["variable_length"] is variable
+    chance = 1 / len(run.meta["classes"])
+    assert run.metrics["test"]["accuracy"] > 2 * chance
