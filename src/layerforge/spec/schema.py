@@ -52,6 +52,14 @@ def _check_name(kind: str, value: str, table) -> str:
     return value
 
 
+def _known_activation(value: str) -> str:
+    return _check_name("activation", value, ACTIVATIONS)
+
+
+def _known_init(value: str) -> str:
+    return _check_name("init", value, INITS)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -168,15 +176,8 @@ class MLPSpec(_Section):
     norm: Literal["none", "batch", "layer"] = "none"
     init: str = "kaiming"
 
-    @field_validator("activation")
-    @classmethod
-    def _known_activation(cls, value):
-        return _check_name("activation", value, ACTIVATIONS)
-
-    @field_validator("init")
-    @classmethod
-    def _known_init(cls, value):
-        return _check_name("init", value, INITS)
+    _known_activation = field_validator("activation")(_known_activation)
+    _known_init = field_validator("init")(_known_init)
 
 
 class CNNSpec(_Section):
@@ -197,8 +198,8 @@ class CNNSpec(_Section):
     head: list[PositiveInt] = [128]
     init: str = "kaiming"
 
-    _known_activation = field_validator("activation")(MLPSpec._known_activation.__func__)
-    _known_init = field_validator("init")(MLPSpec._known_init.__func__)
+    _known_activation = field_validator("activation")(_known_activation)
+    _known_init = field_validator("init")(_known_init)
 
     @model_validator(mode="after")
     def _kernel_per_block(self):
