@@ -74,14 +74,12 @@ def _resume_spec(run_dir: Path, overrides) -> Any:
         raise CheckpointError(f"cannot resume {run_dir}: it is not a run directory ({SPEC} is missing)")
     if (run_dir / METRICS).is_file():
         raise CheckpointError(f"cannot resume {run_dir}: the run already finished")
-    saved = load_spec(run_dir / SPEC)
-    spec = load_spec(run_dir / SPEC, overrides)
     changed = [o.partition("=")[0] for o in overrides if o.partition("=")[0].strip() != "train.epochs"]
     if changed:
         raise SpecError(
             [f"--set {key}: a resumed run keeps its spec; only train.epochs may change" for key in changed]
         )
-    return spec if spec != saved else saved
+    return load_spec(run_dir / SPEC, overrides)
 
 
 def train(
@@ -133,8 +131,9 @@ def train(
         spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
 
     prepared = prepare(spec.data, spec.task, spec.seed)
+    data_meta = prepared.meta()
     spec = spec.model_copy(update={"task": prepared.task})
-    task = tasks.from_meta(prepared.meta())
+    task = tasks.from_meta(data_meta)
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, prepared.inputs_info, task.output_size)
 
@@ -143,10 +142,9 @@ def train(
     write_spec(run_dir / SPEC, spec)
     meta = {
         "format": MODEL_FORMAT,
-        **prepared.meta(),
+        **data_meta,
         "model": {
             "spec": spec.model.model_dump(mode="json"),
-            "inputs": prepared.inputs_info,
             "output_size": task.output_size,
             "parameters": count_parameters(model),
         },
@@ -175,14 +173,11 @@ def train(
         raise TrainingInterrupted(run_dir, trainer.epoch) from None
 
     save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": MODEL_FORMAT})
-    from .training import losses
-
-    loss_fn = losses.for_task(spec.train.loss, task)
     metrics: dict[str, Any] = {}
     for name in ("val", "test"):
         if prepared.rows(name):
-            metrics[name] = evaluate(model, *as_tensors(splits[name], task, trainer.device), loss_fn, task)
-    for baseline, scores in prepared.meta().get("baseline", {}).items():
+            metrics[name] = evaluate(model, *as_tensors(splits[name], task, trainer.device), trainer.loss_fn_, task)
+    for baseline, scores in data_meta.get("baseline", {}).items():
         if "test" in metrics:  # e.g. the seasonal-naive forecast of the same test steps
             metrics["test"].update({f"{baseline}_{k}": v for k, v in scores.items()})
     metrics["epochs"] = trainer.epoch

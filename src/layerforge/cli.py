@@ -136,6 +136,7 @@ def predict(
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
 ) -> None:
     """Predict new rows with a trained run (classes and probabilities, or values)."""
+    import numpy as np
     import pandas as pd
 
     from .runs import load_run
@@ -147,11 +148,13 @@ def predict(
         if loaded.meta["task"] == "forecasting":
             values = loaded.predict(data, **options)
             return pd.DataFrame({"step": range(1, len(values) + 1), target: values})
-        frame = pd.DataFrame({target: loaded.predict(data, **options)})
-        if loaded.meta["task"] == "classification":
-            probabilities = loaded.predict_proba(data, **options)
-            for i, name in enumerate(loaded.meta["classes"]):
-                frame[f"proba_{name}"] = probabilities[:, i]
+        if loaded.meta["task"] != "classification":
+            return pd.DataFrame({target: loaded.predict(data, **options)})
+        probabilities = loaded.predict_proba(data, **options)  # labels follow: one pass over the data
+        classes = np.asarray(loaded.meta["classes"], dtype=object)
+        frame = pd.DataFrame({target: classes[probabilities.argmax(axis=1)]})
+        for i, name in enumerate(loaded.meta["classes"]):
+            frame[f"proba_{name}"] = probabilities[:, i]
         return frame
 
     frame = _guard(call)

@@ -107,7 +107,7 @@ class Run:
 
             info = self.meta["model"]
             spec = TypeAdapter(ModelSpec).validate_python(info["spec"])
-            model = build_model(spec, info["inputs"], info["output_size"])
+            model = build_model(spec, self.meta["inputs"], info["output_size"])
             weights_path = self.path / WEIGHTS
             if not weights_path.is_file():
                 raise CheckpointError(
@@ -146,26 +146,35 @@ class Run:
 
     def _encode(self, data, *, unknown: str | None, ignore_extra: bool):
         """Model inputs (a tuple of tensors) for new data, and its targets when it has them."""
-        import torch
-
         kind = self.meta["inputs"]["kind"]
         if kind == "table":
-            from .data.tabular import Preprocessor
-
-            frame, source = self._frame(data, None)
-            preprocessor = Preprocessor.from_json(self.meta["preprocessing"])
-            preprocessor.check_columns(frame, allowed_extra=(self.meta["target"],), ignore_extra=ignore_extra,
-                                       source=source)
-            x = preprocessor.transform(frame, unknown=unknown or self.spec.data.unknown_categories, source=source)
-            target = self.meta["target"]
-            y = self._targets(frame[target], source) if target in frame.columns else None
-            return (torch.as_tensor(x),), y
+            return self._encode_table(data, unknown, ignore_extra)
         if self.meta["task"] == "forecasting":
             return self._encode_history(data)
         if kind == "tokens":
             return self._encode_text(data)
         if kind == "image":
             return self._encode_images(data)
+        return self._encode_sequences(data)
+
+    def _encode_table(self, data, unknown: str | None, ignore_extra: bool):
+        import torch
+
+        from .data.tabular import Preprocessor
+
+        frame, source = self._frame(data, None)
+        preprocessor = Preprocessor.from_json(self.meta["preprocessing"])
+        preprocessor.check_columns(frame, allowed_extra=(self.meta["target"],), ignore_extra=ignore_extra,
+                                   source=source)
+        x = preprocessor.transform(frame, unknown=unknown or self.spec.data.unknown_categories, source=source)
+        target = self.meta["target"]
+        y = self._targets(frame[target], source) if target in frame.columns else None
+        return (torch.as_tensor(x),), y
+
+    def _encode_sequences(self, data):
+        """Series from an array (N, [C,] L), or an .npz (x, optional lengths and y) / .npy file."""
+        import torch
+
         from .data.sequences import SequenceScaler, as_sequences, read_sequences
 
         if isinstance(data, (str, Path)):
@@ -286,7 +295,7 @@ class Run:
     def predict_proba(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
         """Class probabilities, shape (rows, classes) in the order of ``meta['classes']``."""
         if self.meta["task"] != "classification":
-            raise DataError("predict_proba is for classification runs; this run does regression")
+            raise DataError(f"predict_proba is for classification runs; this run does {self.meta['task']}")
         inputs, _ = self._encode(data, unknown=unknown, ignore_extra=ignore_extra)
         return self.task.probabilities(self._outputs(inputs))
 
@@ -294,6 +303,7 @@ class Run:
         """Loss and metrics on ``data`` (which must hold the target column), or on the run's
         own test split when ``data`` is None."""
         from .training import losses
+        from .training.loop import evaluate
         from .training.trainer import as_tensors
 
         task = self.task
@@ -311,9 +321,8 @@ class Run:
                                 if self.meta["inputs"]["kind"] == "table" else
                                 "evaluation data needs labels: an array 'y' in the .npz file")
             y = task.target_tensor(targets)
-        loss_fn = losses.for_task(self.spec.train.loss, task)
-        outputs = self._outputs(inputs)
-        return {"loss": float(loss_fn(outputs, y)), **task.metrics(outputs, y), "rows": int(len(y))}
+        scores = evaluate(self.model, inputs, y, losses.for_task(self.spec.train.loss, task), task)
+        return {**scores, "rows": int(len(y))}
 
     def generate(self, prompt: str = "", length: int = 200, temperature: float = 1.0,
                  top_k: int | None = None, seed: int = 0) -> str:

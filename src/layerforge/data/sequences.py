@@ -11,17 +11,25 @@ import numpy as np
 from ..errors import DataError
 
 
-def pad(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Stack (C, L_i) arrays into (N, C, L_max) with zeros after each end, and their lengths
-    (None when all have the same length)."""
+def pad(series: list[np.ndarray], length: int | None = None, with_lengths: bool | None = None,
+        channels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Stack (C, L_i) arrays into (N, C, length) with zeros after each end, and their lengths.
+
+    ``length`` defaults to the longest series; lengths are returned when ``with_lengths``, which
+    defaults to "the series differ in length". ``channels`` sets C when ``series`` is empty.
+    """
     lengths = np.array([s.shape[-1] for s in series], dtype=np.int64)
-    channels = {s.shape[0] for s in series}
-    if len(channels) != 1:
-        raise DataError(f"series have different numbers of channels: {sorted(channels)}")
-    out = np.zeros((len(series), channels.pop(), int(lengths.max())), dtype=np.float32)
+    found = {s.shape[0] for s in series}
+    if len(found) > 1:
+        raise DataError(f"series have different numbers of channels: {sorted(found)}")
+    channels = found.pop() if found else (channels or 1)
+    length = int(lengths.max()) if length is None else length
+    if with_lengths is None:
+        with_lengths = len(set(lengths.tolist())) > 1
+    out = np.zeros((len(series), channels, length), dtype=np.float32)
     for i, s in enumerate(series):
         out[i, :, : s.shape[-1]] = s
-    return out, (None if (lengths == lengths[0]).all() else lengths)
+    return out, (lengths if with_lengths else None)
 
 
 def as_sequences(x: np.ndarray) -> np.ndarray:
@@ -126,11 +134,11 @@ def prepare_sequences(data_spec, task: str | None, seed: int):
 
     every = [s.shape[-1] for series, _ in pieces.values() for s in series]
     length, variable = max(every), len(set(every)) > 1
-    train_x, train_lengths = _pad_to(pieces["train"][0], length, variable)
+    train_x, train_lengths = pad(pieces["train"][0], length, variable)
     scaler = SequenceScaler.fit(train_x, train_lengths)
     splits = {}
     for name, (series, y) in pieces.items():
-        x, lengths = _pad_to(series, length, variable)
+        x, lengths = pad(series, length, variable, channels=train_x.shape[1])
         x = scaler.transform(x, lengths)
         splits[name] = ((x,) if lengths is None else (x, lengths), y)
     inputs_info = {"kind": "sequence", "channels": int(train_x.shape[1]), "length": int(length),
@@ -142,14 +150,6 @@ def _as_list(x) -> list[np.ndarray]:
     if isinstance(x, np.ndarray):
         return list(as_sequences(x))
     return [as_sequences(np.asarray(s)[None])[0] for s in x]
-
-
-def _pad_to(series: list[np.ndarray], length: int, with_lengths: bool):
-    out = np.zeros((len(series), series[0].shape[0] if series else 1, length), dtype=np.float32)
-    lengths = np.array([s.shape[-1] for s in series], dtype=np.int64)
-    for i, s in enumerate(series):
-        out[i, :, : s.shape[-1]] = s
-    return out, (lengths if with_lengths else None)
 
 
 def _read_training_npz(path) -> dict:

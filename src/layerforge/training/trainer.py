@@ -131,8 +131,8 @@ class Trainer:
         torch.manual_seed(self.seed)
         generator = torch.Generator().manual_seed(self.seed)
         model = model.to(self.device)
-        x_train, y_train = self._tensors(train_data, task)  # x_train: a tuple of input tensors
-        validation = self._tensors(val_data, task) if val_data is not None else None
+        x_train, y_train = as_tensors(train_data, task, self.device)  # x_train: a tuple of input tensors
+        validation = as_tensors(val_data, task, self.device) if val_data is not None else None
 
         from ..data.batches import InMemoryBatches
 
@@ -141,7 +141,7 @@ class Trainer:
         batches = InMemoryBatches(
             x_train, y_train, batch_size, generator=generator, min_batch=2 if has_batch_norm else 1
         )
-        loss_fn = losses.for_task(spec.loss, task)
+        loss_fn = self.loss_fn_ = losses.for_task(spec.loss, task)
         optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), model.parameters(),
                                     device=self.device.type)
         schedule = Schedule(spec.schedule.name, spec.optimizer.lr, spec.epochs, len(batches),
@@ -163,10 +163,7 @@ class Trainer:
         if resume:
             self._restore()
 
-        steady_lr = spec.schedule.name == "none" and schedule.warmup_steps == 0
-        if steady_lr:
-            for group in optimizer.param_groups:
-                group["lr"] = spec.optimizer.lr
+        steady_lr = spec.schedule.name == "none" and schedule.warmup_steps == 0  # the optimizer's lr stays
         penalty = _penalty(spec.l1, spec.l2)
         batch_hooks = [c for c in self.callbacks if _overrides(c, "on_batch_end")]
         on_batch_end = None
@@ -232,9 +229,6 @@ class Trainer:
             width = 1 if y.ndim == 1 else y.shape[1]
             return tasks.get("regression", mean=[0.0] * width, std=[1.0] * width)
         return tasks.get(self.task)
-
-    def _tensors(self, data, task) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        return as_tensors(data, task, self.device)
 
     def _check_finite(self, step_losses: torch.Tensor, epoch: int) -> None:
         finite = torch.isfinite(step_losses)
