@@ -137,6 +137,7 @@ def train(
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, prepared.inputs_info, task.output_size)
 
+    previous = json.loads((run_dir / MODEL).read_text(encoding="utf-8")) if resume is not None else {}
     if resume is None:
         run_dir = new_run_dir(runs_dir, spec.name)
     write_spec(run_dir / SPEC, spec)
@@ -149,9 +150,21 @@ def train(
             "parameters": count_parameters(model),
         },
     }
+    extra = list(callbacks)
+    watch = None
+    if prepared.task == "generation":
+        from .generative import evaluator_for
+        from .training.adversarial import GANWatch
+        from .training.trainer import resolve_device
+
+        evaluator, meta["evaluator"] = evaluator_for(run_dir, prepared, spec.seed,
+                                                     resolve_device(spec.train.device).type, previous.get("evaluator"))
+        task = tasks.get("generation", classes=prepared.classes, evaluator=evaluator,
+                         discriminator_steps=spec.train.discriminator_steps)
+        watch = GANWatch()
+        extra.append(watch)
     write_json(run_dir / MODEL, meta)
 
-    extra = list(callbacks)
     if progress:
         from .training.callbacks import ProgressBar
 
@@ -183,5 +196,28 @@ def train(
     metrics["epochs"] = trainer.epoch
     metrics["best_epoch"] = trainer.best_epoch_
     metrics["stopped_early"] = trainer.stopped_early_
+    if prepared.task in ("reconstruction", "generation"):
+        metrics.update(_finish_generative(run_dir, meta, model, task, prepared, trainer, spec, metrics))
+    if watch is not None:
+        metrics["findings"] = watch.findings
     write_json(run_dir / METRICS, metrics)
     return Run(run_dir)
+
+
+def _finish_generative(run_dir: Path, meta: dict, model, task, prepared, trainer, spec, metrics: dict) -> dict:
+    """Extra test metrics and pictures of an autoencoder or GAN run (model.json gains the
+    anomaly threshold). Returns the metrics.json entries to add."""
+    from .generative import finish_generation, finish_reconstruction
+    from .training.trainer import as_tensors
+
+    tensors = {name: as_tensors(prepared.splits[name], task, trainer.device) for name in prepared.splits}
+    if prepared.task == "reconstruction":
+        result = finish_reconstruction(run_dir, meta, model, tensors, spec)
+        if result["anomaly"] is not None:
+            meta["anomaly"] = result["anomaly"]
+            write_json(run_dir / MODEL, meta)
+    else:
+        result = finish_generation(run_dir, meta, model, task, tensors, trainer.history_)
+    if result["test"]:
+        metrics.setdefault("test", {}).update(result["test"])
+    return {"pictures": {name: str(Path(path).relative_to(run_dir)) for name, path in result["pictures"].items()}}

@@ -19,13 +19,14 @@ class BuiltinDataset:
     shape: str = ""
     kind: str = "table"  # table | sequence | forecast | text
     package: str = "scikit-learn"
+    image_shape: tuple[int, ...] | None = None  # (C, H, W) when each table row is an image
 
 
 DATASETS: dict[str, BuiltinDataset] = {
     "digits": BuiltinDataset(
         "digits", "classification", "label", "scikit-learn load_digits",
         "8x8 handwritten digit images as 64 pixel intensities (0-16), 10 classes",
-        shape="1797 rows x 64 features",
+        shape="1797 rows x 64 features", image_shape=(1, 8, 8),
     ),
     "iris": BuiltinDataset(
         "iris", "classification", "species", "scikit-learn load_iris",

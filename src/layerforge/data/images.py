@@ -113,11 +113,11 @@ def prepare_images(data_spec, task: str | None, seed: int):
     import pandas as pd
 
     from . import builtin
-    from .prepare import Prepared, classes_of, encode_classes
+    from .prepare import GENERATIVE, Prepared, classes_of, encode_classes, generative_meta, hold_out_anomalies
     from .split import split_indices
 
-    if task not in (None, "classification"):
-        raise DataError(f"image data supports task classification, not '{task}'")
+    if task not in (None, "classification", *GENERATIVE):
+        raise DataError(f"image data supports tasks classification, reconstruction and generation, not '{task}'")
     size = tuple(data_spec.image_size) if data_spec.image_size else None
     if data_spec.dataset:
         x, labels = builtin.load_images(data_spec.dataset)
@@ -134,7 +134,9 @@ def prepare_images(data_spec, task: str | None, seed: int):
     split = data_spec.split
     parts = split_indices(len(x), split.val, split.test, seed=seed, labels=y if split.stratify else None,
                           shuffle=split.shuffle)
+    parts = hold_out_anomalies(parts, y, classes, data_spec.anomaly_classes, source)
     scaler = ImageScaler.fit(x[parts["train"]])
     splits = {name: ((scaler.transform(x[rows]),), y[rows]) for name, rows in parts.items()}
     inputs_info = {"kind": "image", "channels": int(x.shape[1]), "height": int(x.shape[2]), "width": int(x.shape[3])}
-    return Prepared("classification", "label", classes, None, None, inputs_info, scaler.to_json(), splits, source)
+    return Prepared(task or "classification", "label", classes, None, None, inputs_info, scaler.to_json(), splits,
+                    source, extra=generative_meta(data_spec) or None)

@@ -146,7 +146,11 @@ def prepare_table(data_spec, task: str | None, seed: int) -> Prepared:
         DataError: columns that do not exist, a missing target, values of the wrong type, ...
     """
     frame, source = load_frame(data_spec)
-    target = resolve_target(data_spec, frame, source)
+    generative = task in GENERATIVE
+    if generative and data_spec.target is None and not data_spec.dataset:
+        target = None  # unlabelled rows: every column is a feature
+    else:
+        target = resolve_target(data_spec, frame, source)
     _check_named_columns(frame, data_spec.drop, "data.drop", source)
     _check_named_columns(frame, data_spec.categorical, "data.categorical", source)
     if data_spec.features is not None:
@@ -157,7 +161,7 @@ def prepare_table(data_spec, task: str | None, seed: int) -> Prepared:
     if not features:
         raise DataError(f"no feature columns left in {source} besides the target '{target}'")
 
-    missing = np.flatnonzero(frame[target].isna().to_numpy())
+    missing = np.flatnonzero(frame[target].isna().to_numpy()) if target is not None else []
     if len(missing):
         rows = ", ".join(_row_label(i, source) for i in missing[:3])
         raise DataError(
@@ -169,7 +173,9 @@ def prepare_table(data_spec, task: str | None, seed: int) -> Prepared:
 
     split = data_spec.split
     labels = None
-    if task == "classification":
+    if target is None:
+        classes, y_all = None, np.zeros(len(frame), dtype=np.int64)
+    elif task == "classification" or generative:
         classes = classes_of(frame[target])
         if len(classes) < 2:
             raise DataError(f"target column '{target}' has only one class ({classes}); nothing to learn")
@@ -180,6 +186,7 @@ def prepare_table(data_spec, task: str | None, seed: int) -> Prepared:
         classes = None
         y_all = _to_numbers(frame[target], target, source, boolean=False)
     parts = split_indices(len(frame), split.val, split.test, seed=seed, labels=labels, shuffle=split.shuffle)
+    parts = hold_out_anomalies(parts, y_all, classes, data_spec.anomaly_classes, source)
     if len(parts["train"]) == 0:
         raise DataError(f"{source}: no rows left for training after the split")
 
@@ -197,5 +204,44 @@ def prepare_table(data_spec, task: str | None, seed: int) -> Prepared:
         splits[name] = ((x,), y_all[rows])
     inputs_info = {"kind": "table", "features": len(preprocessor.feature_names)}
     preprocessing = {"kind": "table", **preprocessor.to_json(), "encoded_features": preprocessor.feature_names}
+    extra = generative_meta(data_spec)
     return Prepared(task, target, classes, target_mean, target_std, inputs_info, preprocessing, splits, source,
-                    features=preprocessor.input_names)
+                    features=preprocessor.input_names, extra=extra or None)
+
+
+GENERATIVE = ("reconstruction", "generation")
+
+
+def generative_meta(data_spec) -> dict[str, Any]:
+    """What model.json records for autoencoders and GANs: the anomaly classes, and the image
+    shape of a built-in table whose rows are images (digits), so that samples can be drawn."""
+    extra: dict[str, Any] = {}
+    if data_spec.anomaly_classes is not None:
+        extra["anomaly_classes"] = list(data_spec.anomaly_classes)
+    if data_spec.dataset and builtin.DATASETS[data_spec.dataset].image_shape:
+        extra["image_shape"] = list(builtin.DATASETS[data_spec.dataset].image_shape)
+    return extra
+
+
+def hold_out_anomalies(parts: dict[str, np.ndarray], y: np.ndarray, classes: list | None, anomaly_classes,
+                       source: str) -> dict[str, np.ndarray]:
+    """Move every row of ``anomaly_classes`` into the test split: an anomaly detector learns
+    what normal looks like from training and validation rows, and is tested on both kinds."""
+    if anomaly_classes is None:
+        return parts
+    if classes is None:
+        raise DataError("data.anomaly_classes: needs a data.target column that names each row's class")
+    known = {_category_key(c): i for i, c in enumerate(classes)}
+    codes = []
+    for value in anomaly_classes:
+        if _category_key(value) not in known:
+            raise DataError(f"data.anomaly_classes: {value!r} is not a class of {source} "
+                            f"(classes: {', '.join(map(str, classes))})")
+        codes.append(known[_category_key(value)])
+    if len(codes) == len(classes):
+        raise DataError("data.anomaly_classes: lists every class, so no normal rows remain to learn from")
+    anomalous = np.isin(y, codes)
+    moved = np.concatenate([rows[anomalous[rows]] for rows in parts.values()])
+    kept = {name: rows[~anomalous[rows]] for name, rows in parts.items()}
+    kept["test"] = np.sort(np.concatenate([kept["test"], moved]))
+    return kept

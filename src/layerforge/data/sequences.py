@@ -103,8 +103,11 @@ def prepare_sequences(data_spec, task: str | None, seed: int):
     from .prepare import Prepared, classes_of, encode_classes
     from .split import split_indices
 
-    if task not in (None, "classification"):
-        raise DataError(f"sequence data supports task classification, not '{task}'")
+    if task not in (None, "classification", "reconstruction"):
+        raise DataError(f"sequence data supports tasks classification and reconstruction, not '{task}'")
+    if data_spec.anomaly_classes is not None:
+        raise DataError("data.anomaly_classes: anomaly detection reads tables and images; for sequences, score "
+                        "rows with the reconstruction error of `layerforge predict` instead")
     if data_spec.dataset:
         raw = builtin.load_arrays(data_spec.dataset)
         source = data_spec.dataset
@@ -134,6 +137,9 @@ def prepare_sequences(data_spec, task: str | None, seed: int):
 
     every = [s.shape[-1] for series, _ in pieces.values() for s in series]
     length, variable = max(every), len(set(every)) > 1
+    if variable and task == "reconstruction":
+        raise DataError(f"{source}: an autoencoder reconstructs sequences of one length; these have lengths "
+                        f"{min(every)} to {length}")
     train_x, train_lengths = pad(pieces["train"][0], length, variable)
     scaler = SequenceScaler.fit(train_x, train_lengths)
     splits = {}
@@ -143,7 +149,8 @@ def prepare_sequences(data_spec, task: str | None, seed: int):
         splits[name] = ((x,) if lengths is None else (x, lengths), y)
     inputs_info = {"kind": "sequence", "channels": int(train_x.shape[1]), "length": int(length),
                    "variable_length": variable}
-    return Prepared("classification", "label", classes, None, None, inputs_info, scaler.to_json(), splits, source)
+    return Prepared(task or "classification", "label", classes, None, None, inputs_info, scaler.to_json(), splits,
+                    source)
 
 
 def _as_list(x) -> list[np.ndarray]:

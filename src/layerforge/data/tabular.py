@@ -246,6 +246,24 @@ class Preprocessor:
         encoded[np.flatnonzero(known), codes[known]] = 1.0
         return encoded
 
+    def inverse_transform(self, matrix: np.ndarray):
+        """Rows of the model's input space back to the original columns (a DataFrame): numbers
+        unscaled, booleans thresholded at 0.5, categories by their largest one-hot entry."""
+        import pandas as pd
+
+        data, position = {}, 0
+        for column in self.columns:
+            if column["kind"] == "categorical":
+                categories = column["categories"]
+                block = matrix[:, position : position + len(categories)]
+                data[column["name"]] = [None if categories[i] == MISSING else categories[i] for i in block.argmax(1)]
+                position += len(categories)
+                continue
+            values = matrix[:, position] * column["std"] + column["mean"]
+            data[column["name"]] = values > 0.5 if column["kind"] == "boolean" else values
+            position += 2 if column["indicator"] else 1
+        return pd.DataFrame(data)
+
     def to_json(self) -> dict[str, Any]:
         return {"columns": self.columns}
 

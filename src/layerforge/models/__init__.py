@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..errors import SpecError, unknown_name
 
-FAMILIES = ("mlp", "cnn", "rnn", "transformer")
+FAMILIES = ("mlp", "cnn", "rnn", "transformer", "autoencoder", "gan")
 
 # which input kinds each family reads
 ACCEPTS = {
@@ -18,11 +18,14 @@ ACCEPTS = {
     "cnn": ("sequence", "image"),
     "rnn": ("sequence", "tokens"),
     "transformer": ("sequence", "image", "tokens"),
+    "autoencoder": ("table", "sequence", "image"),
+    "gan": ("table", "image"),
 }
 
 
 def build_model(model_spec, inputs: dict, output_size: int):
-    """Build the ``nn.Module`` a model spec describes for the given inputs and output size."""
+    """Build the ``nn.Module`` a model spec describes for the given inputs and output size
+    (for a conditional gan: the number of classes)."""
     family = model_spec.type
     if family not in FAMILIES:
         raise SpecError(f"model.type: {unknown_name('model type', family, FAMILIES)}")
@@ -35,8 +38,12 @@ def build_model(model_spec, inputs: dict, output_size: int):
         from .cnn import build
     elif family == "rnn":
         from .rnn import build
-    else:
+    elif family == "transformer":
         from .transformer import build
+    elif family == "autoencoder":
+        from .autoencoder import build
+    else:
+        from .gan import build
     model = build(model_spec, inputs, output_size)
     if inputs.get("relative"):
         from ..nn.layers import RelativeToLevel

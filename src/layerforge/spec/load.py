@@ -69,7 +69,7 @@ def read_yaml(path: Path) -> dict:
     return raw
 
 
-_SHORTHAND_SECTIONS = ("optimizer", "loss", "schedule")
+_SHORTHAND_SECTIONS = ("optimizer", "loss", "schedule", "discriminator_optimizer")
 
 
 def apply_override(raw: dict, override: str) -> None:
@@ -103,6 +103,8 @@ def validate(raw: dict, *, base_dir: Path | None = None, label: str | None = Non
         spec = Spec.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as error:
         raise SpecError(format_errors(error), source=label) from None
+    if spec.task is None and spec.model.type in _FAMILY_TASK:
+        spec = spec.model_copy(update={"task": _FAMILY_TASK[spec.model.type]})
     problems = cross_checks(spec)
     if problems:
         raise SpecError(problems, source=label)
@@ -151,6 +153,45 @@ def cross_checks(spec: Spec) -> list[str]:
                             "(data.dataset: python_docs or a .txt data.path)")
     if train.clip_grad_norm is not None and train.clip_grad_value is not None:
         problems.append("train.clip_grad_value: give clip_grad_norm or clip_grad_value, not both")
+    problems += _generative_checks(spec)
+    return problems
+
+
+# the task each generative family trains for
+_FAMILY_TASK = {"autoencoder": "reconstruction", "gan": "generation"}
+
+
+def _generative_checks(spec: Spec) -> list[str]:
+    """Autoencoders reconstruct, GANs generate; options that only one of them reads."""
+    problems = []
+    family, train, data = spec.model.type, spec.train, spec.data
+    wanted = _FAMILY_TASK.get(family)
+    if wanted and spec.task not in (None, wanted):
+        problems.append(f"task: a {family} is trained for task '{wanted}', not '{spec.task}'; leave task out "
+                        f"or set it to {wanted}")
+    for task, needed in (("reconstruction", "autoencoder"), ("generation", "gan")):
+        if spec.task == task and family != needed:
+            problems.append(f"model.type: task '{task}' needs model type {needed}, not {family}")
+    if family != "gan":
+        if train.discriminator_optimizer is not None:
+            problems.append("train.discriminator_optimizer: only a gan has a discriminator; remove it")
+        if train.discriminator_steps != 1:
+            problems.append("train.discriminator_steps: only a gan has a discriminator; remove it")
+    else:
+        if train.l1 or train.l2:
+            problems.append("train.l1/l2: not used for a gan; use train.optimizer.weight_decay instead")
+        if data.augment is not None:
+            problems.append("data.augment: augmenting only the real images of a gan teaches the generator "
+                            "the augmentations; remove it")
+        if train.early_stopping is not None and train.early_stopping.monitor == "val_loss":
+            problems.append("train.early_stopping.monitor: a gan has no validation loss; monitor val_frechet")
+    if data.anomaly_classes is not None and family != "autoencoder":
+        problems.append("data.anomaly_classes: anomaly detection needs model type autoencoder")
+    if family == "autoencoder" and spec.model.blocks == "cnn" and data.dataset is not None:
+        from ..data.builtin import INPUT_KINDS, data_kind
+
+        if INPUT_KINDS[data_kind(data)] == "table":
+            problems.append("model.blocks: cnn blocks read sequences or images, not a table; use blocks: mlp")
     return problems
 
 

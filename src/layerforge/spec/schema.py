@@ -132,6 +132,8 @@ class DataSpec(_Section):
     text: str | None = None
     tokenizer: TokenizerSpec = TokenizerSpec()
     context: PositiveInt = 128
+    # anomaly detection: rows of these target classes are kept out of training and validation
+    anomaly_classes: list[int | str] | None = None
 
     @field_validator("dataset")
     @classmethod
@@ -252,7 +254,76 @@ class TransformerSpec(_Section):
         return self
 
 
-ModelSpec = Annotated[MLPSpec | CNNSpec | RNNSpec | TransformerSpec, Field(discriminator="type")]
+class NoiseSpec(_Section):
+    """Input corruption: ``gaussian`` adds noise of standard deviation ``amount`` (inputs are
+    standardised); ``mask`` sets a fraction ``amount`` of the inputs to their mean."""
+
+    kind: Literal["gaussian", "mask"] = "gaussian"
+    amount: Annotated[float, Field(gt=0, le=5)] = 0.3
+
+    @model_validator(mode="after")
+    def _mask_is_a_fraction(self):
+        if self.kind == "mask" and self.amount >= 1:
+            raise _problem(f"a mask hides a fraction of the inputs; expected a number < 1, got {self.amount}", "amount")
+        return self
+
+
+class AutoencoderSpec(_Section):
+    """An encoder to ``latent_size`` numbers and a decoder back; ``plain``, ``denoising`` or
+    ``variational``. ``layers`` (mlp) or ``channels`` (cnn) give the encoder; the decoder mirrors it."""
+
+    type: Literal["autoencoder"] = "autoencoder"
+    variant: Literal["plain", "denoising", "variational"] = "plain"
+    blocks: Literal["mlp", "cnn"] = "mlp"
+    layers: list[PositiveInt] = [128, 64]
+    channels: list[PositiveInt] = [16, 32]
+    kernel_size: PositiveInt = 3
+    latent_size: PositiveInt = 8
+    activation: str = "relu"
+    norm: Literal["none", "batch", "layer"] = "none"
+    dropout: Fraction = 0.0
+    init: str = "kaiming"
+    noise: NoiseSpec = NoiseSpec()
+    beta: NonNegativeFloat = 1.0
+    threshold_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
+
+    _known_activation = field_validator("activation")(_known_activation)
+    _known_init = field_validator("init")(_known_init)
+
+    @model_validator(mode="after")
+    def _options_fit_variant(self):
+        if self.beta != 1.0 and self.variant != "variational":
+            raise _problem(f"beta weighs the KL term of a variational autoencoder; this one is {self.variant}",
+                           "beta")
+        if self.kernel_size % 2 == 0:
+            raise _problem(f"expected an odd kernel size (it keeps the length), got {self.kernel_size}",
+                           "kernel_size")
+        return self
+
+
+class GANSpec(_Section):
+    """A generator from ``latent_size`` random numbers (plus a class when ``conditional``) and a
+    discriminator, from mlp layers or DCGAN-style cnn blocks."""
+
+    type: Literal["gan"] = "gan"
+    blocks: Literal["mlp", "cnn"] = "mlp"
+    latent_size: PositiveInt = 32
+    conditional: bool = False
+    generator: list[PositiveInt] = [128, 256]
+    discriminator: list[PositiveInt] = [256, 128]
+    generator_activation: str = "relu"
+    discriminator_activation: str = "leaky_relu"
+    norm: Literal["none", "batch", "layer"] = "batch"
+    dropout: Fraction = 0.0
+    spectral_norm: bool = False
+    ema: Annotated[float, Field(ge=0, lt=1)] | None = None
+
+    _known_generator_activation = field_validator("generator_activation")(_known_activation)
+    _known_discriminator_activation = field_validator("discriminator_activation")(_known_activation)
+
+
+ModelSpec = Annotated[MLPSpec | CNNSpec | RNNSpec | TransformerSpec | AutoencoderSpec | GANSpec,
+                      Field(discriminator="type")]
 
 
 def _name_shorthand(value: Any) -> Any:
@@ -268,6 +339,7 @@ class LossSpec(BaseModel):
     label_smoothing: Fraction | None = None
     delta: PositiveFloat | None = None
     margin: PositiveFloat | None = None
+    gp_weight: NonNegativeFloat | None = None
 
     _shorthand = model_validator(mode="before")(_name_shorthand)
 
@@ -370,6 +442,10 @@ class TrainSpec(_Section):
     early_stopping: EarlyStoppingSpec | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     checkpoint_every: PositiveInt = 1
+    # GANs: the discriminator's own optimizer (default: the same as the generator's) and its
+    # updates per generator update
+    discriminator_optimizer: OptimizerSpec | None = None
+    discriminator_steps: PositiveInt = 1
 
     @field_validator("early_stopping", mode="before")
     @classmethod

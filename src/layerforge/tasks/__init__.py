@@ -12,6 +12,8 @@ TASKS: dict[str, str] = {  # -> default loss
     "regression": "mse",
     "forecasting": "mse",
     "language_model": "cross_entropy",
+    "reconstruction": "mse",
+    "generation": "non_saturating",
 }
 
 # Metrics each task reports every epoch (besides loss), and whether higher is better.
@@ -20,7 +22,12 @@ METRICS: dict[str, dict[str, bool]] = {
     "regression": {"mse": False, "mae": False, "r2": True},
     "forecasting": {"mae": False, "rmse": False, "mape": False},
     "language_model": {"bits_per_token": False, "perplexity": False},
+    "reconstruction": {"mse": False, "noisy_mse": False, "kl": False},
+    "generation": {"frechet": False, "class_accuracy": True, "coverage": True, "diversity": True},
 }
+
+# what one training step reports, when it is more than one loss
+LOSS_NAMES: dict[str, tuple[str, ...]] = {"generation": ("d_loss", "g_loss")}
 
 
 def higher_is_better(monitor: str) -> bool:
@@ -31,10 +38,15 @@ def higher_is_better(monitor: str) -> bool:
 
 def monitor_names(task: str | None, has_val: bool) -> list[str]:
     """The values an epoch record holds that early stopping or plateau can monitor."""
-    names = ["train_loss"]
+    if task is None:
+        names = ["train_loss", *(f"train_{n}" for losses in LOSS_NAMES.values() for n in losses)]
+    else:
+        names = [f"train_{n}" for n in LOSS_NAMES.get(task, ("loss",))]
     if has_val:
         metrics = METRICS[task] if task else {m: 0 for t in METRICS.values() for m in t}
-        names += ["val_loss", *(f"val_{m}" for m in metrics)]
+        if task not in LOSS_NAMES:
+            names.append("val_loss")
+        names += [f"val_{m}" for m in metrics]
     return names
 
 
@@ -56,6 +68,14 @@ def get(name: str, **kwargs):
         from .language_model import LanguageModelTask
 
         return LanguageModelTask(**kwargs)
+    if name == "reconstruction":
+        from .reconstruction import ReconstructionTask
+
+        return ReconstructionTask(**kwargs)
+    if name == "generation":
+        from .generation import GenerationTask
+
+        return GenerationTask(**kwargs)
     raise SpecError(f"task: {unknown_name('task', name, TASKS)}")
 
 
@@ -65,6 +85,8 @@ def from_meta(meta: dict):
         return get("classification", classes=meta["classes"])
     if meta["task"] == "language_model":
         return get("language_model", vocab_size=meta["inputs"]["vocab_size"])
+    if meta["task"] in ("reconstruction", "generation"):
+        return get(meta["task"], classes=meta["classes"])
     if meta["task"] == "forecasting":
         return get("forecasting", scaling=meta["preprocessing"], horizon=meta["forecast"]["horizon"])
     scaling = meta["target_scaling"]

@@ -84,24 +84,24 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def split_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Optimizer state as (tensors for safetensors, the rest as JSON)."""
+def split_optimizer_state(state_dict: dict, prefix: str = "optimizer") -> tuple[dict[str, torch.Tensor], dict]:
+    """Optimizer state as (tensors for safetensors, named ``prefix.index.key``; the rest as JSON)."""
     tensors, scalars = {}, {}
     for index, entries in state_dict["state"].items():
         for key, value in entries.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{index}.{key}"] = value
+                tensors[f"{prefix}.{index}.{key}"] = value
             else:
                 scalars.setdefault(str(index), {})[key] = _jsonable(value)
     groups = [{k: _jsonable(v) for k, v in group.items()} for group in state_dict["param_groups"]]
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 
-def join_optimizer_state(tensors: dict[str, torch.Tensor], saved: dict) -> dict:
+def join_optimizer_state(tensors: dict[str, torch.Tensor], saved: dict, prefix: str = "optimizer") -> dict:
     """Rebuild an optimizer state dict from ``split_optimizer_state``'s two parts."""
     state: dict[int, dict] = {}
     for name, value in tensors.items():
-        if name.startswith("optimizer."):
+        if name.startswith(f"{prefix}."):
             _, index, key = name.split(".", 2)
             state.setdefault(int(index), {})[key] = value
     for index, entries in saved["scalars"].items():

@@ -19,6 +19,7 @@ def train_one_epoch(
     penalty: Callable[[torch.nn.Module], torch.Tensor] | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     on_batch_end: Callable[[int, torch.Tensor], None] | None = None,
+    objective: Callable[[torch.nn.Module, tuple, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, list[int]]:
     """Run one pass over ``batches``, updating ``model`` in place.
 
@@ -30,6 +31,8 @@ def train_one_epoch(
         penalty: extra term added to the loss for the update only (L1/L2), not recorded.
         augment: transforms the first input of each batch (data augmentation).
         on_batch_end: called with (step, loss) after each update.
+        objective: ``(model, inputs, y) -> loss`` for tasks whose loss is not
+            ``loss_fn(model(*inputs), y)``, e.g. an autoencoder's, which reads the input.
 
     Returns:
         The data loss of every step (on the device) and the rows in every step.
@@ -44,7 +47,7 @@ def train_one_epoch(
                 group["lr"] = lr
         if augment is not None:
             x = (augment(x[0]), *x[1:])
-        loss = loss_fn(model(*x), y)
+        loss = loss_fn(model(*x), y) if objective is None else objective(model, x, y)
         total = loss if penalty is None else loss + penalty(model)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -77,6 +80,8 @@ def predict_outputs(model: torch.nn.Module, inputs, batch_size: int = 1024) -> t
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, inputs, y: torch.Tensor, loss_fn: Callable, task) -> dict[str, float]:
     """Loss and the task's metrics on ``(inputs, y)``."""
+    if hasattr(task, "evaluate"):  # tasks that judge more than outputs against targets
+        return task.evaluate(model, _as_tuple(inputs), y, loss_fn)
     if hasattr(task, "outputs_for"):  # e.g. recursive multi-step forecasts
         outputs = task.outputs_for(model, _as_tuple(inputs), y)
     else:

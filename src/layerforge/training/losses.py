@@ -1,7 +1,8 @@
 """Losses by name. Every loss is called as ``loss(output, target)`` and returns a scalar.
 
 For classification ``output`` holds logits of shape (N, C) and ``target`` class indices (N,);
-for regression both are float tensors of shape (N, K).
+for regression both are float tensors of shape (N, K); for reconstruction both have the shape of
+the inputs. GAN losses (task generation) are pairs: see ``AdversarialLoss``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,52 @@ def _bce(task: str) -> Callable:
 def _hinge(task: str, margin: float = 1.0) -> Callable:
     import torch.nn.functional as F
 
+    if task == "generation":
+        return AdversarialLoss("hinge", margin=margin)
     return lambda output, target: F.multi_margin_loss(output, target, margin=margin)
+
+
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """The two halves of a GAN loss, on the discriminator's raw scores (logits).
+
+    ``non_saturating``: the discriminator minimises binary cross-entropy (real targets are
+    ``1 - label_smoothing``); the generator minimises ``-log D(G(z))``.
+    ``hinge``: ``relu(margin - D(x)) + relu(margin + D(G(z)))`` and ``-D(G(z))``.
+    ``wasserstein``: ``D(G(z)) - D(x)`` (plus ``gp_weight`` times the gradient penalty, which the
+    training step computes) and ``-D(G(z))``.
+    """
+
+    kind: str
+    label_smoothing: float = 0.0
+    margin: float = 1.0
+    gp_weight: float = 0.0
+
+    def discriminator(self, real, fake):
+        import torch.nn.functional as F
+
+        if self.kind == "non_saturating":
+            real_target = real.new_full(real.shape, 1.0 - self.label_smoothing)
+            return (F.binary_cross_entropy_with_logits(real, real_target)
+                    + F.binary_cross_entropy_with_logits(fake, fake.new_zeros(fake.shape)))
+        if self.kind == "hinge":
+            return F.relu(self.margin - real).mean() + F.relu(self.margin + fake).mean()
+        return fake.mean() - real.mean()
+
+    def generator(self, fake):
+        import torch.nn.functional as F
+
+        if self.kind == "non_saturating":
+            return F.softplus(-fake).mean()
+        return -fake.mean()
+
+
+def _non_saturating(task: str, label_smoothing: float = 0.0) -> AdversarialLoss:
+    return AdversarialLoss("non_saturating", label_smoothing=label_smoothing)
+
+
+def _wasserstein_gp(task: str, gp_weight: float = 10.0) -> AdversarialLoss:
+    return AdversarialLoss("wasserstein", gp_weight=gp_weight)
 
 
 def _kl_div(task: str, label_smoothing: float = 0.0) -> Callable:
@@ -91,12 +137,14 @@ def _kl_div(task: str, label_smoothing: float = 0.0) -> Callable:
 
 
 LOSSES: dict[str, LossEntry] = {
-    "mse": LossEntry(_mse, ("classification", "regression", "forecasting"), ()),
-    "mae": LossEntry(_mae, ("classification", "regression", "forecasting"), ()),
-    "huber": LossEntry(_huber, ("classification", "regression", "forecasting"), ("delta",)),
+    "mse": LossEntry(_mse, ("classification", "regression", "forecasting", "reconstruction"), ()),
+    "mae": LossEntry(_mae, ("classification", "regression", "forecasting", "reconstruction"), ()),
+    "huber": LossEntry(_huber, ("classification", "regression", "forecasting", "reconstruction"), ("delta",)),
     "cross_entropy": LossEntry(_cross_entropy, ("classification", "language_model"), ("label_smoothing",)),
     "bce": LossEntry(_bce, ("classification",), ()),
-    "hinge": LossEntry(_hinge, ("classification",), ("margin",)),
+    "hinge": LossEntry(_hinge, ("classification", "generation"), ("margin",)),
+    "non_saturating": LossEntry(_non_saturating, ("generation",), ("label_smoothing",)),
+    "wasserstein_gp": LossEntry(_wasserstein_gp, ("generation",), ("gp_weight",)),
     "kl_div": LossEntry(_kl_div, ("classification",), ("label_smoothing",)),
 }
 

@@ -142,8 +142,11 @@ class Trainer:
             x_train, y_train, batch_size, generator=generator, min_batch=2 if has_batch_norm else 1
         )
         loss_fn = self.loss_fn_ = losses.for_task(spec.loss, task)
-        optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), model.parameters(),
-                                    device=self.device.type)
+        if hasattr(task, "build_optimizer"):  # e.g. a GAN's two optimizers
+            optimizer = task.build_optimizer(model, spec, self.device.type)
+        else:
+            optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), model.parameters(),
+                                        device=self.device.type)
         schedule = Schedule(spec.schedule.name, spec.optimizer.lr, spec.epochs, len(batches),
                             warmup_epochs=spec.schedule.warmup_epochs, **spec.schedule.params())
         early = None
@@ -165,6 +168,10 @@ class Trainer:
 
         steady_lr = spec.schedule.name == "none" and schedule.warmup_steps == 0  # the optimizer's lr stays
         penalty = _penalty(spec.l1, spec.l2)
+        # tasks with their own step: a GAN alternates two updates; an autoencoder's loss reads its input
+        run_epoch = getattr(task, "train_epoch", train_one_epoch)
+        objective = task.objective(loss_fn) if hasattr(task, "objective") else None
+        loss_names = getattr(task, "loss_names", ("loss",))
         batch_hooks = [c for c in self.callbacks if _overrides(c, "on_batch_end")]
         on_batch_end = None
         if batch_hooks:
@@ -180,19 +187,18 @@ class Trainer:
                 for callback in self.callbacks:
                     callback.on_epoch_start(self, epoch)
                 started = time.perf_counter()
-                step_losses, sizes = train_one_epoch(
+                options = {"objective": objective} if objective is not None else {}
+                step_losses, sizes = run_epoch(
                     model, batches, loss_fn, optimizer,
                     lr_at=None if steady_lr else (lambda step, e=epoch: schedule.lr(e, step)),
                     clip_grad_norm=spec.clip_grad_norm, clip_grad_value=spec.clip_grad_value,
-                    penalty=penalty, augment=self.augment, on_batch_end=on_batch_end,
+                    penalty=penalty, augment=self.augment, on_batch_end=on_batch_end, **options,
                 )
                 self._check_finite(step_losses, epoch)
                 weights = torch.tensor(sizes, dtype=step_losses.dtype, device=step_losses.device)
-                record = {
-                    "epoch": epoch + 1,
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "train_loss": float((step_losses * weights).sum() / weights.sum()),
-                }
+                means = (step_losses.reshape(len(sizes), -1) * weights[:, None]).sum(0) / weights.sum()
+                record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+                record.update({f"train_{name}": float(v) for name, v in zip(loss_names, means)})
                 if validation is not None:
                     scores = evaluate(model, *validation, loss_fn, task)
                     record.update({f"val_{k}": v for k, v in scores.items()})
@@ -235,13 +241,16 @@ class Trainer:
         if bool(finite.all()):
             return
         step = int((~finite).nonzero()[0, 0])
+        value = step_losses[step]
+        shown = float(value) if value.numel() == 1 else ", ".join(
+            f"{name} {float(v)}" for name, v in zip(getattr(self.task_, "loss_names", ()), value))
         kept = (
             f"the last good checkpoint (epoch {self.epoch}) is kept in {self.checkpoint_dir}"
             if self.checkpoint_dir and self.epoch > 0
             else "no checkpoint was written before it"
         )
         raise TrainingError(
-            f"the loss became non-finite ({float(step_losses[step])}) at epoch {epoch + 1}, "
+            f"the loss became non-finite ({shown}) at epoch {epoch + 1}, "
             f"step {step + 1}; training stopped and {kept}. Try a lower train.optimizer.lr, "
             "train.clip_grad_norm, or check the data for extreme values"
         )
@@ -251,8 +260,10 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write everything needed to continue exactly: weights, optimizer, schedule, RNGs."""
         tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
-        optimizer_tensors, optimizer_json = split_optimizer_state(self.optimizer_.state_dict())
-        tensors.update(optimizer_tensors)
+        optimizer_state = {}
+        for part, optimizer in getattr(self.optimizer_, "parts", {"optimizer": self.optimizer_}).items():
+            optimizer_tensors, optimizer_state[part] = split_optimizer_state(optimizer.state_dict(), part)
+            tensors.update(optimizer_tensors)
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.batches"] = self._generator.get_state()
         if torch.cuda.is_available():
@@ -263,7 +274,7 @@ class Trainer:
             tensors.update({f"best.{k}": v for k, v in early.best_weights.items()})
         state = {
             "epoch": self.epoch,
-            "optimizer": optimizer_json,
+            **optimizer_state,
             "schedule": self.schedule_.state_dict(),
             "early_stopping": early.state_dict() if early else None,
             "stopped_early": self.stopped_early_,
@@ -278,7 +289,8 @@ class Trainer:
         model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
             self.model_.load_state_dict(model_state)
-            self.optimizer_.load_state_dict(join_optimizer_state(tensors, state["optimizer"]))
+            for part, optimizer in getattr(self.optimizer_, "parts", {"optimizer": self.optimizer_}).items():
+                optimizer.load_state_dict(join_optimizer_state(tensors, state[part], part))
         except (RuntimeError, ValueError, KeyError) as error:
             raise CheckpointError(f"the checkpoint in {self.checkpoint_dir} does not fit this model: {error}") from None
         self.schedule_.load_state_dict(state["schedule"])

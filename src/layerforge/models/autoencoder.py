@@ -1,0 +1,208 @@
+"""Autoencoders: an encoder to ``latent_size`` numbers and a decoder back to the input.
+
+Variants: ``plain``; ``denoising`` (trained to undo a corruption of its input); ``variational``
+(the encoder gives a mean and a log-variance per latent number, codes are sampled with the
+reparameterisation trick, and a KL term pulls them towards a standard normal).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..nn import activations
+from ..nn.init import init_linear
+from .mlp import DenseBlock
+
+
+def corrupt(x: torch.Tensor, kind: str, amount: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``x`` with gaussian noise of standard deviation ``amount`` added, or a fraction ``amount``
+    of its values set to 0 (the training mean, since inputs are standardised)."""
+    if generator is None:
+        draw = torch.randn_like(x) if kind == "gaussian" else torch.rand_like(x)
+    else:  # reproducible noise (evaluation): drawn on the generator's device, then moved
+        draw_fn = torch.randn if kind == "gaussian" else torch.rand
+        draw = draw_fn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    if kind == "gaussian":
+        return x + amount * draw
+    return x * (draw >= amount)
+
+
+def _conv(dims: int):
+    return nn.Conv1d if dims == 1 else nn.Conv2d
+
+
+def _norm(kind: str, dims: int, channels: int) -> nn.Module:
+    if kind == "batch":
+        return (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()
+
+
+class ConvEncoder(nn.Module):
+    """Strided convolutions, each halving the length (or height and width), then flatten.
+
+    Args:
+        in_channels: channels of the input.
+        size: its length ``[L]`` or ``[H, W]``.
+        channels: output channels of each block.
+    """
+
+    def __init__(self, in_channels: int, size: list[int], channels: list[int], kernel_size: int, activation: str,
+                 norm: str):
+        super().__init__()
+        dims = len(size)
+        blocks, self.sizes = [], [list(size)]
+        for c_in, c_out in zip([in_channels, *channels], channels):
+            blocks += [_conv(dims)(c_in, c_out, kernel_size, stride=2, padding=kernel_size // 2),
+                       _norm(norm, dims, c_out), activations.get(activation)]
+            self.sizes.append([math.ceil(s / 2) for s in self.sizes[-1]])
+        self.blocks = nn.Sequential(*blocks)
+        self.out_features = channels[-1] * math.prod(self.sizes[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x).flatten(1)  # (B, C, *S) -> (B, C_last * prod(S_last))
+
+
+class ConvDecoder(nn.Module):
+    """The mirror of a ``ConvEncoder``: unflatten, then upsample to each encoder size and convolve."""
+
+    def __init__(self, encoder: ConvEncoder, in_channels: int, channels: list[int], kernel_size: int,
+                 activation: str, norm: str):
+        super().__init__()
+        dims = len(encoder.sizes[0])
+        self.shape = [channels[-1], *encoder.sizes[-1]]
+        layers: list[nn.Module] = []
+        outs = [*reversed(channels[:-1]), in_channels]
+        for i, (c_in, c_out) in enumerate(zip(reversed(channels), outs)):
+            size = encoder.sizes[len(channels) - 1 - i]
+            layers += [nn.Upsample(size=tuple(size), mode="nearest"),
+                       _conv(dims)(c_in, c_out, kernel_size, padding=kernel_size // 2)]
+            if i < len(channels) - 1:
+                layers += [_norm(norm, dims, c_out), activations.get(activation)]
+        self.blocks = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.blocks(h.view(len(h), *self.shape))  # (B, F) -> (B, C_last, *S_last) -> (B, C, *S)
+
+
+class Autoencoder(nn.Module):
+    """An encoder to ``latent_size`` codes and a decoder back to ``input_shape``.
+
+    ``forward(x)`` reconstructs from the codes' mean (no noise, no sampling), as prediction
+    wants; ``reconstruct(x)`` is the training path with corruption and sampling.
+
+    Args:
+        encoder: maps (B, *input_shape) to (B, encoder_features).
+        decoder: maps (B, decoder_features) to (B, *input_shape).
+        encoder_features, decoder_features: widths where the latent layers attach.
+        input_shape: the shape of one row, e.g. ``[64]`` or ``[1, 8, 8]``.
+        variant: 'plain', 'denoising' or 'variational'.
+        activation: after the layer that expands the codes.
+        noise_kind, noise_amount: the corruption a denoising autoencoder learns to undo.
+        beta: weight of the KL term (variational).
+
+    Example:
+        >>> model = build_mlp_autoencoder([64], [32], latent_size=2)
+        >>> model.encode(torch.zeros(3, 64))[0].shape
+        torch.Size([3, 2])
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, encoder_features: int, decoder_features: int,
+                 latent_size: int, input_shape: list[int], *, activation: str = "relu", variant: str = "plain",
+                 noise_kind: str = "gaussian", noise_amount: float = 0.3, beta: float = 1.0):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.variational = variant == "variational"
+        self.denoising = variant == "denoising"
+        self.to_latent = nn.Linear(encoder_features, latent_size * (2 if self.variational else 1))
+        self.from_latent = nn.Sequential(nn.Linear(latent_size, decoder_features), activations.get(activation))
+        self.latent_size, self.input_shape = latent_size, list(input_shape)
+        self.noise_kind, self.noise_amount, self.beta = noise_kind, noise_amount, beta
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The codes' mean (B, latent) and, for a variational model, their log-variance."""
+        h = self.to_latent(self.encoder(x))
+        if self.variational:
+            mean, log_var = h.chunk(2, dim=1)  # (B, 2K) -> 2 x (B, K)
+            return mean, log_var.clamp(-20.0, 10.0)
+        return h, None
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.from_latent(z)).view(len(z), *self.input_shape)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x)[0])
+
+    def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Training path: corrupt (denoising), encode, sample (variational), decode.
+
+        Returns:
+            The reconstruction and, for a variational model, the KL divergence of each row's
+            code distribution from a standard normal (B,); otherwise None.
+        """
+        if self.denoising:
+            x = corrupt(x, self.noise_kind, self.noise_amount)
+        mean, log_var = self.encode(x)
+        if log_var is None:
+            return self.decode(mean), None
+        z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(dim=1)  # (B,)
+        return self.decode(z), kl
+
+
+def build_mlp_autoencoder(input_shape: list[int], layers: list[int], latent_size: int, *, activation: str = "relu",
+                          norm: str = "none", dropout: float = 0.0, init: str = "kaiming",
+                          **options) -> Autoencoder:
+    """An autoencoder of dense blocks; the decoder mirrors ``layers``."""
+    features = math.prod(input_shape)
+    sizes = [features, *layers]
+    encoder = nn.Sequential(nn.Flatten(), *(DenseBlock(a, b, activation, norm, dropout) for a, b in zip(sizes, sizes[1:])))
+    back = list(reversed(sizes))
+    decoder_blocks = [DenseBlock(a, b, activation, norm, dropout) for a, b in zip(back[:-2], back[1:-1])]
+    output = nn.Linear(back[-2], features)
+    decoder = nn.Sequential(*decoder_blocks, output)
+    for block in [*encoder[1:], *decoder_blocks]:
+        init_linear(block.linear, init, activation)
+    return Autoencoder(encoder, decoder, layers[-1], layers[-1], latent_size, input_shape, activation=activation,
+                       **options)
+
+
+def build_conv_autoencoder(input_shape: list[int], channels: list[int], latent_size: int, *, kernel_size: int = 3,
+                           activation: str = "relu", norm: str = "none", **options) -> Autoencoder:
+    """An autoencoder of strided convolutions (1-D for sequences, 2-D for images)."""
+    encoder = ConvEncoder(input_shape[0], input_shape[1:], channels, kernel_size, activation, norm)
+    decoder = ConvDecoder(encoder, input_shape[0], channels, kernel_size, activation, norm)
+    return Autoencoder(encoder, decoder, encoder.out_features, encoder.out_features, latent_size, input_shape,
+                       activation=activation, **options)
+
+
+def input_shape(inputs: dict) -> list[int]:
+    """The shape of one row: ``[F]``, ``[C, L]`` or ``[C, H, W]``."""
+    if inputs["kind"] == "table":
+        return [inputs["features"]]
+    if inputs["kind"] == "image":
+        return [inputs["channels"], inputs["height"], inputs["width"]]
+    return [inputs["channels"], inputs["length"]]
+
+
+def build(model_spec, inputs: dict, output_size: int) -> Autoencoder:
+    """Build an autoencoder from the model section of a spec (``output_size`` is not used:
+    an autoencoder's output has the shape of its input)."""
+    from ..errors import SpecError
+
+    shape = input_shape(inputs)
+    options = {"variant": model_spec.variant, "noise_kind": model_spec.noise.kind,
+               "noise_amount": model_spec.noise.amount, "beta": model_spec.beta}
+    if model_spec.blocks == "mlp":
+        return build_mlp_autoencoder(shape, list(model_spec.layers), model_spec.latent_size,
+                                     activation=model_spec.activation, norm=model_spec.norm,
+                                     dropout=model_spec.dropout, init=model_spec.init, **options)
+    if len(shape) == 1:
+        raise SpecError("model.blocks: cnn blocks read sequences or images, not a table; use blocks: mlp")
+    return build_conv_autoencoder(shape, list(model_spec.channels), model_spec.latent_size,
+                                  kernel_size=model_spec.kernel_size, activation=model_spec.activation,
+                                  norm=model_spec.norm, **options)

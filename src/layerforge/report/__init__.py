@@ -1,0 +1,1 @@
+"""Pictures and pages about runs: plots written as PNG files (matplotlib, no display needed)."""

@@ -1,0 +1,212 @@
+"""GAN training: the alternating epoch, the two optimizers, the real-data classifier the quality
+metrics use, and the watch for divergence and mode collapse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .callbacks import Callback
+from .optim import build_optimizer
+
+
+class OptimizerPair:
+    """The generator's and the discriminator's optimizers, saved as two parts of a checkpoint."""
+
+    def __init__(self, generator: torch.optim.Optimizer, discriminator: torch.optim.Optimizer):
+        self.generator, self.discriminator = generator, discriminator
+        self.parts = {"optimizer": generator, "discriminator_optimizer": discriminator}
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.generator.param_groups  # the learning rate the history records
+
+
+def build_optimizers(model, train_spec, device: str) -> OptimizerPair:
+    """``train.optimizer`` for the generator; ``train.discriminator_optimizer`` (default: the same
+    settings) for the discriminator."""
+    g_spec = train_spec.optimizer
+    d_spec = train_spec.discriminator_optimizer or g_spec
+    return OptimizerPair(
+        build_optimizer(g_spec.name, g_spec.params(), model.generator.parameters(), device=device),
+        build_optimizer(d_spec.name, d_spec.params(), model.discriminator.parameters(), device=device),
+    )
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """WGAN-GP: ``(|grad_x D(x)| - 1)^2`` at random points between real and generated rows."""
+    alpha = torch.rand(len(real), *([1] * (real.ndim - 1)), device=real.device, dtype=real.dtype)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    (grads,) = torch.autograd.grad(critic(mixed, labels).sum(), mixed, create_graph=True)
+    return (grads.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+def _clip(parameters, clip_grad_norm: float | None, clip_grad_value: float | None) -> None:
+    if clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+    if clip_grad_value is not None:
+        torch.nn.utils.clip_grad_value_(parameters, clip_grad_value)
+
+
+def train_gan_epoch(
+    model,
+    batches,
+    loss,
+    optimizers: OptimizerPair,
+    *,
+    discriminator_steps: int = 1,
+    lr_at: Callable[[int], float] | None = None,
+    clip_grad_norm: float | None = None,
+    clip_grad_value: float | None = None,
+    on_batch_end: Callable[[int, torch.Tensor], None] | None = None,
+    **unused,
+) -> tuple[torch.Tensor, list[int]]:
+    """One pass over the real rows: for each batch, ``discriminator_steps`` discriminator updates
+    on real against freshly generated rows, then one generator update.
+
+    Args:
+        loss: an ``AdversarialLoss``.
+        lr_at: the schedule's rate for the generator; the discriminator's rate moves with it
+            in proportion to its own base rate.
+
+    Returns:
+        (steps, 2) losses (discriminator, generator) on the device, and the rows in every step.
+    """
+    model.train()
+    generator, critic = model.generator, model.discriminator
+    g_opt, d_opt = optimizers.generator, optimizers.discriminator
+    g_base, d_base = g_opt.defaults["lr"], d_opt.defaults["lr"]
+    g_params = [p for p in generator.parameters() if p.requires_grad]
+    d_params = [p for p in critic.parameters() if p.requires_grad]
+    conditional = model.num_classes > 0
+    losses, sizes = [], []
+    for step, (inputs, y) in enumerate(batches):
+        real = inputs[0]
+        labels = y if conditional else None
+        if lr_at is not None:
+            scale = lr_at(step) / g_base
+            for group in g_opt.param_groups:
+                group["lr"] = g_base * scale
+            for group in d_opt.param_groups:
+                group["lr"] = d_base * scale
+        for _ in range(discriminator_steps):
+            z = torch.randn(len(real), model.latent_size, device=real.device, dtype=real.dtype)
+            fake = generator(z, labels)
+            d_loss = loss.discriminator(critic(real, labels), critic(fake.detach(), labels))
+            if loss.gp_weight:
+                d_loss = d_loss + loss.gp_weight * gradient_penalty(critic, real, fake.detach(), labels)
+            d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            _clip(d_params, clip_grad_norm, clip_grad_value)
+            d_opt.step()
+        critic.requires_grad_(False)  # the generator's update needs no discriminator gradients
+        g_loss = loss.generator(critic(fake, labels))
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        critic.requires_grad_(True)
+        _clip(g_params, clip_grad_norm, clip_grad_value)
+        g_opt.step()
+        model.update_ema()
+        losses.append(torch.stack([d_loss.detach(), g_loss.detach()]))
+        sizes.append(len(real))
+        if on_batch_end is not None:
+            on_batch_end(step, g_loss)
+    return torch.stack(losses), sizes
+
+
+# The classifier whose features the quality metrics use: small, quick, trained on real rows.
+EVALUATOR_LAYERS = [128, 64]
+EVALUATOR_EPOCHS = 60
+
+
+def fit_evaluator(splits: dict, classes: list, seed: int, device: str) -> tuple[torch.nn.Module, dict]:
+    """Train the MLP classifier that judges generated rows, on the real training rows.
+
+    Returns:
+        The classifier and what model.json records about it (layers, test accuracy).
+    """
+    from .. import tasks
+    from ..models.mlp import MLP
+    from .trainer import Trainer
+
+    train_inputs, _ = splits["train"]
+    features = int(np.prod(train_inputs[0].shape[1:]))
+    torch.manual_seed(seed)
+    classifier = MLP(features, EVALUATOR_LAYERS, len(classes), dropout=0.2)
+    validation = splits["val"] if len(splits["val"][1]) else None
+    trainer = Trainer(
+        task=tasks.get("classification", classes=classes), seed=seed, epochs=EVALUATOR_EPOCHS, batch_size=64,
+        optimizer={"name": "adam", "lr": 1e-3}, device=device,
+        early_stopping={"monitor": "val_accuracy", "patience": 15} if validation is not None else None,
+    )
+    trainer.fit(classifier, splits["train"], validation)
+    scores = {}
+    if len(splits["test"][1]):
+        from .loop import evaluate
+        from .trainer import as_tensors
+
+        scores = evaluate(classifier, *as_tensors(splits["test"], trainer.task_, trainer.device), trainer.loss_fn_,
+                          trainer.task_)
+    info = {"layers": EVALUATOR_LAYERS, "epochs": trainer.epoch,
+            "test_accuracy": scores.get("accuracy"), "trained_on": "the real training rows"}
+    return classifier.cpu(), info
+
+
+class GANWatch(Callback):
+    """Says when a GAN diverges or collapses, instead of letting it fail silently.
+
+    Findings (each once, with the epoch it began): the discriminator wins outright (its loss near
+    zero while the generator's climbs), mode collapse (generated rows spread far less than real
+    ones, or classes missing), and a Fréchet distance that has grown far past its best.
+    """
+
+    def __init__(self, patience: int = 3, warmup: int = 10):
+        self.patience, self.warmup = patience, warmup
+        self.findings: list[dict] = []
+        self._streaks: dict[str, int] = {}
+        self._best_frechet: float | None = None
+        self._best_diversity: float | None = None
+
+    def on_fit_start(self, trainer) -> None:
+        """Start afresh; a resumed run replays its history, so findings survive a resume."""
+        self.findings, self._streaks, self._best_frechet, self._best_diversity = [], {}, None, None
+        for record in trainer.history_:
+            self.on_epoch_end(trainer, record)
+
+    def _flag(self, kind: str, condition: bool, epoch: int, message: str) -> None:
+        streak = self._streaks.get(kind, 0) + 1 if condition else 0
+        self._streaks[kind] = streak
+        if streak == self.patience and not any(f["kind"] == kind for f in self.findings):
+            self.findings.append({"kind": kind, "severity": "warning", "epoch": epoch - self.patience + 1,
+                                  "message": message})
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        epoch = record["epoch"]
+        loss = trainer.loss_fn_
+        if loss.kind in ("non_saturating", "hinge"):
+            self._flag("discriminator_wins", record["train_d_loss"] < 0.05 and record["train_g_loss"] > 4.0, epoch,
+                       f"the discriminator separates real from generated rows almost perfectly (loss "
+                       f"{record['train_d_loss']:.3f}) and the generator's loss is {record['train_g_loss']:.2f}: "
+                       "the generator gets no useful gradient. Lower the discriminator's learning rate "
+                       "(train.discriminator_optimizer.lr), use model.spectral_norm: true, or "
+                       "train.loss: {name: non_saturating, label_smoothing: 0.1}")
+        if "val_diversity" in record:
+            # a young generator's rows are alike too; judge it once it had time, or if it got worse
+            diversity, coverage = record["val_diversity"], record.get("val_coverage", 1.0)
+            self._best_diversity = max(self._best_diversity or 0.0, diversity)
+            settled = epoch >= self.warmup or diversity < 0.5 * self._best_diversity
+            evidence = (f"generated rows spread only {diversity:.2f}x as much as real ones" if diversity < 0.25
+                        else f"the real-data classifier finds only {coverage:.0%} of the classes among them")
+            self._flag("mode_collapse", settled and (diversity < 0.25 or coverage < 0.7), epoch,
+                       f"mode collapse: {evidence}. Try model.ema, lower learning rates, "
+                       "train.loss: wasserstein_gp, or model.conditional: true")
+        if "val_frechet" in record:
+            value = record["val_frechet"]
+            if self._best_frechet is None or value < self._best_frechet:
+                self._best_frechet = value
+            self._flag("diverging", value > 2 * self._best_frechet + 1e-9, epoch,
+                       f"the Fréchet distance rose to {value:.3g} from its best {self._best_frechet:.3g}: training "
+                       "is diverging. Use train.early_stopping: {monitor: val_frechet} to keep the best weights, "
+                       "or lower the learning rates")
