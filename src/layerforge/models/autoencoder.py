@@ -160,12 +160,13 @@ def build_mlp_autoencoder(input_shape: list[int], layers: list[int], latent_size
     """An autoencoder of dense blocks; the decoder mirrors ``layers``."""
     features = math.prod(input_shape)
     sizes = [features, *layers]
-    encoder = nn.Sequential(nn.Flatten(), *(DenseBlock(a, b, activation, norm, dropout) for a, b in zip(sizes, sizes[1:])))
+    encoder_blocks = [DenseBlock(a, b, activation, norm, dropout) for a, b in zip(sizes, sizes[1:])]
+    encoder = nn.Sequential(nn.Flatten(), *encoder_blocks)
     back = list(reversed(sizes))
     decoder_blocks = [DenseBlock(a, b, activation, norm, dropout) for a, b in zip(back[:-2], back[1:-1])]
     output = nn.Linear(back[-2], features)
     decoder = nn.Sequential(*decoder_blocks, output)
-    for block in [*encoder[1:], *decoder_blocks]:
+    for block in [*encoder_blocks, *decoder_blocks]:
         init_linear(block.linear, init, activation)
     return Autoencoder(encoder, decoder, layers[-1], layers[-1], latent_size, input_shape, activation=activation,
                        **options)

@@ -17,8 +17,9 @@ def _pyplot():
 
 
 def _save(figure, path: Path) -> Path:
-    from ..training.checkpoint import atomic_write
     import io
+
+    from ..training.checkpoint import atomic_write
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
