@@ -99,6 +99,11 @@ def train(
     metrics = run.metrics
     console.print(f"{run.path.name}: {metrics['epochs']} epochs (best {metrics['best_epoch']})")
     console.print(_metrics_table(metrics))
+    for finding in metrics.get("findings", []):
+        console.print(f"[bold yellow]{finding['severity']}[/] ({finding['kind']}, from epoch {finding['epoch']}): "
+                      f"{finding['message']}", markup=True, soft_wrap=True)
+    for name, path in metrics.get("pictures", {}).items():
+        console.print(f"{name}: {run.path / path}")
     console.print(f"run directory: {run.path}")
 
 
@@ -135,7 +140,8 @@ def predict(
     unknown_categories: Unknown | None = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
 ) -> None:
-    """Predict new rows with a trained run (classes and probabilities, or values)."""
+    """Predict new rows with a trained run (classes and probabilities, values, or an
+    autoencoder's anomaly scores)."""
     import numpy as np
     import pandas as pd
 
@@ -148,6 +154,11 @@ def predict(
         if loaded.meta["task"] == "forecasting":
             values = loaded.predict(data, **options)
             return pd.DataFrame({"step": range(1, len(values) + 1), target: values})
+        if loaded.meta["task"] == "reconstruction":
+            if (loaded.meta.get("anomaly") or {}).get("threshold") is None:
+                return pd.DataFrame({"anomaly_score": loaded.predict(data, **options)})
+            scores, flags = loaded.anomalies(data, **options)
+            return pd.DataFrame({"anomaly_score": scores, "anomaly": flags})
         if loaded.meta["task"] != "classification":
             return pd.DataFrame({target: loaded.predict(data, **options)})
         probabilities = loaded.predict_proba(data, **options)  # labels follow: one pass over the data
@@ -157,13 +168,58 @@ def predict(
             frame[f"proba_{name}"] = probabilities[:, i]
         return frame
 
-    frame = _guard(call)
+    _write_frame(_guard(call), out)
+
+
+def _write_frame(frame, out: Path | None) -> None:
     if out is None:
         frame.to_csv(sys.stdout, index=False)
     elif out.suffix.lower() in (".parquet", ".pq"):
         frame.to_parquet(out, index=False)
     else:
         frame.to_csv(out, index=False)
+
+
+@app.command()
+def embed(
+    run: Path = typer.Argument(..., help="Run directory of an autoencoder."),
+    data: Path = typer.Argument(..., help="Rows to encode: CSV/Parquet (tables), .npz or a folder (images, series)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the codes here (.csv or .parquet); default: standard output."),
+    ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
+) -> None:
+    """Encode rows to an autoencoder's latent codes (dimensionality reduction)."""
+    import pandas as pd
+
+    from .runs import load_run
+
+    def call():
+        loaded = load_run(run)
+        codes = loaded.embed(data, ignore_extra=ignore_extra)
+        frame = pd.DataFrame(codes, columns=[f"z{i}" for i in range(codes.shape[1])])
+        if loaded.meta["inputs"]["kind"] == "table" and loaded.meta["target"]:
+            from .data.tabular import read_table
+
+            rows = read_table(data)
+            if loaded.meta["target"] in rows.columns:  # keep the labels next to the codes, for plots
+                frame.insert(0, loaded.meta["target"], rows[loaded.meta["target"]].to_numpy())
+        return frame
+
+    _write_frame(_guard(call), out)
+
+
+@app.command()
+def sample(
+    run: Path = typer.Argument(..., help="Run directory of a GAN or a variational autoencoder."),
+    n: int = typer.Option(100, "--n", min=1, help="How many rows to generate."),
+    label: str | None = typer.Option(None, "--label", help="Class to generate (conditional GANs)."),
+    seed: int = typer.Option(0, "--seed", help="The same seed gives the same samples."),
+    out: Path = typer.Option(Path("samples.png"), "--out", help="A .png grid (images) or a .csv/.parquet table."),
+) -> None:
+    """Generate new rows: a PNG grid of images or a table."""
+    from .runs import load_run
+
+    path = _guard(lambda: load_run(run).write_samples(out, n, label=label, seed=seed))
+    _console().print(f"wrote {n} samples to {path}")
 
 
 @app.command()

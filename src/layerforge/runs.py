@@ -93,6 +93,10 @@ class Run:
     def task(self):
         from . import tasks
 
+        if self.meta["task"] == "generation":
+            from .generative import load_evaluator
+
+            return tasks.get("generation", classes=self.meta["classes"], evaluator=load_evaluator(self.path, self.meta))
         return tasks.from_meta(self.meta)
 
     @property
@@ -270,7 +274,8 @@ class Run:
     # -- public --------------------------------------------------------------------------------
 
     def predict(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
-        """Predictions for new rows: class labels, or values on the target's scale.
+        """Predictions for new rows: class labels, or values on the target's scale; for an
+        autoencoder, each row's anomaly score (its reconstruction error; see ``anomalies``).
 
         Args:
             data: a DataFrame, a path to a .csv/.parquet file, or an array whose columns are
@@ -283,6 +288,12 @@ class Run:
             DataError: missing or unexpected columns, wrong types, unseen categories.
         """
         inputs, _ = self._encode(data, unknown=unknown, ignore_extra=ignore_extra)
+        if self.meta["task"] == "generation":
+            raise DataError("a GAN generates rows rather than predicting them: use sample (layerforge sample RUN)")
+        if self.meta["task"] == "reconstruction":
+            from .generative import anomaly_scores
+
+            return anomaly_scores(self.meta, self.model, inputs)
         task, outputs = self.task, self._outputs(inputs)
         if self.meta["task"] == "classification":
             classes = np.asarray(self.meta["classes"], dtype=object)
@@ -316,6 +327,10 @@ class Run:
             inputs, y = as_tensors(prepared.splits["test"], task, "cpu")
         else:
             inputs, targets = self._encode(data, unknown=unknown, ignore_extra=ignore_extra)
+            conditional = self.meta["model"]["spec"].get("conditional")
+            if targets is None and (self.meta["task"] == "reconstruction"
+                                    or (self.meta["task"] == "generation" and not conditional)):
+                targets = np.zeros(len(inputs[0]), dtype=np.int64)  # labels are not needed
             if targets is None:
                 raise DataError(f"evaluation data needs the target column '{self.meta['target']}'"
                                 if self.meta["inputs"]["kind"] == "table" else
@@ -323,6 +338,90 @@ class Run:
             y = task.target_tensor(targets)
         scores = evaluate(self.model, inputs, y, losses.for_task(self.spec.train.loss, task), task)
         return {**scores, "rows": int(len(y))}
+
+    # -- autoencoders and GANs ------------------------------------------------------------------
+
+    def _require(self, *tasks: str, what: str) -> None:
+        if self.meta["task"] not in tasks:
+            raise DataError(f"{what} is for {' and '.join(tasks)} runs; this run does {self.meta['task']}")
+
+    def embed(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
+        """Latent codes of new rows (N, latent_size): an autoencoder as dimensionality reduction.
+        A variational model gives each code's mean."""
+        from .tasks.reconstruction import encode_all
+
+        self._require("reconstruction", what="embed")
+        inputs, _ = self._encode(data, unknown=unknown, ignore_extra=ignore_extra)
+        return encode_all(self.model, inputs[0])[0].numpy()
+
+    def anomalies(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
+        """Anomaly scores and flags: rows whose reconstruction error exceeds the threshold chosen
+        on validation rows (``model.threshold_quantile`` of their scores).
+
+        Returns:
+            (scores (N,), flags (N,) booleans).
+        """
+        self._require("reconstruction", what="anomalies")
+        scores = self.predict(data, unknown=unknown, ignore_extra=ignore_extra)
+        threshold = (self.meta.get("anomaly") or {}).get("threshold")
+        if threshold is None:
+            raise DataError("this autoencoder has no anomaly threshold: train it with data.anomaly_classes "
+                            "and a validation split, or threshold the scores of predict yourself")
+        return scores, scores > threshold
+
+    def _label_codes(self, label, n: int):
+        """Class indices for ``n`` samples of class ``label`` (None: the classes in turn)."""
+        import torch
+
+        classes = self.meta.get("classes")
+        conditional = self.meta["task"] == "generation" and self.meta["model"]["spec"].get("conditional")
+        if label is None:
+            return torch.arange(n) % len(classes) if conditional else None
+        if not conditional:
+            raise DataError("--label needs a conditional GAN (model.conditional: true); this model draws "
+                            "samples of every class at random")
+        from .data.tabular import _category_key
+
+        keys = [_category_key(c) for c in classes]
+        if _category_key(label) not in keys:
+            raise DataError(f"label {label!r} is not a class of this model (classes: {', '.join(map(str, classes))})")
+        return torch.full((n,), keys.index(_category_key(label)), dtype=torch.long)
+
+    def sample(self, n: int = 100, *, label=None, seed: int = 0) -> np.ndarray:
+        """``n`` generated rows in model space (see ``write_samples`` for files): from a GAN, or
+        decoded from random codes by a variational autoencoder. The same seed gives the same rows.
+
+        Args:
+            label: for a conditional GAN, the class to generate (default: every class in turn).
+        """
+        import torch
+
+        if n < 1:
+            raise DataError(f"n must be at least 1, got {n}")
+        generator = torch.Generator().manual_seed(seed)
+        if self.meta["task"] == "reconstruction":
+            if not self.model.variational:
+                raise DataError("sampling needs a variational autoencoder (model.variant: variational) or a gan; "
+                                "a plain autoencoder's codes do not follow a known distribution")
+            if label is not None:
+                raise DataError("--label needs a conditional GAN; an autoencoder is not conditioned on classes")
+            z = torch.randn(n, self.model.latent_size, generator=generator)
+            with torch.no_grad():
+                return self.model.decode(z).numpy()
+        self._require("generation", "reconstruction", what="sample")
+        return self.model.sample(n, self._label_codes(label, n), generator=generator).numpy()
+
+    def write_samples(self, path: str | Path, n: int = 100, *, label=None, seed: int = 0) -> Path:
+        """Generate ``n`` rows and write them as a PNG grid (images) or a CSV/Parquet table."""
+        from .generative import write_rows
+
+        rows = self.sample(n, label=label, seed=seed)
+        labels = None
+        if self.meta["task"] == "generation" and self.meta["model"]["spec"].get("conditional"):
+            codes = self._label_codes(label, n).numpy()
+            labels = [self.meta["classes"][c] for c in codes]
+        title = f"{n} samples" + (f" of class {label}" if label is not None else "")
+        return write_rows(self.meta, rows, Path(path), labels=labels, title=title)
 
     def generate(self, prompt: str = "", length: int = 200, temperature: float = 1.0,
                  top_k: int | None = None, seed: int = 0) -> str:
@@ -362,7 +461,7 @@ class Run:
         from .data.prepare import encode_classes
         from .data.tabular import _to_numbers
 
-        if self.meta["task"] == "classification":
+        if self.meta["task"] == "classification" or self.meta.get("classes") is not None:
             return encode_classes(series, self.meta["classes"], source)
         scaling = self.meta["target_scaling"]
         values = _to_numbers(series, series.name, source, boolean=False)

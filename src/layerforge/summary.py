@@ -26,7 +26,7 @@ def summarize(spec: Any = None, overrides=()) -> tuple[list[tuple[str, str, str,
     task = tasks.from_meta(prepared.meta())
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, prepared.inputs_info, task.output_size)
-    inputs, _ = as_tensors(prepared.splits["train"], task, "cpu")
+    inputs, y = as_tensors(prepared.splits["train"], task, "cpu")
     sample = tuple(t[:2] for t in inputs)
 
     shapes: dict[str, str] = {}
@@ -41,7 +41,15 @@ def summarize(spec: Any = None, overrides=()) -> tuple[list[tuple[str, str, str,
     handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if n]
     model.eval()
     with torch.no_grad():
-        model(*sample)
+        if hasattr(model, "discriminator"):  # a GAN: the generators from codes, the discriminator on real rows
+            labels = y[:2] if model.num_classes else None
+            z = torch.randn(2, model.latent_size)
+            for generator in (model.generator, model.generator_ema):
+                if generator is not None:
+                    generator(z, labels)
+            model.discriminator(sample[0], labels)
+        else:
+            model(*sample)
     for handle in handles:
         handle.remove()
     rows = []
