@@ -74,3 +74,55 @@ def test_python_docs_language_model(runs_dir):
     run = lf.train(EXAMPLES / "text" / "python_docs_lm.yaml", runs_dir=runs_dir)
     assert run.metrics["test"]["bits_per_token"] < 2.3  # measured 2.05 after 8 epochs (6.4 min, 2 CPU cores)
     assert len(run.generate("def ", length=100, temperature=0.8, top_k=20)) == 104
+
+
+GENERATIVE = EXAMPLES / "generative"
+
+
+def test_autoencoder_codes_keep_the_digit_classes(runs_dir):
+    """8-D codes of the 64 pixels: a 5-nearest-neighbour classifier on them reaches >= 0.90."""
+    run = lf.train(GENERATIVE / "digits_ae_8d.yaml", runs_dir=runs_dir)
+    assert run.metrics["test"]["latent_knn_accuracy"] >= 0.90, run.metrics["test"]
+
+
+def test_autoencoder_flags_unseen_nines_as_anomalies(runs_dir):
+    test = lf.train(GENERATIVE / "digits_anomaly.yaml", runs_dir=runs_dir).metrics["test"]
+    assert test["anomaly_rows"] == 180 and test["anomaly_roc_auc"] >= 0.90, test
+
+
+def test_denoising_beats_plain_on_noisy_digits(runs_dir):
+    denoising = lf.train(GENERATIVE / "digits_denoising.yaml", runs_dir=runs_dir).metrics["test"]
+    plain = lf.train(GENERATIVE / "digits_denoising.yaml", overrides=["model.variant=plain"],
+                     runs_dir=runs_dir).metrics["test"]
+    assert denoising["noisy_mse"] < 0.85 * plain["noisy_mse"], (denoising, plain)
+
+
+def test_conditional_gan_draws_the_requested_digits(runs_dir):
+    run = lf.train(GENERATIVE / "digits_cgan.yaml", runs_dir=runs_dir)
+    test = run.metrics["test"]
+    assert test["class_accuracy"] >= 0.80 and test["coverage"] == 1.0, test
+    frechet = [r["val_frechet"] for r in run.history]
+    assert frechet[-1] < 0.2 * frechet[0] and min(frechet[-10:]) < min(frechet[:10]), frechet
+    assert run.metrics["findings"] == []
+
+
+@pytest.mark.slow
+def test_dcgan_and_vae_examples(runs_dir):
+    dcgan = lf.train(GENERATIVE / "digits_dcgan.yaml", runs_dir=runs_dir).metrics["test"]
+    assert dcgan["class_accuracy"] >= 0.90 and dcgan["coverage"] == 1.0, dcgan
+    vae = lf.train(GENERATIVE / "digits_vae.yaml", runs_dir=runs_dir).metrics["test"]
+    assert vae["latent_knn_accuracy"] >= 0.90, vae
+    two_d = lf.train(GENERATIVE / "digits_ae_2d.yaml", runs_dir=runs_dir).metrics["test"]
+    assert two_d["latent_knn_accuracy"] >= 0.75, two_d  # 2 numbers per digit; chance is 0.10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "metric", "target"), [("digits_ae_8d.yaml", "latent_knn_accuracy", 0.90),
+                                                         ("digits_anomaly.yaml", "anomaly_roc_auc", 0.90),
+                                                         ("digits_cgan.yaml", "class_accuracy", 0.80)])
+def test_generative_examples_hold_across_seeds(name, metric, target, runs_dir):
+    scores = [lf.train(GENERATIVE / name, overrides=[f"seed={seed}"], runs_dir=runs_dir).metrics["test"][metric]
+              for seed in range(5)]
+    print(name, metric, scores)
+    assert sum(scores) / len(scores) >= target, scores
+    assert min(scores) >= target - 0.05, scores
