@@ -28,6 +28,8 @@ __all__ = [
     "Trainer",
     "Callback",
     "register_loss",
+    "Doctor",
+    "diagnose",
     "LayerforgeError",
     "SpecError",
     "DataError",
@@ -47,10 +49,14 @@ _LAZY = {
     "Trainer": ".training.trainer",
     "Callback": ".training.callbacks",
     "register_loss": ".training.losses",
+    "Doctor": ".doctor.monitor",
+    "diagnose": ".doctor.verdicts",
 }
 
 if TYPE_CHECKING:
     from .api import TrainingInterrupted, train
+    from .doctor.monitor import Doctor
+    from .doctor.verdicts import diagnose
     from .runs import Run, load_run
     from .spec.load import load_spec
     from .spec.schema import Spec

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, SpecError
+from .errors import CheckpointError, SpecError, TrainingError
 from .runs import (
     CHECKPOINTS,
+    DIAGNOSIS,
+    DOCTOR_LOG,
     HISTORY,
     METRICS,
     MODEL,
@@ -174,6 +176,12 @@ def train(
         from .data.augment import Augment
 
         augment = Augment(**spec.data.augment.model_dump())
+    doctor = None
+    if spec.train.doctor and prepared.task != "generation":  # a GAN has its own watch
+        from .doctor.monitor import Doctor
+
+        doctor = Doctor(path=run_dir / DOCTOR_LOG)
+        extra.append(doctor)
     trainer = Trainer.from_spec(
         spec.train, task=task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS, augment=augment,
         callbacks=[HistoryWriter(run_dir / HISTORY), *extra],
@@ -184,6 +192,9 @@ def train(
         trainer.fit(model, splits["train"], val, resume=resume is not None)
     except KeyboardInterrupt:
         raise TrainingInterrupted(run_dir, trainer.epoch) from None
+    except TrainingError as error:
+        _write_diagnosis(run_dir, doctor, watch, trainer, spec, prepared, failure=str(error))
+        raise
 
     save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": MODEL_FORMAT})
     metrics: dict[str, Any] = {}
@@ -200,8 +211,32 @@ def train(
         metrics.update(_finish_generative(run_dir, meta, model, task, prepared, trainer, spec, metrics))
     if watch is not None:
         metrics["findings"] = watch.findings
+    diagnosis = _write_diagnosis(run_dir, doctor, watch, trainer, spec, prepared)
+    metrics["doctor"] = {"worst": diagnosis["worst"], "findings": len(diagnosis["findings"])}
+    if trainer.rollbacks_:
+        metrics["rollbacks"] = len(trainer.rollbacks_)
     write_json(run_dir / METRICS, metrics)
     return Run(run_dir)
+
+
+def _write_diagnosis(run_dir: Path, doctor, watch, trainer, spec, prepared, failure: str | None = None) -> dict:
+    """diagnosis.json: the doctor's findings (and a GAN's), most severe first."""
+    from .doctor.verdicts import diagnose, worst
+
+    findings = []
+    if doctor is not None:
+        findings = diagnose(doctor.measurements, trainer.history_, task=prepared.task,
+                            classes=len(prepared.classes) if prepared.classes else None,
+                            rollbacks=trainer.rollbacks_, failure=failure,
+                            early_stopping=bool(spec.train.early_stopping and spec.train.early_stopping.restore_best))
+    if watch is not None:
+        findings += [{**f, "fix": "", "evidence": {"epoch": f["epoch"]}} for f in watch.findings]
+    diagnosis = {"worst": worst(findings), "findings": findings, "failure": failure,
+                 "measured_steps": len(doctor.measurements) if doctor is not None else 0,
+                 "layers": doctor.layer_names if doctor is not None else [],
+                 "activations": doctor.activation_names if doctor is not None else []}
+    write_json(run_dir / DIAGNOSIS, diagnosis)
+    return diagnosis
 
 
 def _finish_generative(run_dir: Path, meta: dict, model, task, prepared, trainer, spec, metrics: dict) -> dict:

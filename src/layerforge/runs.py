@@ -23,6 +23,7 @@ from .training.checkpoint import atomic_write
 SPEC, WEIGHTS, MODEL, HISTORY, METRICS, CHECKPOINTS = (
     "spec.yaml", "model.safetensors", "model.json", "history.jsonl", "metrics.json", "checkpoints",
 )
+DIAGNOSIS, DOCTOR_LOG, REPORT = "diagnosis.json", "doctor.jsonl", "report.html"
 MODEL_FORMAT = "layerforge.model/1"
 
 

@@ -446,6 +446,9 @@ class TrainSpec(_Section):
     # updates per generator update
     discriminator_optimizer: OptimizerSpec | None = None
     discriminator_steps: PositiveInt = 1
+    # the training doctor (measurements and findings) and what to do when the loss diverges
+    doctor: bool = True
+    on_divergence: Literal["stop", "rollback"] = "stop"
 
     @field_validator("early_stopping", mode="before")
     @classmethod

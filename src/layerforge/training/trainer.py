@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,14 @@ def _penalty(l1: float, l2: float):
         return total
 
     return penalty
+
+
+# on_divergence: rollback. Each rollback divides the learning rate by this; after MAX_ROLLBACKS
+# the run stops as with on_divergence: stop. An epoch whose mean loss exceeds SPIKE_FACTOR times
+# the best epoch's so far counts as diverged too.
+ROLLBACK_FACTOR = 10.0
+MAX_ROLLBACKS = 5
+SPIKE_FACTOR = 10.0
 
 
 def _overrides(callback: Callback, hook: str) -> bool:
@@ -160,6 +170,8 @@ class Trainer:
                 raise TrainingError(f"train.early_stopping.monitor is '{es.monitor}' but there is no validation data")
 
         self.model_, self.optimizer_, self.schedule_, self.early_stopping_ = model, optimizer, schedule, early
+        self.steps_per_epoch_ = len(batches)
+        self.rollbacks_: list[dict] = []
         self.history_: list[dict] = []
         self.epoch, self.stop_training, self.stopped_early_ = 0, False, False
         self._generator = generator
@@ -179,6 +191,8 @@ class Trainer:
                 for callback in batch_hooks:
                     callback.on_batch_end(self, step, loss)
 
+        rollback = spec.on_divergence == "rollback"
+        good = self._snapshot() if rollback else None
         for callback in self.callbacks:
             callback.on_fit_start(self)
         try:
@@ -188,13 +202,19 @@ class Trainer:
                     callback.on_epoch_start(self, epoch)
                 started = time.perf_counter()
                 options = {"objective": objective} if objective is not None else {}
+                fixed_lr = steady_lr and schedule.scale == 1.0  # a rollback lowers the rate through the schedule
                 step_losses, sizes = run_epoch(
                     model, batches, loss_fn, optimizer,
-                    lr_at=None if steady_lr else (lambda step, e=epoch: schedule.lr(e, step)),
+                    lr_at=None if fixed_lr else (lambda step, e=epoch: schedule.lr(e, step)),
                     clip_grad_norm=spec.clip_grad_norm, clip_grad_value=spec.clip_grad_value,
                     penalty=penalty, augment=self.augment, on_batch_end=on_batch_end, **options,
                 )
-                self._check_finite(step_losses, epoch)
+                problem = self._divergence(step_losses, sizes, spike=rollback)
+                if problem is not None:
+                    if not rollback or len(self.rollbacks_) >= MAX_ROLLBACKS:
+                        self._raise_diverged(problem, epoch, rollback)
+                    self._rollback(good, epoch, problem)
+                    continue
                 weights = torch.tensor(sizes, dtype=step_losses.dtype, device=step_losses.device)
                 means = (step_losses.reshape(len(sizes), -1) * weights[:, None]).sum(0) / weights.sum()
                 record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
@@ -211,6 +231,8 @@ class Trainer:
                 last = self.epoch == spec.epochs or self.stop_training
                 if self.checkpoint_dir and (self.epoch % spec.checkpoint_every == 0 or last):
                     self.save_checkpoint()
+                if rollback:
+                    good = self._snapshot()
                 for callback in self.callbacks:
                     callback.on_epoch_end(self, record)
         finally:
@@ -236,24 +258,59 @@ class Trainer:
             return tasks.get("regression", mean=[0.0] * width, std=[1.0] * width)
         return tasks.get(self.task)
 
-    def _check_finite(self, step_losses: torch.Tensor, epoch: int) -> None:
+    def _divergence(self, step_losses: torch.Tensor, sizes: list[int], *, spike: bool) -> tuple[int, str] | None:
+        """(step, what happened) when the epoch's loss went non-finite or, with ``spike``, jumped
+        far above the best epoch's; None for a healthy epoch."""
         finite = torch.isfinite(step_losses)
-        if bool(finite.all()):
-            return
-        step = int((~finite).nonzero()[0, 0])
-        value = step_losses[step]
-        shown = float(value) if value.numel() == 1 else ", ".join(
-            f"{name} {float(v)}" for name, v in zip(getattr(self.task_, "loss_names", ()), value))
+        if not bool(finite.all()):
+            step = int((~finite).nonzero()[0, 0])
+            value = step_losses[step]
+            shown = float(value) if value.numel() == 1 else ", ".join(
+                f"{name} {float(v)}" for name, v in zip(getattr(self.task_, "loss_names", ()), value))
+            return step, f"the loss became non-finite ({shown})"
+        if spike and step_losses.ndim == 1 and self.history_:
+            mean = float(step_losses.mean())
+            best = min(r["train_loss"] for r in self.history_)
+            if best > 0 and mean > SPIKE_FACTOR * best:
+                return len(sizes) - 1, f"the training loss jumped to {mean:.4g}, {mean / best:.0f}x its best ({best:.4g})"
+        return None
+
+    def _raise_diverged(self, problem: tuple[int, str], epoch: int, rollback: bool) -> None:
+        step, what = problem
         kept = (
             f"the last good checkpoint (epoch {self.epoch}) is kept in {self.checkpoint_dir}"
             if self.checkpoint_dir and self.epoch > 0
             else "no checkpoint was written before it"
         )
+        tried = f" after {len(self.rollbacks_)} rollbacks" if rollback else ""
         raise TrainingError(
-            f"the loss became non-finite ({shown}) at epoch {epoch + 1}, "
-            f"step {step + 1}; training stopped and {kept}. Try a lower train.optimizer.lr, "
-            "train.clip_grad_norm, or check the data for extreme values"
+            f"{what} at epoch {epoch + 1}, step {step + 1}{tried}; training stopped and {kept}. Try a lower "
+            "train.optimizer.lr, train.clip_grad_norm, train.on_divergence: rollback, or check the data for "
+            "extreme values"
         )
+
+    def _snapshot(self) -> dict:
+        """What a rollback returns to: weights, optimizer state and the epoch reached."""
+        parts = getattr(self.optimizer_, "parts", {"optimizer": self.optimizer_})
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model_.state_dict().items()},
+            "optimizers": {name: copy.deepcopy(o.state_dict()) for name, o in parts.items()},
+            "epoch": self.epoch,
+        }
+
+    def _rollback(self, good: dict, epoch: int, problem: tuple[int, str]) -> None:
+        """Return to the last good epoch's weights with a learning rate ``ROLLBACK_FACTOR`` lower."""
+        self.model_.load_state_dict(good["model"])
+        for name, optimizer in getattr(self.optimizer_, "parts", {"optimizer": self.optimizer_}).items():
+            optimizer.load_state_dict(good["optimizers"][name])
+        before = self.schedule_.base_lr * self.schedule_.scale
+        self.schedule_.scale /= ROLLBACK_FACTOR
+        self.rollbacks_.append({
+            "epoch": epoch + 1, "step": problem[0] + 1, "reason": problem[1], "restored_epoch": good["epoch"],
+            "lr_before": before, "lr_after": before / ROLLBACK_FACTOR,
+        })
+        if not math.isfinite(before):
+            raise TrainingError("the learning rate is not finite after a rollback")
 
     # -- checkpoints ----------------------------------------------------------------------------
 
@@ -278,6 +335,7 @@ class Trainer:
             "schedule": self.schedule_.state_dict(),
             "early_stopping": early.state_dict() if early else None,
             "stopped_early": self.stopped_early_,
+            "rollbacks": self.rollbacks_,
             "history": self.history_,
         }
         save_checkpoint(self.checkpoint_dir, tensors, state)
@@ -306,4 +364,5 @@ class Trainer:
         self.history_ = list(state["history"])
         self.epoch = state["epoch"]
         self.stopped_early_ = state.get("stopped_early", False)
+        self.rollbacks_ = list(state.get("rollbacks", []))
         self.stop_training = self.stopped_early_

@@ -1,0 +1,168 @@
+"""Measurements during training, taken every few steps so that they cost little.
+
+At a sampled step the doctor reads each layer's gradient norm and weight norm (the gradients are
+still there after the optimizer step) and keeps a copy of the weights; one step later it measures
+how far the update moved them. Forward hooks on the activation modules record, on the step after
+a sample, the share of dead units (ReLU family: zero for every row of the batch), of saturated
+outputs (sigmoid, tanh), and the outputs' mean and spread. Values stay on the device until the
+epoch ends, so the loop never waits for them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from torch import nn
+
+from ..training.callbacks import Callback
+
+RELU_FAMILY = (nn.ReLU, nn.ReLU6)
+SATURATING = {nn.Sigmoid: (0.02, 0.98), nn.Tanh: (-0.98, 0.98), nn.Hardtanh: (-0.98, 0.98)}
+SAMPLES_PER_EPOCH = 4
+
+
+def _layers(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
+    """Modules that own weights, in registration (forward) order, with their own parameters."""
+    layers = []
+    for name, module in model.named_modules():
+        own = [p for n, p in module.named_parameters(recurse=False) if p.requires_grad and p.ndim > 1]
+        if own:
+            layers.append((name or type(module).__name__, own))
+    return layers
+
+
+class Doctor(Callback):
+    """Collects the measurements ``doctor.verdicts.diagnose`` judges.
+
+    Args:
+        samples_per_epoch: sampled steps per epoch (spread evenly).
+
+    After training: ``measurements`` (one dict per sampled step), ``layer_names`` and
+    ``activation_names`` (in forward order).
+    """
+
+    def __init__(self, samples_per_epoch: int = SAMPLES_PER_EPOCH, path=None):
+        self.samples_per_epoch = samples_per_epoch
+        self.path = path
+        self.measurements: list[dict] = []
+        self._pending: list[dict] = []
+        self._handles: list = []
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def on_fit_start(self, trainer) -> None:
+        if self.path is not None:  # a resumed run keeps the measurements of the epochs it keeps
+            from ..training.checkpoint import atomic_write
+
+            self.measurements = [m for m in read_measurements(self.path) if m["epoch"] <= trainer.epoch]
+            atomic_write(self.path, "".join(json.dumps(m) + "\n" for m in self.measurements))
+        model = trainer.model_
+        self.layers = _layers(model)
+        self.layer_names = [name for name, _ in self.layers]
+        self.activation_names, self.activation_kinds = [], {}
+        self._capture = False
+        self._activations: dict[str, dict] = {}
+        for name, module in model.named_modules():
+            kind = "relu" if isinstance(module, RELU_FAMILY) else next(
+                (k.__name__.lower() for k in SATURATING if isinstance(module, k)), None)
+            if kind is None:
+                continue
+            self.activation_names.append(name)
+            self.activation_kinds[name] = kind
+            self._handles.append(module.register_forward_hook(self._hook(name, module)))
+        self._weights_before: list[torch.Tensor] | None = None
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        steps = max(1, trainer.steps_per_epoch_)
+        spacing = max(1, steps // self.samples_per_epoch)
+        self._sampled = set(range(0, steps - 1, spacing)) or {0}
+        self._epoch = epoch + 1
+
+    def on_batch_end(self, trainer, step: int, loss: torch.Tensor) -> None:
+        if self._capture:  # the forward of this step recorded activations
+            self._capture = False
+            if self._pending:
+                self._pending[-1]["activations"] = self._activations
+            self._activations = {}
+        if self._weights_before is not None:  # one step after a sample: the size of the update
+            ratios = []
+            for (_, params), before in zip(self.layers, self._weights_before):
+                after = torch.cat([p.detach().flatten() for p in params])
+                ratios.append((after - before).norm() / before.norm().clamp_min(1e-12))
+            self._pending[-1]["update_ratio"] = torch.stack(ratios)
+            self._weights_before = None
+        if step not in self._sampled:
+            return
+        grads = []
+        for _, params in self.layers:
+            present = [p.grad.detach().flatten() for p in params if p.grad is not None]
+            grads.append(torch.cat(present).norm() if present else torch.zeros((), device=loss.device))
+        weights = [torch.cat([p.detach().flatten() for p in params]) for _, params in self.layers]
+        self._pending.append({
+            "epoch": self._epoch, "step": step, "loss": loss.detach(),
+            "grad_norm": torch.stack(grads) if grads else torch.zeros(0),
+            "weight_norm": torch.stack([w.norm() for w in weights]) if weights else torch.zeros(0),
+            "numel": [w.numel() for w in weights],
+        })
+        self._weights_before = [w.clone() for w in weights]
+        self._capture = bool(self._handles)
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        self._flush()
+
+    def on_fit_end(self, trainer) -> None:
+        self._flush()
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _hook(self, name: str, module: nn.Module):
+        kind = self.activation_kinds[name]
+
+        def hook(_module, _inputs, output):
+            if not self._capture or not module.training or not torch.is_tensor(output):
+                return
+            out = output.detach()
+            units = out.transpose(0, 1).flatten(1) if out.ndim > 1 else out[None]  # (units, rows * positions)
+            stats = {"mean": out.mean(), "std": out.std() if out.numel() > 1 else out.new_zeros(())}
+            if kind == "relu":
+                stats["dead"] = (units.amax(dim=1) <= 0).float().mean()
+            else:
+                low, high = SATURATING[type(module)]
+                stats["saturated"] = ((out <= low) | (out >= high)).float().mean()
+            self._activations[name] = stats
+
+        return hook
+
+    def _flush(self) -> None:
+        """Bring the epoch's measurements to the host as plain numbers (one wait per epoch)."""
+        for entry in self._pending:
+            item = {"epoch": entry["epoch"], "step": entry["step"], "loss": float(entry["loss"])}
+            grad = entry["grad_norm"].float().cpu().tolist()
+            weight = entry["weight_norm"].float().cpu().tolist()
+            item["grad_norm"] = dict(zip(self.layer_names, grad))
+            item["grad_rms"] = {n: g / max(c, 1) ** 0.5 for n, g, c in zip(self.layer_names, grad, entry["numel"])}
+            item["weight_norm"] = dict(zip(self.layer_names, weight))
+            if "update_ratio" in entry:
+                item["update_ratio"] = dict(zip(self.layer_names, entry["update_ratio"].float().cpu().tolist()))
+            if "activations" in entry:
+                item["activations"] = {name: {k: float(v) for k, v in stats.items()}
+                                       for name, stats in entry["activations"].items()}
+            self.measurements.append(item)
+            if self.path is not None:
+                with open(self.path, "a", encoding="utf-8") as file:
+                    file.write(json.dumps(item) + "\n")
+        self._pending = []
+
+
+def read_measurements(path) -> list[dict]:
+    """The measurements a run's ``doctor.jsonl`` holds (none when it is missing)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,118 @@
+"""The doctor's verdicts on networks built to fail in one known way, and on a healthy one."""
+
+import json
+
+import pytest
+import torch
+
+import layerforge as lf
+from layerforge.doctor.verdicts import SEVERITIES
+
+
+def _findings(run):
+    return json.loads((run.path / "diagnosis.json").read_text())["findings"]
+
+
+def _kinds(findings, at_least="warning"):
+    return {f["kind"]: f for f in findings if SEVERITIES.index(f["severity"]) >= SEVERITIES.index(at_least)}
+
+
+def test_deep_sigmoid_network_has_vanishing_gradients_in_its_first_layers(runs_dir):
+    spec = {"data": {"dataset": "digits"}, "model": {"layers": [32] * 20, "activation": "sigmoid", "init": "default"},
+            "train": {"epochs": 4}}
+    finding = _kinds(_findings(lf.train(spec, runs_dir=runs_dir)))["vanishing_gradients"]
+    layers = finding["evidence"]["layers"]
+    assert layers[:3] == ["blocks.0.linear", "blocks.1.linear", "blocks.2.linear"]
+    assert finding["evidence"]["ratio"] < 1e-6
+    assert "blocks.0.linear" in finding["message"] and "relu" in finding["fix"]
+
+
+def _exploding(**train):
+    return {"name": "explode", "data": {"dataset": "diabetes"}, "model": {"layers": [64, 64]},
+            "train": {"epochs": 15, "optimizer": {"name": "sgd", "lr": 10}, **train}}
+
+
+def test_learning_rate_10_explodes_and_the_diagnosis_survives_the_failure(runs_dir):
+    with pytest.raises(lf.TrainingError, match=r"non-finite .* at epoch 1, step \d+"):
+        lf.train(_exploding(), runs_dir=runs_dir)
+    run_dir = next(runs_dir.glob("explode-*"))
+    diagnosis = json.loads((run_dir / "diagnosis.json").read_text())
+    assert diagnosis["worst"] == "error" and "non-finite" in diagnosis["failure"]
+    finding = _kinds(diagnosis["findings"], "error")["exploding_gradients"]
+    assert "train.optimizer.lr" in finding["fix"] and "rollback" in finding["fix"]
+
+
+def test_rollback_recovers_from_a_diverging_run(runs_dir):
+    run = lf.train(_exploding(on_divergence="rollback"), runs_dir=runs_dir)
+    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in run.history)
+    assert run.metrics["test"]["r2"] > 0.2 and run.metrics["rollbacks"] >= 1
+    rollbacks = [f for f in _findings(run) if f["kind"] == "rollback"]
+    assert rollbacks[0]["evidence"]["lr_before"] == 10 and rollbacks[0]["evidence"]["lr_after"] == 1
+    assert rollbacks[0]["evidence"]["restored_epoch"] == 0 and "non-finite" in rollbacks[0]["message"]
+    assert run.history[-1]["lr"] == pytest.approx(10 / 10 ** len(rollbacks))
+
+
+def test_relu_layers_with_large_negative_bias_are_mostly_dead():
+    from sklearn.datasets import load_iris
+
+    x, y = load_iris(return_X_y=True)
+    x = (x - x.mean(0)) / x.std(0)
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+                                 torch.nn.Linear(64, 3))
+    with torch.no_grad():
+        module[0].bias.fill_(-3.0)
+        module[2].bias.fill_(-3.0)
+    doctor = lf.Doctor()
+    trainer = lf.Trainer(task="classification", epochs=5, batch_size=16, callbacks=[doctor])
+    trainer.fit(module, (x, y))
+    findings = _kinds(lf.diagnose(doctor.measurements, trainer.history_, task="classification", classes=3))
+    dead = findings["dead_units"]
+    assert dead["evidence"]["fraction"] > 0.5 and dead["evidence"]["layer"] in ("1", "3")
+    assert "leaky_relu" in dead["fix"]
+
+
+def test_wide_network_on_50_rows_overfits_and_the_doctor_says_when(runs_dir):
+    spec = {"data": {"dataset": "breast_cancer", "split": {"val": 0.45, "test": 0.46}},
+            "model": {"layers": [512, 512]},
+            "train": {"epochs": 300, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.001}}}
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert run.meta["rows"]["train"] == 51
+    finding = _kinds(_findings(run))["overfitting"]
+    val = [r["val_loss"] for r in run.history]
+    best = val.index(min(val)) + 1
+    assert finding["evidence"]["best_epoch"] == best and finding["evidence"]["began"] == best + 1
+    assert f"overfitting from epoch {best + 1}" in finding["message"]
+    assert "early_stopping" in finding["fix"]
+
+
+def test_the_default_digits_run_is_healthy(runs_dir):
+    run = lf.train(runs_dir=runs_dir)
+    findings = _findings(run)
+    assert _kinds(findings) == {}, findings
+    diagnosis = json.loads((run.path / "diagnosis.json").read_text())
+    assert diagnosis["measured_steps"] >= 4 * run.metrics["epochs"] - 1
+    assert diagnosis["layers"] == ["blocks.0.linear", "blocks.1.linear", "head"]
+
+
+def test_doctor_off_writes_no_measurements(runs_dir):
+    run = lf.train({"data": {"dataset": "iris"}, "train": {"epochs": 2, "doctor": False}}, runs_dir=runs_dir)
+    assert not (run.path / "doctor.jsonl").exists()
+    assert json.loads((run.path / "diagnosis.json").read_text())["findings"] == []
+
+
+def test_a_resumed_run_keeps_the_measurements_of_its_first_epochs(runs_dir):
+    class StopAfter(lf.Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                raise KeyboardInterrupt
+
+    spec = {"data": {"dataset": "iris"}, "model": {"layers": [8]}, "train": {"epochs": 4, "batch_size": 16}}
+    with pytest.raises(lf.TrainingInterrupted) as caught:
+        lf.train(spec, runs_dir=runs_dir, callbacks=[StopAfter()])
+    resumed = lf.train(resume=caught.value.run_dir)
+    full = lf.train(spec, runs_dir=runs_dir)
+    read = [json.loads(line) for line in (resumed.path / "doctor.jsonl").read_text().splitlines()]
+    expected = [json.loads(line) for line in (full.path / "doctor.jsonl").read_text().splitlines()]
+    assert [(m["epoch"], m["step"]) for m in read] == [(m["epoch"], m["step"]) for m in expected]
+    assert read == expected
