@@ -272,7 +272,8 @@ class Trainer:
             mean = float(step_losses.mean())
             best = min(r["train_loss"] for r in self.history_)
             if best > 0 and mean > SPIKE_FACTOR * best:
-                return len(sizes) - 1, f"the training loss jumped to {mean:.4g}, {mean / best:.0f}x its best ({best:.4g})"
+                jump = f"{mean:.4g}, {mean / best:.0f}x its best ({best:.4g})"
+                return len(sizes) - 1, f"the training loss jumped to {jump}"
         return None
 
     def _raise_diverged(self, problem: tuple[int, str], epoch: int, rollback: bool) -> None:
