@@ -216,6 +216,10 @@ def train(
     if trainer.rollbacks_:
         metrics["rollbacks"] = len(trainer.rollbacks_)
     write_json(run_dir / METRICS, metrics)
+    if spec.train.report:
+        from .report.html import build_report
+
+        build_report(run_dir, prepared)
     return Run(run_dir)
 
 

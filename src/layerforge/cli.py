@@ -260,6 +260,79 @@ def summary(
 
 
 @app.command()
+def doctor(run: Path = typer.Argument(..., help="Run directory.")) -> None:
+    """Print the training doctor's findings for a run (from its diagnosis.json)."""
+    import json
+
+    from .runs import DIAGNOSIS
+
+    def call():
+        from .errors import CheckpointError
+
+        path = run / DIAGNOSIS
+        if not path.is_file():
+            raise CheckpointError(f"{run} has no {DIAGNOSIS}: it is not a run directory, or it was trained "
+                                  "with train.doctor: false")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    diagnosis = _guard(call)
+    console = _console()
+    if diagnosis.get("failure"):
+        console.print(f"[bold red]the run failed:[/] {diagnosis['failure']}", markup=True, soft_wrap=True)
+    if not diagnosis["findings"]:
+        console.print("no findings: gradients, units, learning rate and fit look healthy "
+                      f"({diagnosis.get('measured_steps', 0)} measured steps)")
+    colours = {"info": "blue", "warning": "yellow", "error": "red"}
+    for item in diagnosis["findings"]:
+        console.print(f"[bold {colours[item['severity']]}]{item['severity']}[/] {item['kind'].replace('_', ' ')}: "
+                      f"{item['message']}", markup=True, soft_wrap=True, highlight=False)
+        if item.get("fix"):
+            console.print(f"    try: {item['fix']}", markup=False, soft_wrap=True)
+
+
+@app.command()
+def report(run: Path = typer.Argument(..., help="Run directory.")) -> None:
+    """Rebuild a run's report.html (one self-contained page: curves, results, doctor, model, spec)."""
+    from .report.html import build_report
+
+    path = _guard(lambda: build_report(run))
+    _console().print(f"wrote {path}")
+
+
+@app.command()
+def compare(
+    runs_: list[Path] = typer.Argument(..., metavar="RUN...", help="Two or more run directories."),
+    out: Path = typer.Option(Path("compare.html"), "--out", help="Where to write the page."),
+) -> None:
+    """Compare runs: curves overlaid and final metrics side by side, in one HTML page."""
+    from .report.html import build_comparison
+
+    if len(runs_) < 2:
+        _fail("compare needs at least two run directories", 2)
+    path = _guard(lambda: build_comparison(runs_, out))
+    _console().print(f"wrote {path}")
+
+
+@app.command("lr-find")
+def lr_find(
+    spec: Path | None = typer.Argument(None, help="Spec YAML file (default: the built-in default)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a spec key (repeatable)."),
+    out: Path = typer.Option(Path("lr_find.png"), "--out", help="Where to save the plot."),
+    steps: int = typer.Option(100, "--steps", min=10, help="Steps of the range test."),
+) -> None:
+    """Learning-rate range test: suggest train.optimizer.lr and save the loss-vs-rate plot."""
+    from .doctor.lr_find import lr_range_test, plot
+
+    finding = _guard(lambda: lr_range_test(spec, set_, steps=steps))
+    plot(finding, out)
+    console = _console()
+    console.print(f"suggested learning rate: {finding.suggestion:.3g} (steepest descent {finding.steepest:.3g}, "
+                  f"lowest loss at {finding.minimum:.3g})")
+    console.print(f"use it with: --set train.optimizer.lr={finding.suggestion:.2g}")
+    console.print(f"plot: {out}")
+
+
+@app.command()
 def datasets() -> None:
     """List the built-in datasets: name, task, shape and source."""
     from rich.table import Table

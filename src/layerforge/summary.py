@@ -27,7 +27,13 @@ def summarize(spec: Any = None, overrides=()) -> tuple[list[tuple[str, str, str,
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, prepared.inputs_info, task.output_size)
     inputs, y = as_tensors(prepared.splits["train"], task, "cpu")
-    sample = tuple(t[:2] for t in inputs)
+    return layer_table(model, tuple(t[:2] for t in inputs), y[:2])
+
+
+def layer_table(model, sample: tuple, y=None) -> tuple[list[tuple[str, str, str, int]], int, int]:
+    """Trace ``sample`` (a tuple of input tensors; ``y`` the classes of a conditional GAN)
+    through ``model``: rows of (layer, type, output shape, own parameters), total, trainable."""
+    import torch
 
     shapes: dict[str, str] = {}
 
@@ -39,11 +45,12 @@ def summarize(spec: Any = None, overrides=()) -> tuple[list[tuple[str, str, str,
         return hook
 
     handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if n]
+    was_training = model.training
     model.eval()
     with torch.no_grad():
         if hasattr(model, "discriminator"):  # a GAN: the generators from codes, the discriminator on real rows
-            labels = y[:2] if model.num_classes else None
-            z = torch.randn(2, model.latent_size)
+            labels = y if model.num_classes else None
+            z = torch.randn(len(sample[0]), model.latent_size, device=sample[0].device)
             for generator in (model.generator, model.generator_ema):
                 if generator is not None:
                     generator(z, labels)
@@ -52,6 +59,7 @@ def summarize(spec: Any = None, overrides=()) -> tuple[list[tuple[str, str, str,
             model(*sample)
     for handle in handles:
         handle.remove()
+    model.train(was_training)
     rows = []
     for name, module in model.named_modules():
         if not name:

@@ -109,10 +109,10 @@ class Doctor(Callback):
         self._capture = bool(self._handles)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        self._flush()
+        self._flush(final=False)
 
     def on_fit_end(self, trainer) -> None:
-        self._flush()
+        self._flush(final=True)
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -137,9 +137,13 @@ class Doctor(Callback):
 
         return hook
 
-    def _flush(self) -> None:
-        """Bring the epoch's measurements to the host as plain numbers (one wait per epoch)."""
-        for entry in self._pending:
+    def _flush(self, final: bool) -> None:
+        """Bring the epoch's measurements to the host as plain numbers (one wait per epoch). A
+        sample still waiting for its next step (the update size, the activations) stays until
+        then, unless training has ended."""
+        waiting = not final and (self._weights_before is not None or self._capture)
+        ready, self._pending = (self._pending[:-1], self._pending[-1:]) if waiting else (self._pending, [])
+        for entry in ready:
             item = {"epoch": entry["epoch"], "step": entry["step"], "loss": float(entry["loss"])}
             grad = entry["grad_norm"].float().cpu().tolist()
             weight = entry["weight_norm"].float().cpu().tolist()
@@ -155,7 +159,6 @@ class Doctor(Callback):
             if self.path is not None:
                 with open(self.path, "a", encoding="utf-8") as file:
                     file.write(json.dumps(item) + "\n")
-        self._pending = []
 
 
 def read_measurements(path) -> list[dict]:

@@ -449,6 +449,7 @@ class TrainSpec(_Section):
     # the training doctor (measurements and findings) and what to do when the loss diverges
     doctor: bool = True
     on_divergence: Literal["stop", "rollback"] = "stop"
+    report: bool = True  # write report.html when training ends
 
     @field_validator("early_stopping", mode="before")
     @classmethod

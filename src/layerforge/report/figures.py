@@ -1,0 +1,193 @@
+"""Figures for the run report, returned as PNG bytes (embedded in the page, never fetched)."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+
+from .plots import _pyplot
+
+SEVERITY_COLOURS = {"info": "#3b82f6", "warning": "#f59e0b", "error": "#dc2626"}
+
+
+def png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def learning_curves(history: list[dict]) -> bytes:
+    """Losses per epoch (train and validation), and each validation metric."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    losses = [k for k in history[0] if k.endswith("loss")] if history else []
+    metrics = [k for k in history[0] if k.startswith("val_") and not k.endswith("loss")] if history else []
+    panels = 2 if metrics else 1
+    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.6), squeeze=False)
+    for key in losses:
+        axes[0, 0].plot(epochs, [r.get(key) for r in history], label=key)
+    axes[0, 0].set_xlabel("epoch")
+    axes[0, 0].set_title("loss")
+    positive = all(r.get(k, 1) > 0 for r in history for k in losses)
+    if positive and losses:
+        axes[0, 0].set_yscale("log")
+    axes[0, 0].legend(frameon=False)
+    if metrics:
+        for key in metrics:
+            axes[0, 1].plot(epochs, [r.get(key) for r in history], label=key)
+        axes[0, 1].set_xlabel("epoch")
+        axes[0, 1].set_title("validation metrics")
+        axes[0, 1].legend(frameon=False, fontsize=8)
+    for axis in axes.flat:
+        axis.grid(alpha=0.3)
+    return png(figure)
+
+
+def learning_rate(history: list[dict]) -> bytes:
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5.5, 2.6))
+    axis.plot([r["epoch"] for r in history], [r["lr"] for r in history], color="#6b7280")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("learning rate (at epoch end)")
+    axis.grid(alpha=0.3)
+    return png(figure)
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, classes: list) -> bytes:
+    plt = _pyplot()
+    size = len(classes)
+    counts = np.zeros((size, size), dtype=int)
+    np.add.at(counts, (true, pred), 1)
+    figure, axis = plt.subplots(figsize=(0.45 * size + 2.5, 0.45 * size + 2))
+    axis.imshow(counts, cmap="Blues")
+    labels = [str(c) for c in classes]
+    axis.set_xticks(range(size), labels, rotation=45 if max(map(len, labels)) > 3 else 0)
+    axis.set_yticks(range(size), labels)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    if size <= 20:
+        for i in range(size):
+            for j in range(size):
+                if counts[i, j]:
+                    axis.text(j, i, counts[i, j], ha="center", va="center", fontsize=8,
+                              color="white" if counts[i, j] > counts.max() / 2 else "black")
+    axis.set_title("test confusion matrix")
+    return png(figure)
+
+
+def roc_curves(true: np.ndarray, probabilities: np.ndarray, classes: list) -> bytes:
+    """ROC of the positive class (two classes) or of each class against the rest."""
+    from ..tasks.classification import roc_auc
+
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4.6, 4.2))
+    columns = [1] if len(classes) == 2 else range(len(classes))
+    for column in list(columns)[:10]:
+        positive = (true == column).astype(int)
+        score = probabilities[:, column]
+        order = np.argsort(-score, kind="mergesort")
+        hits = positive[order]
+        tpr = np.concatenate([[0], np.cumsum(hits) / max(hits.sum(), 1)])
+        fpr = np.concatenate([[0], np.cumsum(1 - hits) / max((1 - hits).sum(), 1)])
+        name = f"{classes[column]}" if len(classes) > 2 else "positive class"
+        axis.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(positive, score):.3f})", linewidth=1.2)
+    axis.plot([0, 1], [0, 1], color="#9ca3af", linestyle="--", linewidth=0.8)
+    axis.set_xlabel("false positive rate")
+    axis.set_ylabel("true positive rate")
+    axis.set_title("test ROC" + (" (one class against the rest)" if len(classes) > 2 else ""))
+    axis.legend(frameon=False, fontsize=7)
+    return png(figure)
+
+
+def regression(true: np.ndarray, pred: np.ndarray, name: str) -> bytes:
+    """Predicted against true, and residuals against predicted."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    low, high = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
+    axes[0].scatter(true, pred, s=10, alpha=0.6)
+    axes[0].plot([low, high], [low, high], color="#9ca3af", linestyle="--")
+    axes[0].set_xlabel(f"true {name}")
+    axes[0].set_ylabel(f"predicted {name}")
+    axes[0].set_title("test: predicted vs true")
+    axes[1].scatter(pred, true - pred, s=10, alpha=0.6)
+    axes[1].axhline(0, color="#9ca3af", linestyle="--")
+    axes[1].set_xlabel(f"predicted {name}")
+    axes[1].set_ylabel("residual (true - predicted)")
+    axes[1].set_title("test residuals")
+    for axis in axes:
+        axis.grid(alpha=0.3)
+    return png(figure)
+
+
+def forecast(history_values: np.ndarray, true: np.ndarray, pred: np.ndarray, name: str) -> bytes:
+    """The series' last known steps, then actual and forecast values over the test steps."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(9, 3.6))
+    known = np.arange(len(history_values))
+    ahead = np.arange(len(history_values), len(history_values) + len(true))
+    axis.plot(known, history_values, color="#374151", label="history")
+    axis.plot(ahead, true, color="#374151", linestyle=":", label="actual")
+    axis.plot(ahead, pred, color="#dc2626", label="forecast")
+    axis.set_xlabel("step")
+    axis.set_ylabel(name)
+    axis.set_title("test span: forecast vs actual")
+    axis.legend(frameon=False)
+    axis.grid(alpha=0.3)
+    return png(figure)
+
+
+def gradient_flow(layers: list[str], rms: list[float], update: list[float] | None) -> bytes:
+    """Median RMS gradient per layer (input side first), and the update-to-weight ratio."""
+    plt = _pyplot()
+    panels = 2 if update else 1
+    height = max(2.5, 0.28 * len(layers) + 1)
+    figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels, height), squeeze=False)
+    positions = np.arange(len(layers))[::-1]
+    safe = [v if v and math.isfinite(v) and v > 0 else np.nan for v in rms]
+    axes[0, 0].barh(positions, safe, color="#3b82f6")
+    axes[0, 0].set_yticks(positions, layers, fontsize=8)
+    axes[0, 0].set_xscale("log")
+    axes[0, 0].set_xlabel("RMS gradient (median over measured steps)")
+    axes[0, 0].set_title("gradient flow (input at the top)")
+    if update:
+        safe = [v if v and math.isfinite(v) and v > 0 else np.nan for v in update]
+        axes[0, 1].barh(positions, safe, color="#10b981")
+        axes[0, 1].set_yticks(positions, [""] * len(layers))
+        axes[0, 1].set_xscale("log")
+        axes[0, 1].axvline(1e-3, color="#9ca3af", linestyle="--", linewidth=0.8)
+        axes[0, 1].set_xlabel("update / weight per step (dashed: 1e-3)")
+        axes[0, 1].set_title("step size")
+    return png(figure)
+
+
+def unit_health(names: list[str], dead: list[float | None], saturated: list[float | None]) -> bytes:
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5.5, max(2.2, 0.3 * len(names) + 1)))
+    positions = np.arange(len(names))[::-1]
+    values = [d if d is not None else s for d, s in zip(dead, saturated)]
+    colours = ["#ef4444" if d is not None else "#a855f7" for d in dead]
+    axis.barh(positions, [v if v is not None else 0 for v in values], color=colours)
+    axis.set_yticks(positions, names, fontsize=8)
+    axis.set_xlim(0, 1)
+    axis.axvline(0.5, color="#9ca3af", linestyle="--", linewidth=0.8)
+    axis.set_xlabel("dead units (red, ReLU) or saturated outputs (purple)")
+    axis.set_title("activations (second half of training)")
+    return png(figure)
+
+
+def overlaid(runs: list[tuple[str, list[dict]]], key: str) -> bytes:
+    """One curve per run for ``key`` (compare page)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 3.6))
+    for name, history in runs:
+        points = [(r["epoch"], r[key]) for r in history if key in r]
+        if points:
+            axis.plot(*zip(*points), label=name)
+    axis.set_xlabel("epoch")
+    axis.set_title(key)
+    axis.legend(frameon=False, fontsize=7)
+    axis.grid(alpha=0.3)
+    return png(figure)

@@ -1,0 +1,237 @@
+"""report.html: one self-contained page per run (images embedded, no scripts, no network), and a
+page comparing runs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import figures
+
+STYLE = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; color: #111827; background: #f9fafb; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
+h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #e5e7eb; padding-bottom: 0.3rem; }
+.sub { color: #6b7280; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.9rem; background: white; }
+th, td { border: 1px solid #e5e7eb; padding: 4px 10px; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+pre { background: white; border: 1px solid #e5e7eb; padding: 10px; overflow-x: auto; font-size: 0.85rem; }
+img { max-width: 100%; background: white; border: 1px solid #e5e7eb; margin: 6px 6px 6px 0; }
+.finding { border-left: 5px solid; background: white; padding: 8px 12px; margin: 8px 0; }
+.finding .kind { font-weight: 600; }
+.finding .fix { color: #374151; margin-top: 4px; }
+.info { border-color: #3b82f6; } .warning { border-color: #f59e0b; } .error { border-color: #dc2626; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 9px; color: white; font-size: 0.75rem; margin-right: 6px; }
+.badge.info { background: #3b82f6; } .badge.warning { background: #f59e0b; } .badge.error { background: #dc2626; }
+.ok { color: #047857; }
+details summary { cursor: pointer; color: #374151; }
+"""
+
+
+def _image(data: bytes, alt: str) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            text = "-" if math.isnan(value) else f"{value:.4g}"
+            return f'<td class="num">{text}</td>'
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f'<td class="num">{value:,}</td>'
+        return f"<td>{html.escape(str(value))}</td>"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _page(title: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
+    body = "".join(f'<section id="{html.escape(name.lower().replace(" ", "-"))}"><h2>{html.escape(name)}</h2>'
+                   f"{content}</section>" for name, content in sections)
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
+            f'<body><main><h1>{html.escape(title)}</h1><p class="sub">{html.escape(subtitle)}</p>{body}'
+            "</main></body></html>")
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+def _data_section(meta: dict) -> str:
+    inputs = meta["inputs"]
+    shape = ", ".join(f"{k} {v}" for k, v in inputs.items() if k != "kind" and not isinstance(v, (dict, list)))
+    rows = [["source", meta["source"]], ["task", meta["task"]], ["target", meta.get("target") or "-"],
+            ["input", f"{inputs['kind']} ({shape})"]]
+    rows += [[f"{name} rows", count] for name, count in meta["rows"].items()]
+    if meta.get("classes"):
+        shown = ", ".join(map(str, meta["classes"][:20])) + (", ..." if len(meta["classes"]) > 20 else "")
+        rows.append(["classes", f"{len(meta['classes'])}: {shown}"])
+    if meta.get("anomaly_classes"):
+        rows.append(["anomaly classes", ", ".join(map(str, meta["anomaly_classes"]))])
+    return _table(["", ""], rows)
+
+
+def _model_section(run, prepared) -> str:
+    from ..summary import layer_table
+    from ..training.trainer import as_tensors
+
+    inputs, y = as_tensors(prepared.splits["train"], run.task, "cpu")
+    rows, total, trainable = layer_table(run.model, tuple(t[:2] for t in inputs), y[:2])
+    table = _table(["layer", "type", "output shape", "parameters"], [list(r) for r in rows])
+    return (f"<p>{html.escape(run.meta['model']['spec']['type'])}: {total:,} parameters ({trainable:,} trainable)"
+            f"</p><details open><summary>layers</summary>{table}</details>")
+
+
+def _metrics_section(metrics: dict) -> str:
+    splits = [s for s in ("val", "test") if isinstance(metrics.get(s), dict)]
+    names = list(dict.fromkeys(k for s in splits for k in metrics[s]))
+    rows = [[name, *(metrics[s].get(name, float("nan")) for s in splits)] for name in names]
+    facts = f"<p>{metrics.get('epochs')} epochs; best epoch {metrics.get('best_epoch')}"
+    facts += "; stopped early</p>" if metrics.get("stopped_early") else "</p>"
+    return facts + _table(["metric", *splits], rows)
+
+
+def _task_section(run, prepared) -> str:
+    """Confusion matrix and ROC; residuals; forecast; pictures of autoencoders and GANs."""
+    import torch
+
+    from ..training.loop import predict_outputs
+    from ..training.trainer import as_tensors
+
+    task_name = run.meta["task"]
+    if task_name in ("reconstruction", "generation"):
+        pictures = run.metrics.get("pictures", {})
+        return "".join(_image((run.path / p).read_bytes(), name) for name, p in pictures.items()
+                       if (run.path / p).is_file()) or "<p>no pictures for this kind of data</p>"
+    if task_name == "language_model":
+        sample = run.generate("", length=300, temperature=0.8, top_k=20, seed=0)
+        return f"<p>A sample (temperature 0.8, top-k 20, seed 0):</p><pre>{html.escape(sample)}</pre>"
+    split = "test" if prepared.rows("test") else "val"
+    if not prepared.rows(split):
+        return "<p>no held-out rows</p>"
+    task = run.task
+    inputs, y = as_tensors(prepared.splits[split], task, "cpu")
+    if task_name == "forecasting":
+        outputs = task.outputs_for(run.model, inputs, y) if hasattr(task, "outputs_for") else None
+        true, pred = task.decode(y)[0], task.decode(outputs)[0]
+        known = prepared.extra.get("history_tail") if prepared.extra else None
+        window = inputs[0][0, 0].numpy()
+        history = np.asarray(known) if known is not None else task.scaler.inverse_target(window[None])[0]
+        return _image(figures.forecast(history, true, pred, run.meta["target"]), "forecast vs actual")
+    with torch.no_grad():
+        outputs = predict_outputs(run.model, inputs)
+    if task_name == "classification":
+        true = y.numpy()
+        probabilities = task.probabilities(outputs)
+        parts = [_image(figures.confusion_matrix(true, probabilities.argmax(1), run.meta["classes"]),
+                        "confusion matrix")]
+        parts.append(_image(figures.roc_curves(true, probabilities, run.meta["classes"]), "ROC curve"))
+        return "".join(parts)
+    true, pred = task.decode(y), task.decode(outputs)
+    return _image(figures.regression(true[:, 0], pred[:, 0], run.meta["target"]), "predicted vs true")
+
+
+def _doctor_section(run) -> str:
+    from ..doctor.monitor import read_measurements
+    from ..doctor.verdicts import _late, _per_layer
+    from ..runs import DIAGNOSIS, DOCTOR_LOG
+
+    path = run.path / DIAGNOSIS
+    if not path.is_file():
+        return "<p>no diagnosis (the doctor was off)</p>"
+    diagnosis = json.loads(path.read_text(encoding="utf-8"))
+    findings = diagnosis["findings"]
+    parts = []
+    if not findings:
+        parts.append('<p class="ok">No findings: gradients, units, learning rate and fit look healthy.</p>')
+    for item in findings:
+        fix = f'<div class="fix">Try: {html.escape(item["fix"])}</div>' if item.get("fix") else ""
+        parts.append(f'<div class="finding {item["severity"]}"><span class="badge {item["severity"]}">'
+                     f'{item["severity"]}</span><span class="kind">{html.escape(item["kind"].replace("_", " "))}'
+                     f'</span><div>{html.escape(item["message"])}</div>{fix}</div>')
+    measurements = read_measurements(run.path / DOCTOR_LOG)
+    if measurements:
+        rms = _per_layer(measurements, "grad_rms")
+        update = _per_layer(measurements, "update_ratio")
+        layers = list(rms)
+        parts.append(_image(figures.gradient_flow(layers, [rms[n] for n in layers],
+                                                  [update.get(n) for n in layers] if update else None),
+                            "gradient flow"))
+        late = _late(measurements)
+        names = list(dict.fromkeys(n for m in late for n in m.get("activations", {})))
+        if names:
+            def median(name, key):
+                values = [m["activations"][name].get(key) for m in late if name in m.get("activations", {})]
+                values = [v for v in values if v is not None]
+                return float(np.median(values)) if values else None
+
+            parts.append(_image(figures.unit_health(names, [median(n, "dead") for n in names],
+                                                    [median(n, "saturated") for n in names]), "unit health"))
+        parts.append(f"<p>{len(measurements)} measured steps ({diagnosis.get('measured_steps')} this run).</p>")
+    return "".join(parts)
+
+
+def build_report(run_dir: str | Path, prepared=None) -> Path:
+    """Write ``report.html`` into a run directory and return its path.
+
+    Args:
+        prepared: the run's prepared data when the caller has it (training); otherwise the data
+            is prepared again from the run's spec (same seed, same split).
+    """
+    from ..runs import REPORT, SPEC, Run
+    from ..training.checkpoint import atomic_write
+
+    run = Run(run_dir)
+    if prepared is None:
+        from ..data.prepare import prepare
+
+        prepared = prepare(run.spec.data, run.meta["task"], run.spec.seed)
+    history = run.history
+    sections = [("Summary", _metrics_section(run.metrics) if run.metrics else "<p>the run did not finish</p>")]
+    if history:
+        curves = _image(figures.learning_curves(history), "learning curves")
+        curves += _image(figures.learning_rate(history), "learning rate")
+        sections.append(("Learning curves", curves))
+    sections.append(("Results", _task_section(run, prepared)))
+    sections.append(("Doctor", _doctor_section(run)))
+    sections.append(("Data", _data_section(run.meta)))
+    sections.append(("Model", _model_section(run, prepared)))
+    spec_text = (run.path / SPEC).read_text(encoding="utf-8")
+    sections.append(("Spec", f"<pre>{html.escape(spec_text)}</pre>"))
+    subtitle = f"{run.meta['task']} on {run.meta['source']} · {run.path.name} · report written " \
+               f"{time.strftime('%Y-%m-%d %H:%M')}"
+    path = run.path / REPORT
+    atomic_write(path, _page(f"layerforge run: {run.spec.name}", subtitle, sections))
+    return path
+
+
+def build_comparison(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """A page with the runs' curves overlaid and their final metrics side by side."""
+    from ..runs import Run
+    from ..training.checkpoint import atomic_write
+
+    runs = [Run(path) for path in run_dirs]
+    named = [(run.path.name, run.history) for run in runs]
+    keys = list(dict.fromkeys(k for run in runs for r in run.history[:1] for k in r
+                              if k.endswith("loss") or k.startswith("val_")))
+    curves = "".join(_image(figures.overlaid(named, key), key) for key in keys)
+    rows = []
+    for split in ("val", "test"):
+        names = list(dict.fromkeys(k for run in runs for k in (run.metrics.get(split) or {})))
+        rows += [[f"{split} {name}", *((run.metrics.get(split) or {}).get(name, float("nan")) for run in runs)]
+                 for name in names]
+    rows.append(["epochs", *(run.metrics.get("epochs", len(run.history)) for run in runs)])
+    table = _table(["metric", *(run.path.name for run in runs)], rows)
+    sections = [("Metrics", table), ("Curves", curves)]
+    atomic_write(out, _page("layerforge: comparing runs", ", ".join(r.path.name for r in runs), sections))
+    return Path(out)

@@ -1,0 +1,130 @@
+"""report.html for every task, the doctor / report / compare / lr-find commands, and the page in a
+real browser."""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import layerforge as lf
+from layerforge.cli import app
+
+runner = CliRunner()
+
+
+def _images(page: str) -> list[str]:
+    return re.findall(r'<img alt="[^"]*" src="([^"]{0,40})', page)
+
+
+SPECS = {
+    "classification": {"data": {"dataset": "iris"}, "model": {"layers": [8]}, "train": {"epochs": 3}},
+    "regression": {"data": {"dataset": "diabetes"}, "model": {"layers": [8]}, "train": {"epochs": 3}},
+    "forecasting": {"data": {"dataset": "airline", "lookback": 24, "horizon": 12, "test_size": 24},
+                    "model": {"layers": [8]}, "train": {"epochs": 3, "batch_size": 16}},
+    "reconstruction": {"data": {"dataset": "digits"}, "model": {"type": "autoencoder", "layers": [16], "latent_size": 2},
+                       "train": {"epochs": 2}},
+    "generation": {"data": {"dataset": "digits"}, "model": {"type": "gan", "generator": [16], "discriminator": [16]},
+                   "train": {"epochs": 2}},
+}
+
+
+@pytest.mark.parametrize("task", list(SPECS))
+def test_every_run_writes_a_self_contained_report(task, runs_dir):
+    run = lf.train(SPECS[task], runs_dir=runs_dir)
+    page = (run.path / "report.html").read_text()
+    for section in ("Summary", "Learning curves", "Results", "Doctor", "Data", "Model", "Spec"):
+        assert f"<h2>{section}</h2>" in page
+    sources = _images(page)
+    assert len(sources) >= 3 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    expected = {"classification": ["confusion matrix", "ROC curve"], "regression": ["predicted vs true"],
+                "forecasting": ["forecast vs actual"], "reconstruction": ["reconstructions", "latent"],
+                "generation": ["samples", "frechet"]}[task]
+    for alt in expected:
+        assert f'alt="{alt}"' in page
+    if task != "generation":
+        assert 'alt="gradient flow"' in page
+
+
+def test_report_command_rebuilds_and_doctor_command_prints_findings(runs_dir, tmp_path):
+    spec = {"data": {"dataset": "digits"}, "model": {"layers": [32] * 12, "activation": "sigmoid", "init": "default"},
+            "train": {"epochs": 2, "report": False}}
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert not (run.path / "report.html").exists()
+    result = runner.invoke(app, ["report", str(run.path)])
+    assert result.exit_code == 0, result.output
+    page = (run.path / "report.html").read_text()
+    assert "vanishing gradients" in page and 'class="finding warning"' in page
+    result = runner.invoke(app, ["doctor", str(run.path)])
+    assert result.exit_code == 0
+    assert "warning vanishing gradients: gradients vanish on the way back" in result.output
+    assert "try: use model.activation: relu" in result.output
+    result = runner.invoke(app, ["doctor", str(tmp_path)])
+    assert result.exit_code == 2 and "has no diagnosis.json" in result.output
+
+
+def test_compare_overlays_curves_and_lists_metrics(runs_dir, tmp_path):
+    a = lf.train(SPECS["classification"], runs_dir=runs_dir)
+    b = lf.train(SPECS["classification"], overrides=["model.layers=[16]", "name=wider"], runs_dir=runs_dir)
+    out = tmp_path / "compare.html"
+    result = runner.invoke(app, ["compare", str(a.path), str(b.path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert a.path.name in page and b.path.name in page
+    assert 'alt="val_loss"' in page and "test accuracy" in page
+    assert runner.invoke(app, ["compare", str(a.path)]).exit_code == 2
+
+
+def test_lr_find_suggests_a_rate_and_saves_the_plot(tmp_path):
+    from layerforge.doctor.lr_find import lr_range_test
+
+    finding = lr_range_test({"data": {"dataset": "iris"}, "model": {"layers": [16]}, "train": {"batch_size": 16}},
+                            steps=60)
+    assert 1e-5 < finding.suggestion < 1.0 and finding.suggestion <= finding.minimum / 10
+    assert finding.losses[-1] > min(finding.losses)
+    out = tmp_path / "lr.png"
+    result = runner.invoke(app, ["lr-find", "--set", "train.epochs=1", "--steps", "30", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "suggested learning rate" in result.output and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+
+
+def render(path: Path, screenshot: Path | None = None) -> tuple[list[str], list[bool]]:
+    """Open ``path`` in headless Chromium: console errors, and whether each image loaded."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(path.resolve().as_uri())
+        page.wait_for_load_state("load")
+        loaded = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return errors, loaded
+
+
+def test_report_renders_in_headless_chromium(runs_dir, tmp_path):
+    if _chromium() is None:
+        if os.environ.get("LAYERFORGE_REQUIRE_BROWSER"):
+            pytest.fail("Chromium is required here (.ci/run installs it: apt-get install chromium)")
+        pytest.skip("no Chromium on this machine (apt-get install chromium); .ci/run installs it")
+    run = lf.train(SPECS["classification"], runs_dir=runs_dir)
+    errors, loaded = render(run.path / "report.html", tmp_path / "shot.png")
+    assert errors == []
+    assert len(loaded) >= 5 and all(loaded)
+    assert (tmp_path / "shot.png").stat().st_size > 20_000
