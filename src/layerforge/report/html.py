@@ -30,7 +30,8 @@ img { max-width: 100%; background: white; border: 1px solid #e5e7eb; margin: 6px
 .finding .kind { font-weight: 600; }
 .finding .fix { color: #374151; margin-top: 4px; }
 .info { border-color: #3b82f6; } .warning { border-color: #f59e0b; } .error { border-color: #dc2626; }
-.badge { display: inline-block; padding: 1px 8px; border-radius: 9px; color: white; font-size: 0.75rem; margin-right: 6px; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 9px; color: white; font-size: 0.75rem;
+         margin-right: 6px; }
 .badge.info { background: #3b82f6; } .badge.warning { background: #f59e0b; } .badge.error { background: #dc2626; }
 .ok { color: #047857; }
 details summary { cursor: pointer; color: #374151; }
