@@ -19,7 +19,7 @@ from ..training.callbacks import Callback
 
 RELU_FAMILY = (nn.ReLU, nn.ReLU6)
 SATURATING = {nn.Sigmoid: (0.02, 0.98), nn.Tanh: (-0.98, 0.98), nn.Hardtanh: (-0.98, 0.98)}
-SAMPLES_PER_EPOCH = 4
+SAMPLES_PER_EPOCH = 2
 
 
 def _layers(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
@@ -72,6 +72,18 @@ class Doctor(Callback):
             self.activation_kinds[name] = kind
             self._handles.append(module.register_forward_hook(self._hook(name, module)))
         self._weights_before: list[torch.Tensor] | None = None
+        # every measured parameter in one flat list, and the layer each belongs to: one fused
+        # norm over all of them, then per-layer sums, instead of a Python loop per tensor
+        self._params = [p for _, params in self.layers for p in params]
+        owner = [i for i, (_, params) in enumerate(self.layers) for _ in params]
+        device = self._params[0].device if self._params else torch.device("cpu")
+        self._owner = torch.tensor(owner, dtype=torch.long, device=device)
+        self._numel = [sum(p.numel() for p in params) for _, params in self.layers]
+
+    def _per_layer(self, norms: list[torch.Tensor]) -> torch.Tensor:
+        """Per-layer norms from per-parameter norms: sqrt of the summed squares."""
+        squares = torch.stack(norms).float().pow(2)
+        return torch.zeros(len(self.layers), device=squares.device).index_add_(0, self._owner, squares).sqrt()
 
     def on_epoch_start(self, trainer, epoch: int) -> None:
         steps = max(1, trainer.steps_per_epoch_)
@@ -86,24 +98,19 @@ class Doctor(Callback):
                 self._pending[-1]["activations"] = self._activations
             self._activations = {}
         if self._weights_before is not None:  # one step after a sample: the size of the update
-            ratios = []
-            for (_, params), before in zip(self.layers, self._weights_before):
-                after = torch.cat([p.detach().flatten() for p in params])
-                ratios.append((after - before).norm() / before.norm().clamp_min(1e-12))
-            self._pending[-1]["update_ratio"] = torch.stack(ratios)
+            after = [p.detach() for p in self._params]
+            moved = self._per_layer(torch._foreach_norm(torch._foreach_sub(after, self._weights_before)))
+            self._pending[-1]["update_ratio"] = moved / self._pending[-1]["weight_norm"].clamp_min(1e-12)
             self._weights_before = None
-        if step not in self._sampled:
+        if step not in self._sampled or not self._params:
             return
-        grads = []
-        for _, params in self.layers:
-            present = [p.grad.detach().flatten() for p in params if p.grad is not None]
-            grads.append(torch.cat(present).norm() if present else torch.zeros((), device=loss.device))
-        weights = [torch.cat([p.detach().flatten() for p in params]) for _, params in self.layers]
+        weights = [p.detach() for p in self._params]
+        grads = [p.grad.detach() if p.grad is not None else torch.zeros_like(p) for p in self._params]
         self._pending.append({
             "epoch": self._epoch, "step": step, "loss": loss.detach(),
-            "grad_norm": torch.stack(grads) if grads else torch.zeros(0),
-            "weight_norm": torch.stack([w.norm() for w in weights]) if weights else torch.zeros(0),
-            "numel": [w.numel() for w in weights],
+            "grad_norm": self._per_layer(torch._foreach_norm(grads)),
+            "weight_norm": self._per_layer(torch._foreach_norm(weights)),
+            "numel": self._numel,
         })
         self._weights_before = [w.clone() for w in weights]
         self._capture = bool(self._handles)
@@ -143,6 +150,7 @@ class Doctor(Callback):
         then, unless training has ended."""
         waiting = not final and (self._weights_before is not None or self._capture)
         ready, self._pending = (self._pending[:-1], self._pending[-1:]) if waiting else (self._pending, [])
+        lines = []
         for entry in ready:
             item = {"epoch": entry["epoch"], "step": entry["step"], "loss": float(entry["loss"])}
             grad = entry["grad_norm"].float().cpu().tolist()
@@ -156,9 +164,10 @@ class Doctor(Callback):
                 item["activations"] = {name: {k: float(v) for k, v in stats.items()}
                                        for name, stats in entry["activations"].items()}
             self.measurements.append(item)
-            if self.path is not None:
-                with open(self.path, "a", encoding="utf-8") as file:
-                    file.write(json.dumps(item) + "\n")
+            lines.append(json.dumps(item) + "\n")
+        if self.path is not None and lines:
+            with open(self.path, "a", encoding="utf-8") as file:
+                file.write("".join(lines))
 
 
 def read_measurements(path) -> list[dict]:
