@@ -176,6 +176,10 @@ def train(
         from .data.augment import Augment
 
         augment = Augment(**spec.data.augment.model_dump())
+    if "tensorboard" in spec.train.log:
+        from .training.callbacks import TensorBoardLogger
+
+        extra.append(TensorBoardLogger(run_dir / "tensorboard"))
     doctor = None
     if spec.train.doctor and prepared.task != "generation":  # a GAN has its own watch
         from .doctor.monitor import Doctor

@@ -128,3 +128,15 @@ def test_report_renders_in_headless_chromium(runs_dir, tmp_path):
     assert errors == []
     assert len(loaded) >= 5 and all(loaded)
     assert (tmp_path / "shot.png").stat().st_size > 20_000
+
+
+def test_tensorboard_logging_writes_every_epoch_scalar(runs_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = lf.train({**SPECS["classification"], "train": {"epochs": 3, "log": ["tensorboard"]}}, runs_dir=runs_dir)
+    events = EventAccumulator(str(run.path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "val/loss", "val/accuracy", "run/lr"} <= tags
+    assert [e.step for e in events.Scalars("val/accuracy")] == [1, 2, 3]
+    assert events.Scalars("train/loss")[-1].value == pytest.approx(run.history[-1]["train_loss"], rel=1e-6)

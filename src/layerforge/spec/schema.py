@@ -450,6 +450,7 @@ class TrainSpec(_Section):
     doctor: bool = True
     on_divergence: Literal["stop", "rollback"] = "stop"
     report: bool = True  # write report.html when training ends
+    log: list[Literal["tensorboard"]] = []  # extra loggers (tensorboard: the tensorboard extra)
 
     @field_validator("early_stopping", mode="before")
     @classmethod

@@ -97,3 +97,34 @@ class ProgressBar(Callback):
     def on_fit_end(self, trainer) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+class TensorBoardLogger(Callback):
+    """Writes every number of each epoch's record (losses, metrics, learning rate) as a
+    TensorBoard scalar under ``log_dir``. Needs the ``tensorboard`` package."""
+
+    def __init__(self, log_dir):
+        self.log_dir = log_dir
+        self.writer = None
+
+    def on_fit_start(self, trainer) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            from ..errors import SpecError
+
+            raise SpecError("train.log: tensorboard needs the tensorboard package; install it with "
+                            "pip install 'layerforge[tensorboard]'") from None
+        self.writer = SummaryWriter(log_dir=str(self.log_dir))
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                group = "train" if key.startswith("train_") else "val" if key.startswith("val_") else "run"
+                self.writer.add_scalar(f"{group}/{key.split('_', 1)[1] if group != 'run' else key}", value,
+                                       record["epoch"])
+        self.writer.flush()
+
+    def on_fit_end(self, trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
