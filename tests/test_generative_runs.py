@@ -224,3 +224,12 @@ def test_generative_spec_errors():
     with pytest.raises(lf.SpecError, match="model.generator: 4 blocks double the size 4 times"):
         lf.train({"data": {"dataset": "digits_images"}, "model": {"type": "gan", "blocks": "cnn",
                                                                   "generator": [8, 8, 8, 8]}})
+
+
+def test_gan_early_stopping_on_the_frechet_distance_keeps_the_best_generator(runs_dir):
+    spec = _gan(epochs=8)
+    spec["train"]["early_stopping"] = {"monitor": "val_frechet", "patience": 2, "min_delta": 1e9}
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert run.metrics["stopped_early"] and run.metrics["epochs"] == 3 and run.metrics["best_epoch"] == 1
+    # the restored weights are epoch 1's: validating them again gives epoch 1's distance
+    assert run.metrics["val"]["frechet"] == pytest.approx(run.history[0]["val_frechet"], rel=1e-9)
