@@ -116,3 +116,35 @@ def test_a_resumed_run_keeps_the_measurements_of_its_first_epochs(runs_dir):
     expected = [json.loads(line) for line in (full.path / "doctor.jsonl").read_text().splitlines()]
     assert [(m["epoch"], m["step"]) for m in read] == [(m["epoch"], m["step"]) for m in expected]
     assert read == expected
+
+
+def _measured(epochs=10, **per_step):
+    """Synthetic measurements: two layers, the same values at every measured step."""
+    base = {"grad_norm": {"a": 1.0, "b": 1.0}, "grad_rms": {"a": 0.1, "b": 0.1}, "update_ratio": {"a": 1e-3, "b": 1e-3}}
+    return [{"epoch": e, "step": 0, "loss": 1.0, **base, **per_step} for e in range(1, epochs + 1)]
+
+
+def _history(train, val=None):
+    return [{"epoch": i + 1, "lr": 0.01, "train_loss": t, **({"val_loss": val[i]} if val else {})}
+            for i, t in enumerate(train)]
+
+
+def test_saturated_tanh_units_are_reported():
+    measurements = _measured(activations={"blocks.0.activation": {"saturated": 0.8, "mean": 0.0, "std": 1.0}})
+    found = _kinds(lf.diagnose(measurements, _history([1.0] * 10)))
+    assert found["saturation"]["evidence"] == {"layer": "blocks.0.activation", "fraction": 0.8}
+
+
+def test_learning_rate_verdicts_from_the_update_size():
+    high = _kinds(lf.diagnose(_measured(update_ratio={"a": 0.5, "b": 0.3}), _history([1.0, 0.9, 0.8])))
+    assert "learning_rate_too_high" in high and "40.0%" in high["learning_rate_too_high"]["message"]
+    low = _kinds(lf.diagnose(_measured(update_ratio={"a": 1e-8, "b": 1e-8}), _history([1.0, 0.99, 0.99])))
+    assert "learning_rate_too_low" in low
+
+
+def test_underfitting_and_plateau_near_chance_loss():
+    found = _kinds(lf.diagnose(_measured(), _history([2.3] * 20), task="classification", classes=10))
+    assert {"underfitting", "plateau"} <= set(found)
+    assert found["underfitting"]["evidence"]["chance_loss"] == pytest.approx(2.302585, rel=1e-5)
+    healthy = lf.diagnose(_measured(), _history([2.3, 1.0, 0.5, 0.3, 0.2, 0.1]), task="classification", classes=10)
+    assert _kinds(healthy) == {}
