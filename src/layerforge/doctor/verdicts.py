@@ -128,6 +128,8 @@ def _units(measurements: list[dict]) -> list[dict]:
 
 
 def _learning_rate(measurements: list[dict], history: list[dict]) -> list[dict]:
+    """Steps far too large or too small for the weights. Weights that do not move at all have
+    no gradient (dead units, vanishing gradients): that is not the learning rate's doing."""
     found = []
     ratios = _per_layer(measurements, "update_ratio")
     typical = _median(list(ratios.values()))
@@ -141,7 +143,7 @@ def _learning_rate(measurements: list[dict], history: list[dict]) -> list[dict]:
             "lower train.optimizer.lr 10x, or find one with `layerforge lr-find SPEC`",
             update_ratio=typical,
         ))
-    elif math.isfinite(typical) and typical < UPDATE_TOO_LOW and len(losses) >= 2 \
+    elif math.isfinite(typical) and 0 < typical < UPDATE_TOO_LOW and len(losses) >= 2 \
             and losses[-1] > 0.95 * losses[0]:
         found.append(finding(
             "learning_rate_too_low", "warning",
