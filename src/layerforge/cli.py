@@ -104,6 +104,14 @@ def train(
                       f"{finding['message']}", markup=True, soft_wrap=True)
     for name, path in metrics.get("pictures", {}).items():
         console.print(f"{name}: {run.path / path}")
+    doctor = metrics.get("doctor") or {}
+    if doctor.get("findings"):
+        console.print(f"doctor: {doctor['findings']} finding(s), the worst {doctor['worst']}; see "
+                      f"layerforge doctor {run.path}")
+    elif "doctor" in metrics and run.meta["task"] != "generation":
+        console.print("doctor: no findings")
+    if (run.path / "report.html").is_file():
+        console.print(f"report: {run.path / 'report.html'}")
     console.print(f"run directory: {run.path}")
 
 
