@@ -233,3 +233,15 @@ def test_gan_early_stopping_on_the_frechet_distance_keeps_the_best_generator(run
     assert run.metrics["stopped_early"] and run.metrics["epochs"] == 3 and run.metrics["best_epoch"] == 1
     # the restored weights are epoch 1's: validating them again gives epoch 1's distance
     assert run.metrics["val"]["frechet"] == pytest.approx(run.history[0]["val_frechet"], rel=1e-9)
+
+
+def test_convolutional_autoencoder_on_digit_images(runs_dir):
+    spec = {"data": {"dataset": "digits_images"},
+            "model": {"type": "autoencoder", "blocks": "cnn", "channels": [8, 16], "latent_size": 8,
+                      "variant": "variational", "beta": 0.5},
+            "train": {"epochs": 4, "optimizer": {"name": "adam", "lr": 0.003}}}
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert run.metrics["test"]["mse"] < 1.0 and run.metrics["test"]["latent_knn_accuracy"] > 0.5
+    assert set(run.metrics["pictures"]) == {"reconstructions", "latent", "samples"}
+    samples = run.sample(3, seed=0)
+    assert samples.shape == (3, 1, 8, 8)

@@ -212,7 +212,7 @@ def train(
     metrics["best_epoch"] = trainer.best_epoch_
     metrics["stopped_early"] = trainer.stopped_early_
     if prepared.task in ("reconstruction", "generation"):
-        metrics.update(_finish_generative(run_dir, meta, model, task, prepared, trainer, spec, metrics))
+        _finish_generative(run_dir, meta, model, task, prepared, trainer, spec, metrics)
     if watch is not None:
         metrics["findings"] = watch.findings
     diagnosis = _write_diagnosis(run_dir, doctor, watch, trainer, spec, prepared)
@@ -247,9 +247,9 @@ def _write_diagnosis(run_dir: Path, doctor, watch, trainer, spec, prepared, fail
     return diagnosis
 
 
-def _finish_generative(run_dir: Path, meta: dict, model, task, prepared, trainer, spec, metrics: dict) -> dict:
-    """Extra test metrics and pictures of an autoencoder or GAN run (model.json gains the
-    anomaly threshold). Returns the metrics.json entries to add."""
+def _finish_generative(run_dir: Path, meta: dict, model, task, prepared, trainer, spec, metrics: dict) -> None:
+    """Add an autoencoder's or GAN's extra test metrics and pictures to ``metrics`` (and the
+    anomaly threshold to model.json)."""
     from .generative import finish_generation, finish_reconstruction
     from .training.trainer import as_tensors
 
@@ -263,4 +263,4 @@ def _finish_generative(run_dir: Path, meta: dict, model, task, prepared, trainer
         result = finish_generation(run_dir, meta, model, task, tensors, trainer.history_)
     if result["test"]:
         metrics.setdefault("test", {}).update(result["test"])
-    return {"pictures": {name: str(Path(path).relative_to(run_dir)) for name, path in result["pictures"].items()}}
+    metrics["pictures"] = {name: str(Path(path).relative_to(run_dir)) for name, path in result["pictures"].items()}

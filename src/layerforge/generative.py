@@ -126,10 +126,6 @@ def load_evaluator(run_dir: Path, meta: dict):
 
 # -- when training ends ------------------------------------------------------------------------
 
-def _class_names(meta: dict) -> list | None:
-    return meta.get("classes")
-
-
 def _picks(y: np.ndarray, per_class: int, limit: int) -> np.ndarray:
     """Row positions with up to ``per_class`` rows of each class, at most ``limit`` in all."""
     chosen = [np.flatnonzero(y == c)[:per_class] for c in np.unique(y)]
@@ -193,7 +189,7 @@ def finish_reconstruction(run_dir: Path, meta: dict, model, tensors: dict, spec)
     if pictures is not None:
         result["pictures"]["reconstructions"] = plots.reconstruction_grid(
             pictures, as_pictures(meta, reconstructions.cpu().numpy()), images / "reconstructions.png")
-    path, axes = plots.latent_scatter(codes[shown_split], y_shown if has_labels else None, _class_names(meta),
+    path, axes = plots.latent_scatter(codes[shown_split], y_shown if has_labels else None, meta.get("classes"),
                                       images / "latent.png", title=f"{shown_split} rows' latent codes")
     result["pictures"]["latent"] = path
     if model.variational and as_pictures(meta, originals[:1].cpu().numpy()) is not None:
