@@ -245,3 +245,15 @@ def test_convolutional_autoencoder_on_digit_images(runs_dir):
     assert set(run.metrics["pictures"]) == {"reconstructions", "latent", "samples"}
     samples = run.sample(3, seed=0)
     assert samples.shape == (3, 1, 8, 8)
+
+
+def test_generative_runs_without_held_out_rows_still_finish(runs_dir):
+    split = {"val": 0, "test": 0}
+    ae = lf.train({"data": {"dataset": "iris", "split": split},
+                   "model": {"type": "autoencoder", "layers": [8], "latent_size": 2}, "train": {"epochs": 2}},
+                  runs_dir=runs_dir)
+    assert "test" not in ae.metrics and (ae.path / ae.metrics["pictures"]["latent"]).is_file()
+    gan = lf.train({"data": {"dataset": "digits", "split": split},
+                    "model": {"type": "gan", "generator": [8], "discriminator": [8]}, "train": {"epochs": 2}},
+                   runs_dir=runs_dir)
+    assert (gan.path / gan.metrics["pictures"]["samples"]).is_file() and (gan.path / "report.html").is_file()

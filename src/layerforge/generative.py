@@ -162,8 +162,8 @@ def finish_reconstruction(run_dir: Path, meta: dict, model, tensors: dict, spec)
         knn = KNeighborsClassifier(n_neighbors=KNN_NEIGHBOURS).fit(codes["train"], labels["train"])
         result["test"]["latent_knn_accuracy"] = float(knn.score(codes["test"], labels["test"]))
 
-    test_inputs, _ = tensors["test"] if "test" in codes else tensors["val"]
-    shown_split = "test" if "test" in codes else "val"
+    shown_split = next(name for name in ("test", "val", "train") if name in codes)  # held-out rows if any
+    test_inputs, _ = tensors[shown_split]
     if anomaly_classes is not None and "val" in codes and "test" in codes:
         from .data.tabular import _category_key
         from .tasks.reconstruction import anomaly_report
