@@ -366,20 +366,24 @@ def runs(runs_dir: Path = RUNS_DIR) -> None:
     if not rows:
         _console().print(f"no runs in {runs_dir}")
         return
+    from .tasks import HEADLINE
+
     table = Table(title=f"runs in {runs_dir}", title_justify="left")
-    for column in ("run", "task", "epochs", "status", "val", "test"):
+    for column in ("run", "task", "epochs", "status", "val", "test", "doctor"):
         table.add_column(column)
 
     def headline(task, scores):
-        if not isinstance(scores, dict):
+        key = HEADLINE.get(task)
+        if not isinstance(scores, dict) or key not in scores:
             return "-"
-        key = "accuracy" if task == "classification" else "r2"
-        return f"{key} {scores[key]:.4f}" if key in scores else "-"
+        return f"{key} {scores[key]:.4f}"
 
     for row in rows:
         metrics = row["metrics"]
+        doctor = metrics.get("doctor") or {}
+        verdict = "-" if not doctor else f"{doctor['findings']} ({doctor['worst']})" if doctor["findings"] else "healthy"
         table.add_row(row["run"], str(row["task"]), str(row["epochs"]), row["status"],
-                      headline(row["task"], metrics.get("val")), headline(row["task"], metrics.get("test")))
+                      headline(row["task"], metrics.get("val")), headline(row["task"], metrics.get("test")), verdict)
     _console().print(table)
 
 

@@ -26,6 +26,10 @@ METRICS: dict[str, dict[str, bool]] = {
     "generation": {"frechet": False, "class_accuracy": True, "coverage": True, "diversity": True},
 }
 
+# the one metric that sums up a run of each task (layerforge runs)
+HEADLINE: dict[str, str] = {"classification": "accuracy", "regression": "r2", "forecasting": "mape",
+                            "language_model": "bits_per_token", "reconstruction": "mse", "generation": "frechet"}
+
 # what one training step reports, when it is more than one loss
 LOSS_NAMES: dict[str, tuple[str, ...]] = {"generation": ("d_loss", "g_loss")}
 
