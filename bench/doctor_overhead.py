@@ -57,8 +57,8 @@ class TimedDoctor(Doctor):
     def on_fit_end(self, trainer):
         self._timed(super().on_fit_end, trainer)
 
-    def _hook(self, name, module):
-        inner = super()._hook(name, module)
+    def _hook(self, name, module, bounds):
+        inner = super()._hook(name, module, bounds)
         return lambda *args: self._timed(inner, *args)
 
 

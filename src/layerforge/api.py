@@ -201,10 +201,9 @@ def train(
         raise
 
     save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": MODEL_FORMAT})
-    metrics: dict[str, Any] = {}
-    for name in ("val", "test"):
-        if prepared.rows(name):
-            metrics[name] = evaluate(model, *as_tensors(splits[name], task, trainer.device), trainer.loss_fn_, task)
+    held_out = {name: as_tensors(splits[name], task, trainer.device) for name in ("val", "test")
+                if prepared.rows(name)}
+    metrics: dict[str, Any] = {name: evaluate(model, *data, trainer.loss_fn_, task) for name, data in held_out.items()}
     for baseline, scores in data_meta.get("baseline", {}).items():
         if "test" in metrics:  # e.g. the seasonal-naive forecast of the same test steps
             metrics["test"].update({f"{baseline}_{k}": v for k, v in scores.items()})
@@ -212,7 +211,8 @@ def train(
     metrics["best_epoch"] = trainer.best_epoch_
     metrics["stopped_early"] = trainer.stopped_early_
     if prepared.task in ("reconstruction", "generation"):
-        _finish_generative(run_dir, meta, model, task, prepared, trainer, spec, metrics)
+        tensors = {"train": as_tensors(splits["train"], task, trainer.device), **held_out}
+        _finish_generative(run_dir, meta, model, task, prepared, tensors, trainer, spec, metrics)
     if watch is not None:
         metrics["findings"] = watch.findings
     diagnosis = _write_diagnosis(run_dir, doctor, watch, trainer, spec, prepared)
@@ -247,13 +247,12 @@ def _write_diagnosis(run_dir: Path, doctor, watch, trainer, spec, prepared, fail
     return diagnosis
 
 
-def _finish_generative(run_dir: Path, meta: dict, model, task, prepared, trainer, spec, metrics: dict) -> None:
+def _finish_generative(run_dir: Path, meta: dict, model, task, prepared, tensors: dict, trainer, spec,
+                       metrics: dict) -> None:
     """Add an autoencoder's or GAN's extra test metrics and pictures to ``metrics`` (and the
-    anomaly threshold to model.json)."""
+    anomaly threshold to model.json). ``tensors``: split name -> ((x,), y) on the device."""
     from .generative import finish_generation, finish_reconstruction
-    from .training.trainer import as_tensors
 
-    tensors = {name: as_tensors(prepared.splits[name], task, trainer.device) for name in prepared.splits}
     if prepared.task == "reconstruction":
         result = finish_reconstruction(run_dir, meta, model, tensors, spec)
         if result["anomaly"] is not None:

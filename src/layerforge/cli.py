@@ -180,12 +180,12 @@ def predict(
 
 
 def _write_frame(frame, out: Path | None) -> None:
+    from .data.tabular import write_table
+
     if out is None:
         frame.to_csv(sys.stdout, index=False)
-    elif out.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(out, index=False)
     else:
-        frame.to_csv(out, index=False)
+        write_table(frame, out)
 
 
 @app.command()

@@ -48,22 +48,18 @@ def write_rows(meta: dict, rows: np.ndarray, path: Path, *, labels: list | None 
             raise DataError(f"{path}: these rows are not images; write a .csv instead")
         from .report.plots import image_grid
 
-        columns = 10 if len(pictures) >= 10 else len(pictures)
-        return image_grid(pictures, path, columns=columns, title=title or None)
+        return image_grid(pictures, path, columns=min(10, len(pictures)), title=title or None)
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise DataError(f"{path}: write samples as .png (images), .csv or .parquet")
     import pandas as pd
+
+    from .data.tabular import write_table
 
     values = unscale(meta, rows)
     frame = values if isinstance(values, pd.DataFrame) else pd.DataFrame(values.reshape(len(rows), -1))
     if labels is not None:
         frame.insert(0, meta["target"], labels)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
-    return path
+    return write_table(frame, path)
 
 
 def score_weights(meta: dict):
@@ -112,19 +108,26 @@ def evaluator_for(run_dir: Path, prepared, seed: int, device: str, previous: dic
 
 def load_evaluator(run_dir: Path, meta: dict):
     from .models import flat_size
-    from .models.mlp import MLP
     from .tasks.generation import Evaluator
+    from .training.adversarial import evaluator_classifier
     from .training.checkpoint import load_weights
 
     info = meta.get("evaluator")
     if info is None:
         return Evaluator()
-    classifier = MLP(flat_size(meta["inputs"]), info["layers"], len(meta["classes"]), dropout=0.2)
+    classifier = evaluator_classifier(flat_size(meta["inputs"]), len(meta["classes"]), info["layers"])
     classifier.load_state_dict(load_weights(Path(run_dir) / EVALUATOR))
     return Evaluator(classifier)
 
 
 # -- when training ends ------------------------------------------------------------------------
+
+def _real_range(meta: dict, x) -> tuple[float, float]:
+    """The display range of real pictures, so that generated ones are drawn on the same scale."""
+    from .report.plots import display_range
+
+    return display_range(as_pictures(meta, x[:1000].cpu().numpy()))
+
 
 def _picks(y: np.ndarray, per_class: int, limit: int) -> np.ndarray:
     """Row positions with up to ``per_class`` rows of each class, at most ``limit`` in all."""
@@ -137,7 +140,8 @@ def finish_reconstruction(run_dir: Path, meta: dict, model, tensors: dict, spec)
     """Latent k-NN accuracy, anomaly scores and their threshold, and the pictures.
 
     Args:
-        tensors: split name -> ((x,), y) on the model's device.
+        tensors: split name -> ((x,), y) on the model's device: 'train' and the held-out
+            splits that have rows.
 
     Returns:
         ``{"test": extra test metrics, "anomaly": model.json entry or None, "pictures": {...}}``.
@@ -165,11 +169,10 @@ def finish_reconstruction(run_dir: Path, meta: dict, model, tensors: dict, spec)
     shown_split = next(name for name in ("test", "val", "train") if name in codes)  # held-out rows if any
     test_inputs, _ = tensors[shown_split]
     if anomaly_classes is not None and "val" in codes and "test" in codes:
-        from .data.tabular import _category_key
+        from .data.prepare import anomaly_codes
         from .tasks.reconstruction import anomaly_report
 
-        wanted = {_category_key(c) for c in anomaly_classes}
-        anomalous_codes = [i for i, c in enumerate(meta["classes"]) if _category_key(c) in wanted]
+        anomalous_codes = anomaly_codes(meta["classes"], anomaly_classes, meta["source"])
         val_scores = anomaly_scores(meta, model, tensors["val"][0])
         test_scores = anomaly_scores(meta, model, test_inputs)
         anomalous = np.isin(labels["test"], anomalous_codes)
@@ -189,17 +192,14 @@ def finish_reconstruction(run_dir: Path, meta: dict, model, tensors: dict, spec)
     if pictures is not None:
         result["pictures"]["reconstructions"] = plots.reconstruction_grid(
             pictures, as_pictures(meta, reconstructions.cpu().numpy()), images / "reconstructions.png")
-    path, axes = plots.latent_scatter(codes[shown_split], y_shown if has_labels else None, meta.get("classes"),
-                                      images / "latent.png", title=f"{shown_split} rows' latent codes")
-    result["pictures"]["latent"] = path
-    if model.variational and as_pictures(meta, originals[:1].cpu().numpy()) is not None:
-        generator = torch.Generator().manual_seed(0)
-        z = torch.randn(100, model.latent_size, generator=generator).to(originals.device)
-        with torch.no_grad():
-            samples = model.decode(z).cpu().numpy()
+    result["pictures"]["latent"] = plots.latent_scatter(
+        codes[shown_split], y_shown if has_labels else None, meta.get("classes"), images / "latent.png",
+        title=f"{shown_split} rows' latent codes")
+    if model.variational and pictures is not None:
+        samples = model.sample(100, generator=torch.Generator().manual_seed(0)).cpu().numpy()
         result["pictures"]["samples"] = plots.image_grid(
             as_pictures(meta, samples), images / "samples.png", title="decoded from random codes",
-            value_range=plots.display_range(as_pictures(meta, tensors["train"][0][0][:1000].cpu().numpy())))
+            value_range=_real_range(meta, tensors["train"][0][0]))
     return result
 
 
@@ -212,11 +212,11 @@ def finish_generation(run_dir: Path, meta: dict, model, task, tensors: dict, his
 
     images = Path(run_dir) / IMAGES
     result: dict[str, Any] = {"test": {}, "pictures": {}}
-    train_x, test_x = tensors["train"][0][0], tensors["test"][0][0]
-    if len(test_x):
+    train_x = tensors["train"][0][0]
+    if "test" in tensors:
         evaluator = task.evaluator.to(train_x.device)
         train_features, _ = evaluator(train_x)
-        test_features, _ = evaluator(test_x)
+        test_features, _ = evaluator(tensors["test"][0][0])
         # how far the real test rows are from the real training rows: the best a generator can hope for
         result["test"]["real_frechet"] = frechet_distance(*moments(train_features), *moments(test_features))
     classes = meta.get("classes")
@@ -230,10 +230,9 @@ def finish_generation(run_dir: Path, meta: dict, model, task, tensors: dict, his
     pictures = as_pictures(meta, samples)
     if pictures is not None:
         rows = [str(c) for c in classes] if model.num_classes and classes else None
-        real = as_pictures(meta, train_x[:1000].cpu().numpy())
         result["pictures"]["samples"] = plots.image_grid(pictures, images / "samples.png", columns=10,
                                                          row_labels=rows, title=title,
-                                                         value_range=plots.display_range(real))
+                                                         value_range=_real_range(meta, train_x))
     epochs = [r["epoch"] for r in history if "val_frechet" in r]
     if epochs:
         values = [r["val_frechet"] for r in history if "val_frechet" in r]

@@ -59,7 +59,8 @@ def read_json(path: Path) -> Any:
         raise CheckpointError(f"{path} is corrupt: {error}") from None
 
 
-def read_history(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a .jsonl file, one per line (none when the file is missing)."""
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -84,7 +85,7 @@ class Run:
         self.spec = load_spec(self.path / SPEC)
         metrics_path = self.path / METRICS
         self.metrics = read_json(metrics_path) if metrics_path.is_file() else {}
-        self.history = read_history(self.path / HISTORY)
+        self.history = read_jsonl(self.path / HISTORY)
         self._model = None
 
     def __repr__(self) -> str:
@@ -397,20 +398,18 @@ class Run:
         """
         import torch
 
+        self._require("generation", "reconstruction", what="sample")
         if n < 1:
             raise DataError(f"n must be at least 1, got {n}")
         generator = torch.Generator().manual_seed(seed)
-        if self.meta["task"] == "reconstruction":
-            if not self.model.variational:
-                raise DataError("sampling needs a variational autoencoder (model.variant: variational) or a gan; "
-                                "a plain autoencoder's codes do not follow a known distribution")
-            if label is not None:
-                raise DataError("--label needs a conditional GAN; an autoencoder is not conditioned on classes")
-            z = torch.randn(n, self.model.latent_size, generator=generator)
-            with torch.no_grad():
-                return self.model.decode(z).numpy()
-        self._require("generation", "reconstruction", what="sample")
-        return self.model.sample(n, self._label_codes(label, n), generator=generator).numpy()
+        if self.meta["task"] == "generation":
+            return self.model.sample(n, self._label_codes(label, n), generator=generator).numpy()
+        if not self.model.variational:
+            raise DataError("sampling needs a variational autoencoder (model.variant: variational) or a gan; "
+                            "a plain autoencoder's codes do not follow a known distribution")
+        if label is not None:
+            raise DataError("--label needs a conditional GAN; an autoencoder is not conditioned on classes")
+        return self.model.sample(n, generator=generator).numpy()
 
     def write_samples(self, path: str | Path, n: int = 100, *, label=None, seed: int = 0) -> Path:
         """Generate ``n`` rows and write them as a PNG grid (images) or a CSV/Parquet table."""
@@ -495,7 +494,7 @@ def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
             metrics = json.loads((path / METRICS).read_text(encoding="utf-8")) if (path / METRICS).is_file() else {}
         except (OSError, json.JSONDecodeError):
             continue
-        history = read_history(path / HISTORY)
+        history = read_jsonl(path / HISTORY)
         rows.append({
             "run": path.name,
             "path": str(path),

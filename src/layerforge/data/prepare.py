@@ -231,13 +231,7 @@ def hold_out_anomalies(parts: dict[str, np.ndarray], y: np.ndarray, classes: lis
         return parts
     if classes is None:
         raise DataError("data.anomaly_classes: needs a data.target column that names each row's class")
-    known = {_category_key(c): i for i, c in enumerate(classes)}
-    codes = []
-    for value in anomaly_classes:
-        if _category_key(value) not in known:
-            raise DataError(f"data.anomaly_classes: {value!r} is not a class of {source} "
-                            f"(classes: {', '.join(map(str, classes))})")
-        codes.append(known[_category_key(value)])
+    codes = anomaly_codes(classes, anomaly_classes, source)
     if len(codes) == len(classes):
         raise DataError("data.anomaly_classes: lists every class, so no normal rows remain to learn from")
     anomalous = np.isin(y, codes)
@@ -245,3 +239,15 @@ def hold_out_anomalies(parts: dict[str, np.ndarray], y: np.ndarray, classes: lis
     kept = {name: rows[~anomalous[rows]] for name, rows in parts.items()}
     kept["test"] = np.sort(np.concatenate([kept["test"], moved]))
     return kept
+
+
+def anomaly_codes(classes: list, anomaly_classes: list, source: str) -> list[int]:
+    """The class indices of ``anomaly_classes`` (values as in the target column)."""
+    known = {_category_key(c): i for i, c in enumerate(classes)}
+    codes = []
+    for value in anomaly_classes:
+        if _category_key(value) not in known:
+            raise DataError(f"data.anomaly_classes: {value!r} is not a class of {source} "
+                            f"(classes: {', '.join(map(str, classes))})")
+        codes.append(known[_category_key(value)])
+    return codes

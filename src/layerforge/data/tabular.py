@@ -118,6 +118,17 @@ def _to_numbers(series, column: str, source: str | None, boolean: bool) -> np.nd
     return numbers
 
 
+def write_table(frame, path: str | Path) -> Path:
+    """Write ``frame`` as Parquet (.parquet, .pq) or CSV (any other name)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
 class Preprocessor:
     """Scale numeric columns, encode booleans and categories, impute missing values.
 

@@ -53,24 +53,23 @@ class Doctor(Callback):
 
     def on_fit_start(self, trainer) -> None:
         if self.path is not None:  # a resumed run keeps the measurements of the epochs it keeps
+            from ..runs import read_jsonl
             from ..training.checkpoint import atomic_write
 
-            self.measurements = [m for m in read_measurements(self.path) if m["epoch"] <= trainer.epoch]
+            self.measurements = [m for m in read_jsonl(self.path) if m["epoch"] <= trainer.epoch]
             atomic_write(self.path, "".join(json.dumps(m) + "\n" for m in self.measurements))
         model = trainer.model_
         self.layers = _layers(model)
         self.layer_names = [name for name, _ in self.layers]
-        self.activation_names, self.activation_kinds = [], {}
+        self.activation_names = []
         self._capture = False
         self._activations: dict[str, dict] = {}
         for name, module in model.named_modules():
-            kind = "relu" if isinstance(module, RELU_FAMILY) else next(
-                (k.__name__.lower() for k in SATURATING if isinstance(module, k)), None)
-            if kind is None:
+            bounds = next((b for kind, b in SATURATING.items() if isinstance(module, kind)), None)
+            if not isinstance(module, RELU_FAMILY) and bounds is None:
                 continue
             self.activation_names.append(name)
-            self.activation_kinds[name] = kind
-            self._handles.append(module.register_forward_hook(self._hook(name, module)))
+            self._handles.append(module.register_forward_hook(self._hook(name, module, bounds)))
         self._weights_before: list[torch.Tensor] | None = None
         # every measured parameter in one flat list, and the layer each belongs to: one fused
         # norm over all of them, then per-layer sums, instead of a Python loop per tensor
@@ -110,7 +109,6 @@ class Doctor(Callback):
             "epoch": self._epoch, "step": step, "loss": loss.detach(),
             "grad_norm": self._per_layer(torch._foreach_norm(grads)),
             "weight_norm": self._per_layer(torch._foreach_norm(weights)),
-            "numel": self._numel,
         })
         self._weights_before = [w.clone() for w in weights]
         self._capture = bool(self._handles)
@@ -126,8 +124,9 @@ class Doctor(Callback):
 
     # -- internals --------------------------------------------------------------------------
 
-    def _hook(self, name: str, module: nn.Module):
-        kind = self.activation_kinds[name]
+    def _hook(self, name: str, module: nn.Module, bounds: tuple[float, float] | None):
+        """A forward hook that records ``module``'s outputs on capturing steps: dead units for
+        the ReLU family (``bounds`` None), else the share outside ``bounds`` (saturated)."""
 
         def hook(_module, _inputs, output):
             if not self._capture or not module.training or not torch.is_tensor(output):
@@ -135,11 +134,10 @@ class Doctor(Callback):
             out = output.detach()
             units = out.transpose(0, 1).flatten(1) if out.ndim > 1 else out[None]  # (units, rows * positions)
             stats = {"mean": out.mean(), "std": out.std() if out.numel() > 1 else out.new_zeros(())}
-            if kind == "relu":
+            if bounds is None:
                 stats["dead"] = (units.amax(dim=1) <= 0).float().mean()
             else:
-                low, high = SATURATING[type(module)]
-                stats["saturated"] = ((out <= low) | (out >= high)).float().mean()
+                stats["saturated"] = ((out <= bounds[0]) | (out >= bounds[1])).float().mean()
             self._activations[name] = stats
 
         return hook
@@ -156,7 +154,7 @@ class Doctor(Callback):
             grad = entry["grad_norm"].float().cpu().tolist()
             weight = entry["weight_norm"].float().cpu().tolist()
             item["grad_norm"] = dict(zip(self.layer_names, grad))
-            item["grad_rms"] = {n: g / max(c, 1) ** 0.5 for n, g, c in zip(self.layer_names, grad, entry["numel"])}
+            item["grad_rms"] = {n: g / max(c, 1) ** 0.5 for n, g, c in zip(self.layer_names, grad, self._numel)}
             item["weight_norm"] = dict(zip(self.layer_names, weight))
             if "update_ratio" in entry:
                 item["update_ratio"] = dict(zip(self.layer_names, entry["update_ratio"].float().cpu().tolist()))
@@ -168,13 +166,3 @@ class Doctor(Callback):
         if self.path is not None and lines:
             with open(self.path, "a", encoding="utf-8") as file:
                 file.write("".join(lines))
-
-
-def read_measurements(path) -> list[dict]:
-    """The measurements a run's ``doctor.jsonl`` holds (none when it is missing)."""
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

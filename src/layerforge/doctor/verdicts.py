@@ -31,13 +31,13 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _per_layer(measurements: list[dict], key: str) -> dict[str, float]:
+def per_layer(measurements: list[dict], key: str) -> dict[str, float]:
     """Median over sampled steps of ``key`` for each layer, in forward order."""
     names = list(dict.fromkeys(n for m in measurements for n in m.get(key, {})))
     return {name: _median([m[key].get(name) for m in measurements if key in m]) for name in names}
 
 
-def _late(measurements: list[dict]) -> list[dict]:
+def late(measurements: list[dict]) -> list[dict]:
     """The second half of the run: a network's state once the first steps are behind it."""
     return measurements[len(measurements) // 2 :] or measurements
 
@@ -53,7 +53,7 @@ def diagnose(measurements: list[dict], history: list[dict], *, task: str | None 
     """Every finding the evidence supports, most severe first."""
     findings: list[dict] = []
     findings += _gradients(measurements, failure)
-    findings += _units(_late(measurements))
+    findings += _units(late(measurements))
     findings += _learning_rate(measurements, history)
     findings += _fit(history, task, classes, early_stopping)
     findings += _spikes(measurements, rollbacks)
@@ -63,7 +63,7 @@ def diagnose(measurements: list[dict], history: list[dict], *, task: str | None 
 
 def _gradients(measurements: list[dict], failure: str | None) -> list[dict]:
     found = []
-    rms = _per_layer(measurements, "grad_rms")
+    rms = per_layer(measurements, "grad_rms")
     names = [n for n, v in rms.items() if math.isfinite(v)]
     if len(names) >= 2:
         largest = max(rms[n] for n in names)
@@ -79,7 +79,7 @@ def _gradients(measurements: list[dict], failure: str | None) -> list[dict]:
                 "model.norm: batch, or fewer layers",
                 layers=small, ratio=ratio,
             ))
-    norms = _per_layer(measurements, "grad_norm")
+    norms = per_layer(measurements, "grad_norm")
     peak = {}
     for name in norms:
         values = [m["grad_norm"].get(name, 0.0) for m in measurements]
@@ -99,12 +99,21 @@ def _gradients(measurements: list[dict], failure: str | None) -> list[dict]:
     return found
 
 
-def _units(measurements: list[dict]) -> list[dict]:
-    found = []
+def unit_health(measurements: list[dict]) -> dict[str, dict[str, float]]:
+    """Median share of dead units and of saturated outputs per activation module, in forward
+    order (NaN where a module has no such measure)."""
     names = list(dict.fromkeys(n for m in measurements for n in m.get("activations", {})))
+    health = {}
     for name in names:
         stats = [m["activations"][name] for m in measurements if name in m.get("activations", {})]
-        dead = _median([s.get("dead") for s in stats])
+        health[name] = {key: _median([s.get(key) for s in stats]) for key in ("dead", "saturated")}
+    return health
+
+
+def _units(measurements: list[dict]) -> list[dict]:
+    found = []
+    for name, health in unit_health(measurements).items():
+        dead = health["dead"]
         if math.isfinite(dead) and dead >= DEAD_INFO:
             found.append(finding(
                 "dead_units", "warning" if dead >= DEAD_WARNING else "info",
@@ -114,7 +123,7 @@ def _units(measurements: list[dict]) -> list[dict]:
                 "or model.norm: batch",
                 layer=name, fraction=dead,
             ))
-        saturated = _median([s.get("saturated") for s in stats])
+        saturated = health["saturated"]
         if math.isfinite(saturated) and saturated >= SATURATED_WARNING:
             found.append(finding(
                 "saturation", "warning",
@@ -131,7 +140,7 @@ def _learning_rate(measurements: list[dict], history: list[dict]) -> list[dict]:
     """Steps far too large or too small for the weights. Weights that do not move at all have
     no gradient (dead units, vanishing gradients): that is not the learning rate's doing."""
     found = []
-    ratios = _per_layer(measurements, "update_ratio")
+    ratios = per_layer(measurements, "update_ratio")
     typical = _median(list(ratios.values()))
     lr = history[0]["lr"] if history else None
     losses = [r["train_loss"] for r in history if "train_loss" in r]

@@ -32,18 +32,9 @@ def build_model(model_spec, inputs: dict, output_size: int):
     if inputs["kind"] not in ACCEPTS[family]:
         suited = [f for f, kinds in ACCEPTS.items() if inputs["kind"] in kinds]
         raise SpecError(f"model.type: a {family} cannot read {inputs['kind']} data; use one of: {', '.join(suited)}")
-    if family == "mlp":
-        from .mlp import build
-    elif family == "cnn":
-        from .cnn import build
-    elif family == "rnn":
-        from .rnn import build
-    elif family == "transformer":
-        from .transformer import build
-    elif family == "autoencoder":
-        from .autoencoder import build
-    else:
-        from .gan import build
+    from importlib import import_module
+
+    build = import_module(f".{family}", __name__).build  # one module per family, named after it
     model = build(model_spec, inputs, output_size)
     if inputs.get("relative"):
         from ..nn.layers import RelativeToLevel

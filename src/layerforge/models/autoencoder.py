@@ -137,6 +137,17 @@ class Autoencoder(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.encode(x)[0])
 
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` rows decoded from standard-normal codes (meaningful for a variational model);
+        ``generator`` seeds the codes, drawn on the CPU so a seed gives the same rows anywhere."""
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        rows = self.decode(torch.randn(n, self.latent_size, generator=generator).to(device))
+        self.train(was_training)
+        return rows
+
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Training path: corrupt (denoising), encode, sample (variational), decode.
 

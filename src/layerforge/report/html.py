@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import figures
 
 STYLE = """
@@ -122,12 +120,9 @@ def _task_section(run, prepared) -> str:
         return "<p>no held-out rows</p>"
     task = run.task
     inputs, y = as_tensors(prepared.splits[split], task, "cpu")
-    if task_name == "forecasting":
-        outputs = task.outputs_for(run.model, inputs, y) if hasattr(task, "outputs_for") else None
-        true, pred = task.decode(y)[0], task.decode(outputs)[0]
-        known = prepared.extra.get("history_tail") if prepared.extra else None
-        window = inputs[0][0, 0].numpy()
-        history = np.asarray(known) if known is not None else task.scaler.inverse_target(window[None])[0]
+    if task_name == "forecasting":  # the first test window's history, then the forecast of the test span
+        true, pred = task.decode(y)[0], task.decode(task.outputs_for(run.model, inputs, y))[0]
+        history = task.decode(inputs[0][:1, 0])[0]
         return _image(figures.forecast(history, true, pred, run.meta["target"]), "forecast vs actual")
     with torch.no_grad():
         outputs = predict_outputs(run.model, inputs)
@@ -143,9 +138,8 @@ def _task_section(run, prepared) -> str:
 
 
 def _doctor_section(run) -> str:
-    from ..doctor.monitor import read_measurements
-    from ..doctor.verdicts import _late, _per_layer
-    from ..runs import DIAGNOSIS, DOCTOR_LOG
+    from ..doctor.verdicts import late, per_layer, unit_health
+    from ..runs import DIAGNOSIS, DOCTOR_LOG, read_jsonl
 
     path = run.path / DIAGNOSIS
     if not path.is_file():
@@ -160,24 +154,23 @@ def _doctor_section(run) -> str:
         parts.append(f'<div class="finding {item["severity"]}"><span class="badge {item["severity"]}">'
                      f'{item["severity"]}</span><span class="kind">{html.escape(item["kind"].replace("_", " "))}'
                      f'</span><div>{html.escape(item["message"])}</div>{fix}</div>')
-    measurements = read_measurements(run.path / DOCTOR_LOG)
+    measurements = read_jsonl(run.path / DOCTOR_LOG)
     if measurements:
-        rms = _per_layer(measurements, "grad_rms")
-        update = _per_layer(measurements, "update_ratio")
+        rms = per_layer(measurements, "grad_rms")
+        update = per_layer(measurements, "update_ratio")
         layers = list(rms)
         parts.append(_image(figures.gradient_flow(layers, [rms[n] for n in layers],
                                                   [update.get(n) for n in layers] if update else None),
                             "gradient flow"))
-        late = _late(measurements)
-        names = list(dict.fromkeys(n for m in late for n in m.get("activations", {})))
-        if names:
-            def median(name, key):
-                values = [m["activations"][name].get(key) for m in late if name in m.get("activations", {})]
-                values = [v for v in values if v is not None]
-                return float(np.median(values)) if values else None
+        health = unit_health(late(measurements))
+        if health:
+            def share(name, key):
+                value = health[name][key]
+                return None if math.isnan(value) else value
 
-            parts.append(_image(figures.unit_health(names, [median(n, "dead") for n in names],
-                                                    [median(n, "saturated") for n in names]), "unit health"))
+            names = list(health)
+            parts.append(_image(figures.unit_health(names, [share(n, "dead") for n in names],
+                                                    [share(n, "saturated") for n in names]), "unit health"))
         parts.append(f"<p>{len(measurements)} measured steps ({diagnosis.get('measured_steps')} this run).</p>")
     return "".join(parts)
 

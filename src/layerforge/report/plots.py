@@ -83,9 +83,9 @@ def reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray, path
 
 
 def latent_scatter(codes: np.ndarray, labels: np.ndarray | None, class_names: list | None, path: str | Path, *,
-                   title: str = "latent codes") -> tuple[Path, str]:
+                   title: str = "latent codes") -> Path:
     """The codes in 2-D, coloured by class. Codes with more than two numbers are shown along
-    their first two principal components. Returns the path and the axes' description."""
+    their first two principal components (the title says which)."""
     plt = _pyplot()
     if codes.shape[1] == 1:
         points, axes_name = np.column_stack([codes[:, 0], np.zeros(len(codes))]), "code"
@@ -107,7 +107,7 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray | None, class_names: li
                          label=str(name))
         axis.legend(markerscale=2, fontsize=8, loc="best", frameon=False)
     axis.set_title(f"{title} ({axes_name})", fontsize=10)
-    return _save(figure, Path(path)), axes_name
+    return _save(figure, Path(path))
 
 
 def score_histogram(normal: np.ndarray, anomalous: np.ndarray, threshold: float, path: str | Path) -> Path:

@@ -54,33 +54,25 @@ def monitor_names(task: str | None, has_val: bool) -> list[str]:
     return names
 
 
+# task -> (module, class), imported on first use so that specs validate without torch
+_CLASSES: dict[str, tuple[str, str]] = {
+    "classification": (".classification", "ClassificationTask"),
+    "regression": (".regression", "RegressionTask"),
+    "forecasting": (".forecasting", "ForecastTask"),
+    "language_model": (".language_model", "LanguageModelTask"),
+    "reconstruction": (".reconstruction", "ReconstructionTask"),
+    "generation": (".generation", "GenerationTask"),
+}
+
+
 def get(name: str, **kwargs):
     """Build the task ``name`` (``classes=`` for classification, ``mean=``/``std=`` for regression)."""
-    if name == "classification":
-        from .classification import ClassificationTask
+    if name not in _CLASSES:
+        raise SpecError(f"task: {unknown_name('task', name, TASKS)}")
+    from importlib import import_module
 
-        return ClassificationTask(**kwargs)
-    if name == "regression":
-        from .regression import RegressionTask
-
-        return RegressionTask(**kwargs)
-    if name == "forecasting":
-        from .forecasting import ForecastTask
-
-        return ForecastTask(**kwargs)
-    if name == "language_model":
-        from .language_model import LanguageModelTask
-
-        return LanguageModelTask(**kwargs)
-    if name == "reconstruction":
-        from .reconstruction import ReconstructionTask
-
-        return ReconstructionTask(**kwargs)
-    if name == "generation":
-        from .generation import GenerationTask
-
-        return GenerationTask(**kwargs)
-    raise SpecError(f"task: {unknown_name('task', name, TASKS)}")
+    module, class_name = _CLASSES[name]
+    return getattr(import_module(module, __name__), class_name)(**kwargs)
 
 
 def from_meta(meta: dict):

@@ -61,7 +61,7 @@ def train_gan_epoch(
     clip_grad_norm: float | None = None,
     clip_grad_value: float | None = None,
     on_batch_end: Callable[[int, torch.Tensor], None] | None = None,
-    **unused,
+    **unused,  # penalty, augment, objective: the spec checks forbid them for a gan
 ) -> tuple[torch.Tensor, list[int]]:
     """One pass over the real rows: for each batch, ``discriminator_steps`` discriminator updates
     on real against freshly generated rows, then one generator update.
@@ -121,6 +121,13 @@ EVALUATOR_LAYERS = [128, 64]
 EVALUATOR_EPOCHS = 60
 
 
+def evaluator_classifier(features: int, num_classes: int, layers: list[int] = EVALUATOR_LAYERS):
+    """The (untrained) MLP classifier that judges generated rows."""
+    from ..models.mlp import MLP
+
+    return MLP(features, list(layers), num_classes, dropout=0.2)
+
+
 def fit_evaluator(splits: dict, classes: list, seed: int, device: str) -> tuple[torch.nn.Module, dict]:
     """Train the MLP classifier that judges generated rows, on the real training rows.
 
@@ -128,13 +135,11 @@ def fit_evaluator(splits: dict, classes: list, seed: int, device: str) -> tuple[
         The classifier and what model.json records about it (layers, test accuracy).
     """
     from .. import tasks
-    from ..models.mlp import MLP
     from .trainer import Trainer
 
     train_inputs, _ = splits["train"]
-    features = int(np.prod(train_inputs[0].shape[1:]))
     torch.manual_seed(seed)
-    classifier = MLP(features, EVALUATOR_LAYERS, len(classes), dropout=0.2)
+    classifier = evaluator_classifier(int(np.prod(train_inputs[0].shape[1:])), len(classes))
     validation = splits["val"] if len(splits["val"][1]) else None
     trainer = Trainer(
         task=tasks.get("classification", classes=classes), seed=seed, epochs=EVALUATOR_EPOCHS, batch_size=64,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -201,13 +200,12 @@ class Trainer:
                 for callback in self.callbacks:
                     callback.on_epoch_start(self, epoch)
                 started = time.perf_counter()
-                options = {"objective": objective} if objective is not None else {}
                 fixed_lr = steady_lr and schedule.scale == 1.0  # a rollback lowers the rate through the schedule
                 step_losses, sizes = run_epoch(
                     model, batches, loss_fn, optimizer,
                     lr_at=None if fixed_lr else (lambda step, e=epoch: schedule.lr(e, step)),
                     clip_grad_norm=spec.clip_grad_norm, clip_grad_value=spec.clip_grad_value,
-                    penalty=penalty, augment=self.augment, on_batch_end=on_batch_end, **options,
+                    penalty=penalty, augment=self.augment, on_batch_end=on_batch_end, objective=objective,
                 )
                 problem = self._divergence(step_losses, sizes, spike=rollback)
                 if problem is not None:
@@ -310,8 +308,6 @@ class Trainer:
             "epoch": epoch + 1, "step": problem[0] + 1, "reason": problem[1], "restored_epoch": good["epoch"],
             "lr_before": before, "lr_after": before / ROLLBACK_FACTOR,
         })
-        if not math.isfinite(before):
-            raise TrainingError("the learning rate is not finite after a rollback")
 
     # -- checkpoints ----------------------------------------------------------------------------
 
