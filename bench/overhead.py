@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import layerforge as lf
-from layerforge.models.mlp import MLP
+from layerforge.models import Inputs, build_model
 
 
 def hand_written_epoch(model, x, y, batch_size, generator, fused=None) -> float:
@@ -58,7 +58,7 @@ def main() -> None:
     x = torch.randn(args.rows, 784, generator=generator)
     y = torch.randint(0, 10, (args.rows,), generator=generator)
     torch.manual_seed(0)
-    template = MLP(784, [128, 64], 10)
+    template = build_model({"type": "mlp", "layers": [128, 64]}, Inputs.table(784), 10)
 
     # one warm-up epoch each (allocator, thread pool), not counted
     hand_written_epoch(copy.deepcopy(template), x, y, 128, generator)

@@ -20,8 +20,8 @@ def csv_run(mixed_csv, runs_dir):
 
 def test_run_directory_contract(csv_run):
     names = {p.name for p in csv_run.path.iterdir()}
-    assert names == {"spec.yaml", "model.safetensors", "model.json", "history.jsonl", "metrics.json", "checkpoints",
-                     "diagnosis.json", "doctor.jsonl", "report.html"}
+    assert names == {"spec.yaml", "model.safetensors", "model.json", "split.json", "history.jsonl", "metrics.json",
+                     "checkpoints", "diagnosis.json", "doctor.jsonl", "report.html"}
     assert {p.name for p in (csv_run.path / "checkpoints").iterdir()} == {"last.safetensors", "trainer_state.json"}
     assert csv_run.path.name.startswith("mixed-") and len(csv_run.path.name) == len("mixed-20261123-101500")
     spec = yaml.safe_load((csv_run.path / "spec.yaml").read_text())
@@ -111,7 +111,7 @@ def test_a_failed_run_leaves_earlier_runs_untouched(csv_run, runs_dir):
 
 
 def test_list_runs(csv_run, runs_dir):
-    from layerforge.runs import list_runs
+    from layerforge.run.store import list_runs
 
     rows = list_runs(runs_dir)
     assert [r["run"] for r in rows] == [csv_run.path.name]

@@ -28,6 +28,10 @@ __all__ = [
     "Trainer",
     "Callback",
     "register_loss",
+    "register_model",
+    "register_task",
+    "Task",
+    "Predictor",
     "Doctor",
     "diagnose",
     "LayerforgeError",
@@ -44,11 +48,15 @@ _LAZY = {
     "load_spec": ".spec.load",
     "train": ".api",
     "TrainingInterrupted": ".api",
-    "load_run": ".runs",
-    "Run": ".runs",
-    "Trainer": ".training.trainer",
+    "load_run": ".run.directory",
+    "Run": ".run.directory",
+    "Predictor": ".run.predictor",
+    "Trainer": ".recipes.trainer",
     "Callback": ".training.callbacks",
     "register_loss": ".training.losses",
+    "register_model": ".models",
+    "register_task": ".tasks",
+    "Task": ".tasks",
     "Doctor": ".doctor.monitor",
     "diagnose": ".doctor.verdicts",
 }
@@ -57,12 +65,15 @@ if TYPE_CHECKING:
     from .api import TrainingInterrupted, train
     from .doctor.monitor import Doctor
     from .doctor.verdicts import diagnose
-    from .runs import Run, load_run
+    from .models import register_model
+    from .recipes.trainer import Trainer
+    from .run.directory import Run, load_run
+    from .run.predictor import Predictor
     from .spec.load import load_spec
     from .spec.schema import Spec
+    from .tasks import Task, register_task
     from .training.callbacks import Callback
     from .training.losses import register_loss
-    from .training.trainer import Trainer
 
 
 def __getattr__(name: str):

@@ -2,47 +2,40 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from . import recipes
+from .data.augment import Augment
+from .data.prepare import prepare
 from .errors import CheckpointError, SpecError, TrainingError
-from .runs import (
+from .files import read_json, write_json
+from .models import build_model, count_parameters
+from .recipes.scaffold import Scaffold, as_tensors, resolve_device
+from .run.directory import Run
+from .run.manifest import Manifest
+from .run.store import (
     CHECKPOINTS,
     DIAGNOSIS,
     DOCTOR_LOG,
     HISTORY,
+    IMAGES,
     METRICS,
     MODEL,
-    MODEL_FORMAT,
     SPEC,
     WEIGHTS,
-    Run,
     new_run_dir,
-    write_json,
     write_spec,
+    write_split,
 )
-from .training.callbacks import Callback
+from .spec.defaults import DEFAULT_SPEC
+from .spec.load import load_spec
+from .training.callbacks import Callback, HistoryWriter
+from .training.checkpoint import save_weights
 
-# What `layerforge train` runs with no arguments: an MLP on scikit-learn's digits.
-DEFAULT_SPEC: dict[str, Any] = {
-    "name": "digits-mlp",
-    "seed": 0,
-    "data": {"dataset": "digits", "target": "label", "split": {"val": 0.15, "test": 0.15, "stratify": True}},
-    "task": "classification",
-    "model": {"type": "mlp", "layers": [256, 128], "activation": "relu", "dropout": 0.1,
-              "norm": "batch", "init": "kaiming"},
-    "train": {
-        "epochs": 60,
-        "batch_size": 64,
-        "loss": {"name": "cross_entropy", "label_smoothing": 0.05},
-        "optimizer": {"name": "adamw", "lr": 0.003, "weight_decay": 0.01},
-        "schedule": {"name": "cosine", "warmup_epochs": 1},
-        "clip_grad_norm": 1.0,
-        "early_stopping": {"monitor": "val_loss", "patience": 15, "restore_best": True},
-        "device": "auto",
-    },
-}
+__all__ = ["DEFAULT_SPEC", "TrainingInterrupted", "train"]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -53,25 +46,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.run_dir, self.epoch = run_dir, epoch
 
 
-class HistoryWriter(Callback):
-    """Keeps ``history.jsonl`` equal to the trainer's history, one JSON line per epoch."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def on_fit_start(self, trainer) -> None:
-        from .training.checkpoint import atomic_write
-
-        atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in trainer.history_))
-
-    def on_epoch_end(self, trainer, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(record) + "\n")
-
-
 def _resume_spec(run_dir: Path, overrides) -> Any:
-    from .spec.load import load_spec
-
     if not (run_dir / SPEC).is_file():
         raise CheckpointError(f"cannot resume {run_dir}: it is not a run directory ({SPEC} is missing)")
     if (run_dir / METRICS).is_file():
@@ -116,16 +91,6 @@ def train(
         >>> run = train({"data": {"dataset": "iris"}, "train": {"epochs": 5}})  # doctest: +SKIP
         >>> run.metrics["test"]["accuracy"]                                    # doctest: +SKIP
     """
-    import torch
-
-    from . import tasks
-    from .data.prepare import prepare
-    from .models import build_model, count_parameters
-    from .spec.load import load_spec
-    from .training.checkpoint import save_weights
-    from .training.loop import evaluate
-    from .training.trainer import Trainer, as_tensors
-
     if resume is not None:
         run_dir = Path(resume)
         spec = _resume_spec(run_dir, overrides)
@@ -133,92 +98,87 @@ def train(
         spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
 
     prepared = prepare(spec.data, spec.task, spec.seed)
-    data_meta = prepared.meta()
-    spec = spec.model_copy(update={"task": prepared.task})
-    task = tasks.from_meta(data_meta)
+    task = prepared.task
+    spec = spec.model_copy(update={"task": task.name})
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, prepared.inputs_info, task.output_size)
+    model = build_model(spec.model, prepared.inputs, task.output_size, task.num_classes)
 
-    previous = json.loads((run_dir / MODEL).read_text(encoding="utf-8")) if resume is not None else {}
+    previous = read_json(run_dir / MODEL) if resume is not None else {}
     if resume is None:
         run_dir = new_run_dir(runs_dir, spec.name)
     write_spec(run_dir / SPEC, spec)
-    meta = {
-        "format": MODEL_FORMAT,
-        **data_meta,
-        "model": {
-            "spec": spec.model.model_dump(mode="json"),
-            "output_size": task.output_size,
-            "parameters": count_parameters(model),
-        },
+    recipe = recipes.get(task.recipe)
+    device = resolve_device(spec.train.device).type
+    record: dict[str, Any] = {
+        **task.record(),
+        "task": task.name,
+        "target": prepared.source.target,
+        "inputs": prepared.inputs,
+        "features": prepared.encoder.features,
+        "preprocessing": prepared.encoder.state,
+        "rows": {name: prepared.rows(name) for name in prepared.splits},
+        "source": prepared.source.label,
+        "split": write_split(run_dir, prepared),
+        "model": {"spec": spec.model, "output_size": task.output_size, "num_classes": task.num_classes,
+                  "parameters": count_parameters(model)},
+        "anomaly_classes": spec.data.anomaly_classes,
+        "baseline": prepared.baselines or None,
+        **recipe.setup(task, prepared, run_dir, device, previous),
     }
+    manifest = Manifest.model_validate(record)
+    manifest.write(run_dir / MODEL)
+
     extra = list(callbacks)
-    watch = None
-    if prepared.task == "generation":
-        from .generative import evaluator_for
-        from .training.adversarial import GANWatch
-        from .training.trainer import resolve_device
-
-        evaluator, meta["evaluator"] = evaluator_for(run_dir, prepared, spec.seed,
-                                                     resolve_device(spec.train.device).type, previous.get("evaluator"))
-        task = tasks.get("generation", classes=prepared.classes, evaluator=evaluator,
-                         discriminator_steps=spec.train.discriminator_steps)
-        watch = GANWatch()
-        extra.append(watch)
-    write_json(run_dir / MODEL, meta)
-
     if progress:
         from .training.callbacks import ProgressBar
 
         extra.insert(0, ProgressBar(console))
-    augment = None
-    if spec.data.augment is not None:
-        from .data.augment import Augment
-
-        augment = Augment(**spec.data.augment.model_dump())
     if "tensorboard" in spec.train.log:
         from .training.callbacks import TensorBoardLogger
 
         extra.append(TensorBoardLogger(run_dir / "tensorboard"))
-    doctor = None
-    if spec.train.doctor and prepared.task != "generation":  # a GAN has its own watch
-        from .doctor.monitor import Doctor
-
-        doctor = Doctor(path=run_dir / DOCTOR_LOG)
-        extra.append(doctor)
-    trainer = Trainer.from_spec(
-        spec.train, task=task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS, augment=augment,
-        callbacks=[HistoryWriter(run_dir / HISTORY), *extra],
-    )
+    monitor = recipe.monitor(spec.train, run_dir / DOCTOR_LOG)
+    if monitor is not None:
+        extra.append(monitor)
+    scaffold = Scaffold(spec.train, task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
+                        augment=Augment.from_spec(spec.data.augment),
+                        callbacks=[HistoryWriter(run_dir / HISTORY), *extra])
     splits = prepared.splits
     val = splits["val"] if prepared.rows("val") else None
+    early_stopping = bool(spec.train.early_stopping and spec.train.early_stopping.restore_best)
     try:
-        trainer.fit(model, splits["train"], val, resume=resume is not None)
+        recipe.fit(scaffold, model, splits["train"], val, resume=resume is not None)
     except KeyboardInterrupt:
-        raise TrainingInterrupted(run_dir, trainer.epoch) from None
+        raise TrainingInterrupted(run_dir, scaffold.epoch) from None
     except TrainingError as error:
-        _write_diagnosis(run_dir, doctor, watch, trainer, spec, prepared, failure=str(error))
+        _write_diagnosis(run_dir, monitor, scaffold, failure=str(error), early_stopping=early_stopping)
         raise
 
-    save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": MODEL_FORMAT})
-    held_out = {name: as_tensors(splits[name], task, trainer.device) for name in ("val", "test")
+    save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": manifest.format})
+    held_out = {name: as_tensors(splits[name], task, scaffold.device) for name in ("val", "test")
                 if prepared.rows(name)}
-    metrics: dict[str, Any] = {name: evaluate(model, *data, trainer.loss_fn_, task) for name, data in held_out.items()}
-    for baseline, scores in data_meta.get("baseline", {}).items():
+    metrics: dict[str, Any] = {name: task.evaluate(model, *data, scaffold.loss_fn_) for name, data in held_out.items()}
+    for baseline, scores in prepared.baselines.items():
         if "test" in metrics:  # e.g. the seasonal-naive forecast of the same test steps
             metrics["test"].update({f"{baseline}_{k}": v for k, v in scores.items()})
-    metrics["epochs"] = trainer.epoch
-    metrics["best_epoch"] = trainer.best_epoch_
-    metrics["stopped_early"] = trainer.stopped_early_
-    if prepared.task in ("reconstruction", "generation"):
-        tensors = {"train": as_tensors(splits["train"], task, trainer.device), **held_out}
-        _finish_generative(run_dir, meta, model, task, prepared, tensors, trainer, spec, metrics)
-    if watch is not None:
-        metrics["findings"] = watch.findings
-    diagnosis = _write_diagnosis(run_dir, doctor, watch, trainer, spec, prepared)
+    metrics["epochs"] = scaffold.epoch
+    metrics["best_epoch"] = scaffold.best_epoch_
+    metrics["stopped_early"] = scaffold.stopped_early_
+    tensors = {"train": as_tensors(splits["train"], task, scaffold.device), **held_out}
+    finished = task.finish(model, tensors, encoder=prepared.encoder, images=run_dir / IMAGES, history=scaffold.history_,
+                           model_config=spec.model)
+    if finished.record:  # e.g. an anomaly threshold chosen on the validation rows
+        manifest = Manifest.model_validate({**manifest.to_json(), **finished.record})
+        manifest.write(run_dir / MODEL)
+    if finished.test:
+        metrics.setdefault("test", {}).update(finished.test)
+    if finished.pictures:
+        metrics["pictures"] = {name: str(Path(path).relative_to(run_dir)) for name, path in finished.pictures.items()}
+    diagnosis = _write_diagnosis(run_dir, monitor, scaffold, early_stopping=early_stopping)
+    metrics["findings"] = diagnosis["findings"]
     metrics["doctor"] = {"worst": diagnosis["worst"], "findings": len(diagnosis["findings"])}
-    if trainer.rollbacks_:
-        metrics["rollbacks"] = len(trainer.rollbacks_)
+    if scaffold.rollbacks_:
+        metrics["rollbacks"] = len(scaffold.rollbacks_)
     write_json(run_dir / METRICS, metrics)
     if spec.train.report:
         from .report.html import build_report
@@ -227,39 +187,13 @@ def train(
     return Run(run_dir)
 
 
-def _write_diagnosis(run_dir: Path, doctor, watch, trainer, spec, prepared, failure: str | None = None) -> dict:
-    """diagnosis.json: the doctor's findings (and a GAN's), most severe first."""
-    from .doctor.verdicts import diagnose, worst
-
-    findings = []
-    if doctor is not None:
-        findings = diagnose(doctor.measurements, trainer.history_, task=prepared.task,
-                            classes=len(prepared.classes) if prepared.classes else None,
-                            rollbacks=trainer.rollbacks_, failure=failure,
-                            early_stopping=bool(spec.train.early_stopping and spec.train.early_stopping.restore_best))
-    if watch is not None:
-        findings += [{**f, "fix": "", "evidence": {"epoch": f["epoch"]}} for f in watch.findings]
-    diagnosis = {"worst": worst(findings), "findings": findings, "failure": failure,
-                 "measured_steps": len(doctor.measurements) if doctor is not None else 0,
-                 "layers": doctor.layer_names if doctor is not None else [],
-                 "activations": doctor.activation_names if doctor is not None else []}
+def _write_diagnosis(run_dir: Path, monitor, scaffold: Scaffold, *, failure: str | None = None,
+                     early_stopping: bool = False) -> dict:
+    """diagnosis.json: the monitor's findings (the doctor's, or a GAN's watch), most severe first."""
+    if monitor is None:
+        diagnosis = {"worst": None, "findings": [], "failure": failure, "measured_steps": 0, "layers": [],
+                     "activations": []}
+    else:
+        diagnosis = monitor.diagnosis(scaffold, failure=failure, early_stopping=early_stopping)
     write_json(run_dir / DIAGNOSIS, diagnosis)
     return diagnosis
-
-
-def _finish_generative(run_dir: Path, meta: dict, model, task, prepared, tensors: dict, trainer, spec,
-                       metrics: dict) -> None:
-    """Add an autoencoder's or GAN's extra test metrics and pictures to ``metrics`` (and the
-    anomaly threshold to model.json). ``tensors``: split name -> ((x,), y) on the device."""
-    from .generative import finish_generation, finish_reconstruction
-
-    if prepared.task == "reconstruction":
-        result = finish_reconstruction(run_dir, meta, model, tensors, spec)
-        if result["anomaly"] is not None:
-            meta["anomaly"] = result["anomaly"]
-            write_json(run_dir / MODEL, meta)
-    else:
-        result = finish_generation(run_dir, meta, model, task, tensors, trainer.history_)
-    if result["test"]:
-        metrics.setdefault("test", {}).update(result["test"])
-    metrics["pictures"] = {name: str(Path(path).relative_to(run_dir)) for name, path in result["pictures"].items()}

@@ -99,16 +99,18 @@ def train(
     metrics = run.metrics
     console.print(f"{run.path.name}: {metrics['epochs']} epochs (best {metrics['best_epoch']})")
     console.print(_metrics_table(metrics))
-    for finding in metrics.get("findings", []):
-        console.print(f"[bold yellow]{finding['severity']}[/] ({finding['kind']}, from epoch {finding['epoch']}): "
-                      f"{finding['message']}", markup=True, soft_wrap=True)
     for name, path in metrics.get("pictures", {}).items():
         console.print(f"{name}: {run.path / path}")
-    doctor = metrics.get("doctor") or {}
-    if doctor.get("findings"):
-        console.print(f"doctor: {doctor['findings']} finding(s), the worst {doctor['worst']}; see "
-                      f"layerforge doctor {run.path}")
-    elif "doctor" in metrics and run.meta["task"] != "generation":
+    findings = metrics.get("findings", [])
+    for finding in findings:
+        began = finding["evidence"].get("epoch") or finding["evidence"].get("began")
+        when = f", from epoch {began}" if began else ""
+        console.print(f"[bold yellow]{finding['severity']}[/] ({finding['kind']}{when}): {finding['message']}",
+                      markup=True, soft_wrap=True)
+    if findings:
+        worst = (metrics.get("doctor") or {}).get("worst")
+        console.print(f"doctor: {len(findings)} finding(s), the worst {worst}; see layerforge doctor {run.path}")
+    elif "doctor" in metrics:
         console.print("doctor: no findings")
     if (run.path / "report.html").is_file():
         console.print(f"report: {run.path / 'report.html'}")
@@ -124,7 +126,8 @@ def evaluate(
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
 ) -> None:
     """Evaluate a trained run on its test split or on another file."""
-    from .runs import load_run, write_json
+    from .files import write_json
+    from .run.directory import load_run
 
     def call():
         loaded = load_run(run)
@@ -150,31 +153,11 @@ def predict(
 ) -> None:
     """Predict new rows with a trained run (classes and probabilities, values, or an
     autoencoder's anomaly scores)."""
-    import numpy as np
-    import pandas as pd
-
-    from .runs import load_run
+    from .run.directory import load_run
 
     def call():
-        loaded = load_run(run)
         options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra}
-        target = loaded.meta["target"]
-        if loaded.meta["task"] == "forecasting":
-            values = loaded.predict(data, **options)
-            return pd.DataFrame({"step": range(1, len(values) + 1), target: values})
-        if loaded.meta["task"] == "reconstruction":
-            if (loaded.meta.get("anomaly") or {}).get("threshold") is None:
-                return pd.DataFrame({"anomaly_score": loaded.predict(data, **options)})
-            scores, flags = loaded.anomalies(data, **options)
-            return pd.DataFrame({"anomaly_score": scores, "anomaly": flags})
-        if loaded.meta["task"] != "classification":
-            return pd.DataFrame({target: loaded.predict(data, **options)})
-        probabilities = loaded.predict_proba(data, **options)  # labels follow: one pass over the data
-        classes = np.asarray(loaded.meta["classes"], dtype=object)
-        frame = pd.DataFrame({target: classes[probabilities.argmax(axis=1)]})
-        for i, name in enumerate(loaded.meta["classes"]):
-            frame[f"proba_{name}"] = probabilities[:, i]
-        return frame
+        return load_run(run).predictor.predict_table(data, **options)
 
     _write_frame(_guard(call), out)
 
@@ -196,21 +179,10 @@ def embed(
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
 ) -> None:
     """Encode rows to an autoencoder's latent codes (dimensionality reduction)."""
-    import pandas as pd
-
-    from .runs import load_run
+    from .run.directory import load_run
 
     def call():
-        loaded = load_run(run)
-        codes = loaded.embed(data, ignore_extra=ignore_extra)
-        frame = pd.DataFrame(codes, columns=[f"z{i}" for i in range(codes.shape[1])])
-        if loaded.meta["inputs"]["kind"] == "table" and loaded.meta["target"]:
-            from .data.tabular import read_table
-
-            rows = read_table(data)
-            if loaded.meta["target"] in rows.columns:  # keep the labels next to the codes, for plots
-                frame.insert(0, loaded.meta["target"], rows[loaded.meta["target"]].to_numpy())
-        return frame
+        return load_run(run).predictor.embed_table(data, ignore_extra=ignore_extra)
 
     _write_frame(_guard(call), out)
 
@@ -224,7 +196,7 @@ def sample(
     out: Path = typer.Option(Path("samples.png"), "--out", help="A .png grid (images) or a .csv/.parquet table."),
 ) -> None:
     """Generate new rows: a PNG grid of images or a table."""
-    from .runs import load_run
+    from .run.directory import load_run
 
     path = _guard(lambda: load_run(run).write_samples(out, n, label=label, seed=seed))
     _console().print(f"wrote {n} samples to {path}")
@@ -240,7 +212,7 @@ def generate(
     seed: int = typer.Option(0, "--seed", help="The same seed gives the same text."),
 ) -> None:
     """Sample text from a trained language model."""
-    from .runs import load_run
+    from .run.directory import load_run
 
     text = _guard(lambda: load_run(run).generate(prompt, length, temperature, top_k, seed))
     print(text)
@@ -272,7 +244,7 @@ def doctor(run: Path = typer.Argument(..., help="Run directory.")) -> None:
     """Print the training doctor's findings for a run (from its diagnosis.json)."""
     import json
 
-    from .runs import DIAGNOSIS
+    from .run.store import DIAGNOSIS
 
     def call():
         from .errors import CheckpointError
@@ -329,7 +301,7 @@ def lr_find(
     steps: int = typer.Option(100, "--steps", min=10, help="Steps of the range test."),
 ) -> None:
     """Learning-rate range test: suggest train.optimizer.lr and save the loss-vs-rate plot."""
-    from .doctor.lr_find import lr_range_test, plot
+    from .recipes.lr_range import lr_range_test, plot
 
     finding = _guard(lambda: lr_range_test(spec, set_, steps=steps))
     plot(finding, out)
@@ -360,20 +332,20 @@ def runs(runs_dir: Path = RUNS_DIR) -> None:
     """List the runs in a directory with their final metrics."""
     from rich.table import Table
 
-    from .runs import list_runs
+    from .run.store import list_runs
 
     rows = list_runs(runs_dir)
     if not rows:
         _console().print(f"no runs in {runs_dir}")
         return
-    from .tasks import HEADLINE
+    from .tasks import TASKS
 
     table = Table(title=f"runs in {runs_dir}", title_justify="left")
     for column in ("run", "task", "epochs", "status", "val", "test", "doctor"):
         table.add_column(column)
 
     def headline(task, scores):
-        key = HEADLINE.get(task)
+        key = TASKS[task].headline if task in TASKS else None
         if not isinstance(scores, dict) or key not in scores:
             return "-"
         return f"{key} {scores[key]:.4f}"

@@ -1,4 +1,4 @@
-"""Per-layer summary of the model a spec builds: output shapes and parameter counts."""
+"""Per-layer summary of a model: output shapes and parameter counts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 
 def summarize(spec: Any = None, overrides=()) -> tuple[list[tuple[str, str, str, int]], int, int]:
-    """Build the spec's model on its data and trace one batch of two rows through it.
+    """Build the spec's model on its data and trace two example rows through it.
 
     Returns:
         Rows of (layer name, layer type, output shape, parameters of the layer itself), the
@@ -14,26 +14,27 @@ def summarize(spec: Any = None, overrides=()) -> tuple[list[tuple[str, str, str,
     """
     import torch
 
-    from . import tasks
-    from .api import DEFAULT_SPEC
     from .data.prepare import prepare
     from .models import build_model
+    from .spec.defaults import DEFAULT_SPEC
     from .spec.load import load_spec
-    from .training.trainer import as_tensors
 
     spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
     prepared = prepare(spec.data, spec.task, spec.seed)
-    task = tasks.from_meta(prepared.meta())
+    task = prepared.task
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, prepared.inputs_info, task.output_size)
-    inputs, y = as_tensors(prepared.splits["train"], task, "cpu")
-    return layer_table(model, tuple(t[:2] for t in inputs), y[:2])
+    model = build_model(spec.model, prepared.inputs, task.output_size, task.num_classes)
+    labels = torch.arange(2) % task.num_classes if task.num_classes else None
+    return layer_table(model, model.example_inputs(2), labels)
 
 
-def layer_table(model, sample: tuple, y=None) -> tuple[list[tuple[str, str, str, int]], int, int]:
-    """Trace ``sample`` (a tuple of input tensors; ``y`` the classes of a conditional GAN)
-    through ``model``: rows of (layer, type, output shape, own parameters), total, trainable."""
+def layer_table(model, sample: tuple, labels=None) -> tuple[list[tuple[str, str, str, int]], int, int]:
+    """Trace ``sample`` (a tuple of input tensors; ``labels`` the classes, for conditional
+    models) through ``model``: rows of (layer, type, output shape, own parameters), total,
+    trainable. A layerforge network runs every layer (``trace``); any other module its forward."""
     import torch
+
+    from .models.protocol import Network
 
     shapes: dict[str, str] = {}
 
@@ -48,13 +49,8 @@ def layer_table(model, sample: tuple, y=None) -> tuple[list[tuple[str, str, str,
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        if hasattr(model, "discriminator"):  # a GAN: the generators from codes, the discriminator on real rows
-            labels = y if model.num_classes else None
-            z = torch.randn(len(sample[0]), model.latent_size, device=sample[0].device)
-            for generator in (model.generator, model.generator_ema):
-                if generator is not None:
-                    generator(z, labels)
-            model.discriminator(sample[0], labels)
+        if isinstance(model, Network):
+            model.trace(sample, labels)
         else:
             model(*sample)
     for handle in handles:

@@ -6,11 +6,16 @@ import pytest
 import torch
 
 import layerforge as lf
+from layerforge import tasks
 from layerforge.data.batches import InMemoryBatches
-from layerforge.models.mlp import MLP
+from layerforge.models import Inputs, build_model
 from layerforge.nn import activations, init
+from layerforge.recipes.supervised import SupervisedStep, train_one_epoch
 from layerforge.training import losses, optim
-from layerforge.training.loop import train_one_epoch
+
+
+def MLP(features, layers, outputs, **options):
+    return build_model({"type": "mlp", "layers": layers, **options}, Inputs.table(features), outputs)
 
 
 def _data(task, rows=64, features=5, classes=3):
@@ -62,7 +67,7 @@ def test_init(name):
 
 
 LOSS_CASES = [(name, task) for name, entry in sorted(losses.LOSSES.items())
-              for task in ("classification", "regression") if entry.tasks is None or task in entry.tasks]
+              for task in ("classification", "regression") if entry.suits(tasks.get(task))]
 
 
 @pytest.mark.parametrize(("name", "task"), LOSS_CASES)
@@ -136,8 +141,9 @@ def test_optimizer_takes_a_step(name):
     loss_fn = losses.get("cross_entropy", "classification")
     first = loss_fn(model(x), y).item()
     batches = InMemoryBatches(x, y, 16, generator=torch.Generator().manual_seed(0))
+    step = SupervisedStep(model, lambda m, inputs, y: loss_fn(m(*inputs), y), optimizer)
     for _ in range(20):
-        train_one_epoch(model, batches, loss_fn, optimizer)
+        train_one_epoch(model, batches, step)
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert loss_fn(model(x), y).item() < first
 

@@ -11,10 +11,10 @@ import torch
 
 import layerforge as lf
 from layerforge import DataError
-from layerforge.data.forecast import forecast_metrics, seasonal_naive
+from layerforge.data.kinds.forecast import forecast_metrics, seasonal_naive
+from layerforge.data.kinds.sequence import fit_scaling, pad, scale
+from layerforge.data.kinds.text import Tokenizer
 from layerforge.data.prepare import prepare
-from layerforge.data.sequences import SequenceScaler, pad
-from layerforge.data.text import Tokenizer
 
 
 @pytest.fixture
@@ -44,9 +44,9 @@ def waves(tmp_path):
 def test_pad_and_scaler_ignore_padding():
     x, lengths = pad([np.ones((2, 3)), np.full((2, 5), 3.0)])
     assert x.shape == (2, 2, 5) and lengths.tolist() == [3, 5]
-    scaler = SequenceScaler.fit(x, lengths)
-    assert scaler.mean == pytest.approx([2.25, 2.25])  # 3 ones and 5 threes, padding not counted
-    scaled = scaler.transform(x, lengths)
+    mean, std = fit_scaling(x, lengths)
+    assert mean == pytest.approx([2.25, 2.25])  # 3 ones and 5 threes, padding not counted
+    scaled = scale(x, mean, std, lengths)
     assert (scaled[0, :, 3:] == 0).all()
     assert pad([np.ones((1, 4)), np.ones((1, 4))])[1] is None
 

@@ -5,8 +5,16 @@ import pytest
 import layerforge as lf
 from layerforge import DataError
 from layerforge.data.prepare import prepare
-from layerforge.data.split import split_indices
+from layerforge.data.splits import Chronological, Holdout, Stratified
 from layerforge.data.tabular import Preprocessor, infer_task, read_table
+
+
+def split_indices(n, val, test, *, seed, labels=None, shuffle=True):
+    if not shuffle:
+        return Chronological(val, test).split(n)
+    if labels is not None:
+        return Stratified(val, test, seed).split(n, labels)
+    return Holdout(val, test, seed).split(n)
 
 
 def spec_for(path, **data):
@@ -16,12 +24,10 @@ def spec_for(path, **data):
 def test_preprocessing_is_fitted_on_training_rows_only(mixed_csv):
     spec = spec_for(mixed_csv)
     prepared = prepare(spec.data, None, 0)
-    assert prepared.task == "classification" and prepared.classes == ["big", "small"]
+    assert prepared.task.name == "classification" and prepared.classes == ["big", "small"]
     size = next(c for c in prepared.preprocessing["columns"] if c["name"] == "size")
     frame = pd.read_csv(mixed_csv)
-    from layerforge.data.split import split_indices as split
-
-    parts = split(len(frame), 0.15, 0.15, seed=0, labels=(frame["label"] == "small").to_numpy().astype(int))
+    parts = split_indices(len(frame), 0.15, 0.15, seed=0, labels=(frame["label"] == "small").to_numpy().astype(int))
     train_sizes = frame["size"].iloc[parts["train"]].dropna()
     assert size["mean"] == pytest.approx(train_sizes.mean())
     assert size["std"] == pytest.approx(train_sizes.std(ddof=0))

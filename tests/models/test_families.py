@@ -5,7 +5,7 @@ import torch
 from pydantic import TypeAdapter
 
 import layerforge as lf
-from layerforge.models import ACCEPTS, build_model
+from layerforge.models import FAMILIES, Inputs, build_model
 from layerforge.spec.load import load_spec
 from layerforge.spec.schema import ModelSpec
 
@@ -22,7 +22,7 @@ MODELS = {
     "transformer": {"type": "transformer", "d_model": 16, "num_heads": 2, "num_layers": 1, "patch_size": 4},
 }
 # families that map inputs to predictions (autoencoders and GANs: tests/models/test_generative.py)
-CASES = [(family, kind) for family, kinds in ACCEPTS.items() for kind in kinds if family in MODELS]
+CASES = [(family, kind) for family, entry in FAMILIES.items() for kind in entry.reads if family in MODELS]
 
 
 def _build(model_spec: dict, kind: str, output: int = 5):
@@ -66,11 +66,9 @@ def test_padding_does_not_change_the_output(family):
 
 
 def test_causal_transformer_does_not_look_ahead():
-    from layerforge.models.transformer import Transformer
-
     torch.manual_seed(0)
-    model = Transformer({"kind": "tokens", "vocab_size": 20}, 20, d_model=16, num_heads=2, num_layers=2,
-                        causal=True, max_length=10).eval()
+    model = build_model({"type": "transformer", "causal": True, "d_model": 16, "num_heads": 2, "num_layers": 2},
+                        Inputs(kind="tokens", vocab_size=20, length=10), 20).eval()
     tokens = torch.randint(0, 20, (1, 10))
     changed = tokens.clone()
     changed[0, 6:] = (changed[0, 6:] + 1) % 20

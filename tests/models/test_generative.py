@@ -4,11 +4,11 @@ import pytest
 import torch
 from pydantic import TypeAdapter
 
-from layerforge.models import ACCEPTS, build_model
+from layerforge.models import FAMILIES, build_model
 from layerforge.models.autoencoder import corrupt
+from layerforge.recipes.gan import gradient_penalty
 from layerforge.spec.schema import ModelSpec
 from layerforge.training import losses
-from layerforge.training.adversarial import gradient_penalty
 
 INPUTS = {
     "table": ({"kind": "table", "features": 6}, (4, 6)),
@@ -17,16 +17,16 @@ INPUTS = {
 }
 
 
-def _build(model_spec: dict, kind: str, output_size: int = 0):
+def _build(model_spec: dict, kind: str, num_classes: int = 0):
     torch.manual_seed(0)
-    return build_model(TypeAdapter(ModelSpec).validate_python(model_spec), INPUTS[kind][0], output_size)
+    return build_model(TypeAdapter(ModelSpec).validate_python(model_spec), INPUTS[kind][0], 0, num_classes)
 
 
 AUTOENCODERS = [
     (variant, blocks, kind)
     for variant in ("plain", "denoising", "variational")
     for blocks in ("mlp", "cnn")
-    for kind in ACCEPTS["autoencoder"]
+    for kind in FAMILIES["autoencoder"].reads
     if not (blocks == "cnn" and kind == "table")
 ]
 
@@ -87,7 +87,7 @@ def test_gan_samples_rows_and_both_networks_learn(blocks, kind, conditional, spe
     spec = {"type": "gan", "blocks": blocks, "latent_size": 4, "conditional": conditional,
             "generator": [8, 8] if blocks == "cnn" else [8], "discriminator": [8, 8] if blocks == "cnn" else [8],
             "spectral_norm": spectral, "ema": 0.9}
-    model = _build(spec, kind, output_size=3)
+    model = _build(spec, kind, num_classes=3)
     shape = INPUTS[kind][1]
     labels = torch.tensor([0, 1, 2, 0]) if conditional else None
     fake = model.generator(torch.randn(4, 4), labels)
@@ -103,7 +103,7 @@ def test_gan_samples_rows_and_both_networks_learn(blocks, kind, conditional, spe
     for name, parameter in model.generator.named_parameters():
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
     assert model.sample(6, generator=torch.Generator().manual_seed(0)).shape == (6, *shape[1:])
-    copy = _build(spec, kind, output_size=3)
+    copy = _build(spec, kind, num_classes=3)
     copy.load_state_dict(model.state_dict())
     model.eval(), copy.eval()
     a = model.sample(5, generator=torch.Generator().manual_seed(1))

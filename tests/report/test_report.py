@@ -79,7 +79,7 @@ def test_compare_overlays_curves_and_lists_metrics(runs_dir, tmp_path):
 
 
 def test_lr_find_suggests_a_rate_and_saves_the_plot(tmp_path):
-    from layerforge.doctor.lr_find import lr_range_test
+    from layerforge.recipes.lr_range import lr_range_test
 
     finding = lr_range_test({"data": {"dataset": "iris"}, "model": {"layers": [16]}, "train": {"batch_size": 16}},
                             steps=60)

@@ -1,1 +1,2 @@
-"""Data: built-in datasets, tables, preprocessing, splits and in-memory batches."""
+"""Data: built-in datasets, data kinds (load, fit an encoder, encode), split plans, preparation,
+in-memory batches and augmentation."""

@@ -28,6 +28,11 @@ class Augment:
         self.flip, self.shift, self.rotate = flip, shift, rotate
         self.noise, self.scale, self.cutout = noise, scale, cutout
 
+    @classmethod
+    def from_spec(cls, augment_spec) -> Augment | None:
+        """The augmentation a spec's ``data.augment`` section asks for (None: none)."""
+        return None if augment_spec is None else cls(**augment_spec.model_dump())
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.flip:
             flipped = torch.rand(len(x), device=x.device) < 0.5

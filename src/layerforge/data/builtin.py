@@ -17,7 +17,7 @@ class BuiltinDataset:
     source: str
     description: str
     shape: str = ""
-    kind: str = "table"  # table | sequence | forecast | text
+    kind: str = "table"  # a data kind: table | sequence | image | forecast | corpus
     package: str = "scikit-learn"
     image_shape: tuple[int, ...] | None = None  # (C, H, W) when each table row is an image
 
@@ -113,27 +113,6 @@ _SKTIME_LOADERS = {
     "basic_motions": "load_basic_motions",
     "japanese_vowels": "load_japanese_vowels",
 }
-
-
-def data_kind(data_spec) -> str:
-    """'table', 'sequence', 'forecast', 'text' or 'corpus' for a data spec (no data is read)."""
-    if data_spec.dataset:
-        return DATASETS[data_spec.dataset].kind
-    if data_spec.kind:
-        return data_spec.kind
-    suffix = data_spec.path.lower().rsplit(".", 1)[-1]
-    if suffix == "npz":
-        return "sequence"
-    if "." not in data_spec.path.rsplit("/", 1)[-1] or suffix in ("png", "jpg", "jpeg"):
-        return "image"  # a folder of class subfolders
-    if suffix == "txt":
-        return "corpus"
-    return "text" if data_spec.text else "table"
-
-
-# what the models see for each kind of data (see layerforge.models.ACCEPTS)
-INPUT_KINDS = {"table": "table", "sequence": "sequence", "forecast": "sequence", "text": "tokens",
-               "corpus": "tokens", "image": "image"}
 
 
 def _need(package: str, name: str):

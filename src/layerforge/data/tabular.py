@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .labels import category_key, row_label
 
 MISSING = "<missing>"
 MAX_CATEGORIES = 1000
@@ -39,23 +40,6 @@ def read_table(path: str | Path):
     if frame.empty:
         raise DataError(f"{path}: holds no rows")
     return frame
-
-
-def _row_label(position: int, source: str | None) -> str:
-    if source and source.lower().endswith((".csv", ".tsv")):
-        return f"row {position + 1} (line {position + 2} of {Path(source).name})"
-    return f"row {position + 1}"
-
-
-def _category_key(value: Any) -> str:
-    """A stable string for a category value: 3, 3.0 and '3' are the same category."""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _is_missing(series):
@@ -92,7 +76,7 @@ def infer_task(series) -> str:
     return "classification" if integral and len(np.unique(numbers)) <= 20 else "regression"
 
 
-def _to_numbers(series, column: str, source: str | None, boolean: bool) -> np.ndarray:
+def to_numbers(series, column: str, source: str | None, boolean: bool) -> np.ndarray:
     """Column as float64 with NaN for missing; a clear error for values that are not numbers."""
     missing = _is_missing(series)
     if boolean:
@@ -112,7 +96,7 @@ def _to_numbers(series, column: str, source: str | None, boolean: bool) -> np.nd
         first = bad[0]
         raise DataError(
             f"column '{column}': expected {kind}, found {series.iloc[first]!r} in "
-            f"{_row_label(first, source)}" + (f" and {len(bad) - 1} more rows" if len(bad) > 1 else "")
+            f"{row_label(first, source)}" + (f" and {len(bad) - 1} more rows" if len(bad) > 1 else "")
             + "; fix the values or declare the column categorical (data.categorical)"
         )
     return numbers
@@ -151,7 +135,7 @@ class Preprocessor:
             kind = infer_kind(series, name in categorical)
             missing = bool(series.isna().any())
             if kind == "categorical":
-                keys = sorted({_category_key(v) for v in series.dropna()})
+                keys = sorted({category_key(v) for v in series.dropna()})
                 if len(keys) > MAX_CATEGORIES:
                     raise DataError(
                         f"column '{name}' has {len(keys)} distinct values, too many to one-hot "
@@ -161,7 +145,7 @@ class Preprocessor:
                     keys.append(MISSING)
                 columns.append({"name": name, "kind": kind, "categories": keys})
                 continue
-            numbers = _to_numbers(series, name, None, boolean=kind == "boolean")
+            numbers = to_numbers(series, name, None, boolean=kind == "boolean")
             present = numbers[~np.isnan(numbers)]
             if len(present) == 0:
                 raise DataError(f"column '{name}' has no values in the training rows; drop it with data.drop")
@@ -223,7 +207,7 @@ class Preprocessor:
             if column["kind"] == "categorical":
                 blocks.append(self._encode(column, series, unknown, source))
                 continue
-            numbers = _to_numbers(series, name, source, boolean=column["kind"] == "boolean")
+            numbers = to_numbers(series, name, source, boolean=column["kind"] == "boolean")
             missing = np.isnan(numbers)
             numbers[missing] = column["fill"]
             blocks.append(((numbers - column["mean"]) / column["std"])[:, None])
@@ -238,7 +222,7 @@ class Preprocessor:
         categories = column["categories"]
         index = {key: i for i, key in enumerate(categories)}
         missing = _is_missing(series)
-        keys = [MISSING if m else _category_key(v) for v, m in zip(series, missing)]
+        keys = [MISSING if m else category_key(v) for v, m in zip(series, missing)]
         codes = np.array([index.get(k, -1) for k in keys])
         unseen = np.flatnonzero(codes < 0)
         if len(unseen) and unknown != "bucket":
@@ -246,7 +230,7 @@ class Preprocessor:
             value = "a missing value" if keys[first] == MISSING else f"unseen category {keys[first]!r}"
             shown = [c for c in categories if c != MISSING]
             raise DataError(
-                f"column '{column['name']}': {value} in {_row_label(first, source)}"
+                f"column '{column['name']}': {value} in {row_label(first, source)}"
                 + (f" and {len(unseen) - 1} more rows" if len(unseen) > 1 else "")
                 + f" (known: {', '.join(shown[:20])}{', ...' if len(shown) > 20 else ''}); fix the "
                 "value, or map unseen categories to an unknown bucket with "
@@ -281,3 +265,13 @@ class Preprocessor:
     @classmethod
     def from_json(cls, state: dict[str, Any]) -> Preprocessor:
         return cls(state["columns"])
+
+
+def fingerprint_frame(frame) -> str:
+    """SHA-256 of a table's content: column names, types and every value."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(f"{c}:{t}" for c, t in frame.dtypes.items()).encode("utf-8"))
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()

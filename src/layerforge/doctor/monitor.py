@@ -15,7 +15,9 @@ import json
 import torch
 from torch import nn
 
+from ..files import atomic_write, read_jsonl
 from ..training.callbacks import Callback
+from .verdicts import diagnose, worst
 
 RELU_FAMILY = (nn.ReLU, nn.ReLU6)
 SATURATING = {nn.Sigmoid: (0.02, 0.98), nn.Tanh: (-0.98, 0.98), nn.Hardtanh: (-0.98, 0.98)}
@@ -53,9 +55,6 @@ class Doctor(Callback):
 
     def on_fit_start(self, trainer) -> None:
         if self.path is not None:  # a resumed run keeps the measurements of the epochs it keeps
-            from ..runs import read_jsonl
-            from ..training.checkpoint import atomic_write
-
             self.measurements = [m for m in read_jsonl(self.path) if m["epoch"] <= trainer.epoch]
             atomic_write(self.path, "".join(json.dumps(m) + "\n" for m in self.measurements))
         model = trainer.model_
@@ -166,3 +165,14 @@ class Doctor(Callback):
         if self.path is not None and lines:
             with open(self.path, "a", encoding="utf-8") as file:
                 file.write("".join(lines))
+
+    # -- verdicts ---------------------------------------------------------------------------
+
+    def diagnosis(self, scaffold, *, failure: str | None = None, early_stopping: bool = False) -> dict:
+        """The verdicts on this run's measurements and history, as diagnosis.json records them."""
+        task = scaffold.task
+        found = diagnose(self.measurements, scaffold.history_, task=task, classes=task.num_classes or None,
+                         rollbacks=scaffold.rollbacks_, failure=failure, early_stopping=early_stopping)
+        return {"worst": worst(found), "findings": found, "failure": failure,
+                "measured_steps": len(self.measurements), "layers": self.layer_names,
+                "activations": self.activation_names}

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any
+from typing import Any, TypedDict
+
+from .. import tasks
 
 SEVERITIES = ("info", "warning", "error")
 
@@ -22,7 +24,19 @@ OVERFIT_RISE = 0.10  # validation loss this far above its best
 SPIKE_FACTOR = 5.0
 
 
-def finding(kind: str, severity: str, message: str, fix: str, **evidence: Any) -> dict[str, Any]:
+class Finding(TypedDict):
+    """One verdict, for every kind of run: what (``kind``), how bad (``severity``: info,
+    warning, error), the ``message`` with its evidence in words, a ``fix`` in spec terms, and the
+    ``evidence`` as numbers, layer names and epochs."""
+
+    kind: str
+    severity: str
+    message: str
+    fix: str
+    evidence: dict[str, Any]
+
+
+def finding(kind: str, severity: str, message: str, fix: str, **evidence: Any) -> Finding:
     return {"kind": kind, "severity": severity, "message": message, "fix": fix, "evidence": evidence}
 
 
@@ -47,15 +61,20 @@ def _list(names: list[str], limit: int = 4) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def diagnose(measurements: list[dict], history: list[dict], *, task: str | None = None,
-             classes: int | None = None, rollbacks: list[dict] = (), failure: str | None = None,
-             early_stopping: bool = False) -> list[dict]:
-    """Every finding the evidence supports, most severe first."""
+def diagnose(measurements: list[dict], history: list[dict], *, task=None, classes: int | None = None,
+             rollbacks: list[dict] = (), failure: str | None = None, early_stopping: bool = False) -> list[Finding]:
+    """Every finding the evidence supports, most severe first.
+
+    Args:
+        task: the run's task (a name, class or object); it gives the loss of a model that
+            learned nothing, for the underfitting verdict.
+        classes: how many classes the data has.
+    """
     findings: list[dict] = []
     findings += _gradients(measurements, failure)
     findings += _units(late(measurements))
     findings += _learning_rate(measurements, history)
-    findings += _fit(history, task, classes, early_stopping)
+    findings += _fit(history, _chance(task, classes), early_stopping)
     findings += _spikes(measurements, rollbacks)
     order = {s: i for i, s in enumerate(reversed(SEVERITIES))}
     return sorted(findings, key=lambda f: order[f["severity"]])
@@ -170,7 +189,13 @@ def _learning_rate(measurements: list[dict], history: list[dict]) -> list[dict]:
     return found
 
 
-def _fit(history: list[dict], task: str | None, classes: int | None, early_stopping: bool) -> list[dict]:
+def _chance(task, classes: int | None) -> tuple[float, str] | None:
+    if task is None:
+        return None
+    return (tasks.get(task) if isinstance(task, str) else task).chance_loss(classes)
+
+
+def _fit(history: list[dict], chance: tuple[float, str] | None, early_stopping: bool) -> list[dict]:
     found = []
     train = [r.get("train_loss") for r in history]
     val = [r.get("val_loss") for r in history]
@@ -189,14 +214,13 @@ def _fit(history: list[dict], task: str | None, classes: int | None, early_stopp
                 "model.dropout, train.optimizer.weight_decay, a smaller model, more data or data.augment",
                 began=best + 2, best_epoch=best + 1, best_val_loss=val[best], last_val_loss=val[-1],
             ))
-    if history and train[-1] is not None and math.isfinite(train[-1]):
-        chance = math.log(classes) if task == "classification" and classes else (1.0 if task == "regression" else None)
-        if chance is not None and train[-1] > 0.8 * chance:
+    if history and train[-1] is not None and math.isfinite(train[-1]) and chance is not None:
+        chance, doing = chance
+        if train[-1] > 0.8 * chance:
             found.append(finding(
                 "underfitting", "warning",
-                f"the training loss ends at {train[-1]:.4g}, close to that of "
-                + ("guessing the class" if task == "classification" else "predicting the mean")
-                + f" ({chance:.4g}): the model has not learned the training data",
+                f"the training loss ends at {train[-1]:.4g}, close to that of {doing} ({chance:.4g}): "
+                "the model has not learned the training data",
                 "train longer (train.epochs), raise train.optimizer.lr, use a bigger model (model.layers), "
                 "or less regularisation (model.dropout, train.l2)",
                 final_train_loss=train[-1], chance_loss=chance,

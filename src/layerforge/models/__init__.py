@@ -1,56 +1,140 @@
-"""Model families. ``build_model`` is the one place that reads the model section of a spec.
+"""Model families: a closed registry from ``model.type`` to the family's configuration, builder
+and the kinds of input it reads. ``build_model`` is the one place that turns a configuration
+into a network.
 
-Every model is called as ``model(x, lengths=None)``; ``inputs`` describes what ``x`` holds:
-``{"kind": "table", "features": F}``, ``{"kind": "sequence", "channels": C, "length": L}``,
-``{"kind": "image", "channels": C, "height": H, "width": W}`` or
-``{"kind": "tokens", "vocab_size": V, "length": L}``.
+The registry and the configurations are torch-free (specs validate without torch); a family's
+network module is imported when the first model of that family is built. Every network is a
+``layerforge.models.protocol.Network``: called as ``model(x, lengths=None)``, able to make
+example inputs of its own shapes and, when predictive, to expose and replace its head.
+
+Python users add a family with ``register_model(config_class, build, reads=...)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
 from ..errors import SpecError, unknown_name
+from .configs import (
+    AutoencoderConfig,
+    CNNConfig,
+    FamilyConfig,
+    GANConfig,
+    MLPConfig,
+    RNNConfig,
+    TransformerConfig,
+)
+from .inputs import INPUT_KINDS, Inputs
 
-FAMILIES = ("mlp", "cnn", "rnn", "transformer", "autoencoder", "gan")
+Builder = Callable[[Any, Inputs, int, int], Any]
 
-# which input kinds each family reads
-ACCEPTS = {
-    "mlp": ("table", "sequence", "image"),
-    "cnn": ("sequence", "image"),
-    "rnn": ("sequence", "tokens"),
-    "transformer": ("sequence", "image", "tokens"),
-    "autoencoder": ("table", "sequence", "image"),
-    "gan": ("table", "image"),
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: its configuration class, ``build(config, inputs, output_size,
+    num_classes) -> Network``, the input kinds it reads, and whether it predicts outputs through
+    a head (MLP, CNN, RNN, Transformer) or generates rows (autoencoder, GAN)."""
+
+    config: type[FamilyConfig]
+    build: Builder
+    reads: tuple[str, ...]
+    predictive: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.config.model_fields["type"].default
+
+
+def _module_builder(module: str) -> Builder:
+    """The ``build`` of ``layerforge.models.<module>``, imported on first use (it imports torch)."""
+
+    def build(config, inputs: Inputs, output_size: int, num_classes: int = 0):
+        return import_module(f".{module}", __name__).build(config, inputs, output_size, num_classes)
+
+    build.__name__ = f"build_{module}"
+    return build
+
+
+FAMILIES: dict[str, Family] = {
+    "mlp": Family(MLPConfig, _module_builder("mlp"), ("table", "sequence", "image")),
+    "cnn": Family(CNNConfig, _module_builder("cnn"), ("sequence", "image")),
+    "rnn": Family(RNNConfig, _module_builder("rnn"), ("sequence", "tokens")),
+    "transformer": Family(TransformerConfig, _module_builder("transformer"), ("sequence", "image", "tokens")),
+    "autoencoder": Family(AutoencoderConfig, _module_builder("autoencoder"), ("table", "sequence", "image"),
+                          predictive=False),
+    "gan": Family(GANConfig, _module_builder("gan"), ("table", "image"), predictive=False),
 }
 
 
-def build_model(model_spec, inputs: dict, output_size: int):
-    """Build the ``nn.Module`` a model spec describes for the given inputs and output size
-    (for a conditional gan: the number of classes)."""
-    family = model_spec.type
-    if family not in FAMILIES:
-        raise SpecError(f"model.type: {unknown_name('model type', family, FAMILIES)}")
-    if inputs["kind"] not in ACCEPTS[family]:
-        suited = [f for f, kinds in ACCEPTS.items() if inputs["kind"] in kinds]
-        raise SpecError(f"model.type: a {family} cannot read {inputs['kind']} data; use one of: {', '.join(suited)}")
-    from importlib import import_module
+def register_model(config: type[FamilyConfig], build: Builder, *, reads: tuple[str, ...],
+                   predictive: bool = True) -> None:
+    """Make a model family available to specs as ``model: {type: <name>, ...}``.
 
-    build = import_module(f".{family}", __name__).build  # one module per family, named after it
-    model = build(model_spec, inputs, output_size)
-    if inputs.get("relative"):
-        from ..nn.layers import RelativeToLevel
+    Args:
+        config: a ``FamilyConfig`` subclass whose ``type`` field defaults to the family's name
+            (``type: Literal["toy"] = "toy"``); its fields are the spec keys.
+        build: ``build(config, inputs, output_size, num_classes)`` returning a ``Network``.
+        reads: the input kinds the family reads (table, sequence, image, tokens).
+        predictive: whether the network predicts through a replaceable head.
 
-        model = RelativeToLevel(model, span=min(inputs.get("season") or 1, inputs["length"]))
+    Raises:
+        ValueError: the name is a built-in family, or ``reads`` names an unknown input kind.
+    """
+    name = config.model_fields["type"].default
+    if name in FAMILIES and FAMILIES[name].config.__module__ == __name__ + ".configs":
+        raise ValueError(f"'{name}' is a built-in model family; register yours under another name")
+    unknown = [kind for kind in reads if kind not in INPUT_KINDS]
+    if unknown:
+        raise ValueError(f"unknown input kind {unknown[0]!r} (choices: {', '.join(INPUT_KINDS)})")
+    FAMILIES[name] = Family(config, build, tuple(reads), predictive)
+
+
+def get(name: str) -> Family:
+    if name not in FAMILIES:
+        raise SpecError(f"model.type: {unknown_name('model type', name, FAMILIES)}")
+    return FAMILIES[name]
+
+
+def config_for(value: Any) -> FamilyConfig:
+    """A validated configuration from a configuration or a mapping with its ``type``."""
+    if isinstance(value, FamilyConfig):
+        return value
+    return get(value.get("type", "mlp")).config.model_validate(value)
+
+
+def build_model(config: FamilyConfig | dict, inputs: Inputs | dict, output_size: int, num_classes: int = 0):
+    """Build the network ``config`` describes for ``inputs``.
+
+    Args:
+        config: a family configuration, or a mapping such as ``{"type": "mlp", "layers": [64]}``.
+        inputs: what one row holds (``Inputs`` or its dict).
+        output_size: numbers the head produces per row (per position for a language model);
+            0 when the output has the input's shape (autoencoders, GANs).
+        num_classes: the classes of the data, which a conditional GAN is conditioned on.
+
+    Raises:
+        SpecError: the family cannot read ``inputs``, or its options do not fit them.
+    """
+    config = config_for(config)
+    inputs = inputs if isinstance(inputs, Inputs) else Inputs.model_validate(inputs)
+    family = get(config.type)
+    if inputs.kind not in family.reads:
+        suited = [name for name, f in FAMILIES.items() if inputs.kind in f.reads]
+        raise SpecError(f"model.type: a {config.type} cannot read {inputs.kind} data; use one of: {', '.join(suited)}")
+    model = family.build(config, inputs, output_size, num_classes)
+    if inputs.relative:
+        from .protocol import RelativeToLevel
+
+        model = RelativeToLevel(model, span=min(inputs.season or 1, inputs.length))
     return model
-
-
-def flat_size(inputs: dict) -> int:
-    """Numbers per row when an input is flattened (what an MLP reads)."""
-    if inputs["kind"] == "table":
-        return inputs["features"]
-    if inputs["kind"] == "image":
-        return inputs["channels"] * inputs["height"] * inputs["width"]
-    return inputs["channels"] * inputs["length"]
 
 
 def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["FAMILIES", "Family", "FamilyConfig", "Inputs", "build_model", "config_for", "count_parameters",
+           "get", "register_model"]

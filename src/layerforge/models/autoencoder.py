@@ -12,9 +12,13 @@ import math
 import torch
 from torch import nn
 
+from ..errors import DataError, SpecError
 from ..nn import activations
 from ..nn.init import init_linear
+from .configs import AutoencoderConfig, NoiseConfig
+from .inputs import Inputs
 from .mlp import DenseBlock
+from .protocol import Network
 
 
 def corrupt(x: torch.Tensor, kind: str, amount: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -89,39 +93,62 @@ class ConvDecoder(nn.Module):
         return self.blocks(h.view(len(h), *self.shape))  # (B, F) -> (B, C_last, *S_last) -> (B, C, *S)
 
 
-class Autoencoder(nn.Module):
-    """An encoder to ``latent_size`` codes and a decoder back to ``input_shape``.
+def _dense_coders(shape: list[int], layers: list[int], activation: str, norm: str, dropout: float,
+                  init: str) -> tuple[nn.Module, nn.Module]:
+    """An encoder of dense blocks (rows flattened) and a decoder that mirrors it."""
+    features = math.prod(shape)
+    sizes = [features, *layers]
+    encoder_blocks = [DenseBlock(a, b, activation, norm, dropout) for a, b in zip(sizes, sizes[1:])]
+    encoder = nn.Sequential(nn.Flatten(), *encoder_blocks)
+    back = list(reversed(sizes))
+    decoder_blocks = [DenseBlock(a, b, activation, norm, dropout) for a, b in zip(back[:-2], back[1:-1])]
+    decoder = nn.Sequential(*decoder_blocks, nn.Linear(back[-2], features))
+    for block in [*encoder_blocks, *decoder_blocks]:
+        init_linear(block.linear, init, activation)
+    return encoder, decoder
+
+
+class Autoencoder(Network):
+    """An encoder to ``latent_size`` codes and a decoder back to the input's shape.
 
     ``forward(x)`` reconstructs from the codes' mean (no noise, no sampling), as prediction
     wants; ``reconstruct(x)`` is the training path with corruption and sampling.
 
     Args:
-        encoder: maps (B, *input_shape) to (B, encoder_features).
-        decoder: maps (B, decoder_features) to (B, *input_shape).
-        encoder_features, decoder_features: widths where the latent layers attach.
-        input_shape: the shape of one row, e.g. ``[64]`` or ``[1, 8, 8]``.
-        variant: 'plain', 'denoising' or 'variational'.
-        activation: after the layer that expands the codes.
-        noise_kind, noise_amount: the corruption a denoising autoencoder learns to undo.
-        beta: weight of the KL term (variational).
+        inputs: what one row holds (a table row, a sequence of one length, or an image).
+        variant, blocks, ..., threshold_quantile: see ``AutoencoderConfig`` (the spec's
+            ``model`` keys). ``layers`` build dense blocks, ``channels`` strided convolutions.
 
     Example:
-        >>> model = build_mlp_autoencoder([64], [32], latent_size=2)
+        >>> model = Autoencoder(Inputs.table(64), **AutoencoderConfig(layers=[32], latent_size=2).arguments())
         >>> model.encode(torch.zeros(3, 64))[0].shape
         torch.Size([3, 2])
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, encoder_features: int, decoder_features: int,
-                 latent_size: int, input_shape: list[int], *, activation: str = "relu", variant: str = "plain",
-                 noise_kind: str = "gaussian", noise_amount: float = 0.3, beta: float = 1.0):
-        super().__init__()
-        self.encoder, self.decoder = encoder, decoder
+    def __init__(self, inputs: Inputs, *, variant: str, blocks: str, layers: list[int], channels: list[int],
+                 kernel_size: int, latent_size: int, activation: str, norm: str, dropout: float, init: str,
+                 noise: NoiseConfig, beta: float, threshold_quantile: float):
+        super().__init__(inputs)
+        if inputs.variable_length:
+            raise DataError(f"an autoencoder reconstructs sequences of one length; these have unequal lengths "
+                            f"(up to {inputs.length} steps)")
+        shape = inputs.shape
+        if blocks == "mlp":
+            self.encoder, self.decoder = _dense_coders(shape, layers, activation, norm, dropout, init)
+            encoder_features = decoder_features = layers[-1]
+        else:
+            if len(shape) == 1:
+                raise SpecError("model.blocks: cnn blocks read sequences or images, not a table; use blocks: mlp")
+            self.encoder = ConvEncoder(shape[0], shape[1:], channels, kernel_size, activation, norm)
+            self.decoder = ConvDecoder(self.encoder, shape[0], channels, kernel_size, activation, norm)
+            encoder_features = decoder_features = self.encoder.out_features
         self.variational = variant == "variational"
         self.denoising = variant == "denoising"
         self.to_latent = nn.Linear(encoder_features, latent_size * (2 if self.variational else 1))
         self.from_latent = nn.Sequential(nn.Linear(latent_size, decoder_features), activations.get(activation))
-        self.latent_size, self.input_shape = latent_size, list(input_shape)
-        self.noise_kind, self.noise_amount, self.beta = noise_kind, noise_amount, beta
+        self.latent_size, self.input_shape = latent_size, list(shape)
+        self.noise_kind, self.noise_amount, self.beta = noise.kind, noise.amount, beta
+        self.threshold_quantile = threshold_quantile
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The codes' mean (B, latent) and, for a variational model, their log-variance."""
@@ -165,56 +192,6 @@ class Autoencoder(nn.Module):
         return self.decode(z), kl
 
 
-def build_mlp_autoencoder(input_shape: list[int], layers: list[int], latent_size: int, *, activation: str = "relu",
-                          norm: str = "none", dropout: float = 0.0, init: str = "kaiming",
-                          **options) -> Autoencoder:
-    """An autoencoder of dense blocks; the decoder mirrors ``layers``."""
-    features = math.prod(input_shape)
-    sizes = [features, *layers]
-    encoder_blocks = [DenseBlock(a, b, activation, norm, dropout) for a, b in zip(sizes, sizes[1:])]
-    encoder = nn.Sequential(nn.Flatten(), *encoder_blocks)
-    back = list(reversed(sizes))
-    decoder_blocks = [DenseBlock(a, b, activation, norm, dropout) for a, b in zip(back[:-2], back[1:-1])]
-    output = nn.Linear(back[-2], features)
-    decoder = nn.Sequential(*decoder_blocks, output)
-    for block in [*encoder_blocks, *decoder_blocks]:
-        init_linear(block.linear, init, activation)
-    return Autoencoder(encoder, decoder, layers[-1], layers[-1], latent_size, input_shape, activation=activation,
-                       **options)
-
-
-def build_conv_autoencoder(input_shape: list[int], channels: list[int], latent_size: int, *, kernel_size: int = 3,
-                           activation: str = "relu", norm: str = "none", **options) -> Autoencoder:
-    """An autoencoder of strided convolutions (1-D for sequences, 2-D for images)."""
-    encoder = ConvEncoder(input_shape[0], input_shape[1:], channels, kernel_size, activation, norm)
-    decoder = ConvDecoder(encoder, input_shape[0], channels, kernel_size, activation, norm)
-    return Autoencoder(encoder, decoder, encoder.out_features, encoder.out_features, latent_size, input_shape,
-                       activation=activation, **options)
-
-
-def input_shape(inputs: dict) -> list[int]:
-    """The shape of one row: ``[F]``, ``[C, L]`` or ``[C, H, W]``."""
-    if inputs["kind"] == "table":
-        return [inputs["features"]]
-    if inputs["kind"] == "image":
-        return [inputs["channels"], inputs["height"], inputs["width"]]
-    return [inputs["channels"], inputs["length"]]
-
-
-def build(model_spec, inputs: dict, output_size: int) -> Autoencoder:
-    """Build an autoencoder from the model section of a spec (``output_size`` is not used:
-    an autoencoder's output has the shape of its input)."""
-    from ..errors import SpecError
-
-    shape = input_shape(inputs)
-    options = {"variant": model_spec.variant, "noise_kind": model_spec.noise.kind,
-               "noise_amount": model_spec.noise.amount, "beta": model_spec.beta}
-    if model_spec.blocks == "mlp":
-        return build_mlp_autoencoder(shape, list(model_spec.layers), model_spec.latent_size,
-                                     activation=model_spec.activation, norm=model_spec.norm,
-                                     dropout=model_spec.dropout, init=model_spec.init, **options)
-    if len(shape) == 1:
-        raise SpecError("model.blocks: cnn blocks read sequences or images, not a table; use blocks: mlp")
-    return build_conv_autoencoder(shape, list(model_spec.channels), model_spec.latent_size,
-                                  kernel_size=model_spec.kernel_size, activation=model_spec.activation,
-                                  norm=model_spec.norm, **options)
+def build(config: AutoencoderConfig, inputs: Inputs, output_size: int = 0, num_classes: int = 0) -> Autoencoder:
+    """An autoencoder for ``inputs`` (``output_size`` is not used: the output has the input's shape)."""
+    return Autoencoder(inputs, **config.arguments())

@@ -7,6 +7,9 @@ from torch import nn
 
 from ..nn import activations
 from ..nn.layers import dense_head, length_mask, masked_mean
+from .configs import CNNConfig
+from .inputs import Inputs
+from .protocol import Network
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
@@ -57,31 +60,29 @@ class ConvBlock(nn.Module):
         return self.dropout(self.pool(self.activation(y)))
 
 
-class CNN(nn.Module):
-    """Convolution blocks, global average pooling and a dense head.
+class CNN(Network):
+    """Convolution blocks, global average pooling and a dense head; 1-D for sequences
+    (B, C, L), 2-D for images (B, C, H, W).
 
     Args:
-        dims: 1 for sequences (B, C, L), 2 for images (B, C, H, W).
-        in_channels: input channels.
-        channels: output channels of each block, e.g. ``[32, 64, 128]``.
-        kernel_size: one size for all blocks, or one per block.
-        head: hidden sizes of the dense head after pooling.
+        inputs: what one row holds (a sequence or an image).
         output_size: logits or regression outputs.
+        channels, kernel_size, ..., init: see ``CNNConfig`` (the spec's ``model`` keys).
 
     Example:
-        >>> model = CNN(1, 1, [8, 16], 10, kernel_size=3)
+        >>> inputs = Inputs(kind="sequence", channels=1, length=40)
+        >>> model = CNN(inputs, 10, **CNNConfig(channels=[8, 16]).arguments())
         >>> model(torch.zeros(4, 1, 40)).shape
         torch.Size([4, 10])
     """
 
-    def __init__(self, dims: int, in_channels: int, channels: list[int], output_size: int, *,
-                 kernel_size: int | list[int] = 3, stride: int = 1, padding: int | str = "same",
-                 dilation: int = 1, pool: str = "max", pool_size: int = 2, norm: str = "batch",
-                 activation: str = "relu", dropout: float = 0.0, residual: bool = False,
-                 head: list[int] = (), init: str = "kaiming"):
-        super().__init__()
+    def __init__(self, inputs: Inputs, output_size: int, *, channels: list[int], kernel_size: int | list[int],
+                 stride: int, padding: int | str, dilation: int, pool: str, pool_size: int, norm: str,
+                 activation: str, dropout: float, residual: bool, head: list[int], init: str):
+        super().__init__(inputs)
+        dims = inputs.spatial_dims
         kernels = kernel_size if isinstance(kernel_size, list) else [kernel_size] * len(channels)
-        sizes = [in_channels, *channels]
+        sizes = [inputs.channels, *channels]
         self.dims = dims
         self.blocks = nn.ModuleList(
             ConvBlock(dims, a, b, kernel_size=k, stride=stride, padding=padding, dilation=dilation, pool=pool,
@@ -90,22 +91,25 @@ class CNN(nn.Module):
         )
         self.head = dense_head(sizes[-1], list(head), output_size, activation, dropout, init)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         for block in self.blocks:  # (B, C, *S)
             x = block(x)
             if lengths is not None:
                 lengths = torch.div(lengths + block.downsampling - 1, block.downsampling, rounding_mode="floor")
         if self.dims == 1:
-            pooled = masked_mean(x.transpose(1, 2), length_mask(lengths, x.shape[-1]), dim=1)  # (B, L, C) -> (B, C)
-        else:
-            pooled = x.mean(dim=(-2, -1))  # (B, C)
-        return self.head(pooled)
+            return masked_mean(x.transpose(1, 2), length_mask(lengths, x.shape[-1]), dim=1)  # (B, L, C) -> (B, C)
+        return x.mean(dim=(-2, -1))  # (B, C)
+
+    def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head[:-1](self._pooled(x, lengths))  # the dense head's hidden layers
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.head[-1]
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self._pooled(x, lengths))
 
 
-def build(model_spec, inputs: dict, output_size: int) -> CNN:
-    dims = 2 if inputs["kind"] == "image" else 1
-    return CNN(dims, inputs["channels"], list(model_spec.channels), output_size,
-               kernel_size=model_spec.kernel_size, stride=model_spec.stride, padding=model_spec.padding,
-               dilation=model_spec.dilation, pool=model_spec.pool, pool_size=model_spec.pool_size,
-               norm=model_spec.norm, activation=model_spec.activation, dropout=model_spec.dropout,
-               residual=model_spec.residual, head=list(model_spec.head), init=model_spec.init)
+def build(config: CNNConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> CNN:
+    return CNN(inputs, output_size, **config.arguments())

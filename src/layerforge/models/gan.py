@@ -14,8 +14,12 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from ..errors import SpecError
 from ..nn import activations
+from .configs import GANConfig
+from .inputs import Inputs
 from .mlp import DenseBlock
+from .protocol import Network
 
 
 def _maybe_spectral(layer: nn.Module, enabled: bool) -> nn.Module:
@@ -30,10 +34,8 @@ class _Conditioning(nn.Module):
         self.embedding = nn.Embedding(num_classes, size) if num_classes else None
 
     def forward(self, labels: torch.Tensor | None) -> torch.Tensor | None:
-        if self.embedding is None:
+        if self.embedding is None or labels is None:
             return None
-        if labels is None:
-            raise ValueError("this model is conditional: give the class of every row")
         return self.embedding(labels)
 
 
@@ -51,6 +53,8 @@ class MLPGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         condition = self.condition(labels)
+        if condition is None and self.condition.embedding is not None:
+            raise ValueError("this generator is conditional: give the class of every row")
         h = z if condition is None else torch.cat([z, condition], dim=1)  # (B, K) or (B, 2K)
         return self.out(self.blocks(h)).view(len(z), *self.output_shape)
 
@@ -83,12 +87,15 @@ class ConvGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         condition = self.condition(labels)
+        if condition is None and self.condition.embedding is not None:
+            raise ValueError("this generator is conditional: give the class of every row")
         h = z if condition is None else torch.cat([z, condition], dim=1)
         return self.blocks(self.project(h).view(len(z), *self.start))  # (B, C0, h0, w0) -> (B, C, H, W)
 
 
 class _Critic(nn.Module):
-    """Features -> one score per row, plus the class projection when conditional."""
+    """Features -> one score per row, plus the class projection when conditional and the rows'
+    classes are given."""
 
     def __init__(self, features: nn.Module, width: int, num_classes: int, spectral: bool):
         super().__init__()
@@ -130,39 +137,66 @@ def conv_discriminator(input_shape: list[int], channels: list[int], *, num_class
     return _Critic(nn.Sequential(*layers), channels[-1] * height * width, num_classes, spectral_norm)
 
 
-class GAN(nn.Module):
+class GAN(Network):
     """A generator, a discriminator and, with ``ema``, a moving average of the generator's weights
     that is used for sampling (it gives smoother samples than the last training step).
 
+    ``model(x)`` scores rows as real (the discriminator, without the class term of a conditional
+    model); ``model.sample(n, labels)`` generates rows.
+
     Args:
-        generator: ``(z, labels) -> rows``.
-        discriminator: ``(rows, labels) -> scores``.
-        latent_size: numbers in each code z.
-        num_classes: classes it is conditioned on (0: unconditional).
-        ema: decay of the generator's moving average, e.g. 0.999 (None: sample from the generator).
+        inputs: what one row holds (a table row or an image).
+        num_classes: the classes of the data; a ``conditional`` GAN is conditioned on them.
+        blocks, latent_size, ..., ema: see ``GANConfig`` (the spec's ``model`` keys).
+            ``generator`` and ``discriminator`` are layer sizes (mlp) or channels (cnn).
 
     Example:
-        >>> gan = build_gan("mlp", [64], latent_size=8, generator_sizes=[32], discriminator_sizes=[32])
+        >>> gan = GAN(Inputs.table(64), 0, **GANConfig(latent_size=8, generator=[32], discriminator=[32]).arguments())
         >>> gan.sample(4).shape
         torch.Size([4, 64])
     """
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, latent_size: int, *, num_classes: int = 0,
-                 ema: float | None = None):
-        super().__init__()
-        self.generator, self.discriminator = generator, discriminator
-        self.latent_size, self.num_classes, self.ema_decay = latent_size, num_classes, ema
+    def __init__(self, inputs: Inputs, num_classes: int, *, blocks: str, latent_size: int, conditional: bool,
+                 generator: list[int], discriminator: list[int], generator_activation: str,
+                 discriminator_activation: str, norm: str, dropout: float, spectral_norm: bool, ema: float | None):
+        super().__init__(inputs)
+        shape = inputs.shape
+        _check_shapes(blocks, shape, generator, discriminator, conditional, num_classes)
+        classes = num_classes if conditional else 0
+        if blocks == "mlp":
+            self.generator = MLPGenerator(latent_size, generator, shape, num_classes=classes,
+                                          activation=generator_activation, norm=norm)
+            self.discriminator = mlp_discriminator(shape, discriminator, num_classes=classes,
+                                                   activation=discriminator_activation, dropout=dropout,
+                                                   spectral_norm=spectral_norm)
+        else:
+            self.generator = ConvGenerator(latent_size, generator, shape, num_classes=classes,
+                                           activation=generator_activation, norm=norm)
+            self.discriminator = conv_discriminator(shape, discriminator, num_classes=classes,
+                                                    activation=discriminator_activation, dropout=dropout,
+                                                    spectral_norm=spectral_norm)
+        self.latent_size, self.num_classes, self.ema_decay = latent_size, classes, ema
         self.generator_ema = None
         if ema is not None:
-            self.generator_ema = copy.deepcopy(generator)
+            self.generator_ema = copy.deepcopy(self.generator)
             self.generator_ema.requires_grad_(False)
 
     @property
     def sampler(self) -> nn.Module:
         return self.generator_ema if self.generator_ema is not None else self.generator
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.sampler(z, labels)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.discriminator(x)  # (B,) realness scores
+
+    def trace(self, inputs: tuple, labels: torch.Tensor | None = None) -> None:
+        """The generators from codes, then the discriminator on ``inputs``."""
+        labels = labels if self.num_classes else None
+        z = torch.randn(len(inputs[0]), self.latent_size, generator=torch.Generator().manual_seed(0))
+        z = z.to(inputs[0].device)
+        for generator in (self.generator, self.generator_ema):
+            if generator is not None:
+                generator(z, labels)
+        self.discriminator(inputs[0], labels)
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -195,52 +229,48 @@ class GAN(nn.Module):
         return torch.cat(parts)
 
 
-def build_gan(blocks: str, shape: list[int], *, latent_size: int, generator_sizes: list[int],
-              discriminator_sizes: list[int], num_classes: int = 0, generator_activation: str = "relu",
-              discriminator_activation: str = "leaky_relu", norm: str = "batch", dropout: float = 0.0,
-              spectral_norm: bool = False, ema: float | None = None) -> GAN:
-    """A GAN of dense (``blocks='mlp'``) or DCGAN-style convolutional (``'cnn'``) networks for rows
-    of ``shape``."""
-    if blocks == "mlp":
-        generator = MLPGenerator(latent_size, generator_sizes, shape, num_classes=num_classes,
-                                 activation=generator_activation, norm=norm)
-        discriminator = mlp_discriminator(shape, discriminator_sizes, num_classes=num_classes,
-                                          activation=discriminator_activation, dropout=dropout,
-                                          spectral_norm=spectral_norm)
-    else:
-        generator = ConvGenerator(latent_size, generator_sizes, shape, num_classes=num_classes,
-                                  activation=generator_activation, norm=norm)
-        discriminator = conv_discriminator(shape, discriminator_sizes, num_classes=num_classes,
-                                           activation=discriminator_activation, dropout=dropout,
-                                           spectral_norm=spectral_norm)
-    return GAN(generator, discriminator, latent_size, num_classes=num_classes, ema=ema)
-
-
-def build(model_spec, inputs: dict, output_size: int) -> GAN:
-    """Build a GAN from the model section of a spec; ``output_size`` is the number of classes
-    a conditional GAN is conditioned on."""
-    from ..errors import SpecError
-    from .autoencoder import input_shape
-
-    shape = input_shape(inputs)
-    if model_spec.conditional and output_size < 2:
+def _check_shapes(blocks: str, shape: list[int], generator: list[int], discriminator: list[int], conditional: bool,
+                  num_classes: int) -> None:
+    if conditional and num_classes < 2:
         raise SpecError("model.conditional: needs class labels (data.target) with at least two classes")
-    if model_spec.blocks == "cnn":
-        if len(shape) != 3:
-            raise SpecError("model.blocks: a cnn gan generates images; use blocks: mlp for tables")
-        factor = 2 ** len(model_spec.generator)
-        if shape[1] % factor or shape[2] % factor:
-            raise SpecError(
-                f"model.generator: {len(model_spec.generator)} blocks double the size {len(model_spec.generator)} "
-                f"times, so the image height and width ({shape[1]}x{shape[2]}) must be multiples of {factor}; "
-                "use fewer blocks or set data.image_size"
-            )
-        if min(shape[1], shape[2]) < 2 ** len(model_spec.discriminator):
-            raise SpecError(f"model.discriminator: {len(model_spec.discriminator)} blocks halve a {shape[1]}x"
-                            f"{shape[2]} image below one pixel; use fewer blocks")
-    return build_gan(model_spec.blocks, shape, latent_size=model_spec.latent_size,
-                     generator_sizes=list(model_spec.generator), discriminator_sizes=list(model_spec.discriminator),
-                     num_classes=output_size if model_spec.conditional else 0,
-                     generator_activation=model_spec.generator_activation,
-                     discriminator_activation=model_spec.discriminator_activation, norm=model_spec.norm,
-                     dropout=model_spec.dropout, spectral_norm=model_spec.spectral_norm, ema=model_spec.ema)
+    if blocks != "cnn":
+        return
+    if len(shape) != 3:
+        raise SpecError("model.blocks: a cnn gan generates images; use blocks: mlp for tables")
+    factor = 2 ** len(generator)
+    if shape[1] % factor or shape[2] % factor:
+        raise SpecError(
+            f"model.generator: {len(generator)} blocks double the size {len(generator)} times, so the image height "
+            f"and width ({shape[1]}x{shape[2]}) must be multiples of {factor}; use fewer blocks or set "
+            "data.image_size"
+        )
+    if min(shape[1], shape[2]) < 2 ** len(discriminator):
+        raise SpecError(f"model.discriminator: {len(discriminator)} blocks halve a {shape[1]}x{shape[2]} image below "
+                        "one pixel; use fewer blocks")
+
+
+def build(config: GANConfig, inputs: Inputs, output_size: int = 0, num_classes: int = 0) -> GAN:
+    return GAN(inputs, num_classes, **config.arguments())
+
+
+class Judge(nn.Module):
+    """Judges generated rows with a classifier trained on the real rows: its features for the
+    Fréchet distance, its predictions for the class checks.
+
+    Args:
+        classifier: a predictive network trained on the real rows, or None for unlabelled data:
+            then the features are the standardised rows themselves.
+    """
+
+    def __init__(self, classifier: Network | None = None):
+        super().__init__()
+        self.classifier = classifier
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(features (N, F), logits (N, C) or None)."""
+        if self.classifier is None:
+            return x.flatten(1).float(), None
+        self.classifier.eval()
+        features = self.classifier.features(x)
+        return features.float(), self.classifier.output_layer(features).float()

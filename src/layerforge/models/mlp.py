@@ -7,6 +7,9 @@ from torch import nn
 
 from ..nn import activations
 from ..nn.init import init_linear
+from .configs import MLPConfig
+from .inputs import Inputs
+from .protocol import Network
 
 
 class DenseBlock(nn.Module):
@@ -28,37 +31,24 @@ class DenseBlock(nn.Module):
         return self.dropout(self.activation(self.norm(self.linear(x))))
 
 
-class MLP(nn.Module):
-    """A stack of dense blocks and a linear output layer.
+class MLP(Network):
+    """A stack of dense blocks and a linear output layer; sequences and images are flattened.
 
     Args:
-        input_size: features per row.
-        hidden_sizes: width of each hidden layer, e.g. ``[128, 64]``.
+        inputs: what one row holds (its numbers are flattened).
         output_size: classes (logits) or regression targets.
-        activation: a name from ``layerforge.nn.activations.ACTIVATIONS``.
-        dropout: dropout probability after each hidden layer.
-        norm: 'none', 'batch' or 'layer' normalisation before each activation.
-        init: a name from ``layerforge.nn.init.INITS``.
+        layers, activation, dropout, norm, init: see ``MLPConfig`` (the spec's ``model`` keys).
 
     Example:
-        >>> model = MLP(64, [128, 64], 10)
+        >>> model = MLP(Inputs.table(64), 10, **MLPConfig(layers=[128, 64]).arguments())
         >>> model(torch.zeros(2, 64)).shape
         torch.Size([2, 10])
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_sizes: list[int],
-        output_size: int,
-        *,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        norm: str = "none",
-        init: str = "kaiming",
-    ):
-        super().__init__()
-        sizes = [input_size, *hidden_sizes]
+    def __init__(self, inputs: Inputs, output_size: int, *, layers: list[int], activation: str, dropout: float,
+                 norm: str, init: str):
+        super().__init__(inputs)
+        sizes = [inputs.flat_size, *layers]
         self.blocks = nn.Sequential(
             *(DenseBlock(a, b, activation, norm, dropout) for a, b in zip(sizes, sizes[1:]))
         )
@@ -67,20 +57,16 @@ class MLP(nn.Module):
             init_linear(block.linear, init, activation)
         init_linear(self.head, "xavier" if init != "default" else "default", "identity")
 
+    def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.blocks(x.flatten(1))  # (B, F) or (B, C, *S) -> (B, hidden)
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.head
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.blocks(x.flatten(1)))  # (B, F) or (B, C, *S) -> (B, output_size)
+        return self.head(self.features(x))  # (B, output_size)
 
 
-def build(model_spec, inputs: dict, output_size: int) -> MLP:
-    """Build an MLP from the model section of a spec (sequences and images are flattened)."""
-    from . import flat_size
-
-    return MLP(
-        flat_size(inputs),
-        list(model_spec.layers),
-        output_size,
-        activation=model_spec.activation,
-        dropout=model_spec.dropout,
-        norm=model_spec.norm,
-        init=model_spec.init,
-    )
+def build(config: MLPConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> MLP:
+    return MLP(inputs, output_size, **config.arguments())

@@ -1,4 +1,4 @@
-"""Recurrent networks (RNN, LSTM, GRU) over sequences, with masks for unequal lengths."""
+"""Recurrent networks (RNN, LSTM, GRU) over sequences and token ids, with masks for unequal lengths."""
 
 from __future__ import annotations
 
@@ -7,37 +7,44 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..nn.layers import AttentionPool, dense_head, length_mask, masked_max, masked_mean
+from .configs import RNNConfig
+from .inputs import Inputs
+from .protocol import Network
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
-class RNN(nn.Module):
+class RNN(Network):
     """A recurrent encoder, a pooling over time and a dense head.
 
+    Sequences (B, C, L) are read step by step; token ids (B, L) are first embedded into
+    ``embedding_size`` numbers per step.
+
     Args:
-        input_size: features per time step (channels of a (B, C, L) sequence).
-        cell: 'rnn', 'lstm' or 'gru'.
-        pooling: 'last' (final state), 'mean', 'max' or 'attention' over time steps.
+        inputs: what one row holds (a sequence or token ids).
+        output_size: logits or regression outputs.
+        cell, hidden_size, ..., head: see ``RNNConfig`` (the spec's ``model`` keys).
 
     Example:
-        >>> model = RNN(1, 10, cell="gru", hidden_size=16)
+        >>> inputs = Inputs(kind="sequence", channels=1, length=40)
+        >>> model = RNN(inputs, 10, **RNNConfig(cell="gru", hidden_size=16).arguments())
         >>> model(torch.zeros(4, 1, 40)).shape
         torch.Size([4, 10])
     """
 
-    def __init__(self, input_size: int, output_size: int, *, cell: str = "lstm", hidden_size: int = 64,
-                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, pooling: str = "last",
-                 head: list[int] = (), activation: str = "relu", vocab_size: int | None = None):
-        super().__init__()
-        # token ids (B, L) are embedded into ``input_size`` features per step
-        self.embed = nn.Embedding(vocab_size, input_size) if vocab_size else None
-        self.rnn = _CELLS[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True,
+    def __init__(self, inputs: Inputs, output_size: int, *, cell: str, hidden_size: int, num_layers: int,
+                 bidirectional: bool, dropout: float, pooling: str, embedding_size: int, head: list[int]):
+        super().__init__(inputs)
+        tokens = inputs.kind == "tokens"
+        step_size = embedding_size if tokens else inputs.channels
+        self.embed = nn.Embedding(inputs.vocab_size, embedding_size) if tokens else None
+        self.rnn = _CELLS[cell](step_size, hidden_size, num_layers=num_layers, batch_first=True,
                                 bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
         features = hidden_size * (2 if bidirectional else 1)
         self.pooling = pooling
         self.attention = AttentionPool(features) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.head = dense_head(features, list(head), output_size, activation, dropout)
+        self.head = dense_head(features, list(head), output_size, "relu", dropout)
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, L) or token ids (B, L) -> outputs (B, L, F) and final states (B, F)."""
@@ -55,7 +62,7 @@ class RNN(nn.Module):
             final = hidden[-1]  # (B, H)
         return outputs, final
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         outputs, final = self.encode(x, lengths)
         mask = length_mask(lengths, outputs.shape[1])
         if self.pooling == "last":
@@ -66,13 +73,18 @@ class RNN(nn.Module):
             pooled = masked_max(outputs, mask, dim=1)
         else:
             pooled = self.attention(outputs, mask)
-        return self.head(self.dropout(pooled))
+        return self.dropout(pooled)  # (B, F)
+
+    def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head[:-1](self._pooled(x, lengths))
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.head[-1]
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self._pooled(x, lengths))
 
 
-def build(model_spec, inputs: dict, output_size: int) -> RNN:
-    tokens = inputs["kind"] == "tokens"
-    return RNN(model_spec.embedding_size if tokens else inputs["channels"], output_size,
-               vocab_size=inputs["vocab_size"] if tokens else None, cell=model_spec.cell,
-               hidden_size=model_spec.hidden_size,
-               num_layers=model_spec.num_layers, bidirectional=model_spec.bidirectional,
-               dropout=model_spec.dropout, pooling=model_spec.pooling, head=list(model_spec.head))
+def build(config: RNNConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> RNN:
+    return RNN(inputs, output_size, **config.arguments())

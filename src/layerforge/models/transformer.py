@@ -5,39 +5,52 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import SpecError
 from ..nn.layers import dense_head, length_mask, masked_mean, sinusoidal_positions
+from .configs import TransformerConfig
+from .inputs import Inputs
+from .protocol import Network
 
 
-class Transformer(nn.Module):
+def positions_needed(inputs: Inputs, patch_size: int | None) -> int:
+    """How many positions the encoder sees: time steps, tokens, or image patches."""
+    if inputs.kind == "image":
+        if not patch_size:
+            raise SpecError("model.patch_size: a transformer reads an image as patches; set patch_size")
+        return (inputs.height // patch_size) * (inputs.width // patch_size)
+    return inputs.length
+
+
+class Transformer(Network):
     """Pre-norm self-attention encoder with a pooled head, or a causal language model.
 
     Args:
-        inputs: what the model reads: ``{"kind": "sequence", "channels": C}`` (B, C, L),
-            ``{"kind": "image", "channels": C}`` (B, C, H, W) with ``patch_size``, or
-            ``{"kind": "tokens", "vocab_size": V}`` (B, L) integer ids.
+        inputs: what one row holds: a sequence (B, C, L), an image (B, C, H, W) read as
+            ``patch_size`` patches, or token ids (B, L).
         output_size: classes / outputs of the pooled head; for ``causal`` the vocabulary size.
-        causal: each position attends only to earlier ones and predicts the next token (B, L, V).
-        max_length: the longest input (positions, patches or tokens) the model accepts.
+        d_model, ..., head: see ``TransformerConfig`` (the spec's ``model`` keys);
+            ``max_length`` defaults to the positions the inputs hold.
 
     Example:
-        >>> model = Transformer({"kind": "sequence", "channels": 1}, 10, d_model=32, num_heads=4)
+        >>> inputs = Inputs(kind="sequence", channels=1, length=40)
+        >>> model = Transformer(inputs, 10, **TransformerConfig(d_model=32).arguments())
         >>> model(torch.zeros(2, 1, 40)).shape
         torch.Size([2, 10])
     """
 
-    def __init__(self, inputs: dict, output_size: int, *, d_model: int = 64, num_heads: int = 4,
-                 num_layers: int = 2, ff_size: int | None = None, dropout: float = 0.1,
-                 positional: str = "sinusoidal", pooling: str = "cls", causal: bool = False,
-                 patch_size: int | None = None, max_length: int = 1024, head: list[int] = ()):
-        super().__init__()
-        self.kind, self.causal = inputs["kind"], causal
+    def __init__(self, inputs: Inputs, output_size: int, *, d_model: int, num_heads: int, num_layers: int,
+                 ff_size: int | None, dropout: float, positional: str, pooling: str, causal: bool,
+                 patch_size: int | None, max_length: int | None, head: list[int]):
+        super().__init__(inputs)
+        self.kind, self.causal = inputs.kind, causal
         self.pooling = "none" if causal else pooling
         if self.kind == "tokens":
-            self.embed = nn.Embedding(inputs["vocab_size"], d_model)
+            self.embed = nn.Embedding(inputs.vocab_size, d_model)
         elif self.kind == "image":
-            self.embed = nn.Conv2d(inputs["channels"], d_model, patch_size, stride=patch_size)
+            self.embed = nn.Conv2d(inputs.channels, d_model, patch_size, stride=patch_size)
         else:
-            self.embed = nn.Linear(inputs["channels"], d_model)
+            self.embed = nn.Linear(inputs.channels, d_model)
+        max_length = max_length or positions_needed(inputs, patch_size)
         self.max_length = max_length + (1 if self.pooling == "cls" else 0)
         if positional == "learned":
             self.positions = nn.Parameter(torch.randn(self.max_length, d_model) * 0.02)
@@ -58,7 +71,8 @@ class Transformer(nn.Module):
             return self.embed(x).flatten(2).transpose(1, 2)  # (B, C, H, W) -> (B, patches, D)
         return self.embed(x.transpose(1, 2))  # (B, C, L) -> (B, L, D)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def _encoded(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """(B, D) pooled, or (B, T, D) per position for a causal model."""
         h = self._tokens(x)  # (B, T, D)
         mask = length_mask(lengths, h.shape[1])  # (B, T) True where real
         if self.cls is not None:
@@ -74,19 +88,19 @@ class Transformer(nn.Module):
         h = self.norm(self.encoder(h, mask=attention_mask, is_causal=self.causal,
                                    src_key_padding_mask=None if mask is None else ~mask))
         if self.causal:
-            return self.head(h)  # (B, T, V)
-        pooled = h[:, 0] if self.pooling == "cls" else masked_mean(h, mask, dim=1)  # (B, D)
-        return self.head(pooled)
+            return h  # (B, T, D)
+        return h[:, 0] if self.pooling == "cls" else masked_mean(h, mask, dim=1)  # (B, D)
+
+    def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head[:-1](self._encoded(x, lengths))
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.head[-1]
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self._encoded(x, lengths))  # (B, outputs) or (B, T, V)
 
 
-def build(model_spec, inputs: dict, output_size: int) -> Transformer:
-    if model_spec.causal:
-        output_size = inputs["vocab_size"]
-    length = inputs.get("length", 512)
-    if inputs["kind"] == "image" and model_spec.patch_size:
-        length = (inputs["height"] // model_spec.patch_size) * (inputs["width"] // model_spec.patch_size)
-    return Transformer(inputs, output_size, d_model=model_spec.d_model, num_heads=model_spec.num_heads,
-                       num_layers=model_spec.num_layers, ff_size=model_spec.ff_size, dropout=model_spec.dropout,
-                       positional=model_spec.positional, pooling=model_spec.pooling, causal=model_spec.causal,
-                       patch_size=model_spec.patch_size, max_length=model_spec.max_length or length,
-                       head=list(model_spec.head))
+def build(config: TransformerConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> Transformer:
+    return Transformer(inputs, output_size, **config.arguments())

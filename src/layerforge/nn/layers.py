@@ -78,23 +78,3 @@ def sinusoidal_positions(length: int, features: int) -> torch.Tensor:
     table[:, 0::2] = torch.sin(position * frequency)
     table[:, 1::2] = torch.cos(position * frequency[: features // 2])
     return table
-
-
-class RelativeToLevel(nn.Module):
-    """Run ``model`` on a window taken relative to its recent level, then add the level back.
-
-    For forecasting: the network sees the shape of the recent past, not its level, so it can
-    follow a trend beyond the levels seen in training. The level is the mean of the target
-    (channel 0) over the last ``span`` steps: a whole season when there is one, so that the
-    level does not swing with the season.
-    """
-
-    def __init__(self, model: nn.Module, span: int = 1):
-        super().__init__()
-        self.model, self.span = model, span
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        level = x[:, :1, -self.span :].mean(dim=-1, keepdim=True)  # (B, 1, 1)
-        shift = torch.zeros_like(x[:1, :, :1])  # (1, C, 1): only the target channel moves
-        shift[:, 0] = 1.0
-        return self.model(x - level * shift, lengths) + level[:, :, 0]  # (B, horizon)

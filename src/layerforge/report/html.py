@@ -11,7 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import figures
+from ..errors import DataError
+from ..figures import Note, Passage, Picture, charts
+from ..files import atomic_write, read_jsonl
+from ..run.directory import Run
+from ..run.store import DIAGNOSIS, DOCTOR_LOG, REPORT, SPEC
 
 STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; color: #111827; background: #f9fafb; }
@@ -80,14 +84,18 @@ def _data_section(meta: dict) -> str:
     return _table(["", ""], rows)
 
 
-def _model_section(run, prepared) -> str:
+def _model_section(run: Run) -> str:
     from ..summary import layer_table
-    from ..training.trainer import as_tensors
 
-    inputs, y = as_tensors(prepared.splits["train"], run.task, "cpu")
-    rows, total, trainable = layer_table(run.model, tuple(t[:2] for t in inputs), y[:2])
+    model = run.model
+    labels = None
+    if run.task.num_classes:
+        import torch
+
+        labels = torch.arange(2) % run.task.num_classes
+    rows, total, trainable = layer_table(model, model.example_inputs(2), labels)
     table = _table(["layer", "type", "output shape", "parameters"], [list(r) for r in rows])
-    return (f"<p>{html.escape(run.meta['model']['spec']['type'])}: {total:,} parameters ({trainable:,} trainable)"
+    return (f"<p>{html.escape(run.manifest.model.spec.type)}: {total:,} parameters ({trainable:,} trainable)"
             f"</p><details open><summary>layers</summary>{table}</details>")
 
 
@@ -100,46 +108,28 @@ def _metrics_section(metrics: dict) -> str:
     return facts + _table(["metric", *splits], rows)
 
 
-def _task_section(run, prepared) -> str:
-    """Confusion matrix and ROC; residuals; forecast; pictures of autoencoders and GANs."""
-    import torch
-
-    from ..training.loop import predict_outputs
-    from ..training.trainer import as_tensors
-
-    task_name = run.meta["task"]
-    if task_name in ("reconstruction", "generation"):
-        pictures = run.metrics.get("pictures", {})
-        return "".join(_image((run.path / p).read_bytes(), name) for name, p in pictures.items()
-                       if (run.path / p).is_file()) or "<p>no pictures for this kind of data</p>"
-    if task_name == "language_model":
-        sample = run.generate("", length=300, temperature=0.8, top_k=20, seed=0)
-        return f"<p>A sample (temperature 0.8, top-k 20, seed 0):</p><pre>{html.escape(sample)}</pre>"
-    split = "test" if prepared.rows("test") else "val"
-    if not prepared.rows(split):
-        return "<p>no held-out rows</p>"
-    task = run.task
-    inputs, y = as_tensors(prepared.splits[split], task, "cpu")
-    if task_name == "forecasting":  # the first test window's history, then the forecast of the test span
-        true, pred = task.decode(y)[0], task.decode(task.outputs_for(run.model, inputs, y))[0]
-        history = task.decode(inputs[0][:1, 0])[0]
-        return _image(figures.forecast(history, true, pred, run.meta["target"]), "forecast vs actual")
-    with torch.no_grad():
-        outputs = predict_outputs(run.model, inputs)
-    if task_name == "classification":
-        true = y.numpy()
-        probabilities = task.probabilities(outputs)
-        parts = [_image(figures.confusion_matrix(true, probabilities.argmax(1), run.meta["classes"]),
-                        "confusion matrix")]
-        parts.append(_image(figures.roc_curves(true, probabilities, run.meta["classes"]), "ROC curve"))
-        return "".join(parts)
-    true, pred = task.decode(y), task.decode(outputs)
-    return _image(figures.regression(true[:, 0], pred[:, 0], run.meta["target"]), "predicted vs true")
+def _block(block) -> str:
+    if isinstance(block, Picture):
+        return _image(block.png, block.alt)
+    if isinstance(block, Passage):
+        return f"<p>{html.escape(block.intro)}</p><pre>{html.escape(block.text)}</pre>"
+    return f"<p>{html.escape(block.text)}</p>"
 
 
-def _doctor_section(run) -> str:
+def _task_section(run: Run, held_out) -> str:
+    """What the task shows of its results: confusion matrix and ROC, residuals, a forecast,
+    pictures of autoencoders and GANs, a language model's sample text."""
+    pictures = {name: run.path / path for name, path in run.metrics.get("pictures", {}).items()}
+    try:
+        blocks = run.task.report_blocks(run.model, held_out, encoder=run.predictor.encoder, pictures=pictures,
+                                        target=run.manifest.target)
+    except DataError as error:  # the held-out rows cannot be rebuilt (the source moved or changed)
+        blocks = [Note(f"no results: {error}")]
+    return "".join(_block(b) for b in blocks)
+
+
+def _doctor_section(run: Run) -> str:
     from ..doctor.verdicts import late, per_layer, unit_health
-    from ..runs import DIAGNOSIS, DOCTOR_LOG, read_jsonl
 
     path = run.path / DIAGNOSIS
     if not path.is_file():
@@ -159,7 +149,7 @@ def _doctor_section(run) -> str:
         rms = per_layer(measurements, "grad_rms")
         update = per_layer(measurements, "update_ratio")
         layers = list(rms)
-        parts.append(_image(figures.gradient_flow(layers, [rms[n] for n in layers],
+        parts.append(_image(charts.gradient_flow(layers, [rms[n] for n in layers],
                                                   [update.get(n) for n in layers] if update else None),
                             "gradient flow"))
         health = unit_health(late(measurements))
@@ -169,7 +159,7 @@ def _doctor_section(run) -> str:
                 return None if math.isnan(value) else value
 
             names = list(health)
-            parts.append(_image(figures.unit_health(names, [share(n, "dead") for n in names],
+            parts.append(_image(charts.unit_health(names, [share(n, "dead") for n in names],
                                                     [share(n, "saturated") for n in names]), "unit health"))
         parts.append(f"<p>{len(measurements)} measured steps ({diagnosis.get('measured_steps')} this run).</p>")
     return "".join(parts)
@@ -179,30 +169,37 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
     """Write ``report.html`` into a run directory and return its path.
 
     Args:
-        prepared: the run's prepared data when the caller has it (training); otherwise the data
-            is prepared again from the run's spec (same seed, same split).
+        prepared: the run's prepared data when the caller has it (training); otherwise the
+            held-out rows are rebuilt from the run's source and split.json when a section needs
+            them (a note says so when they cannot be).
     """
-    from ..runs import REPORT, SPEC, Run
-    from ..training.checkpoint import atomic_write
+    import torch
+
+    from ..recipes.scaffold import as_tensors
 
     run = Run(run_dir)
-    if prepared is None:
-        from ..data.prepare import prepare
+    part = "test" if run.manifest.rows.get("test") else "val"
 
-        prepared = prepare(run.spec.data, run.meta["task"], run.spec.seed)
+    def held_out():
+        if not run.manifest.rows.get(part):
+            return None
+        arrays = prepared.splits[part] if prepared is not None else run.held_out(part)
+        return as_tensors(arrays, run.task, "cpu")
+
     history = run.history
     sections = [("Summary", _metrics_section(run.metrics) if run.metrics else "<p>the run did not finish</p>")]
     if history:
-        curves = _image(figures.learning_curves(history), "learning curves")
-        curves += _image(figures.learning_rate(history), "learning rate")
+        curves = _image(charts.learning_curves(history), "learning curves")
+        curves += _image(charts.learning_rate(history), "learning rate")
         sections.append(("Learning curves", curves))
-    sections.append(("Results", _task_section(run, prepared)))
+    with torch.no_grad():
+        sections.append(("Results", _task_section(run, held_out)))
     sections.append(("Doctor", _doctor_section(run)))
     sections.append(("Data", _data_section(run.meta)))
-    sections.append(("Model", _model_section(run, prepared)))
+    sections.append(("Model", _model_section(run)))
     spec_text = (run.path / SPEC).read_text(encoding="utf-8")
     sections.append(("Spec", f"<pre>{html.escape(spec_text)}</pre>"))
-    subtitle = f"{run.meta['task']} on {run.meta['source']} · {run.path.name} · report written " \
+    subtitle = f"{run.manifest.task} on {run.manifest.source} · {run.path.name} · report written " \
                f"{time.strftime('%Y-%m-%d %H:%M')}"
     path = run.path / REPORT
     atomic_write(path, _page(f"layerforge run: {run.spec.name}", subtitle, sections))
@@ -211,14 +208,11 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
 
 def build_comparison(run_dirs: list[str | Path], out: str | Path) -> Path:
     """A page with the runs' curves overlaid and their final metrics side by side."""
-    from ..runs import Run
-    from ..training.checkpoint import atomic_write
-
     runs = [Run(path) for path in run_dirs]
     named = [(run.path.name, run.history) for run in runs]
     keys = list(dict.fromkeys(k for run in runs for r in run.history[:1] for k in r
                               if k.endswith("loss") or k.startswith("val_")))
-    curves = "".join(_image(figures.overlaid(named, key), key) for key in keys)
+    curves = "".join(_image(charts.overlaid(named, key), key) for key in keys)
     rows = []
     for split in ("val", "test"):
         names = list(dict.fromkeys(k for run in runs for k in (run.metrics.get(split) or {})))

@@ -10,19 +10,24 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SpecError, did_you_mean, unknown_name
-from ..tasks import METRICS, monitor_names
+from .. import tasks
+from ..data.kinds import kind_of
+from ..errors import SpecError, did_you_mean
+from ..models import FAMILIES
+from ..models.configs import FamilyConfig
 from ..training import losses as _losses
 from .schema import Spec
 
 
-def load_spec(source: Any, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
+def load_spec(source: Any, overrides: list[str] | tuple[str, ...] = (), *, check_files: bool = True) -> Spec:
     """Load and validate a spec.
 
     Args:
         source: a path to a YAML file, a dict with the same structure, or a ``Spec``.
         overrides: ``"key.path=value"`` strings; values are read as YAML scalars or lists
             (``train.epochs=30``, ``model.layers=[256,128]``).
+        check_files: require ``data.path`` to exist (off when reading a finished run's spec,
+            which predicts without its training data).
 
     Returns:
         The validated ``Spec`` with every default filled in.
@@ -48,7 +53,7 @@ def load_spec(source: Any, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
         raise TypeError(f"a spec is a path, a dict or a Spec, not {type(source).__name__}")
     for override in overrides:
         apply_override(raw, override)
-    return validate(raw, base_dir=base_dir, label=label)
+    return validate(raw, base_dir=base_dir, label=label, check_files=check_files)
 
 
 def read_yaml(path: Path) -> dict:
@@ -97,28 +102,40 @@ def apply_override(raw: dict, override: str) -> None:
     node[parts[-1]] = value
 
 
-def validate(raw: dict, *, base_dir: Path | None = None, label: str | None = None) -> Spec:
+def validate(raw: dict, *, base_dir: Path | None = None, label: str | None = None,
+             check_files: bool = True) -> Spec:
     """Validate a raw spec dict, reporting every problem in one ``SpecError``."""
     try:
-        spec = Spec.model_validate(raw, context={"base_dir": base_dir})
+        spec = Spec.model_validate(raw, context={"base_dir": base_dir, "check_files": check_files})
     except ValidationError as error:
-        raise SpecError(format_errors(error), source=label) from None
-    if spec.task is None and spec.model.type in _FAMILY_TASK:
-        spec = spec.model_copy(update={"task": _FAMILY_TASK[spec.model.type]})
+        raise SpecError(format_errors(error, raw), source=label) from None
+    if spec.task is None:
+        spec = spec.model_copy(update={"task": _implied_task(spec)})
     problems = cross_checks(spec)
     if problems:
         raise SpecError(problems, source=label)
     return spec
 
 
+def _implied_task(spec: Spec) -> str | None:
+    """The task the model family implies (an autoencoder reconstructs), or the only task the
+    data kind supports (a corpus is language modelling); None: the data's target decides."""
+    if spec.model.implied_task() is not None:
+        return spec.model.implied_task()
+    kind = kind_of(spec.data) if spec.data.dataset is not None or spec.data.path is not None else None
+    return kind.tasks[0] if kind is not None and len(kind.tasks) == 1 else None
+
+
 def cross_checks(spec: Spec) -> list[str]:
-    """Problems that involve more than one section."""
+    """Problems that involve more than one section. Each object answers for itself: the task,
+    the model family and the data kind."""
     problems = []
     train, task = spec.train, spec.task
-    if train.loss is not None and task is not None:
-        problems += [f"train.loss: {p}" for p in _losses.check(train.loss.name, {}, task)]
+    task_class = tasks.get(task) if task is not None else None
+    if train.loss is not None and task_class is not None:
+        problems += [f"train.loss: {p}" for p in _losses.check(train.loss.name, {}, task_class)]
     has_val = spec.data.split.val > 0
-    valid = monitor_names(task, has_val)
+    valid = tasks.monitor_names(task, has_val)
     watched = [("train.early_stopping.monitor", train.early_stopping and train.early_stopping.monitor)]
     if train.schedule.name == "plateau":
         watched.append(("train.schedule.monitor", train.schedule.monitor or "val_loss"))
@@ -136,62 +153,26 @@ def cross_checks(spec: Spec) -> list[str]:
             "model.norm: batch norm needs batches of at least 2 rows, but train.batch_size is 1; "
             "use norm: layer or none, or a larger batch_size"
         )
-    if spec.data.dataset is not None or spec.data.path is not None:
-        from ..data.builtin import INPUT_KINDS, data_kind
-        from ..models import ACCEPTS
-
-        kind = data_kind(spec.data)
-        inputs = INPUT_KINDS[kind]
-        if inputs not in ACCEPTS[spec.model.type]:
-            suited = [f for f, kinds in ACCEPTS.items() if inputs in kinds]
-            problems.append(f"model.type: a {spec.model.type} cannot read {kind} data; use one of: {', '.join(suited)}")
-        causal = spec.model.type == "transformer" and spec.model.causal
-        if kind == "corpus" and not causal:
-            problems.append("model: language modelling of a text corpus needs type: transformer with causal: true")
-        if causal and kind != "corpus":
-            problems.append("model.causal: a causal transformer is a language model; train it on a text corpus "
-                            "(data.dataset: python_docs or a .txt data.path)")
     if train.clip_grad_norm is not None and train.clip_grad_value is not None:
         problems.append("train.clip_grad_value: give clip_grad_norm or clip_grad_value, not both")
-    problems += _generative_checks(spec)
-    return problems
-
-
-# the task each generative family trains for
-_FAMILY_TASK = {"autoencoder": "reconstruction", "gan": "generation"}
-
-
-def _generative_checks(spec: Spec) -> list[str]:
-    """Autoencoders reconstruct, GANs generate; options that only one of them reads."""
-    problems = []
-    family, train, data = spec.model.type, spec.train, spec.data
-    wanted = _FAMILY_TASK.get(family)
-    if wanted and spec.task not in (None, wanted):
-        problems.append(f"task: a {family} is trained for task '{wanted}', not '{spec.task}'; leave task out "
-                        f"or set it to {wanted}")
-    for task, needed in (("reconstruction", "autoencoder"), ("generation", "gan")):
-        if spec.task == task and family != needed:
-            problems.append(f"model.type: task '{task}' needs model type {needed}, not {family}")
-    if family != "gan":
-        if train.discriminator_optimizer is not None:
-            problems.append("train.discriminator_optimizer: only a gan has a discriminator; remove it")
-        if train.discriminator_steps != 1:
-            problems.append("train.discriminator_steps: only a gan has a discriminator; remove it")
-    else:
-        if train.l1 or train.l2:
-            problems.append("train.l1/l2: not used for a gan; use train.optimizer.weight_decay instead")
-        if data.augment is not None:
-            problems.append("data.augment: augmenting only the real images of a gan teaches the generator "
-                            "the augmentations; remove it")
-        if train.early_stopping is not None and train.early_stopping.monitor == "val_loss":
-            problems.append("train.early_stopping.monitor: a gan has no validation loss; monitor val_frechet")
-    if data.anomaly_classes is not None and family != "autoencoder":
-        problems.append("data.anomaly_classes: anomaly detection needs model type autoencoder")
-    if family == "autoencoder" and spec.model.blocks == "cnn" and data.dataset is not None:
-        from ..data.builtin import INPUT_KINDS, data_kind
-
-        if INPUT_KINDS[data_kind(data)] == "table":
-            problems.append("model.blocks: cnn blocks read sequences or images, not a table; use blocks: mlp")
+    implied = spec.model.implied_task()
+    if implied is not None and task != implied:
+        problems.append(f"task: a {spec.model.type} is trained for task '{implied}', not '{task}'; leave task out "
+                        f"or set it to {implied}")
+    needed = [name for name, family in FAMILIES.items() if family.config.task == task]
+    if needed and spec.model.type not in needed:
+        problems.append(f"model.type: task '{task}' needs model type {' or '.join(needed)}, not {spec.model.type}")
+    problems += (task_class or tasks.Task).spec_problems(spec)
+    if spec.data.dataset is not None or spec.data.path is not None:
+        kind = kind_of(spec.data)
+        if kind.reads not in FAMILIES[spec.model.type].reads:
+            suited = [name for name, family in FAMILIES.items() if kind.reads in family.reads]
+            problems.append(f"model.type: a {spec.model.type} cannot read {kind.name} data; use one of: "
+                            f"{', '.join(suited)}")
+        elif task is not None and task not in kind.tasks:
+            problems.append(f"task: {kind.name} data supports tasks {', '.join(kind.tasks)}, not '{task}'")
+        problems += spec.model.problems(kind)
+        problems += kind.spec_problems(spec)
     return problems
 
 
@@ -262,7 +243,14 @@ def _tag(model: type[BaseModel]) -> str | None:
     return field.default if field is not None and isinstance(field.default, str) else None
 
 
-def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
+def _family(raw: Any) -> type[BaseModel]:
+    """The configuration class of the family a raw spec's model section names."""
+    model = raw.get("model") if isinstance(raw, dict) else None
+    family = model.get("type", "mlp") if isinstance(model, dict) else "mlp"
+    return FAMILIES[family].config if family in FAMILIES else FamilyConfig
+
+
+def _walk(loc: tuple, raw: Any = None) -> tuple[str, type[BaseModel] | None]:
     """Turn a pydantic error location into a spec path, dropping union-member tags.
 
     Returns the path and the model class the location ends in (for unknown-key hints).
@@ -271,6 +259,9 @@ def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
+            continue
+        if not path and part == "model" and models == [Spec]:
+            path, models = "model", [_family(raw)]
             continue
         tagged = [m for m in models if _tag(m) == part or m.__name__ == part]
         holder = next((m for m in models if part in m.model_fields), None)
@@ -290,13 +281,14 @@ def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
 _TAGS = {"int", "float", "str", "bool", "list", "dict", "tuple", "none"}
 
 
-def format_errors(error: ValidationError) -> list[str]:
-    """One readable line per problem: path, what was expected, what was given."""
+def format_errors(error: ValidationError, raw: Any = None) -> list[str]:
+    """One readable line per problem: path, what was expected, what was given (``raw``: the spec
+    as given, to name the keys of its model family)."""
     grouped: dict[str, dict] = {}
     for item in error.errors():
         loc = item["loc"]
         if item["type"] == "extra_forbidden":
-            path, model = _walk(loc[:-1])
+            path, model = _walk(loc[:-1], raw)
             key = loc[-1]
             valid = sorted(model.model_fields) if model else []
             hint = did_you_mean(key, valid)
@@ -305,15 +297,7 @@ def format_errors(error: ValidationError) -> list[str]:
                 f"{where}unknown key '{key}'{hint} (valid keys: {', '.join(valid)})"
             )
             continue
-        path, _ = _walk(loc)
-        if item["type"] == "union_tag_invalid":
-            from ..models import FAMILIES
-
-            tag = item["ctx"]["tag"]
-            grouped.setdefault(f"{path}.type", {"lines": []})["lines"].append(
-                f"{path}.type: {unknown_name('model type', tag, FAMILIES)}"
-            )
-            continue
+        path, _ = _walk(loc, raw)
         key = (item.get("ctx") or {}).get("key")
         if item["type"] == "layerforge" and key:
             path = f"{path}.{key}" if path else key
@@ -336,4 +320,4 @@ def format_errors(error: ValidationError) -> list[str]:
     return lines
 
 
-__all__ = ["load_spec", "apply_override", "validate", "format_errors", "METRICS"]
+__all__ = ["load_spec", "apply_override", "validate", "format_errors"]

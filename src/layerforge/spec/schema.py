@@ -1,7 +1,9 @@
 """The spec: pydantic models for every section. Keys equal the constructor arguments they feed.
 
-Names that resolve through registries (activations, inits, losses, optimizers, schedules,
-built-in datasets) are checked here, so a spec is validated completely before anything is built.
+Names that resolve through registries (model families, tasks, data kinds, activations, inits,
+losses, optimizers, schedules, built-in datasets) are checked here, so a spec is validated
+completely before anything is built. The model section is the chosen family's configuration
+(``layerforge.models.configs``).
 """
 
 from __future__ import annotations
@@ -14,54 +16,39 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializeAsAny,
     ValidationInfo,
+    WrapValidator,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
+from .. import tasks
 from ..data.builtin import DATASETS
+from ..data.kinds import KINDS
 from ..errors import unknown_name
-from ..nn.activations import ACTIVATIONS
-from ..nn.init import INITS
-from ..tasks import TASKS
+from ..fields import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, known, problem, raise_first
+from ..fields import Section as _Section
+from ..models import FAMILIES
+from ..models.configs import FamilyConfig, MLPConfig
 from ..training import losses as _losses
 from ..training.optim import OPTIMIZERS, SCHEDULES, check_params
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+def _family_config(value: Any, handler, info: ValidationInfo) -> FamilyConfig:
+    """The model section, validated by the configuration of the family its ``type`` names."""
+    if isinstance(value, FamilyConfig):
+        return value
+    if not isinstance(value, dict):
+        return handler(value)  # reports "expected a mapping"
+    family = value.get("type", "mlp")
+    if family not in FAMILIES:
+        raise problem(unknown_name("model type", family, FAMILIES), "type")
+    return FAMILIES[family].config.model_validate({"type": family, **value})
 
 
-def _problem(message: str, key: str | None = None) -> PydanticCustomError:
-    """A validation problem; ``key`` names the sub-key it concerns, for the error's path."""
-    return PydanticCustomError("layerforge", message.replace("{", "(").replace("}", ")"),
-                               {"key": key} if key else None)
-
-
-def _raise_first(problems: list[tuple[str, str]]) -> None:
-    if problems:
-        key = problems[0][0]
-        raise _problem("; ".join(m if k == key else f"{k}: {m}" for k, m in problems), key)
-
-
-def _check_name(kind: str, value: str, table) -> str:
-    if value not in table:
-        raise _problem(unknown_name(kind, value, table))
-    return value
-
-
-def _known_activation(value: str) -> str:
-    return _check_name("activation", value, ACTIVATIONS)
-
-
-def _known_init(value: str) -> str:
-    return _check_name("init", value, INITS)
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+# the model section: one family's configuration, chosen by ``type`` (default: mlp)
+ModelSpec = Annotated[SerializeAsAny[FamilyConfig], WrapValidator(_family_config)]
 
 
 class SplitSpec(_Section):
@@ -107,7 +94,7 @@ class DataSpec(_Section):
 
     dataset: str | None = None
     path: str | None = None
-    kind: Literal["table", "sequence", "image", "forecast", "text", "corpus"] | None = None
+    kind: str | None = None  # a data kind (table, sequence, image, forecast, text, corpus); default: from the file
     target: str | None = None
     features: list[str] | None = None
     drop: list[str] = []
@@ -138,7 +125,12 @@ class DataSpec(_Section):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, value):
-        return value if value is None else _check_name("dataset", value, DATASETS)
+        return value if value is None else known("dataset", value, DATASETS)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value):
+        return value if value is None else known("data kind", value, KINDS)
 
     @field_validator("path")
     @classmethod
@@ -146,15 +138,16 @@ class DataSpec(_Section):
         if value is None:
             return value
         path = Path(value).expanduser()
-        base = (info.context or {}).get("base_dir")
+        context = info.context or {}
+        base = context.get("base_dir")
         if not path.is_absolute() and base is not None:
             path = Path(base) / path
         if path.is_dir():
             return str(path.resolve())  # a folder of images, one subfolder per class
         if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".npz", ".txt"):
-            raise _problem(f"expected a .csv, .tsv, .parquet, .npz or .txt file, or a folder of images, got '{value}'")
-        if not path.is_file():
-            raise _problem(f"file not found: {path}")
+            raise problem(f"expected a .csv, .tsv, .parquet, .npz or .txt file, or a folder of images, got '{value}'")
+        if not path.is_file() and context.get("check_files", True):
+            raise problem(f"file not found: {path}")
         return str(path.resolve())
 
     @model_validator(mode="after")
@@ -166,164 +159,6 @@ class DataSpec(_Section):
                 f"{choices}) or 'path' (a .csv or .parquet file)"
             )
         return self
-
-
-class MLPSpec(_Section):
-    """A feedforward network: hidden layers of ``activation(Wx + b)``."""
-
-    type: Literal["mlp"] = "mlp"
-    layers: list[PositiveInt] = [128, 64]
-    activation: str = "relu"
-    dropout: Fraction = 0.0
-    norm: Literal["none", "batch", "layer"] = "none"
-    init: str = "kaiming"
-
-    _known_activation = field_validator("activation")(_known_activation)
-    _known_init = field_validator("init")(_known_init)
-
-
-class CNNSpec(_Section):
-    """Convolution blocks (1-D for sequences, 2-D for images), global pooling, dense head."""
-
-    type: Literal["cnn"] = "cnn"
-    channels: list[PositiveInt] = [32, 64, 128]
-    kernel_size: PositiveInt | list[PositiveInt] = 3
-    stride: PositiveInt = 1
-    padding: Literal["same", "valid"] | Annotated[int, Field(ge=0)] = "same"
-    dilation: PositiveInt = 1
-    pool: Literal["max", "avg", "none"] = "max"
-    pool_size: PositiveInt = 2
-    norm: Literal["none", "batch", "layer"] = "batch"
-    activation: str = "relu"
-    dropout: Fraction = 0.0
-    residual: bool = False
-    head: list[PositiveInt] = [128]
-    init: str = "kaiming"
-
-    _known_activation = field_validator("activation")(_known_activation)
-    _known_init = field_validator("init")(_known_init)
-
-    @model_validator(mode="after")
-    def _kernel_per_block(self):
-        if isinstance(self.kernel_size, list) and len(self.kernel_size) != len(self.channels):
-            raise _problem(
-                f"give one kernel size per block: channels has {len(self.channels)} entries, "
-                f"kernel_size has {len(self.kernel_size)}", "kernel_size",
-            )
-        if self.padding == "same" and self.stride != 1:
-            raise _problem("padding 'same' needs stride 1; use padding: valid or a number", "padding")
-        return self
-
-
-class RNNSpec(_Section):
-    """A recurrent encoder (rnn, lstm, gru), pooling over time, dense head."""
-
-    type: Literal["rnn"] = "rnn"
-    cell: Literal["rnn", "lstm", "gru"] = "lstm"
-    hidden_size: PositiveInt = 64
-    num_layers: PositiveInt = 1
-    bidirectional: bool = False
-    dropout: Fraction = 0.0
-    pooling: Literal["last", "mean", "max", "attention"] = "last"
-    embedding_size: PositiveInt = 64
-    head: list[PositiveInt] = []
-
-
-class TransformerSpec(_Section):
-    """A pre-norm self-attention encoder; ``causal: true`` makes it a language model."""
-
-    type: Literal["transformer"] = "transformer"
-    d_model: PositiveInt = 64
-    num_heads: PositiveInt = 4
-    num_layers: PositiveInt = 2
-    ff_size: PositiveInt | None = None
-    dropout: Fraction = 0.1
-    positional: Literal["sinusoidal", "learned"] = "sinusoidal"
-    pooling: Literal["cls", "mean"] = "cls"
-    causal: bool = False
-    patch_size: PositiveInt | None = None
-    max_length: PositiveInt | None = None
-    head: list[PositiveInt] = []
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self):
-        if self.d_model % self.num_heads:
-            raise _problem(f"d_model ({self.d_model}) must be a multiple of num_heads ({self.num_heads})", "num_heads")
-        if self.positional == "sinusoidal" and self.d_model % 2:
-            raise _problem("sinusoidal positions need an even d_model", "d_model")
-        return self
-
-
-class NoiseSpec(_Section):
-    """Input corruption: ``gaussian`` adds noise of standard deviation ``amount`` (inputs are
-    standardised); ``mask`` sets a fraction ``amount`` of the inputs to their mean."""
-
-    kind: Literal["gaussian", "mask"] = "gaussian"
-    amount: Annotated[float, Field(gt=0, le=5)] = 0.3
-
-    @model_validator(mode="after")
-    def _mask_is_a_fraction(self):
-        if self.kind == "mask" and self.amount >= 1:
-            raise _problem(f"a mask hides a fraction of the inputs; expected a number < 1, got {self.amount}", "amount")
-        return self
-
-
-class AutoencoderSpec(_Section):
-    """An encoder to ``latent_size`` numbers and a decoder back; ``plain``, ``denoising`` or
-    ``variational``. ``layers`` (mlp) or ``channels`` (cnn) give the encoder; the decoder mirrors it."""
-
-    type: Literal["autoencoder"] = "autoencoder"
-    variant: Literal["plain", "denoising", "variational"] = "plain"
-    blocks: Literal["mlp", "cnn"] = "mlp"
-    layers: list[PositiveInt] = [128, 64]
-    channels: list[PositiveInt] = [16, 32]
-    kernel_size: PositiveInt = 3
-    latent_size: PositiveInt = 8
-    activation: str = "relu"
-    norm: Literal["none", "batch", "layer"] = "none"
-    dropout: Fraction = 0.0
-    init: str = "kaiming"
-    noise: NoiseSpec = NoiseSpec()
-    beta: NonNegativeFloat = 1.0
-    threshold_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
-
-    _known_activation = field_validator("activation")(_known_activation)
-    _known_init = field_validator("init")(_known_init)
-
-    @model_validator(mode="after")
-    def _options_fit_variant(self):
-        if self.beta != 1.0 and self.variant != "variational":
-            raise _problem(f"beta weighs the KL term of a variational autoencoder; this one is {self.variant}",
-                           "beta")
-        if self.kernel_size % 2 == 0:
-            raise _problem(f"expected an odd kernel size (it keeps the length), got {self.kernel_size}",
-                           "kernel_size")
-        return self
-
-
-class GANSpec(_Section):
-    """A generator from ``latent_size`` random numbers (plus a class when ``conditional``) and a
-    discriminator, from mlp layers or DCGAN-style cnn blocks."""
-
-    type: Literal["gan"] = "gan"
-    blocks: Literal["mlp", "cnn"] = "mlp"
-    latent_size: PositiveInt = 32
-    conditional: bool = False
-    generator: list[PositiveInt] = [128, 256]
-    discriminator: list[PositiveInt] = [256, 128]
-    generator_activation: str = "relu"
-    discriminator_activation: str = "leaky_relu"
-    norm: Literal["none", "batch", "layer"] = "batch"
-    dropout: Fraction = 0.0
-    spectral_norm: bool = False
-    ema: Annotated[float, Field(ge=0, lt=1)] | None = None
-
-    _known_generator_activation = field_validator("generator_activation")(_known_activation)
-    _known_discriminator_activation = field_validator("discriminator_activation")(_known_activation)
-
-
-ModelSpec = Annotated[MLPSpec | CNNSpec | RNNSpec | TransformerSpec | AutoencoderSpec | GANSpec,
-                      Field(discriminator="type")]
 
 
 def _name_shorthand(value: Any) -> Any:
@@ -347,7 +182,7 @@ class LossSpec(BaseModel):
     def _known_loss(self):
         problems = _losses.check(self.name, self.params(), task=None)
         if problems:
-            raise _problem("; ".join(problems))
+            raise problem("; ".join(problems))
         return self
 
     def params(self) -> dict[str, Any]:
@@ -376,7 +211,7 @@ class OptimizerSpec(_Section):
 
     @model_validator(mode="after")
     def _params_fit_optimizer(self):
-        _raise_first(check_params("optimizer", OPTIMIZERS, self.name, self.params()))
+        raise_first(check_params("optimizer", OPTIMIZERS, self.name, self.params()))
         return self
 
     def params(self) -> dict[str, Any]:
@@ -404,7 +239,7 @@ class ScheduleSpec(_Section):
 
     @model_validator(mode="after")
     def _params_fit_schedule(self):
-        _raise_first(check_params("schedule", SCHEDULES, self.name, self.params()))
+        raise_first(check_params("schedule", SCHEDULES, self.name, self.params()))
         return self
 
     def params(self) -> dict[str, Any]:
@@ -468,21 +303,14 @@ class Spec(_Section):
     seed: Annotated[int, Field(ge=0)] = 0
     data: DataSpec
     task: str | None = None
-    model: ModelSpec = MLPSpec()
+    model: ModelSpec = MLPConfig()
     train: TrainSpec = TrainSpec()
-
-    @field_validator("model", mode="before")
-    @classmethod
-    def _mlp_by_default(cls, value):
-        if isinstance(value, dict) and "type" not in value:
-            return {"type": "mlp", **value}
-        return value
 
     @field_validator("name")
     @classmethod
     def _usable_as_directory(cls, value):
         if not _NAME.match(value) or len(value) > 80:
-            raise _problem(
+            raise problem(
                 f"expected letters, digits, '_', '-' or '.' (it names the run directory), got '{value}'"
             )
         return value
@@ -490,4 +318,4 @@ class Spec(_Section):
     @field_validator("task")
     @classmethod
     def _known_task(cls, value):
-        return value if value is None else _check_name("task", value, TASKS)
+        return value if value is None else known("task", value, tasks.TASKS)

@@ -1,89 +1,60 @@
-"""Tasks: what a training step means, the default loss, metrics and how outputs decode.
-
-``TASKS`` and ``METRICS`` are plain data so that specs validate without importing torch.
-"""
+"""Tasks: what a run learns to do. The registry is built from the task classes; Python users add
+one with ``register_task(TaskClass)``. See ``base.Task`` for what a task answers."""
 
 from __future__ import annotations
 
 from ..errors import SpecError, unknown_name
+from .base import Finished, Task
+from .classification import ClassificationTask
+from .forecasting import ForecastTask
+from .generation import GenerationTask
+from .language_model import LanguageModelTask
+from .reconstruction import ReconstructionTask
+from .regression import RegressionTask
 
-TASKS: dict[str, str] = {  # -> default loss
-    "classification": "cross_entropy",
-    "regression": "mse",
-    "forecasting": "mse",
-    "language_model": "cross_entropy",
-    "reconstruction": "mse",
-    "generation": "non_saturating",
-}
-
-# Metrics each task reports every epoch (besides loss), and whether higher is better.
-METRICS: dict[str, dict[str, bool]] = {
-    "classification": {"accuracy": True, "f1_macro": True, "roc_auc": True},
-    "regression": {"mse": False, "mae": False, "r2": True},
-    "forecasting": {"mae": False, "rmse": False, "mape": False},
-    "language_model": {"bits_per_token": False, "perplexity": False},
-    "reconstruction": {"mse": False, "noisy_mse": False, "kl": False},
-    "generation": {"frechet": False, "class_accuracy": True, "coverage": True, "diversity": True},
-}
-
-# the one metric that sums up a run of each task (layerforge runs)
-HEADLINE: dict[str, str] = {"classification": "accuracy", "regression": "r2", "forecasting": "mape",
-                            "language_model": "bits_per_token", "reconstruction": "mse", "generation": "frechet"}
-
-# what one training step reports, when it is more than one loss
-LOSS_NAMES: dict[str, tuple[str, ...]] = {"generation": ("d_loss", "g_loss")}
+TASKS: dict[str, type[Task]] = {task.name: task for task in (
+    ClassificationTask, RegressionTask, ForecastTask, LanguageModelTask, ReconstructionTask, GenerationTask,
+)}
 
 
-def higher_is_better(monitor: str) -> bool:
-    """Whether a larger value of ``monitor`` (e.g. 'val_accuracy', 'train_loss') is better."""
-    metric = monitor.split("_", 1)[1] if "_" in monitor else monitor
-    return any(metric in table and table[metric] for table in METRICS.values())
+def register_task(task: type[Task]) -> None:
+    """Make a task class available to specs as ``task: <its name>``.
+
+    Raises:
+        ValueError: the name is a built-in task's, or ``task`` is not a ``Task`` subclass.
+    """
+    if not (isinstance(task, type) and issubclass(task, Task)):
+        raise ValueError(f"{task!r} is not a subclass of layerforge.tasks.Task")
+    if task.name in TASKS and TASKS[task.name].__module__.startswith(__name__ + "."):
+        raise ValueError(f"'{task.name}' is a built-in task; register yours under another name")
+    TASKS[task.name] = task
+
+
+def get(name: str) -> type[Task]:
+    """The task class ``name``.
+
+    Raises:
+        SpecError: no such task.
+    """
+    if name not in TASKS:
+        raise SpecError(f"task: {unknown_name('task', name, TASKS)}")
+    return TASKS[name]
+
+
+def higher_is_better(monitor: str, task: str | type[Task] | Task | None = None) -> bool:
+    """Whether a larger value of ``monitor`` ('val_accuracy', 'train_loss') is better: the one
+    answer early stopping, learning-rate plateaus and search use. Without a task, any task's
+    metric of that name decides."""
+    if task is not None:
+        return (get(task) if isinstance(task, str) else task).higher_is_better(monitor)
+    return any(cls.higher_is_better(monitor) for cls in TASKS.values())
 
 
 def monitor_names(task: str | None, has_val: bool) -> list[str]:
-    """The values an epoch record holds that early stopping or plateau can monitor."""
-    if task is None:
-        names = ["train_loss", *(f"train_{n}" for losses in LOSS_NAMES.values() for n in losses)]
-    else:
-        names = [f"train_{n}" for n in LOSS_NAMES.get(task, ("loss",))]
-    if has_val:
-        metrics = METRICS[task] if task else {m: 0 for t in METRICS.values() for m in t}
-        if task not in LOSS_NAMES:
-            names.append("val_loss")
-        names += [f"val_{m}" for m in metrics]
-    return names
+    """What early stopping or a plateau schedule may monitor (every task's, when unknown)."""
+    if task is not None:
+        return get(task).monitors(has_val)
+    return list(dict.fromkeys(name for cls in TASKS.values() for name in cls.monitors(has_val)))
 
 
-# task -> (module, class), imported on first use so that specs validate without torch
-_CLASSES: dict[str, tuple[str, str]] = {
-    "classification": (".classification", "ClassificationTask"),
-    "regression": (".regression", "RegressionTask"),
-    "forecasting": (".forecasting", "ForecastTask"),
-    "language_model": (".language_model", "LanguageModelTask"),
-    "reconstruction": (".reconstruction", "ReconstructionTask"),
-    "generation": (".generation", "GenerationTask"),
-}
-
-
-def get(name: str, **kwargs):
-    """Build the task ``name`` (``classes=`` for classification, ``mean=``/``std=`` for regression)."""
-    if name not in _CLASSES:
-        raise SpecError(f"task: {unknown_name('task', name, TASKS)}")
-    from importlib import import_module
-
-    module, class_name = _CLASSES[name]
-    return getattr(import_module(module, __name__), class_name)(**kwargs)
-
-
-def from_meta(meta: dict):
-    """The task a run's model.json (or ``Prepared.meta()``) describes."""
-    if meta["task"] == "classification":
-        return get("classification", classes=meta["classes"])
-    if meta["task"] == "language_model":
-        return get("language_model", vocab_size=meta["inputs"]["vocab_size"])
-    if meta["task"] in ("reconstruction", "generation"):
-        return get(meta["task"], classes=meta["classes"])
-    if meta["task"] == "forecasting":
-        return get("forecasting", scaling=meta["preprocessing"], horizon=meta["forecast"]["horizon"])
-    scaling = meta["target_scaling"]
-    return get("regression", mean=scaling["mean"], std=scaling["std"])
+__all__ = ["TASKS", "Finished", "Task", "get", "higher_is_better", "monitor_names", "register_task"]

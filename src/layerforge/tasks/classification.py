@@ -2,74 +2,95 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
-import torch
+
+from ..data.labels import checked_classes, encode_classes
+from ..errors import DataError
+from ..metrics import accuracy, f1_macro, roc_auc
+from .base import Task
+
+__all__ = ["ClassificationTask", "accuracy", "f1_macro", "roc_auc"]
 
 
-def accuracy(true: np.ndarray, pred: np.ndarray) -> float:
-    return float((true == pred).mean()) if len(true) else float("nan")
-
-
-def f1_macro(true: np.ndarray, pred: np.ndarray) -> float:
-    """Macro-averaged F1 over the classes present in ``true`` or ``pred`` (as scikit-learn)."""
-    labels = np.union1d(true, pred)
-    scores = []
-    for label in labels:
-        tp = np.sum((pred == label) & (true == label))
-        fp = np.sum((pred == label) & (true != label))
-        fn = np.sum((pred != label) & (true == label))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return float(np.mean(scores)) if scores else float("nan")
-
-
-def roc_auc(true: np.ndarray, score: np.ndarray) -> float:
-    """Binary ROC AUC from scores of the positive class (Mann-Whitney U, ties averaged)."""
-    positives = true == 1
-    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(score, kind="mergesort")
-    ranks = np.empty(len(score), dtype=np.float64)
-    sorted_scores = score[order]
-    i = 0
-    while i < len(score):  # average ranks over ties
-        j = i
-        while j + 1 < len(score) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-class ClassificationTask:
+class ClassificationTask(Task):
     """Predict one of ``classes``. The model outputs one logit per class."""
 
     name = "classification"
     default_loss = "cross_entropy"
+    target_form = "classes"
+    metrics = {"accuracy": True, "f1_macro": True, "roc_auc": True}
+    headline = "accuracy"
+    stratify = True
 
     def __init__(self, classes: list):
         self.classes = list(classes)
+
+    @classmethod
+    def chance_loss(cls, classes: int | None) -> tuple[float, str] | None:
+        return (math.log(classes), "guessing the class") if classes else None
+
+    @classmethod
+    def fit(cls, labels, train: np.ndarray, encoder, data_spec, source: str) -> ClassificationTask:
+        if labels is None:
+            raise DataError(f"{source}: classification needs a target column (data.target)")
+        return cls(checked_classes(labels))
+
+    @classmethod
+    def from_manifest(cls, manifest, run_dir: Path | None = None) -> ClassificationTask:
+        return cls(manifest.classes)
+
+    @classmethod
+    def from_targets(cls, y: np.ndarray) -> ClassificationTask:
+        return cls(list(range(int(np.asarray(y).max()) + 1)))
 
     @property
     def output_size(self) -> int:
         return len(self.classes)
 
-    def target_tensor(self, codes: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(codes, dtype=torch.long)
+    def encode_targets(self, labels, source: str | None = None) -> np.ndarray:
+        return encode_classes(labels, self.classes, source)
 
-    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    def scores(self, outputs, y) -> dict[str, float]:
         """accuracy, f1_macro and, with two classes, roc_auc."""
         probs = outputs.float().softmax(dim=-1).cpu().numpy()
-        true = targets.cpu().numpy()
+        true = y.cpu().numpy()
         pred = probs.argmax(axis=1)
         result = {"accuracy": accuracy(true, pred), "f1_macro": f1_macro(true, pred)}
         if len(self.classes) == 2:
             result["roc_auc"] = roc_auc(true, probs[:, 1])
         return result
 
-    def decode(self, outputs: torch.Tensor) -> np.ndarray:
-        """Class indices from logits."""
-        return outputs.argmax(dim=-1).cpu().numpy()
+    def probabilities(self, model, inputs: tuple) -> np.ndarray:
+        """Class probabilities (rows, classes), columns in the order of ``classes``."""
+        from ..models.protocol import predict_outputs
 
-    def probabilities(self, outputs: torch.Tensor) -> np.ndarray:
-        return outputs.float().softmax(dim=-1).cpu().numpy()
+        return predict_outputs(model, inputs).float().softmax(dim=-1).cpu().numpy()
+
+    def predictions(self, model, inputs: tuple) -> np.ndarray:
+        return np.asarray(self.classes, dtype=object)[self.probabilities(model, inputs).argmax(axis=1)]
+
+    def prediction_table(self, model, inputs: tuple, target: str | None):
+        """The predicted class and one ``proba_<class>`` column per class."""
+        import pandas as pd
+
+        probabilities = self.probabilities(model, inputs)
+        frame = pd.DataFrame({target or "prediction": np.asarray(self.classes, dtype=object)[probabilities.argmax(1)]})
+        for i, name in enumerate(self.classes):
+            frame[f"proba_{name}"] = probabilities[:, i]
+        return frame
+
+    def report_blocks(self, model, held_out, *, encoder, pictures, target):
+        from ..figures import Note, Picture, charts
+        from ..models.protocol import predict_outputs
+
+        rows = held_out()
+        if rows is None:
+            return [Note("no held-out rows")]
+        inputs, y = rows
+        probabilities = predict_outputs(model, inputs).float().softmax(dim=-1).cpu().numpy()
+        true = y.cpu().numpy()
+        return [Picture("confusion matrix", charts.confusion_matrix(true, probabilities.argmax(1), self.classes)),
+                Picture("ROC curve", charts.roc_curves(true, probabilities, self.classes))]

@@ -2,62 +2,101 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-import torch
 
-from ..data.forecast import SeriesScaler, forecast_metrics
+from ..data.kinds.forecast import SeriesScaler, forecast_metrics
+from .base import Task
 
 
-class ForecastTask:
-    """Predict the next ``horizon`` values of a series from a window of its past."""
+class ForecastTask(Task):
+    """Predict the next ``horizon`` values of a series from a window of its past. Held-out spans
+    longer than the horizon are forecast recursively, feeding the model its own forecasts."""
 
     name = "forecasting"
     default_loss = "mse"
+    target_form = "values"
+    metrics = {"mae": False, "rmse": False, "mape": False}
+    headline = "mape"
 
-    def __init__(self, scaling: dict, horizon: int):
-        self.scaler = SeriesScaler.from_json(scaling)
-        self.horizon = horizon
+    def __init__(self, scaler: SeriesScaler, horizon: int):
+        self.scaler, self.horizon = scaler, horizon
+
+    @classmethod
+    def fit(cls, labels, train: np.ndarray, encoder, data_spec, source: str) -> ForecastTask:
+        return cls(encoder.scaler, encoder.state.horizon)
+
+    @classmethod
+    def from_manifest(cls, manifest, run_dir: Path | None = None) -> ForecastTask:
+        return cls(manifest.preprocessing.scaler(), manifest.preprocessing.horizon)
 
     @property
     def output_size(self) -> int:
         return self.horizon
 
-    def target_tensor(self, scaled: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(scaled, dtype=torch.get_default_dtype()).reshape(len(scaled), -1)
+    def target_tensor(self, y: np.ndarray):
+        import torch
 
-    def decode(self, outputs: torch.Tensor) -> np.ndarray:
-        """Forecasts on the original scale, shape (N, horizon)."""
+        return torch.as_tensor(y, dtype=torch.get_default_dtype()).reshape(len(y), -1)
+
+    def decode(self, outputs) -> np.ndarray:
+        """Forecasts on the original scale, shape (N, steps)."""
         return self.scaler.inverse_target(outputs.detach().double().cpu().numpy())
 
-    def outputs_for(self, model, inputs: tuple, targets: torch.Tensor) -> torch.Tensor:
-        """Forecasts as long as ``targets``: direct when they span one horizon, otherwise by
-        feeding the model its own forecasts (recursive), one horizon at a time."""
-        from ..training.loop import predict_outputs
+    def outputs_for(self, model, inputs: tuple, y):
+        """Forecasts as long as ``y``: direct when it spans one horizon, else recursive."""
+        from ..models.protocol import predict_outputs
 
-        steps = targets.shape[1]
-        window = inputs[0]  # (B, C, lookback)
+        steps = y.shape[1]
         if steps <= self.horizon:
             return predict_outputs(model, inputs)[:, :steps]
-        return rollout(model, window, steps)
+        return rollout(model, inputs[0], steps)
 
-    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    def scores(self, outputs, y) -> dict[str, float]:
         """mae, rmse and mape (a fraction) over every forecast step."""
-        return forecast_metrics(self.decode(targets), self.decode(outputs))
+        return forecast_metrics(self.decode(y), self.decode(outputs))
+
+    def predictions(self, model, inputs: tuple) -> np.ndarray:
+        """The next ``horizon`` steps after the window, on the original scale."""
+        from ..models.protocol import predict_outputs
+
+        return self.decode(predict_outputs(model, inputs))[0]
+
+    def prediction_table(self, model, inputs: tuple, target: str | None):
+        import pandas as pd
+
+        values = self.predictions(model, inputs)
+        return pd.DataFrame({"step": range(1, len(values) + 1), target or "forecast": values})
+
+    def report_blocks(self, model, held_out, *, encoder, pictures, target):
+        """The first test window's history, then the forecast of the test span."""
+        from ..figures import Note, Picture, charts
+
+        rows = held_out()
+        if rows is None or not len(rows[1]):
+            return [Note("no held-out steps")]
+        inputs, y = rows
+        true, pred = self.decode(y)[0], self.decode(self.outputs_for(model, inputs, y))[0]
+        history = self.decode(inputs[0][:1, 0])[0]
+        return [Picture("forecast vs actual", charts.forecast(history, true, pred, target or "target"))]
 
 
-@torch.no_grad()
-def rollout(model, window: torch.Tensor, steps: int) -> torch.Tensor:
+def rollout(model, window, steps: int):
     """Forecast ``steps`` ahead from ``window`` (B, 1, lookback) by sliding it over the model's own
     forecasts. Returns (B, steps) on the model's (scaled) scale."""
-    from ..training.loop import predict_outputs
+    import torch
+
+    from ..models.protocol import predict_outputs
 
     if window.shape[1] != 1:
         raise ValueError("a recursive forecast needs a single-channel series (future covariates are unknown)")
     forecasts = []
     produced = 0
-    while produced < steps:
-        block = predict_outputs(model, (window,))  # (B, horizon)
-        forecasts.append(block)
-        produced += block.shape[1]
-        window = torch.cat([window[:, :, block.shape[1] :], block[:, None, :]], dim=2)  # (B, 1, lookback)
+    with torch.no_grad():
+        while produced < steps:
+            block = predict_outputs(model, (window,))  # (B, horizon)
+            forecasts.append(block)
+            produced += block.shape[1]
+            window = torch.cat([window[:, :, block.shape[1] :], block[:, None, :]], dim=2)  # (B, 1, lookback)
     return torch.cat(forecasts, dim=1)[:, :steps]

@@ -2,35 +2,79 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-import torch
+
+from ..errors import DataError
+from .base import Task
 
 
-class RegressionTask:
-    """Predict ``len(mean)`` real values. Targets are standardised for training."""
+class RegressionTask(Task):
+    """Predict ``len(mean)`` real values. Targets are standardised with the training rows' mean
+    and spread; metrics and predictions are on the original scale."""
 
     name = "regression"
     default_loss = "mse"
+    target_form = "values"
+    metrics = {"mse": False, "mae": False, "r2": True}
+    headline = "r2"
 
     def __init__(self, mean: list[float], std: list[float]):
         self.mean = np.asarray(mean, dtype=np.float64)
         self.std = np.asarray(std, dtype=np.float64)
 
+    @classmethod
+    def chance_loss(cls, classes: int | None) -> tuple[float, str] | None:
+        return 1.0, "predicting the mean"  # the loss of standardised targets predicted by their mean
+
+    @classmethod
+    def fit(cls, labels, train: np.ndarray, encoder, data_spec, source: str) -> RegressionTask:
+        from ..data.tabular import to_numbers
+
+        if labels is None:
+            raise DataError(f"{source}: regression needs a target column (data.target)")
+        values = to_numbers(labels, labels.name, source, boolean=False)[train]
+        std = float(values.std())
+        return cls([float(values.mean())], [std if std > 0 else 1.0])
+
+    @classmethod
+    def from_manifest(cls, manifest, run_dir: Path | None = None) -> RegressionTask:
+        return cls(manifest.target_scaling.mean, manifest.target_scaling.std)
+
+    @classmethod
+    def from_targets(cls, y: np.ndarray) -> RegressionTask:
+        y = np.asarray(y)
+        width = 1 if y.ndim == 1 else y.shape[1]
+        return cls([0.0] * width, [1.0] * width)
+
+    def record(self) -> dict:
+        return {"classes": None, "target_scaling": {"mean": self.mean.tolist(), "std": self.std.tolist()}}
+
     @property
     def output_size(self) -> int:
         return len(self.mean)
 
-    def target_tensor(self, scaled: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(scaled, dtype=torch.get_default_dtype()).reshape(len(scaled), -1)
+    def encode_targets(self, labels, source: str | None = None) -> np.ndarray:
+        from ..data.tabular import to_numbers
 
-    def decode(self, outputs: torch.Tensor) -> np.ndarray:
-        """Predictions on the original scale, shape (N, K)."""
+        values = to_numbers(labels, labels.name, source, boolean=False)
+        if np.isnan(values).any():
+            raise DataError(f"target column '{labels.name}' has missing values; fill or drop them")
+        return ((values - self.mean[0]) / self.std[0]).astype(np.float32)[:, None]
+
+    def target_tensor(self, y: np.ndarray):
+        import torch
+
+        return torch.as_tensor(y, dtype=torch.get_default_dtype()).reshape(len(y), -1)
+
+    def decode(self, outputs) -> np.ndarray:
+        """Values on the original scale, shape (N, K)."""
         return outputs.detach().double().cpu().numpy() * self.std + self.mean
 
-    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    def scores(self, outputs, y) -> dict[str, float]:
         """mse, mae and r2 on the original scale (averaged over targets)."""
-        pred = self.decode(outputs)
-        true = self.decode(targets)
+        pred, true = self.decode(outputs), self.decode(y)
         error = pred - true
         total = ((true - true.mean(axis=0)) ** 2).sum(axis=0)
         r2 = 1 - (error**2).sum(axis=0) / np.where(total > 0, total, np.nan)
@@ -39,3 +83,20 @@ class RegressionTask:
             "mae": float(np.abs(error).mean()),
             "r2": float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan"),
         }
+
+    def predictions(self, model, inputs: tuple) -> np.ndarray:
+        from ..models.protocol import predict_outputs
+
+        values = self.decode(predict_outputs(model, inputs))
+        return values[:, 0] if values.shape[1] == 1 else values
+
+    def report_blocks(self, model, held_out, *, encoder, pictures, target):
+        from ..figures import Note, Picture, charts
+        from ..models.protocol import predict_outputs
+
+        rows = held_out()
+        if rows is None:
+            return [Note("no held-out rows")]
+        inputs, y = rows
+        true, pred = self.decode(y), self.decode(predict_outputs(model, inputs))
+        return [Picture("predicted vs true", charts.regression(true[:, 0], pred[:, 0], target or "target"))]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import torch
 
 
 class Callback:
-    """Hooks the Trainer calls. Override the ones you need; each receives the Trainer.
+    """Hooks a training recipe calls. Override the ones you need; each receives the run's
+    ``Scaffold`` (named ``trainer``): ``model_``, ``epoch``, ``epochs``, ``history_``,
+    ``steps_per_epoch_``, ``task``, ``loss_fn_``, ``device`` and ``stop_training``.
 
     ``trainer.stop_training = True`` in any hook ends training after the current epoch.
     ``on_batch_end`` is only called when a callback overrides it, so unused it costs nothing.
@@ -64,6 +67,23 @@ class EarlyStopping:
     def load_state_dict(self, state: dict, best_weights: dict[str, torch.Tensor] | None) -> None:
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
         self.best_weights = best_weights or None
+
+
+class HistoryWriter(Callback):
+    """Keeps a ``history.jsonl`` file equal to the run's history, one JSON line per epoch."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_fit_start(self, trainer) -> None:
+        from ..files import atomic_write
+
+        atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in trainer.history_))
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        from ..files import append_jsonl
+
+        append_jsonl(self.path, [record])
 
 
 class ProgressBar(Callback):

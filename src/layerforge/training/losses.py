@@ -1,8 +1,10 @@
 """Losses by name. Every loss is called as ``loss(output, target)`` and returns a scalar.
 
-For classification ``output`` holds logits of shape (N, C) and ``target`` class indices (N,);
-for regression both are float tensors of shape (N, K); for reconstruction both have the shape of
-the inputs. GAN losses (task generation) are pairs: see ``AdversarialLoss``.
+What a loss compares depends on the task's ``target_form``: 'classes' (logits (N, C) against
+class indices (N,)), 'values' (numbers against numbers of the same shape: regression,
+forecasting, reconstruction), 'tokens' (logits (B, L, V) against next tokens (B, L)) or
+'adversarial' (a GAN's two halves: see ``AdversarialLoss``). A loss declares the forms it suits;
+user-registered losses name their tasks.
 """
 
 from __future__ import annotations
@@ -10,14 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .. import tasks
 from ..errors import SpecError, unknown_name
 
 
 @dataclass(frozen=True)
 class LossEntry:
-    factory: Callable[..., Callable]
-    tasks: tuple[str, ...] | None  # None: any task
+    factory: Callable[..., Callable]  # (target_form, **params) -> loss
+    forms: tuple[str, ...] | None  # the target forms it suits (built-in losses)
     params: tuple[str, ...] | None  # None: any keyword (user-registered losses)
+    tasks: tuple[str, ...] | None = None  # the tasks it suits (user-registered losses; None: any)
+
+    def suits(self, task) -> bool:
+        if self.forms is not None:
+            return task.target_form in self.forms
+        return self.tasks is None or task.name in self.tasks
 
 
 def _one_hot(target, num_classes: int):
@@ -32,11 +41,11 @@ def _float_dtype():
     return torch.get_default_dtype()
 
 
-def _pointwise(kind: str, task: str, **params) -> Callable:
+def _pointwise(kind: str, form: str, **params) -> Callable:
     import torch.nn.functional as F
 
     fn = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss}[kind]
-    if task == "classification":
+    if form == "classes":
         # Compare class probabilities with the one-hot target.
         return lambda output, target: fn(
             output.softmax(dim=-1), _one_hot(target, output.shape[-1]), **params
@@ -44,29 +53,29 @@ def _pointwise(kind: str, task: str, **params) -> Callable:
     return lambda output, target: fn(output, target, **params)
 
 
-def _mse(task: str) -> Callable:
-    return _pointwise("mse", task)
+def _mse(form: str) -> Callable:
+    return _pointwise("mse", form)
 
 
-def _mae(task: str) -> Callable:
-    return _pointwise("mae", task)
+def _mae(form: str) -> Callable:
+    return _pointwise("mae", form)
 
 
-def _huber(task: str, delta: float = 1.0) -> Callable:
-    return _pointwise("huber", task, delta=delta)
+def _huber(form: str, delta: float = 1.0) -> Callable:
+    return _pointwise("huber", form, delta=delta)
 
 
-def _cross_entropy(task: str, label_smoothing: float = 0.0) -> Callable:
+def _cross_entropy(form: str, label_smoothing: float = 0.0) -> Callable:
     import torch.nn.functional as F
 
-    if task == "language_model":  # (B, L, V) logits against (B, L) next tokens
+    if form == "tokens":  # (B, L, V) logits against (B, L) next tokens
         return lambda output, target: F.cross_entropy(
             output.flatten(0, 1), target.flatten(), label_smoothing=label_smoothing
         )
     return lambda output, target: F.cross_entropy(output, target, label_smoothing=label_smoothing)
 
 
-def _bce(task: str) -> Callable:
+def _bce(form: str) -> Callable:
     import torch.nn.functional as F
 
     return lambda output, target: F.binary_cross_entropy_with_logits(
@@ -74,10 +83,10 @@ def _bce(task: str) -> Callable:
     )
 
 
-def _hinge(task: str, margin: float = 1.0) -> Callable:
+def _hinge(form: str, margin: float = 1.0) -> Callable:
     import torch.nn.functional as F
 
-    if task == "generation":
+    if form == "adversarial":
         return AdversarialLoss("hinge", margin=margin)
     return lambda output, target: F.multi_margin_loss(output, target, margin=margin)
 
@@ -117,15 +126,15 @@ class AdversarialLoss:
         return -fake.mean()
 
 
-def _non_saturating(task: str, label_smoothing: float = 0.0) -> AdversarialLoss:
+def _non_saturating(form: str, label_smoothing: float = 0.0) -> AdversarialLoss:
     return AdversarialLoss("non_saturating", label_smoothing=label_smoothing)
 
 
-def _wasserstein_gp(task: str, gp_weight: float = 10.0) -> AdversarialLoss:
+def _wasserstein_gp(form: str, gp_weight: float = 10.0) -> AdversarialLoss:
     return AdversarialLoss("wasserstein", gp_weight=gp_weight)
 
 
-def _kl_div(task: str, label_smoothing: float = 0.0) -> Callable:
+def _kl_div(form: str, label_smoothing: float = 0.0) -> Callable:
     import torch.nn.functional as F
 
     def loss(output, target):
@@ -137,15 +146,15 @@ def _kl_div(task: str, label_smoothing: float = 0.0) -> Callable:
 
 
 LOSSES: dict[str, LossEntry] = {
-    "mse": LossEntry(_mse, ("classification", "regression", "forecasting", "reconstruction"), ()),
-    "mae": LossEntry(_mae, ("classification", "regression", "forecasting", "reconstruction"), ()),
-    "huber": LossEntry(_huber, ("classification", "regression", "forecasting", "reconstruction"), ("delta",)),
-    "cross_entropy": LossEntry(_cross_entropy, ("classification", "language_model"), ("label_smoothing",)),
-    "bce": LossEntry(_bce, ("classification",), ()),
-    "hinge": LossEntry(_hinge, ("classification", "generation"), ("margin",)),
-    "non_saturating": LossEntry(_non_saturating, ("generation",), ("label_smoothing",)),
-    "wasserstein_gp": LossEntry(_wasserstein_gp, ("generation",), ("gp_weight",)),
-    "kl_div": LossEntry(_kl_div, ("classification",), ("label_smoothing",)),
+    "mse": LossEntry(_mse, ("classes", "values"), ()),
+    "mae": LossEntry(_mae, ("classes", "values"), ()),
+    "huber": LossEntry(_huber, ("classes", "values"), ("delta",)),
+    "cross_entropy": LossEntry(_cross_entropy, ("classes", "tokens"), ("label_smoothing",)),
+    "bce": LossEntry(_bce, ("classes",), ()),
+    "hinge": LossEntry(_hinge, ("classes", "adversarial"), ("margin",)),
+    "non_saturating": LossEntry(_non_saturating, ("adversarial",), ("label_smoothing",)),
+    "wasserstein_gp": LossEntry(_wasserstein_gp, ("adversarial",), ("gp_weight",)),
+    "kl_div": LossEntry(_kl_div, ("classes",), ("label_smoothing",)),
 }
 
 
@@ -168,11 +177,17 @@ def register_loss(name: str, factory: Callable[..., Callable], *, tasks=None) ->
     """
     if name in LOSSES and LOSSES[name].params is not None:
         raise ValueError(f"'{name}' is a built-in loss; register yours under another name")
-    LOSSES[name] = LossEntry(lambda task, **params: factory(**params), tasks, None)
+    LOSSES[name] = LossEntry(lambda form, **params: factory(**params), None, None, tuple(tasks) if tasks else None)
 
 
-def check(name: str, params: dict, task: str | None) -> list[str]:
-    """Problems with using loss ``name`` with ``params`` for ``task`` (empty when fine)."""
+def _task(task):
+    """A task class or object from a task, its class or its name."""
+    return tasks.get(task) if isinstance(task, str) else task
+
+
+def check(name: str, params: dict, task=None) -> list[str]:
+    """Problems with using loss ``name`` with ``params`` for ``task`` (a name, class or object;
+    None: any task). Empty when fine."""
     if name not in LOSSES:
         return [unknown_name("loss", name, LOSSES)]
     entry = LOSSES[name]
@@ -182,13 +197,14 @@ def check(name: str, params: dict, task: str | None) -> list[str]:
             if key not in entry.params:
                 allowed = ", ".join(entry.params) or "none"
                 problems.append(f"'{key}' is not a parameter of loss '{name}' (its parameters: {allowed})")
-    if task and entry.tasks is not None and task not in entry.tasks:
-        problems.append(f"loss '{name}' does not suit task '{task}' (it suits: {', '.join(entry.tasks)})")
+    if task is not None and not entry.suits(_task(task)):
+        suited = [cls.name for cls in tasks.TASKS.values() if entry.suits(cls)]
+        problems.append(f"loss '{name}' does not suit task '{_task(task).name}' (it suits: {', '.join(suited)})")
     return problems
 
 
-def get(name: str, task: str, params: dict | None = None) -> Callable:
-    """Build loss ``name`` for ``task``.
+def get(name: str, task, params: dict | None = None) -> Callable:
+    """Build loss ``name`` for ``task`` (a name, class or object).
 
     Raises:
         SpecError: unknown loss, a parameter it does not take, or a task it does not suit.
@@ -197,11 +213,11 @@ def get(name: str, task: str, params: dict | None = None) -> Callable:
     problems = check(name, params, task)
     if problems:
         raise SpecError([f"train.loss: {p}" for p in problems])
-    return LOSSES[name].factory(task, **params)
+    return LOSSES[name].factory(_task(task).target_form, **params)
 
 
 def for_task(loss_spec, task) -> Callable:
     """The loss a spec's ``train.loss`` names (``None``: the task's default) for ``task``."""
     if loss_spec is None:
-        return get(task.default_loss, task.name)
-    return get(loss_spec.name, task.name, loss_spec.params())
+        return get(task.default_loss, task)
+    return get(loss_spec.name, task, loss_spec.params())

@@ -65,7 +65,8 @@ class Schedule:
     """Learning rate as a function of (epoch, step), plus plateau state.
 
     Step-wise schedules (cosine, onecycle, warmup) change the rate every step; step and
-    exponential change it once per epoch; plateau lowers it when the monitored value stalls.
+    exponential change it once per epoch; plateau lowers it when the monitored value stalls
+    (``higher_is_better`` says which way is better: ask the task, ``task.higher_is_better``).
     The state is a small JSON-able dict, saved with checkpoints.
     """
 
@@ -86,6 +87,7 @@ class Schedule:
         monitor: str = "val_loss",
         patience: int = 5,
         factor: float = 0.5,
+        higher_is_better: bool = False,
     ):
         if name not in SCHEDULES:
             raise SpecError(f"train.schedule.name: {unknown_name('schedule', name, SCHEDULES)}")
@@ -97,7 +99,7 @@ class Schedule:
         self.step_size, self.gamma, self.min_lr = step_size, gamma, min_lr
         self.pct_start, self.div_factor, self.final_div_factor = pct_start, div_factor, final_div_factor
         self.monitor, self.patience, self.factor = monitor, patience, factor
-        self.mode = "max" if any(k in monitor for k in ("accuracy", "f1", "auc", "r2")) else "min"
+        self.mode = "max" if higher_is_better else "min"
         # plateau state
         self.scale = 1.0
         self.best: float | None = None

@@ -1,4 +1,4 @@
-"""Figures for the run report, returned as PNG bytes (embedded in the page, never fetched)."""
+"""Charts for report pages, returned as PNG bytes (embedded in the page, never fetched)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 
-from .plots import _pyplot
+from ..metrics import roc_auc
+from .pictures import pyplot
 
 SEVERITY_COLOURS = {"info": "#3b82f6", "warning": "#f59e0b", "error": "#dc2626"}
 
@@ -15,13 +16,13 @@ SEVERITY_COLOURS = {"info": "#3b82f6", "warning": "#f59e0b", "error": "#dc2626"}
 def png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return buffer.getvalue()
 
 
 def learning_curves(history: list[dict]) -> bytes:
     """Losses per epoch (train and validation), and each validation metric."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [r["epoch"] for r in history]
     losses = [k for k in history[0] if k.endswith("loss")] if history else []
     metrics = [k for k in history[0] if k.startswith("val_") and not k.endswith("loss")] if history else []
@@ -47,7 +48,7 @@ def learning_curves(history: list[dict]) -> bytes:
 
 
 def learning_rate(history: list[dict]) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5.5, 2.6))
     axis.plot([r["epoch"] for r in history], [r["lr"] for r in history], color="#6b7280")
     axis.set_xlabel("epoch")
@@ -57,7 +58,7 @@ def learning_rate(history: list[dict]) -> bytes:
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, classes: list) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     size = len(classes)
     counts = np.zeros((size, size), dtype=int)
     np.add.at(counts, (true, pred), 1)
@@ -80,9 +81,7 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, classes: list) -> bytes
 
 def roc_curves(true: np.ndarray, probabilities: np.ndarray, classes: list) -> bytes:
     """ROC of the positive class (two classes) or of each class against the rest."""
-    from ..tasks.classification import roc_auc
-
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(4.6, 4.2))
     columns = [1] if len(classes) == 2 else range(len(classes))
     for column in list(columns)[:10]:
@@ -104,7 +103,7 @@ def roc_curves(true: np.ndarray, probabilities: np.ndarray, classes: list) -> by
 
 def regression(true: np.ndarray, pred: np.ndarray, name: str) -> bytes:
     """Predicted against true, and residuals against predicted."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     low, high = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
     axes[0].scatter(true, pred, s=10, alpha=0.6)
@@ -124,7 +123,7 @@ def regression(true: np.ndarray, pred: np.ndarray, name: str) -> bytes:
 
 def forecast(history_values: np.ndarray, true: np.ndarray, pred: np.ndarray, name: str) -> bytes:
     """The series' last known steps, then actual and forecast values over the test steps."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(9, 3.6))
     known = np.arange(len(history_values))
     ahead = np.arange(len(history_values), len(history_values) + len(true))
@@ -141,7 +140,7 @@ def forecast(history_values: np.ndarray, true: np.ndarray, pred: np.ndarray, nam
 
 def gradient_flow(layers: list[str], rms: list[float], update: list[float] | None) -> bytes:
     """Median RMS gradient per layer (input side first), and the update-to-weight ratio."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = 2 if update else 1
     height = max(2.5, 0.28 * len(layers) + 1)
     figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels, height), squeeze=False)
@@ -164,7 +163,7 @@ def gradient_flow(layers: list[str], rms: list[float], update: list[float] | Non
 
 
 def unit_health(names: list[str], dead: list[float | None], saturated: list[float | None]) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5.5, max(2.2, 0.3 * len(names) + 1)))
     positions = np.arange(len(names))[::-1]
     values = [d if d is not None else s for d, s in zip(dead, saturated)]
@@ -180,7 +179,7 @@ def unit_health(names: list[str], dead: list[float | None], saturated: list[floa
 
 def overlaid(runs: list[tuple[str, list[dict]]], key: str) -> bytes:
     """One curve per run for ``key`` (compare page)."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 3.6))
     for name, history in runs:
         points = [(r["epoch"], r[key]) for r in history if key in r]

@@ -1,5 +1,5 @@
 """The learning-rate range test: train briefly while the learning rate grows exponentially, and
-suggest the rate where the loss falls fastest."""
+suggest the rate where the loss falls fastest. It steps exactly as training does."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def lr_range_test(spec: Any = None, overrides=(), *, start: float = 1e-7, end: f
                   steps: int = 100) -> LRFinding:
     """Run the range test on a spec's data and model (a fresh model; nothing is saved).
 
+    Each step is a training step exactly as ``layerforge train`` takes it (augmentation,
+    L1/L2 penalties, clipping), at a rate that grows exponentially from ``start`` to ``end``.
     The suggestion is the rate of steepest descent of the smoothed loss against log(rate),
     bounded by a tenth of the rate where the loss was lowest.
 
@@ -37,49 +39,45 @@ def lr_range_test(spec: Any = None, overrides=(), *, start: float = 1e-7, end: f
     """
     import torch
 
-    from .. import tasks
-    from ..api import DEFAULT_SPEC
-    from ..data.batches import InMemoryBatches
+    from ..data.augment import Augment
     from ..data.prepare import prepare
     from ..errors import SpecError
     from ..models import build_model
+    from ..spec.defaults import DEFAULT_SPEC
     from ..spec.load import load_spec
     from ..training import losses
     from ..training.optim import build_optimizer
-    from ..training.trainer import as_tensors, resolve_device
+    from .scaffold import Scaffold
+    from .supervised import SupervisedStep
 
     spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
-    if spec.model.type == "gan":
-        raise SpecError("lr-find: a GAN's two networks have no single loss to follow; tune "
-                        "train.optimizer.lr and train.discriminator_optimizer.lr directly")
     prepared = prepare(spec.data, spec.task, spec.seed)
-    task = tasks.from_meta(prepared.meta())
-    device = resolve_device(spec.train.device)
+    task = prepared.task
+    if len(task.loss_names) != 1:
+        raise SpecError(f"lr-find follows one training loss; a {task.name} run trains with "
+                        f"{' and '.join(task.loss_names)}: tune each optimizer's train.*.lr directly")
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, prepared.inputs_info, task.output_size).to(device)
-    x, y = as_tensors(prepared.splits["train"], task, device)
-    batch_size = len(y) if spec.train.batch_size == "full" else spec.train.batch_size
-    batches = InMemoryBatches(x, y, batch_size, generator=torch.Generator().manual_seed(spec.seed), min_batch=2)
+    model = build_model(spec.model, prepared.inputs, task.output_size, task.num_classes)
+    scaffold = Scaffold(spec.train, task, seed=spec.seed, augment=Augment.from_spec(spec.data.augment))
+    model = model.to(scaffold.device)
+    inputs, y = scaffold.place(prepared.splits["train"])
+    batches = scaffold.batches(model, inputs, y)
     loss_fn = losses.for_task(spec.train.loss, task)
-    objective = task.objective(loss_fn) if hasattr(task, "objective") else (lambda m, xs, t: loss_fn(m(*xs), t))
     optimizer = build_optimizer(spec.train.optimizer.name, {**spec.train.optimizer.params(), "lr": start},
-                                model.parameters(), device=device.type)
+                                model.parameters(), device=scaffold.device.type)
+    step_once = SupervisedStep.from_spec(model, task.objective(loss_fn), optimizer, spec.train, scaffold.augment)
     rates, smoothed = [], []
     average, best = 0.0, math.inf
     model.train()
     step = 0
     while step < steps:
-        for inputs, target in batches:
+        for batch_inputs, target in batches:
             if step >= steps:
                 break
             rate = start * (end / start) ** (step / max(steps - 1, 1))
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            loss = objective(model, inputs, target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = float(loss.detach())
+            value = float(step_once(batch_inputs, target).detach())
             if not math.isfinite(value):
                 step = steps
                 break
@@ -104,9 +102,10 @@ def lr_range_test(spec: Any = None, overrides=(), *, start: float = 1e-7, end: f
 
 
 def plot(finding: LRFinding, path: str | Path) -> Path:
-    from ..report.plots import _pyplot, _save
+    """The smoothed loss against the learning rate, with the suggestion, as a PNG file."""
+    from ..figures.pictures import pyplot, save
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.6))
     axis.plot(finding.learning_rates, finding.losses, color="#2563eb")
     axis.set_xscale("log")
@@ -117,4 +116,4 @@ def plot(finding: LRFinding, path: str | Path) -> Path:
     axis.set_title("learning-rate range test")
     axis.legend(frameon=False)
     axis.grid(alpha=0.3)
-    return _save(figure, Path(path))
+    return save(figure, Path(path))

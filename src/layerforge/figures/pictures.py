@@ -1,4 +1,5 @@
-"""PNG plots: image grids, latent scatters, histograms and curves (matplotlib's Agg backend)."""
+"""Picture files: image grids, latent scatters, histograms and curves as PNG files in a run
+directory (matplotlib's Agg backend)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display, no GUI toolkit
@@ -16,14 +17,14 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: Path) -> Path:
+def save(figure, path: Path) -> Path:
     import io
 
-    from ..training.checkpoint import atomic_write
+    from ..files import atomic_write
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(figure)
+    pyplot().close(figure)
     atomic_write(path, buffer.getvalue())
     return path
 
@@ -48,7 +49,7 @@ def display_range(images: np.ndarray) -> tuple[float, float]:
 def image_grid(images: np.ndarray, path: str | Path, *, columns: int = 10, row_labels: list[str] | None = None,
                title: str | None = None, value_range: tuple[float, float] | None = None) -> Path:
     """Images (N, C, H, W) in rows of ``columns``; ``row_labels`` names each row."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = int(np.ceil(len(images) / columns))
     vmin, vmax = value_range or display_range(images)
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.8 + (0.4 if title else 0)),
@@ -63,7 +64,7 @@ def image_grid(images: np.ndarray, path: str | Path, *, columns: int = 10, row_l
             axes[row, 0].set_ylabel(str(label), rotation=0, ha="right", va="center")
     if title:
         figure.suptitle(title)
-    return _save(figure, Path(path))
+    return save(figure, Path(path))
 
 
 def reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray, path: str | Path, *,
@@ -86,7 +87,7 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray | None, class_names: li
                    title: str = "latent codes") -> Path:
     """The codes in 2-D, coloured by class. Codes with more than two numbers are shown along
     their first two principal components (the title says which)."""
-    plt = _pyplot()
+    plt = pyplot()
     if codes.shape[1] == 1:
         points, axes_name = np.column_stack([codes[:, 0], np.zeros(len(codes))]), "code"
     elif codes.shape[1] == 2:
@@ -107,12 +108,12 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray | None, class_names: li
                          label=str(name))
         axis.legend(markerscale=2, fontsize=8, loc="best", frameon=False)
     axis.set_title(f"{title} ({axes_name})", fontsize=10)
-    return _save(figure, Path(path))
+    return save(figure, Path(path))
 
 
 def score_histogram(normal: np.ndarray, anomalous: np.ndarray, threshold: float, path: str | Path) -> Path:
     """Anomaly scores of normal and anomalous test rows, with the threshold."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.5))
     bins = np.histogram_bin_edges(np.concatenate([normal, anomalous]), bins=40)
     axis.hist(normal, bins=bins, alpha=0.6, label=f"normal ({len(normal)})")
@@ -121,13 +122,13 @@ def score_histogram(normal: np.ndarray, anomalous: np.ndarray, threshold: float,
     axis.set_xlabel("reconstruction error")
     axis.set_ylabel("test rows")
     axis.legend(frameon=False)
-    return _save(figure, Path(path))
+    return save(figure, Path(path))
 
 
 def curve(xs, series: dict[str, list[float]], path: str | Path, *, xlabel: str = "epoch", ylabel: str = "",
           title: str | None = None) -> Path:
     """One line per named series."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.5))
     for name, ys in series.items():
         axis.plot(xs, ys, marker="o", markersize=3, label=name)
@@ -138,4 +139,4 @@ def curve(xs, series: dict[str, list[float]], path: str | Path, *, xlabel: str =
     if len(series) > 1:
         axis.legend(frameon=False)
     axis.grid(alpha=0.3)
-    return _save(figure, Path(path))
+    return save(figure, Path(path))

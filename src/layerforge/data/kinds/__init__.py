@@ -1,0 +1,52 @@
+"""Data kinds: a closed registry from a kind's name to the object that loads, splits and
+encodes that kind of data. ``kind_of(data_spec)`` says which kind a data spec names, without
+reading any data (spec validation uses it)."""
+
+from __future__ import annotations
+
+from ...errors import DataError, unknown_name
+from .base import Encoder, Kind, Source, State
+from .corpus import CorpusKind
+from .forecast import ForecastKind
+from .image import ImageKind
+from .sequence import SequenceKind
+from .table import TableKind
+from .text import TextKind
+
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (TableKind(), SequenceKind(), ImageKind(), TextKind(),
+                                                        CorpusKind(), ForecastKind())}
+
+
+def get(name: str) -> Kind:
+    if name not in KINDS:
+        raise DataError(unknown_name("data kind", name, KINDS))
+    return KINDS[name]
+
+
+def kind_of(data_spec) -> Kind:
+    """The kind a data spec names: a built-in's own, ``data.kind``, or the file's type (a folder
+    of class folders is images, .npz sequences, .txt a corpus, a table with ``data.text`` text)."""
+    from ..builtin import DATASETS
+
+    if data_spec.dataset:
+        return KINDS[DATASETS[data_spec.dataset].kind]
+    if data_spec.kind:
+        return get(data_spec.kind)
+    suffix = data_spec.path.lower().rsplit(".", 1)[-1]
+    if suffix == "npz":
+        return KINDS["sequence"]
+    if "." not in data_spec.path.rsplit("/", 1)[-1] or suffix in ("png", "jpg", "jpeg"):
+        return KINDS["image"]  # a folder of class subfolders
+    if suffix == "txt":
+        return KINDS["corpus"]
+    return KINDS["text"] if data_spec.text else KINDS["table"]
+
+
+def state_for(value) -> State:
+    """A validated encoder state from a state or its dict (model.json's ``preprocessing``)."""
+    if isinstance(value, State):
+        return value
+    return get(value.get("kind", "table")).state.model_validate(value)
+
+
+__all__ = ["KINDS", "Encoder", "Kind", "Source", "State", "get", "kind_of", "state_for"]

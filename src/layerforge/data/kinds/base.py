@@ -1,0 +1,159 @@
+"""What a data kind is: it loads rows once (a ``Source``), says how they may be split, and fits
+an ``Encoder`` on the training rows that turns any rows into model inputs, the same way at
+training and at prediction time. An encoder's fitted state is plain JSON (a pydantic model) that
+model.json keeps, so a new process rebuilds it without the training data.
+
+Kind modules import pandas (and the readers) inside their methods: a spec names its data kind,
+and validating a spec must not wait for pandas.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ...models.inputs import Inputs
+
+# encoded rows: the model's inputs (``(x,)`` or ``(x, lengths)``) and their targets (raw labels
+# as a pandas Series, numeric targets as an array, or None)
+Encoded = tuple[tuple[np.ndarray, ...], Any]
+
+
+@dataclass
+class Source:
+    """Rows loaded once from a data spec; split plans divide ``rows`` row positions.
+
+    Attributes:
+        label: the file or built-in dataset, for messages and model.json.
+        rows: how many rows (series, images, texts, time steps or characters).
+        payload: the rows themselves, as the kind holds them.
+        fingerprint: SHA-256 of the loaded content: a changed source is noticed.
+        target: the target column, when the rows have one.
+        labels: the raw target value of every row (a pandas Series), or None.
+        fixed: parts the source fixes itself (an official test split), as row positions.
+        facts: what else the kind knows about its rows (image shape, season, columns).
+    """
+
+    label: str
+    rows: int
+    payload: Any
+    fingerprint: str
+    target: str | None = None
+    labels: Any = None
+    fixed: dict[str, np.ndarray] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+class State(BaseModel):
+    """An encoder's fitted state, as model.json keeps it (``preprocessing``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+
+
+class Encoder(ABC):
+    """Fitted on the training rows of one kind of data; turns rows into model inputs.
+
+    Args:
+        state: the fitted state (from ``Kind.fit`` or a run's model.json).
+        target: the target column's name, when there is one.
+    """
+
+    def __init__(self, state: State, target: str | None = None):
+        self.state, self.target = state, target
+
+    @property
+    @abstractmethod
+    def inputs(self) -> Inputs:
+        """What one encoded row holds."""
+
+    @property
+    def features(self) -> list[str] | None:
+        """The names of the raw input columns, when the data has named columns."""
+        return None
+
+    @abstractmethod
+    def encode(self, source: Source, parts: dict[str, np.ndarray]) -> dict[str, Encoded]:
+        """Inputs and targets of the rows of each part of ``source``."""
+
+    @abstractmethod
+    def encode_new(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> Encoded:
+        """Inputs (and raw labels, when ``data`` holds them) for new rows at prediction time.
+
+        Raises:
+            DataError: rows the model cannot read, named by column, row or file.
+        """
+
+    def missing_labels(self) -> str:
+        """What to add to new data so that it can be evaluated."""
+        return "evaluation data needs labels: an array 'y' in the .npz file"
+
+    def unscale(self, rows: np.ndarray):
+        """Rows in model space back to the data's own scale."""
+        shape = (1, -1) + (1,) * (rows.ndim - 2)
+        return rows * np.asarray(self.state.std).reshape(shape) + np.asarray(self.state.mean).reshape(shape)
+
+    def pictures(self, rows: np.ndarray) -> np.ndarray | None:
+        """(N, C, H, W) images in the data's scale, or None when the rows are not pictures."""
+        return None
+
+    def unit_weights(self) -> np.ndarray | None:
+        """Per-input weights that put errors in the data's own units when all inputs share one
+        (the pixels of a table whose rows are images); None to keep model space."""
+        return None
+
+    def baseline(self, source: Source, test: np.ndarray) -> dict[str, dict[str, float]]:
+        """Scores of a simple method on the test rows, to judge the model against (none here;
+        forecasts have the seasonal-naive forecast)."""
+        return {}
+
+
+class Kind(ABC):
+    """A kind of data: table, sequence, image, text, corpus or forecast.
+
+    Class attributes:
+        name: the kind's name (``data.kind``).
+        reads: the input kind its encoder gives models (see ``Inputs``).
+        tasks: the tasks it supports; the first is the default.
+        state: the pydantic class of its encoder's state.
+    """
+
+    name: ClassVar[str]
+    reads: ClassVar[str]
+    tasks: ClassVar[tuple[str, ...]]
+    state: ClassVar[type[State]]
+
+    @abstractmethod
+    def load(self, data_spec, *, target_required: bool = True) -> Source:
+        """Read the rows a data spec names (once).
+
+        Raises:
+            DataError: the file cannot be read, or columns are missing or of the wrong type.
+        """
+
+    def default_task(self, source: Source) -> str:
+        return self.tasks[0]
+
+    def plan(self, data_spec, source: Source, seed: int, stratify: bool):
+        """How this kind's rows are split by default (see ``layerforge.data.splits``);
+        ``stratify`` when the task's targets are classes."""
+        from ..splits import plan_for
+
+        return plan_for(data_spec.split, seed, stratify)
+
+    @abstractmethod
+    def fit(self, source: Source, train: np.ndarray, data_spec) -> Encoder:
+        """An encoder fitted on the training rows ``train`` of ``source``."""
+
+    @abstractmethod
+    def encoder(self, state: State, target: str | None) -> Encoder:
+        """The encoder a saved state describes."""
+
+    def spec_problems(self, spec) -> list[str]:
+        """Problems of a spec that only this kind of data has."""
+        return []

@@ -1,0 +1,169 @@
+"""Images: the 8x8 digits, folders with one subfolder per class (PNG/JPEG), or NPZ arrays.
+Resized to one size, scaled per channel with training statistics; shape (N, C, H, W)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ...errors import DataError
+from ...models.inputs import Inputs
+from .base import Encoder, Kind, Source, State
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def read_image(path: Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
+    """One image as float32 (C, H, W) in [0, 1], converted to ``channels`` and resized."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError("reading image files needs Pillow: pip install 'layerforge[images]'") from None
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB")
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.float32) / 255.0
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read as an image ({error})") from None
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def read_folder(root: Path, size: tuple[int, int] | None, channels: int) -> tuple[np.ndarray, list[str]]:
+    """Images from ``root/<class>/*.png`` and their class names (the subfolder names)."""
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise DataError(f"{root}: expected one subfolder per class holding images, found none")
+    images, labels = [], []
+    for folder in folders:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
+        for file in files:
+            images.append(read_image(file, size, channels))
+            labels.append(folder.name)
+    if not images:
+        raise DataError(f"{root}: the class subfolders hold no {', '.join(EXTENSIONS)} files")
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise DataError(f"{root}: images have different sizes {sorted(shapes)[:3]}; set data.image_size: [H, W]")
+    return np.stack(images), labels
+
+
+def as_images(x: np.ndarray) -> np.ndarray:
+    """(N, H, W) -> (N, 1, H, W); (N, C, H, W) stays."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim != 4:
+        raise DataError(
+            f"expected images shaped (rows, height, width) or (rows, channels, height, width), got {x.shape}"
+        )
+    return x
+
+
+class ImageState(State):
+    """Per-channel training mean and spread, and the size every image has."""
+
+    kind: Literal["image"] = "image"
+    mean: list[float]
+    std: list[float]
+    size: list[int]
+    channels: int
+
+
+class ImageEncoder(Encoder):
+    state: ImageState
+
+    @property
+    def inputs(self) -> Inputs:
+        height, width = self.state.size
+        return Inputs(kind="image", channels=self.state.channels, height=height, width=width)
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        x = as_images(x)
+        if tuple(x.shape[1:]) != (self.state.channels, *self.state.size):
+            raise DataError(f"expected images of shape {(self.state.channels, *self.state.size)}, "
+                            f"got {tuple(x.shape[1:])}")
+        mean = np.asarray(self.state.mean, np.float32)[None, :, None, None]
+        std = np.asarray(self.state.std, np.float32)[None, :, None, None]
+        return ((x - mean) / std).astype(np.float32)
+
+    def encode(self, source: Source, parts: dict[str, np.ndarray]):
+        return {name: ((self.scale(source.payload[rows]),), source.labels.iloc[rows]) for name, rows in parts.items()}
+
+    def encode_new(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
+        """Images from an array (N, [C,] H, W), an .npz, an image file or a folder."""
+        import pandas as pd
+
+        labels = None
+        if isinstance(data, (str, Path)):
+            x, labels = self.read(data)
+        else:
+            x = as_images(data)
+        return (self.scale(x),), None if labels is None else pd.Series(labels, name=self.target)
+
+    def read(self, path: str | Path) -> tuple[np.ndarray, list | None]:
+        """Images for prediction from a file, a folder of images or a folder of class folders."""
+        path = Path(path)
+        size, channels = tuple(self.state.size), self.state.channels
+        if path.is_file() and path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as arrays:
+                return as_images(arrays["x"]), (arrays["y"].tolist() if "y" in arrays else None)
+        if path.is_file():
+            return read_image(path, size, channels)[None], None
+        if path.is_dir() and any(p.is_dir() for p in path.iterdir()):
+            return read_folder(path, size, channels)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS)
+            if not files:
+                raise DataError(f"{path}: holds no images")
+            return np.stack([read_image(f, size, channels) for f in files]), None
+        raise DataError(f"not found: {path}")
+
+    def pictures(self, rows: np.ndarray) -> np.ndarray:
+        return self.unscale(rows)
+
+
+class ImageKind(Kind):
+    name = "image"
+    reads = "image"
+    tasks = ("classification", "reconstruction", "generation")
+    state = ImageState
+
+    def load(self, data_spec, *, target_required: bool = True) -> Source:
+        """The 8x8 digits, a folder with one subfolder per class, or an .npz with x and y."""
+        import hashlib
+
+        import pandas as pd
+
+        from .. import builtin
+
+        size = tuple(data_spec.image_size) if data_spec.image_size else None
+        if data_spec.dataset:
+            x, labels = builtin.load_images(data_spec.dataset)
+        elif Path(data_spec.path).is_dir():
+            x, labels = read_folder(Path(data_spec.path), size, data_spec.channels or 1)
+        else:
+            with np.load(data_spec.path, allow_pickle=False) as arrays:
+                if "x" not in arrays or "y" not in arrays:
+                    raise DataError(f"{data_spec.path}: needs arrays 'x' (images) and 'y' (labels)")
+                x, labels = as_images(arrays["x"]), arrays["y"].tolist()
+        source = data_spec.dataset or data_spec.path
+        if len(x) != len(labels):
+            raise DataError(f"{source}: {len(x)} images but {len(labels)} labels")
+        labels = pd.Series(labels, name="label")
+        digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+        digest.update("\x1f".join(map(str, labels.tolist())).encode("utf-8"))
+        return Source(source, len(x), x, digest.hexdigest(), "label", labels)
+
+    def fit(self, source: Source, train: np.ndarray, data_spec) -> ImageEncoder:
+        x = source.payload[train]
+        std = x.std(axis=(0, 2, 3))
+        state = ImageState(mean=x.mean(axis=(0, 2, 3)).tolist(), std=np.where(std > 0, std, 1.0).tolist(),
+                           size=list(x.shape[2:]), channels=int(x.shape[1]))
+        return ImageEncoder(state, source.target)
+
+    def encoder(self, state: ImageState, target: str | None) -> ImageEncoder:
+        return ImageEncoder(state, target)

@@ -1,0 +1,210 @@
+"""Tables (CSV, TSV, Parquet, built-in tables): one row per example, named columns of numbers,
+booleans and categories, and a target column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...errors import DataError, did_you_mean
+from ...models.inputs import Inputs
+from .base import Encoder, Kind, Source, State
+
+
+class NumericColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["numeric", "boolean"]
+    mean: float
+    std: float
+    fill: float
+    indicator: bool
+
+
+class CategoricalColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["categorical"]
+    categories: list[str]
+
+
+class TableState(State):
+    """The fitted preprocessing of each input column (see ``Preprocessor``)."""
+
+    kind: Literal["table"] = "table"
+    columns: list[Annotated[NumericColumn | CategoricalColumn, Field(discriminator="kind")]]
+    encoded_features: list[str]
+    unknown_categories: Literal["error", "bucket"] = "error"
+    image_shape: list[int] | None = None  # (C, H, W) when every row is an image (the digits)
+
+
+def _check_named_columns(frame, names: list[str], key: str, source: str) -> None:
+    columns = [str(c) for c in frame.columns]
+    for name in names:
+        if name not in frame.columns:
+            raise DataError(
+                f"{key}: no column '{name}' in {source}{did_you_mean(name, columns)} "
+                f"(columns: {', '.join(columns[:30])}{', ...' if len(columns) > 30 else ''})"
+            )
+
+
+def resolve_target(data_spec, frame, source: str) -> str:
+    """The target column a data spec names (a built-in knows its own), checked to exist."""
+    from .. import builtin
+
+    target = data_spec.target
+    if target is None and data_spec.dataset:
+        target = builtin.DATASETS[data_spec.dataset].target
+    if target is None:
+        raise DataError(
+            f"data.target: name the column to predict (columns of {source}: "
+            f"{', '.join(map(str, frame.columns[:30]))})"
+        )
+    _check_named_columns(frame, [target], "data.target", source)
+    return target
+
+
+def load_frame(data_spec):
+    """The raw DataFrame a data spec names, and a label for messages."""
+    from .. import builtin
+    from ..tabular import read_table
+
+    if data_spec.dataset:
+        return builtin.load(data_spec.dataset), data_spec.dataset
+    return read_table(data_spec.path), data_spec.path
+
+
+class TableEncoder(Encoder):
+    """Standardised numbers, encoded booleans and one-hot categories (a ``Preprocessor``)."""
+
+    state: TableState
+
+    def __init__(self, state: TableState, target: str | None = None):
+        from ..tabular import Preprocessor
+
+        super().__init__(state, target)
+        self.preprocessor = Preprocessor.from_json(state.model_dump(include={"columns"}))
+
+    @property
+    def inputs(self) -> Inputs:
+        return Inputs.table(len(self.state.encoded_features))
+
+    @property
+    def features(self) -> list[str]:
+        return self.preprocessor.input_names
+
+    def missing_labels(self) -> str:
+        return f"evaluation data needs the target column '{self.target}'"
+
+    def encode(self, source: Source, parts: dict[str, np.ndarray]):
+        frame = source.payload
+        return {name: ((self.preprocessor.transform(frame.iloc[rows], unknown="bucket", source=source.label),),
+                       None if source.labels is None else source.labels.iloc[rows])
+                for name, rows in parts.items()}
+
+    def encode_new(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
+        frame, source = self._frame(data)
+        allowed = (self.target,) if self.target else ()
+        self.preprocessor.check_columns(frame, allowed_extra=allowed, ignore_extra=ignore_extra, source=source)
+        x = self.preprocessor.transform(frame, unknown=unknown or self.state.unknown_categories, source=source)
+        labels = frame[self.target] if self.target and self.target in frame.columns else None
+        return (x,), labels
+
+    def _frame(self, data):
+        import pandas as pd
+
+        from ..tabular import read_table
+
+        if isinstance(data, (str, Path)):
+            return read_table(data), str(data)
+        if isinstance(data, pd.DataFrame):
+            return data, None
+        array = np.asarray(data)
+        if array.ndim == 1:
+            array = array[None, :]
+        names = self.features
+        if array.ndim != 2 or array.shape[1] != len(names):
+            raise DataError(
+                f"expected rows of {len(names)} values ({', '.join(names[:10])}"
+                f"{', ...' if len(names) > 10 else ''}), got an array of shape {array.shape}"
+            )
+        return pd.DataFrame(array, columns=names), None
+
+    def unscale(self, rows: np.ndarray):
+        """A DataFrame with the original columns: numbers unscaled, categories decoded."""
+        return self.preprocessor.inverse_transform(rows.reshape(len(rows), -1))
+
+    def pictures(self, rows: np.ndarray) -> np.ndarray | None:
+        if not self.state.image_shape:
+            return None
+        return self.unscale(rows).to_numpy(dtype=np.float64).reshape(len(rows), *self.state.image_shape)
+
+    def unit_weights(self) -> np.ndarray | None:
+        """Pixels share one unit: errors weighted by each column's variance are in pixel units.
+        (A nearly always blank pixel has a tiny spread; in standardised units its rare ink would
+        dominate.) Tables of mixed columns have no common unit and keep standardised units."""
+        if not self.state.image_shape:
+            return None
+        return np.array([c.std ** 2 for c in self.state.columns])
+
+
+class TableKind(Kind):
+    name = "table"
+    reads = "table"
+    tasks = ("classification", "regression", "reconstruction", "generation")
+    state = TableState
+
+    def load(self, data_spec, *, target_required: bool = True) -> Source:
+        from .. import builtin
+        from ..labels import row_label
+        from ..tabular import fingerprint_frame
+
+        frame, source = load_frame(data_spec)
+        if not target_required and data_spec.target is None and not data_spec.dataset:
+            target = None  # unlabelled rows: every column is a feature
+        else:
+            target = resolve_target(data_spec, frame, source)
+        _check_named_columns(frame, data_spec.drop, "data.drop", source)
+        _check_named_columns(frame, data_spec.categorical, "data.categorical", source)
+        if data_spec.features is not None:
+            _check_named_columns(frame, data_spec.features, "data.features", source)
+            features = [f for f in data_spec.features if f != target]
+        else:
+            features = [c for c in frame.columns if c != target and c not in data_spec.drop]
+        if not features:
+            raise DataError(f"no feature columns left in {source} besides the target '{target}'")
+        labels = None
+        if target is not None:
+            labels = frame[target]
+            missing = np.flatnonzero(labels.isna().to_numpy())
+            if len(missing):
+                rows = ", ".join(row_label(i, source) for i in missing[:3])
+                raise DataError(
+                    f"target column '{target}' has {len(missing)} missing value(s) ({rows}"
+                    f"{', ...' if len(missing) > 3 else ''}); fill or drop those rows"
+                )
+        info = builtin.DATASETS.get(data_spec.dataset) if data_spec.dataset else None
+        facts = {"features": features, "builtin_task": info.task if info else None,
+                 "image_shape": list(info.image_shape) if info and info.image_shape else None}
+        return Source(source, len(frame), frame, fingerprint_frame(frame), target, labels, facts=facts)
+
+    def default_task(self, source: Source) -> str:
+        from ..tabular import infer_task
+
+        return source.facts["builtin_task"] or infer_task(source.labels)
+
+    def fit(self, source: Source, train: np.ndarray, data_spec) -> TableEncoder:
+        from ..tabular import Preprocessor
+
+        preprocessor = Preprocessor.fit(source.payload.iloc[train], source.facts["features"], data_spec.categorical)
+        state = TableState(**preprocessor.to_json(), encoded_features=preprocessor.feature_names,
+                           unknown_categories=data_spec.unknown_categories, image_shape=source.facts["image_shape"])
+        return TableEncoder(state, source.target)
+
+    def encoder(self, state: TableState, target: str | None) -> TableEncoder:
+        return TableEncoder(state, target)

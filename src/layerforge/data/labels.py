@@ -1,0 +1,76 @@
+"""Class labels: stable keys for category values, the sorted classes of a target column, and
+class indices. Light (no pandas import), so that task declarations can use them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+
+
+def row_label(position: int, source: str | None) -> str:
+    """'row 3' or, for a CSV file, 'row 3 (line 4 of data.csv)'."""
+    if source and source.lower().endswith((".csv", ".tsv")):
+        return f"row {position + 1} (line {position + 2} of {Path(source).name})"
+    return f"row {position + 1}"
+
+
+def category_key(value: Any) -> str:
+    """A stable string for a category value: 3, 3.0 and '3' are the same category."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def classes_of(series) -> list:
+    """Sorted class labels of a pandas Series as JSON-able values (ints when all are integral)."""
+    values = series.dropna().unique()
+    keys = {category_key(v) for v in values}
+    if all(k.lstrip("-").isdigit() for k in keys):
+        return sorted(int(k) for k in keys)
+    return sorted(keys)
+
+
+def checked_classes(labels) -> list:
+    """The classes of a target column, refusing one that leaves nothing to learn."""
+    classes = classes_of(labels)
+    if len(classes) < 2:
+        raise DataError(f"target column '{labels.name}' has only one class ({classes}); nothing to learn")
+    return classes
+
+
+def encode_classes(series, classes: list, source: str | None = None) -> np.ndarray:
+    """Class indices for a target column (a pandas Series); unknown or missing labels raise
+    DataError naming the row."""
+    index = {category_key(c): i for i, c in enumerate(classes)}
+    codes = np.empty(len(series), dtype=np.int64)
+    missing = series.isna().to_numpy()
+    for position, (value, absent) in enumerate(zip(series, missing)):
+        code = None if absent else index.get(category_key(value))
+        if code is None:
+            shown = "a missing value" if absent else repr(value)
+            raise DataError(
+                f"target column '{series.name}': {shown} in {row_label(position, source)} is not "
+                f"one of the classes the model knows ({', '.join(map(str, classes))})"
+            )
+        codes[position] = code
+    return codes
+
+
+def class_codes(classes: list, values: list, key: str, source: str) -> list[int]:
+    """The class indices of ``values`` (labels as in the target column); ``key`` names the spec
+    key that lists them, for errors."""
+    known = {category_key(c): i for i, c in enumerate(classes)}
+    codes = []
+    for value in values:
+        if category_key(value) not in known:
+            raise DataError(f"{key}: {value!r} is not a class of {source} (classes: {', '.join(map(str, classes))})")
+        codes.append(known[category_key(value)])
+    return codes

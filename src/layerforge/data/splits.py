@@ -1,0 +1,198 @@
+"""Split plans: which rows go to training, validation and test. A plan yields row positions
+only; the data are loaded before and encoded after, so fold k of N is prepared from rows loaded
+once.
+
+Plans: ``Holdout`` (seeded shuffle), ``Stratified`` (the same proportions of every class),
+``Chronological`` (in the rows' order: time series, corpora, ``split.shuffle: false``) and
+``KFold`` (a fixed test part, then fold k of the rest for validation).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import numpy as np
+
+PARTS = ("train", "val", "test")
+Parts = dict[str, np.ndarray]
+
+
+class SplitPlan(ABC):
+    """Divides ``rows`` row positions into sorted 'train', 'val' and 'test' index arrays."""
+
+    name: ClassVar[str]
+    shuffles: ClassVar[bool] = True
+
+    @abstractmethod
+    def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
+        """The parts.
+
+        Args:
+            rows: how many rows.
+            labels: class codes per row (stratified plans).
+            fixed: parts the data fixes itself (an official test split); only the other rows
+                are divided, and into train and val alone when test is fixed.
+        """
+
+    def describe(self) -> dict:
+        """The plan as split.json records it."""
+        return {"plan": self.name, **asdict(self)}
+
+
+def _free_rows(rows: int, fixed: Parts | None) -> tuple[np.ndarray, Parts]:
+    fixed = {name: np.sort(np.asarray(part, dtype=np.int64)) for name, part in (fixed or {}).items()}
+    taken = np.concatenate(list(fixed.values())) if fixed else np.zeros(0, dtype=np.int64)
+    return np.setdiff1d(np.arange(rows), taken), fixed
+
+
+def _divide(groups: list[np.ndarray], val: float, test: float, rng: np.random.Generator) -> Parts:
+    """Shuffle each group and cut it into test, val and train by the fractions."""
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in PARTS}
+    for members in groups:
+        members = rng.permutation(members)
+        n_test = int(round(len(members) * test))
+        n_val = int(round(len(members) * val))
+        if n_test + n_val >= len(members):  # keep at least one row of each group for training
+            n_test, n_val = min(n_test, max(0, len(members) - 1)), 0
+        parts["test"].append(members[:n_test])
+        parts["val"].append(members[n_test : n_test + n_val])
+        parts["train"].append(members[n_test + n_val :])
+    return {name: np.sort(np.concatenate(chunks)).astype(np.int64) for name, chunks in parts.items()}
+
+
+def _shuffled(plan, rows: int, groups_of, fixed: Parts | None) -> Parts:
+    free, fixed = _free_rows(rows, fixed)
+    test = 0.0 if "test" in fixed else plan.test
+    parts = _divide(groups_of(free), plan.val, test, np.random.default_rng(plan.seed))
+    for name, part in fixed.items():
+        parts[name] = np.sort(np.concatenate([parts[name], part]))
+    return parts
+
+
+@dataclass(frozen=True)
+class Holdout(SplitPlan):
+    """A seeded shuffle: fractions ``val`` and ``test`` of the rows held out."""
+
+    val: float
+    test: float
+    seed: int
+    name: ClassVar[str] = "holdout"
+
+    def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
+        return _shuffled(self, rows, lambda free: [free], fixed)
+
+
+@dataclass(frozen=True)
+class Stratified(SplitPlan):
+    """A seeded shuffle within each class, so every part holds the classes in the same
+    proportions (at least one row of each class stays in training)."""
+
+    val: float
+    test: float
+    seed: int
+    name: ClassVar[str] = "stratified"
+
+    def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
+        if labels is None:
+            raise ValueError("a stratified split needs the class of every row")
+        labels = np.asarray(labels)
+        return _shuffled(self, rows, lambda free: [free[labels[free] == c] for c in np.unique(labels[free])], fixed)
+
+
+@dataclass(frozen=True)
+class Chronological(SplitPlan):
+    """In the rows' order: training first, then validation, then test.
+
+    ``val`` and ``test`` are fractions of all rows; with ``test_rows`` the test part is that
+    many rows and ``val`` a fraction of the rows before it (forecasting).
+    """
+
+    val: float
+    test: float = 0.0
+    test_rows: int | None = None
+    name: ClassVar[str] = "chronological"
+    shuffles: ClassVar[bool] = False
+
+    def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
+        order, fixed = _free_rows(rows, fixed)
+        free = len(order)
+        if "test" in fixed:
+            n_test, n_val = 0, int(round(free * self.val))
+        elif self.test_rows is None:
+            n_test, n_val = int(round(free * self.test)), int(round(free * self.val))
+        else:
+            n_test = self.test_rows
+            n_val = int(round((free - n_test) * self.val))
+        n_train = free - n_val - n_test
+        parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+        for name, part in fixed.items():
+            parts[name] = np.sort(np.concatenate([parts[name], part]))
+        return parts
+
+
+@dataclass(frozen=True)
+class KFold(SplitPlan):
+    """Cross-validation: a test part held out once (fraction ``test``, or the data's own), then
+    the other rows dealt into ``folds`` folds; fold ``fold`` (0-based) validates, the rest train.
+    With ``stratify`` every fold holds the classes in the same proportions."""
+
+    folds: int
+    fold: int
+    seed: int
+    test: float = 0.0
+    stratify: bool = True
+    name: ClassVar[str] = "kfold"
+
+    def __post_init__(self):
+        if self.folds < 2 or not 0 <= self.fold < self.folds:
+            raise ValueError(f"fold {self.fold} of {self.folds}: need at least 2 folds and 0 <= fold < folds")
+
+    def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
+        stratified = self.stratify and labels is not None
+        outer = Stratified(0.0, self.test, self.seed) if stratified else Holdout(0.0, self.test, self.seed)
+        held = outer.split(rows, labels, fixed)
+        rest, test = held["train"], held["test"]
+        rng = np.random.default_rng(self.seed + 1)
+        groups = [rest[labels[rest] == c] for c in np.unique(labels[rest])] if stratified else [rest]
+        dealt = np.concatenate([rng.permutation(g) for g in groups])  # classes in turn: folds stay balanced
+        fold_of = np.arange(len(dealt)) % self.folds
+        val = np.sort(dealt[fold_of == self.fold])
+        return {"train": np.setdiff1d(rest, val), "val": val, "test": test}
+
+
+def plan_for(split_spec, seed: int, stratify: bool) -> SplitPlan:
+    """The plan a spec's ``data.split`` asks for; ``stratify`` when the rows have classes."""
+    if not split_spec.shuffle:
+        return Chronological(split_spec.val, split_spec.test)
+    if stratify and split_spec.stratify:
+        return Stratified(split_spec.val, split_spec.test, seed)
+    return Holdout(split_spec.val, split_spec.test, seed)
+
+
+def hold_out(parts: Parts, codes: np.ndarray, held: list[int]) -> Parts:
+    """Move every row whose class code is in ``held`` into the test part (anomaly detection:
+    learn normal rows in training and validation, test on both kinds)."""
+    anomalous = np.isin(codes, held)
+    moved = np.concatenate([rows[anomalous[rows]] for rows in parts.values()])
+    kept = {name: rows[~anomalous[rows]] for name, rows in parts.items()}
+    kept["test"] = np.sort(np.concatenate([kept["test"], moved]))
+    return kept
+
+
+def to_ranges(rows: np.ndarray) -> list[list[int]]:
+    """Sorted row positions as [start, stop) ranges (compact for split.json)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(rows)]])
+    return [[int(rows[a]), int(rows[b - 1]) + 1] for a, b in zip(starts, stops)]
+
+
+def from_ranges(ranges: list[list[int]]) -> np.ndarray:
+    if not ranges:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([np.arange(start, stop, dtype=np.int64) for start, stop in ranges])

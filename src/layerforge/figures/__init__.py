@@ -1,0 +1,33 @@
+"""Figures: charts as PNG bytes for report pages (``charts``), picture files for run
+directories (``pictures``), and the blocks a task contributes to a report page. A leaf package:
+it imports nothing from layerforge but file writing, and matplotlib only when drawing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A PNG image and its alternative text."""
+
+    alt: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class Passage:
+    """Preformatted text (a generated sample) after an introducing sentence."""
+
+    intro: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A sentence in place of results (e.g. why there are none)."""
+
+    text: str
+
+
+Block = Picture | Passage | Note

@@ -1,0 +1,228 @@
+"""The configuration of every built-in model family: the ``model`` section of a spec.
+
+Each class is the single definition of its family's options: names, types, defaults and the
+checks on them. A family's network takes exactly these options as its keyword arguments
+(``tests/contracts/test_models.py`` holds them equal), and its ``build`` passes
+``config.arguments()`` on. The classes live here, apart from the networks, because validating a
+spec must not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..fields import Fraction, NonNegativeFloat, PositiveInt, Section, known, problem
+from ..nn.activations import ACTIVATIONS
+from ..nn.init import INITS
+
+Norm = Literal["none", "batch", "layer"]
+
+
+def _known_activation(value: str) -> str:
+    return known("activation", value, ACTIVATIONS)
+
+
+def _known_init(value: str) -> str:
+    return known("init", value, INITS)
+
+
+class FamilyConfig(Section):
+    """What every family's configuration offers the rest of layerforge."""
+
+    type: str
+
+    # the task this family trains for whatever the data (None: the data decides)
+    task: ClassVar[str | None] = None
+
+    def implied_task(self) -> str | None:
+        """The task these options imply (e.g. a causal transformer is a language model)."""
+        return self.task
+
+    def problems(self, kind) -> list[str]:
+        """Problems with reading data of ``kind`` (a ``layerforge.data.kinds.Kind``), as spec
+        lines with their key paths."""
+        return []
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of the family's network: every option but ``type``."""
+        return {name: getattr(self, name) for name in type(self).model_fields if name != "type"}
+
+
+class MLPConfig(FamilyConfig):
+    """A feedforward network: hidden layers of ``activation(Wx + b)``, then a linear head."""
+
+    type: Literal["mlp"] = "mlp"
+    layers: list[PositiveInt] = [128, 64]
+    activation: str = "relu"
+    dropout: Fraction = 0.0
+    norm: Norm = "none"
+    init: str = "kaiming"
+
+    _known_activation = field_validator("activation")(_known_activation)
+    _known_init = field_validator("init")(_known_init)
+
+
+class CNNConfig(FamilyConfig):
+    """Convolution blocks (1-D for sequences, 2-D for images), global pooling, dense head."""
+
+    type: Literal["cnn"] = "cnn"
+    channels: list[PositiveInt] = [32, 64, 128]
+    kernel_size: PositiveInt | list[PositiveInt] = 3
+    stride: PositiveInt = 1
+    padding: Literal["same", "valid"] | Annotated[int, Field(ge=0)] = "same"
+    dilation: PositiveInt = 1
+    pool: Literal["max", "avg", "none"] = "max"
+    pool_size: PositiveInt = 2
+    norm: Norm = "batch"
+    activation: str = "relu"
+    dropout: Fraction = 0.0
+    residual: bool = False
+    head: list[PositiveInt] = [128]
+    init: str = "kaiming"
+
+    _known_activation = field_validator("activation")(_known_activation)
+    _known_init = field_validator("init")(_known_init)
+
+    @model_validator(mode="after")
+    def _kernel_per_block(self):
+        if isinstance(self.kernel_size, list) and len(self.kernel_size) != len(self.channels):
+            raise problem(
+                f"give one kernel size per block: channels has {len(self.channels)} entries, "
+                f"kernel_size has {len(self.kernel_size)}", "kernel_size",
+            )
+        if self.padding == "same" and self.stride != 1:
+            raise problem("padding 'same' needs stride 1; use padding: valid or a number", "padding")
+        return self
+
+
+class RNNConfig(FamilyConfig):
+    """A recurrent encoder (rnn, lstm, gru), pooling over time, dense head."""
+
+    type: Literal["rnn"] = "rnn"
+    cell: Literal["rnn", "lstm", "gru"] = "lstm"
+    hidden_size: PositiveInt = 64
+    num_layers: PositiveInt = 1
+    bidirectional: bool = False
+    dropout: Fraction = 0.0
+    pooling: Literal["last", "mean", "max", "attention"] = "last"
+    embedding_size: PositiveInt = 64
+    head: list[PositiveInt] = []
+
+
+class TransformerConfig(FamilyConfig):
+    """A pre-norm self-attention encoder; ``causal: true`` makes it a language model."""
+
+    type: Literal["transformer"] = "transformer"
+    d_model: PositiveInt = 64
+    num_heads: PositiveInt = 4
+    num_layers: PositiveInt = 2
+    ff_size: PositiveInt | None = None
+    dropout: Fraction = 0.1
+    positional: Literal["sinusoidal", "learned"] = "sinusoidal"
+    pooling: Literal["cls", "mean"] = "cls"
+    causal: bool = False
+    patch_size: PositiveInt | None = None
+    max_length: PositiveInt | None = None
+    head: list[PositiveInt] = []
+
+    # what a causal transformer trains for
+    causal_task: ClassVar[str] = "language_model"
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.d_model % self.num_heads:
+            raise problem(f"d_model ({self.d_model}) must be a multiple of num_heads ({self.num_heads})", "num_heads")
+        if self.positional == "sinusoidal" and self.d_model % 2:
+            raise problem("sinusoidal positions need an even d_model", "d_model")
+        return self
+
+    def implied_task(self) -> str | None:
+        return self.causal_task if self.causal else None
+
+    def problems(self, kind) -> list[str]:
+        if self.causal and self.causal_task not in kind.tasks:
+            return ["model.causal: a causal transformer is a language model; train it on a text corpus "
+                    "(data.dataset: python_docs or a .txt data.path)"]
+        return []
+
+
+class NoiseConfig(Section):
+    """Input corruption: ``gaussian`` adds noise of standard deviation ``amount`` (inputs are
+    standardised); ``mask`` sets a fraction ``amount`` of the inputs to their mean."""
+
+    kind: Literal["gaussian", "mask"] = "gaussian"
+    amount: Annotated[float, Field(gt=0, le=5)] = 0.3
+
+    @model_validator(mode="after")
+    def _mask_is_a_fraction(self):
+        if self.kind == "mask" and self.amount >= 1:
+            raise problem(f"a mask hides a fraction of the inputs; expected a number < 1, got {self.amount}", "amount")
+        return self
+
+
+class AutoencoderConfig(FamilyConfig):
+    """An encoder to ``latent_size`` numbers and a decoder back; ``plain``, ``denoising`` or
+    ``variational``. ``layers`` (mlp) or ``channels`` (cnn) give the encoder; the decoder mirrors it."""
+
+    type: Literal["autoencoder"] = "autoencoder"
+    variant: Literal["plain", "denoising", "variational"] = "plain"
+    blocks: Literal["mlp", "cnn"] = "mlp"
+    layers: list[PositiveInt] = [128, 64]
+    channels: list[PositiveInt] = [16, 32]
+    kernel_size: PositiveInt = 3
+    latent_size: PositiveInt = 8
+    activation: str = "relu"
+    norm: Norm = "none"
+    dropout: Fraction = 0.0
+    init: str = "kaiming"
+    noise: NoiseConfig = NoiseConfig()
+    beta: NonNegativeFloat = 1.0
+    threshold_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
+
+    task: ClassVar[str] = "reconstruction"
+
+    _known_activation = field_validator("activation")(_known_activation)
+    _known_init = field_validator("init")(_known_init)
+
+    @model_validator(mode="after")
+    def _options_fit_variant(self):
+        if self.beta != 1.0 and self.variant != "variational":
+            raise problem(f"beta weighs the KL term of a variational autoencoder; this one is {self.variant}", "beta")
+        if self.kernel_size % 2 == 0:
+            raise problem(f"expected an odd kernel size (it keeps the length), got {self.kernel_size}", "kernel_size")
+        return self
+
+    def problems(self, kind) -> list[str]:
+        if self.blocks == "cnn" and kind.reads == "table":
+            return ["model.blocks: cnn blocks read sequences or images, not a table; use blocks: mlp"]
+        return []
+
+
+class GANConfig(FamilyConfig):
+    """A generator from ``latent_size`` random numbers (plus a class when ``conditional``) and a
+    discriminator, from mlp layers or DCGAN-style cnn blocks."""
+
+    type: Literal["gan"] = "gan"
+    blocks: Literal["mlp", "cnn"] = "mlp"
+    latent_size: PositiveInt = 32
+    conditional: bool = False
+    generator: list[PositiveInt] = [128, 256]
+    discriminator: list[PositiveInt] = [256, 128]
+    generator_activation: str = "relu"
+    discriminator_activation: str = "leaky_relu"
+    norm: Norm = "batch"
+    dropout: Fraction = 0.0
+    spectral_norm: bool = False
+    ema: Annotated[float, Field(ge=0, lt=1)] | None = None
+
+    task: ClassVar[str] = "generation"
+
+    _known_generator_activation = field_validator("generator_activation")(_known_activation)
+    _known_discriminator_activation = field_validator("discriminator_activation")(_known_activation)
+
+    def problems(self, kind) -> list[str]:
+        if self.blocks == "cnn" and kind.reads != "image":
+            return ["model.blocks: a cnn gan generates images; use blocks: mlp for tables"]
+        return []

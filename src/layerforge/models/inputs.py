@@ -1,0 +1,80 @@
+"""What a model reads: the description of one input row that data kinds produce and model
+families are built for. Torch-free, so that specs and run manifests validate without torch."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from ..fields import PositiveInt
+
+INPUT_KINDS = ("table", "sequence", "image", "tokens")
+
+# the sizes each kind of input needs
+_REQUIRED = {"table": ("features",), "sequence": ("channels", "length"), "image": ("channels", "height", "width"),
+             "tokens": ("vocab_size", "length")}
+
+
+class Inputs(BaseModel):
+    """One row of model input.
+
+    ``table``: ``features`` numbers, shape (F,). ``sequence``: ``channels`` x ``length`` (C, L),
+    padded and passed with lengths when ``variable_length``. ``image``: (C, H, W). ``tokens``:
+    ``length`` integer ids below ``vocab_size``. Forecasting windows are sequences that may be
+    read ``relative`` to their recent level over a ``season``.
+
+    Example:
+        >>> Inputs.table(4).shape
+        [4]
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["table", "sequence", "image", "tokens"]
+    features: PositiveInt | None = None
+    channels: PositiveInt | None = None
+    length: PositiveInt | None = None
+    height: PositiveInt | None = None
+    width: PositiveInt | None = None
+    vocab_size: PositiveInt | None = None
+    variable_length: bool | None = None
+    relative: bool | None = None
+    season: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _sizes_of_the_kind(self):
+        missing = [name for name in _REQUIRED[self.kind] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"{self.kind} inputs need {', '.join(missing)}")
+        return self
+
+    @classmethod
+    def table(cls, features: int) -> Inputs:
+        return cls(kind="table", features=features)
+
+    @property
+    def shape(self) -> list[int]:
+        """The shape of one row: ``[F]``, ``[C, L]``, ``[C, H, W]`` or ``[L]`` (token ids)."""
+        if self.kind == "table":
+            return [self.features]
+        if self.kind == "image":
+            return [self.channels, self.height, self.width]
+        if self.kind == "tokens":
+            return [self.length]
+        return [self.channels, self.length]
+
+    @property
+    def flat_size(self) -> int:
+        """Numbers per row once flattened (what an MLP reads)."""
+        return math.prod(self.shape)
+
+    @property
+    def spatial_dims(self) -> int:
+        """1 for sequences, 2 for images, 0 otherwise."""
+        return {"sequence": 1, "image": 2}.get(self.kind, 0)
+
+    def describe(self) -> dict:
+        """The sizes that are set, as model.json records them."""
+        return self.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,113 @@
+"""What every layerforge network offers: the ``Network`` base of all model families.
+
+* ``model(x, lengths=None)``: the forward pass (``lengths`` for padded sequences and texts).
+* ``example_inputs(batch)``: random inputs of the shapes the network reads.
+* ``trace(inputs, labels)``: run every layer once (layer summaries).
+* Predictive families (MLP, CNN, RNN, Transformer) also expose ``features(x, lengths)``, the
+  representation their last layer reads, and ``output_layer``, that last layer, which
+  ``reset_head(n)`` replaces with a fresh one of ``n`` outputs (new classes, transfer learning).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nn.init import init_linear
+from .inputs import Inputs
+
+
+def example_inputs(inputs: Inputs, batch: int = 2, *, seed: int = 0, device=None) -> tuple[torch.Tensor, ...]:
+    """Random model inputs of the right shapes for ``inputs``; lengths are included (all full)
+    when the inputs carry them. Drawn from their own generator: the global RNG is untouched."""
+    generator = torch.Generator().manual_seed(seed)
+    if inputs.kind == "tokens":
+        x = torch.randint(1, inputs.vocab_size, (batch, inputs.length), generator=generator)
+    else:
+        x = torch.randn(batch, *inputs.shape, generator=generator)
+    parts = (x,)
+    if inputs.variable_length:
+        parts += (torch.full((batch,), inputs.length, dtype=torch.long),)
+    return tuple(p.to(device) for p in parts) if device is not None else parts
+
+
+class Network(nn.Module):
+    """The base of every model family.
+
+    Args:
+        inputs: what one row of input holds; kept so the network can describe and exercise itself.
+    """
+
+    def __init__(self, inputs: Inputs):
+        super().__init__()
+        self.inputs = inputs
+
+    def example_inputs(self, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
+        device = next(self.parameters()).device
+        return example_inputs(self.inputs, batch, seed=seed, device=device)
+
+    def trace(self, inputs: tuple, labels: torch.Tensor | None = None) -> None:
+        """Run every layer once on ``inputs`` (``labels``: the classes, for conditional models)."""
+        self(*inputs)
+
+    # -- predictive families ----------------------------------------------------------------
+
+    def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The representation the output layer reads: (B, F), or (B, T, F) per position."""
+        raise TypeError(f"a {type(self).__name__} generates rows; it has no feature extractor and head")
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The last layer: features to one number per output."""
+        raise TypeError(f"a {type(self).__name__} generates rows; it has no output layer")
+
+    def reset_head(self, output_size: int) -> None:
+        """Replace the output layer by a freshly initialised one with ``output_size`` outputs."""
+        old = self.output_layer
+        name = next(n for n, m in self.named_modules() if m is old)
+        parent_name, _, child = name.rpartition(".")
+        parent = self.get_submodule(parent_name) if parent_name else self
+        new = nn.Linear(old.in_features, output_size).to(old.weight.device, old.weight.dtype)
+        init_linear(new, "xavier", "identity")
+        parent._modules[child] = new
+
+
+@torch.no_grad()
+def predict_outputs(model: nn.Module, inputs, batch_size: int = 1024) -> torch.Tensor:
+    """Model outputs for all rows of ``inputs`` (a tensor or tuple of tensors) in evaluation
+    mode, batched to bound memory."""
+    model.eval()
+    inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    rows = len(inputs[0])
+    return torch.cat([model(*(t[i : i + batch_size] for t in inputs)) for i in range(0, rows, batch_size)])
+
+
+class RelativeToLevel(Network):
+    """Run ``model`` on a window taken relative to its recent level, then add the level back.
+
+    For forecasting: the network sees the shape of the recent past, not its level, so it can
+    follow a trend beyond the levels seen in training. The level is the mean of the target
+    (channel 0) over the last ``span`` steps: a whole season when there is one, so that the
+    level does not swing with the season.
+    """
+
+    def __init__(self, model: Network, span: int = 1):
+        super().__init__(model.inputs)
+        self.model, self.span = model, span
+
+    def _shifted(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        level = x[:, :1, -self.span :].mean(dim=-1, keepdim=True)  # (B, 1, 1)
+        shift = torch.zeros_like(x[:1, :, :1])  # (1, C, 1): only the target channel moves
+        shift[:, 0] = 1.0
+        return x - level * shift, level[:, :, 0]  # (B, C, L), (B, 1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        shifted, level = self._shifted(x)
+        return self.model(shifted, lengths) + level  # (B, horizon)
+
+    def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.features(self._shifted(x)[0], lengths)
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.model.output_layer

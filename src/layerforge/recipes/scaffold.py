@@ -1,0 +1,323 @@
+"""The scaffold every training recipe runs in: device placement, batches, callbacks, the
+learning-rate schedule, early stopping, checkpoints of named stateful parts, and divergence
+with rollback. A recipe (``supervised``, ``gan``) owns its loop and calls the scaffold at the
+start of training, for each epoch and each step, and at the end of each epoch:
+
+    with scaffold.fitting(model, {"optimizer": optimizer}, loss_fn, len(batches), has_val=...):
+        for epoch in scaffold.epochs_left():
+            ...one pass over the batches...
+            scaffold.end_epoch(epoch, step_losses, sizes, validate)
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.batches import InMemoryBatches
+from ..errors import CheckpointError, TrainingError
+from ..training.callbacks import Callback, EarlyStopping
+from ..training.checkpoint import join_optimizer_state, load_checkpoint, save_checkpoint, split_optimizer_state
+from ..training.optim import Schedule
+
+# on_divergence: rollback. Each rollback divides the learning rate by this; after MAX_ROLLBACKS
+# the run stops as with on_divergence: stop. An epoch whose mean loss exceeds SPIKE_FACTOR times
+# the best epoch's so far counts as diverged too.
+ROLLBACK_FACTOR = 10.0
+MAX_ROLLBACKS = 5
+SPIKE_FACTOR = 10.0
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks CUDA when available; asking for 'cuda' without it is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("train.device is 'cuda' but no CUDA device is available; use auto or cpu")
+    return torch.device(device)
+
+
+def as_tensors(data, task, device) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """``(x, y)`` or ``((x, lengths), y)`` as tensors on ``device``: float inputs become the
+    default float type, integer inputs (token ids, lengths) int64; ``y`` as the task wants it."""
+    inputs, y = data
+    inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    tensors = []
+    for part in inputs:
+        part = part if torch.is_tensor(part) else torch.as_tensor(np.asarray(part))
+        floating = part.is_floating_point() or part.dtype == torch.bool
+        tensors.append(part.to(device, torch.get_default_dtype() if floating else torch.long))
+    y = task.target_tensor(y.cpu().numpy() if torch.is_tensor(y) else np.asarray(y))
+    return tuple(tensors), y.to(device)
+
+
+def _overrides(callback: Callback, hook: str) -> bool:
+    return getattr(type(callback), hook, None) is not getattr(Callback, hook)
+
+
+class Scaffold:
+    """The state of one training run and the parts every recipe shares.
+
+    Args:
+        spec: the validated ``train`` section (``TrainSpec``).
+        task: the task object (loss names, metric directions, target tensors).
+        seed: seeds torch and the batch order; the same seed gives the same run on CPU.
+        callbacks: ``Callback`` objects; each hook receives this scaffold.
+        checkpoint_dir: where checkpoints go (None: no checkpoints).
+        augment: applied to the first input of every training batch (``data.augment``).
+
+    During and after training: ``model_``, ``optimizers_`` (name -> optimizer), ``loss_fn_``,
+    ``epoch``, ``history_``, ``rollbacks_``, ``best_epoch_``, ``stopped_early_``.
+    """
+
+    def __init__(self, spec, task, *, seed: int = 0, callbacks=(), checkpoint_dir: str | Path | None = None,
+                 augment: Callable | None = None):
+        self.spec, self.task, self.seed = spec, task, seed
+        self.callbacks = list(callbacks)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.augment = augment
+        self.epochs = spec.epochs
+        self.epoch = 0
+        self.stop_training = self.stopped_early_ = False
+        self.history_: list[dict] = []
+        self.rollbacks_: list[dict] = []
+        self.device = resolve_device(spec.device)
+        torch.manual_seed(seed)
+        self._generator = torch.Generator().manual_seed(seed)
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def place(self, data) -> tuple[tuple[torch.Tensor, ...], torch.Tensor] | None:
+        """``(inputs, y)`` as tensors on the training device (None stays None)."""
+        return None if data is None else as_tensors(data, self.task, self.device)
+
+    def batches(self, model: torch.nn.Module, inputs: tuple, y: torch.Tensor) -> InMemoryBatches:
+        """Shuffled batches of ``train.batch_size`` rows (all rows with 'full'); a last batch of
+        one row is dropped when the model has batch norm."""
+        has_batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        size = len(y) if self.spec.batch_size == "full" else self.spec.batch_size
+        return InMemoryBatches(inputs, y, size, generator=self._generator, min_batch=2 if has_batch_norm else 1)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    @contextmanager
+    def fitting(self, model: torch.nn.Module, optimizers: dict[str, Any], loss_fn, steps_per_epoch: int, *,
+                has_val: bool, resume: bool = False) -> Iterator[Scaffold]:
+        """Set up a run of ``model`` with its named ``optimizers`` (the first one's learning rate
+        is the schedule's), continue from the checkpoint when ``resume``, call the callbacks'
+        ``on_fit_start`` and, whatever happens, ``on_fit_end``. On a normal end the best
+        epoch's weights come back when early stopping keeps them."""
+        spec = self.spec
+        first = next(iter(optimizers.values()))
+        self.model_, self.optimizers_, self.loss_fn_ = model, optimizers, loss_fn
+        self.steps_per_epoch_ = steps_per_epoch
+        self.schedule_ = Schedule(spec.schedule.name, spec.optimizer.lr, spec.epochs, steps_per_epoch,
+                                  warmup_epochs=spec.schedule.warmup_epochs, **spec.schedule.params(),
+                                  higher_is_better=self.task.higher_is_better(spec.schedule.monitor or "val_loss"))
+        self.early_stopping_ = None
+        if spec.early_stopping is not None:
+            es = spec.early_stopping
+            if es.monitor.startswith("val_") and not has_val:
+                raise TrainingError(f"train.early_stopping.monitor is '{es.monitor}' but there is no validation data")
+            self.early_stopping_ = EarlyStopping(es.monitor, es.patience, es.min_delta, es.restore_best,
+                                                 self.task.higher_is_better(es.monitor))
+        self._first_optimizer = first
+        if resume:
+            self._restore()
+        self._steady_lr = spec.schedule.name == "none" and self.schedule_.warmup_steps == 0
+        self._rollback = spec.on_divergence == "rollback"
+        self._good = self._snapshot() if self._rollback else None
+        batch_hooks = [c for c in self.callbacks if _overrides(c, "on_batch_end")]
+        self._batch_hooks = batch_hooks or None
+        for callback in self.callbacks:
+            callback.on_fit_start(self)
+        try:
+            yield self
+        finally:
+            for callback in self.callbacks:
+                callback.on_fit_end(self)
+        early = self.early_stopping_
+        self.best_epoch_ = early.best_epoch if early and early.best is not None else self.epoch
+        if early is not None and early.restore_best and early.best_weights is not None:
+            model.load_state_dict(early.best_weights)
+
+    def epochs_left(self) -> Iterator[int]:
+        """The epochs still to train (an epoch rolled back is trained again)."""
+        while self.epoch < self.spec.epochs and not self.stop_training:
+            epoch = self.epoch
+            for callback in self.callbacks:
+                callback.on_epoch_start(self, epoch)
+            self._started = time.perf_counter()
+            yield epoch
+
+    def lr_at(self, epoch: int) -> Callable[[int], float] | None:
+        """The learning rate of each step of ``epoch``, or None while it stays as it is."""
+        if self._steady_lr and self.schedule_.scale == 1.0:  # a rollback lowers the rate through the schedule
+            return None
+        schedule = self.schedule_
+        return lambda step: schedule.lr(epoch, step)
+
+    def batch_hook(self) -> Callable[[int, torch.Tensor], None] | None:
+        """What a recipe calls after each update with (step, loss): the callbacks that watch
+        steps, or None when none does (then the loop calls nothing)."""
+        if not self._batch_hooks:
+            return None
+
+        def after_step(step: int, loss: torch.Tensor) -> None:
+            for callback in self._batch_hooks:
+                callback.on_batch_end(self, step, loss)
+
+        return after_step
+
+    def end_epoch(self, epoch: int, step_losses: torch.Tensor, sizes: list[int],
+                  validate: Callable[[], dict[str, float]] | None) -> None:
+        """Check the epoch's losses (rolling back or stopping on divergence), record the epoch,
+        validate, step the schedule and early stopping, checkpoint and call the callbacks.
+
+        Args:
+            step_losses: each step's losses (steps,) or (steps, losses), on the device.
+            sizes: the rows of each step.
+            validate: the validation scores, or None without validation data.
+        """
+        problem = self._divergence(step_losses, sizes, spike=self._rollback)
+        if problem is not None:
+            if not self._rollback or len(self.rollbacks_) >= MAX_ROLLBACKS:
+                self._raise_diverged(problem, epoch, self._rollback)
+            self._roll_back(epoch, problem)
+            return
+        weights = torch.tensor(sizes, dtype=step_losses.dtype, device=step_losses.device)
+        means = (step_losses.reshape(len(sizes), -1) * weights[:, None]).sum(0) / weights.sum()
+        record = {"epoch": epoch + 1, "lr": self._first_optimizer.param_groups[0]["lr"]}
+        record.update({f"train_{name}": float(v) for name, v in zip(self.task.loss_names, means)})
+        if validate is not None:
+            record.update({f"val_{k}": v for k, v in validate().items()})
+        record["seconds"] = round(time.perf_counter() - self._started, 4)
+        self.schedule_.epoch_end(record)
+        self.history_.append(record)
+        self.epoch = epoch + 1
+        if self.early_stopping_ is not None and self.early_stopping_.update(record, self.model_):
+            self.stop_training = self.stopped_early_ = True
+        last = self.epoch == self.spec.epochs or self.stop_training
+        if self.checkpoint_dir and (self.epoch % self.spec.checkpoint_every == 0 or last):
+            self.save_checkpoint()
+        if self._rollback:
+            self._good = self._snapshot()
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, record)
+
+    # -- divergence ------------------------------------------------------------------------------
+
+    def _divergence(self, step_losses: torch.Tensor, sizes: list[int], *, spike: bool) -> tuple[int, str] | None:
+        """(step, what happened) when the epoch's loss went non-finite or, with ``spike``, jumped
+        far above the best epoch's; None for a healthy epoch."""
+        finite = torch.isfinite(step_losses)
+        if not bool(finite.all()):
+            step = int((~finite).nonzero()[0, 0])
+            value = step_losses[step]
+            shown = float(value) if value.numel() == 1 else ", ".join(
+                f"{name} {float(v)}" for name, v in zip(self.task.loss_names, value))
+            return step, f"the loss became non-finite ({shown})"
+        if spike and step_losses.ndim == 1 and self.history_:
+            mean = float(step_losses.mean())
+            best = min(r["train_loss"] for r in self.history_)
+            if best > 0 and mean > SPIKE_FACTOR * best:
+                jump = f"{mean:.4g}, {mean / best:.0f}x its best ({best:.4g})"
+                return len(sizes) - 1, f"the training loss jumped to {jump}"
+        return None
+
+    def _raise_diverged(self, problem: tuple[int, str], epoch: int, rollback: bool) -> None:
+        step, what = problem
+        kept = (
+            f"the last good checkpoint (epoch {self.epoch}) is kept in {self.checkpoint_dir}"
+            if self.checkpoint_dir and self.epoch > 0
+            else "no checkpoint was written before it"
+        )
+        tried = f" after {len(self.rollbacks_)} rollbacks" if rollback else ""
+        raise TrainingError(
+            f"{what} at epoch {epoch + 1}, step {step + 1}{tried}; training stopped and {kept}. Try a lower "
+            "train.optimizer.lr, train.clip_grad_norm, train.on_divergence: rollback, or check the data for "
+            "extreme values"
+        )
+
+    def _snapshot(self) -> dict:
+        """What a rollback returns to: weights, optimizer states and the epoch reached."""
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model_.state_dict().items()},
+            "optimizers": {name: copy.deepcopy(o.state_dict()) for name, o in self.optimizers_.items()},
+            "epoch": self.epoch,
+        }
+
+    def _roll_back(self, epoch: int, problem: tuple[int, str]) -> None:
+        """Return to the last good epoch's weights with a learning rate ``ROLLBACK_FACTOR`` lower."""
+        good = self._good
+        self.model_.load_state_dict(good["model"])
+        for name, optimizer in self.optimizers_.items():
+            optimizer.load_state_dict(good["optimizers"][name])
+        before = self.schedule_.base_lr * self.schedule_.scale
+        self.schedule_.scale /= ROLLBACK_FACTOR
+        self.rollbacks_.append({
+            "epoch": epoch + 1, "step": problem[0] + 1, "reason": problem[1], "restored_epoch": good["epoch"],
+            "lr_before": before, "lr_after": before / ROLLBACK_FACTOR,
+        })
+
+    # -- checkpoints -------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        """Write everything needed to continue exactly: weights, optimizers, schedule, RNGs."""
+        tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
+        optimizer_state = {}
+        for part, optimizer in self.optimizers_.items():
+            optimizer_tensors, optimizer_state[part] = split_optimizer_state(optimizer.state_dict(), part)
+            tensors.update(optimizer_tensors)
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.batches"] = self._generator.get_state()
+        if torch.cuda.is_available():
+            for i, state in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng.cuda.{i}"] = state
+        early = self.early_stopping_
+        if early is not None and early.best_weights is not None:
+            tensors.update({f"best.{k}": v for k, v in early.best_weights.items()})
+        state = {
+            "epoch": self.epoch,
+            **optimizer_state,
+            "schedule": self.schedule_.state_dict(),
+            "early_stopping": early.state_dict() if early else None,
+            "stopped_early": self.stopped_early_,
+            "rollbacks": self.rollbacks_,
+            "history": self.history_,
+        }
+        save_checkpoint(self.checkpoint_dir, tensors, state)
+
+    def _restore(self) -> None:
+        if self.checkpoint_dir is None:
+            raise CheckpointError("resume needs a checkpoint_dir")
+        tensors, state = load_checkpoint(self.checkpoint_dir)
+        model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            self.model_.load_state_dict(model_state)
+            for part, optimizer in self.optimizers_.items():
+                optimizer.load_state_dict(join_optimizer_state(tensors, state[part], part))
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise CheckpointError(f"the checkpoint in {self.checkpoint_dir} does not fit this model: {error}") from None
+        self.schedule_.load_state_dict(state["schedule"])
+        if self.early_stopping_ is not None and state["early_stopping"] is not None:
+            best = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
+            self.early_stopping_.load_state_dict(state["early_stopping"], best)
+        torch.set_rng_state(tensors["rng.torch"])
+        self._generator.set_state(tensors["rng.batches"])
+        if torch.cuda.is_available():
+            states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+            if states:
+                torch.cuda.set_rng_state_all(states)
+        self.history_ = list(state["history"])
+        self.epoch = state["epoch"]
+        self.stopped_early_ = state.get("stopped_early", False)
+        self.rollbacks_ = list(state.get("rollbacks", []))
+        self.stop_training = self.stopped_early_

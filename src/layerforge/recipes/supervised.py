@@ -1,0 +1,131 @@
+"""The supervised recipe: one model, one loss, one optimizer. Every task but generation trains
+with it (an autoencoder's loss reads its own input: the task's ``objective`` says so)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..training import losses
+from ..training.optim import build_optimizer
+
+
+def penalty(l1: float, l2: float) -> Callable[[torch.nn.Module], torch.Tensor] | None:
+    """L1/L2 on weight matrices (not biases or norm scales), or None when both are 0."""
+    if not l1 and not l2:
+        return None
+
+    def total(model: torch.nn.Module) -> torch.Tensor:
+        weights = [p for p in model.parameters() if p.ndim > 1]
+        value = 0.0
+        if l1:
+            value = value + l1 * sum(w.abs().sum() for w in weights)
+        if l2:
+            value = value + l2 * sum(w.pow(2).sum() for w in weights)
+        return value
+
+    return total
+
+
+class SupervisedStep:
+    """One update: augment the batch, compute the loss (plus penalties), backward, clip, step.
+    Training and the learning-rate range test step through this same object.
+
+    Args:
+        objective: ``(model, inputs, y) -> loss``, the task's (``task.objective(loss_fn)``).
+        penalty: added to the loss for the update only (L1/L2), not recorded.
+        augment: transforms the first input of each batch (data augmentation).
+    """
+
+    def __init__(self, model: torch.nn.Module, objective: Callable, optimizer: torch.optim.Optimizer, *,
+                 clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
+                 penalty: Callable | None = None, augment: Callable | None = None):
+        self.model, self.objective, self.optimizer = model, objective, optimizer
+        self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
+        self.penalty, self.augment = penalty, augment
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+
+    @classmethod
+    def from_spec(cls, model, objective, optimizer, train_spec, augment=None) -> SupervisedStep:
+        return cls(model, objective, optimizer, clip_grad_norm=train_spec.clip_grad_norm,
+                   clip_grad_value=train_spec.clip_grad_value, penalty=penalty(train_spec.l1, train_spec.l2),
+                   augment=augment)
+
+    def __call__(self, inputs: tuple, y: torch.Tensor) -> torch.Tensor:
+        """Update the model on one batch; returns the data loss (without penalties)."""
+        if self.augment is not None:
+            inputs = (self.augment(inputs[0]), *inputs[1:])
+        loss = self.objective(self.model, inputs, y)
+        total = loss if self.penalty is None else loss + self.penalty(self.model)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if self.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.clip_grad_norm)
+        if self.clip_grad_value is not None:
+            torch.nn.utils.clip_grad_value_(self.parameters, self.clip_grad_value)
+        self.optimizer.step()
+        return loss
+
+
+def train_one_epoch(model: torch.nn.Module, batches, step: SupervisedStep, *,
+                    lr_at: Callable[[int], float] | None = None,
+                    on_batch_end: Callable[[int, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, list[int]]:
+    """One pass over ``batches``, updating ``model`` in place. Nothing here waits for the
+    device: losses stay on it and are returned for the caller to inspect once per epoch.
+
+    Args:
+        lr_at: the learning rate of each step (None: leave it as it is).
+        on_batch_end: called with (step, loss) after each update.
+
+    Returns:
+        The data loss of every step (on the device) and the rows in every step.
+    """
+    model.train()
+    step_losses, sizes = [], []
+    groups = step.optimizer.param_groups
+    for i, (inputs, y) in enumerate(batches):
+        if lr_at is not None:
+            lr = lr_at(i)
+            for group in groups:
+                group["lr"] = lr
+        loss = step(inputs, y)
+        step_losses.append(loss.detach())
+        sizes.append(len(y))
+        if on_batch_end is not None:
+            on_batch_end(i, loss)
+    return torch.stack(step_losses), sizes
+
+
+def fit(scaffold, model: torch.nn.Module, train, val=None, *, resume: bool = False) -> None:
+    """Train ``model`` on ``train = (inputs, y)``, validating on ``val`` after every epoch."""
+    spec, task = scaffold.spec, scaffold.task
+    model = model.to(scaffold.device)
+    inputs, y = scaffold.place(train)
+    validation = scaffold.place(val)
+    batches = scaffold.batches(model, inputs, y)
+    loss_fn = losses.for_task(spec.loss, task)
+    optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), model.parameters(),
+                                device=scaffold.device.type)
+    step = SupervisedStep.from_spec(model, task.objective(loss_fn), optimizer, spec, scaffold.augment)
+    validate = None if validation is None else (lambda: task.evaluate(model, *validation, loss_fn))
+    with scaffold.fitting(model, {"optimizer": optimizer}, loss_fn, len(batches), has_val=validation is not None,
+                          resume=resume):
+        for epoch in scaffold.epochs_left():
+            step_losses, sizes = train_one_epoch(model, batches, step, lr_at=scaffold.lr_at(epoch),
+                                                 on_batch_end=scaffold.batch_hook())
+            scaffold.end_epoch(epoch, step_losses, sizes, validate)
+
+
+def monitor(train_spec, path):
+    """The training doctor, measuring gradients, updates and units (None when it is off)."""
+    if not train_spec.doctor:
+        return None
+    from ..doctor.monitor import Doctor
+
+    return Doctor(path=path)
+
+
+def setup(task, prepared, run_dir, device, previous: dict) -> dict:
+    """Nothing to prepare before supervised training; returns model.json entries (none)."""
+    return {}

@@ -1,0 +1,175 @@
+"""A trained run, loaded from its directory: metrics, history, the spec, and predictions through
+its ``Predictor``. No pickle anywhere: YAML, JSON and safetensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import tasks
+from ..errors import CheckpointError, DataError
+from ..files import read_json, read_jsonl
+from .manifest import read_manifest
+from .predictor import Predictor
+from .store import HISTORY, METRICS, MODEL, SPEC, SPLIT, read_split
+
+
+class Run:
+    """A trained run loaded from its directory.
+
+    Use ``layerforge.load_run(path)``. Attributes: ``path``, ``manifest`` (model.json, typed),
+    ``meta`` (the same as a dict), ``spec``, ``metrics`` (metrics.json), ``history`` (one record
+    per epoch), and ``model``, ``task`` and ``predictor`` once used.
+    """
+
+    def __init__(self, path: str | Path):
+        from ..spec.load import load_spec
+
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise CheckpointError(f"run directory not found: {self.path}")
+        self.manifest = read_manifest(self.path / MODEL)
+        self.meta = self.manifest.to_json()
+        self.spec = load_spec(self.path / SPEC, check_files=False)
+        metrics_path = self.path / METRICS
+        self.metrics = read_json(metrics_path) if metrics_path.is_file() else {}
+        self.history = read_jsonl(self.path / HISTORY)
+        self._predictor = None
+
+    def __repr__(self) -> str:
+        return f"Run('{self.path}')"
+
+    @property
+    def predictor(self) -> Predictor:
+        if self._predictor is None:
+            self._predictor = Predictor.load(self.path, self.manifest)
+        return self._predictor
+
+    @property
+    def model(self):
+        """The trained ``nn.Module`` (built from model.json, weights from model.safetensors)."""
+        return self.predictor.model
+
+    @property
+    def task(self) -> tasks.Task:
+        return self.predictor.task
+
+    def loss(self):
+        """The run's loss (its spec's ``train.loss``, or the task's default)."""
+        from ..training import losses
+
+        return losses.for_task(self.spec.train.loss, self.task)
+
+    # -- the run's own rows ------------------------------------------------------------------------
+
+    def held_out(self, part: str = "test"):
+        """(inputs, y) of one part of the run's own split, rebuilt from its source data with the
+        run's fitted encoder. The rows are those split.json records; a run written before
+        split.json existed is split again with its seed.
+
+        Raises:
+            DataError: the source is gone or changed since training.
+        """
+        from ..data.kinds import kind_of
+        from ..data.prepare import encode_parts, load_source, split_parts
+
+        data = self.spec.data
+        try:
+            source = load_source(data, self.manifest.task)
+        except (DataError, OSError) as error:
+            raise DataError(f"the run's source data ({self.manifest.source}) is not available: {error}; "
+                            "evaluate on a file instead (layerforge evaluate RUN --data FILE)") from None
+        if (self.path / SPLIT).is_file():
+            parts = read_split(self.path, source)
+        else:
+            _, parts = split_parts(data, kind_of(data), source, tasks.get(self.manifest.task), self.spec.seed)
+        predictor = self.predictor
+        (inputs, y), = encode_parts(predictor.encoder, predictor.task, source, {part: parts[part]}).values()
+        return inputs, y
+
+    # -- predictions -----------------------------------------------------------------------------
+
+    def predict(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
+        """Predictions for new rows: class labels, values on the target's scale, the next steps of
+        a series, or an autoencoder's anomaly scores (its reconstruction errors).
+
+        Args:
+            data: a DataFrame, a .csv/.parquet file or an array whose columns are the training
+                features in order (tables); arrays, .npz files, image files or folders, texts.
+            unknown: 'error' or 'bucket' for categories unseen in training (default: the run's
+                ``data.unknown_categories``).
+            ignore_extra: drop columns the model does not know instead of raising.
+
+        Raises:
+            DataError: missing or unexpected columns, wrong types, unseen categories.
+        """
+        return self.predictor.predict(data, unknown=unknown, ignore_extra=ignore_extra)
+
+    def predict_proba(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
+        """Class probabilities, shape (rows, classes) in the order of ``meta['classes']``."""
+        return self.predictor.predict_proba(data, unknown=unknown, ignore_extra=ignore_extra)
+
+    def evaluate(self, data=None, *, unknown: str | None = None, ignore_extra: bool = False) -> dict[str, float]:
+        """Loss and metrics on ``data`` (which must hold the targets), or on the run's own test
+        split when ``data`` is None."""
+        predictor = self.predictor
+        if data is not None:
+            return predictor.evaluate(data, self.loss(), unknown=unknown, ignore_extra=ignore_extra)
+        if not self.manifest.rows.get("test"):
+            raise DataError("this run has no test split (data.split.test is 0); pass data to evaluate")
+        from ..recipes.scaffold import as_tensors
+
+        inputs, y = as_tensors(self.held_out("test"), predictor.task, "cpu")
+        return {**predictor.task.evaluate(predictor.model, inputs, y, self.loss()), "rows": int(len(y))}
+
+    def embed(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
+        """Latent codes of new rows (N, latent_size): an autoencoder as dimensionality reduction.
+        A variational model gives each code's mean."""
+        return self.predictor.embed(data, unknown=unknown, ignore_extra=ignore_extra)
+
+    def anomalies(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
+        """Anomaly scores and flags: rows whose reconstruction error exceeds the threshold chosen
+        on validation rows (``model.threshold_quantile`` of their scores).
+
+        Returns:
+            (scores (N,), flags (N,) booleans).
+        """
+        return self.predictor.anomalies(data, unknown=unknown, ignore_extra=ignore_extra)
+
+    def sample(self, n: int = 100, *, label=None, seed: int = 0) -> np.ndarray:
+        """``n`` generated rows in model space (see ``write_samples`` for files): from a GAN, or
+        decoded from random codes by a variational autoencoder. The same seed gives the same rows.
+
+        Args:
+            label: for a conditional GAN, the class to generate (default: every class in turn).
+        """
+        return self.predictor.sample(n, label=label, seed=seed)
+
+    def write_samples(self, path: str | Path, n: int = 100, *, label=None, seed: int = 0) -> Path:
+        """Generate ``n`` rows and write them as a PNG grid (images) or a CSV/Parquet table."""
+        return self.predictor.write_samples(path, n, label=label, seed=seed)
+
+    def generate(self, prompt: str = "", length: int = 200, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int = 0) -> str:
+        """Sample ``length`` tokens that continue ``prompt`` (language-model runs only).
+
+        Args:
+            temperature: divides the logits; below 1 is more conservative.
+            top_k: sample only among the k most likely tokens.
+            seed: the same seed gives the same text.
+
+        Returns:
+            The prompt followed by the generated text.
+        """
+        return self.predictor.generate(prompt, length, temperature, top_k, seed)
+
+
+def load_run(path: str | Path) -> Run:
+    """Load a run directory written by ``layerforge.train``.
+
+    Example:
+        >>> run = load_run("runs/digits-mlp-20261123-101500")  # doctest: +SKIP
+        >>> run.predict(rows)                                    # doctest: +SKIP
+    """
+    return Run(path)

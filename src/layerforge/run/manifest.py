@@ -1,0 +1,163 @@
+"""model.json: the typed, versioned manifest of a run. It holds what is needed to rebuild the
+model and its preprocessing in a new process, with no access to the training data: the task and
+its targets (classes, target scaling), what the model reads and the encoder's fitted state, the
+model's family configuration and sizes, the split record, and what training measured on the way
+(an anomaly threshold, the judge of a GAN).
+
+Format 2 is written; format 1 (written before the manifest was typed) is migrated on reading.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SerializeAsAny, ValidationError, field_serializer
+
+from ..data.kinds import State, state_for
+from ..errors import CheckpointError
+from ..files import read_json, write_json
+from ..models import config_for
+from ..models.configs import FamilyConfig
+from ..models.inputs import Inputs
+
+FORMAT = "layerforge.model/2"
+FORMAT_1 = "layerforge.model/1"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetScaling(_Record):
+    mean: list[float]
+    std: list[float]
+
+
+class ModelRecord(_Record):
+    """The network: its family configuration, head size, classes and parameter count."""
+
+    spec: Annotated[SerializeAsAny[FamilyConfig], BeforeValidator(config_for)]
+    output_size: int
+    num_classes: int = 0
+    parameters: int
+
+
+class SplitRecord(_Record):
+    """Which rows went where is in ``file``; the source's fingerprint notices changed data."""
+
+    file: str
+    fingerprint: str
+    plan: dict[str, Any]
+
+
+class AnomalyRecord(_Record):
+    threshold: float
+    quantile: float
+    classes: list[int | str]
+
+
+class JudgeRecord(_Record):
+    """The classifier that judges a GAN's samples (evaluator.safetensors)."""
+
+    layers: list[int]
+    epochs: int
+    test_accuracy: float | None
+    trained_on: str
+
+
+class Manifest(_Record):
+    format: Literal["layerforge.model/2"] = FORMAT
+    task: str
+    target: str | None
+    classes: list[int | str] | None = None
+    target_scaling: TargetScaling | None = None
+    inputs: Inputs
+    features: list[str] | None = None
+    preprocessing: Annotated[SerializeAsAny[State], BeforeValidator(state_for)]
+    rows: dict[str, int]
+    source: str
+    split: SplitRecord | None = None
+    model: ModelRecord
+    anomaly_classes: list[int | str] | None = None
+    anomaly: AnomalyRecord | None = None
+    evaluator: JudgeRecord | None = None
+    baseline: dict[str, dict[str, float]] | None = None
+
+    @field_serializer("inputs")
+    def _sizes_only(self, inputs: Inputs) -> dict:
+        return inputs.describe()
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def write(self, path: Path) -> None:
+        write_json(path, self.to_json())
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read and validate model.json (format 2, or format 1 migrated).
+
+    Raises:
+        CheckpointError: the file is missing, corrupt, of an unknown format, or invalid; the
+            message names the file and the field.
+    """
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path} is not a layerforge model file: expected a mapping")
+    if raw.get("format") == FORMAT_1:
+        raw = migrate_format_1(raw, _spec_data(path.parent))
+    elif raw.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a {FORMAT} file (format: {raw.get('format')!r})")
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CheckpointError(f"{path}: {where}: {first['msg']} ({error.error_count()} problem(s))") from None
+
+
+def _spec_data(run_dir: Path) -> dict:
+    """The data section of the run's spec.yaml (format 1 kept some choices only there)."""
+    try:
+        spec = yaml.safe_load((run_dir / "spec.yaml").read_text(encoding="utf-8"))
+        return spec.get("data") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return {}
+
+
+def migrate_format_1(raw: dict, data: dict) -> dict:
+    """A format-1 model.json as format 2: encoder states carry what format 1 kept beside them
+    (the forecast windows, the image shape, the text column), and a GAN's classes move from its
+    output size to ``num_classes``."""
+    raw = dict(raw)
+    state = dict(raw["preprocessing"])
+    inputs = dict(raw["inputs"])
+    kind = state.get("kind")
+    if kind == "table":
+        state["unknown_categories"] = data.get("unknown_categories") or "error"
+        state["image_shape"] = raw.pop("image_shape", None)
+    elif kind == "sequence":
+        state["variable_length"] = bool(inputs.get("variable_length"))
+    elif kind == "forecast":
+        forecast = raw.pop("forecast")
+        state.update({key: forecast[key] for key in ("lookback", "horizon", "season", "steps", "test_steps",
+                                                     "channels")})
+        state["relative"] = bool(inputs.get("relative"))
+    elif raw["inputs"]["kind"] == "tokens":
+        tokenizer = {"tokenizer": kind, "lowercase": state.get("lowercase", False), "vocab": state.get("vocab"),
+                     "bpe": state.get("bpe")}
+        if "max_length" in state:  # a classified text column
+            state = {"kind": "text", **tokenizer, "max_length": state["max_length"], "text": state["text"]}
+            inputs["variable_length"] = True
+        else:  # a language model's corpus
+            state = {"kind": "corpus", **tokenizer, "context": inputs["length"]}
+    raw.pop("text", None)
+    raw.pop("image_shape", None)
+    model = dict(raw["model"])
+    model["num_classes"] = len(raw.get("classes") or [])
+    if model["spec"].get("type") == "gan":
+        model["output_size"] = 0
+    raw.update(format=FORMAT, preprocessing=state, inputs=inputs, model=model)
+    return raw

@@ -1,0 +1,175 @@
+"""The Predictor: the one path from raw rows to decoded outputs. It is built from a run's
+manifest and weights alone (no training data, no spec), and the command line, ``Run``, and later
+the HTTP service and exports all predict through it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import tasks
+from ..data.kinds import get as get_kind
+from ..errors import CheckpointError, DataError
+from ..models import build_model
+from ..training.checkpoint import load_weights
+from .manifest import Manifest, read_manifest
+from .store import MODEL, WEIGHTS
+
+
+def _tensors(arrays: tuple[np.ndarray, ...]) -> tuple[torch.Tensor, ...]:
+    """Float arrays as the default float type, integers (token ids, lengths) as int64."""
+    parts = []
+    for array in arrays:
+        tensor = torch.as_tensor(np.asarray(array))
+        parts.append(tensor.to(torch.get_default_dtype()) if tensor.is_floating_point() else tensor.long())
+    return tuple(parts)
+
+
+class Predictor:
+    """Raw rows in, decoded outputs out, for one trained model.
+
+    Args:
+        manifest: the run's model.json.
+        model: the trained network (evaluation mode).
+        task: the task object from the manifest.
+        encoder: the fitted encoder from the manifest.
+
+    Use ``Predictor.load(run_dir)``.
+    """
+
+    def __init__(self, manifest: Manifest, model: torch.nn.Module, task: tasks.Task, encoder):
+        self.manifest, self.model, self.task, self.encoder = manifest, model, task, encoder
+
+    @classmethod
+    def load(cls, run_dir: str | Path, manifest: Manifest | None = None) -> Predictor:
+        """The predictor of a run directory (its model.json and model.safetensors).
+
+        Raises:
+            CheckpointError: the run has no final weights, or they do not fit its manifest.
+        """
+        run_dir = Path(run_dir)
+        manifest = manifest or read_manifest(run_dir / MODEL)
+        task = tasks.get(manifest.task).from_manifest(manifest, run_dir)
+        encoder = get_kind(manifest.preprocessing.kind).encoder(manifest.preprocessing, manifest.target)
+        record = manifest.model
+        model = build_model(record.spec, manifest.inputs, record.output_size, record.num_classes)
+        weights_path = run_dir / WEIGHTS
+        if not weights_path.is_file():
+            raise CheckpointError(
+                f"{run_dir} has no {WEIGHTS}: the run did not finish; continue it with "
+                f"`layerforge train --resume {run_dir}`"
+            )
+        try:
+            model.load_state_dict(load_weights(weights_path))
+        except RuntimeError as error:
+            raise CheckpointError(f"{weights_path} does not fit the model in {MODEL}: {error}") from None
+        model.eval()
+        return cls(manifest, model, task, encoder)
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    def encode(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
+        """Model inputs (tensors) for new rows, and their raw labels when ``data`` has them.
+
+        Args:
+            data: what the data kind reads: a DataFrame or table file, an array, an .npz file,
+                an image file or folder, texts, or a series' history.
+            unknown: 'error' or 'bucket' for categories unseen in training (default: the run's).
+            ignore_extra: drop columns the model does not know instead of raising.
+
+        Raises:
+            DataError: rows the model cannot read, named by column, row or file.
+        """
+        arrays, labels = self.encoder.encode_new(data, unknown=unknown, ignore_extra=ignore_extra)
+        return _tensors(arrays), labels
+
+    def targets(self, labels, inputs: tuple) -> torch.Tensor:
+        """Encoded targets of new rows, or an error saying what evaluation needs."""
+        if labels is None:
+            if self.task.evaluation_needs_targets(self.model):
+                raise DataError(self.encoder.missing_labels())
+            return self.task.target_tensor(np.zeros(len(inputs[0]), dtype=np.int64))
+        return self.task.target_tensor(self.task.encode_targets(labels))
+
+    # -- outputs ---------------------------------------------------------------------------------
+
+    def predict(self, data, **options) -> np.ndarray:
+        """Decoded predictions: class labels, values on the target's scale, the next steps of a
+        series, or an autoencoder's anomaly scores."""
+        inputs, _ = self.encode(data, **options)
+        return self.task.predictions(self.model, inputs)
+
+    def predict_proba(self, data, **options) -> np.ndarray:
+        """Class probabilities (rows, classes), columns in the order of the manifest's classes."""
+        inputs, _ = self.encode(data, **options)
+        return self.task.probabilities(self.model, inputs)
+
+    def predict_table(self, data, **options):
+        """The predictions as a table, one row per input row (what ``layerforge predict`` writes)."""
+        inputs, _ = self.encode(data, **options)
+        return self.task.prediction_table(self.model, inputs, self.manifest.target)
+
+    def evaluate(self, data, loss_fn, **options) -> dict[str, float]:
+        """Loss and metrics on rows that carry their targets."""
+        inputs, labels = self.encode(data, **options)
+        y = self.targets(labels, inputs)
+        return {**self.task.evaluate(self.model, inputs, y, loss_fn), "rows": int(len(y))}
+
+    def embed(self, data, **options) -> np.ndarray:
+        """An autoencoder's latent codes (rows, latent_size)."""
+        inputs, _ = self.encode(data, **options)
+        return self.task.embed(self.model, inputs)
+
+    def embed_table(self, data, **options):
+        """The codes as columns z0, z1, ..., after the rows' labels when the data has them."""
+        import pandas as pd
+
+        inputs, labels = self.encode(data, **options)
+        codes = self.task.embed(self.model, inputs)
+        frame = pd.DataFrame(codes, columns=[f"z{i}" for i in range(codes.shape[1])])
+        if labels is not None:
+            frame.insert(0, self.manifest.target, np.asarray(labels))
+        return frame
+
+    def anomalies(self, data, **options) -> tuple[np.ndarray, np.ndarray]:
+        """Anomaly scores and flags (scores above the threshold chosen on validation rows)."""
+        scores = self.predict(data, **options)
+        return scores, self.task.anomalies(scores)
+
+    def sample(self, n: int = 100, *, label=None, seed: int = 0) -> np.ndarray:
+        """``n`` generated rows in model space; the same seed gives the same rows."""
+        if n < 1:
+            raise DataError(f"n must be at least 1, got {n}")
+        return self.task.sample(self.model, n, label, seed)
+
+    def write_samples(self, path: str | Path, n: int = 100, *, label=None, seed: int = 0) -> Path:
+        """Generate ``n`` rows and write them as a PNG grid (images) or a CSV/Parquet table in the
+        data's own scale and columns."""
+        import pandas as pd
+
+        from ..data.tabular import write_table
+        from ..figures.pictures import image_grid
+
+        rows = self.sample(n, label=label, seed=seed)
+        path = Path(path)
+        if path.suffix.lower() == ".png":
+            pictures = self.encoder.pictures(rows)
+            if pictures is None:
+                raise DataError(f"{path}: these rows are not images; write a .csv instead")
+            title = f"{n} samples" + (f" of class {label}" if label is not None else "")
+            return image_grid(pictures, path, columns=min(10, len(pictures)), title=title)
+        if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+            raise DataError(f"{path}: write samples as .png (images), .csv or .parquet")
+        values = self.encoder.unscale(rows)
+        frame = values if isinstance(values, pd.DataFrame) else pd.DataFrame(values.reshape(len(rows), -1))
+        labels = self.task.sample_labels(self.model, n, label)
+        if labels is not None:
+            frame.insert(0, self.manifest.target, labels)
+        return write_table(frame, path)
+
+    def generate(self, prompt: str = "", length: int = 200, temperature: float = 1.0, top_k: int | None = None,
+                 seed: int = 0) -> str:
+        """Text that continues ``prompt`` (language models)."""
+        return self.task.generate(self.model, self.encoder, prompt, length, temperature, top_k, seed)

@@ -1,0 +1,242 @@
+"""The abstract Task: everything the rest of layerforge asks a task.
+
+A task says what a training step means and how its outputs read: the default loss and what
+the outputs are compared with, the metrics and whether higher is better, the headline metric,
+what can be monitored, how targets are encoded, how outputs decode into predictions and a
+prediction table, which training recipe it needs, what is measured and drawn when training
+ends, and what it adds to the report. Code outside ``tasks/`` asks these questions of the task
+object and never compares a task's name.
+
+Task classes are declared without importing torch or pandas (their methods import them when they
+run): a spec names its task, and validating a spec must stay fast.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import DataError
+
+
+@dataclass
+class Finished:
+    """What a task measures and draws when training ends.
+
+    Attributes:
+        test: extra test metrics.
+        pictures: name -> PNG file written under the run directory.
+        record: entries for model.json (e.g. an anomaly threshold).
+    """
+
+    test: dict[str, float] = field(default_factory=dict)
+    pictures: dict[str, Path] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """What a run learns to do. One final subclass per task.
+
+    Class attributes:
+        name: the spec's ``task``.
+        default_loss: the loss when ``train.loss`` is not given.
+        target_form: what outputs are compared with, which decides the losses that suit the
+            task: 'classes' (logits against class indices), 'values' (numbers against numbers
+            of the same shape), 'tokens' (per-position logits against next tokens) or
+            'adversarial' (a generator against a discriminator).
+        metrics: metric name -> whether higher is better (reported for held-out rows).
+        headline: the one metric that sums up a run.
+        loss_names: what one training step reports (``train_<name>`` in the history).
+        recipe: the training recipe (``layerforge.recipes``) it trains with.
+        needs_target: whether the data must name a target column.
+        stratify: whether its targets are classes whose proportions splits keep.
+        detects_anomalies: whether ``data.anomaly_classes`` applies.
+    """
+
+    name: ClassVar[str]
+    default_loss: ClassVar[str]
+    target_form: ClassVar[str]
+    metrics: ClassVar[dict[str, bool]]
+    headline: ClassVar[str]
+    loss_names: ClassVar[tuple[str, ...]] = ("loss",)
+    recipe: ClassVar[str] = "supervised"
+    needs_target: ClassVar[bool] = True
+    stratify: ClassVar[bool] = False
+    detects_anomalies: ClassVar[bool] = False
+
+    classes: list | None = None
+
+    # -- declarations: answered without data or torch ----------------------------------------
+
+    @classmethod
+    def monitors(cls, has_val: bool) -> list[str]:
+        """The values of an epoch record that early stopping and plateau can monitor."""
+        names = [f"train_{name}" for name in cls.loss_names]
+        if has_val:
+            if cls.loss_names == ("loss",):
+                names.append("val_loss")
+            names += [f"val_{metric}" for metric in cls.metrics]
+        return names
+
+    @classmethod
+    def higher_is_better(cls, monitor: str) -> bool:
+        """Whether a larger value of ``monitor`` ('val_accuracy', 'train_loss', 'r2') is better."""
+        metric = monitor.split("_", 1)[1] if monitor.startswith(("train_", "val_", "test_")) else monitor
+        return cls.metrics.get(metric, False)
+
+    @classmethod
+    def spec_problems(cls, spec) -> list[str]:
+        """Problems of a whole spec that come from training for this task."""
+        problems = []
+        train = spec.train
+        if train.discriminator_optimizer is not None:
+            problems.append("train.discriminator_optimizer: only a gan has a discriminator; remove it")
+        if train.discriminator_steps != 1:
+            problems.append("train.discriminator_steps: only a gan has a discriminator; remove it")
+        if spec.data.anomaly_classes is not None and not cls.detects_anomalies:
+            problems.append("data.anomaly_classes: anomaly detection needs model type autoencoder")
+        return problems
+
+    @classmethod
+    def chance_loss(cls, classes: int | None) -> tuple[float, str] | None:
+        """The training loss of a model that learned nothing, and what such a model does (for
+        the doctor's underfitting verdict); None when there is no such yardstick."""
+        return None
+
+    # -- building ------------------------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def fit(cls, labels, train: np.ndarray, encoder, data_spec, source: str) -> Task:
+        """The task for a training run, its target encoding fitted on the data.
+
+        Args:
+            labels: each row's raw target (a pandas Series), or None when the data has none.
+            train: the training rows.
+            encoder: the data's fitted encoder (some tasks read its state).
+            data_spec: the spec's data section (some tasks read their options there).
+            source: the data's name, for messages.
+        """
+
+    @classmethod
+    @abstractmethod
+    def from_manifest(cls, manifest, run_dir: Path | None = None) -> Task:
+        """The task a run's model.json describes (``run_dir`` for files it keeps there)."""
+
+    @classmethod
+    def from_targets(cls, y: np.ndarray) -> Task:
+        """The task for raw arrays given to ``Trainer(task=name)``."""
+        raise TypeError(f"Trainer(task='{cls.name}') needs a task object built from the data "
+                        f"(layerforge.tasks.get('{cls.name}')...)")
+
+    def record(self) -> dict[str, Any]:
+        """What model.json keeps about the task's targets (``classes``, ``target_scaling``)."""
+        return {"classes": self.classes, "target_scaling": None}
+
+    @property
+    def output_size(self) -> int:
+        """Numbers the model's head produces per row (0: the output has the input's shape)."""
+        return 0
+
+    @property
+    def num_classes(self) -> int:
+        """The classes of the data (what a conditional model is conditioned on)."""
+        return len(self.classes) if self.classes else 0
+
+    # -- targets -------------------------------------------------------------------------------
+
+    def encode_targets(self, labels, source: str | None = None) -> np.ndarray:
+        """Training targets from raw labels (a pandas Series) or targets the data made."""
+        return np.asarray(labels)
+
+    def target_tensor(self, y: np.ndarray):
+        import torch
+
+        return torch.as_tensor(y, dtype=torch.long)
+
+    def evaluation_needs_targets(self, model) -> bool:
+        """Whether evaluating new rows with ``model`` needs their targets."""
+        return True
+
+    # -- training and evaluation ---------------------------------------------------------------
+
+    def objective(self, loss_fn):
+        """The training loss of a batch, ``(model, inputs, y) -> loss``."""
+
+        def loss(model, inputs: tuple, y):
+            return loss_fn(model(*inputs), y)
+
+        return loss
+
+    def outputs_for(self, model, inputs: tuple, y):
+        """The outputs that are scored against ``y`` (all rows, evaluation mode)."""
+        from ..models.protocol import predict_outputs
+
+        return predict_outputs(model, inputs)
+
+    @abstractmethod
+    def scores(self, outputs, y) -> dict[str, float]:
+        """The task's metrics of ``outputs`` against ``y``."""
+
+    def evaluate(self, model, inputs: tuple, y, loss_fn) -> dict[str, float]:
+        """Loss and metrics on held-out rows."""
+        outputs = self.outputs_for(model, inputs, y)
+        return {"loss": float(loss_fn(outputs, y)), **self.scores(outputs, y)}
+
+    # -- prediction ----------------------------------------------------------------------------
+
+    def predictions(self, model, inputs: tuple) -> np.ndarray:
+        """Decoded predictions for new rows (what ``run.predict`` returns)."""
+        raise DataError(f"a {self.name} model does not predict rows")
+
+    def prediction_table(self, model, inputs: tuple, target: str | None):
+        """The predictions as a table, one row per input row (``layerforge predict``)."""
+        import pandas as pd
+
+        values = self.predictions(model, inputs)
+        return pd.DataFrame({target or "prediction": list(values) if values.ndim > 1 else values})
+
+    def probabilities(self, model, inputs: tuple) -> np.ndarray:
+        raise DataError(f"predict_proba is for classification runs; this run does {self.name}")
+
+    def embed(self, model, inputs: tuple) -> np.ndarray:
+        raise DataError(f"embed is for reconstruction runs; this run does {self.name}")
+
+    def sample(self, model, n: int, label=None, seed: int = 0) -> np.ndarray:
+        raise DataError(f"sample is for generation and reconstruction runs; this run does {self.name}")
+
+    def sample_labels(self, model, n: int, label=None) -> list | None:
+        """The class of each of ``n`` samples (conditional generators), or None."""
+        return None
+
+    def generate(self, model, encoder, prompt: str, length: int, temperature: float, top_k: int | None,
+                 seed: int) -> str:
+        raise DataError("generate is for language-model runs (a causal transformer on a text corpus)")
+
+    # -- when training ends --------------------------------------------------------------------
+
+    def finish(self, model, tensors: dict, *, encoder, images: Path, history: list[dict], model_config) -> Finished:
+        """Extra test metrics, pictures and model.json entries once training ended.
+
+        Args:
+            tensors: split name -> (inputs, y) on the model's device: 'train' and the held-out
+                splits that have rows.
+        """
+        return Finished()
+
+    def report_blocks(self, model, held_out, *, encoder, pictures: dict[str, Path], target: str | None) -> list:
+        """What the report's Results section shows (``layerforge.figures`` blocks).
+
+        Args:
+            held_out: returns (inputs, y) of the test rows (or validation rows), or None when
+                the run has none; called only by tasks that show them (rebuilding them may
+                read the source data, and raises DataError when it changed or is gone).
+            pictures: the pictures ``finish`` drew.
+        """
+        from ..figures import Note
+
+        return [Note("no results to show for this task")]
