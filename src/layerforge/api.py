@@ -14,6 +14,7 @@ from .errors import CheckpointError, SpecError, TrainingError
 from .files import read_json, write_json
 from .models import build_model, count_parameters
 from .recipes.scaffold import Scaffold, as_tensors, resolve_device
+from .report.html import build_report
 from .run.directory import Run
 from .run.manifest import Manifest
 from .run.store import (
@@ -32,7 +33,7 @@ from .run.store import (
 )
 from .spec.defaults import DEFAULT_SPEC
 from .spec.load import load_spec
-from .training.callbacks import Callback, HistoryWriter
+from .training.callbacks import Callback, HistoryWriter, ProgressBar, TensorBoardLogger
 from .training.checkpoint import save_weights
 
 __all__ = ["DEFAULT_SPEC", "TrainingInterrupted", "train"]
@@ -130,12 +131,8 @@ def train(
 
     extra = list(callbacks)
     if progress:
-        from .training.callbacks import ProgressBar
-
         extra.insert(0, ProgressBar(console))
     if "tensorboard" in spec.train.log:
-        from .training.callbacks import TensorBoardLogger
-
         extra.append(TensorBoardLogger(run_dir / "tensorboard"))
     monitor = recipe.monitor(spec.train, run_dir / DOCTOR_LOG)
     if monitor is not None:
@@ -181,8 +178,6 @@ def train(
         metrics["rollbacks"] = len(scaffold.rollbacks_)
     write_json(run_dir / METRICS, metrics)
     if spec.train.report:
-        from .report.html import build_report
-
         build_report(run_dir, prepared)
     return Run(run_dir)
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import Enum
 from pathlib import Path
 
 import typer
+
+from . import __version__
+from .errors import CheckpointError, LayerforgeError, SpecError, TrainingError
 
 app = typer.Typer(
     add_completion=False,
@@ -40,8 +44,6 @@ def _fail(message: str, code: int) -> None:
 
 def _guard(call):
     """Run ``call``; print layerforge errors without a traceback and exit non-zero."""
-    from .errors import LayerforgeError, SpecError, TrainingError
-
     try:
         return call()
     except SpecError as error:
@@ -242,13 +244,9 @@ def summary(
 @app.command()
 def doctor(run: Path = typer.Argument(..., help="Run directory.")) -> None:
     """Print the training doctor's findings for a run (from its diagnosis.json)."""
-    import json
-
     from .run.store import DIAGNOSIS
 
     def call():
-        from .errors import CheckpointError
-
         path = run / DIAGNOSIS
         if not path.is_file():
             raise CheckpointError(f"{run} has no {DIAGNOSIS}: it is not a run directory, or it was trained "
@@ -361,8 +359,6 @@ def runs(runs_dir: Path = RUNS_DIR) -> None:
 
 def _version(value: bool) -> None:
     if value:
-        from . import __version__
-
         print(f"layerforge {__version__}")
         raise typer.Exit()
 

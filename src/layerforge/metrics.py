@@ -38,3 +38,13 @@ def roc_auc(true: np.ndarray, score: np.ndarray) -> float:
         ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def forecast_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and MAPE (as a fraction, e.g. 0.05) over all forecast steps."""
+    error = pred - true
+    return {
+        "mae": float(np.abs(error).mean()),
+        "rmse": float(np.sqrt((error**2).mean())),
+        "mape": float(np.mean(np.abs(error) / np.maximum(np.abs(true), 1e-12))),
+    }

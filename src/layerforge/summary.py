@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
+from .data.prepare import prepare
+from .models import build_model
+from .models.protocol import Network
+from .spec.defaults import DEFAULT_SPEC
+from .spec.load import load_spec
+
 
 def summarize(spec: Any = None, overrides=()) -> tuple[list[tuple[str, str, str, int]], int, int]:
     """Build the spec's model on its data and trace two example rows through it.
@@ -12,13 +20,6 @@ def summarize(spec: Any = None, overrides=()) -> tuple[list[tuple[str, str, str,
         Rows of (layer name, layer type, output shape, parameters of the layer itself), the
         total parameter count and the trainable count.
     """
-    import torch
-
-    from .data.prepare import prepare
-    from .models import build_model
-    from .spec.defaults import DEFAULT_SPEC
-    from .spec.load import load_spec
-
     spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
     prepared = prepare(spec.data, spec.task, spec.seed)
     task = prepared.task
@@ -32,10 +33,6 @@ def layer_table(model, sample: tuple, labels=None) -> tuple[list[tuple[str, str,
     """Trace ``sample`` (a tuple of input tensors; ``labels`` the classes, for conditional
     models) through ``model``: rows of (layer, type, output shape, own parameters), total,
     trainable. A layerforge network runs every layer (``trace``); any other module its forward."""
-    import torch
-
-    from .models.protocol import Network
-
     shapes: dict[str, str] = {}
 
     def record(name):

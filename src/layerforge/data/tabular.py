@@ -6,6 +6,7 @@ process applies exactly the transformation used in training.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -269,8 +270,6 @@ class Preprocessor:
 
 def fingerprint_frame(frame) -> str:
     """SHA-256 of a table's content: column names, types and every value."""
-    import hashlib
-
     digest = hashlib.sha256()
     digest.update("\x1f".join(f"{c}:{t}" for c, t in frame.dtypes.items()).encode("utf-8"))
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())

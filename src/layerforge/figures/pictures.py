@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write
+
 
 def pyplot():
     import matplotlib
@@ -19,8 +21,6 @@ def pyplot():
 
 def save(figure, path: Path) -> Path:
     import io
-
-    from ..files import atomic_write
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")

@@ -35,6 +35,8 @@ class FamilyConfig(Section):
 
     # the task this family trains for whatever the data (None: the data decides)
     task: ClassVar[str | None] = None
+    # small options that build it for every input kind it reads (contract tests, documentation)
+    example: ClassVar[dict[str, Any]] = {}
 
     def implied_task(self) -> str | None:
         """The task these options imply (e.g. a causal transformer is a language model)."""
@@ -53,6 +55,8 @@ class FamilyConfig(Section):
 class MLPConfig(FamilyConfig):
     """A feedforward network: hidden layers of ``activation(Wx + b)``, then a linear head."""
 
+    example: ClassVar[dict[str, Any]] = {"layers": [16]}
+
     type: Literal["mlp"] = "mlp"
     layers: list[PositiveInt] = [128, 64]
     activation: str = "relu"
@@ -66,6 +70,8 @@ class MLPConfig(FamilyConfig):
 
 class CNNConfig(FamilyConfig):
     """Convolution blocks (1-D for sequences, 2-D for images), global pooling, dense head."""
+
+    example: ClassVar[dict[str, Any]] = {"channels": [8, 16], "head": [16]}
 
     type: Literal["cnn"] = "cnn"
     channels: list[PositiveInt] = [32, 64, 128]
@@ -100,6 +106,8 @@ class CNNConfig(FamilyConfig):
 class RNNConfig(FamilyConfig):
     """A recurrent encoder (rnn, lstm, gru), pooling over time, dense head."""
 
+    example: ClassVar[dict[str, Any]] = {"hidden_size": 8, "embedding_size": 8}
+
     type: Literal["rnn"] = "rnn"
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
     hidden_size: PositiveInt = 64
@@ -113,6 +121,8 @@ class RNNConfig(FamilyConfig):
 
 class TransformerConfig(FamilyConfig):
     """A pre-norm self-attention encoder; ``causal: true`` makes it a language model."""
+
+    example: ClassVar[dict[str, Any]] = {"d_model": 16, "num_heads": 2, "num_layers": 1, "patch_size": 4}
 
     type: Literal["transformer"] = "transformer"
     d_model: PositiveInt = 64
@@ -166,6 +176,8 @@ class AutoencoderConfig(FamilyConfig):
     """An encoder to ``latent_size`` numbers and a decoder back; ``plain``, ``denoising`` or
     ``variational``. ``layers`` (mlp) or ``channels`` (cnn) give the encoder; the decoder mirrors it."""
 
+    example: ClassVar[dict[str, Any]] = {"layers": [8], "channels": [4, 8], "latent_size": 3}
+
     type: Literal["autoencoder"] = "autoencoder"
     variant: Literal["plain", "denoising", "variational"] = "plain"
     blocks: Literal["mlp", "cnn"] = "mlp"
@@ -203,6 +215,8 @@ class AutoencoderConfig(FamilyConfig):
 class GANConfig(FamilyConfig):
     """A generator from ``latent_size`` random numbers (plus a class when ``conditional``) and a
     discriminator, from mlp layers or DCGAN-style cnn blocks."""
+
+    example: ClassVar[dict[str, Any]] = {"latent_size": 4, "generator": [8], "discriminator": [8]}
 
     type: Literal["gan"] = "gan"
     blocks: Literal["mlp", "cnn"] = "mlp"

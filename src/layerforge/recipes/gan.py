@@ -10,10 +10,13 @@ from pathlib import Path
 import torch
 
 from ..doctor.verdicts import finding, worst
+from ..models.gan import Judge
+from ..spec.schema import TrainSpec
 from ..tasks.classification import ClassificationTask
 from ..tasks.generation import JUDGE_FILE, JUDGE_LAYERS, judge_classifier, load_judge
 from ..training import losses
 from ..training.callbacks import Callback
+from ..training.checkpoint import save_weights
 from ..training.optim import build_optimizer
 from . import supervised
 from .scaffold import Scaffold
@@ -135,8 +138,6 @@ def fit_judge(prepared, seed: int, device: str) -> tuple[torch.nn.Module, dict]:
     Returns:
         The classifier and what model.json records about it (layers, test accuracy).
     """
-    from ..spec.schema import TrainSpec
-
     splits, classes = prepared.splits, prepared.task.classes
     task = ClassificationTask(classes)
     torch.manual_seed(seed)
@@ -157,9 +158,6 @@ def fit_judge(prepared, seed: int, device: str) -> tuple[torch.nn.Module, dict]:
 def setup(task, prepared, run_dir: Path, device: str, previous: dict) -> dict:
     """Give the task its judge: trained now on the real training rows (and saved beside the
     run), or loaded when the run resumes. Returns model.json's ``evaluator`` entry."""
-    from ..models.gan import Judge
-    from ..training.checkpoint import save_weights
-
     if not task.classes:
         task.judge = Judge()
         return {"evaluator": None}

@@ -8,6 +8,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..data.augment import Augment
+from ..data.prepare import prepare
+from ..errors import SpecError
+from ..figures.pictures import pyplot, save
+from ..models import build_model
+from ..spec.defaults import DEFAULT_SPEC
+from ..spec.load import load_spec
+from ..training import losses
+from ..training.optim import build_optimizer
+from .scaffold import Scaffold
+from .supervised import SupervisedStep
+
 SMOOTHING = 0.9  # exponential moving average of the batch loss, bias-corrected
 STOP_FACTOR = 4.0  # stop once the smoothed loss exceeds this multiple of its best
 
@@ -37,19 +51,6 @@ def lr_range_test(spec: Any = None, overrides=(), *, start: float = 1e-7, end: f
     Raises:
         SpecError, DataError: as for training.
     """
-    import torch
-
-    from ..data.augment import Augment
-    from ..data.prepare import prepare
-    from ..errors import SpecError
-    from ..models import build_model
-    from ..spec.defaults import DEFAULT_SPEC
-    from ..spec.load import load_spec
-    from ..training import losses
-    from ..training.optim import build_optimizer
-    from .scaffold import Scaffold
-    from .supervised import SupervisedStep
-
     spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
     prepared = prepare(spec.data, spec.task, spec.seed)
     task = prepared.task
@@ -103,8 +104,6 @@ def lr_range_test(spec: Any = None, overrides=(), *, start: float = 1e-7, end: f
 
 def plot(finding: LRFinding, path: str | Path) -> Path:
     """The smoothed loss against the learning rate, with the suggestion, as a PNG file."""
-    from ..figures.pictures import pyplot, save
-
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.6))
     axis.plot(finding.learning_rates, finding.losses, color="#2563eb")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..doctor.monitor import Doctor
 from ..training import losses
 from ..training.optim import build_optimizer
 
@@ -121,8 +122,6 @@ def monitor(train_spec, path):
     """The training doctor, measuring gradients, updates and units (None when it is off)."""
     if not train_spec.doctor:
         return None
-    from ..doctor.monitor import Doctor
-
     return Doctor(path=path)
 
 

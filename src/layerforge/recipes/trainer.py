@@ -7,8 +7,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from .. import tasks
+from ..errors import SpecError
+from ..spec.load import format_errors
+from ..spec.schema import TrainSpec
 from . import get
 from .scaffold import Scaffold
 
@@ -44,12 +48,6 @@ class Trainer:
 
     def __init__(self, *, task: Any = "classification", seed: int = 0, callbacks=(), checkpoint_dir=None,
                  augment=None, **train):
-        from pydantic import ValidationError
-
-        from ..errors import SpecError
-        from ..spec.load import format_errors
-        from ..spec.schema import TrainSpec
-
         try:
             self.spec = TrainSpec.model_validate(train)
         except ValidationError as error:

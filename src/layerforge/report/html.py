@@ -11,11 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..doctor.verdicts import late, per_layer, unit_health
 from ..errors import DataError
 from ..figures import Note, Passage, Picture, charts
 from ..files import atomic_write, read_jsonl
+from ..recipes.scaffold import as_tensors
 from ..run.directory import Run
 from ..run.store import DIAGNOSIS, DOCTOR_LOG, REPORT, SPEC
+from ..summary import layer_table
 
 STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; color: #111827; background: #f9fafb; }
@@ -85,13 +90,9 @@ def _data_section(meta: dict) -> str:
 
 
 def _model_section(run: Run) -> str:
-    from ..summary import layer_table
-
     model = run.model
     labels = None
     if run.task.num_classes:
-        import torch
-
         labels = torch.arange(2) % run.task.num_classes
     rows, total, trainable = layer_table(model, model.example_inputs(2), labels)
     table = _table(["layer", "type", "output shape", "parameters"], [list(r) for r in rows])
@@ -129,8 +130,6 @@ def _task_section(run: Run, held_out) -> str:
 
 
 def _doctor_section(run: Run) -> str:
-    from ..doctor.verdicts import late, per_layer, unit_health
-
     path = run.path / DIAGNOSIS
     if not path.is_file():
         return "<p>no diagnosis (the doctor was off)</p>"
@@ -173,10 +172,6 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
             held-out rows are rebuilt from the run's source and split.json when a section needs
             them (a note says so when they cannot be).
     """
-    import torch
-
-    from ..recipes.scaffold import as_tensors
-
     run = Run(run_dir)
     part = "test" if run.manifest.rows.get("test") else "val"
 

@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import tasks
+from ..data.kinds import kind_of
+from ..data.prepare import encode_parts, load_source, split_parts
 from ..errors import CheckpointError, DataError
 from ..files import read_json, read_jsonl
+from ..recipes.scaffold import as_tensors
+from ..spec.load import load_spec
+from ..training import losses
 from .manifest import read_manifest
 from .predictor import Predictor
 from .store import HISTORY, METRICS, MODEL, SPEC, SPLIT, read_split
@@ -24,8 +29,6 @@ class Run:
     """
 
     def __init__(self, path: str | Path):
-        from ..spec.load import load_spec
-
         self.path = Path(path)
         if not self.path.is_dir():
             raise CheckpointError(f"run directory not found: {self.path}")
@@ -57,8 +60,6 @@ class Run:
 
     def loss(self):
         """The run's loss (its spec's ``train.loss``, or the task's default)."""
-        from ..training import losses
-
         return losses.for_task(self.spec.train.loss, self.task)
 
     # -- the run's own rows ------------------------------------------------------------------------
@@ -71,9 +72,6 @@ class Run:
         Raises:
             DataError: the source is gone or changed since training.
         """
-        from ..data.kinds import kind_of
-        from ..data.prepare import encode_parts, load_source, split_parts
-
         data = self.spec.data
         try:
             source = load_source(data, self.manifest.task)
@@ -118,8 +116,6 @@ class Run:
             return predictor.evaluate(data, self.loss(), unknown=unknown, ignore_extra=ignore_extra)
         if not self.manifest.rows.get("test"):
             raise DataError("this run has no test split (data.split.test is 0); pass data to evaluate")
-        from ..recipes.scaffold import as_tensors
-
         inputs, y = as_tensors(self.held_out("test"), predictor.task, "cpu")
         return {**predictor.task.evaluate(predictor.model, inputs, y, self.loss()), "rows": int(len(y))}
 

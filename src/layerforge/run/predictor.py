@@ -12,6 +12,7 @@ import torch
 from .. import tasks
 from ..data.kinds import get as get_kind
 from ..errors import CheckpointError, DataError
+from ..figures.pictures import image_grid
 from ..models import build_model
 from ..training.checkpoint import load_weights
 from .manifest import Manifest, read_manifest
@@ -51,8 +52,8 @@ class Predictor:
         """
         run_dir = Path(run_dir)
         manifest = manifest or read_manifest(run_dir / MODEL)
-        task = tasks.get(manifest.task).from_manifest(manifest, run_dir)
         encoder = get_kind(manifest.preprocessing.kind).encoder(manifest.preprocessing, manifest.target)
+        task = tasks.get(manifest.task).from_manifest(manifest, encoder, run_dir)
         record = manifest.model
         model = build_model(record.spec, manifest.inputs, record.output_size, record.num_classes)
         weights_path = run_dir / WEIGHTS
@@ -150,7 +151,6 @@ class Predictor:
         import pandas as pd
 
         from ..data.tabular import write_table
-        from ..figures.pictures import image_grid
 
         rows = self.sample(n, label=label, seed=seed)
         path = Path(path)

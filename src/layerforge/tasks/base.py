@@ -44,6 +44,10 @@ class Task(ABC):
     Class attributes:
         name: the spec's ``task``.
         default_loss: the loss when ``train.loss`` is not given.
+        trains_on: what it learns from the rows: 'labels' (a value per row from a target
+            column, which may be absent for tasks that do not need it), 'future' (the next steps
+            of a series) or 'next_tokens' (a corpus). A data kind serves the tasks whose
+            ``trains_on`` is what its rows provide (``Kind.targets``).
         target_form: what outputs are compared with, which decides the losses that suit the
             task: 'classes' (logits against class indices), 'values' (numbers against numbers
             of the same shape), 'tokens' (per-position logits against next tokens) or
@@ -55,10 +59,12 @@ class Task(ABC):
         needs_target: whether the data must name a target column.
         stratify: whether its targets are classes whose proportions splits keep.
         detects_anomalies: whether ``data.anomaly_classes`` applies.
+        example: a small spec (data and model sections) that trains it offline in seconds.
     """
 
     name: ClassVar[str]
     default_loss: ClassVar[str]
+    trains_on: ClassVar[str] = "labels"
     target_form: ClassVar[str]
     metrics: ClassVar[dict[str, bool]]
     headline: ClassVar[str]
@@ -67,6 +73,7 @@ class Task(ABC):
     needs_target: ClassVar[bool] = True
     stratify: ClassVar[bool] = False
     detects_anomalies: ClassVar[bool] = False
+    example: ClassVar[dict[str, Any]]
 
     classes: list | None = None
 
@@ -124,8 +131,9 @@ class Task(ABC):
 
     @classmethod
     @abstractmethod
-    def from_manifest(cls, manifest, run_dir: Path | None = None) -> Task:
-        """The task a run's model.json describes (``run_dir`` for files it keeps there)."""
+    def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> Task:
+        """The task a run's model.json describes (``encoder``: the data's encoder rebuilt from
+        it; ``run_dir`` for files the task keeps there)."""
 
     @classmethod
     def from_targets(cls, y: np.ndarray) -> Task:

@@ -23,6 +23,7 @@ class ClassificationTask(Task):
     target_form = "classes"
     metrics = {"accuracy": True, "f1_macro": True, "roc_auc": True}
     headline = "accuracy"
+    example = {"data": {"dataset": "iris"}, "model": {"type": "mlp", "layers": [8]}}
     stratify = True
 
     def __init__(self, classes: list):
@@ -39,7 +40,7 @@ class ClassificationTask(Task):
         return cls(checked_classes(labels))
 
     @classmethod
-    def from_manifest(cls, manifest, run_dir: Path | None = None) -> ClassificationTask:
+    def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> ClassificationTask:
         return cls(manifest.classes)
 
     @classmethod

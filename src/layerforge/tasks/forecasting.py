@@ -6,21 +6,29 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.kinds.forecast import SeriesScaler, forecast_metrics
+from ..metrics import forecast_metrics
 from .base import Task
 
 
 class ForecastTask(Task):
     """Predict the next ``horizon`` values of a series from a window of its past. Held-out spans
-    longer than the horizon are forecast recursively, feeding the model its own forecasts."""
+    longer than the horizon are forecast recursively, feeding the model its own forecasts.
+
+    Args:
+        scaler: the series' fitted scaling (the forecast encoder's), to score on the original scale.
+        horizon: steps per forecast.
+    """
 
     name = "forecasting"
     default_loss = "mse"
+    trains_on = "future"
     target_form = "values"
     metrics = {"mae": False, "rmse": False, "mape": False}
     headline = "mape"
+    example = {"data": {"dataset": "airline", "lookback": 12, "horizon": 3, "test_size": 12},
+               "model": {"type": "mlp", "layers": [8]}}
 
-    def __init__(self, scaler: SeriesScaler, horizon: int):
+    def __init__(self, scaler, horizon: int):
         self.scaler, self.horizon = scaler, horizon
 
     @classmethod
@@ -28,8 +36,8 @@ class ForecastTask(Task):
         return cls(encoder.scaler, encoder.state.horizon)
 
     @classmethod
-    def from_manifest(cls, manifest, run_dir: Path | None = None) -> ForecastTask:
-        return cls(manifest.preprocessing.scaler(), manifest.preprocessing.horizon)
+    def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> ForecastTask:
+        return cls(encoder.scaler, encoder.state.horizon)
 
     @property
     def output_size(self) -> int:

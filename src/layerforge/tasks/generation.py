@@ -14,6 +14,8 @@ import numpy as np
 
 from ..data.labels import category_key, checked_classes, encode_classes
 from ..errors import DataError
+from ..models import build_model
+from ..models.configs import MLPConfig
 from .base import Finished, Task
 
 # Codes for evaluation come from this seed: every epoch is judged on the same codes.
@@ -42,9 +44,6 @@ def moments(features) -> tuple[np.ndarray, np.ndarray]:
 
 def judge_classifier(inputs, num_classes: int, layers: list[int] = JUDGE_LAYERS):
     """The (untrained) MLP classifier that judges generated rows."""
-    from ..models import build_model
-    from ..models.configs import MLPConfig
-
     return build_model(MLPConfig(layers=list(layers), dropout=JUDGE_DROPOUT), inputs, num_classes)
 
 
@@ -75,6 +74,8 @@ class GenerationTask(Task):
     target_form = "adversarial"
     metrics = {"frechet": False, "class_accuracy": True, "coverage": True, "diversity": True}
     headline = "frechet"
+    example = {"data": {"dataset": "digits"},
+               "model": {"type": "gan", "latent_size": 4, "generator": [16], "discriminator": [16]}}
     loss_names = ("d_loss", "g_loss")
     recipe = "gan"
     needs_target = False
@@ -103,7 +104,7 @@ class GenerationTask(Task):
         return cls(checked_classes(labels) if labels is not None else None)
 
     @classmethod
-    def from_manifest(cls, manifest, run_dir: Path | None = None) -> GenerationTask:
+    def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> GenerationTask:
         layers = manifest.evaluator.layers if manifest.evaluator else None
         judge = load_judge(run_dir, layers, manifest.inputs, len(manifest.classes or []))
         return cls(manifest.classes, judge=judge)

@@ -17,9 +17,12 @@ class LanguageModelTask(Task):
 
     name = "language_model"
     default_loss = "cross_entropy"
+    trains_on = "next_tokens"
     target_form = "tokens"
     metrics = {"bits_per_token": False, "perplexity": False}
     headline = "bits_per_token"
+    example = {"data": {"dataset": "python_docs", "context": 16, "split": {"val": 0.05, "test": 0.9}},
+               "model": {"type": "transformer", "causal": True, "d_model": 16, "num_heads": 2, "num_layers": 1}}
 
     def __init__(self, vocab_size: int):
         self.vocab_size = vocab_size
@@ -36,7 +39,7 @@ class LanguageModelTask(Task):
         return cls(encoder.inputs.vocab_size)
 
     @classmethod
-    def from_manifest(cls, manifest, run_dir: Path | None = None) -> LanguageModelTask:
+    def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> LanguageModelTask:
         return cls(manifest.inputs.vocab_size)
 
     @property

@@ -76,6 +76,7 @@ class ReconstructionTask(Task):
     target_form = "values"
     metrics = {"mse": False, "noisy_mse": False, "kl": False}
     headline = "mse"
+    example = {"data": {"dataset": "digits"}, "model": {"type": "autoencoder", "layers": [16], "latent_size": 2}}
     needs_target = False
     stratify = True
     detects_anomalies = True
@@ -91,10 +92,7 @@ class ReconstructionTask(Task):
                    anomaly_classes=data_spec.anomaly_classes)
 
     @classmethod
-    def from_manifest(cls, manifest, run_dir: Path | None = None) -> ReconstructionTask:
-        from ..data.kinds import get
-
-        encoder = get(manifest.preprocessing.kind).encoder(manifest.preprocessing, manifest.target)
+    def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> ReconstructionTask:
         anomaly = manifest.anomaly
         return cls(manifest.classes, weights=encoder.unit_weights(), anomaly_classes=manifest.anomaly_classes,
                    threshold=anomaly.threshold if anomaly else None)

@@ -19,6 +19,7 @@ class RegressionTask(Task):
     target_form = "values"
     metrics = {"mse": False, "mae": False, "r2": True}
     headline = "r2"
+    example = {"data": {"dataset": "diabetes"}, "model": {"type": "mlp", "layers": [8]}}
 
     def __init__(self, mean: list[float], std: list[float]):
         self.mean = np.asarray(mean, dtype=np.float64)
@@ -39,7 +40,7 @@ class RegressionTask(Task):
         return cls([float(values.mean())], [std if std > 0 else 1.0])
 
     @classmethod
-    def from_manifest(cls, manifest, run_dir: Path | None = None) -> RegressionTask:
+    def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> RegressionTask:
         return cls(manifest.target_scaling.mean, manifest.target_scaling.std)
 
     @classmethod

@@ -7,6 +7,9 @@ import math
 
 import torch
 
+from ..errors import SpecError
+from ..files import append_jsonl, atomic_write
+
 
 class Callback:
     """Hooks a training recipe calls. Override the ones you need; each receives the run's
@@ -76,13 +79,9 @@ class HistoryWriter(Callback):
         self.path = path
 
     def on_fit_start(self, trainer) -> None:
-        from ..files import atomic_write
-
         atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in trainer.history_))
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        from ..files import append_jsonl
-
         append_jsonl(self.path, [record])
 
 
@@ -131,8 +130,6 @@ class TensorBoardLogger(Callback):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            from ..errors import SpecError
-
             raise SpecError("train.log: tensorboard needs the tensorboard package; install it with "
                             "pip install 'layerforge[tensorboard]'") from None
         self.writer = SummaryWriter(log_dir=str(self.log_dir))

@@ -5,6 +5,7 @@ reading any data (spec validation uses it)."""
 from __future__ import annotations
 
 from ...errors import DataError, unknown_name
+from ..builtin import DATASETS
 from .base import Encoder, Kind, Source, State
 from .corpus import CorpusKind
 from .forecast import ForecastKind
@@ -26,7 +27,6 @@ def get(name: str) -> Kind:
 def kind_of(data_spec) -> Kind:
     """The kind a data spec names: a built-in's own, ``data.kind``, or the file's type (a folder
     of class folders is images, .npz sequences, .txt a corpus, a table with ``data.text`` text)."""
-    from ..builtin import DATASETS
 
     if data_spec.dataset:
         return KINDS[DATASETS[data_spec.dataset].kind]

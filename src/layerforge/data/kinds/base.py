@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from ... import tasks
 from ...models.inputs import Inputs
 
 # encoded rows: the model's inputs (``(x,)`` or ``(x, lengths)``) and their targets (raw labels
@@ -119,14 +120,21 @@ class Kind(ABC):
     Class attributes:
         name: the kind's name (``data.kind``).
         reads: the input kind its encoder gives models (see ``Inputs``).
-        tasks: the tasks it supports; the first is the default.
+        targets: what its rows provide to learn: 'labels' (a value per row from a target
+            column, when there is one), 'future' (a series' next steps) or 'next_tokens'. It
+            serves the tasks whose ``trains_on`` matches.
         state: the pydantic class of its encoder's state.
     """
 
     name: ClassVar[str]
     reads: ClassVar[str]
-    tasks: ClassVar[tuple[str, ...]]
+    targets: ClassVar[str] = "labels"
     state: ClassVar[type[State]]
+
+    @property
+    def tasks(self) -> list[str]:
+        """The registered tasks this kind of data serves; the first is the default."""
+        return [name for name, task in tasks.TASKS.items() if task.trains_on == self.targets]
 
     @abstractmethod
     def load(self, data_spec, *, target_required: bool = True) -> Source:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ...errors import DataError
 from ...models.inputs import Inputs
+from .. import builtin
 from .base import Encoder, Kind, Source
 from .text import Tokenizer, TokenizerFields
 
@@ -55,11 +56,10 @@ class CorpusEncoder(Encoder):
 class CorpusKind(Kind):
     name = "corpus"
     reads = "tokens"
-    tasks = ("language_model",)
+    targets = "next_tokens"
     state = CorpusState
 
     def load(self, data_spec, *, target_required: bool = True) -> Source:
-        from .. import builtin
 
         if data_spec.dataset:
             text, source = builtin.load_text(data_spec.dataset), data_spec.dataset

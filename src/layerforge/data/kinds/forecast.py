@@ -8,19 +8,21 @@ fitted on the training part. A seasonal-naive forecast of the same test steps is
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from ...errors import DataError
+from ...metrics import forecast_metrics
 from ...models.inputs import Inputs
+from .. import builtin
 from .base import Encoder, Kind, Source, State
 
 
 def load_series(data_spec) -> tuple[np.ndarray, list[str], int | None, str]:
     """(T, C) values with the target in channel 0, channel names, season, source label."""
-    from .. import builtin
 
     if data_spec.dataset:
         values, name, season = builtin.load_series(data_spec.dataset)
@@ -85,16 +87,6 @@ def seasonal_naive(values: np.ndarray, origins: list[int], horizon: int, season:
     steps = np.arange(1, horizon + 1)
     back = season * np.ceil(steps / season).astype(int)
     return np.stack([values[origin + steps - 1 - back] for origin in origins])
-
-
-def forecast_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE and MAPE (as a fraction, e.g. 0.05) over all forecast steps."""
-    error = pred - true
-    return {
-        "mae": float(np.abs(error).mean()),
-        "rmse": float(np.sqrt((error**2).mean())),
-        "mape": float(np.mean(np.abs(error) / np.maximum(np.abs(true), 1e-12))),
-    }
 
 
 class ForecastState(State):
@@ -199,12 +191,10 @@ class ForecastEncoder(Encoder):
 class ForecastKind(Kind):
     name = "forecast"
     reads = "sequence"
-    tasks = ("forecasting",)
+    targets = "future"
     state = ForecastState
 
     def load(self, data_spec, *, target_required: bool = True) -> Source:
-        import hashlib
-
         values, names, season, source = load_series(data_spec)
         return Source(source, len(values), values, hashlib.sha256(values.tobytes()).hexdigest(), names[0],
                       facts={"channels": names, "season": season})

@@ -3,6 +3,7 @@ Resized to one size, scaled per channel with training statistics; shape (N, C, H
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from ...errors import DataError
 from ...models.inputs import Inputs
+from .. import builtin
 from .base import Encoder, Kind, Source, State
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -129,16 +131,12 @@ class ImageEncoder(Encoder):
 class ImageKind(Kind):
     name = "image"
     reads = "image"
-    tasks = ("classification", "reconstruction", "generation")
     state = ImageState
 
     def load(self, data_spec, *, target_required: bool = True) -> Source:
         """The 8x8 digits, a folder with one subfolder per class, or an .npz with x and y."""
-        import hashlib
-
         import pandas as pd
 
-        from .. import builtin
 
         size = tuple(data_spec.image_size) if data_spec.image_size else None
         if data_spec.dataset:

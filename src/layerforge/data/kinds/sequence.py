@@ -3,6 +3,7 @@ series differ in length; per-channel scaling fitted on the training rows."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -10,7 +11,9 @@ import numpy as np
 
 from ...errors import DataError
 from ...models.inputs import Inputs
+from .. import builtin
 from .base import Encoder, Kind, Source, State
+from .table import resolve_target
 
 
 def pad(series: list[np.ndarray], length: int | None = None, with_lengths: bool | None = None,
@@ -130,7 +133,6 @@ class SequenceEncoder(Encoder):
 class SequenceKind(Kind):
     name = "sequence"
     reads = "sequence"
-    tasks = ("classification", "reconstruction")
     state = SequenceState
 
     def load(self, data_spec, *, target_required: bool = True) -> Source:
@@ -138,7 +140,6 @@ class SequenceKind(Kind):
         per series, or long format with ``data.id`` and ``data.time``)."""
         import pandas as pd
 
-        from .. import builtin
 
         if data_spec.dataset:
             raw, source = builtin.load_arrays(data_spec.dataset), data_spec.dataset
@@ -173,8 +174,6 @@ class SequenceKind(Kind):
 
 
 def _fingerprint(series: list[np.ndarray], labels) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     for s in series:
         digest.update(str(s.shape).encode())
@@ -206,7 +205,6 @@ def _read_training_table(data_spec) -> dict:
     time step), or long format (``data.id`` and ``data.time`` columns, one row per step, the
     ``data.features`` columns as channels)."""
     from ..tabular import read_table, to_numbers
-    from .table import resolve_target
 
     frame = read_table(data_spec.path)
     source = data_spec.path

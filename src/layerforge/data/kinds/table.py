@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import DataError, did_you_mean
 from ...models.inputs import Inputs
+from .. import builtin
+from ..labels import row_label
 from .base import Encoder, Kind, Source, State
 
 
@@ -55,7 +57,6 @@ def _check_named_columns(frame, names: list[str], key: str, source: str) -> None
 
 def resolve_target(data_spec, frame, source: str) -> str:
     """The target column a data spec names (a built-in knows its own), checked to exist."""
-    from .. import builtin
 
     target = data_spec.target
     if target is None and data_spec.dataset:
@@ -71,7 +72,6 @@ def resolve_target(data_spec, frame, source: str) -> str:
 
 def load_frame(data_spec):
     """The raw DataFrame a data spec names, and a label for messages."""
-    from .. import builtin
     from ..tabular import read_table
 
     if data_spec.dataset:
@@ -156,12 +156,9 @@ class TableEncoder(Encoder):
 class TableKind(Kind):
     name = "table"
     reads = "table"
-    tasks = ("classification", "regression", "reconstruction", "generation")
     state = TableState
 
     def load(self, data_spec, *, target_required: bool = True) -> Source:
-        from .. import builtin
-        from ..labels import row_label
         from ..tabular import fingerprint_frame
 
         frame, source = load_frame(data_spec)

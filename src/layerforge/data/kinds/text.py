@@ -13,6 +13,7 @@ import numpy as np
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .base import Encoder, Kind, Source, State
+from .table import resolve_target
 
 PAD, UNK = "<pad>", "<unk>"
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -169,13 +170,11 @@ class TextEncoder(Encoder):
 class TextKind(Kind):
     name = "text"
     reads = "tokens"
-    tasks = ("classification",)
     state = TextState
 
     def load(self, data_spec, *, target_required: bool = True) -> Source:
         """A CSV/Parquet table with a text column (``data.text``) and a label."""
         from ..tabular import fingerprint_frame, read_table
-        from .table import resolve_target
 
         frame = read_table(data_spec.path)
         source = data_spec.path
