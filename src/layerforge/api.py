@@ -109,8 +109,45 @@ def train(
         run_dir = new_run_dir(runs_dir, spec.name)
     write_spec(run_dir / SPEC, spec)
     recipe = recipes.get(task.recipe)
+    manifest = _write_manifest(run_dir, spec, prepared, model, recipe, previous)
+
+    monitor = recipe.monitor(spec.train, run_dir / DOCTOR_LOG)
+    extra = [*([ProgressBar(console)] if progress else []), *callbacks, *([monitor] if monitor else [])]
+    if "tensorboard" in spec.train.log:
+        extra.append(TensorBoardLogger(run_dir / "tensorboard"))
+    scaffold = Scaffold(spec.train, task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
+                        augment=Augment.from_spec(spec.data.augment),
+                        callbacks=[HistoryWriter(run_dir / HISTORY), *extra])
+    splits = prepared.splits
+    early_stopping = bool(spec.train.early_stopping and spec.train.early_stopping.restore_best)
+    try:
+        recipe.fit(scaffold, model, splits["train"], splits["val"] if prepared.rows("val") else None,
+                   resume=resume is not None)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(run_dir, scaffold.epoch) from None
+    except TrainingError as error:
+        _write_diagnosis(run_dir, monitor, scaffold, failure=str(error), early_stopping=early_stopping)
+        raise
+
+    save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": manifest.format})
+    metrics = _measure(run_dir, manifest, model, scaffold, prepared)
+    diagnosis = _write_diagnosis(run_dir, monitor, scaffold, early_stopping=early_stopping)
+    metrics["findings"] = diagnosis["findings"]
+    metrics["doctor"] = {"worst": diagnosis["worst"], "findings": len(diagnosis["findings"])}
+    if scaffold.rollbacks_:
+        metrics["rollbacks"] = len(scaffold.rollbacks_)
+    write_json(run_dir / METRICS, metrics)
+    if spec.train.report:
+        build_report(run_dir, prepared)
+    return Run(run_dir)
+
+
+def _write_manifest(run_dir: Path, spec, prepared, model, recipe, previous: dict) -> Manifest:
+    """model.json (and split.json, which it points to), before the first epoch: enough to
+    rebuild the model and its preprocessing without the training data."""
+    task = prepared.task
     device = resolve_device(spec.train.device).type
-    record: dict[str, Any] = {
+    manifest = Manifest.model_validate({
         **task.record(),
         "task": task.name,
         "target": prepared.source.target,
@@ -125,61 +162,32 @@ def train(
         "anomaly_classes": spec.data.anomaly_classes,
         "baseline": prepared.baselines or None,
         **recipe.setup(task, prepared, run_dir, device, previous),
-    }
-    manifest = Manifest.model_validate(record)
+    })
     manifest.write(run_dir / MODEL)
+    return manifest
 
-    extra = list(callbacks)
-    if progress:
-        extra.insert(0, ProgressBar(console))
-    if "tensorboard" in spec.train.log:
-        extra.append(TensorBoardLogger(run_dir / "tensorboard"))
-    monitor = recipe.monitor(spec.train, run_dir / DOCTOR_LOG)
-    if monitor is not None:
-        extra.append(monitor)
-    scaffold = Scaffold(spec.train, task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
-                        augment=Augment.from_spec(spec.data.augment),
-                        callbacks=[HistoryWriter(run_dir / HISTORY), *extra])
-    splits = prepared.splits
-    val = splits["val"] if prepared.rows("val") else None
-    early_stopping = bool(spec.train.early_stopping and spec.train.early_stopping.restore_best)
-    try:
-        recipe.fit(scaffold, model, splits["train"], val, resume=resume is not None)
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(run_dir, scaffold.epoch) from None
-    except TrainingError as error:
-        _write_diagnosis(run_dir, monitor, scaffold, failure=str(error), early_stopping=early_stopping)
-        raise
 
-    save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": manifest.format})
+def _measure(run_dir: Path, manifest: Manifest, model, scaffold: Scaffold, prepared) -> dict[str, Any]:
+    """Held-out metrics (with any baseline), the epochs trained, and what the task measures and
+    draws once training ended; model.json gains what the task chose (an anomaly threshold)."""
+    task, splits = prepared.task, prepared.splits
     held_out = {name: as_tensors(splits[name], task, scaffold.device) for name in ("val", "test")
                 if prepared.rows(name)}
     metrics: dict[str, Any] = {name: task.evaluate(model, *data, scaffold.loss_fn_) for name, data in held_out.items()}
     for baseline, scores in prepared.baselines.items():
         if "test" in metrics:  # e.g. the seasonal-naive forecast of the same test steps
             metrics["test"].update({f"{baseline}_{k}": v for k, v in scores.items()})
-    metrics["epochs"] = scaffold.epoch
-    metrics["best_epoch"] = scaffold.best_epoch_
-    metrics["stopped_early"] = scaffold.stopped_early_
+    metrics.update(epochs=scaffold.epoch, best_epoch=scaffold.best_epoch_, stopped_early=scaffold.stopped_early_)
     tensors = {"train": as_tensors(splits["train"], task, scaffold.device), **held_out}
-    finished = task.finish(model, tensors, encoder=prepared.encoder, images=run_dir / IMAGES, history=scaffold.history_,
-                           model_config=spec.model)
-    if finished.record:  # e.g. an anomaly threshold chosen on the validation rows
-        manifest = Manifest.model_validate({**manifest.to_json(), **finished.record})
-        manifest.write(run_dir / MODEL)
+    finished = task.finish(model, tensors, encoder=prepared.encoder, images=run_dir / IMAGES,
+                           history=scaffold.history_)
+    if finished.record:
+        Manifest.model_validate({**manifest.to_json(), **finished.record}).write(run_dir / MODEL)
     if finished.test:
         metrics.setdefault("test", {}).update(finished.test)
     if finished.pictures:
         metrics["pictures"] = {name: str(Path(path).relative_to(run_dir)) for name, path in finished.pictures.items()}
-    diagnosis = _write_diagnosis(run_dir, monitor, scaffold, early_stopping=early_stopping)
-    metrics["findings"] = diagnosis["findings"]
-    metrics["doctor"] = {"worst": diagnosis["worst"], "findings": len(diagnosis["findings"])}
-    if scaffold.rollbacks_:
-        metrics["rollbacks"] = len(scaffold.rollbacks_)
-    write_json(run_dir / METRICS, metrics)
-    if spec.train.report:
-        build_report(run_dir, prepared)
-    return Run(run_dir)
+    return metrics
 
 
 def _write_diagnosis(run_dir: Path, monitor, scaffold: Scaffold, *, failure: str | None = None,

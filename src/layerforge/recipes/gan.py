@@ -109,10 +109,7 @@ def fit(scaffold: Scaffold, model, train, val=None, *, resume: bool = False) -> 
     """Train a GAN on the real rows ``train = (inputs, y)`` (``y``: classes, for conditioning);
     judge generated rows against ``val`` after every epoch."""
     spec, task = scaffold.spec, scaffold.task
-    model = model.to(scaffold.device)
-    inputs, y = scaffold.place(train)
-    validation = scaffold.place(val)
-    batches = scaffold.batches(model, inputs, y)
+    model, batches, validation = scaffold.ready(model, train, val)
     loss_fn = losses.for_task(spec.loss, task)
     parts = optimizers(model, spec, scaffold.device.type)
     g_opt, d_opt = parts["optimizer"], parts["discriminator_optimizer"]

@@ -105,6 +105,13 @@ class Scaffold:
         size = len(y) if self.spec.batch_size == "full" else self.spec.batch_size
         return InMemoryBatches(inputs, y, size, generator=self._generator, min_batch=2 if has_batch_norm else 1)
 
+    def ready(self, model: torch.nn.Module, train, val) -> tuple[torch.nn.Module, InMemoryBatches, tuple | None]:
+        """The model on the training device, batches of the training rows, and the validation
+        rows placed there too (None without them)."""
+        model = model.to(self.device)
+        inputs, y = self.place(train)
+        return model, self.batches(model, inputs, y), self.place(val)
+
     # -- the run -------------------------------------------------------------------------------
 
     @contextmanager

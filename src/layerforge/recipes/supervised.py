@@ -101,10 +101,7 @@ def train_one_epoch(model: torch.nn.Module, batches, step: SupervisedStep, *,
 def fit(scaffold, model: torch.nn.Module, train, val=None, *, resume: bool = False) -> None:
     """Train ``model`` on ``train = (inputs, y)``, validating on ``val`` after every epoch."""
     spec, task = scaffold.spec, scaffold.task
-    model = model.to(scaffold.device)
-    inputs, y = scaffold.place(train)
-    validation = scaffold.place(val)
-    batches = scaffold.batches(model, inputs, y)
+    model, batches, validation = scaffold.ready(model, train, val)
     loss_fn = losses.for_task(spec.loss, task)
     optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), model.parameters(),
                                 device=scaffold.device.type)

@@ -227,7 +227,7 @@ class Task(ABC):
 
     # -- when training ends --------------------------------------------------------------------
 
-    def finish(self, model, tensors: dict, *, encoder, images: Path, history: list[dict], model_config) -> Finished:
+    def finish(self, model, tensors: dict, *, encoder, images: Path, history: list[dict]) -> Finished:
         """Extra test metrics, pictures and model.json entries once training ended.
 
         Args:

@@ -182,7 +182,7 @@ class GenerationTask(Task):
 
     # -- when training ends ----------------------------------------------------------------------
 
-    def finish(self, model, tensors: dict, *, encoder, images: Path, history: list[dict], model_config) -> Finished:
+    def finish(self, model, tensors: dict, *, encoder, images: Path, history: list[dict]) -> Finished:
         """The real-data floor of the Fréchet distance, the sample grid and the Fréchet curve."""
         import torch
 

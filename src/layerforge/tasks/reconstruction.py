@@ -190,7 +190,7 @@ class ReconstructionTask(Task):
 
     # -- when training ends --------------------------------------------------------------------
 
-    def finish(self, model, tensors: dict, *, encoder, images: Path, history: list[dict], model_config) -> Finished:
+    def finish(self, model, tensors: dict, *, encoder, images: Path, history: list[dict]) -> Finished:
         """Latent k-NN accuracy, anomaly scores and their threshold, and the pictures."""
         import torch
 
@@ -215,7 +215,7 @@ class ReconstructionTask(Task):
                                                             "data.anomaly_classes", "the data"))
             val_scores = self.anomaly_scores(model, tensors["val"][0])
             test_scores = self.anomaly_scores(model, shown_inputs)
-            quantile = model_config.threshold_quantile
+            quantile = model.threshold_quantile
             report = anomaly_report(val_scores, test_scores, anomalous, quantile)
             finished.test.update(report)
             self.threshold = report["anomaly_threshold"]
