@@ -23,7 +23,6 @@ class SplitPlan(ABC):
     """Divides ``rows`` row positions into sorted 'train', 'val' and 'test' index arrays."""
 
     name: ClassVar[str]
-    shuffles: ClassVar[bool] = True
 
     @abstractmethod
     def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
@@ -106,14 +105,15 @@ class Chronological(SplitPlan):
     """In the rows' order: training first, then validation, then test.
 
     ``val`` and ``test`` are fractions of all rows; with ``test_rows`` the test part is that
-    many rows and ``val`` a fraction of the rows before it (forecasting).
+    many rows and ``val`` a fraction of the rows before it (forecasting); ``val_rows`` sets the
+    validation part's size outright.
     """
 
     val: float
     test: float = 0.0
     test_rows: int | None = None
+    val_rows: int | None = None
     name: ClassVar[str] = "chronological"
-    shuffles: ClassVar[bool] = False
 
     def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
         order, fixed = _free_rows(rows, fixed)
@@ -125,6 +125,8 @@ class Chronological(SplitPlan):
         else:
             n_test = self.test_rows
             n_val = int(round((free - n_test) * self.val))
+        if self.val_rows is not None:
+            n_val = self.val_rows
         n_train = free - n_val - n_test
         parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
         for name, part in fixed.items():

@@ -10,8 +10,6 @@ import numpy as np
 from ..metrics import roc_auc
 from .pictures import pyplot
 
-SEVERITY_COLOURS = {"info": "#3b82f6", "warning": "#f59e0b", "error": "#dc2626"}
-
 
 def png(figure) -> bytes:
     buffer = io.BytesIO()

@@ -75,17 +75,20 @@ def _page(title: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
 
 # -- sections ---------------------------------------------------------------------------------
 
-def _data_section(meta: dict) -> str:
-    inputs = meta["inputs"]
-    shape = ", ".join(f"{k} {v}" for k, v in inputs.items() if k != "kind" and not isinstance(v, (dict, list)))
-    rows = [["source", meta["source"]], ["task", meta["task"]], ["target", meta.get("target") or "-"],
+def _data_section(manifest) -> str:
+    inputs = manifest.inputs.describe()
+    shape = ", ".join(f"{k} {v}" for k, v in inputs.items() if k != "kind")
+    rows = [["source", manifest.source], ["task", manifest.task], ["target", manifest.target or "-"],
             ["input", f"{inputs['kind']} ({shape})"]]
-    rows += [[f"{name} rows", count] for name, count in meta["rows"].items()]
-    if meta.get("classes"):
-        shown = ", ".join(map(str, meta["classes"][:20])) + (", ..." if len(meta["classes"]) > 20 else "")
-        rows.append(["classes", f"{len(meta['classes'])}: {shown}"])
-    if meta.get("anomaly_classes"):
-        rows.append(["anomaly classes", ", ".join(map(str, meta["anomaly_classes"]))])
+    rows += [[f"{name} rows", count] for name, count in manifest.rows.items()]
+    if manifest.classes:
+        classes = manifest.classes
+        shown = ", ".join(map(str, classes[:20])) + (", ..." if len(classes) > 20 else "")
+        rows.append(["classes", f"{len(classes)}: {shown}"])
+    if manifest.anomaly_classes:
+        rows.append(["anomaly classes", ", ".join(map(str, manifest.anomaly_classes))])
+    if manifest.split is not None:
+        rows.append(["split", ", ".join(f"{k} {v}" for k, v in manifest.split.plan.items())])
     return _table(["", ""], rows)
 
 
@@ -190,7 +193,7 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
     with torch.no_grad():
         sections.append(("Results", _task_section(run, held_out)))
     sections.append(("Doctor", _doctor_section(run)))
-    sections.append(("Data", _data_section(run.meta)))
+    sections.append(("Data", _data_section(run.manifest)))
     sections.append(("Model", _model_section(run)))
     spec_text = (run.path / SPEC).read_text(encoding="utf-8")
     sections.append(("Spec", f"<pre>{html.escape(spec_text)}</pre>"))

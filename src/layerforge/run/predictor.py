@@ -86,13 +86,14 @@ class Predictor:
         arrays, labels = self.encoder.encode_new(data, unknown=unknown, ignore_extra=ignore_extra)
         return _tensors(arrays), labels
 
-    def targets(self, labels, inputs: tuple) -> torch.Tensor:
-        """Encoded targets of new rows, or an error saying what evaluation needs."""
+    def targets(self, labels, inputs: tuple, source: str | None = None) -> torch.Tensor:
+        """Encoded targets of new rows, or an error saying what evaluation needs (``source``:
+        the file they came from, for messages)."""
         if labels is None:
             if self.task.evaluation_needs_targets(self.model):
                 raise DataError(self.encoder.missing_labels())
             return self.task.target_tensor(np.zeros(len(inputs[0]), dtype=np.int64))
-        return self.task.target_tensor(self.task.encode_targets(labels))
+        return self.task.target_tensor(self.task.encode_targets(labels, source))
 
     # -- outputs ---------------------------------------------------------------------------------
 
@@ -115,7 +116,7 @@ class Predictor:
     def evaluate(self, data, loss_fn, **options) -> dict[str, float]:
         """Loss and metrics on rows that carry their targets."""
         inputs, labels = self.encode(data, **options)
-        y = self.targets(labels, inputs)
+        y = self.targets(labels, inputs, str(data) if isinstance(data, (str, Path)) else None)
         return {**self.task.evaluate(self.model, inputs, y, loss_fn), "rows": int(len(y))}
 
     def embed(self, data, **options) -> np.ndarray:

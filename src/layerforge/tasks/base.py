@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import DataError
+from ..figures import Block, Note
 
 
 @dataclass
@@ -236,7 +237,7 @@ class Task(ABC):
         """
         return Finished()
 
-    def report_blocks(self, model, held_out, *, encoder, pictures: dict[str, Path], target: str | None) -> list:
+    def report_blocks(self, model, held_out, *, encoder, pictures: dict[str, Path], target: str | None) -> list[Block]:
         """What the report's Results section shows (``layerforge.figures`` blocks).
 
         Args:
@@ -245,6 +246,4 @@ class Task(ABC):
                 read the source data, and raises DataError when it changed or is gone).
             pictures: the pictures ``finish`` drew.
         """
-        from ..figures import Note
-
         return [Note("no results to show for this task")]

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..data.labels import checked_classes, encode_classes
 from ..errors import DataError
+from ..figures import Note, Picture
 from ..metrics import accuracy, f1_macro, roc_auc
 from .base import Task
 
@@ -84,7 +85,7 @@ class ClassificationTask(Task):
         return frame
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
-        from ..figures import Note, Picture, charts
+        from ..figures import charts
         from ..models.protocol import predict_outputs
 
         rows = held_out()

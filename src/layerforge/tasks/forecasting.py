@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..figures import Note, Picture
 from ..metrics import forecast_metrics
 from .base import Task
 
@@ -79,7 +80,7 @@ class ForecastTask(Task):
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         """The first test window's history, then the forecast of the test span."""
-        from ..figures import Note, Picture, charts
+        from ..figures import charts
 
         rows = held_out()
         if rows is None or not len(rows[1]):

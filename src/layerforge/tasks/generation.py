@@ -14,6 +14,7 @@ import numpy as np
 
 from ..data.labels import category_key, checked_classes, encode_classes
 from ..errors import DataError
+from ..figures import Note, Picture
 from ..models import build_model
 from ..models.configs import MLPConfig
 from .base import Finished, Task
@@ -218,7 +219,6 @@ class GenerationTask(Task):
         return finished
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
-        from ..figures import Note, Picture
 
         shown = [Picture(name, path.read_bytes()) for name, path in pictures.items() if path.is_file()]
         return shown or [Note("no pictures for this kind of data")]

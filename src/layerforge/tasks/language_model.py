@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..figures import Passage
 from .base import Task
 
 
@@ -80,7 +81,6 @@ class LanguageModelTask(Task):
         return tokenizer.decode(ids)
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
-        from ..figures import Passage
 
         sample = self.generate(model, encoder, "", length=300, temperature=0.8, top_k=20, seed=0)
         return [Passage("A sample (temperature 0.8, top-k 20, seed 0):", sample)]

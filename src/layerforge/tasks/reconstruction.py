@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data.labels import checked_classes, class_codes, encode_classes
 from ..errors import DataError
+from ..figures import Note, Picture
 from ..metrics import roc_auc
 from .base import Finished, Task
 
@@ -244,7 +245,6 @@ class ReconstructionTask(Task):
         return finished
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
-        from ..figures import Note, Picture
 
         shown = [Picture(name, path.read_bytes()) for name, path in pictures.items() if path.is_file()]
         return shown or [Note("no pictures for this kind of data")]

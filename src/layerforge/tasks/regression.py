@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..figures import Note, Picture
 from .base import Task
 
 
@@ -92,7 +93,7 @@ class RegressionTask(Task):
         return values[:, 0] if values.shape[1] == 1 else values
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
-        from ..figures import Note, Picture, charts
+        from ..figures import charts
         from ..models.protocol import predict_outputs
 
         rows = held_out()

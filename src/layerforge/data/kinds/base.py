@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ... import tasks
 from ...models.inputs import Inputs
+from ..splits import plan_for
 
 # encoded rows: the model's inputs (``(x,)`` or ``(x, lengths)``) and their targets (raw labels
 # as a pandas Series, numeric targets as an array, or None)
@@ -150,8 +151,6 @@ class Kind(ABC):
     def plan(self, data_spec, source: Source, seed: int, stratify: bool):
         """How this kind's rows are split by default (see ``layerforge.data.splits``);
         ``stratify`` when the task's targets are classes."""
-        from ..splits import plan_for
-
         return plan_for(data_spec.split, seed, stratify)
 
     @abstractmethod

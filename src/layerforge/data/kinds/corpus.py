@@ -12,6 +12,7 @@ import numpy as np
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
+from ..splits import Chronological
 from .base import Encoder, Kind, Source
 from .text import Tokenizer, TokenizerFields
 
@@ -69,10 +70,11 @@ class CorpusKind(Kind):
         return Source(source, len(text), text, fingerprint, "next_token")
 
     def plan(self, data_spec, source: Source, seed: int, stratify: bool):
-        """A corpus is split in order: its characters, train first, then val, then test."""
-        from ..splits import Chronological
-
-        return Chronological(data_spec.split.val, data_spec.split.test)
+        """A corpus is split in order: the first ``1 - val - test`` of its characters train, the
+        next ``val`` validate, the rest test."""
+        n, split = source.rows, data_spec.split
+        train_end, val_end = int(n * (1 - split.val - split.test)), int(n * (1 - split.test))
+        return Chronological(split.val, split.test, test_rows=n - val_end, val_rows=val_end - train_end)
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> CorpusEncoder:
         if len(train) == 0:

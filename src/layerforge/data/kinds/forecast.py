@@ -18,6 +18,7 @@ from ...errors import DataError
 from ...metrics import forecast_metrics
 from ...models.inputs import Inputs
 from .. import builtin
+from ..splits import Chronological
 from .base import Encoder, Kind, Source, State
 
 
@@ -205,8 +206,6 @@ class ForecastKind(Kind):
     def plan(self, data_spec, source: Source, seed: int, stratify: bool):
         """Time order: the last ``data.test_size`` steps (or ``split.test`` of them) are the test
         span; ``split.val`` of the steps before it validate."""
-        from ..splits import Chronological
-
         return Chronological(data_spec.split.val, test_rows=self._test_steps(data_spec, source.rows))
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> ForecastEncoder:
