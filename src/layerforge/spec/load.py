@@ -172,7 +172,6 @@ def cross_checks(spec: Spec) -> list[str]:
         elif task is not None and task not in kind.tasks:
             problems.append(f"task: {kind.name} data supports tasks {', '.join(kind.tasks)}, not '{task}'")
         problems += spec.model.problems(kind)
-        problems += kind.spec_problems(spec)
     return problems
 
 

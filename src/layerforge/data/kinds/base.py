@@ -96,7 +96,8 @@ class Encoder(ABC):
         return "evaluation data needs labels: an array 'y' in the .npz file"
 
     def unscale(self, rows: np.ndarray):
-        """Rows in model space back to the data's own scale."""
+        """Rows in model space back to the data's own scale (here: states with a per-channel
+        ``mean`` and ``std``, as sequences and images have; tables and series override it)."""
         shape = (1, -1) + (1,) * (rows.ndim - 2)
         return rows * np.asarray(self.state.std).reshape(shape) + np.asarray(self.state.mean).reshape(shape)
 
@@ -160,7 +161,3 @@ class Kind(ABC):
     @abstractmethod
     def encoder(self, state: State, target: str | None) -> Encoder:
         """The encoder a saved state describes."""
-
-    def spec_problems(self, spec) -> list[str]:
-        """Problems of a spec that only this kind of data has."""
-        return []
