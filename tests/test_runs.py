@@ -21,8 +21,10 @@ def csv_run(mixed_csv, runs_dir):
 def test_run_directory_contract(csv_run):
     names = {p.name for p in csv_run.path.iterdir()}
     assert names == {"spec.yaml", "model.safetensors", "model.json", "split.json", "history.jsonl", "metrics.json",
-                     "checkpoints", "diagnosis.json", "doctor.jsonl", "report.html"}
-    assert {p.name for p in (csv_run.path / "checkpoints").iterdir()} == {"last.safetensors", "trainer_state.json"}
+                     "checkpoints", "diagnosis.json", "doctor.jsonl", "report.html", ".lock"}
+    assert [p.name for p in (csv_run.path / "checkpoints").iterdir()] == ["epoch-000030"]  # the last one only
+    assert {p.name for p in (csv_run.path / "checkpoints" / "epoch-000030").iterdir()} == {
+        "last.safetensors", "trainer_state.json"}
     assert csv_run.path.name.startswith("mixed-") and len(csv_run.path.name) == len("mixed-20261123-101500")
     spec = yaml.safe_load((csv_run.path / "spec.yaml").read_text())
     assert spec["task"] == "classification" and spec["train"]["optimizer"]["lr"] == 0.02

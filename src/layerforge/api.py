@@ -11,7 +11,7 @@ from . import recipes
 from .data.augment import Augment
 from .data.prepare import prepare
 from .errors import CheckpointError, SpecError, TrainingError
-from .files import read_json, write_json
+from .files import locked, read_json, remove, write_json
 from .models import build_model, count_parameters
 from .recipes.scaffold import Scaffold, as_tensors, resolve_device
 from .report.html import build_report
@@ -27,7 +27,12 @@ from .run.store import (
     MODEL,
     SPEC,
     WEIGHTS,
+    clear_leftovers,
+    clear_orphans,
+    finished,
+    has_checkpoint,
     new_run_dir,
+    usable_runs_dir,
     write_spec,
     write_split,
 )
@@ -40,9 +45,10 @@ __all__ = ["DEFAULT_SPEC", "TrainingInterrupted", "train"]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training was interrupted (Ctrl-C); ``run_dir`` can be resumed."""
+    """Training was interrupted (Ctrl-C) after ``epoch`` epochs. ``run_dir`` can be resumed; it
+    is None when no checkpoint had been written yet (the run directory was removed)."""
 
-    def __init__(self, run_dir: Path, epoch: int):
+    def __init__(self, run_dir: Path | None, epoch: int):
         super().__init__(f"interrupted after epoch {epoch}")
         self.run_dir, self.epoch = run_dir, epoch
 
@@ -52,6 +58,9 @@ def _resume_spec(run_dir: Path, overrides) -> Any:
         raise CheckpointError(f"cannot resume {run_dir}: it is not a run directory ({SPEC} is missing)")
     if (run_dir / METRICS).is_file():
         raise CheckpointError(f"cannot resume {run_dir}: the run already finished")
+    if not has_checkpoint(run_dir):
+        raise CheckpointError(f"cannot resume {run_dir}: it stopped before its first checkpoint, so there is "
+                              "nothing to continue; train its spec again")
     changed = [o.partition("=")[0] for o in overrides if o.partition("=")[0].strip() != "train.epochs"]
     if changed:
         raise SpecError(
@@ -97,6 +106,8 @@ def train(
         spec = _resume_spec(run_dir, overrides)
     else:
         spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
+        usable_runs_dir(runs_dir)
+    resolve_device(spec.train.device)
 
     prepared = prepare(spec.data, spec.task, spec.seed)
     task = prepared.task
@@ -106,7 +117,18 @@ def train(
 
     previous = read_json(run_dir / MODEL) if resume is not None else {}
     if resume is None:
+        clear_orphans(runs_dir)
         run_dir = new_run_dir(runs_dir, spec.name)
+    with locked(run_dir, "training"):
+        if resume is not None:
+            clear_leftovers(run_dir)
+        return _train(run_dir, spec, prepared, model, previous, resume is not None, progress, callbacks, console)
+
+
+def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool, progress: bool, callbacks,
+           console) -> Run:
+    """Train in ``run_dir`` (its lock held) and write everything the run directory holds."""
+    task = prepared.task
     write_spec(run_dir / SPEC, spec)
     recipe = recipes.get(task.recipe)
     manifest = _write_manifest(run_dir, spec, prepared, model, recipe, previous)
@@ -122,11 +144,16 @@ def train(
     early_stopping = bool(spec.train.early_stopping and spec.train.early_stopping.restore_best)
     try:
         recipe.fit(scaffold, model, splits["train"], splits["val"] if prepared.rows("val") else None,
-                   resume=resume is not None)
+                   resume=resuming)
     except KeyboardInterrupt:
-        raise TrainingInterrupted(run_dir, scaffold.epoch) from None
+        if has_checkpoint(run_dir):
+            finished(run_dir)
+            raise TrainingInterrupted(run_dir, scaffold.epoch) from None
+        remove(run_dir)  # nothing to continue from: leave nothing behind
+        raise TrainingInterrupted(None, scaffold.epoch) from None
     except TrainingError as error:
         _write_diagnosis(run_dir, monitor, scaffold, failure=str(error), early_stopping=early_stopping)
+        finished(run_dir)
         raise
 
     save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": manifest.format})
@@ -139,6 +166,7 @@ def train(
     write_json(run_dir / METRICS, metrics)
     if spec.train.report:
         build_report(run_dir, prepared)
+    finished(run_dir)
     return Run(run_dir)
 
 

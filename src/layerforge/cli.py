@@ -90,6 +90,9 @@ def train(
         run = _guard(lambda: train_run(spec, overrides=set_, runs_dir=runs_dir, resume=resume,
                                        progress=show_progress, console=console))
     except TrainingInterrupted as interrupted:
+        if interrupted.run_dir is None:
+            _fail(f"interrupted after epoch {interrupted.epoch}, before the first checkpoint: nothing was saved "
+                  "to continue from; train the spec again", 130)
         _fail(
             f"interrupted after epoch {interrupted.epoch}; continue with: "
             f"layerforge train --resume {interrupted.run_dir}",

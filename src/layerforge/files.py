@@ -1,19 +1,31 @@
-"""Files written safely: atomic replacement, JSON and JSON-lines, checksums.
+"""Files written safely: atomic replacement, JSON and JSON-lines, directories renamed into place,
+locks, checksums.
 
-Everything layerforge writes goes through ``atomic_write``: a temporary file in the same
-directory, fsync, rename. A crash leaves the old file or the new one, never half of either.
+Every change layerforge makes to a run's files goes through this module: a temporary file in
+the same directory, fsync, rename; or a directory built under a temporary name and renamed into
+place. A crash leaves the old file or the new one, never half of either. Each change first
+passes ``_boundary`` (a seam that crash tests use to stop the process between writes).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import math
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError
+
+
+def _boundary(path: Path) -> None:
+    """Called before every change to a file or directory; does nothing."""
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> None:
@@ -27,19 +39,36 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
             file.write(payload)
             file.flush()
             os.fsync(file.fileno())
+        _boundary(path)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    handle = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(directory)
+        os.fsync(handle)
     finally:
-        os.close(directory)
+        os.close(handle)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite number replaced by None, so that it is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    atomic_write(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
+    """Write ``data`` as JSON (non-finite numbers as null: the file is always valid JSON)."""
+    atomic_write(path, json.dumps(finite(data), indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: str | Path) -> Any:
@@ -49,24 +78,117 @@ def read_json(path: str | Path) -> Any:
         raise CheckpointError(f"{path.parent} is not a complete run directory: {path.name} is missing")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise CheckpointError(f"{path} is corrupt: {error}") from None
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """The JSON objects of a .jsonl file, one per line (none when the file is missing)."""
+def read_jsonl(path: str | Path, *, complete: bool = False) -> list[dict]:
+    """The JSON objects of a .jsonl file, one per line (none when the file is missing).
+
+    A last line cut short by a crash is skipped, unless ``complete`` asks for every line.
+
+    Raises:
+        CheckpointError: a line that is not a JSON object (the file names the line).
+    """
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise CheckpointError(f"{path} is corrupt: {error}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            if number == len(lines) and not complete:
+                break  # an append interrupted half-way
+            raise CheckpointError(f"{path}: line {number} is not valid JSON") from None
+        if not isinstance(record, dict):
+            raise CheckpointError(f"{path}: line {number} is not a JSON object")
+        records.append(record)
+    return records
 
 
 def append_jsonl(path: str | Path, records: list[dict]) -> None:
     """Append one JSON line per record."""
     if records:
+        path = Path(path)
+        _boundary(path)
         with open(path, "a", encoding="utf-8") as file:
-            file.write("".join(json.dumps(r) + "\n" for r in records))
+            file.write("".join(json.dumps(finite(r), allow_nan=False) + "\n" for r in records))
+
+
+def make_dir(path: str | Path) -> None:
+    """Create a directory that must not exist yet (FileExistsError when it does)."""
+    path = Path(path)
+    _boundary(path)
+    path.mkdir()
+
+
+def remove(path: str | Path) -> None:
+    """Remove a file or a whole directory, if it is there."""
+    path = Path(path)
+    _boundary(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def rename(source: str | Path, target: str | Path) -> None:
+    """Move a file or directory to a name that does not exist yet (atomic on one filesystem)."""
+    target = Path(target)
+    _boundary(target)
+    os.rename(source, target)
+    _sync_directory(target.parent)
+
+
+@contextmanager
+def locked(directory: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (its ``.lock`` file) while the block runs.
+
+    Raises:
+        CheckpointError: another process holds it (``what`` says what it is doing there).
+    """
+    path = Path(directory) / ".lock"
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointError(f"{directory} is in use by another process ({what}); wait for it to end or "
+                                  "stop it") from None
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock, as a crash would
+
+
+def is_locked(directory: str | Path) -> bool:
+    """Whether a live process holds ``directory``'s lock."""
+    path = Path(directory) / ".lock"
+    if not path.is_file():
+        return False
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(handle)
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -7,7 +7,7 @@ import torch
 import layerforge as lf
 from layerforge import CheckpointError, TrainingError
 from layerforge.training import losses
-from layerforge.training.checkpoint import load_weights
+from layerforge.training.checkpoint import checkpoint_dirs, load_weights
 from tests.conftest import tiny_spec
 
 
@@ -89,7 +89,8 @@ def test_resume_refuses_spec_changes_but_may_extend_epochs(runs_dir):
 def test_corrupt_checkpoint_is_detected_not_used(runs_dir):
     with pytest.raises(lf.TrainingInterrupted) as caught:
         lf.train(tiny_spec(epochs=4), runs_dir=runs_dir, callbacks=[StopAfter(2)])
-    weights = caught.value.run_dir / "checkpoints" / "last.safetensors"
+    latest = checkpoint_dirs(caught.value.run_dir / "checkpoints")[0]
+    weights = latest / "last.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])  # truncated
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
@@ -99,7 +100,7 @@ def test_corrupt_checkpoint_is_detected_not_used(runs_dir):
     weights.write_bytes(bytes(flipped))
     with pytest.raises(CheckpointError, match="does not match its recorded checksum"):
         lf.train(resume=caught.value.run_dir)
-    (caught.value.run_dir / "checkpoints" / "trainer_state.json").write_text("{not json")
+    (latest / "trainer_state.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="trainer_state.json is corrupt"):
         lf.train(resume=caught.value.run_dir)
 
@@ -123,9 +124,10 @@ def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(run
     finally:
         losses.LOSSES.pop("nan_at_20")
     run_dir = next(runs_dir.iterdir())
-    state = json.loads((run_dir / "checkpoints" / "trainer_state.json").read_text())
-    assert state["epoch"] == 2
-    tensors = load_weights(run_dir / "checkpoints" / "last.safetensors", state["sha256"])
+    latest = checkpoint_dirs(run_dir / "checkpoints")[0]
+    state = json.loads((latest / "trainer_state.json").read_text())
+    assert state["epoch"] == 2 and latest.name == "epoch-000002"
+    tensors = load_weights(latest / "last.safetensors", state["sha256"])
     assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model."))
 
 

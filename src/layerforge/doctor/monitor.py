@@ -15,7 +15,7 @@ import json
 import torch
 from torch import nn
 
-from ..files import atomic_write, read_jsonl
+from ..files import append_jsonl, atomic_write, read_jsonl
 from ..training.callbacks import Callback
 from .verdicts import diagnose, worst
 
@@ -161,10 +161,9 @@ class Doctor(Callback):
                 item["activations"] = {name: {k: float(v) for k, v in stats.items()}
                                        for name, stats in entry["activations"].items()}
             self.measurements.append(item)
-            lines.append(json.dumps(item) + "\n")
-        if self.path is not None and lines:
-            with open(self.path, "a", encoding="utf-8") as file:
-                file.write("".join(lines))
+            lines.append(item)
+        if self.path is not None:
+            append_jsonl(self.path, lines)
 
     # -- verdicts ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ runs/<name>-<YYYYmmdd-HHMMSS>/
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,28 +20,82 @@ import yaml
 
 from ..data.splits import from_ranges, to_ranges
 from ..errors import CheckpointError, DataError
-from ..files import atomic_write, read_json, read_jsonl, write_json
+from ..files import atomic_write, is_locked, make_dir, read_json, read_jsonl, remove, write_json
+from ..training.checkpoint import STATE, checkpoint_dirs
 
 SPEC, WEIGHTS, MODEL, HISTORY, METRICS, CHECKPOINTS = (
     "spec.yaml", "model.safetensors", "model.json", "history.jsonl", "metrics.json", "checkpoints",
 )
 DIAGNOSIS, DOCTOR_LOG, REPORT, SPLIT, IMAGES = "diagnosis.json", "doctor.jsonl", "report.html", "split.json", "images"
 SPLIT_FORMAT = "layerforge.split/1"
+# a run's directory holds this file until its process is done with it; left behind by a process
+# killed before its first checkpoint, it marks a directory with nothing worth keeping
+PARTIAL = ".partial"
+STALE_SECONDS = 60
+
+
+def usable_runs_dir(runs_dir: str | Path) -> Path:
+    """``runs_dir``, created if needed, checked to be a writable directory (before any data is
+    read, so that a bad ``--runs-dir`` costs nothing)."""
+    runs_dir = Path(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise CheckpointError(f"--runs-dir {runs_dir} is a file, not a directory")
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CheckpointError(f"cannot create the runs directory {runs_dir}: {error.strerror}") from None
+    if not os.access(runs_dir, os.W_OK | os.X_OK):
+        raise CheckpointError(f"the runs directory {runs_dir} is not writable; choose another with --runs-dir")
+    return runs_dir
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """Create a fresh, empty run directory; never reuses an existing one."""
-    runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    """Create a fresh, empty run directory, marked partial; never reuses an existing one."""
+    runs_dir = usable_runs_dir(runs_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for attempt in range(1, 1000):
         path = runs_dir / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")
         try:
-            path.mkdir()
-            return path
+            make_dir(path)
         except FileExistsError:
             continue
+        atomic_write(path / PARTIAL, "")
+        return path
     raise CheckpointError(f"cannot create a new run directory in {runs_dir}")
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    directory = Path(run_dir) / CHECKPOINTS
+    return bool(checkpoint_dirs(directory)) or (directory / STATE).is_file()
+
+
+def is_orphan(run_dir: Path) -> bool:
+    """A directory whose process died before its first checkpoint: partial, no checkpoint, no
+    weights, no process holding it, and not just created."""
+    marker = Path(run_dir) / PARTIAL
+    return (marker.is_file() and not has_checkpoint(run_dir) and not (Path(run_dir) / WEIGHTS).is_file()
+            and not is_locked(run_dir) and time.time() - marker.stat().st_mtime > STALE_SECONDS)
+
+
+def clear_orphans(runs_dir: Path) -> list[Path]:
+    """Remove the directories of runs killed before their first checkpoint; returns them."""
+    gone = [path for path in Path(runs_dir).iterdir() if path.is_dir() and is_orphan(path)]
+    for path in gone:
+        remove(path)
+    return gone
+
+
+def clear_leftovers(run_dir: Path) -> None:
+    """Remove what interrupted writes left in a run directory (temporary files and checkpoint
+    directories that were never completed). Call it holding the run's lock."""
+    for path in sorted(Path(run_dir).rglob(".*.tmp"), reverse=True):
+        remove(path)
+
+
+def finished(run_dir: Path) -> None:
+    """The process is done with the run directory (it finished, failed with a diagnosis, or was
+    interrupted after a checkpoint)."""
+    remove(Path(run_dir) / PARTIAL)
 
 
 def write_spec(path: Path, spec) -> None:
@@ -83,20 +138,21 @@ def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
     if not runs_dir.is_dir():
         return rows
     for path in sorted(runs_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
-        if not (path / MODEL).is_file():
+        if not (path / MODEL).is_file() or is_orphan(path):
             continue
         try:
             meta = json.loads((path / MODEL).read_text(encoding="utf-8"))
             metrics = json.loads((path / METRICS).read_text(encoding="utf-8")) if (path / METRICS).is_file() else {}
-        except (OSError, json.JSONDecodeError):
+            history = read_jsonl(path / HISTORY)
+        except (OSError, ValueError, CheckpointError):
+            rows.append({"run": path.name, "path": str(path), "task": None, "epochs": 0, "status": "unreadable",
+                         "metrics": {}})
             continue
-        history = read_jsonl(path / HISTORY)
-        rows.append({
-            "run": path.name,
-            "path": str(path),
-            "task": meta.get("task"),
-            "epochs": len(history),
-            "status": "complete" if metrics else "incomplete",
-            "metrics": metrics,
-        })
+        if not isinstance(meta, dict) or not isinstance(metrics, dict):
+            rows.append({"run": path.name, "path": str(path), "task": None, "epochs": 0, "status": "unreadable",
+                         "metrics": {}})
+            continue
+        status = "complete" if metrics else "training" if is_locked(path) else "incomplete"
+        rows.append({"run": path.name, "path": str(path), "task": meta.get("task"), "epochs": len(history),
+                     "status": status, "metrics": metrics})
     return rows

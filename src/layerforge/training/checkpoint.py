@@ -1,9 +1,11 @@
 """Weights and checkpoints as safetensors + JSON, written atomically and verified on load.
 
-A checkpoint is ``last.safetensors`` (weights, optimizer tensors, RNG states, best weights) and
-``trainer_state.json`` (epoch, step, optimizer and schedule settings, early-stopping state,
-history, and the SHA-256 of the safetensors file). The JSON is written last, so a crash between
-the two writes leaves a hash mismatch that is reported, never a silently mixed checkpoint.
+A checkpoint is a directory ``checkpoints/epoch-000007/`` holding ``last.safetensors``
+(weights, optimizer tensors, RNG states, best weights) and ``trainer_state.json`` (epoch,
+optimizer and schedule settings, early-stopping state, history, and the SHA-256 of the
+safetensors file). It is written under a temporary name and renamed into place, and the previous
+checkpoint is removed only after that: a crash at any instant leaves at least one complete,
+verifiable checkpoint (or none before the first).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
 from ..errors import CheckpointError
-from ..files import atomic_write
+from ..files import atomic_write, make_dir, remove, rename
 
 WEIGHTS = "last.safetensors"
 STATE = "trainer_state.json"
@@ -92,23 +95,80 @@ def join_optimizer_state(tensors: dict[str, torch.Tensor], saved: dict, prefix: 
     return {"state": state, "param_groups": groups}
 
 
-def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict) -> None:
-    """Write ``last.safetensors`` then ``trainer_state.json`` (with the weights' checksum)."""
+class CheckpointState(BaseModel):
+    """trainer_state.json: what a checkpoint holds besides tensors."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: int
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    epoch: int = Field(ge=0, le=10_000_000)
+    schedule: dict[str, Any]
+    early_stopping: dict[str, Any] | None = None
+    stopped_early: bool = False
+    rollbacks: list[dict[str, Any]] = []
+    history: list[dict[str, Any]]
+
+
+def _epoch_dir(epoch: int) -> str:
+    return f"epoch-{epoch:06d}"
+
+
+def checkpoint_dirs(directory: str | Path) -> list[Path]:
+    """The complete checkpoints in ``directory``, newest first (a directory only gets its final
+    name once complete)."""
     directory = Path(directory)
-    digest = save_weights(directory / WEIGHTS, tensors)
-    atomic_write(directory / STATE, json.dumps({**state, "format": FORMAT, "sha256": digest}, indent=1))
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if p.is_dir() and p.name.startswith("epoch-") and p.name[6:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[6:]), reverse=True)
+
+
+def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict) -> Path:
+    """Write a checkpoint of epoch ``state["epoch"]`` beside the previous one, then remove the
+    older ones. Returns its directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / _epoch_dir(state["epoch"])
+    building = directory / f".{final.name}.tmp"
+    remove(building)  # what a crash may have left
+    make_dir(building)
+    digest = save_weights(building / WEIGHTS, tensors)
+    atomic_write(building / STATE, json.dumps({**state, "format": FORMAT, "sha256": digest}, indent=1))
+    if final.exists():
+        remove(final)
+    rename(building, final)
+    for older in checkpoint_dirs(directory)[1:]:
+        remove(older)
+    return final
 
 
 def load_checkpoint(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read and verify a checkpoint written by ``save_checkpoint``."""
+    """Read and verify the newest checkpoint written by ``save_checkpoint``.
+
+    Raises:
+        CheckpointError: there is none, or it is corrupt, truncated or malformed (the message
+            names the file and field); it is not used.
+    """
     directory = Path(directory)
-    state_path = directory / STATE
+    found = checkpoint_dirs(directory)
+    where = found[0] if found else directory  # checkpoints of earlier versions sit in the directory itself
+    state_path = where / STATE
     if not state_path.is_file():
         raise CheckpointError(f"no checkpoint in {directory} (missing {STATE})")
     try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raw = json.loads(state_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise CheckpointError(f"{state_path} is corrupt ({error}); it was not used") from None
-    if state.get("format") != FORMAT or "sha256" not in state:
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{state_path} is not a layerforge checkpoint of format {FORMAT}")
-    return load_weights(directory / WEIGHTS, state["sha256"]), state
+    try:
+        state = CheckpointState.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise CheckpointError(f"{state_path}: {field}: {first['msg']}; it was not used") from None
+    if len(state.history) != state.epoch:
+        raise CheckpointError(f"{state_path}: epoch {state.epoch} but {len(state.history)} epochs of history; "
+                              "it was not used")
+    return load_weights(where / WEIGHTS, state.sha256), raw
