@@ -20,7 +20,7 @@ import yaml
 
 from ..data.splits import from_ranges, to_ranges
 from ..errors import CheckpointError, DataError
-from ..files import atomic_write, is_locked, make_dir, read_json, read_jsonl, remove, write_json
+from ..files import atomic_write, is_locked, make_dir, read_json, read_jsonl, remove, rename, write_json
 from ..training.checkpoint import STATE, checkpoint_dirs
 
 SPEC, WEIGHTS, MODEL, HISTORY, METRICS, CHECKPOINTS = (
@@ -50,16 +50,18 @@ def usable_runs_dir(runs_dir: str | Path) -> Path:
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """Create a fresh, empty run directory, marked partial; never reuses an existing one."""
+    """Create a fresh run directory, marked partial from its first instant (it is built under a
+    hidden name and renamed into place); never reuses an existing one."""
     runs_dir = usable_runs_dir(runs_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    building = runs_dir / f".{name}-{stamp}-{os.getpid()}.tmp"
+    make_dir(building)
+    atomic_write(building / PARTIAL, "")
     for attempt in range(1, 1000):
         path = runs_dir / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")
-        try:
-            make_dir(path)
-        except FileExistsError:
+        if path.exists():
             continue
-        atomic_write(path / PARTIAL, "")
+        rename(building, path)
         return path
     raise CheckpointError(f"cannot create a new run directory in {runs_dir}")
 
@@ -78,8 +80,12 @@ def is_orphan(run_dir: Path) -> bool:
 
 
 def clear_orphans(runs_dir: Path) -> list[Path]:
-    """Remove the directories of runs killed before their first checkpoint; returns them."""
-    gone = [path for path in Path(runs_dir).iterdir() if path.is_dir() and is_orphan(path)]
+    """Remove the directories of runs killed before their first checkpoint (and run directories
+    killed while being created); returns them."""
+    now = time.time()
+    gone = [path for path in Path(runs_dir).iterdir() if path.is_dir() and (
+        is_orphan(path) or (path.name.startswith(".") and path.name.endswith(".tmp")
+                            and now - path.stat().st_mtime > STALE_SECONDS))]
     for path in gone:
         remove(path)
     return gone
@@ -90,6 +96,8 @@ def clear_leftovers(run_dir: Path) -> None:
     directories that were never completed). Call it holding the run's lock."""
     for path in sorted(Path(run_dir).rglob(".*.tmp"), reverse=True):
         remove(path)
+    for older in checkpoint_dirs(Path(run_dir) / CHECKPOINTS)[1:]:  # a crash came before their removal
+        remove(older)
 
 
 def finished(run_dir: Path) -> None:
