@@ -86,7 +86,7 @@ def test_a_kill_at_every_write_boundary_resumes_to_the_same_weights(tmp_path, mo
             if (run_dir / "metrics.json").is_file():
                 outcomes["finished before the kill"] += 1
             else:
-                assert not _child(lambda: lf.train(resume=run_dir))
+                assert not _child(lambda run_dir=run_dir: lf.train(resume=run_dir))
                 outcomes["resumed"] += 1
         else:
             # killed before the first checkpoint: nothing to continue, and nothing listed
