@@ -16,7 +16,7 @@ from .models import build_model, count_parameters
 from .recipes.scaffold import Scaffold, as_tensors, resolve_device
 from .report.html import build_report
 from .run.directory import Run
-from .run.manifest import Manifest
+from .run.manifest import Manifest, read_manifest
 from .run.store import (
     CHECKPOINTS,
     DIAGNOSIS,
@@ -25,10 +25,12 @@ from .run.store import (
     IMAGES,
     METRICS,
     MODEL,
+    PARTIAL,
     SPEC,
     WEIGHTS,
     clear_leftovers,
     clear_orphans,
+    file_checksums,
     finished,
     has_checkpoint,
     new_run_dir,
@@ -56,7 +58,7 @@ class TrainingInterrupted(KeyboardInterrupt):
 def _resume_spec(run_dir: Path, overrides) -> Any:
     if not (run_dir / SPEC).is_file():
         raise CheckpointError(f"cannot resume {run_dir}: it is not a run directory ({SPEC} is missing)")
-    if (run_dir / METRICS).is_file():
+    if (run_dir / METRICS).is_file() and not (run_dir / PARTIAL).is_file():
         raise CheckpointError(f"cannot resume {run_dir}: the run already finished")
     if not has_checkpoint(run_dir):
         raise CheckpointError(f"cannot resume {run_dir}: it stopped before its first checkpoint, so there is "
@@ -166,6 +168,7 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
     write_json(run_dir / METRICS, metrics)
     if spec.train.report:
         build_report(run_dir, prepared)
+    read_manifest(run_dir / MODEL).model_copy(update={"files": file_checksums(run_dir)}).write(run_dir / MODEL)
     finished(run_dir)
     return Run(run_dir)
 

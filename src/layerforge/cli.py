@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import Enum
 from pathlib import Path
@@ -29,16 +28,24 @@ class Unknown(str, Enum):
 
 
 def _console(stderr: bool = False):
+    """A console that never reads markup: messages carry user text (paths, columns, values)."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     # Rich assumes 80 columns when output is not a terminal; tables read better wider.
     width = None if stream.isatty() else 140
-    return Console(stderr=stderr, highlight=False, width=width)
+    return Console(stderr=stderr, highlight=False, markup=False, width=width)
+
+
+def _styled(label: str, style: str, text: str):
+    """``label`` in ``style``, then ``text`` as it is."""
+    from rich.text import Text
+
+    return Text(label, style=style) + Text(text)
 
 
 def _fail(message: str, code: int) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    _console(stderr=True).print(_styled("error:", "bold red", f" {message}"), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -110,8 +117,8 @@ def train(
     for finding in findings:
         began = finding["evidence"].get("epoch") or finding["evidence"].get("began")
         when = f", from epoch {began}" if began else ""
-        console.print(f"[bold yellow]{finding['severity']}[/] ({finding['kind']}{when}): {finding['message']}",
-                      markup=True, soft_wrap=True)
+        console.print(_styled(finding["severity"], "bold yellow", f" ({finding['kind']}{when}): {finding['message']}"),
+                      soft_wrap=True)
     if findings:
         worst = (metrics.get("doctor") or {}).get("worst")
         console.print(f"doctor: {len(findings)} finding(s), the worst {worst}; see layerforge doctor {run.path}")
@@ -247,28 +254,30 @@ def summary(
 @app.command()
 def doctor(run: Path = typer.Argument(..., help="Run directory.")) -> None:
     """Print the training doctor's findings for a run (from its diagnosis.json)."""
-    from .run.store import DIAGNOSIS
+    from .run.manifest import read_manifest
+    from .run.records import Diagnosis
+    from .run.store import DIAGNOSIS, MODEL, read_record
 
     def call():
-        path = run / DIAGNOSIS
-        if not path.is_file():
+        if not (run / DIAGNOSIS).is_file():
             raise CheckpointError(f"{run} has no {DIAGNOSIS}: it is not a run directory, or it was trained "
                                   "with train.doctor: false")
-        return json.loads(path.read_text(encoding="utf-8"))
+        checksums = read_manifest(run / MODEL).files if (run / MODEL).is_file() else None
+        return read_record(run, DIAGNOSIS, Diagnosis, checksums)
 
     diagnosis = _guard(call)
     console = _console()
-    if diagnosis.get("failure"):
-        console.print(f"[bold red]the run failed:[/] {diagnosis['failure']}", markup=True, soft_wrap=True)
-    if not diagnosis["findings"]:
+    if diagnosis.failure:
+        console.print(_styled("the run failed:", "bold red", f" {diagnosis.failure}"), soft_wrap=True)
+    if not diagnosis.findings:
         console.print("no findings: gradients, units, learning rate and fit look healthy "
-                      f"({diagnosis.get('measured_steps', 0)} measured steps)")
+                      f"({diagnosis.measured_steps} measured steps)")
     colours = {"info": "blue", "warning": "yellow", "error": "red"}
-    for item in diagnosis["findings"]:
-        console.print(f"[bold {colours[item['severity']]}]{item['severity']}[/] {item['kind'].replace('_', ' ')}: "
-                      f"{item['message']}", markup=True, soft_wrap=True, highlight=False)
-        if item.get("fix"):
-            console.print(f"    try: {item['fix']}", markup=False, soft_wrap=True)
+    for item in diagnosis.findings:
+        console.print(_styled(item.severity, f"bold {colours[item.severity]}",
+                              f" {item.kind.replace('_', ' ')}: {item.message}"), soft_wrap=True)
+        if item.fix:
+            console.print(f"    try: {item.fix}", soft_wrap=True)
 
 
 @app.command()

@@ -76,6 +76,7 @@ def test_a_kill_at_every_write_boundary_resumes_to_the_same_weights(tmp_path, mo
     expected, expected_history = _weights(expected_dir), _history(expected_dir)
     assert boundaries >= 20
 
+    # a run is done when it removed its partial marker; killed before, it resumes (even to redo its last writes)
     outcomes = {"resumed": 0, "finished before the kill": 0, "trained again": 0}
     for boundary in range(1, boundaries + 1):
         runs = tmp_path / f"kill-{boundary}"
@@ -83,7 +84,7 @@ def test_a_kill_at_every_write_boundary_resumes_to_the_same_weights(tmp_path, mo
         left = sorted(p for p in runs.iterdir() if not p.name.startswith(".")) if runs.exists() else []
         if left and store.has_checkpoint(left[0]):
             run_dir = left[0]
-            if (run_dir / "metrics.json").is_file():
+            if not (run_dir / store.PARTIAL).is_file():
                 outcomes["finished before the kill"] += 1
             else:
                 assert not _child(lambda run_dir=run_dir: lf.train(resume=run_dir))

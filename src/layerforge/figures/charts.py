@@ -136,6 +136,11 @@ def forecast(history_values: np.ndarray, true: np.ndarray, pred: np.ndarray, nam
     return png(figure)
 
 
+def _positive(values) -> np.ndarray:
+    """The values that can sit on a log axis; NaN for the rest (missing, 0, negative, infinite)."""
+    return np.array([v if v is not None and math.isfinite(v) and v > 0 else np.nan for v in values], dtype=float)
+
+
 def gradient_flow(layers: list[str], rms: list[float], update: list[float] | None) -> bytes:
     """Median RMS gradient per layer (input side first), and the update-to-weight ratio."""
     plt = pyplot()
@@ -143,17 +148,19 @@ def gradient_flow(layers: list[str], rms: list[float], update: list[float] | Non
     height = max(2.5, 0.28 * len(layers) + 1)
     figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels, height), squeeze=False)
     positions = np.arange(len(layers))[::-1]
-    safe = [v if v and math.isfinite(v) and v > 0 else np.nan for v in rms]
+    safe = _positive(rms)
     axes[0, 0].barh(positions, safe, color="#3b82f6")
     axes[0, 0].set_yticks(positions, layers, fontsize=8)
-    axes[0, 0].set_xscale("log")
+    if np.isfinite(safe).any():  # a log axis needs one positive value (gradients clipped to 0 have none)
+        axes[0, 0].set_xscale("log")
     axes[0, 0].set_xlabel("RMS gradient (median over measured steps)")
     axes[0, 0].set_title("gradient flow (input at the top)")
     if update:
-        safe = [v if v and math.isfinite(v) and v > 0 else np.nan for v in update]
+        safe = _positive(update)
         axes[0, 1].barh(positions, safe, color="#10b981")
         axes[0, 1].set_yticks(positions, [""] * len(layers))
-        axes[0, 1].set_xscale("log")
+        if np.isfinite(safe).any():
+            axes[0, 1].set_xscale("log")
         axes[0, 1].axvline(1e-3, color="#9ca3af", linestyle="--", linewidth=0.8)
         axes[0, 1].set_xlabel("update / weight per step (dashed: 1e-3)")
         axes[0, 1].set_title("step size")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import time
 from pathlib import Path
@@ -16,10 +15,11 @@ import torch
 from ..doctor.verdicts import late, per_layer, unit_health
 from ..errors import DataError
 from ..figures import Note, Passage, Picture, charts
-from ..files import atomic_write, read_jsonl
+from ..files import atomic_write, read_jsonl, sha256_file
 from ..recipes.scaffold import as_tensors
 from ..run.directory import Run
-from ..run.store import DIAGNOSIS, DOCTOR_LOG, REPORT, SPEC
+from ..run.records import Diagnosis
+from ..run.store import DIAGNOSIS, DOCTOR_LOG, MODEL, REPORT, SPEC, read_record, verified
 from ..summary import layer_table
 
 STYLE = """
@@ -107,7 +107,8 @@ def _metrics_section(metrics: dict) -> str:
     splits = [s for s in ("val", "test") if isinstance(metrics.get(s), dict)]
     names = list(dict.fromkeys(k for s in splits for k in metrics[s]))
     rows = [[name, *(metrics[s].get(name, float("nan")) for s in splits)] for name in names]
-    facts = f"<p>{metrics.get('epochs')} epochs; best epoch {metrics.get('best_epoch')}"
+    epochs, best = (html.escape(str(metrics.get(key))) for key in ("epochs", "best_epoch"))
+    facts = f"<p>{epochs} epochs; best epoch {best}"
     facts += "; stopped early</p>" if metrics.get("stopped_early") else "</p>"
     return facts + _table(["metric", *splits], rows)
 
@@ -123,7 +124,8 @@ def _block(block) -> str:
 def _task_section(run: Run, held_out) -> str:
     """What the task shows of its results: confusion matrix and ROC, residuals, a forecast,
     pictures of autoencoders and GANs, a language model's sample text."""
-    pictures = {name: run.path / path for name, path in run.metrics.get("pictures", {}).items()}
+    pictures = {name: verified(run.path, path, run.manifest.files)
+                for name, path in run.metrics.get("pictures", {}).items()}
     try:
         blocks = run.task.report_blocks(run.model, held_out, encoder=run.predictor.encoder, pictures=pictures,
                                         target=run.manifest.target)
@@ -133,20 +135,18 @@ def _task_section(run: Run, held_out) -> str:
 
 
 def _doctor_section(run: Run) -> str:
-    path = run.path / DIAGNOSIS
-    if not path.is_file():
+    if not (run.path / DIAGNOSIS).is_file():
         return "<p>no diagnosis (the doctor was off)</p>"
-    diagnosis = json.loads(path.read_text(encoding="utf-8"))
-    findings = diagnosis["findings"]
+    diagnosis = read_record(run.path, DIAGNOSIS, Diagnosis, run.manifest.files)
     parts = []
-    if not findings:
+    if not diagnosis.findings:
         parts.append('<p class="ok">No findings: gradients, units, learning rate and fit look healthy.</p>')
-    for item in findings:
-        fix = f'<div class="fix">Try: {html.escape(item["fix"])}</div>' if item.get("fix") else ""
-        parts.append(f'<div class="finding {item["severity"]}"><span class="badge {item["severity"]}">'
-                     f'{item["severity"]}</span><span class="kind">{html.escape(item["kind"].replace("_", " "))}'
-                     f'</span><div>{html.escape(item["message"])}</div>{fix}</div>')
-    measurements = read_jsonl(run.path / DOCTOR_LOG)
+    for item in diagnosis.findings:  # severity is one of info, warning, error (checked on reading)
+        fix = f'<div class="fix">Try: {html.escape(item.fix)}</div>' if item.fix else ""
+        parts.append(f'<div class="finding {item.severity}"><span class="badge {item.severity}">'
+                     f'{item.severity}</span><span class="kind">{html.escape(item.kind.replace("_", " "))}'
+                     f'</span><div>{html.escape(item.message)}</div>{fix}</div>')
+    measurements = read_jsonl(verified(run.path, DOCTOR_LOG, run.manifest.files))
     if measurements:
         rms = per_layer(measurements, "grad_rms")
         update = per_layer(measurements, "update_ratio")
@@ -163,7 +163,7 @@ def _doctor_section(run: Run) -> str:
             names = list(health)
             parts.append(_image(charts.unit_health(names, [share(n, "dead") for n in names],
                                                     [share(n, "saturated") for n in names]), "unit health"))
-        parts.append(f"<p>{len(measurements)} measured steps ({diagnosis.get('measured_steps')} this run).</p>")
+        parts.append(f"<p>{len(measurements)} measured steps ({diagnosis.measured_steps} this run).</p>")
     return "".join(parts)
 
 
@@ -201,6 +201,9 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
                f"{time.strftime('%Y-%m-%d %H:%M')}"
     path = run.path / REPORT
     atomic_write(path, _page(f"layerforge run: {run.spec.name}", subtitle, sections))
+    if run.manifest.files is not None:  # a finished run lists its files: the page is one of them
+        files = {**run.manifest.files, REPORT: sha256_file(path)}
+        run.manifest.model_copy(update={"files": files}).write(run.path / MODEL)
     return path
 
 

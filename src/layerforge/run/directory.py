@@ -17,7 +17,8 @@ from ..spec.load import load_spec
 from ..training import losses
 from .manifest import read_manifest
 from .predictor import Predictor
-from .store import HISTORY, METRICS, MODEL, SPEC, SPLIT, read_split
+from .records import Metrics
+from .store import HISTORY, METRICS, MODEL, SPEC, SPLIT, read_record, read_split, verified
 
 
 class Run:
@@ -34,10 +35,13 @@ class Run:
             raise CheckpointError(f"run directory not found: {self.path}")
         self.manifest = read_manifest(self.path / MODEL)
         self.meta = self.manifest.to_json()
-        self.spec = load_spec(self.path / SPEC, check_files=False)
-        metrics_path = self.path / METRICS
-        self.metrics = read_json(metrics_path) if metrics_path.is_file() else {}
-        self.history = read_jsonl(self.path / HISTORY)
+        checksums = self.manifest.files
+        self.spec = load_spec(verified(self.path, SPEC, checksums), check_files=False)
+        self.metrics = {}
+        if (self.path / METRICS).is_file():
+            read_record(self.path, METRICS, Metrics, checksums)
+            self.metrics = read_json(self.path / METRICS)
+        self.history = read_jsonl(verified(self.path, HISTORY, checksums))
         self._predictor = None
 
     def __repr__(self) -> str:
@@ -79,7 +83,7 @@ class Run:
             raise DataError(f"the run's source data ({self.manifest.source}) is not available: {error}; "
                             "evaluate on a file instead (layerforge evaluate RUN --data FILE)") from None
         if (self.path / SPLIT).is_file():
-            parts = read_split(self.path, source)
+            parts = read_split(self.path, source, self.manifest.files)
         else:
             _, parts = split_parts(data, kind_of(data), source, tasks.get(self.manifest.task), self.spec.seed)
         predictor = self.predictor

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, SerializeAsAny, ValidationError, field_serializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny, ValidationError, field_serializer
 
 from ..data.kinds import State, state_for
 from ..errors import CheckpointError
@@ -83,7 +83,9 @@ class Manifest(_Record):
     anomaly_classes: list[int | str] | None = None
     anomaly: AnomalyRecord | None = None
     evaluator: JudgeRecord | None = None
-    baseline: dict[str, dict[str, float]] | None = None
+    baseline: dict[str, dict[str, float | None]] | None = None
+    # SHA-256 of every file the run wrote, listed when it ends and checked whenever one is read
+    files: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] | None = None
 
     @field_serializer("inputs")
     def _sizes_only(self, inputs: Inputs) -> dict:

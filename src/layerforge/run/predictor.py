@@ -63,7 +63,7 @@ class Predictor:
                 f"`layerforge train --resume {run_dir}`"
             )
         try:
-            model.load_state_dict(load_weights(weights_path))
+            model.load_state_dict(load_weights(weights_path, (manifest.files or {}).get(WEIGHTS)))
         except RuntimeError as error:
             raise CheckpointError(f"{weights_path} does not fit the model in {MODEL}: {error}") from None
         model.eval()

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from ..data.splits import from_ranges, to_ranges
 from ..errors import CheckpointError, DataError
-from ..files import atomic_write, is_locked, make_dir, read_json, read_jsonl, remove, rename, write_json
+from ..files import atomic_write, is_locked, make_dir, read_json, read_jsonl, remove, rename, sha256_file, write_json
 from ..training.checkpoint import STATE, checkpoint_dirs
+from .records import SplitFile
 
 SPEC, WEIGHTS, MODEL, HISTORY, METRICS, CHECKPOINTS = (
     "spec.yaml", "model.safetensors", "model.json", "history.jsonl", "metrics.json", "checkpoints",
@@ -110,6 +112,55 @@ def write_spec(path: Path, spec) -> None:
     atomic_write(path, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
 
 
+def file_checksums(run_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file a finished run wrote (checkpoints and TensorBoard logs verify or
+    belong elsewhere; model.json, which keeps this list, cannot list itself)."""
+    run_dir = Path(run_dir)
+    checksums = {}
+    for path in sorted(run_dir.rglob("*")):
+        relative = path.relative_to(run_dir)
+        if (not path.is_file() or path.name == MODEL or any(part.startswith(".") for part in relative.parts)
+                or relative.parts[0] in (CHECKPOINTS, "tensorboard")):
+            continue
+        checksums[relative.as_posix()] = sha256_file(path)
+    return checksums
+
+
+def verified(run_dir: Path, name: str, checksums: dict[str, str] | None) -> Path:
+    """``run_dir / name``, checked against the SHA-256 model.json lists for it (when the run
+    finished and listed its files).
+
+    Raises:
+        CheckpointError: the file is missing or changed since the run wrote it.
+    """
+    path = Path(run_dir) / name
+    expected = (checksums or {}).get(name)
+    if expected is not None:
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing (model.json lists it among the run's files)")
+        if sha256_file(path) != expected:
+            raise CheckpointError(f"{path} does not match its checksum in model.json: it was changed or damaged "
+                                  "after the run wrote it; it was not used")
+    return path
+
+
+def read_record(run_dir: Path, name: str, record: type[BaseModel], checksums: dict[str, str] | None):
+    """A JSON file of the run, verified and validated as ``record``.
+
+    Raises:
+        CheckpointError: missing, changed, corrupt or malformed (naming the file and field).
+    """
+    path = verified(run_dir, name, checksums)
+    raw = read_json(path)
+    try:
+        return record.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(the whole file)"
+        raise CheckpointError(f"{path}: {field}: {first['msg']} ({error.error_count()} problem(s)); "
+                              "it was not used") from None
+
+
 def write_split(run_dir: Path, prepared) -> dict[str, Any]:
     """Record which rows went to which part, with the source's fingerprint (split.json), and
     return what model.json says of it."""
@@ -120,15 +171,14 @@ def write_split(run_dir: Path, prepared) -> dict[str, Any]:
     return {"file": SPLIT, "fingerprint": record["fingerprint"], "plan": record["plan"]}
 
 
-def read_split(run_dir: Path, source) -> dict:
+def read_split(run_dir: Path, source, checksums: dict[str, str] | None = None) -> dict:
     """The rows of each part as the run recorded them, for ``source`` loaded again.
 
     Raises:
         DataError: ``source`` is not the data the run was trained on (it changed since).
+        CheckpointError: split.json is damaged or does not fit the source.
     """
-    record = read_json(run_dir / SPLIT)
-    if record.get("format") != SPLIT_FORMAT:
-        raise CheckpointError(f"{run_dir / SPLIT} is not a {SPLIT_FORMAT} file")
+    record = read_record(run_dir, SPLIT, SplitFile, checksums).model_dump()
     if record["fingerprint"] != source.fingerprint or record["rows"] != source.rows:
         raise DataError(
             f"the source data changed since this run was trained: {source.label} now holds {source.rows} rows "
@@ -136,7 +186,10 @@ def read_split(run_dir: Path, source) -> dict:
             f"{record['fingerprint'][:12]}...; its split cannot be rebuilt. Evaluate on a file instead "
             "(layerforge evaluate RUN --data FILE)"
         )
-    return {name: from_ranges(ranges) for name, ranges in record["parts"].items()}
+    parts = {name: from_ranges(ranges) for name, ranges in record["parts"].items()}
+    if any(len(rows) and (rows.min() < 0 or rows.max() >= source.rows) for rows in parts.values()):
+        raise CheckpointError(f"{run_dir / SPLIT}: lists rows beyond the {source.rows} rows of the source")
+    return parts
 
 
 def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:

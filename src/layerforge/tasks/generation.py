@@ -48,16 +48,17 @@ def judge_classifier(inputs, num_classes: int, layers: list[int] = JUDGE_LAYERS)
     return build_model(MLPConfig(layers=list(layers), dropout=JUDGE_DROPOUT), inputs, num_classes)
 
 
-def load_judge(run_dir: Path, layers: list[int] | None, inputs, num_classes: int):
-    """The judge a run saved (``layers``: its hidden layers, from model.json's ``evaluator``), or
-    the plain one for unlabelled data (None)."""
+def load_judge(run_dir: Path, layers: list[int] | None, inputs, num_classes: int, sha256: str | None = None):
+    """The judge a run saved (``layers``: its hidden layers, from model.json's ``evaluator``;
+    ``sha256``: its file's checksum when the run listed it), or the plain one for unlabelled data
+    (None)."""
     from ..models.gan import Judge
     from ..training.checkpoint import load_weights
 
     if layers is None:
         return Judge()
     classifier = judge_classifier(inputs, num_classes, layers)
-    classifier.load_state_dict(load_weights(Path(run_dir) / JUDGE_FILE))
+    classifier.load_state_dict(load_weights(Path(run_dir) / JUDGE_FILE, sha256))
     return Judge(classifier)
 
 
@@ -107,7 +108,8 @@ class GenerationTask(Task):
     @classmethod
     def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> GenerationTask:
         layers = manifest.evaluator.layers if manifest.evaluator else None
-        judge = load_judge(run_dir, layers, manifest.inputs, len(manifest.classes or []))
+        judge = load_judge(run_dir, layers, manifest.inputs, len(manifest.classes or []),
+                           (manifest.files or {}).get(JUDGE_FILE))
         return cls(manifest.classes, judge=judge)
 
     def encode_targets(self, labels, source: str | None = None) -> np.ndarray:

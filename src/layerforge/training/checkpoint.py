@@ -45,15 +45,18 @@ def load_weights(path: str | Path, expected_sha256: str | None = None) -> dict[s
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
     data = path.read_bytes()
-    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+    matches = expected_sha256 is None or hashlib.sha256(data).hexdigest() == expected_sha256
+    try:
+        tensors = _st_load(data)
+    except Exception as error:  # safetensors raises its own error types for damaged headers
+        damaged = "" if matches else " and does not match its recorded checksum: it is corrupt or truncated"
+        raise CheckpointError(f"{path} is not a valid safetensors file{damaged} ({error}); it was not used") from None
+    if not matches:
         raise CheckpointError(
             f"{path} does not match its recorded checksum: it is corrupt or truncated "
             "(an interrupted write or a changed file); it was not used"
         )
-    try:
-        return _st_load(data)
-    except Exception as error:  # safetensors raises its own error types for damaged headers
-        raise CheckpointError(f"{path} is not a valid safetensors file ({error}); it was not used") from None
+    return tensors
 
 
 def _jsonable(value: Any) -> Any:
