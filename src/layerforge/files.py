@@ -113,13 +113,18 @@ def read_jsonl(path: str | Path, *, complete: bool = False) -> list[dict]:
     return records
 
 
+def jsonl(records: list[dict]) -> str:
+    """Records as JSON lines (non-finite numbers as null)."""
+    return "".join(json.dumps(finite(r), allow_nan=False) + "\n" for r in records)
+
+
 def append_jsonl(path: str | Path, records: list[dict]) -> None:
     """Append one JSON line per record."""
     if records:
         path = Path(path)
         _boundary(path)
         with open(path, "a", encoding="utf-8") as file:
-            file.write("".join(json.dumps(finite(r), allow_nan=False) + "\n" for r in records))
+            file.write(jsonl(records))
 
 
 def make_dir(path: str | Path) -> None:

@@ -10,12 +10,10 @@ epoch ends, so the loop never waits for them.
 
 from __future__ import annotations
 
-import json
-
 import torch
 from torch import nn
 
-from ..files import append_jsonl, atomic_write, read_jsonl
+from ..files import append_jsonl, atomic_write, jsonl, read_jsonl
 from ..training.callbacks import Callback
 from .verdicts import diagnose, worst
 
@@ -56,7 +54,7 @@ class Doctor(Callback):
     def on_fit_start(self, trainer) -> None:
         if self.path is not None:  # a resumed run keeps the measurements of the epochs it keeps
             self.measurements = [m for m in read_jsonl(self.path) if m["epoch"] <= trainer.epoch]
-            atomic_write(self.path, "".join(json.dumps(m) + "\n" for m in self.measurements))
+            atomic_write(self.path, jsonl(self.measurements))
         model = trainer.model_
         self.layers = _layers(model)
         self.layer_names = [name for name, _ in self.layers]

@@ -40,8 +40,13 @@ def finding(kind: str, severity: str, message: str, fix: str, **evidence: Any) -
     return {"kind": kind, "severity": severity, "message": message, "fix": fix, "evidence": evidence}
 
 
+def _finite(value) -> bool:
+    """A measured number (non-finite numbers are stored as null)."""
+    return value is not None and math.isfinite(value)
+
+
 def _median(values: list[float]) -> float:
-    values = [v for v in values if v is not None and math.isfinite(v)]
+    values = [v for v in values if _finite(v)]
     return statistics.median(values) if values else float("nan")
 
 
@@ -102,7 +107,7 @@ def _gradients(measurements: list[dict], failure: str | None) -> list[dict]:
     peak = {}
     for name in norms:
         values = [m["grad_norm"].get(name, 0.0) for m in measurements]
-        peak[name] = math.inf if any(not math.isfinite(v) for v in values) else max(values, default=0.0)
+        peak[name] = math.inf if any(not _finite(v) for v in values) else max(values, default=0.0)
     exploding = [n for n, v in peak.items() if not math.isfinite(v) or v > EXPLODING_NORM]
     nonfinite = failure is not None and "non-finite" in failure
     if exploding or nonfinite:
@@ -199,7 +204,7 @@ def _fit(history: list[dict], chance: tuple[float, str] | None, early_stopping: 
     found = []
     train = [r.get("train_loss") for r in history]
     val = [r.get("val_loss") for r in history]
-    if len(history) >= 5 and all(v is not None and math.isfinite(v) for v in val + train):
+    if len(history) >= 5 and all(_finite(v) for v in val + train):
         best = min(range(len(val)), key=val.__getitem__)
         after = len(val) - 1 - best
         rise = val[-1] / val[best] - 1 if val[best] > 0 else 0.0
@@ -214,7 +219,7 @@ def _fit(history: list[dict], chance: tuple[float, str] | None, early_stopping: 
                 "model.dropout, train.optimizer.weight_decay, a smaller model, more data or data.augment",
                 began=best + 2, best_epoch=best + 1, best_val_loss=val[best], last_val_loss=val[-1],
             ))
-    if history and train[-1] is not None and math.isfinite(train[-1]) and chance is not None:
+    if history and _finite(train[-1]) and chance is not None:
         chance, doing = chance
         if train[-1] > 0.8 * chance:
             found.append(finding(
@@ -239,7 +244,7 @@ def _fit(history: list[dict], chance: tuple[float, str] | None, early_stopping: 
 
 def _spikes(measurements: list[dict], rollbacks: list[dict]) -> list[dict]:
     found = []
-    losses = [(m["epoch"], m["loss"]) for m in measurements if math.isfinite(m["loss"])]
+    losses = [(m["epoch"], m["loss"]) for m in measurements if _finite(m["loss"])]
     spikes = []
     for i in range(5, len(losses)):
         typical = statistics.median(v for _, v in losses[i - 5 : i])

@@ -18,6 +18,11 @@ def png(figure) -> bytes:
     return buffer.getvalue()
 
 
+def _numbers(values) -> np.ndarray:
+    """Values to plot, with NaN where a value is missing (null in the files)."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
 def learning_curves(history: list[dict]) -> bytes:
     """Losses per epoch (train and validation), and each validation metric."""
     plt = pyplot()
@@ -27,16 +32,16 @@ def learning_curves(history: list[dict]) -> bytes:
     panels = 2 if metrics else 1
     figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.6), squeeze=False)
     for key in losses:
-        axes[0, 0].plot(epochs, [r.get(key) for r in history], label=key)
+        axes[0, 0].plot(epochs, _numbers(r.get(key) for r in history), label=key)
     axes[0, 0].set_xlabel("epoch")
     axes[0, 0].set_title("loss")
-    positive = all(r.get(k, 1) > 0 for r in history for k in losses)
+    positive = all(r.get(k) is None or r[k] > 0 for r in history for k in losses)  # None: not finite
     if positive and losses:
         axes[0, 0].set_yscale("log")
     axes[0, 0].legend(frameon=False)
     if metrics:
         for key in metrics:
-            axes[0, 1].plot(epochs, [r.get(key) for r in history], label=key)
+            axes[0, 1].plot(epochs, _numbers(r.get(key) for r in history), label=key)
         axes[0, 1].set_xlabel("epoch")
         axes[0, 1].set_title("validation metrics")
         axes[0, 1].legend(frameon=False, fontsize=8)

@@ -52,6 +52,8 @@ def _image(data: bytes, alt: str) -> str:
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     def cell(value: Any) -> str:
+        if value is None:
+            return '<td class="num">-</td>'
         if isinstance(value, float):
             text = "-" if math.isnan(value) else f"{value:.4g}"
             return f'<td class="num">{text}</td>'

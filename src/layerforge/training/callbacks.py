@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import torch
 
 from ..errors import SpecError
-from ..files import append_jsonl, atomic_write
+from ..files import append_jsonl, atomic_write, jsonl
 
 
 class Callback:
@@ -79,7 +78,7 @@ class HistoryWriter(Callback):
         self.path = path
 
     def on_fit_start(self, trainer) -> None:
-        atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in trainer.history_))
+        atomic_write(self.path, jsonl(trainer.history_))
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         append_jsonl(self.path, [record])
