@@ -20,8 +20,8 @@ def csv_run(mixed_csv, runs_dir):
 
 def test_run_directory_contract(csv_run):
     names = {p.name for p in csv_run.path.iterdir()}
-    assert names == {"spec.yaml", "model.safetensors", "model.json", "split.json", "history.jsonl", "metrics.json",
-                     "checkpoints", "diagnosis.json", "doctor.jsonl", "report.html", ".lock"}
+    assert names == {"spec.yaml", "model.safetensors", "model.json", "split.json", "heldout.safetensors", "history.jsonl",
+                     "metrics.json", "checkpoints", "diagnosis.json", "doctor.jsonl", "report.html", ".lock"}
     assert [p.name for p in (csv_run.path / "checkpoints").iterdir()] == ["epoch-000030"]  # the last one only
     assert {p.name for p in (csv_run.path / "checkpoints" / "epoch-000030").iterdir()} == {
         "last.safetensors", "trainer_state.json"}

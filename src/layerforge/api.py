@@ -35,6 +35,7 @@ from .run.store import (
     has_checkpoint,
     new_run_dir,
     usable_runs_dir,
+    write_held_out,
     write_spec,
     write_split,
 )
@@ -188,6 +189,7 @@ def _write_manifest(run_dir: Path, spec, prepared, model, recipe, previous: dict
         "rows": {name: prepared.rows(name) for name in prepared.splits},
         "source": prepared.source.label,
         "split": write_split(run_dir, prepared),
+        "held_out": write_held_out(run_dir, prepared),
         "model": {"spec": spec.model, "output_size": task.output_size, "num_classes": task.num_classes,
                   "parameters": count_parameters(model)},
         "anomaly_classes": spec.data.anomaly_classes,

@@ -81,7 +81,11 @@ def test_the_split_record_lists_every_row_once(runs_dir):
     assert record["fingerprint"] == run.manifest.split.fingerprint and len(record["fingerprint"]) == 64
 
 
-def test_a_run_evaluates_its_recorded_split_and_notices_a_changed_source(mixed_frame, tmp_path, runs_dir):
+def test_a_run_evaluates_its_recorded_split_and_notices_a_changed_source(mixed_frame, tmp_path, runs_dir,
+                                                                        monkeypatch):
+    from layerforge.run import store
+
+    monkeypatch.setattr(store, "HELD_OUT_LIMIT", 0)  # held-out rows too large to keep: the source is read again
     path = tmp_path / "rows.csv"
     mixed_frame.to_csv(path, index=False)
     run = lf.train({"data": {"path": str(path), "target": "label", "split": {"shuffle": True}},

@@ -18,7 +18,7 @@ from ..training import losses
 from .manifest import read_manifest
 from .predictor import Predictor
 from .records import Metrics
-from .store import HISTORY, METRICS, MODEL, SPEC, SPLIT, read_record, read_split, verified
+from .store import HISTORY, METRICS, MODEL, SPEC, SPLIT, read_held_out, read_record, read_split, verified
 
 
 class Run:
@@ -69,13 +69,17 @@ class Run:
     # -- the run's own rows ------------------------------------------------------------------------
 
     def held_out(self, part: str = "test"):
-        """(inputs, y) of one part of the run's own split, rebuilt from its source data with the
-        run's fitted encoder. The rows are those split.json records; a run written before
-        split.json existed is split again with its seed.
+        """(inputs, y) of one part of the run's own split: as the run keeps them
+        (heldout.safetensors), or rebuilt from its source data with the run's fitted encoder,
+        taking the rows split.json records (a run written before split.json existed is split
+        again with its seed).
 
         Raises:
-            DataError: the source is gone or changed since training.
+            DataError: the rows are not kept and the source is gone or changed since training.
         """
+        kept = read_held_out(self.path, part, self.manifest.files)
+        if kept is not None:
+            return kept
         data = self.spec.data
         try:
             source = load_source(data, self.manifest.task)

@@ -79,6 +79,7 @@ class Manifest(_Record):
     rows: dict[str, int]
     source: str
     split: SplitRecord | None = None
+    held_out: bool = False  # heldout.safetensors keeps the encoded validation and test rows
     model: ModelRecord
     anomaly_classes: list[int | str] | None = None
     anomaly: AnomalyRecord | None = None

@@ -16,8 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
+from safetensors import SafetensorError
+from safetensors.numpy import load, save
 
 from ..data.splits import from_ranges, to_ranges
 from ..errors import CheckpointError, DataError
@@ -29,6 +32,10 @@ SPEC, WEIGHTS, MODEL, HISTORY, METRICS, CHECKPOINTS = (
     "spec.yaml", "model.safetensors", "model.json", "history.jsonl", "metrics.json", "checkpoints",
 )
 DIAGNOSIS, DOCTOR_LOG, REPORT, SPLIT, IMAGES = "diagnosis.json", "doctor.jsonl", "report.html", "split.json", "images"
+HELD_OUT = "heldout.safetensors"
+# the held-out rows are kept in the run directory up to this size; larger ones are rebuilt from
+# the source (split.json says which rows they are)
+HELD_OUT_LIMIT = 64 * 2**20
 SPLIT_FORMAT = "layerforge.split/1"
 # a run's directory holds this file until its process is done with it; left behind by a process
 # killed before its first checkpoint, it marks a directory with nothing worth keeping
@@ -159,6 +166,37 @@ def read_record(run_dir: Path, name: str, record: type[BaseModel], checksums: di
         field = ".".join(str(p) for p in first["loc"]) or "(the whole file)"
         raise CheckpointError(f"{path}: {field}: {first['msg']} ({error.error_count()} problem(s)); "
                               "it was not used") from None
+
+
+def write_held_out(run_dir: Path, prepared) -> bool:
+    """Keep the encoded validation and test rows (inputs and targets) in heldout.safetensors, so
+    that evaluating and reporting on them needs no source data. Skipped, returning False, when
+    they exceed ``HELD_OUT_LIMIT``."""
+    arrays = {}
+    for part in ("val", "test"):
+        inputs, y = prepared.splits[part]
+        if len(y):
+            arrays.update({f"{part}.input.{i}": np.ascontiguousarray(x) for i, x in enumerate(inputs)})
+            arrays[f"{part}.y"] = np.ascontiguousarray(y)
+    if not arrays or sum(a.nbytes for a in arrays.values()) > HELD_OUT_LIMIT:
+        return False
+    atomic_write(Path(run_dir) / HELD_OUT, save(arrays))
+    return True
+
+
+def read_held_out(run_dir: Path, part: str, checksums: dict[str, str] | None):
+    """(inputs, y) of ``part`` as heldout.safetensors keeps them, or None when it does not."""
+    path = Path(run_dir) / HELD_OUT
+    if not path.is_file():
+        return None
+    try:
+        arrays = load(verified(run_dir, HELD_OUT, checksums).read_bytes())
+    except SafetensorError as error:
+        raise CheckpointError(f"{path} is not a valid safetensors file ({error}); it was not used") from None
+    inputs = tuple(arrays[f"{part}.input.{i}"] for i in range(len(arrays)) if f"{part}.input.{i}" in arrays)
+    if f"{part}.y" not in arrays or not inputs or any(len(x) != len(arrays[f"{part}.y"]) for x in inputs):
+        return None
+    return inputs, arrays[f"{part}.y"]
 
 
 def write_split(run_dir: Path, prepared) -> dict[str, Any]:
