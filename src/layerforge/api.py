@@ -12,7 +12,8 @@ from .data.augment import Augment
 from .data.prepare import prepare
 from .errors import CheckpointError, SpecError, TrainingError
 from .files import locked, read_json, remove, write_json
-from .models import build_model, count_parameters
+from .models import count_parameters
+from .models.check import checked_build
 from .recipes.scaffold import Scaffold, as_tensors, resolve_device
 from .report.html import build_report
 from .run.directory import Run
@@ -116,7 +117,9 @@ def train(
     task = prepared.task
     spec = spec.model_copy(update={"task": task.name})
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, prepared.inputs, task.output_size, task.num_classes)
+    batch = prepared.rows("train") if spec.train.batch_size == "full" else spec.train.batch_size
+    model = checked_build(spec.model, prepared.inputs, task.output_size, task.num_classes, batch_size=batch,
+                          device=resolve_device(spec.train.device))
 
     previous = read_json(run_dir / MODEL) if resume is not None else {}
     if resume is None:

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from .data.prepare import prepare
-from .models import build_model
+from .models.check import checked_build
 from .models.protocol import Network
 from .spec.defaults import DEFAULT_SPEC
 from .spec.load import load_spec
@@ -24,7 +24,7 @@ def summarize(spec: Any = None, overrides=()) -> tuple[list[tuple[str, str, str,
     prepared = prepare(spec.data, spec.task, spec.seed)
     task = prepared.task
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, prepared.inputs, task.output_size, task.num_classes)
+    model = checked_build(spec.model, prepared.inputs, task.output_size, task.num_classes)
     labels = torch.arange(2) % task.num_classes if task.num_classes else None
     return layer_table(model, model.example_inputs(2), labels)
 

@@ -46,9 +46,31 @@ def _free_rows(rows: int, fixed: Parts | None) -> tuple[np.ndarray, Parts]:
     return np.setdiff1d(np.arange(rows), taken), fixed
 
 
+def _too_small(members: np.ndarray, val: float, test: float) -> bool:
+    """Whether a group is too small to be cut on its own: a held-out part would get fewer than
+    two of its rows, where rounding alone would miss its fraction by a quarter or more."""
+    return any(0 < fraction and len(members) * fraction < 2 for fraction in (val, test))
+
+
 def _divide(groups: list[np.ndarray], val: float, test: float, rng: np.random.Generator) -> Parts:
-    """Shuffle each group and cut it into test, val and train by the fractions."""
+    """Shuffle each group and cut it into test, val and train by the fractions.
+
+    Groups too small to be cut alone (a class of 3 rows gets no row from 15%) are pooled: one row of
+    each stays in training, and the pool's other rows fill what the fractions ask of all the
+    pooled rows, so that many small classes do not leave the held-out parts short."""
     parts: dict[str, list[np.ndarray]] = {name: [] for name in PARTS}
+    small = [members for members in groups if _too_small(members, val, test)] if len(groups) > 1 else []
+    if small:
+        groups = [members for members in groups if not _too_small(members, val, test)]
+        kept = [rng.permutation(members) for members in small]
+        parts["train"] += [members[:1] for members in kept]
+        pool = rng.permutation(np.concatenate([members[1:] for members in kept]))
+        pooled = sum(len(members) for members in kept)
+        n_test = min(int(round(pooled * test)), len(pool))
+        n_val = min(int(round(pooled * val)), len(pool) - n_test)
+        parts["test"].append(pool[:n_test])
+        parts["val"].append(pool[n_test : n_test + n_val])
+        parts["train"].append(pool[n_test + n_val :])
     for members in groups:
         members = rng.permutation(members)
         n_test = int(round(len(members) * test))

@@ -43,11 +43,18 @@ def read_table(path: str | Path):
     return frame
 
 
+def _row(series, position: int) -> int:
+    """The row of the whole table that ``position`` of ``series`` is (its index label when the
+    table was read from a file, as training rows keep theirs)."""
+    label = series.index[position]
+    return int(label) if isinstance(label, (int, np.integer)) and not isinstance(label, bool) else position
+
+
 def _is_missing(series):
     return series.isna().to_numpy()
 
 
-def infer_kind(series, declared_categorical: bool) -> str:
+def infer_kind(series, declared_categorical: bool, source: str | None = None) -> str:
     """'numeric', 'boolean' or 'categorical' for a feature column."""
     if declared_categorical:
         return "categorical"
@@ -64,6 +71,16 @@ def infer_kind(series, declared_categorical: bool) -> str:
     lowered = {str(v).strip().lower() for v in values.unique()}
     if lowered and lowered <= {"true", "false"}:
         return "boolean"
+    parsed = pd.to_numeric(values, errors="coerce")
+    if len(values) and parsed.notna().mean() >= 0.5:  # numbers with a few words among them: a typo, not categories
+        stray = np.flatnonzero(parsed.isna().to_numpy())
+        first = values.index[stray[0]]
+        raise DataError(
+            f"column '{series.name}' holds numbers but also {values.loc[first]!r} in "
+            f"{row_label(_row(series, series.index.get_loc(first)), source)}"
+            + (f" and {len(stray) - 1} more rows" if len(stray) > 1 else "")
+            + "; fix those values, or list the column in data.categorical if its values are categories"
+        )
     return "categorical"
 
 
@@ -88,16 +105,25 @@ def to_numbers(series, column: str, source: str | None, boolean: bool) -> np.nda
         numbers = np.array([math.nan if m else convert(v) for v, m in zip(series, missing)])
         kind = "true/false values"
     else:
+        if pd.api.types.is_bool_dtype(series):
+            raise DataError(f"column '{column}': expected numbers, found true/false values; pass the numbers the "
+                            "model was trained on")
         numbers = np.array(
             pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         )
         kind = "numbers"
+    infinite = np.flatnonzero(np.isinf(numbers))
+    if len(infinite):
+        raise DataError(
+            f"column '{column}': an infinite value in {row_label(_row(series, infinite[0]), source)}"
+            + (f" and {len(infinite) - 1} more rows" if len(infinite) > 1 else "") + "; fix or drop those rows"
+        )
     bad = np.flatnonzero(np.isnan(numbers) & ~missing)
     if len(bad):
         first = bad[0]
         raise DataError(
             f"column '{column}': expected {kind}, found {series.iloc[first]!r} in "
-            f"{row_label(first, source)}" + (f" and {len(bad) - 1} more rows" if len(bad) > 1 else "")
+            f"{row_label(_row(series, first), source)}" + (f" and {len(bad) - 1} more rows" if len(bad) > 1 else "")
             + "; fix the values or declare the column categorical (data.categorical)"
         )
     return numbers
@@ -129,11 +155,12 @@ class Preprocessor:
         self.columns = columns
 
     @classmethod
-    def fit(cls, frame, features: list[str], categorical: list[str] = ()) -> Preprocessor:
+    def fit(cls, frame, features: list[str], categorical: list[str] = (), source: str | None = None) -> Preprocessor:
+        """Fit on the training rows ``frame`` (``source``: the file, for messages)."""
         columns = []
         for name in features:
             series = frame[name]
-            kind = infer_kind(series, name in categorical)
+            kind = infer_kind(series, name in categorical, source)
             missing = bool(series.isna().any())
             if kind == "categorical":
                 keys = sorted({category_key(v) for v in series.dropna()})
@@ -146,11 +173,15 @@ class Preprocessor:
                     keys.append(MISSING)
                 columns.append({"name": name, "kind": kind, "categories": keys})
                 continue
-            numbers = to_numbers(series, name, None, boolean=kind == "boolean")
+            numbers = to_numbers(series, name, source, boolean=kind == "boolean")
             present = numbers[~np.isnan(numbers)]
             if len(present) == 0:
                 raise DataError(f"column '{name}' has no values in the training rows; drop it with data.drop")
-            std = float(present.std())
+            with np.errstate(over="ignore", invalid="ignore"):
+                std = float(present.std())
+            if not np.isfinite(std) or not np.isfinite(present.mean()):
+                raise DataError(f"column '{name}': values up to {np.abs(present).max():.3g} are too large to "
+                                "standardise; rescale the column (e.g. to other units or a logarithm)")
             columns.append({
                 "name": name,
                 "kind": kind,

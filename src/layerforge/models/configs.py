@@ -18,6 +18,7 @@ from ..nn.activations import ACTIVATIONS
 from ..nn.init import INITS
 
 Norm = Literal["none", "batch", "layer"]
+Sizes = Annotated[list[PositiveInt], Field(min_length=1)]  # one size per layer or block, at least one
 
 
 def _known_activation(value: str) -> str:
@@ -74,7 +75,7 @@ class CNNConfig(FamilyConfig):
     example: ClassVar[dict[str, Any]] = {"channels": [8, 16], "head": [16]}
 
     type: Literal["cnn"] = "cnn"
-    channels: list[PositiveInt] = [32, 64, 128]
+    channels: Sizes = [32, 64, 128]
     kernel_size: PositiveInt | list[PositiveInt] = 3
     stride: PositiveInt = 1
     padding: Literal["same", "valid"] | Annotated[int, Field(ge=0)] = "same"
@@ -181,8 +182,8 @@ class AutoencoderConfig(FamilyConfig):
     type: Literal["autoencoder"] = "autoencoder"
     variant: Literal["plain", "denoising", "variational"] = "plain"
     blocks: Literal["mlp", "cnn"] = "mlp"
-    layers: list[PositiveInt] = [128, 64]
-    channels: list[PositiveInt] = [16, 32]
+    layers: Sizes = [128, 64]
+    channels: Sizes = [16, 32]
     kernel_size: PositiveInt = 3
     latent_size: PositiveInt = 8
     activation: str = "relu"
@@ -222,8 +223,8 @@ class GANConfig(FamilyConfig):
     blocks: Literal["mlp", "cnn"] = "mlp"
     latent_size: PositiveInt = 32
     conditional: bool = False
-    generator: list[PositiveInt] = [128, 256]
-    discriminator: list[PositiveInt] = [256, 128]
+    generator: Sizes = [128, 256]
+    discriminator: Sizes = [256, 128]
     generator_activation: str = "relu"
     discriminator_activation: str = "leaky_relu"
     norm: Norm = "batch"

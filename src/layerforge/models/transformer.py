@@ -17,6 +17,9 @@ def positions_needed(inputs: Inputs, patch_size: int | None) -> int:
     if inputs.kind == "image":
         if not patch_size:
             raise SpecError("model.patch_size: a transformer reads an image as patches; set patch_size")
+        if patch_size > min(inputs.height, inputs.width):
+            raise SpecError(f"model.patch_size: patches of {patch_size} pixels do not fit in {inputs.height}x"
+                            f"{inputs.width} images; use a patch_size of at most {min(inputs.height, inputs.width)}")
         return (inputs.height // patch_size) * (inputs.width // patch_size)
     return inputs.length
 

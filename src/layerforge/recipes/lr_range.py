@@ -14,7 +14,7 @@ from ..data.augment import Augment
 from ..data.prepare import prepare
 from ..errors import SpecError
 from ..figures.pictures import pyplot, save
-from ..models import build_model
+from ..models.check import checked_build
 from ..spec.defaults import DEFAULT_SPEC
 from ..spec.load import load_spec
 from ..training import losses
@@ -58,7 +58,7 @@ def lr_range_test(spec: Any = None, overrides=(), *, start: float = 1e-7, end: f
         raise SpecError(f"lr-find follows one training loss; a {task.name} run trains with "
                         f"{' and '.join(task.loss_names)}: tune each optimizer's train.*.lr directly")
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, prepared.inputs, task.output_size, task.num_classes)
+    model = checked_build(spec.model, prepared.inputs, task.output_size, task.num_classes)
     scaffold = Scaffold(spec.train, task, seed=spec.seed, augment=Augment.from_spec(spec.data.augment))
     model, batches, _ = scaffold.ready(model, prepared.splits["train"], None)
     loss_fn = losses.for_task(spec.train.loss, task)

@@ -11,9 +11,9 @@ import torch
 
 from .. import tasks
 from ..data.kinds import get as get_kind
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, DataError, LayerforgeError, SpecError
 from ..figures.pictures import image_grid
-from ..models import build_model
+from ..models.check import checked_build
 from ..training.checkpoint import load_weights
 from .manifest import Manifest, read_manifest
 from .store import MODEL, WEIGHTS
@@ -52,10 +52,24 @@ class Predictor:
         """
         run_dir = Path(run_dir)
         manifest = manifest or read_manifest(run_dir / MODEL)
-        encoder = get_kind(manifest.preprocessing.kind).encoder(manifest.preprocessing, manifest.target)
-        task = tasks.get(manifest.task).from_manifest(manifest, encoder, run_dir)
+        where = run_dir / MODEL
+        try:
+            encoder = get_kind(manifest.preprocessing.kind).encoder(manifest.preprocessing, manifest.target)
+            task = tasks.get(manifest.task).from_manifest(manifest, encoder, run_dir)
+        except (LayerforgeError, ValueError, TypeError, KeyError, AttributeError, IndexError) as error:
+            raise CheckpointError(f"{where} does not describe a task and data layerforge can rebuild: "
+                                  f"{error}") from None
         record = manifest.model
-        model = build_model(record.spec, manifest.inputs, record.output_size, record.num_classes)
+        if encoder.inputs.describe() != manifest.inputs.describe():
+            raise CheckpointError(f"{where}: 'inputs' ({manifest.inputs.describe()}) do not match what its "
+                                  f"preprocessing gives ({encoder.inputs.describe()})")
+        if (task.output_size, task.num_classes) != (record.output_size, record.num_classes):
+            raise CheckpointError(f"{where}: the task asks for {task.output_size} outputs and {task.num_classes} "
+                                  f"classes, the model records {record.output_size} and {record.num_classes}")
+        try:
+            model = checked_build(record.spec, manifest.inputs, record.output_size, record.num_classes)
+        except SpecError as error:
+            raise CheckpointError(f"{where}: its model cannot be rebuilt here: {error.problems[0]}") from None
         weights_path = run_dir / WEIGHTS
         if not weights_path.is_file():
             raise CheckpointError(

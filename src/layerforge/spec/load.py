@@ -44,7 +44,10 @@ def load_spec(source: Any, overrides: list[str] | tuple[str, ...] = (), *, check
     if isinstance(source, Spec):
         raw = source.model_dump(mode="json", exclude_unset=True)
     elif isinstance(source, dict):
-        raw = copy.deepcopy(source)
+        try:
+            raw = copy.deepcopy(source)
+        except RecursionError:
+            raise SpecError("nested too deeply to be a spec") from None
     elif isinstance(source, (str, Path)):
         path = Path(source)
         label, base_dir = str(path), path.resolve().parent
@@ -62,6 +65,12 @@ def read_yaml(path: Path) -> dict:
         raise SpecError(f"spec file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise SpecError(f"not UTF-8 text (byte {error.start}): save the spec as UTF-8", source=str(path)) from None
+    except RecursionError:
+        raise SpecError("nested too deeply to be a spec", source=str(path)) from None
+    except OSError as error:
+        raise SpecError(f"cannot be read: {error.strerror}", source=str(path)) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -109,6 +118,8 @@ def validate(raw: dict, *, base_dir: Path | None = None, label: str | None = Non
         spec = Spec.model_validate(raw, context={"base_dir": base_dir, "check_files": check_files})
     except ValidationError as error:
         raise SpecError(format_errors(error, raw), source=label) from None
+    except RecursionError:
+        raise SpecError("nested too deeply to be a spec", source=label) from None
     if spec.task is None:
         spec = spec.model_copy(update={"task": _implied_task(spec)})
     problems = cross_checks(spec)

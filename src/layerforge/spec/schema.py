@@ -146,8 +146,11 @@ class DataSpec(_Section):
             return str(path.resolve())  # a folder of images, one subfolder per class
         if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".npz", ".txt"):
             raise problem(f"expected a .csv, .tsv, .parquet, .npz or .txt file, or a folder of images, got '{value}'")
-        if not path.is_file() and context.get("check_files", True):
-            raise problem(f"file not found: {path}")
+        if context.get("check_files", True):
+            if path.exists() and not path.is_file():
+                raise problem(f"{path} is not a regular file (a pipe or a device?); point data.path at a file")
+            if not path.is_file():
+                raise problem(f"file not found: {path}")
         return str(path.resolve())
 
     @model_validator(mode="after")
@@ -309,7 +312,7 @@ class Spec(_Section):
     @field_validator("name")
     @classmethod
     def _usable_as_directory(cls, value):
-        if not _NAME.match(value) or len(value) > 80:
+        if not _NAME.fullmatch(value) or len(value) > 80:
             raise problem(
                 f"expected letters, digits, '_', '-' or '.' (it names the run directory), got '{value}'"
             )

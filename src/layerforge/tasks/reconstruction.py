@@ -1,7 +1,7 @@
 """Reconstruction (autoencoders): the model's output is compared with its own input.
 
 The targets ``y`` carry each row's class when the data has one (for latent plots, k-NN checks
-and anomaly labels); training never reads them. The anomaly score of a row is its
+and anomaly labels; at most ``LABELLED_CLASSES`` of them); training never reads them. The anomaly score of a row is its
 reconstruction error.
 """
 
@@ -21,6 +21,9 @@ from .base import Finished, Task
 # comparison (plain against denoising) sees the same noisy inputs.
 NOISE_SEED = 0
 KNN_NEIGHBOURS = 5
+# A target with more distinct values than this is read as a measurement, not as classes: the
+# rows are then unlabelled for the latent plot and the k-NN check.
+LABELLED_CLASSES = 50
 
 
 def encode_all(model, x, batch_size: int = 1024):
@@ -89,8 +92,10 @@ class ReconstructionTask(Task):
 
     @classmethod
     def fit(cls, labels, train: np.ndarray, encoder, data_spec, source: str) -> ReconstructionTask:
-        return cls(checked_classes(labels) if labels is not None else None, weights=encoder.unit_weights(),
-                   anomaly_classes=data_spec.anomaly_classes)
+        classes = checked_classes(labels) if labels is not None else None
+        if classes is not None and len(classes) > LABELLED_CLASSES and data_spec.anomaly_classes is None:
+            classes = None  # a measurement (diabetes' progression), not classes to colour codes by
+        return cls(classes, weights=encoder.unit_weights(), anomaly_classes=data_spec.anomaly_classes)
 
     @classmethod
     def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> ReconstructionTask:
@@ -253,5 +258,5 @@ class ReconstructionTask(Task):
 def _picks(y: np.ndarray, per_class: int, limit: int) -> np.ndarray:
     """Row positions with up to ``per_class`` rows of each class, at most ``limit`` in all."""
     chosen = [np.flatnonzero(y == c)[:per_class] for c in np.unique(y)]
-    order = np.concatenate([np.stack([c[i] for c in chosen if len(c) > i]) for i in range(per_class)])
-    return order[:limit]
+    order = [c[i] for i in range(per_class) for c in chosen if len(c) > i]
+    return np.asarray(order[:limit], dtype=np.int64)

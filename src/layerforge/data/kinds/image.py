@@ -4,6 +4,7 @@ Resized to one size, scaled per channel with training statistics; shape (N, C, H
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +13,7 @@ import numpy as np
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
+from ..arrays import numbers, read_npz
 from .base import Encoder, Kind, Source, State
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -24,12 +26,16 @@ def read_image(path: Path, size: tuple[int, int] | None, channels: int) -> np.nd
     except ImportError:
         raise DataError("reading image files needs Pillow: pip install 'layerforge[images]'") from None
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.float32) / 255.0
-    except OSError as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse, rather than warn of, huge images
+            with Image.open(path) as image:
+                image = image.convert("L" if channels == 1 else "RGB")
+                if size is not None and image.size != (size[1], size[0]):
+                    image = image.resize((size[1], size[0]), Image.BILINEAR)
+                array = np.asarray(image, dtype=np.float32) / 255.0
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise DataError(f"{path}: refused: {error}") from None
+    except (OSError, ValueError) as error:
         raise DataError(f"{path}: cannot be read as an image ({error})") from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
@@ -53,9 +59,9 @@ def read_folder(root: Path, size: tuple[int, int] | None, channels: int) -> tupl
     return np.stack(images), labels
 
 
-def as_images(x: np.ndarray) -> np.ndarray:
-    """(N, H, W) -> (N, 1, H, W); (N, C, H, W) stays."""
-    x = np.asarray(x, dtype=np.float32)
+def as_images(x: np.ndarray, source: str = "the images") -> np.ndarray:
+    """(N, H, W) -> (N, 1, H, W); (N, C, H, W) stays; numbers only, all finite."""
+    x = numbers(x, "x", source)
     if x.ndim == 3:
         return x[:, None]
     if x.ndim != 4:
@@ -111,8 +117,13 @@ class ImageEncoder(Encoder):
         path = Path(path)
         size, channels = tuple(self.state.size), self.state.channels
         if path.is_file() and path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as arrays:
-                return as_images(arrays["x"]), (arrays["y"].tolist() if "y" in arrays else None)
+            arrays = read_npz(path)
+            if "x" not in arrays:
+                raise DataError(f"{path}: holds arrays {', '.join(arrays) or 'none'} but no 'x' (the images)")
+            x, y = as_images(arrays["x"], str(path)), arrays.get("y")
+            if y is not None and len(y) != len(x):
+                raise DataError(f"{path}: 'x' holds {len(x)} images but 'y' holds {len(y)}; they must match")
+            return x, (None if y is None else y.tolist())
         if path.is_file():
             return read_image(path, size, channels)[None], None
         if path.is_dir() and any(p.is_dir() for p in path.iterdir()):
@@ -144,10 +155,10 @@ class ImageKind(Kind):
         elif Path(data_spec.path).is_dir():
             x, labels = read_folder(Path(data_spec.path), size, data_spec.channels or 1)
         else:
-            with np.load(data_spec.path, allow_pickle=False) as arrays:
-                if "x" not in arrays or "y" not in arrays:
-                    raise DataError(f"{data_spec.path}: needs arrays 'x' (images) and 'y' (labels)")
-                x, labels = as_images(arrays["x"]), arrays["y"].tolist()
+            arrays = read_npz(data_spec.path)
+            if "x" not in arrays or "y" not in arrays:
+                raise DataError(f"{data_spec.path}: needs arrays 'x' (images) and 'y' (labels)")
+            x, labels = as_images(arrays["x"], data_spec.path), arrays["y"].tolist()
         source = data_spec.dataset or data_spec.path
         if len(x) != len(labels):
             raise DataError(f"{source}: {len(x)} images but {len(labels)} labels")

@@ -12,6 +12,7 @@ import numpy as np
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
+from ..arrays import numbers, read_npz
 from .base import Encoder, Kind, Source, State
 from .table import resolve_target
 
@@ -37,9 +38,9 @@ def pad(series: list[np.ndarray], length: int | None = None, with_lengths: bool 
     return out, (lengths if with_lengths else None)
 
 
-def as_sequences(x: np.ndarray) -> np.ndarray:
-    """(N, L) -> (N, 1, L); (N, C, L) stays."""
-    x = np.asarray(x, dtype=np.float32)
+def as_sequences(x: np.ndarray, source: str = "the series") -> np.ndarray:
+    """(N, L) -> (N, 1, L); (N, C, L) stays; numbers only, all finite."""
+    x = numbers(x, "x", source)
     if x.ndim == 2:
         return x[:, None, :]
     if x.ndim != 3:
@@ -53,16 +54,29 @@ def read_sequences(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np.
     if not path.is_file():
         raise DataError(f"file not found: {path}")
     if path.suffix == ".npy":
-        return as_sequences(np.load(path, allow_pickle=False)), None, None
+        try:
+            return as_sequences(np.load(path, allow_pickle=False), str(path)), None, None
+        except (ValueError, OSError, EOFError) as error:
+            raise DataError(f"{path}: cannot be read as a .npy array of numbers ({error})") from None
     if path.suffix != ".npz":
         raise DataError(f"{path}: sequences are read from .npz (arrays x, optional y and lengths) or .npy")
-    with np.load(path, allow_pickle=False) as arrays:
-        if "x" not in arrays:
-            raise DataError(f"{path}: holds arrays {', '.join(arrays.files)} but no 'x'")
-        x = as_sequences(arrays["x"])
-        lengths = arrays["lengths"].astype(np.int64) if "lengths" in arrays else None
-        y = arrays["y"] if "y" in arrays else None
+    arrays = read_npz(path)
+    if "x" not in arrays:
+        raise DataError(f"{path}: holds arrays {', '.join(arrays) or 'none'} but no 'x'")
+    x = as_sequences(arrays["x"], str(path))
+    lengths = arrays["lengths"].astype(np.int64) if "lengths" in arrays else None
+    y = arrays.get("y")
+    _same_rows(path, x, lengths=lengths, y=y)
+    if lengths is not None and ((lengths < 1) | (lengths > x.shape[-1])).any():
+        raise DataError(f"{path}: 'lengths' must lie between 1 and the series' length {x.shape[-1]}")
     return x, lengths, y
+
+
+def _same_rows(source, x, **others) -> None:
+    """Every array given holds one entry per series of ``x``."""
+    for name, array in others.items():
+        if array is not None and len(array) != len(x):
+            raise DataError(f"{source}: 'x' holds {len(x)} series but '{name}' holds {len(array)}; they must match")
 
 
 class SequenceState(State):
@@ -189,14 +203,16 @@ def _as_list(x) -> list[np.ndarray]:
 
 
 def _read_training_npz(path) -> dict:
-    with np.load(path, allow_pickle=False) as arrays:
-        missing = [k for k in ("x", "y") if k not in arrays]
-        if missing:
-            raise DataError(f"{path}: needs arrays 'x' and 'y' (optionally 'x_test', 'y_test'); "
-                            f"it holds {', '.join(arrays.files)}")
-        raw = {"x_train": as_sequences(arrays["x"]), "y_train": arrays["y"]}
-        if "x_test" in arrays and "y_test" in arrays:
-            raw.update(x_test=as_sequences(arrays["x_test"]), y_test=arrays["y_test"])
+    arrays = read_npz(path)
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: needs arrays 'x' and 'y' (optionally 'x_test', 'y_test'); "
+                        f"it holds {', '.join(arrays) or 'none'}")
+    raw = {"x_train": as_sequences(arrays["x"], str(path)), "y_train": arrays["y"]}
+    _same_rows(path, raw["x_train"], y=raw["y_train"])
+    if "x_test" in arrays and "y_test" in arrays:
+        raw.update(x_test=as_sequences(arrays["x_test"], str(path)), y_test=arrays["y_test"])
+        _same_rows(path, raw["x_test"], y_test=raw["y_test"])
     return raw
 
 

@@ -198,7 +198,8 @@ class TableKind(Kind):
     def fit(self, source: Source, train: np.ndarray, data_spec) -> TableEncoder:
         from ..tabular import Preprocessor
 
-        preprocessor = Preprocessor.fit(source.payload.iloc[train], source.facts["features"], data_spec.categorical)
+        preprocessor = Preprocessor.fit(source.payload.iloc[train], source.facts["features"], data_spec.categorical,
+                                        source.label)
         state = TableState(**preprocessor.to_json(), encoded_features=preprocessor.feature_names,
                            unknown_categories=data_spec.unknown_categories, image_shape=source.facts["image_shape"])
         return TableEncoder(state, source.target)

@@ -1,0 +1,57 @@
+"""Arrays from files, checked: .npz files read without pickle, with clear errors for damaged or
+mismatched contents, and numbers checked to be finite."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (never unpickling anything).
+
+    Raises:
+        DataError: the file is not a readable .npz, or holds objects rather than arrays.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {name: arrays[name] for name in arrays.files}
+    except ValueError as error:  # object arrays need pickle, which is refused
+        raise DataError(f"{path}: holds Python objects rather than plain arrays ({error}); save numbers with "
+                        "numpy.savez") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise DataError(f"{path}: cannot be read as an .npz file ({error or 'empty file'})") from None
+
+
+def numbers(array, name: str, source: str) -> np.ndarray:
+    """``array`` as a float32 array, refusing text, objects and values that are not finite.
+
+    Raises:
+        DataError: naming the array, the first bad row and what to do.
+    """
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{source}: '{name}' holds {array.dtype} values, not numbers")
+    values = array.astype(np.float32)
+    if values.size and np.abs(values).max() == np.inf and np.isfinite(array.astype(np.float64)).all():
+        raise DataError(f"{source}: '{name}' holds values too large for 32-bit numbers (up to "
+                        f"{np.abs(array).max():.3g}); rescale them")
+    finite(values, name, source)
+    return values
+
+
+def finite(values: np.ndarray, name: str, source: str) -> None:
+    """Refuse NaN and infinite values, naming the first row that holds one."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        kind = "a missing (NaN)" if np.isnan(values[bad]).any() else "an infinite"
+        raise DataError(f"{source}: '{name}' holds {kind} value in row {row + 1} ({int(bad.sum())} in all); "
+                        "fill or drop those values")

@@ -1,0 +1,103 @@
+"""Build a model only once it is known to fit and to run: its parameters and memory are
+estimated on PyTorch's meta device first (nothing is allocated), then the real network runs once
+on example rows, so that a layer too large for the machine or a shape that does not fit the data
+is a spec error naming the model, not a crash deep inside PyTorch."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..errors import SpecError
+from . import build_model
+from .configs import FamilyConfig
+from .inputs import Inputs
+from .protocol import Network
+
+# bytes per parameter while training: weights, gradients and two optimizer moments (Adam)
+TRAINING_BYTES_PER_PARAMETER = 16
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes the device can still give: free GPU memory, or the host's available memory."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo", encoding="ascii") as file:
+            for line in file:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _gib(count: float) -> str:
+    return f"{count / 2**30:.1f} GiB"
+
+
+def _estimate(config: FamilyConfig, inputs: Inputs, output_size: int, num_classes: int,
+              batch_size: int) -> tuple[int, int]:
+    """(parameters, bytes to train with batches of ``batch_size``), from a model on the meta device."""
+    try:
+        with torch.device("meta"):
+            model = build_model(config, inputs, output_size, num_classes)
+    except SpecError:
+        raise
+    except Exception as error:  # a configuration PyTorch refuses: say which, in spec terms
+        raise SpecError(f"model: a {config.type} with these options cannot be built for {inputs.kind} data "
+                        f"({', '.join(f'{k} {v}' for k, v in inputs.describe().items() if k != 'kind')}): "
+                        f"{error}") from None
+    parameters = sum(p.numel() for p in model.parameters())
+    activations = 0
+    try:
+        outputs = []
+        handles = [m.register_forward_hook(lambda m, a, out: outputs.append(out)) for m in model.modules()]
+        with torch.device("meta"):
+            labels = torch.zeros(batch_size, dtype=torch.long) if num_classes else None
+            model.trace(tuple(x.to("meta") for x in _examples(inputs, batch_size)), labels)
+        for handle in handles:
+            handle.remove()
+        activations = sum(o.numel() * o.element_size() for o in outputs if torch.is_tensor(o))
+    except Exception:  # some layers cannot run on the meta device (packed sequences); parameters still count
+        activations = 0
+    return parameters, parameters * TRAINING_BYTES_PER_PARAMETER + 2 * activations
+
+
+def _examples(inputs: Inputs, batch: int) -> tuple[torch.Tensor, ...]:
+    shape = (batch, *inputs.shape)
+    x = torch.zeros(shape, dtype=torch.long) if inputs.kind == "tokens" else torch.zeros(shape)
+    if inputs.variable_length:
+        return x, torch.full((batch,), inputs.length, dtype=torch.long)
+    return (x,)
+
+
+def checked_build(config: FamilyConfig, inputs: Inputs, output_size: int, num_classes: int = 0, *,
+                  batch_size: int = 1, device: torch.device | str = "cpu") -> Network:
+    """``build_model``, after checking that the model fits in memory and runs on ``inputs``.
+
+    Raises:
+        SpecError: the configuration cannot be built or run on these inputs, or training it
+            would need more memory than ``device`` has (the message says how much).
+    """
+    device = torch.device(device)
+    parameters, needed = _estimate(config, inputs, output_size, num_classes, batch_size)
+    available = available_memory(device)
+    if needed > available:
+        raise SpecError(f"model: training this {config.type} needs about {_gib(needed)} ({parameters:,} parameters, "
+                        f"batches of {batch_size}), more than the {_gib(available)} available on {device.type}; use "
+                        "smaller layers or a smaller train.batch_size")
+    model = build_model(config, inputs, output_size, num_classes)
+    was_training = model.training
+    model.eval()  # no dropout draws, no batch-norm statistics: training starts from the same state
+    try:
+        with torch.no_grad():
+            labels = torch.arange(2) % num_classes if num_classes else None
+            model.trace(model.example_inputs(2), labels)
+    except Exception as error:
+        raise SpecError(f"model: a {config.type} with these options cannot run on {inputs.kind} data "
+                        f"({', '.join(f'{k} {v}' for k, v in inputs.describe().items() if k != 'kind')}): "
+                        f"{error}") from None
+    model.train(was_training)
+    return model
