@@ -35,6 +35,7 @@ from .run.store import (
     finished,
     has_checkpoint,
     new_run_dir,
+    resumed,
     usable_runs_dir,
     write_held_out,
     write_spec,
@@ -62,9 +63,6 @@ def _resume_spec(run_dir: Path, overrides) -> Any:
         raise CheckpointError(f"cannot resume {run_dir}: it is not a run directory ({SPEC} is missing)")
     if (run_dir / METRICS).is_file() and not (run_dir / PARTIAL).is_file():
         raise CheckpointError(f"cannot resume {run_dir}: the run already finished")
-    if not has_checkpoint(run_dir):
-        raise CheckpointError(f"cannot resume {run_dir}: it stopped before its first checkpoint, so there is "
-                              "nothing to continue; train its spec again")
     changed = [o.partition("=")[0] for o in overrides if o.partition("=")[0].strip() != "train.epochs"]
     if changed:
         raise SpecError(
@@ -121,21 +119,35 @@ def train(
     model = checked_build(spec.model, prepared.inputs, task.output_size, task.num_classes, batch_size=batch,
                           device=resolve_device(spec.train.device))
 
-    previous = read_json(run_dir / MODEL) if resume is not None else {}
     if resume is None:
         clear_orphans(runs_dir)
-        run_dir = new_run_dir(runs_dir, spec.name)
+        run_dir = new_run_dir(runs_dir, spec.name, spec)
     with locked(run_dir, "training"):
+        previous = {}
         if resume is not None:
             clear_leftovers(run_dir)
-        return _train(run_dir, spec, prepared, model, previous, resume is not None, progress, callbacks, console)
+            resumed(run_dir)
+            write_spec(run_dir / SPEC, spec)  # it may train longer (train.epochs)
+            previous = _previous_manifest(run_dir)
+        # a run stopped before its first checkpoint starts again from its first epoch
+        resuming = resume is not None and has_checkpoint(run_dir)
+        return _train(run_dir, spec, prepared, model, previous, resuming, progress, callbacks, console)
+
+
+def _previous_manifest(run_dir: Path) -> dict:
+    """What the run's model.json recorded before (what training measured on the way, such as a
+    GAN's judge); the file is written again before the first epoch, so a damaged one is dropped."""
+    try:
+        previous = read_json(run_dir / MODEL)
+    except CheckpointError:
+        return {}
+    return previous if isinstance(previous, dict) else {}
 
 
 def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool, progress: bool, callbacks,
            console) -> Run:
     """Train in ``run_dir`` (its lock held) and write everything the run directory holds."""
     task = prepared.task
-    write_spec(run_dir / SPEC, spec)
     recipe = recipes.get(task.recipe)
     manifest = _write_manifest(run_dir, spec, prepared, model, recipe, previous)
 

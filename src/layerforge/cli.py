@@ -10,6 +10,7 @@ import typer
 
 from . import __version__
 from .errors import CheckpointError, LayerforgeError, SpecError, TrainingError
+from .files import usable_output, write_json, writing
 
 app = typer.Typer(
     add_completion=False,
@@ -138,17 +139,20 @@ def evaluate(
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
 ) -> None:
     """Evaluate a trained run on its test split or on another file."""
-    from .files import write_json
     from .run.directory import load_run
 
     def call():
+        if out is not None:
+            usable_output(out, example="metrics.json")
         loaded = load_run(run)
-        return loaded.evaluate(data, unknown=unknown_categories and unknown_categories.value,
-                               ignore_extra=ignore_extra)
+        metrics = loaded.evaluate(data, unknown=unknown_categories and unknown_categories.value,
+                                  ignore_extra=ignore_extra)
+        if out is not None:
+            with writing(out):
+                write_json(out, metrics)
+        return metrics
 
     metrics = _guard(call)
-    if out is not None:
-        write_json(out, metrics)
     label = str(data) if data else "its test split"
     console = _console()
     console.print(f"{run.name} on {label} ({metrics.pop('rows')} rows)")
@@ -171,16 +175,25 @@ def predict(
         options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra}
         return load_run(run).predictor.predict_table(data, **options)
 
-    _write_frame(_guard(call), out)
+    _write_frame(call, out, "predictions.csv")
 
 
-def _write_frame(frame, out: Path | None) -> None:
+def _write_frame(call, out: Path | None, example: str) -> None:
+    """The table ``call`` makes, to standard output or to ``out`` (checked before the work)."""
     from .data.tabular import write_table
 
+    def written():
+        if out is not None:
+            usable_output(out, example=example)
+        frame = call()
+        if out is not None:
+            with writing(out):
+                write_table(frame, out)
+        return frame
+
+    frame = _guard(written)
     if out is None:
         frame.to_csv(sys.stdout, index=False)
-    else:
-        write_table(frame, out)
 
 
 @app.command()
@@ -196,7 +209,7 @@ def embed(
     def call():
         return load_run(run).predictor.embed_table(data, ignore_extra=ignore_extra)
 
-    _write_frame(_guard(call), out)
+    _write_frame(call, out, "codes.csv")
 
 
 @app.command()
@@ -210,7 +223,13 @@ def sample(
     """Generate new rows: a PNG grid of images or a table."""
     from .run.directory import load_run
 
-    path = _guard(lambda: load_run(run).write_samples(out, n, label=label, seed=seed))
+    def call():
+        usable_output(out, example="samples.png")
+        loaded = load_run(run)
+        with writing(out):
+            return loaded.write_samples(out, n, label=label, seed=seed)
+
+    path = _guard(call)
     _console().print(f"wrote {n} samples to {path}")
 
 
@@ -285,7 +304,12 @@ def report(run: Path = typer.Argument(..., help="Run directory.")) -> None:
     """Rebuild a run's report.html (one self-contained page: curves, results, doctor, model, spec)."""
     from .report.html import build_report
 
-    path = _guard(lambda: build_report(run))
+    def call():
+        usable_output(run / "report.html", "report", "report.html")
+        with writing(run / "report.html", "report"):
+            return build_report(run)
+
+    path = _guard(call)
     _console().print(f"wrote {path}")
 
 
@@ -299,7 +323,12 @@ def compare(
 
     if len(runs_) < 2:
         _fail("compare needs at least two run directories", 2)
-    path = _guard(lambda: build_comparison(runs_, out))
+    def call():
+        usable_output(out, example="compare.html")
+        with writing(out):
+            return build_comparison(runs_, out)
+
+    path = _guard(call)
     _console().print(f"wrote {path}")
 
 
@@ -313,8 +342,14 @@ def lr_find(
     """Learning-rate range test: suggest train.optimizer.lr and save the loss-vs-rate plot."""
     from .recipes.lr_range import lr_range_test, plot
 
-    finding = _guard(lambda: lr_range_test(spec, set_, steps=steps))
-    plot(finding, out)
+    def call():
+        usable_output(out, example="lr_find.png")
+        finding = lr_range_test(spec, set_, steps=steps)
+        with writing(out):
+            plot(finding, out)
+        return finding
+
+    finding = _guard(call)
     console = _console()
     console.print(f"suggested learning rate: {finding.suggestion:.3g} (steepest descent {finding.steepest:.3g}, "
                   f"lowest loss at {finding.minimum:.3g})")

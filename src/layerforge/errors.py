@@ -11,6 +11,7 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "TrainingError",
+    "OutputError",
     "did_you_mean",
 ]
 
@@ -41,6 +42,10 @@ class CheckpointError(LayerforgeError, ValueError):
 
 class TrainingError(LayerforgeError, RuntimeError):
     """Training cannot go on, for example because the loss became non-finite."""
+
+
+class OutputError(LayerforgeError, ValueError):
+    """A result cannot be written where it was asked to go (a directory, a read-only place)."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError
+from .errors import CheckpointError, OutputError
 
 
 def _boundary(path: Path) -> None:
@@ -36,6 +36,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
+            os.fchmod(file.fileno(), _file_mode(path))  # mkstemp's 0600 would hide the file from others
             file.write(payload)
             file.flush()
             os.fsync(file.fileno())
@@ -45,6 +46,61 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _sync_directory(path.parent)
+
+
+def _file_mode(path: Path) -> int:
+    """The permissions a replaced file keeps, or those a new file gets under the umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+def writable_directory(directory: str | Path) -> str | None:
+    """None when files can be created in ``directory`` (tried, not guessed from permission bits,
+    which say nothing of read-only filesystems or of root); else the reason they cannot."""
+    try:
+        handle, probe = tempfile.mkstemp(dir=directory, prefix=".write-check.", suffix=".tmp")
+    except OSError as error:
+        return error.strerror or str(error)
+    os.close(handle)
+    os.unlink(probe)
+    return None
+
+
+def usable_output(path: str | Path, option: str = "--out", example: str = "out.csv") -> Path:
+    """``path`` checked to be a place a result file can be written, before the work that fills
+    it: not a directory or a device, inside a directory that exists or can be made, writable.
+
+    Raises:
+        OutputError: naming ``option`` and what to do instead (``example``: a file name to suggest).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{option} {path} is a directory; name a file instead, such as {path / example}")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{option} {path} is not a regular file; name a file to write, such as {example}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"{option} {path}: {folder} is a file, not a directory")
+    reason = writable_directory(folder)
+    if reason is not None:
+        raise OutputError(f"{option} {path}: cannot write in {folder} ({reason}); choose another place")
+    return path
+
+
+@contextmanager
+def writing(path: str | Path, option: str = "--out") -> Iterator[None]:
+    """Turn an operating-system error while writing ``path`` (disk full, a directory that went
+    away) into an OutputError naming it; atomic writes leave no half-written file behind."""
+    try:
+        yield
+    except OSError as error:
+        raise OutputError(f"{option} {path}: cannot write it ({error.strerror or error})") from None
 
 
 def _sync_directory(directory: Path) -> None:

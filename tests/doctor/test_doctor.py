@@ -148,3 +148,25 @@ def test_underfitting_and_plateau_near_chance_loss():
     assert found["underfitting"]["evidence"]["chance_loss"] == pytest.approx(2.302585, rel=1e-5)
     healthy = lf.diagnose(_measured(), _history([2.3, 1.0, 0.5, 0.3, 0.2, 0.1]), task="classification", classes=10)
     assert _kinds(healthy) == {}
+
+
+def test_a_large_generalisation_gap_is_overfitting_even_when_validation_loss_never_rises():
+    flat = [{"epoch": e, "train_loss": 2.3 * 0.5**e, "val_loss": 2.7 - 0.001 * e} for e in range(1, 21)]
+    finding = _kinds(lf.diagnose([], flat, task="classification", classes=10))["overfitting"]
+    assert finding["evidence"]["best_val_loss"] == pytest.approx(2.68)
+    assert finding["evidence"]["gap"] == pytest.approx(2.68 - 2.3 * 0.5**20)
+    assert "generalisation gap" in finding["message"] and "never went below 2.68" in finding["message"]
+    healthy = [{"epoch": e, "train_loss": 2.3 * 0.8**e + 0.01, "val_loss": 2.3 * 0.8**e + 0.09} for e in range(1, 21)]
+    assert "overfitting" not in _kinds(lf.diagnose([], healthy, task="classification", classes=10))
+
+
+def test_a_big_network_memorising_40_rows_is_told_it_overfits(runs_dir, tmp_path):
+    from sklearn.datasets import load_digits
+
+    frame = load_digits(as_frame=True).frame.sample(40, random_state=0)
+    frame.to_csv(tmp_path / "digits40.csv", index=False)
+    spec = {"data": {"path": str(tmp_path / "digits40.csv"), "target": "target"},
+            "model": {"layers": [1024, 1024]}, "train": {"epochs": 40}}
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert run.history[-1]["train_loss"] < 1e-3
+    assert "overfitting" in _kinds(_findings(run))

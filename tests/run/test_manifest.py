@@ -11,6 +11,7 @@ import pytest
 import layerforge as lf
 from layerforge.errors import CheckpointError
 from layerforge.run.manifest import FORMAT, Manifest, read_manifest
+from layerforge.run.store import file_checksums
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "format1"
 INPUTS = FIXTURES / "inputs"
@@ -76,6 +77,10 @@ def test_a_format_1_run_rewritten_as_format_2_reads_back_equal(tmp_path):
     run_dir = _copy("table_classification", tmp_path)
     manifest = read_manifest(run_dir / "model.json")
     manifest.write(run_dir / "model.json")
+    with pytest.raises(CheckpointError, match="files: missing"):  # a finished format-2 run lists its files
+        read_manifest(run_dir / "model.json")
+    manifest = manifest.model_copy(update={"files": file_checksums(run_dir)})
+    manifest.write(run_dir / "model.json")
     assert json.loads((run_dir / "model.json").read_text())["format"] == FORMAT
     assert read_manifest(run_dir / "model.json") == manifest
     expected = json.loads((run_dir / "expected.json").read_text())
@@ -84,7 +89,7 @@ def test_a_format_1_run_rewritten_as_format_2_reads_back_equal(tmp_path):
 
 def test_manifest_problems_name_the_file_and_field(tmp_path):
     run_dir = _copy("regression", tmp_path)
-    manifest = read_manifest(run_dir / "model.json").to_json()
+    manifest = {**read_manifest(run_dir / "model.json").to_json(), "files": file_checksums(run_dir)}
     (run_dir / "model.json").write_text(json.dumps({**manifest, "rows": "many"}))
     with pytest.raises(CheckpointError, match=r"model.json: rows: .*dictionary"):
         lf.load_run(run_dir)

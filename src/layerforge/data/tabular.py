@@ -7,6 +7,7 @@ process applies exactly the transformation used in training.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..files import atomic_write
 from .labels import category_key, row_label
 
 MISSING = "<missing>"
@@ -130,13 +132,15 @@ def to_numbers(series, column: str, source: str | None, boolean: bool) -> np.nda
 
 
 def write_table(frame, path: str | Path) -> Path:
-    """Write ``frame`` as Parquet (.parquet, .pq) or CSV (any other name)."""
+    """Write ``frame`` as Parquet (.parquet, .pq) or CSV (any other name), atomically: an
+    interrupted write leaves the old file or none, never half a table."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(path, index=False)
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        atomic_write(path, buffer.getvalue())
     else:
-        frame.to_csv(path, index=False)
+        atomic_write(path, frame.to_csv(index=False))
     return path
 
 

@@ -53,7 +53,8 @@ class Doctor(Callback):
 
     def on_fit_start(self, trainer) -> None:
         if self.path is not None:  # a resumed run keeps the measurements of the epochs it keeps
-            self.measurements = [m for m in read_jsonl(self.path) if m["epoch"] <= trainer.epoch]
+            self.measurements = [m for m in read_jsonl(self.path)
+                                 if isinstance(m.get("epoch"), int) and m["epoch"] <= trainer.epoch]
             atomic_write(self.path, jsonl(self.measurements))
         model = trainer.model_
         self.layers = _layers(model)

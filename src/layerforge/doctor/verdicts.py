@@ -21,6 +21,8 @@ DEAD_WARNING, DEAD_INFO = 0.5, 0.2
 SATURATED_WARNING = 0.5
 UPDATE_TOO_HIGH, UPDATE_TOO_LOW = 0.1, 1e-6
 OVERFIT_RISE = 0.10  # validation loss this far above its best
+GAP_RATIO = 3.0  # the best validation loss at least this many times the final training loss,
+GAP_SHARE = 0.25  # and above it by this share of the chance (or first-epoch) loss
 SPIKE_FACTOR = 5.0
 
 
@@ -166,7 +168,7 @@ def _learning_rate(measurements: list[dict], history: list[dict]) -> list[dict]:
     found = []
     ratios = per_layer(measurements, "update_ratio")
     typical = _median(list(ratios.values()))
-    lr = history[0]["lr"] if history else None
+    lr = history[0].get("lr") if history else None
     losses = [r["train_loss"] for r in history if "train_loss" in r]
     if math.isfinite(typical) and typical > UPDATE_TOO_HIGH:
         found.append(finding(
@@ -219,6 +221,8 @@ def _fit(history: list[dict], chance: tuple[float, str] | None, early_stopping: 
                 "model.dropout, train.optimizer.weight_decay, a smaller model, more data or data.augment",
                 began=best + 2, best_epoch=best + 1, best_val_loss=val[best], last_val_loss=val[-1],
             ))
+    if not found:
+        found += _gap(train, val, chance, early_stopping)
     if history and _finite(train[-1]) and chance is not None:
         chance, doing = chance
         if train[-1] > 0.8 * chance:
@@ -240,6 +244,30 @@ def _fit(history: list[dict], chance: tuple[float, str] | None, early_stopping: 
                     epochs=window,
                 ))
     return found
+
+
+def _gap(train: list, val: list, chance: tuple[float, str] | None, early_stopping: bool) -> list[dict]:
+    """Memorisation: the training loss fell far below anything the validation loss reached,
+    whether or not the validation loss rose afterwards (a large generalisation gap)."""
+    if len(train) < 5 or not all(_finite(v) for v in val + train) or train[0] <= 0:
+        return []
+    best = min(val)
+    gap = best - train[-1]
+    # how large a gap must be: a share of what a model that learned nothing scores, when the
+    # task knows it; else of the loss training started from
+    scale, of = (chance[0], f"the loss of {chance[1]}") if chance else (train[0], "the first epoch's training loss")
+    learned = train[-1] < 0.5 * train[0]
+    if not (learned and best > GAP_RATIO * train[-1] and gap > GAP_SHARE * scale):
+        return []
+    return [finding(
+        "overfitting", "info" if early_stopping else "warning",
+        f"a large generalisation gap: the training loss fell to {train[-1]:.4g} but the validation loss never "
+        f"went below {best:.4g} (a gap of {gap:.4g}, {gap / scale:.0%} of {of}, {scale:.4g}): the model "
+        "memorises the training rows instead of learning what carries over to new ones",
+        "more data or data.augment, a smaller model (model.layers), more model.dropout, "
+        "train.optimizer.weight_decay or train.l2",
+        gap=gap, final_train_loss=train[-1], best_val_loss=best,
+    )]
 
 
 def _spikes(measurements: list[dict], rollbacks: list[dict]) -> list[dict]:

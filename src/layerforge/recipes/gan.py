@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..doctor.verdicts import finding, worst
+from ..errors import CheckpointError
 from ..models.gan import Judge
 from ..spec.schema import TrainSpec
 from ..tasks.classification import ClassificationTask
@@ -159,9 +160,12 @@ def setup(task, prepared, run_dir: Path, device: str, previous: dict) -> dict:
         task.judge = Judge()
         return {"evaluator": None}
     record = previous.get("evaluator")
-    if record is not None and (Path(run_dir) / JUDGE_FILE).is_file():
-        task.judge = load_judge(run_dir, record["layers"], prepared.inputs, len(task.classes))
-        return {"evaluator": record}
+    if isinstance(record, dict) and record.get("layers") == JUDGE_LAYERS and (Path(run_dir) / JUDGE_FILE).is_file():
+        try:
+            task.judge = load_judge(run_dir, record["layers"], prepared.inputs, len(task.classes))
+            return {"evaluator": record}
+        except CheckpointError:
+            pass  # a damaged judge is trained again, from the same seed
     classifier, record = fit_judge(prepared, prepared.seed, device)
     save_weights(Path(run_dir) / JUDGE_FILE, classifier.state_dict())
     task.judge = Judge(classifier)

@@ -312,7 +312,11 @@ class Scaffold:
             for part, optimizer in self.optimizers_.items():
                 optimizer.load_state_dict(join_optimizer_state(tensors, state[part], part))
         except (RuntimeError, ValueError, KeyError) as error:
-            raise CheckpointError(f"the checkpoint in {self.checkpoint_dir} does not fit this model: {error}") from None
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            shown = lines[1] if len(lines) > 1 else (lines[0] if lines else type(error).__name__)
+            more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+            raise CheckpointError(f"the checkpoint in {self.checkpoint_dir} does not fit this model: {shown}{more}; "
+                                  "was the run's spec.yaml changed after it started?") from None
         self.schedule_.load_state_dict(state["schedule"])
         if self.early_stopping_ is not None and state["early_stopping"] is not None:
             best = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}

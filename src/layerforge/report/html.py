@@ -22,6 +22,10 @@ from ..run.records import Diagnosis
 from ..run.store import DIAGNOSIS, DOCTOR_LOG, MODEL, REPORT, SPEC, read_record, verified
 from ..summary import layer_table
 
+# The page may show its own inline style and embedded (data:) pictures; nothing else loads or
+# runs, not even if a tampered run file slipped markup past the escaping.
+CONTENT_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
 STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; color: #111827; background: #f9fafb; }
 main { max-width: 1100px; margin: 0 auto; padding: 24px; }
@@ -69,7 +73,9 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 def _page(title: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
     body = "".join(f'<section id="{html.escape(name.lower().replace(" ", "-"))}"><h2>{html.escape(name)}</h2>'
                    f"{content}</section>" for name, content in sections)
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_POLICY}">'
+            f'<title>{html.escape(title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
             f'<body><main><h1>{html.escape(title)}</h1><p class="sub">{html.escape(subtitle)}</p>{body}'
             "</main></body></html>")

@@ -21,9 +21,11 @@ from ..files import read_json, write_json
 from ..models import config_for
 from ..models.configs import FamilyConfig
 from ..models.inputs import Inputs
+from .store import METRICS, PARTIAL
 
 FORMAT = "layerforge.model/2"
 FORMAT_1 = "layerforge.model/1"
+JUDGE_WIDEST = 4096  # the judge of a GAN is a small MLP; wider layers in model.json are not ours
 
 
 class _Record(BaseModel):
@@ -61,7 +63,7 @@ class AnomalyRecord(_Record):
 class JudgeRecord(_Record):
     """The classifier that judges a GAN's samples (evaluator.safetensors)."""
 
-    layers: list[int]
+    layers: list[Annotated[int, Field(ge=1, le=JUDGE_WIDEST)]] = Field(max_length=8)
     epochs: int
     test_accuracy: float | None
     trained_on: str
@@ -113,12 +115,20 @@ def read_manifest(path: Path) -> Manifest:
         raw = migrate_format_1(raw, _spec_data(path.parent))
     elif raw.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} file (format: {raw.get('format')!r})")
+    elif raw.get("files") is None and _finished(path.parent):
+        raise CheckpointError(f"{path}: files: missing; a finished run lists the SHA-256 of every file it wrote, "
+                              "so this file was edited and the run's files cannot be trusted")
     try:
         return Manifest.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise CheckpointError(f"{path}: {where}: {first['msg']} ({error.error_count()} problem(s))") from None
+
+
+def _finished(run_dir: Path) -> bool:
+    """Whether training ended in ``run_dir``: metrics written, the partial marker gone."""
+    return (run_dir / METRICS).is_file() and not (run_dir / PARTIAL).exists()
 
 
 def _spec_data(run_dir: Path) -> dict:

@@ -11,7 +11,7 @@ import torch
 
 from .. import tasks
 from ..data.kinds import get as get_kind
-from ..errors import CheckpointError, DataError, LayerforgeError, SpecError
+from ..errors import CheckpointError, DataError, LayerforgeError, SpecError, unknown_name
 from ..figures.pictures import image_grid
 from ..models.check import checked_build
 from ..training.checkpoint import load_weights
@@ -53,13 +53,22 @@ class Predictor:
         run_dir = Path(run_dir)
         manifest = manifest or read_manifest(run_dir / MODEL)
         where = run_dir / MODEL
+        if manifest.task not in tasks.TASKS:
+            raise CheckpointError(f"{where}: 'task': {unknown_name('task', manifest.task, tasks.TASKS)}")
+        task_class = tasks.get(manifest.task)
+        missing = [name for name in task_class.manifest_fields if getattr(manifest, name) is None]
+        if missing:
+            raise CheckpointError(f"{where}: a {manifest.task} run needs '{missing[0]}', which the file lacks")
         try:
             encoder = get_kind(manifest.preprocessing.kind).encoder(manifest.preprocessing, manifest.target)
-            task = tasks.get(manifest.task).from_manifest(manifest, encoder, run_dir)
+            task = task_class.from_manifest(manifest, encoder, run_dir)
         except (LayerforgeError, ValueError, TypeError, KeyError, AttributeError, IndexError) as error:
             raise CheckpointError(f"{where} does not describe a task and data layerforge can rebuild: "
                                   f"{error}") from None
         record = manifest.model
+        if manifest.features is not None and list(encoder.features or []) != manifest.features:
+            raise CheckpointError(f"{where}: 'features' ({len(manifest.features)} names) do not match the columns its "
+                                  f"preprocessing reads ({len(encoder.features or [])})")
         if encoder.inputs.describe() != manifest.inputs.describe():
             raise CheckpointError(f"{where}: 'inputs' ({manifest.inputs.describe()}) do not match what its "
                                   f"preprocessing gives ({encoder.inputs.describe()})")

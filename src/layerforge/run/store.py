@@ -24,7 +24,18 @@ from safetensors.numpy import load, save
 
 from ..data.splits import from_ranges, to_ranges
 from ..errors import CheckpointError, DataError
-from ..files import atomic_write, is_locked, make_dir, read_json, read_jsonl, remove, rename, sha256_file, write_json
+from ..files import (
+    atomic_write,
+    is_locked,
+    make_dir,
+    read_json,
+    read_jsonl,
+    remove,
+    rename,
+    sha256_file,
+    writable_directory,
+    write_json,
+)
 from ..training.checkpoint import STATE, checkpoint_dirs
 from .records import SplitFile
 
@@ -53,19 +64,24 @@ def usable_runs_dir(runs_dir: str | Path) -> Path:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CheckpointError(f"cannot create the runs directory {runs_dir}: {error.strerror}") from None
-    if not os.access(runs_dir, os.W_OK | os.X_OK):
-        raise CheckpointError(f"the runs directory {runs_dir} is not writable; choose another with --runs-dir")
+    reason = writable_directory(runs_dir)
+    if reason is not None:
+        raise CheckpointError(f"cannot write in the runs directory {runs_dir} ({reason}); choose another with "
+                              "--runs-dir")
     return runs_dir
 
 
-def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """Create a fresh run directory, marked partial from its first instant (it is built under a
-    hidden name and renamed into place); never reuses an existing one."""
+def new_run_dir(runs_dir: str | Path, name: str, spec=None) -> Path:
+    """Create a fresh run directory, marked partial and holding its ``spec`` from its first
+    instant (it is built under a hidden name and renamed into place), so that any run directory
+    one can see can be resumed; never reuses an existing one."""
     runs_dir = usable_runs_dir(runs_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     building = runs_dir / f".{name}-{stamp}-{os.getpid()}.tmp"
     make_dir(building)
     atomic_write(building / PARTIAL, "")
+    if spec is not None:
+        write_spec(building / SPEC, spec)
     for attempt in range(1, 1000):
         path = runs_dir / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")
         if path.exists():
@@ -107,6 +123,11 @@ def clear_leftovers(run_dir: Path) -> None:
         remove(path)
     for older in checkpoint_dirs(Path(run_dir) / CHECKPOINTS)[1:]:  # a crash came before their removal
         remove(older)
+
+
+def resumed(run_dir: Path) -> None:
+    """A process trains in the run directory again: it is partial until that process is done."""
+    atomic_write(Path(run_dir) / PARTIAL, "")
 
 
 def finished(run_dir: Path) -> None:

@@ -61,6 +61,7 @@ class Task(ABC):
         stratify: whether its targets are classes whose proportions splits keep.
         detects_anomalies: whether ``data.anomaly_classes`` applies.
         example: a small spec (data and model sections) that trains it offline in seconds.
+        manifest_fields: the fields of model.json it cannot be rebuilt without.
     """
 
     name: ClassVar[str]
@@ -75,6 +76,7 @@ class Task(ABC):
     stratify: ClassVar[bool] = False
     detects_anomalies: ClassVar[bool] = False
     example: ClassVar[dict[str, Any]]
+    manifest_fields: ClassVar[tuple[str, ...]] = ()
 
     classes: list | None = None
 

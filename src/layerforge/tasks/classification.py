@@ -22,6 +22,7 @@ class ClassificationTask(Task):
     name = "classification"
     default_loss = "cross_entropy"
     target_form = "classes"
+    manifest_fields = ("classes",)
     metrics = {"accuracy": True, "f1_macro": True, "roc_auc": True}
     headline = "accuracy"
     example = {"data": {"dataset": "iris"}, "model": {"type": "mlp", "layers": [8]}}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.labels import category_key, checked_classes, encode_classes
-from ..errors import DataError
+from ..errors import CheckpointError, DataError
 from ..figures import Note, Picture
 from ..models import build_model
 from ..models.configs import MLPConfig
@@ -57,8 +57,13 @@ def load_judge(run_dir: Path, layers: list[int] | None, inputs, num_classes: int
 
     if layers is None:
         return Judge()
-    classifier = judge_classifier(inputs, num_classes, layers)
-    classifier.load_state_dict(load_weights(Path(run_dir) / JUDGE_FILE, sha256))
+    weights = load_weights(Path(run_dir) / JUDGE_FILE, sha256)
+    try:
+        classifier = judge_classifier(inputs, num_classes, layers)
+        classifier.load_state_dict(weights)
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{Path(run_dir) / JUDGE_FILE} does not fit the judge model.json describes "
+                              f"('evaluator': layers {layers}): {str(error).splitlines()[0]}") from None
     return Judge(classifier)
 
 

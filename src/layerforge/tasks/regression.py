@@ -18,6 +18,7 @@ class RegressionTask(Task):
     name = "regression"
     default_loss = "mse"
     target_form = "values"
+    manifest_fields = ("target_scaling",)
     metrics = {"mse": False, "mae": False, "r2": True}
     headline = "r2"
     example = {"data": {"dataset": "diabetes"}, "model": {"type": "mlp", "layers": [8]}}
