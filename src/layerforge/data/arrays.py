@@ -1,5 +1,6 @@
 """Arrays from files, checked: .npz files read without pickle, with clear errors for damaged or
-mismatched contents, and numbers checked to be finite."""
+mismatched contents, numbers checked to be finite, and standardisation that refuses what it
+cannot turn into usable numbers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+
+# A value this many training standard deviations from the training mean is refused: not a
+# measurement of the same thing, and a step away from outputs that are not numbers at all (the
+# training values themselves lie within sqrt(rows) of it).
+MAX_STANDARD_SCORE = 1e6
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
@@ -55,3 +61,33 @@ def finite(values: np.ndarray, name: str, source: str) -> None:
         kind = "a missing (NaN)" if np.isnan(values[bad]).any() else "an infinite"
         raise DataError(f"{source}: '{name}' holds {kind} value in row {row + 1} ({int(bad.sum())} in all); "
                         "fill or drop those values")
+
+
+def scaling(values: np.ndarray, axis, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (1 where constant) of training ``values`` over ``axis``, in
+    the values' own precision.
+
+    Raises:
+        DataError: the values are too large for either to be a finite number.
+    """
+    values = np.asarray(values)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = values.mean(axis=axis), values.std(axis=axis)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise DataError(f"{name}: values up to {np.abs(values).max():.3g} are too large to standardise; rescale "
+                        "them (e.g. to other units or a logarithm)")
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def bounded(scaled: np.ndarray, what: str) -> np.ndarray:
+    """Standardised values as float32, refusing any row with a value further than
+    ``MAX_STANDARD_SCORE`` standard deviations from the training mean (``what``: 'series',
+    'image', 'row'; rows are counted from 1)."""
+    with np.errstate(invalid="ignore"):
+        far = ~(np.abs(scaled) <= MAX_STANDARD_SCORE)
+    if far.any():
+        rows = np.flatnonzero(far.reshape(len(far), -1).any(axis=1))
+        raise DataError(f"{what} {rows[0] + 1} holds values too far from those seen in training (more than "
+                        f"{MAX_STANDARD_SCORE:.0e} standard deviations) to be used"
+                        + (f"; so do {len(rows) - 1} more" if len(rows) > 1 else "") + "; fix or drop it")
+    return scaled.astype(np.float32)

@@ -18,6 +18,13 @@ def row_label(position: int, source: str | None) -> str:
     return f"row {position + 1}"
 
 
+def row_of(series, position: int) -> int:
+    """The row of the whole table that ``position`` of ``series`` is (its index label when the
+    table was read from a file, as training rows keep theirs)."""
+    label = series.index[position]
+    return int(label) if isinstance(label, (int, np.integer)) and not isinstance(label, bool) else position
+
+
 def category_key(value: Any) -> str:
     """A stable string for a category value: 3, 3.0 and '3' are the same category."""
     if isinstance(value, (bool, np.bool_)):

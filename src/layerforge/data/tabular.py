@@ -17,7 +17,8 @@ import pandas as pd
 
 from ..errors import DataError
 from ..files import atomic_write
-from .labels import category_key, row_label
+from .arrays import MAX_STANDARD_SCORE, scaling
+from .labels import category_key, row_label, row_of
 
 MISSING = "<missing>"
 MAX_CATEGORIES = 1000
@@ -43,13 +44,6 @@ def read_table(path: str | Path):
     if frame.empty:
         raise DataError(f"{path}: holds no rows")
     return frame
-
-
-def _row(series, position: int) -> int:
-    """The row of the whole table that ``position`` of ``series`` is (its index label when the
-    table was read from a file, as training rows keep theirs)."""
-    label = series.index[position]
-    return int(label) if isinstance(label, (int, np.integer)) and not isinstance(label, bool) else position
 
 
 def _is_missing(series):
@@ -79,11 +73,42 @@ def infer_kind(series, declared_categorical: bool, source: str | None = None) ->
         first = values.index[stray[0]]
         raise DataError(
             f"column '{series.name}' holds numbers but also {values.loc[first]!r} in "
-            f"{row_label(_row(series, series.index.get_loc(first)), source)}"
+            f"{row_label(row_of(series, series.index.get_loc(first)), source)}"
             + (f" and {len(stray) - 1} more rows" if len(stray) > 1 else "")
             + "; fix those values, or list the column in data.categorical if its values are categories"
         )
     return "categorical"
+
+
+def scale_of(values: np.ndarray, column: str) -> tuple[float, float]:
+    """Mean and standard deviation (1 for a constant) of a column's training values.
+
+    Raises:
+        DataError: the values are too large for either to be a finite number.
+    """
+    mean, std = scaling(values, None, f"column '{column}'")
+    return float(mean), float(std)
+
+
+def standardise(numbers: np.ndarray, mean: float, std: float, series, source: str | None) -> np.ndarray:
+    """``(numbers - mean) / std``, refusing a value more than ``MAX_STANDARD_SCORE`` standard
+    deviations from the training mean: not a measurement of the same thing, and a step away
+    from outputs that are not numbers at all.
+
+    Raises:
+        DataError: naming the column, the row and the training scale.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = (numbers - mean) / std
+        usable = np.abs(scaled) <= MAX_STANDARD_SCORE
+    bad = np.flatnonzero(~usable & np.isfinite(numbers))
+    if len(bad):
+        raise DataError(
+            f"column '{series.name}': {numbers[bad[0]]:.3g} in {row_label(row_of(series, bad[0]), source)} is too far "
+            f"from the values seen in training (mean {mean:.3g}, standard deviation {std:.3g}) to be used"
+            + (f"; so are {len(bad) - 1} more rows" if len(bad) > 1 else "") + "; fix or drop those rows"
+        )
+    return scaled
 
 
 def infer_task(series) -> str:
@@ -92,7 +117,8 @@ def infer_task(series) -> str:
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return "classification"
     numbers = values.to_numpy(dtype=np.float64)
-    integral = np.all(np.mod(numbers, 1) == 0)
+    with np.errstate(invalid="ignore"):  # infinities: to_numbers names them when the column is read
+        integral = np.all(np.mod(numbers, 1) == 0)
     return "classification" if integral and len(np.unique(numbers)) <= 20 else "regression"
 
 
@@ -117,7 +143,7 @@ def to_numbers(series, column: str, source: str | None, boolean: bool) -> np.nda
     infinite = np.flatnonzero(np.isinf(numbers))
     if len(infinite):
         raise DataError(
-            f"column '{column}': an infinite value in {row_label(_row(series, infinite[0]), source)}"
+            f"column '{column}': an infinite value in {row_label(row_of(series, infinite[0]), source)}"
             + (f" and {len(infinite) - 1} more rows" if len(infinite) > 1 else "") + "; fix or drop those rows"
         )
     bad = np.flatnonzero(np.isnan(numbers) & ~missing)
@@ -125,7 +151,7 @@ def to_numbers(series, column: str, source: str | None, boolean: bool) -> np.nda
         first = bad[0]
         raise DataError(
             f"column '{column}': expected {kind}, found {series.iloc[first]!r} in "
-            f"{row_label(_row(series, first), source)}" + (f" and {len(bad) - 1} more rows" if len(bad) > 1 else "")
+            f"{row_label(row_of(series, first), source)}" + (f" and {len(bad) - 1} more rows" if len(bad) > 1 else "")
             + "; fix the values or declare the column categorical (data.categorical)"
         )
     return numbers
@@ -181,16 +207,12 @@ class Preprocessor:
             present = numbers[~np.isnan(numbers)]
             if len(present) == 0:
                 raise DataError(f"column '{name}' has no values in the training rows; drop it with data.drop")
-            with np.errstate(over="ignore", invalid="ignore"):
-                std = float(present.std())
-            if not np.isfinite(std) or not np.isfinite(present.mean()):
-                raise DataError(f"column '{name}': values up to {np.abs(present).max():.3g} are too large to "
-                                "standardise; rescale the column (e.g. to other units or a logarithm)")
+            mean, std = scale_of(present, name)
             columns.append({
                 "name": name,
                 "kind": kind,
-                "mean": float(present.mean()),
-                "std": std if std > 0 else 1.0,
+                "mean": mean,
+                "std": std,
                 "fill": float(np.median(present)),
                 "indicator": missing,
             })
@@ -246,7 +268,7 @@ class Preprocessor:
             numbers = to_numbers(series, name, source, boolean=column["kind"] == "boolean")
             missing = np.isnan(numbers)
             numbers[missing] = column["fill"]
-            blocks.append(((numbers - column["mean"]) / column["std"])[:, None])
+            blocks.append(standardise(numbers, column["mean"], column["std"], series, source)[:, None])
             if column["indicator"]:
                 blocks.append(missing.astype(np.float64)[:, None])
         if not blocks:

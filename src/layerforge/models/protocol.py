@@ -10,11 +10,37 @@
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
+from ..errors import DataError
 from ..nn.init import init_linear
 from .inputs import Inputs
+
+_FINITE_OUTPUTS = contextvars.ContextVar("finite_outputs", default=False)
+
+
+@contextmanager
+def finite_outputs() -> Iterator[None]:
+    """Within the block, ``predict_outputs`` refuses outputs that are not finite numbers,
+    naming the row (predictions for users: a NaN must never pass as an answer; training watches
+    for divergence in its own way)."""
+    token = _FINITE_OUTPUTS.set(True)
+    try:
+        yield
+    finally:
+        _FINITE_OUTPUTS.reset(token)
+
+
+def _check_finite(outputs: torch.Tensor, first_row: int) -> None:
+    bad = torch.nonzero(~torch.isfinite(outputs.reshape(len(outputs), -1).float()).all(dim=1))
+    if len(bad):
+        raise DataError(f"the model's outputs for row {first_row + int(bad[0]) + 1} are not finite numbers: "
+                        f"that row lies far outside the values the model was trained on; check it")
 
 
 def example_inputs(inputs: Inputs, batch: int = 2, *, seed: int = 0, device=None) -> tuple[torch.Tensor, ...]:
@@ -79,7 +105,11 @@ def predict_outputs(model: nn.Module, inputs, batch_size: int = 1024) -> torch.T
     model.eval()
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     rows = len(inputs[0])
-    return torch.cat([model(*(t[i : i + batch_size] for t in inputs)) for i in range(0, rows, batch_size)])
+    parts = [model(*(t[i : i + batch_size] for t in inputs)) for i in range(0, rows, batch_size)]
+    if _FINITE_OUTPUTS.get():
+        for start, part in zip(range(0, rows, batch_size), parts):
+            _check_finite(part, start)
+    return torch.cat(parts)
 
 
 class RelativeToLevel(Network):

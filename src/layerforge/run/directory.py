@@ -12,6 +12,7 @@ from ..data.kinds import kind_of
 from ..data.prepare import encode_parts, load_source, split_parts
 from ..errors import CheckpointError, DataError
 from ..files import read_json, read_jsonl
+from ..models.protocol import finite_outputs
 from ..recipes.scaffold import as_tensors
 from ..spec.load import load_spec
 from ..training import losses
@@ -125,7 +126,8 @@ class Run:
         if not self.manifest.rows.get("test"):
             raise DataError("this run has no test split (data.split.test is 0); pass data to evaluate")
         inputs, y = as_tensors(self.held_out("test"), predictor.task, "cpu")
-        return {**predictor.task.evaluate(predictor.model, inputs, y, self.loss()), "rows": int(len(y))}
+        with finite_outputs():
+            return {**predictor.task.evaluate(predictor.model, inputs, y, self.loss()), "rows": int(len(y))}
 
     def embed(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
         """Latent codes of new rows (N, latent_size): an autoencoder as dimensionality reduction.

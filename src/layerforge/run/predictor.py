@@ -14,6 +14,7 @@ from ..data.kinds import get as get_kind
 from ..errors import CheckpointError, DataError, LayerforgeError, SpecError, unknown_name
 from ..figures.pictures import image_grid
 from ..models.check import checked_build
+from ..models.protocol import finite_outputs
 from ..training.checkpoint import load_weights
 from .manifest import Manifest, read_manifest
 from .store import MODEL, WEIGHTS
@@ -26,6 +27,41 @@ def _tensors(arrays: tuple[np.ndarray, ...]) -> tuple[torch.Tensor, ...]:
         tensor = torch.as_tensor(np.asarray(array))
         parts.append(tensor.to(torch.get_default_dtype()) if tensor.is_floating_point() else tensor.long())
     return tuple(parts)
+
+
+def _answers(method):
+    """A method whose results users read: no output that is not a finite number passes
+    (``finite_outputs``), and neither does a NaN loss or latent code."""
+    import functools
+
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        with finite_outputs():
+            result = method(self, *args, **kwargs)
+        _finite_result(result)
+        return result
+
+    return checked
+
+
+def _finite_result(result) -> None:
+    """Decoding (a regression's scale, a forecast's level) can overflow what the network gave."""
+    if isinstance(result, dict):
+        bad = [name for name, value in result.items() if isinstance(value, float) and not np.isfinite(value)]
+        if bad:
+            raise DataError(f"{bad[0]} on these rows is not a finite number: some rows lie far outside the values "
+                            "the model was trained on; check them")
+    elif isinstance(result, np.ndarray) and result.dtype.kind == "f":
+        _finite_rows(result, "predictions")
+    elif hasattr(result, "select_dtypes"):  # a table
+        _finite_rows(result.select_dtypes("number").to_numpy(dtype=np.float64), "predictions")
+
+
+def _finite_rows(values: np.ndarray, what: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+    if len(bad):
+        raise DataError(f"the model's {what} for row {bad[0] + 1} are not finite numbers: that row lies far "
+                        "outside the values the model was trained on; check it")
 
 
 class Predictor:
@@ -120,39 +156,48 @@ class Predictor:
 
     # -- outputs ---------------------------------------------------------------------------------
 
+    @_answers
     def predict(self, data, **options) -> np.ndarray:
         """Decoded predictions: class labels, values on the target's scale, the next steps of a
         series, or an autoencoder's anomaly scores."""
         inputs, _ = self.encode(data, **options)
         return self.task.predictions(self.model, inputs)
 
+    @_answers
     def predict_proba(self, data, **options) -> np.ndarray:
         """Class probabilities (rows, classes), columns in the order of the manifest's classes."""
         inputs, _ = self.encode(data, **options)
         return self.task.probabilities(self.model, inputs)
 
+    @_answers
     def predict_table(self, data, **options):
         """The predictions as a table, one row per input row (what ``layerforge predict`` writes)."""
         inputs, _ = self.encode(data, **options)
         return self.task.prediction_table(self.model, inputs, self.manifest.target)
 
+    @_answers
     def evaluate(self, data, loss_fn, **options) -> dict[str, float]:
         """Loss and metrics on rows that carry their targets."""
         inputs, labels = self.encode(data, **options)
         y = self.targets(labels, inputs, str(data) if isinstance(data, (str, Path)) else None)
         return {**self.task.evaluate(self.model, inputs, y, loss_fn), "rows": int(len(y))}
 
+    @_answers
     def embed(self, data, **options) -> np.ndarray:
         """An autoencoder's latent codes (rows, latent_size)."""
         inputs, _ = self.encode(data, **options)
-        return self.task.embed(self.model, inputs)
+        codes = self.task.embed(self.model, inputs)
+        _finite_rows(codes, "latent codes")
+        return codes
 
+    @_answers
     def embed_table(self, data, **options):
         """The codes as columns z0, z1, ..., after the rows' labels when the data has them."""
         import pandas as pd
 
         inputs, labels = self.encode(data, **options)
         codes = self.task.embed(self.model, inputs)
+        _finite_rows(codes, "latent codes")
         frame = pd.DataFrame(codes, columns=[f"z{i}" for i in range(codes.shape[1])])
         if labels is not None:
             frame.insert(0, self.manifest.target, np.asarray(labels))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.labels import row_label, row_of
 from ..errors import DataError
 from ..figures import Note, Picture
 from .base import Task
@@ -33,13 +34,16 @@ class RegressionTask(Task):
 
     @classmethod
     def fit(cls, labels, train: np.ndarray, encoder, data_spec, source: str) -> RegressionTask:
-        from ..data.tabular import to_numbers
+        from ..data.tabular import scale_of, to_numbers
 
         if labels is None:
             raise DataError(f"{source}: regression needs a target column (data.target)")
         values = to_numbers(labels, labels.name, source, boolean=False)[train]
-        std = float(values.std())
-        return cls([float(values.mean())], [std if std > 0 else 1.0])
+        values = values[~np.isnan(values)]  # encode_targets names missing targets, row by row
+        if len(values) == 0:
+            raise DataError(f"target column '{labels.name}' has no values in the training rows")
+        mean, std = scale_of(values, labels.name)
+        return cls([mean], [std])
 
     @classmethod
     def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> RegressionTask:
@@ -59,12 +63,14 @@ class RegressionTask(Task):
         return len(self.mean)
 
     def encode_targets(self, labels, source: str | None = None) -> np.ndarray:
-        from ..data.tabular import to_numbers
+        from ..data.tabular import standardise, to_numbers
 
         values = to_numbers(labels, labels.name, source, boolean=False)
-        if np.isnan(values).any():
-            raise DataError(f"target column '{labels.name}' has missing values; fill or drop them")
-        return ((values - self.mean[0]) / self.std[0]).astype(np.float32)[:, None]
+        missing = np.flatnonzero(np.isnan(values))
+        if len(missing):
+            raise DataError(f"target column '{labels.name}' has missing values ({len(missing)} rows, the first in "
+                            f"{row_label(row_of(labels, int(missing[0])), source)}); fill or drop them")
+        return standardise(values, self.mean[0], self.std[0], labels, source).astype(np.float32)[:, None]
 
     def target_tensor(self, y: np.ndarray):
         import torch

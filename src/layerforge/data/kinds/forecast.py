@@ -18,6 +18,7 @@ from ...errors import DataError
 from ...metrics import forecast_metrics
 from ...models.inputs import Inputs
 from .. import builtin
+from ..arrays import bounded, scaling
 from ..splits import Chronological
 from .base import Encoder, Kind, Source, State
 
@@ -53,9 +54,8 @@ class SeriesScaler:
 
     @classmethod
     def fit(cls, values: np.ndarray, log: bool) -> SeriesScaler:
-        transformed = cls._log(values, log)
-        std = transformed.std(axis=0)
-        return cls(transformed.mean(axis=0).tolist(), np.where(std > 0, std, 1.0).tolist(), log)
+        mean, std = scaling(cls._log(values, log), 0, "the training series")
+        return cls(mean.tolist(), std.tolist(), log)
 
     @staticmethod
     def _log(values: np.ndarray, log: bool) -> np.ndarray:
@@ -68,7 +68,8 @@ class SeriesScaler:
         return out
 
     def transform(self, values: np.ndarray) -> np.ndarray:
-        return ((self._log(values, self.log) - self.mean) / self.std).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return bounded((self._log(values, self.log) - self.mean) / self.std, "step")
 
     def inverse_target(self, scaled: np.ndarray) -> np.ndarray:
         values = np.asarray(scaled, dtype=np.float64) * self.std[0] + self.mean[0]

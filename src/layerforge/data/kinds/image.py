@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
-from ..arrays import numbers, read_npz
+from ..arrays import bounded, numbers, read_npz, scaling
 from .base import Encoder, Kind, Source, State
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -96,7 +96,8 @@ class ImageEncoder(Encoder):
                             f"got {tuple(x.shape[1:])}")
         mean = np.asarray(self.state.mean, np.float32)[None, :, None, None]
         std = np.asarray(self.state.std, np.float32)[None, :, None, None]
-        return ((x - mean) / std).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return bounded((x - mean) / std, "image")
 
     def encode(self, source: Source, parts: dict[str, np.ndarray]):
         return {name: ((self.scale(source.payload[rows]),), source.labels.iloc[rows]) for name, rows in parts.items()}
@@ -169,8 +170,8 @@ class ImageKind(Kind):
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> ImageEncoder:
         x = source.payload[train]
-        std = x.std(axis=(0, 2, 3))
-        state = ImageState(mean=x.mean(axis=(0, 2, 3)).tolist(), std=np.where(std > 0, std, 1.0).tolist(),
+        mean, std = scaling(x, (0, 2, 3), "the training images")
+        state = ImageState(mean=mean.tolist(), std=std.tolist(),
                            size=list(x.shape[2:]), channels=int(x.shape[1]))
         return ImageEncoder(state, source.target)
 

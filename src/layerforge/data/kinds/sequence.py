@@ -12,7 +12,7 @@ import numpy as np
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
-from ..arrays import numbers, read_npz
+from ..arrays import bounded, numbers, read_npz, scaling
 from .base import Encoder, Kind, Source, State
 from .table import resolve_target
 
@@ -95,8 +95,8 @@ def fit_scaling(x: np.ndarray, lengths: np.ndarray | None) -> tuple[list[float],
         np.arange(x.shape[2])[None, :] < lengths[:, None]
     )  # (N, L)
     values = x.transpose(1, 0, 2)[:, mask]  # (C, observed steps)
-    std = values.std(axis=1)
-    return values.mean(axis=1).tolist(), np.where(std > 0, std, 1.0).tolist()
+    mean, std = scaling(values, 1, "the training series")
+    return mean.tolist(), std.tolist()
 
 
 def scale(x: np.ndarray, mean: list[float], std: list[float], lengths: np.ndarray | None = None) -> np.ndarray:
@@ -104,11 +104,12 @@ def scale(x: np.ndarray, mean: list[float], std: list[float], lengths: np.ndarra
     x = as_sequences(x)
     if x.shape[1] != len(mean):
         raise DataError(f"expected {len(mean)} channel(s) per series, got {x.shape[1]} (shape {x.shape})")
-    scaled = (x - np.asarray(mean, np.float32)[None, :, None]) / np.asarray(std, np.float32)[None, :, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = (x - np.asarray(mean, np.float32)[None, :, None]) / np.asarray(std, np.float32)[None, :, None]
     if lengths is not None:
         padding = np.arange(x.shape[2])[None, :] >= lengths[:, None]  # (N, L)
         scaled[np.broadcast_to(padding[:, None, :], scaled.shape)] = 0.0
-    return scaled.astype(np.float32)
+    return bounded(scaled, "series")
 
 
 class SequenceEncoder(Encoder):
