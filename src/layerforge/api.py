@@ -17,7 +17,7 @@ from .models.check import checked_build
 from .recipes.scaffold import Scaffold, as_tensors, resolve_device
 from .report.html import build_report
 from .run.directory import Run
-from .run.manifest import Manifest, read_manifest
+from .run.manifest import Manifest, read_manifest, spec_digest
 from .run.store import (
     CHECKPOINTS,
     DIAGNOSIS,
@@ -125,10 +125,13 @@ def train(
     with locked(run_dir, "training"):
         previous = {}
         if resume is not None:
+            previous = _previous_manifest(run_dir)
+            if previous.get("spec_sha256") not in (None, spec_digest(spec)):
+                raise CheckpointError(f"cannot resume {run_dir}: its {SPEC} was changed after the run started (only "
+                                      "train.epochs may change); restore it, or train the new spec as a new run")
             clear_leftovers(run_dir)
             resumed(run_dir)
             write_spec(run_dir / SPEC, spec)  # it may train longer (train.epochs)
-            previous = _previous_manifest(run_dir)
         # a run stopped before its first checkpoint starts again from its first epoch
         resuming = resume is not None and has_checkpoint(run_dir)
         return _train(run_dir, spec, prepared, model, previous, resuming, progress, callbacks, console)
@@ -208,6 +211,7 @@ def _write_manifest(run_dir: Path, spec, prepared, model, recipe, previous: dict
         "model": {"spec": spec.model, "output_size": task.output_size, "num_classes": task.num_classes,
                   "parameters": count_parameters(model)},
         "anomaly_classes": spec.data.anomaly_classes,
+        "spec_sha256": spec_digest(spec),
         "baseline": prepared.baselines or None,
         **recipe.setup(task, prepared, run_dir, device, previous),
     })

@@ -122,6 +122,36 @@ def finite(value: Any) -> Any:
     return value
 
 
+SEAL = "content_sha256"
+
+
+def _content_digest(body: dict) -> str:
+    canonical = json.dumps(finite(body), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def sealed(data: dict) -> dict:
+    """``data`` with the SHA-256 of its own content added (under ``SEAL``): a file written from
+    it can be checked by ``unsealed`` for any change made after it was written."""
+    body = {key: value for key, value in data.items() if key != SEAL}
+    return {**body, SEAL: _content_digest(body)}
+
+
+def unsealed(data: dict, path: str | Path) -> tuple[dict, bool]:
+    """``data`` without its seal, and whether it had one.
+
+    Raises:
+        CheckpointError: the content does not match its seal (the file was changed or damaged).
+    """
+    if SEAL not in data:
+        return data, False
+    body = {key: value for key, value in data.items() if key != SEAL}
+    if data[SEAL] != _content_digest(body):
+        raise CheckpointError(f"{path} was changed or damaged after it was written (its content does not match "
+                              f"its {SEAL}); it was not used")
+    return body, True
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """Write ``data`` as JSON (non-finite numbers as null: the file is always valid JSON)."""
     atomic_write(path, json.dumps(finite(data), indent=2, allow_nan=False) + "\n")

@@ -10,6 +10,7 @@ import pytest
 
 import layerforge as lf
 from layerforge.errors import CheckpointError
+from layerforge.files import sealed
 from layerforge.run.manifest import FORMAT, Manifest, read_manifest
 from layerforge.run.store import file_checksums
 
@@ -90,14 +91,23 @@ def test_a_format_1_run_rewritten_as_format_2_reads_back_equal(tmp_path):
 def test_manifest_problems_name_the_file_and_field(tmp_path):
     run_dir = _copy("regression", tmp_path)
     manifest = {**read_manifest(run_dir / "model.json").to_json(), "files": file_checksums(run_dir)}
-    (run_dir / "model.json").write_text(json.dumps({**manifest, "rows": "many"}))
+    (run_dir / "model.json").write_text(json.dumps(sealed({**manifest, "rows": "many"})))
     with pytest.raises(CheckpointError, match=r"model.json: rows: .*dictionary"):
         lf.load_run(run_dir)
-    (run_dir / "model.json").write_text(json.dumps({**manifest, "format": "layerforge.model/9"}))
+    (run_dir / "model.json").write_text(json.dumps(sealed({**manifest, "format": "layerforge.model/9"})))
     with pytest.raises(CheckpointError, match="is not a layerforge.model/2 file"):
         lf.load_run(run_dir)
-    (run_dir / "model.json").write_text(json.dumps({**manifest, "model": {**manifest["model"], "spec": {"type": "mlpp"}}}))
+    (run_dir / "model.json").write_text(json.dumps(sealed({**manifest, "model": {**manifest["model"], "spec": {"type": "mlpp"}}})))
     with pytest.raises(CheckpointError, match="unknown model type 'mlpp'"):
+        lf.load_run(run_dir)
+    # an edit that does not recompute the seal is noticed, whatever it changed
+    edited = sealed(manifest)
+    edited["preprocessing"]["columns"][0]["mean"] += 1.0
+    (run_dir / "model.json").write_text(json.dumps(edited))
+    with pytest.raises(CheckpointError, match="changed or damaged after it was written"):
+        lf.load_run(run_dir)
+    (run_dir / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="content_sha256: missing"):
         lf.load_run(run_dir)
 
 
@@ -105,6 +115,8 @@ def test_a_new_run_writes_a_typed_manifest_that_validates(runs_dir):
     run = lf.train({"data": {"dataset": "iris"}, "model": {"layers": [4]}, "train": {"epochs": 1}}, runs_dir=runs_dir)
     raw = json.loads((run.path / "model.json").read_text())
     assert raw["format"] == FORMAT and raw["split"]["file"] == "split.json"
+    assert sealed(raw) == raw  # sealed with the digest of its own content
+    raw.pop("content_sha256")
     assert Manifest.model_validate(raw).to_json() == raw
     assert raw["model"]["spec"] == {"type": "mlp", "layers": [4], "activation": "relu", "dropout": 0.0,
                                     "norm": "none", "init": "kaiming"}

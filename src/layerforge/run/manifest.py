@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsA
 
 from ..data.kinds import State, state_for
 from ..errors import CheckpointError
-from ..files import read_json, write_json
+from ..files import SEAL, read_json, sealed, unsealed, write_json
 from ..models import config_for
 from ..models.configs import FamilyConfig
 from ..models.inputs import Inputs
@@ -87,6 +87,8 @@ class Manifest(_Record):
     anomaly: AnomalyRecord | None = None
     evaluator: JudgeRecord | None = None
     baseline: dict[str, dict[str, float | None]] | None = None
+    # the spec the run trains (but for train.epochs, which a resumed run may change)
+    spec_sha256: str | None = None
     # SHA-256 of every file the run wrote, listed when it ends and checked whenever one is read
     files: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] | None = None
 
@@ -98,7 +100,17 @@ class Manifest(_Record):
         return self.model_dump(mode="json")
 
     def write(self, path: Path) -> None:
-        write_json(path, self.to_json())
+        write_json(path, sealed(self.to_json()))
+
+
+def spec_digest(spec) -> str:
+    """SHA-256 of a spec, but for ``train.epochs`` (what a resumed run may change)."""
+    import hashlib
+    import json
+
+    dumped = spec.model_dump(mode="json")
+    dumped["train"].pop("epochs", None)
+    return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -115,9 +127,12 @@ def read_manifest(path: Path) -> Manifest:
         raw = migrate_format_1(raw, _spec_data(path.parent))
     elif raw.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} file (format: {raw.get('format')!r})")
-    elif raw.get("files") is None and _finished(path.parent):
-        raise CheckpointError(f"{path}: files: missing; a finished run lists the SHA-256 of every file it wrote, "
-                              "so this file was edited and the run's files cannot be trusted")
+    else:
+        raw, had_seal = unsealed(raw, path)
+        for field, present in ((SEAL, had_seal), ("files", raw.get("files") is not None)):
+            if not present and _finished(path.parent):
+                raise CheckpointError(f"{path}: {field}: missing; a finished run writes it, so this file was edited "
+                                      "and the run's files cannot be trusted")
     try:
         return Manifest.model_validate(raw)
     except ValidationError as error:

@@ -21,7 +21,7 @@ from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
 from ..errors import CheckpointError
-from ..files import atomic_write, make_dir, remove, rename
+from ..files import SEAL, atomic_write, make_dir, remove, rename, sealed, unsealed
 
 WEIGHTS = "last.safetensors"
 STATE = "trainer_state.json"
@@ -137,7 +137,7 @@ def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], sta
     remove(building)  # what a crash may have left
     make_dir(building)
     digest = save_weights(building / WEIGHTS, tensors)
-    atomic_write(building / STATE, json.dumps({**state, "format": FORMAT, "sha256": digest}, indent=1))
+    atomic_write(building / STATE, json.dumps(sealed({**state, "format": FORMAT, "sha256": digest}), indent=1))
     if final.exists():
         remove(final)
     rename(building, final)
@@ -165,6 +165,9 @@ def load_checkpoint(directory: str | Path) -> tuple[dict[str, torch.Tensor], dic
         raise CheckpointError(f"{state_path} is corrupt ({error}); it was not used") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{state_path} is not a layerforge checkpoint of format {FORMAT}")
+    raw, had_seal = unsealed(raw, state_path)
+    if found and not had_seal:  # only checkpoints of the earlier layout, in the directory itself, have none
+        raise CheckpointError(f"{state_path}: {SEAL} is missing, so the file cannot be trusted; it was not used")
     try:
         state = CheckpointState.model_validate(raw)
     except ValidationError as error:
