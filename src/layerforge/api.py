@@ -108,8 +108,9 @@ def train(
         spec = _resume_spec(run_dir, overrides)
     else:
         spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
-        usable_runs_dir(runs_dir)
     resolve_device(spec.train.device)
+    if resume is None:
+        usable_runs_dir(runs_dir)
 
     prepared = prepare(spec.data, spec.task, spec.seed)
     task = prepared.task

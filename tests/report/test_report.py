@@ -140,3 +140,28 @@ def test_tensorboard_logging_writes_every_epoch_scalar(runs_dir):
     assert {"train/loss", "val/loss", "val/accuracy", "run/lr"} <= tags
     assert [e.step for e in events.Scalars("val/accuracy")] == [1, 2, 3]
     assert events.Scalars("train/loss")[-1].value == pytest.approx(run.history[-1]["train_loss"], rel=1e-6)
+
+
+def test_the_report_page_forbids_scripts_even_if_one_were_slipped_in(runs_dir, tmp_path):
+    if _chromium() is None:
+        if os.environ.get("LAYERFORGE_REQUIRE_BROWSER"):
+            pytest.fail("Chromium is required here (.ci/run installs it: apt-get install chromium)")
+        pytest.skip("no Chromium on this machine (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    run = lf.train(SPECS["classification"], runs_dir=runs_dir)
+    page_text = (run.path / "report.html").read_text()
+    injected = page_text.replace("</head>", '<script>document.title = "script ran"</script></head>', 1)
+    (tmp_path / "injected.html").write_text(injected)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=BROWSER_ARGS)
+        page = browser.new_page()
+        blocked = []
+        page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None)
+        page.goto((tmp_path / "injected.html").resolve().as_uri())
+        page.wait_for_load_state("load")
+        title = page.title()
+        images = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+        browser.close()
+    assert title != "script ran" and blocked, (title, blocked)
+    assert len(images) >= 5 and all(images)  # the policy still lets the page's own pictures show

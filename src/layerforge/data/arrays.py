@@ -26,6 +26,9 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        what = "empty" if path.stat().st_size == 0 else "not a zip archive"
+        raise DataError(f"{path}: cannot be read as an .npz file (it is {what}); save arrays with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as arrays:
             return {name: arrays[name] for name in arrays.files}
@@ -71,6 +74,8 @@ def scaling(values: np.ndarray, axis, name: str) -> tuple[np.ndarray, np.ndarray
         DataError: the values are too large for either to be a finite number.
     """
     values = np.asarray(values)
+    if values.size == 0:
+        raise DataError(f"{name}: no values to learn a scale from")
     with np.errstate(over="ignore", invalid="ignore"):
         mean, std = values.mean(axis=axis), values.std(axis=axis)
     if not (np.isfinite(mean).all() and np.isfinite(std).all()):

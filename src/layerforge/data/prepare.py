@@ -69,7 +69,10 @@ class Prepared:
 def load_source(data_spec, task: str | None = None) -> Source:
     """The rows a data spec names, read once; ``prepare(..., source=)`` reuses them."""
     needs_target = task is None or tasks.get(task).needs_target
-    return kind_of(data_spec).load(data_spec, target_required=needs_target)
+    source = kind_of(data_spec).load(data_spec, target_required=needs_target)
+    if source.rows == 0:
+        raise DataError(f"{source.label}: holds no rows to learn from")
+    return source
 
 
 def encode_parts(encoder: Encoder, task: tasks.Task, source: Source, parts: dict[str, np.ndarray]) -> dict[str, Arrays]:

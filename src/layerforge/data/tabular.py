@@ -281,7 +281,7 @@ class Preprocessor:
         index = {key: i for i, key in enumerate(categories)}
         missing = _is_missing(series)
         keys = [MISSING if m else category_key(v) for v, m in zip(series, missing)]
-        codes = np.array([index.get(k, -1) for k in keys])
+        codes = np.array([index.get(k, -1) for k in keys], dtype=np.int64)
         unseen = np.flatnonzero(codes < 0)
         if len(unseen) and unknown != "bucket":
             first = unseen[0]

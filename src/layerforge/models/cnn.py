@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import SpecError
 from ..nn import activations
 from ..nn.layers import dense_head, length_mask, masked_mean
 from .configs import CNNConfig
@@ -60,6 +61,27 @@ class ConvBlock(nn.Module):
         return self.dropout(self.pool(self.activation(y)))
 
 
+def _check_fits(extent: list[int], kernels: list[int], stride: int, padding: int | str, dilation: int, pool: str,
+                pool_size: int) -> None:
+    """Follow the length (or height and width) of the data through the blocks; a kernel longer
+    than what its convolution reads is a spec error naming the key."""
+    unit = "steps" if len(extent) == 1 else "pixels"
+    for block, kernel in enumerate(kernels, 1):
+        span = dilation * (kernel - 1) + 1
+        if padding != "same":
+            pad = 0 if padding == "valid" else int(padding)
+            if any(n + 2 * pad < span for n in extent):
+                shown = "x".join(map(str, extent))
+                raise SpecError(f"model.kernel_size: convolution {block} reads {shown} {unit}, shorter than its "
+                                f"kernel of {kernel}" + (f" at dilation {dilation}" if dilation > 1 else "")
+                                + "; use a smaller kernel_size, padding: same, or fewer blocks (model.channels)")
+            extent = [(n + 2 * pad - span) // stride + 1 for n in extent]
+        else:
+            extent = [-(-n // stride) for n in extent]
+        if pool != "none":
+            extent = [-(-n // pool_size) for n in extent]
+
+
 class CNN(Network):
     """Convolution blocks, global average pooling and a dense head; 1-D for sequences
     (B, C, L), 2-D for images (B, C, H, W).
@@ -82,6 +104,7 @@ class CNN(Network):
         super().__init__(inputs)
         dims = inputs.spatial_dims
         kernels = kernel_size if isinstance(kernel_size, list) else [kernel_size] * len(channels)
+        _check_fits(list(inputs.shape[1:]), kernels, stride, padding, dilation, pool, pool_size)
         sizes = [inputs.channels, *channels]
         self.dims = dims
         self.blocks = nn.ModuleList(

@@ -12,6 +12,7 @@ start of training, for each epoch and each step, and at the end of each epoch:
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,9 +23,15 @@ import numpy as np
 import torch
 
 from ..data.batches import InMemoryBatches
-from ..errors import CheckpointError, TrainingError
+from ..errors import CheckpointError, SpecError, TrainingError
 from ..training.callbacks import Callback, EarlyStopping
-from ..training.checkpoint import join_optimizer_state, load_checkpoint, save_checkpoint, split_optimizer_state
+from ..training.checkpoint import (
+    CheckpointState,
+    join_optimizer_state,
+    load_checkpoint,
+    save_checkpoint,
+    split_optimizer_state,
+)
 from ..training.optim import Schedule
 
 # on_divergence: rollback. Each rollback divides the learning rate by this; after MAX_ROLLBACKS
@@ -35,12 +42,43 @@ MAX_ROLLBACKS = 5
 SPIKE_FACTOR = 10.0
 
 
+def _fitting_groups(saved: dict, optimizer: torch.optim.Optimizer, part: str) -> dict:
+    """``saved`` (an optimizer's JSON part), checked against the optimizer this run builds: the
+    same parameter groups with the same settings of the same types, so that a damaged or edited
+    state is refused here rather than failing, or silently training otherwise, steps later."""
+    fresh = optimizer.state_dict()["param_groups"]
+    groups = saved["param_groups"]
+    if len(groups) != len(fresh):
+        raise CheckpointError(f"trainer_state.json: {part}: {len(groups)} parameter groups, the optimizer has "
+                              f"{len(fresh)}")
+    for number, (group, expected) in enumerate(zip(groups, fresh)):
+        if set(group) != set(expected) or group["params"] != expected["params"]:
+            raise CheckpointError(f"trainer_state.json: {part}.param_groups.{number}: not the settings of this "
+                                  "optimizer")
+        for key, value in expected.items():
+            if not _same_kind(group[key], value):
+                raise CheckpointError(f"trainer_state.json: {part}.param_groups.{number}.{key}: {group[key]!r} "
+                                      f"where this optimizer has {value!r}")
+    return saved
+
+
+def _same_kind(value, expected) -> bool:
+    if isinstance(expected, bool) or expected is None or isinstance(expected, str):
+        return type(value) is type(expected)
+    if isinstance(expected, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(expected, (list, tuple)):
+        return isinstance(value, (list, tuple)) and len(value) == len(expected) and all(
+            _same_kind(v, e) for v, e in zip(value, expected))
+    return True
+
+
 def resolve_device(device: str) -> torch.device:
     """'auto' picks CUDA when available; asking for 'cuda' without it is an error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("train.device is 'cuda' but no CUDA device is available; use auto or cpu")
+        raise SpecError("train.device: 'cuda', but this machine has no CUDA device; use auto or cpu")
     return torch.device(device)
 
 
@@ -309,20 +347,25 @@ class Scaffold:
         model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
             self.model_.load_state_dict(model_state)
-            for part, optimizer in self.optimizers_.items():
-                optimizer.load_state_dict(join_optimizer_state(tensors, state[part], part))
         except (RuntimeError, ValueError, KeyError) as error:
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]
             shown = lines[1] if len(lines) > 1 else (lines[0] if lines else type(error).__name__)
             more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
             raise CheckpointError(f"the checkpoint in {self.checkpoint_dir} does not fit this model: {shown}{more}; "
                                   "was the run's spec.yaml changed after it started?") from None
-        self.schedule_.load_state_dict(state["schedule"])
-        if self.early_stopping_ is not None and state["early_stopping"] is not None:
-            best = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
-            self.early_stopping_.load_state_dict(state["early_stopping"], best)
-        torch.set_rng_state(tensors["rng.torch"])
-        self._generator.set_state(tensors["rng.batches"])
+        try:
+            for part, optimizer in self.optimizers_.items():
+                saved = _fitting_groups(CheckpointState.optimizer_part(state, part), optimizer, part)
+                optimizer.load_state_dict(join_optimizer_state(tensors, saved, part))
+            self.schedule_.load_state_dict(state["schedule"])
+            if self.early_stopping_ is not None and state["early_stopping"] is not None:
+                best = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
+                self.early_stopping_.load_state_dict(state["early_stopping"], best)
+            torch.set_rng_state(tensors["rng.torch"])
+            self._generator.set_state(tensors["rng.batches"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
+            raise CheckpointError(f"the checkpoint in {self.checkpoint_dir} cannot be restored: "
+                                  f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
         if torch.cuda.is_available():
             states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
             if states:

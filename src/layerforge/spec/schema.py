@@ -314,7 +314,7 @@ class Spec(_Section):
     def _usable_as_directory(cls, value):
         if not _NAME.fullmatch(value) or len(value) > 80:
             raise problem(
-                f"expected letters, digits, '_', '-' or '.' (it names the run directory), got '{value}'"
+                f"expected letters, digits, '_', '-' or '.' (it names the run directory), got {value!r}"
             )
         return value
 

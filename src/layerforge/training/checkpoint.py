@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
@@ -98,19 +98,79 @@ def join_optimizer_state(tensors: dict[str, torch.Tensor], saved: dict, prefix: 
     return {"state": state, "param_groups": groups}
 
 
+Number = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ScheduleState(_Part):
+    scale: Number = Field(gt=0)
+    best: Number | None
+    bad_epochs: int = Field(ge=0)
+
+
+class EarlyStoppingState(_Part):
+    best: Number | None
+    best_epoch: int = Field(ge=0)
+    wait: int = Field(ge=0)
+
+
+class RollbackRecord(_Part):
+    epoch: int = Field(ge=1)
+    step: int = Field(ge=1)
+    reason: str
+    restored_epoch: int = Field(ge=0)
+    lr_before: Number
+    lr_after: Number
+
+
+class OptimizerState(_Part):
+    """One optimizer's JSON part (its tensors are in the safetensors file): parameter groups,
+    checked against the optimizer the run builds when it resumes, and per-parameter numbers."""
+
+    model_config = ConfigDict(extra="forbid")
+    param_groups: list[dict[str, Any]]
+    scalars: dict[str, dict[str, float | int | bool | None]]
+
+
 class CheckpointState(BaseModel):
-    """trainer_state.json: what a checkpoint holds besides tensors."""
+    """trainer_state.json: what a checkpoint holds besides tensors (each optimizer's part, under
+    its name, as an extra field)."""
 
     model_config = ConfigDict(extra="allow")
 
     format: int
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     epoch: int = Field(ge=0, le=10_000_000)
-    schedule: dict[str, Any]
-    early_stopping: dict[str, Any] | None = None
+    schedule: ScheduleState
+    early_stopping: EarlyStoppingState | None = None
     stopped_early: bool = False
-    rollbacks: list[dict[str, Any]] = []
+    rollbacks: list[RollbackRecord] = []
     history: list[dict[str, Any]]
+
+    @field_validator("history")
+    @classmethod
+    def _epochs_in_order(cls, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for number, record in enumerate(history, 1):
+            if record.get("epoch") != number:
+                raise ValueError(f"record {number} is not epoch {number}")
+        return history
+
+    @staticmethod
+    def optimizer_part(state: dict, part: str) -> dict:
+        """The JSON part of optimizer ``part`` in a checkpoint's state, checked.
+
+        Raises:
+            CheckpointError: naming the field.
+        """
+        try:
+            return OptimizerState.model_validate(state.get(part)).model_dump()
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(p) for p in (part, *first["loc"]))
+            raise CheckpointError(f"{STATE}: {field}: {first['msg']}; it was not used") from None
 
 
 def _epoch_dir(epoch: int) -> str:

@@ -44,7 +44,11 @@ def as_sequences(x: np.ndarray, source: str = "the series") -> np.ndarray:
     if x.ndim == 2:
         return x[:, None, :]
     if x.ndim != 3:
-        raise DataError(f"expected sequences shaped (rows, length) or (rows, channels, length), got {x.shape}")
+        hint = "; for images shaped (rows, channels, height, width) set data.kind: image" if x.ndim == 4 else ""
+        raise DataError(f"{source}: expected sequences shaped (rows, length) or (rows, channels, length), got "
+                        f"{x.shape}{hint}")
+    if 0 in x.shape[1:]:
+        raise DataError(f"{source}: series shaped {x.shape} have no {'channels' if x.shape[1] == 0 else 'steps'}")
     return x
 
 
