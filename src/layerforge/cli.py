@@ -93,7 +93,9 @@ def train(
     console = _console()
     show_progress = not quiet and console.is_terminal
     if not quiet and resume is None:
-        console.print(f"training {spec if spec else 'the built-in default: an MLP on the digits dataset'}")
+        what = spec if spec else ("the built-in default (digits MLP)" + (" with your --set changes" if set_ else
+                                                                            ": an MLP on the digits dataset"))
+        console.print(f"training {what}")
     try:
         run = _guard(lambda: train_run(spec, overrides=set_, runs_dir=runs_dir, resume=resume,
                                        progress=show_progress, console=console))

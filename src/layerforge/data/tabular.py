@@ -68,6 +68,8 @@ def infer_kind(series, declared_categorical: bool, source: str | None = None) ->
     if lowered and lowered <= {"true", "false"}:
         return "boolean"
     parsed = pd.to_numeric(values, errors="coerce")
+    if len(values) and parsed.notna().all():  # numbers read as text (a word elsewhere in the file)
+        return "numeric"
     if len(values) and parsed.notna().mean() >= 0.5:  # numbers with a few words among them: a typo, not categories
         stray = np.flatnonzero(parsed.isna().to_numpy())
         first = values.index[stray[0]]

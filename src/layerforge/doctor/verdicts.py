@@ -44,7 +44,7 @@ def finding(kind: str, severity: str, message: str, fix: str, **evidence: Any) -
 
 def _finite(value) -> bool:
     """A measured number (non-finite numbers are stored as null)."""
-    return value is not None and math.isfinite(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _median(values: list[float]) -> float:
@@ -169,7 +169,8 @@ def _learning_rate(measurements: list[dict], history: list[dict]) -> list[dict]:
     ratios = per_layer(measurements, "update_ratio")
     typical = _median(list(ratios.values()))
     lr = history[0].get("lr") if history else None
-    losses = [r["train_loss"] for r in history if "train_loss" in r]
+    lr = lr if _finite(lr) else None
+    losses = [r["train_loss"] for r in history if _finite(r.get("train_loss"))]
     if math.isfinite(typical) and typical > UPDATE_TOO_HIGH:
         found.append(finding(
             "learning_rate_too_high", "warning",

@@ -102,6 +102,8 @@ def config_for(value: Any) -> FamilyConfig:
     """A validated configuration from a configuration or a mapping with its ``type``."""
     if isinstance(value, FamilyConfig):
         return value
+    if not isinstance(value, dict) or not isinstance(value.get("type", "mlp"), str):
+        raise ValueError("expected a mapping with the model family's name in 'type'")
     return get(value.get("type", "mlp")).config.model_validate(value)
 
 

@@ -56,21 +56,21 @@ def _fitting_groups(saved: dict, optimizer: torch.optim.Optimizer, part: str) ->
             raise CheckpointError(f"trainer_state.json: {part}.param_groups.{number}: not the settings of this "
                                   "optimizer")
         for key, value in expected.items():
-            if not _same_kind(group[key], value):
+            # only the learning rate moves during training (schedules, rollbacks); the rest is the spec's
+            fits = _usable_rate(group[key]) if key == "lr" else _plain(group[key]) == _plain(value)
+            if not fits:
                 raise CheckpointError(f"trainer_state.json: {part}.param_groups.{number}.{key}: {group[key]!r} "
-                                      f"where this optimizer has {value!r}")
+                                      f"where this run's optimizer has {value!r}")
     return saved
 
 
-def _same_kind(value, expected) -> bool:
-    if isinstance(expected, bool) or expected is None or isinstance(expected, str):
-        return type(value) is type(expected)
-    if isinstance(expected, (int, float)):
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if isinstance(expected, (list, tuple)):
-        return isinstance(value, (list, tuple)) and len(value) == len(expected) and all(
-            _same_kind(v, e) for v, e in zip(value, expected))
-    return True
+def _usable_rate(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _plain(value):
+    """A setting as JSON holds it (tuples as lists), to compare a saved one with a fresh one."""
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def resolve_device(device: str) -> torch.device:

@@ -98,16 +98,17 @@ class Predictor:
         try:
             encoder = get_kind(manifest.preprocessing.kind).encoder(manifest.preprocessing, manifest.target)
             task = task_class.from_manifest(manifest, encoder, run_dir)
+            reads = encoder.inputs.describe()
         except (LayerforgeError, ValueError, TypeError, KeyError, AttributeError, IndexError) as error:
-            raise CheckpointError(f"{where} does not describe a task and data layerforge can rebuild: "
-                                  f"{error}") from None
+            said = " ".join(str(error).split())[:300] or type(error).__name__
+            raise CheckpointError(f"{where} does not describe a task and data layerforge can rebuild: {said}") from None
         record = manifest.model
         if manifest.features is not None and list(encoder.features or []) != manifest.features:
             raise CheckpointError(f"{where}: 'features' ({len(manifest.features)} names) do not match the columns its "
                                   f"preprocessing reads ({len(encoder.features or [])})")
-        if encoder.inputs.describe() != manifest.inputs.describe():
+        if reads != manifest.inputs.describe():
             raise CheckpointError(f"{where}: 'inputs' ({manifest.inputs.describe()}) do not match what its "
-                                  f"preprocessing gives ({encoder.inputs.describe()})")
+                                  f"preprocessing gives ({reads})")
         if (task.output_size, task.num_classes) != (record.output_size, record.num_classes):
             raise CheckpointError(f"{where}: the task asks for {task.output_size} outputs and {task.num_classes} "
                                   f"classes, the model records {record.output_size} and {record.num_classes}")

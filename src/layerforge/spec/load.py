@@ -257,7 +257,7 @@ def _family(raw: Any) -> type[BaseModel]:
     """The configuration class of the family a raw spec's model section names."""
     model = raw.get("model") if isinstance(raw, dict) else None
     family = model.get("type", "mlp") if isinstance(model, dict) else "mlp"
-    return FAMILIES[family].config if family in FAMILIES else FamilyConfig
+    return FAMILIES[family].config if isinstance(family, str) and family in FAMILIES else FamilyConfig
 
 
 def _walk(loc: tuple, raw: Any = None) -> tuple[str, type[BaseModel] | None]:

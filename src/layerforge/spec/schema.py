@@ -42,7 +42,7 @@ def _family_config(value: Any, handler, info: ValidationInfo) -> FamilyConfig:
     if not isinstance(value, dict):
         return handler(value)  # reports "expected a mapping"
     family = value.get("type", "mlp")
-    if family not in FAMILIES:
+    if not isinstance(family, str) or family not in FAMILIES:
         raise problem(unknown_name("model type", family, FAMILIES), "type")
     return FAMILIES[family].config.model_validate({"type": family, **value})
 

@@ -156,6 +156,9 @@ class CheckpointState(BaseModel):
         for number, record in enumerate(history, 1):
             if record.get("epoch") != number:
                 raise ValueError(f"record {number} is not epoch {number}")
+            for key, value in record.items():
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                    raise ValueError(f"epoch {number}: {key} is {value!r}, not a number")
         return history
 
     @staticmethod

@@ -46,6 +46,8 @@ def state_for(value) -> State:
     """A validated encoder state from a state or its dict (model.json's ``preprocessing``)."""
     if isinstance(value, State):
         return value
+    if not isinstance(value, dict) or not isinstance(value.get("kind", "table"), str):
+        raise ValueError("expected a mapping with the data kind's name in 'kind'")
     return get(value.get("kind", "table")).state.model_validate(value)
 
 
