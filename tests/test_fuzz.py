@@ -4,7 +4,8 @@ and history.jsonl. Every case must end in a result that is right, or in layerfor
 (the command line's exit 2), never in a traceback or a silent wrong answer.
 
 The examples are drawn from a fixed seed, so a run is repeatable. ``LAYERFORGE_FUZZ_SCALE=N``
-draws N times as many examples of each kind, and prints how each kind ended."""
+draws N times as many examples of each kind and prints how each kind ended;
+``LAYERFORGE_FUZZ_RANDOM=1`` draws fresh examples on every run instead."""
 
 import collections
 import json
@@ -29,13 +30,14 @@ from layerforge.summary import summarize
 from layerforge.training.checkpoint import load_weights
 
 SCALE = int(os.environ.get("LAYERFORGE_FUZZ_SCALE", "1"))
+RANDOM = os.environ.get("LAYERFORGE_FUZZ_RANDOM") == "1"
 # What the command line turns into exit 2; anything else (TrainingError's exit 1 included) fails.
 OWN_ERRORS = (SpecError, DataError, CheckpointError, OutputError)
 OUTCOMES: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 
 
 def budget(examples: int):
-    return settings(max_examples=examples * SCALE, deadline=None, derandomize=True, database=None,
+    return settings(max_examples=examples * SCALE, deadline=None, derandomize=not RANDOM, database=None,
                     suppress_health_check=list(HealthCheck), print_blob=True)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 import layerforge as lf
@@ -62,6 +63,30 @@ def _edit_json(path, change, reseal=True):
     if reseal and isinstance(data, dict):
         data = sealed(data)
     path.write_text(json.dumps(data))
+
+
+# -- lost work and broken promises ---------------------------------------------------------------
+
+@pytest.mark.parametrize("checkpoint_every, promise", [(5, "nothing was saved"), (1, "continue with: layerforge train --resume")])
+def test_ctrl_c_promises_only_what_it_keeps(tmp_path, monkeypatch, checkpoint_every, promise):
+    import layerforge.api
+
+    class CtrlC(lf.Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                raise KeyboardInterrupt
+
+    real = layerforge.api.train
+    monkeypatch.setattr(layerforge.api, "train", lambda *args, **kwargs: real(*args, **kwargs, callbacks=[CtrlC()]))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**IRIS, "train": {**IRIS["train"], "checkpoint_every": checkpoint_every}}))
+    code, output = _cli("train", tmp_path / "s.yaml", "--runs-dir", tmp_path / "runs")
+    assert code == 130 and promise in output, output
+    if checkpoint_every == 1:
+        monkeypatch.setattr(layerforge.api, "train", real)
+        code, output = _cli(*output.split("continue with: layerforge ")[1].split())
+        assert code == 0 and len(lf.load_run(next((tmp_path / "runs").iterdir())).history) == 3
+    else:
+        assert list_runs(tmp_path / "runs") == [] and not list((tmp_path / "runs").iterdir())
 
 
 # -- silent wrong answers ------------------------------------------------------------------------
