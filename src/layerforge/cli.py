@@ -10,7 +10,6 @@ import typer
 
 from . import __version__
 from .errors import CheckpointError, LayerforgeError, SpecError, TrainingError
-from .files import usable_output, write_json, writing
 
 app = typer.Typer(
     add_completion=False,
@@ -48,6 +47,24 @@ def _styled(label: str, style: str, text: str):
 def _fail(message: str, code: int) -> None:
     _console(stderr=True).print(_styled("error:", "bold red", f" {message}"), soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _usable_output(path: Path, option: str = "--out", example: str = "out.csv") -> Path:
+    from .files import usable_output  # files (tempfile, hashlib) stays out of --help
+
+    return usable_output(path, option, example)
+
+
+def _writing(path: Path, option: str = "--out"):
+    from .files import writing
+
+    return writing(path, option)
+
+
+def _write_json(path: Path, data) -> None:
+    from .files import write_json
+
+    write_json(path, data)
 
 
 def _guard(call):
@@ -145,13 +162,13 @@ def evaluate(
 
     def call():
         if out is not None:
-            usable_output(out, example="metrics.json")
+            _usable_output(out, example="metrics.json")
         loaded = load_run(run)
         metrics = loaded.evaluate(data, unknown=unknown_categories and unknown_categories.value,
                                   ignore_extra=ignore_extra)
         if out is not None:
-            with writing(out):
-                write_json(out, metrics)
+            with _writing(out):
+                _write_json(out, metrics)
         return metrics
 
     metrics = _guard(call)
@@ -186,10 +203,10 @@ def _write_frame(call, out: Path | None, example: str) -> None:
 
     def written():
         if out is not None:
-            usable_output(out, example=example)
+            _usable_output(out, example=example)
         frame = call()
         if out is not None:
-            with writing(out):
+            with _writing(out):
                 write_table(frame, out)
         return frame
 
@@ -226,9 +243,9 @@ def sample(
     from .run.directory import load_run
 
     def call():
-        usable_output(out, example="samples.png")
+        _usable_output(out, example="samples.png")
         loaded = load_run(run)
-        with writing(out):
+        with _writing(out):
             return loaded.write_samples(out, n, label=label, seed=seed)
 
     path = _guard(call)
@@ -307,8 +324,8 @@ def report(run: Path = typer.Argument(..., help="Run directory.")) -> None:
     from .report.html import build_report
 
     def call():
-        usable_output(run / "report.html", "report", "report.html")
-        with writing(run / "report.html", "report"):
+        _usable_output(run / "report.html", "report", "report.html")
+        with _writing(run / "report.html", "report"):
             return build_report(run)
 
     path = _guard(call)
@@ -326,8 +343,8 @@ def compare(
     if len(runs_) < 2:
         _fail("compare needs at least two run directories", 2)
     def call():
-        usable_output(out, example="compare.html")
-        with writing(out):
+        _usable_output(out, example="compare.html")
+        with _writing(out):
             return build_comparison(runs_, out)
 
     path = _guard(call)
@@ -345,9 +362,9 @@ def lr_find(
     from .recipes.lr_range import lr_range_test, plot
 
     def call():
-        usable_output(out, example="lr_find.png")
+        _usable_output(out, example="lr_find.png")
         finding = lr_range_test(spec, set_, steps=steps)
-        with writing(out):
+        with _writing(out):
             plot(finding, out)
         return finding
 
