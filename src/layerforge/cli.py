@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from . import __version__
-from .errors import CheckpointError, LayerforgeError, SpecError, TrainingError
+from .errors import CheckpointError, DataError, LayerforgeError, OutputError, SpecError, TrainingError
 
 app = typer.Typer(
     add_completion=False,
@@ -20,6 +20,19 @@ app = typer.Typer(
 )
 
 RUNS_DIR = typer.Option(Path("runs"), "--runs-dir", help="Directory that holds run directories.")
+
+
+class Backend(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+
+
+class Quantization(str, Enum):
+    int8 = "int8"
 
 
 class Unknown(str, Enum):
@@ -185,16 +198,57 @@ def predict(
     out: Path | None = typer.Option(None, "--out", help="Write predictions here (.csv or .parquet); default: standard output."),
     unknown_categories: Unknown | None = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
+    backend: Backend = typer.Option(Backend.torch, "--backend", help="torch (the run), or onnx: its export through the torch-free runtime."),
+    int8: bool = typer.Option(False, "--int8", help="With --backend onnx: the int8 model the export kept."),
 ) -> None:
     """Predict new rows with a trained run (classes and probabilities, values, or an
     autoencoder's anomaly scores)."""
-    from .run.directory import load_run
 
     def call():
         options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra}
+        if backend is Backend.onnx:
+            return _runtime_table(run, data, int8, options)
+        if int8:
+            raise OutputError("--int8 needs --backend onnx")
+        from .run.directory import load_run
+
         return load_run(run).predictor.predict_table(data, **options)
 
     _write_frame(call, out, "predictions.csv")
+
+
+def _runtime_table(run: Path, data: Path, int8: bool, options: dict):
+    """Predictions through the exported model and ``layerforge.runtime`` (no torch)."""
+    import pandas as pd
+
+    from .runtime import RuntimeDataError, load
+
+    folder = run / "export"
+    if not (folder / "runtime.json").is_file():
+        raise DataError(f"{run} has no export: write one with `layerforge export {run}`")
+    try:
+        return pd.DataFrame(load(folder, int8=int8).predict_table(str(data), **options))
+    except RuntimeDataError as error:
+        raise DataError(str(error)) from None
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="Run directory."),
+    format_: ExportFormat = typer.Option(ExportFormat.onnx, "--format", help="onnx (the only format so far)."),
+    quantize: Quantization | None = typer.Option(None, "--quantize", help="int8: add an int8 model, kept only if as accurate (--max-drop) and no slower."),
+    opset: int | None = typer.Option(None, "--opset", min=7, help="ONNX opset (default: the exporter's, 17 or 18)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder to write (default: RUN/export)."),
+    max_drop: float = typer.Option(1.0, "--max-drop", min=0, help="Largest headline-metric loss int8 may cost: points for accuracy-like metrics, else percent."),
+) -> None:
+    """Export a run to ONNX with its parity proven on the run's own rows (RUN/export)."""
+    from .export import PARITY, export_run
+
+    console = _console(stderr=True)
+    folder = _guard(lambda: export_run(run, quantize=quantize and quantize.value, opset=opset, out=out,
+                                       max_drop=max_drop, log=lambda line: console.print(line, markup=False)))
+    print(folder)
+    console.print(f"proof: {folder / PARITY}", markup=False)
 
 
 def _write_frame(call, out: Path | None, example: str) -> None:

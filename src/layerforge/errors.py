@@ -44,6 +44,10 @@ class TrainingError(LayerforgeError, RuntimeError):
     """Training cannot go on, for example because the loss became non-finite."""
 
 
+class ExportError(LayerforgeError, RuntimeError):
+    """A model that cannot be exported, or whose export does not compute what it computes."""
+
+
 class OutputError(LayerforgeError, ValueError):
     """A result cannot be written where it was asked to go (a directory, a read-only place)."""
 

@@ -18,7 +18,7 @@ from ..nn.init import init_linear
 from .configs import AutoencoderConfig, NoiseConfig
 from .inputs import Inputs
 from .mlp import DenseBlock
-from .protocol import Network
+from .protocol import Call, Graph, Network
 
 
 def corrupt(x: torch.Tensor, kind: str, amount: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -163,6 +163,17 @@ class Autoencoder(Network):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.encode(x)[0])
+
+    def export_graphs(self) -> list[Graph]:
+        """The reconstruction (anomaly scores), the encoder (codes: embed) and the decoder
+        (codes to rows: sampling, for a variational model)."""
+        model = super().export_graphs()[0]
+        encoder = Graph("encoder", Call(self, "encode"), model.example, ["x"], ["codes"], {"x": {0: "batch"}})
+        codes = torch.randn(2, self.latent_size, generator=torch.Generator().manual_seed(0))
+        codes = codes.to(next(self.parameters()).device)
+        decoder = Graph("decoder", Call(self, "decode"), (codes,), ["codes"], ["rows"], {"codes": {0: "batch"}},
+                        reads="codes")
+        return [model, encoder, decoder]
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -19,7 +19,7 @@ from ..nn import activations
 from .configs import GANConfig
 from .inputs import Inputs
 from .mlp import DenseBlock
-from .protocol import Network
+from .protocol import Graph, Network
 
 
 def _maybe_spectral(layer: nn.Module, enabled: bool) -> nn.Module:
@@ -197,6 +197,17 @@ class GAN(Network):
             if generator is not None:
                 generator(z, labels)
         self.discriminator(inputs[0], labels)
+
+    def export_graphs(self) -> list[Graph]:
+        """The generator that samples (the averaged one with ``ema``): codes (and classes, when
+        conditional) to rows."""
+        device = next(self.parameters()).device
+        codes = torch.randn(2, self.latent_size, generator=torch.Generator().manual_seed(0)).to(device)
+        example, names = (codes,), ["codes"]
+        if self.num_classes:
+            example, names = (codes, torch.arange(2, device=device) % self.num_classes), ["codes", "labels"]
+        return [Graph("generator", self.sampler, example, names, ["rows"], {n: {0: "batch"} for n in names},
+                      reads="codes", classes=self.num_classes)]
 
     @torch.no_grad()
     def update_ema(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -57,6 +58,44 @@ def example_inputs(inputs: Inputs, batch: int = 2, *, seed: int = 0, device=None
     return tuple(p.to(device) for p in parts) if device is not None else parts
 
 
+@dataclass
+class Graph:
+    """One computation a network offers for export (``Network.export_graphs``).
+
+    Attributes:
+        name: the file it is written to (``<name>.onnx``) and what it is called in parity.json.
+        module: the module that computes it, called with ``example`` inputs.
+        example: example inputs (tensors), one per name in ``input_names``.
+        input_names, output_names: the names the exported graph's inputs and outputs carry.
+        dynamic: input name -> axes that may vary (axis -> name): the batch, and the steps of
+            sequences and texts of unequal lengths.
+        reads: what its first input holds: 'rows' (the data's encoded rows) or 'codes' (latent
+            codes, drawn from a standard normal when sampling).
+        classes: how many classes a 'labels' input takes (conditional generators), else 0.
+    """
+
+    name: str
+    module: nn.Module
+    example: tuple
+    input_names: list[str]
+    output_names: list[str] = field(default_factory=lambda: ["outputs"])
+    dynamic: dict[str, dict[int, str]] = field(default_factory=dict)
+    reads: str = "rows"
+    classes: int = 0
+
+
+class Call(nn.Module):
+    """A module whose forward is one method of ``network`` (first element of a tuple result)."""
+
+    def __init__(self, network: nn.Module, method: str):
+        super().__init__()
+        self.network, self.method = network, method
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        result = getattr(self.network, self.method)(*inputs)
+        return result[0] if isinstance(result, tuple) else result
+
+
 class Network(nn.Module):
     """The base of every model family.
 
@@ -75,6 +114,22 @@ class Network(nn.Module):
     def trace(self, inputs: tuple, labels: torch.Tensor | None = None) -> None:
         """Run every layer once on ``inputs`` (``labels``: the classes, for conditional models)."""
         self(*inputs)
+
+    # -- export ------------------------------------------------------------------------------
+
+    # the ONNX exporters to try, in order, until one passes the parity check: 'torchscript'
+    # (traces the forward pass) or 'dynamo' (torch.export)
+    exporters: tuple[str, ...] = ("torchscript", "dynamo")
+
+    def export_graphs(self) -> list[Graph]:
+        """What an export writes: by default the forward pass, rows to outputs, with a dynamic
+        batch (and dynamic steps when rows have unequal lengths)."""
+        example = self.example_inputs(2)
+        names = ["x", "lengths"][: len(example)]
+        dynamic = {name: {0: "batch"} for name in names}
+        if self.inputs.variable_length:
+            dynamic["x"][1 if self.inputs.kind == "tokens" else 2] = "steps"
+        return [Graph("model", self, example, names, dynamic=dynamic)]
 
     # -- predictive families ----------------------------------------------------------------
 
@@ -141,3 +196,7 @@ class RelativeToLevel(Network):
     @property
     def output_layer(self) -> nn.Linear:
         return self.model.output_layer
+
+    @property
+    def exporters(self) -> tuple[str, ...]:
+        return self.model.exporters

@@ -14,6 +14,11 @@ from .protocol import Network
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
+def _take_steps(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """(B, L, F) with each row's steps in ``order`` (B, L)."""
+    return torch.gather(x, 1, order[:, :, None].expand(-1, -1, x.shape[-1]))
+
+
 class RNN(Network):
     """A recurrent encoder, a pooling over time and a dense head.
 
@@ -49,6 +54,8 @@ class RNN(Network):
     def encode(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, L) or token ids (B, L) -> outputs (B, L, F) and final states (B, F)."""
         steps = self.embed(x) if self.embed is not None else x.transpose(1, 2)  # (B, L, C)
+        if lengths is not None and torch.onnx.is_in_onnx_export():
+            return self._unpacked(steps, lengths)
         if lengths is not None:
             packed = pack_padded_sequence(steps, lengths.cpu(), batch_first=True, enforce_sorted=False)
             packed_out, state = self.rnn(packed)
@@ -61,6 +68,41 @@ class RNN(Network):
         else:
             final = hidden[-1]  # (B, H)
         return outputs, final
+
+    def _unpacked(self, steps: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the packed path computes, written without packed sequences (which exporters
+        cannot follow): each layer and direction runs on its own over the padded steps, the
+        reverse direction on every row reversed within its length. Padding comes after a row's
+        steps, so the forward direction's outputs up to the length are those of the packed run."""
+        rnn, directions = self.rnn, 2 if self.rnn.bidirectional else 1
+        time = torch.arange(steps.shape[1], device=steps.device)[None, :]  # (1, L)
+        within = time < lengths[:, None]  # (B, L)
+        last = (lengths - 1).clamp_min(0)  # (B,)
+        reverse = torch.where(within, last[:, None] - time, time)  # (B, L): each row reversed within its length
+        layer_input, finals = steps, []
+        for layer in range(rnn.num_layers):
+            outputs = []
+            for direction in range(directions):
+                flip = direction == 1
+                out, _ = self._one_layer(layer, direction)(_take_steps(layer_input, reverse) if flip else layer_input)
+                finals.append(out[torch.arange(out.shape[0]), last])  # both runs end at their row's length
+                outputs.append(_take_steps(out, reverse) if flip else out)
+            layer_input = torch.cat(outputs, dim=-1) if directions == 2 else outputs[0]
+        outputs = layer_input * within[:, :, None].to(layer_input.dtype)  # (B, L, F), zero past each length
+        final = torch.cat(finals[-2:], dim=-1) if directions == 2 else finals[-1]
+        return outputs, final
+
+    def _one_layer(self, layer: int, direction: int) -> nn.Module:
+        """A one-layer, one-direction recurrent module sharing this network's weights of ``layer``
+        and ``direction``."""
+        rnn = self.rnn
+        size = rnn.input_size if layer == 0 else rnn.hidden_size * (2 if rnn.bidirectional else 1)
+        options = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
+        cell = type(rnn)(size, rnn.hidden_size, batch_first=True, bias=rnn.bias, device="meta", **options)
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        for name in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if rnn.bias else ()):
+            setattr(cell, f"{name}_l0", getattr(rnn, name + suffix))
+        return cell
 
     def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         outputs, final = self.encode(x, lengths)

@@ -9,7 +9,7 @@ from ..errors import SpecError
 from ..nn.layers import dense_head, length_mask, masked_mean, sinusoidal_positions
 from .configs import TransformerConfig
 from .inputs import Inputs
-from .protocol import Network
+from .protocol import Graph, Network
 
 
 def positions_needed(inputs: Inputs, patch_size: int | None) -> int:
@@ -79,9 +79,9 @@ class Transformer(Network):
         h = self._tokens(x)  # (B, T, D)
         mask = length_mask(lengths, h.shape[1])  # (B, T) True where real
         if self.cls is not None:
-            h = torch.cat([self.cls.expand(len(h), -1, -1), h], dim=1)  # (B, 1 + T, D)
+            h = torch.cat([self.cls.expand(h.shape[0], -1, -1), h], dim=1)  # (B, 1 + T, D)
             if mask is not None:
-                mask = torch.cat([mask.new_ones(len(h), 1), mask], dim=1)
+                mask = torch.cat([mask.new_ones(h.shape[0], 1), mask], dim=1)
         if h.shape[1] > self.max_length:
             raise ValueError(f"input of {h.shape[1]} positions is longer than max_length {self.max_length}")
         h = self.dropout(h + self.positions[: h.shape[1]])
@@ -103,6 +103,15 @@ class Transformer(Network):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self._encoded(x, lengths))  # (B, outputs) or (B, T, V)
+
+    # the TorchScript exporter fixes the steps of attention's reshapes to those of the example
+    exporters = ("dynamo",)
+
+    def export_graphs(self) -> list[Graph]:
+        graphs = super().export_graphs()
+        if self.causal:  # a language model reads prompts of any length up to its context
+            graphs[0].dynamic["x"][1] = "steps"
+        return graphs
 
 
 def build(config: TransformerConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> Transformer:

@@ -228,6 +228,11 @@ class Task(ABC):
                  seed: int) -> str:
         raise DataError("generate is for language-model runs (a causal transformer on a text corpus)")
 
+    def decoding(self) -> dict[str, Any]:
+        """How the torch-free runtime (``layerforge.runtime``) turns this task's outputs into
+        predictions: ``kind`` and what it needs (see ``layerforge.runtime.decode``)."""
+        return {"kind": "outputs"}
+
     # -- when training ends --------------------------------------------------------------------
 
     def finish(self, model, tensors: dict, *, encoder, images: Path, history: list[dict]) -> Finished:

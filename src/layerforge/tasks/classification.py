@@ -75,6 +75,9 @@ class ClassificationTask(Task):
     def predictions(self, model, inputs: tuple) -> np.ndarray:
         return np.asarray(self.classes, dtype=object)[self.probabilities(model, inputs).argmax(axis=1)]
 
+    def decoding(self) -> dict:
+        return {"kind": "classes", "classes": self.classes}
+
     def prediction_table(self, model, inputs: tuple, target: str | None):
         """The predicted class and one ``proba_<class>`` column per class."""
         import pandas as pd

@@ -53,6 +53,10 @@ class ForecastTask(Task):
         """Forecasts on the original scale, shape (N, steps)."""
         return self.scaler.inverse_target(outputs.detach().double().cpu().numpy())
 
+    def decoding(self) -> dict:
+        return {"kind": "forecast", "mean": float(self.scaler.mean[0]), "std": float(self.scaler.std[0]),
+                "log": bool(self.scaler.log)}
+
     def outputs_for(self, model, inputs: tuple, y):
         """Forecasts as long as ``y``: direct when it spans one horizon, else recursive."""
         from ..models.protocol import predict_outputs

@@ -185,6 +185,9 @@ class GenerationTask(Task):
         codes = self._label_codes(model, n, label)
         return None if codes is None else [self.classes[c] for c in codes.tolist()]
 
+    def decoding(self) -> dict:
+        return {"kind": "samples", "classes": self.classes}
+
     def predictions(self, model, inputs: tuple) -> np.ndarray:
         raise DataError("a GAN generates rows rather than predicting them: use sample (layerforge sample RUN)")
 

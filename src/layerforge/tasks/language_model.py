@@ -53,6 +53,9 @@ class LanguageModelTask(Task):
         nats = float(torch.nn.functional.cross_entropy(outputs.flatten(0, 1).float(), y.flatten()))
         return {"bits_per_token": nats / math.log(2), "perplexity": math.exp(min(nats, 50.0))}
 
+    def decoding(self) -> dict:
+        return {"kind": "next_token"}
+
     def generate(self, model, encoder, prompt: str, length: int, temperature: float, top_k: int | None,
                  seed: int) -> str:
         """Sample ``length`` tokens that continue ``prompt``; the same seed gives the same text.

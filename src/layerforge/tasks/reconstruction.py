@@ -163,6 +163,10 @@ class ReconstructionTask(Task):
     def predictions(self, model, inputs: tuple) -> np.ndarray:
         return self.anomaly_scores(model, inputs)
 
+    def decoding(self) -> dict:
+        return {"kind": "anomaly_scores", "threshold": self.threshold,
+                "weights": None if self.weights is None else np.asarray(self.weights, dtype=float).tolist()}
+
     def anomalies(self, scores: np.ndarray) -> np.ndarray:
         """Which scores exceed the threshold chosen on validation rows."""
         if self.threshold is None:

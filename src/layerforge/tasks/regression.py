@@ -93,6 +93,9 @@ class RegressionTask(Task):
             "r2": float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan"),
         }
 
+    def decoding(self) -> dict:
+        return {"kind": "values", "mean": self.mean.tolist(), "std": self.std.tolist()}
+
     def predictions(self, model, inputs: tuple) -> np.ndarray:
         from ..models.protocol import predict_outputs
 

@@ -1,0 +1,118 @@
+"""Export a trained run: one self-contained ONNX file per graph its network offers, parity
+proven on the run's own rows, optional int8 versions that are kept only when they are smaller,
+no slower and as accurate, and everything the torch-free runtime (``layerforge.runtime``) needs
+to go from raw rows to decoded predictions.
+
+``RUN/export/``::
+
+    model.onnx            rows -> outputs (encoder.onnx, decoder.onnx: an autoencoder's halves;
+                          generator.onnx: a GAN's sampler)
+    model.int8.onnx       when --quantize int8 kept it
+    runtime.json          preprocessing, decoding and the graphs' inputs, for layerforge.runtime
+    parity.json           what was proven: differences, decoded agreement, metrics, sizes, latency
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..errors import ExportError
+
+FORMAT = "layerforge.export/1"
+RUNTIME = "runtime.json"
+PARITY = "parity.json"
+EXPORT_DIR = "export"
+
+
+def export_run(run_dir: str | Path, *, quantize: str | None = None, opset: int | None = None,
+               out: str | Path | None = None, max_drop: float = 1.0, log=None) -> Path:
+    """Export the run in ``run_dir`` to ONNX (see the module's docstring) and return the folder.
+
+    Args:
+        quantize: 'int8' to add int8 versions of the graphs that predict rows.
+        opset: the ONNX opset (default: each exporter's own, 17 or 18).
+        out: the folder to write (default: ``RUN/export``); an earlier export there is replaced
+            only once the new one is complete and proven.
+        max_drop: the largest loss of the headline metric an int8 model may cost, in points
+            (hundredths) for metrics between 0 and 1 (accuracy, r2), in percent otherwise.
+        log: called with one line per step (progress); default: silent.
+
+    Raises:
+        ExportError: a graph no exporter writes faithfully, or decoded predictions that differ.
+        CheckpointError: the run cannot be loaded.
+    """
+
+    from .. import files
+    from ..run.directory import load_run
+    from .onnx import export_graph
+    from .parts import decoded_agreement, held_out_rows, latency, runtime_record, seeded_codes, test_metrics
+
+    if quantize not in (None, "int8"):
+        raise ExportError(f"--quantize: '{quantize}' is not a quantization layerforge makes (choices: int8)")
+    say = log or (lambda line: None)
+    run = load_run(run_dir)
+    predictor = run.predictor
+    model, task = predictor.model.cpu().eval(), predictor.task
+    target = Path(out) if out is not None else run.path / EXPORT_DIR
+    building = target.parent / f".{target.name}.building-{int(time.time() * 1000)}"
+    files.make_dir(building)
+    try:
+        rows, rows_from = held_out_rows(run)
+        graphs, record = {}, {"format": FORMAT, "run": str(run.path), "rows": rows_from, "graphs": {}}
+        for graph in model.export_graphs():
+            started = time.perf_counter()
+            inputs = rows if graph.reads == "rows" else seeded_codes(graph, len(rows[0][0]) if rows else 256)
+            if graph.reads == "rows" and rows is None:
+                raise ExportError("the run keeps no rows to prove its export on, and its source data is gone")
+            exported = export_graph(graph, tuple(model.exporters), building / f"{graph.name}.onnx",
+                                    inputs if graph.reads == "codes" else rows[0], opset)
+            graphs[graph.name] = (graph, exported)
+            entry = {"file": exported.path.name, "exporter": exported.exporter, "inputs": graph.input_names,
+                     "outputs": graph.output_names, "dynamic": {k: {str(a): v for a, v in axes.items()}
+                                                                for k, axes in graph.dynamic.items()},
+                     "reads": graph.reads, **{k: v for k, v in exported.parity.items() if k != "passed"},
+                     "failed_exporters": exported.tried, "bytes": exported.path.stat().st_size,
+                     "seconds": round(time.perf_counter() - started, 2)}
+            record["graphs"][graph.name] = entry
+            say(f"{graph.name}.onnx: {exported.exporter} exporter, outputs within "
+                f"{exported.parity['max_rel_diff']:.1e} of PyTorch's on {len(exported.parity['shapes'])} batches")
+        if "model" in graphs and rows is not None:
+            graph, exported = graphs["model"]
+            agreement = decoded_agreement(task, model, exported.path, graph, rows[0])
+            record["graphs"]["model"]["decoded"] = agreement
+            if not agreement["identical"]:
+                raise ExportError(f"model.onnx decodes {agreement['differing']} of {agreement['rows']} rows "
+                                  f"differently from the network ({agreement['what']}); it was not kept")
+            say(f"decoded predictions identical on {agreement['rows']} rows")
+            metrics = test_metrics(run, exported.path, graph)
+            if metrics:
+                record["metrics"] = metrics
+            record["latency"] = {"float": latency(exported.path, graph, rows[0])}
+        if quantize:
+            from .quantize import quantize_graphs
+
+            record["int8"] = quantize_graphs(run, graphs, rows, building, record, max_drop, say)
+        files.write_json(building / "runtime.json", runtime_record(run, graphs, record))
+        files.write_json(building / PARITY, record)
+        _replace(building, target)
+    except BaseException:
+        files.remove(building)
+        raise
+    return target
+
+
+def _replace(building: Path, target: Path) -> None:
+    """Put the finished export in place; an earlier export is removed only afterwards."""
+    from .. import files
+
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{int(time.time() * 1000)}"
+        files.rename(target, old)
+        files.rename(building, target)
+        files.remove(old)
+    else:
+        files.rename(building, target)
+
+
+__all__ = ["export_run", "FORMAT"]

@@ -1,0 +1,160 @@
+"""int8 versions of exported graphs through ONNX Runtime's quantization tools, chosen per
+operator: linear layers (MatMul, Gemm) dynamically quantized (weights int8, activations
+quantized on the fly); convolutions statically quantized as QDQ, calibrated on training rows
+(dynamic int8 convolutions run as ConvInteger, which is slower than float on CPUs); recurrent
+layers (GRU, LSTM, RNN) left in float, which ONNX Runtime does not quantize.
+
+An int8 model is kept only when its headline metric drops by at most ``max_drop`` and it is no
+slower than the float model; otherwise parity.json says why it was not kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .onnx import quiet
+from .parts import latency
+
+LINEAR = ("MatMul", "Gemm")
+CONVOLUTIONS = ("Conv",)
+RECURRENT = ("GRU", "LSTM", "RNN")
+CALIBRATION_ROWS = 512
+# a call at batch 1 lasts microseconds, where the clock's noise is a few percent
+BATCH_ONE_MARGIN = 1.10
+
+
+def operators(path: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def _calibration_rows(run) -> tuple[tuple, str]:
+    from ..recipes.scaffold import as_tensors
+
+    for part in ("train", "val"):
+        if part != "train" and not run.manifest.rows.get(part):
+            continue
+        try:
+            inputs, _ = as_tensors(run.held_out(part), run.task, "cpu")
+        except DataError:
+            continue
+        order = np.random.default_rng(0).permutation(len(inputs[0]))[:CALIBRATION_ROWS]
+        return tuple(t[order] for t in inputs), part
+    raise DataError("no rows to calibrate on: the run's training data is gone and it kept no validation rows")
+
+
+class _Reader:
+    """Calibration batches for ``quantize_static``."""
+
+    def __init__(self, names: list[str], inputs: tuple, batch: int = 32):
+        arrays = [t.numpy().astype(np.float32 if t.is_floating_point() else np.int64) for t in inputs]
+        self.batches = iter([{n: a[i : i + batch] for n, a in zip(names, arrays)}
+                             for i in range(0, len(arrays[0]), batch)])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def write_int8(run, graph, float_path: Path, int8_path: Path) -> dict:
+    """Quantize ``float_path`` to ``int8_path``, operator by operator; returns what was done."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    present = operators(float_path)
+    plan = {"dynamic": sorted(present & set(LINEAR)), "static_qdq": sorted(present & set(CONVOLUTIONS)),
+            "float": sorted(present & set(RECURRENT))}
+    source = float_path
+    if plan["static_qdq"]:
+        rows, part = _calibration_rows(run)
+        plan["calibrated_on"] = f"{len(rows[0])} {part} rows"
+        staged = int8_path.with_suffix(".qdq.onnx")
+        with quiet():
+            quantize_static(str(source), str(staged), _Reader(graph.input_names, rows),
+                            quant_format=QuantFormat.QDQ, op_types_to_quantize=list(CONVOLUTIONS), per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        source = staged
+    if plan["dynamic"]:
+        with quiet():
+            quantize_dynamic(str(source), str(int8_path), op_types_to_quantize=list(LINEAR),
+                             weight_type=QuantType.QInt8)
+    elif source != float_path:
+        source.replace(int8_path)
+    if source != float_path and source.exists():
+        source.unlink()
+    if not int8_path.exists():
+        raise DataError("nothing to quantize: the graph has no linear or convolution layers")
+    return plan
+
+
+def _drop(task, metric: str, ours: float, theirs: float) -> tuple[float, str]:
+    """How much worse ``theirs`` is, in points for metrics between 0 and 1, else in percent."""
+    worse = (ours - theirs) if task.higher_is_better(metric) else (theirs - ours)
+    if metric in ("accuracy", "f1_macro", "roc_auc", "r2", "class_accuracy", "coverage"):
+        return 100 * worse, "points"
+    return 100 * worse / max(abs(ours), 1e-12), "percent"
+
+
+def quantize_graphs(run, graphs: dict, rows, folder: Path, record: dict, max_drop: float, say) -> dict:
+    """int8 versions of the graph that predicts rows (``model``), checked and kept or refused."""
+    from .parts import test_metrics
+
+    if "model" not in graphs or rows is None:
+        return {"kept": False, "why": "only a graph that predicts rows is quantized; this run's graphs generate"}
+    graph, exported = graphs["model"]
+    int8_path = folder / "model.int8.onnx"
+    try:
+        plan = write_int8(run, graph, exported.path, int8_path)
+    except DataError as error:
+        say(f"int8: not made: {error}")
+        return {"kept": False, "why": str(error)}
+    result = {"plan": plan, "bytes": int8_path.stat().st_size, "float_bytes": exported.path.stat().st_size}
+    result["size_ratio"] = result["bytes"] / result["float_bytes"]
+    metrics = test_metrics(run, int8_path, graph)
+    float_metrics = record.get("metrics")
+    headline = run.task.headline
+    if metrics and float_metrics and headline in float_metrics["onnx"]:
+        result["metrics"] = metrics["onnx"]
+        drop, unit = _drop(run.task, headline, float_metrics["onnx"][headline], metrics["onnx"][headline])
+        result["drop"] = {"metric": headline, "value": drop, "unit": unit, "allowed": max_drop}
+    inputs = rows[0]
+    timings = {"float": [], "int8": []}
+    for _ in range(3):  # interleaved, so both see the same machine
+        timings["float"].append(latency(exported.path, graph, inputs, budget=0.2))
+        timings["int8"].append(latency(int8_path, graph, inputs, budget=0.2))
+    result["latency"] = {name: _median(runs) for name, runs in timings.items()}
+    record.setdefault("latency", {})["float"] = result["latency"]["float"]
+    record["latency"]["int8"] = result["latency"]["int8"]
+    speed = {size: result["latency"]["float"][size]["p50_ms"] / result["latency"]["int8"][size]["p50_ms"]
+             for size in result["latency"]["float"]}
+    result["speedup"] = speed
+    why = []
+    if "drop" in result and result["drop"]["value"] > max_drop:
+        why.append(f"{headline} drops by {result['drop']['value']:.2f} {result['drop']['unit']} "
+                   f"(allowed {max_drop:g}; --max-drop)")
+    if "drop" not in result:
+        why.append("no labelled rows to measure its accuracy on")
+    if speed.get("256", 1.0) < 1.0 or speed.get("1", 1.0) < 1 / BATCH_ONE_MARGIN:
+        why.append("it is slower than the float model (" + ", ".join(f"batch {s}: {v:.2f}x" for s, v in speed.items())
+                   + ")")
+    result["kept"] = not why
+    if why:
+        result["why"] = "; ".join(why)
+        int8_path.unlink()
+        say(f"int8: not kept: {result['why']}")
+    else:
+        record["graphs"]["model"]["int8_file"] = int8_path.name
+        say(f"int8: kept, {result['size_ratio']:.2f} of the float size, {headline} "
+            f"{float_metrics['onnx'][headline]:.4f} -> {result['metrics'][headline]:.4f}, "
+            + ", ".join(f"batch {s} {v:.2f}x" for s, v in speed.items()))
+    return result
+
+
+def _median(runs: list[dict]) -> dict:
+    return {size: {key: float(np.median([r[size][key] for r in runs])) for key in runs[0][size]}
+            for size in runs[0]}
+
+
+__all__ = ["quantize_graphs"]

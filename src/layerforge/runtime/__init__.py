@@ -1,0 +1,131 @@
+"""The torch-free runtime of an exported run: raw rows in, decoded predictions out, with numpy
+and onnxruntime only (importing it imports neither torch nor pandas).
+
+Example:
+    >>> from layerforge.runtime import load          # doctest: +SKIP
+    >>> model = load("runs/digits-mlp-20261128-101500/export")
+    >>> model.predict("new_rows.csv")                # class labels, values, forecasts or scores
+    >>> model.predict_table("new_rows.csv")          # columns as ``layerforge predict`` writes them
+
+It reads ``export/runtime.json`` (the fitted preprocessing, how outputs decode, the graphs) and
+the ``.onnx`` files beside it, so an export folder copied to a device is all it needs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .decode import decode_table, decoded, softmax
+from .encode import RuntimeDataError, encode
+
+__all__ = ["load", "Runtime", "RuntimeDataError"]
+
+
+class Runtime:
+    """One exported run.
+
+    Args:
+        folder: the export folder (``RUN/export``).
+        int8: use the int8 model when the export kept one (default: float).
+        threads: ONNX Runtime's threads (default: its own choice).
+    """
+
+    def __init__(self, folder: str | Path, *, int8: bool = False, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.folder = Path(folder)
+        record_path = self.folder / "runtime.json"
+        if not record_path.is_file():
+            raise RuntimeDataError(f"{self.folder} is not an export folder: it has no runtime.json "
+                                   "(write one with `layerforge export RUN`)")
+        self.record = json.loads(record_path.read_text(encoding="utf-8"))
+        if self.record.get("format") != "layerforge.export/1":
+            raise RuntimeDataError(f"{record_path}: format {self.record.get('format')!r} is not layerforge.export/1")
+        self.task, self.target = self.record["task"], self.record["target"]
+        self.decoding = self.record["decoding"]
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        self._ort, self._options, self._sessions = ort, options, {}
+        self.int8 = int8
+        graph = self.record["graphs"].get("model")
+        if int8 and not (graph and graph.get("int8")):
+            raise RuntimeDataError(f"{self.folder} keeps no int8 model (see parity.json for why)")
+
+    def _session(self, name: str):
+        graphs = self.record["graphs"]
+        if name not in graphs:
+            raise RuntimeDataError(f"this export has no {name} graph (it has: {', '.join(graphs)})")
+        if name not in self._sessions:
+            entry = graphs[name]
+            file = entry["int8"] if self.int8 and name == "model" and entry.get("int8") else entry["file"]
+            self._sessions[name] = (self._ort.InferenceSession(str(self.folder / file), self._options,
+                                                               providers=["CPUExecutionProvider"]), entry["inputs"])
+        return self._sessions[name]
+
+    def _run(self, name: str, inputs: tuple[np.ndarray, ...], batch_size: int = 1024) -> np.ndarray:
+        session, names = self._session(name)
+        parts = []
+        for start in range(0, len(inputs[0]), batch_size):
+            feed = {n: a[start : start + batch_size] for n, a in zip(names, inputs)}
+            parts.append(session.run(None, feed)[0])
+        out = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+        bad = np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)) if len(out) else []
+        if len(bad):
+            raise RuntimeDataError(f"the model's outputs for row {bad[0] + 1} are not finite numbers: that row lies "
+                                   "far outside the values the model was trained on; check it")
+        return out
+
+    def encode(self, rows, **options) -> tuple[tuple[np.ndarray, ...], list | None]:
+        """Model inputs for raw rows, and their labels when the rows carry the target
+        (``options``: ``unknown`` and ``ignore_extra``, as ``layerforge predict`` takes them)."""
+        return encode(self.record, rows, **options)
+
+    def outputs(self, rows, **options) -> np.ndarray:
+        """The model's raw outputs (logits, scaled values, reconstructions)."""
+        inputs, _ = self.encode(rows, **options)
+        return self._run("model", inputs)
+
+    def predict(self, rows, **options) -> np.ndarray:
+        """Decoded predictions: class labels, values on the target's scale, the next steps of a
+        series, or anomaly scores."""
+        inputs, _ = self.encode(rows, **options)
+        return decoded(self.decoding, self._run("model", inputs), inputs)
+
+    def predict_proba(self, rows, **options) -> np.ndarray:
+        if self.decoding["kind"] != "classes":
+            raise RuntimeDataError(f"predict_proba is for classification; this export does {self.task}")
+        return softmax(self.outputs(rows, **options))
+
+    def predict_table(self, rows, **options) -> dict[str, list]:
+        """The columns ``layerforge predict`` writes, as name -> values."""
+        inputs, _ = self.encode(rows, **options)
+        return decode_table(self.decoding, self._run("model", inputs), inputs, self.target)
+
+    def embed(self, rows, **options) -> np.ndarray:
+        """An autoencoder's codes (rows, latent_size)."""
+        inputs, _ = self.encode(rows, **options)
+        return self._run("encoder", inputs[:1])
+
+    def sample(self, n: int, *, seed: int = 0, label_index: int | None = None) -> np.ndarray:
+        """``n`` rows from standard-normal codes (a GAN's generator or a variational decoder), in
+        model space; numpy's generator, so not the same rows as ``layerforge sample``."""
+        name = "generator" if "generator" in self.record["graphs"] else "decoder"
+        session, names = self._session(name)
+        width = session.get_inputs()[0].shape[1]
+        codes = np.random.default_rng(seed).standard_normal((n, width)).astype(np.float32)
+        inputs = (codes,)
+        if len(names) == 2:
+            classes = len(self.decoding.get("classes") or []) or 1
+            labels = np.full(n, label_index, np.int64) if label_index is not None else np.arange(n) % classes
+            inputs += (labels.astype(np.int64),)
+        return self._run(name, inputs)
+
+
+def load(folder: str | Path, *, int8: bool = False, threads: int | None = None) -> Runtime:
+    """The runtime of an export folder (see ``Runtime``)."""
+    return Runtime(folder, int8=int8, threads=threads)

@@ -1,0 +1,55 @@
+"""Model outputs to predictions with numpy alone, as each task decodes them (runtime.json's
+``decoding``: classes, values, forecasts or anomaly scores)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _scores(decoding: dict, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+    squared = (outputs.astype(np.float32) - inputs[0].astype(np.float32)) ** 2
+    squared = squared.reshape(len(squared), -1)
+    if decoding.get("weights") is not None:
+        squared = squared * np.asarray(decoding["weights"], dtype=np.float32)
+    return squared.mean(axis=1)
+
+
+def decoded(decoding: dict, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+    kind = decoding["kind"]
+    if kind == "classes":
+        return np.asarray(decoding["classes"], dtype=object)[softmax(outputs).argmax(axis=1)]
+    if kind == "values":
+        values = outputs.astype(np.float64) * np.asarray(decoding["std"]) + np.asarray(decoding["mean"])
+        return values[:, 0] if values.shape[1] == 1 else values
+    if kind == "forecast":
+        values = outputs.astype(np.float64) * decoding["std"] + decoding["mean"]
+        return np.exp(values) if decoding["log"] else values
+    if kind == "anomaly_scores":
+        return _scores(decoding, outputs, inputs)
+    raise ValueError(f"outputs of kind '{kind}' are not decoded into predictions; use outputs()")
+
+
+def decode_table(decoding: dict, outputs: np.ndarray, inputs: tuple, target: str | None) -> dict[str, list]:
+    """Columns as ``layerforge predict`` writes them."""
+    kind = decoding["kind"]
+    if kind == "classes":
+        probabilities = softmax(outputs)
+        classes = decoding["classes"]
+        table = {target or "prediction": [classes[i] for i in probabilities.argmax(axis=1)]}
+        for i, name in enumerate(classes):
+            table[f"proba_{name}"] = probabilities[:, i].tolist()
+        return table
+    if kind == "anomaly_scores":
+        scores = _scores(decoding, outputs, inputs)
+        table = {"anomaly_score": scores.tolist()}
+        if decoding.get("threshold") is not None:
+            table["anomaly"] = (scores > decoding["threshold"]).tolist()
+        return table
+    values = decoded(decoding, outputs, inputs)
+    return {target or "prediction": values.tolist()}

@@ -1,0 +1,317 @@
+"""Raw rows to model inputs with numpy alone, exactly as layerforge's data kinds encode them
+(tables, sequences, images, texts), from the fitted state that runtime.json keeps.
+
+Tables come as a CSV file, a list of row mappings, a mapping of columns, or an array whose
+columns are the features in order. CSV cells are read as pandas reads them: the same words mean
+a missing value, a column is numeric when all its values are numbers, and 3, 3.0 and '3' are one
+category.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+# the words pandas.read_csv takes for a missing value
+MISSING_WORDS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+                 "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+MISSING_CATEGORY = "<missing>"
+MAX_STANDARD_SCORE = 1e6
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+class RuntimeDataError(ValueError):
+    """Rows the exported model cannot read, named by column, row or file."""
+
+
+def encode(record: dict, rows, *, unknown: str | None = None,
+           ignore_extra: bool = False) -> tuple[tuple[np.ndarray, ...], list | None]:
+    """(inputs, labels): the model's inputs for ``rows`` and their targets when present.
+
+    Args:
+        unknown: 'error' or 'bucket' for categories unseen in training (default: the run's).
+        ignore_extra: drop table columns the model does not know instead of raising.
+    """
+    state = record["preprocessing"]
+    kind = state["kind"]
+    if kind == "table":
+        return _table(state, rows, record.get("target"), unknown or state.get("unknown_categories", "error"),
+                      ignore_extra)
+    if kind == "sequence":
+        return _sequences(state, rows)
+    if kind == "image":
+        return _images(state, rows)
+    if kind == "text":
+        return _texts(state, rows, record.get("target"))
+    raise RuntimeDataError(f"the runtime does not read {kind} data; predict with `layerforge predict` instead")
+
+
+# -- tables ----------------------------------------------------------------------------------------
+
+
+def _is_missing(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and value in MISSING_WORDS
+
+
+def _number(value) -> float | None:
+    """The number a cell holds, or None when it holds something else."""
+    if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _columns_of(rows, features: list[str]) -> tuple[dict[str, list], str | None]:
+    """Column name -> raw values, from any of the table forms; and the file, for messages."""
+    if isinstance(rows, (str, Path)):
+        path = Path(rows)
+        if not path.is_file():
+            raise RuntimeDataError(f"data file not found: {path}")
+        if path.suffix.lower() not in (".csv", ".tsv"):
+            raise RuntimeDataError(f"{path}: the runtime reads tables from .csv or .tsv files")
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            header = next(reader, None)
+            if not header:
+                raise RuntimeDataError(f"{path}: holds no rows")
+            columns: dict[str, list] = {name: [] for name in header}
+            for number, line in enumerate(reader, start=2):
+                if len(line) != len(header):
+                    raise RuntimeDataError(f"{path}: line {number} has {len(line)} fields, the header {len(header)}")
+                for name, value in zip(header, line):
+                    columns[name].append(value)
+        if not next(iter(columns.values()), []):
+            raise RuntimeDataError(f"{path}: holds no rows")
+        return columns, str(path)
+    if isinstance(rows, dict):
+        return {str(k): list(v) for k, v in rows.items()}, None
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+        names = list(dict.fromkeys(k for row in rows for k in row))
+        return {n: [row.get(n) for row in rows] for n in names}, None
+    array = np.asarray(rows)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != len(features):
+        raise RuntimeDataError(f"expected rows of {len(features)} values ({', '.join(features[:10])}"
+                               f"{', ...' if len(features) > 10 else ''}), got an array of shape {array.shape}")
+    return {name: list(array[:, i]) for i, name in enumerate(features)}, None
+
+
+def _where(row: int, source: str | None) -> str:
+    return f"line {row + 2} of {source}" if source else f"row {row + 1}"
+
+
+def _category_keys(values: list, from_text: bool) -> list[str | None]:
+    """Category keys as layerforge makes them; text cells are first typed per column as pandas
+    types them (numbers when all are numbers, booleans when all are true/false)."""
+    present = [v for v in values if not _is_missing(v)]
+    if from_text and present:
+        lowered = {str(v).strip().lower() for v in present}
+        if lowered <= {"true", "false"}:
+            return [None if _is_missing(v) else str(v).strip().lower() for v in values]
+        if all(_number(v) is not None for v in present):
+            return [None if _is_missing(v) else _number_key(_number(v)) for v in values]
+    return [None if _is_missing(v) else _key(v) for v in values]
+
+
+def _number_key(number: float) -> str:
+    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+
+
+def _key(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return _number_key(float(value))
+    return str(value)
+
+
+def _table(state: dict, rows, target: str | None, unknown: str,
+           ignore_extra: bool) -> tuple[tuple[np.ndarray, ...], list | None]:
+    names = [c["name"] for c in state["columns"]]
+    columns, source = _columns_of(rows, names)
+    where = f" in {source}" if source else ""
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise RuntimeDataError(f"missing column{'s' if len(missing) > 1 else ''}{where}: {', '.join(missing)} "
+                               f"(the model was trained on: {', '.join(names)})")
+    extra = [c for c in columns if c not in names and c != target]
+    if extra and not ignore_extra:
+        raise RuntimeDataError(f"unexpected column{'s' if len(extra) > 1 else ''}{where}: {', '.join(extra)}; "
+                               "remove them or pass ignore_extra (--ignore-extra)")
+    count = len(columns[names[0]])
+    from_text = source is not None
+    blocks = []
+    for column in state["columns"]:
+        values = columns[column["name"]]
+        if column["kind"] == "categorical":
+            blocks.append(_one_hot(column, values, from_text, unknown, source))
+            continue
+        numbers = np.empty(count)
+        absent = np.zeros(count, dtype=bool)
+        for row, value in enumerate(values):
+            if _is_missing(value):
+                absent[row], numbers[row] = True, column["fill"]
+                continue
+            if column["kind"] == "boolean":
+                number = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}.get(
+                    str(value).strip().lower())
+                expected = "true/false values"
+            else:
+                number = None if isinstance(value, (bool, np.bool_)) else _number(value)
+                expected = "numbers"
+            if number is None or math.isinf(number):
+                found = "an infinite value" if number is not None else f"expected {expected}, found {value!r}"
+                raise RuntimeDataError(f"column '{column['name']}': {found} in {_where(row, source)}; fix the value")
+            numbers[row] = number
+        scaled = (numbers - column["mean"]) / column["std"]
+        far = np.flatnonzero(np.abs(scaled) > MAX_STANDARD_SCORE)
+        if len(far):
+            raise RuntimeDataError(f"column '{column['name']}': {numbers[far[0]]:.3g} in {_where(int(far[0]), source)} "
+                                   "is too far from the values seen in training to be used")
+        blocks.append(scaled[:, None])
+        if column["indicator"]:
+            blocks.append(absent.astype(np.float64)[:, None])
+    x = np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((count, 0), np.float32)
+    return (x,), (columns[target] if target and target in columns else None)
+
+
+def _one_hot(column: dict, values: list, from_text: bool, unknown: str, source: str | None) -> np.ndarray:
+    categories = column["categories"]
+    index = {key: i for i, key in enumerate(categories)}
+    encoded = np.zeros((len(values), len(categories)))
+    for row, key in enumerate(_category_keys(values, from_text)):
+        position = index.get(MISSING_CATEGORY if key is None else key)
+        if position is None:
+            if unknown == "bucket":
+                continue
+            what = "a missing value" if key is None else f"unseen category {key!r}"
+            shown = [c for c in categories if c != MISSING_CATEGORY]
+            raise RuntimeDataError(f"column '{column['name']}': {what} in {_where(row, source)} (known: "
+                                   f"{', '.join(shown[:20])}{', ...' if len(shown) > 20 else ''})")
+        encoded[row, position] = 1.0
+    return encoded
+
+
+# -- arrays: sequences and images ------------------------------------------------------------------
+
+
+def _arrays(rows, what: str) -> tuple[np.ndarray, np.ndarray | None, list | None]:
+    """x, lengths and labels from an .npz/.npy file or an array."""
+    if isinstance(rows, (str, Path)):
+        path = Path(rows)
+        if not path.is_file():
+            raise RuntimeDataError(f"file not found: {path}")
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False), None, None
+        if path.suffix != ".npz":
+            raise RuntimeDataError(f"{path}: the runtime reads {what} from .npz (x, optional lengths and y) or .npy")
+        with np.load(path, allow_pickle=False) as arrays:
+            if "x" not in arrays:
+                raise RuntimeDataError(f"{path}: holds arrays {', '.join(arrays.files) or 'none'} but no 'x'")
+            lengths = arrays["lengths"].astype(np.int64) if "lengths" in arrays else None
+            labels = arrays["y"].tolist() if "y" in arrays else None
+            return arrays["x"], lengths, labels
+    return np.asarray(rows), None, None
+
+
+def _finite(x: np.ndarray, what: str) -> np.ndarray:
+    if x.dtype.kind not in "fiub":
+        raise RuntimeDataError(f"{what} must be numbers, got an array of {x.dtype}")
+    bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+    if len(bad):
+        raise RuntimeDataError(f"{what}: row {bad[0] + 1} holds values that are missing or infinite")
+    return x
+
+
+def _sequences(state: dict, rows) -> tuple[tuple[np.ndarray, ...], list | None]:
+    x, lengths, labels = _arrays(rows, "sequences")
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[:, None, :]
+    if x.ndim != 3:
+        raise RuntimeDataError(f"expected sequences shaped (rows, length) or (rows, channels, length), got {x.shape}")
+    channels = len(state["mean"])
+    if x.shape[1] != channels:
+        raise RuntimeDataError(f"expected {channels} channel(s) per series, got {x.shape[1]} (shape {x.shape})")
+    _finite(x, "series")
+    mean = np.asarray(state["mean"])[None, :, None]
+    std = np.asarray(state["std"])[None, :, None]
+    scaled = ((x - mean) / std).astype(np.float32)
+    if lengths is not None:
+        if ((lengths < 1) | (lengths > x.shape[-1])).any():
+            raise RuntimeDataError(f"'lengths' must lie between 1 and the series' length {x.shape[-1]}")
+        scaled[np.broadcast_to((np.arange(x.shape[2])[None, :] >= lengths[:, None])[:, None, :], scaled.shape)] = 0
+    if np.abs(scaled).max(initial=0) > MAX_STANDARD_SCORE:
+        raise RuntimeDataError("series: values too far from those seen in training to be used")
+    if lengths is None and state.get("variable_length"):
+        lengths = np.full(len(x), x.shape[-1], dtype=np.int64)
+    return ((scaled,) if lengths is None else (scaled, lengths.astype(np.int64))), labels
+
+
+def _images(state: dict, rows) -> tuple[tuple[np.ndarray, ...], list | None]:
+    x, _, labels = _arrays(rows, "images")
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 3:
+        x = x[:, None]
+    shape = (state["channels"], *state["size"])
+    if x.ndim != 4 or tuple(x.shape[1:]) != shape:
+        raise RuntimeDataError(f"expected images of shape {shape}, got {tuple(x.shape[1:])}")
+    _finite(x, "images")
+    mean = np.asarray(state["mean"])[None, :, None, None]
+    std = np.asarray(state["std"])[None, :, None, None]
+    return (((x - mean) / std).astype(np.float32),), labels
+
+
+# -- texts -----------------------------------------------------------------------------------------
+
+
+def _texts(state: dict, rows, target: str | None) -> tuple[tuple[np.ndarray, ...], list | None]:
+    column, labels = state["text"], None
+    if isinstance(rows, (str, Path)) or isinstance(rows, dict) or (isinstance(rows, list) and rows
+                                                                   and isinstance(rows[0], dict)):
+        columns, source = _columns_of(rows, [column])
+        if column not in columns:
+            where = f" in {source}" if source else ""
+            raise RuntimeDataError(f"missing column{where}: {column} (the text to classify)")
+        texts = ["" if _is_missing(t) else str(t) for t in columns[column]]
+        labels = columns.get(target) if target else None
+    else:
+        texts = [str(t) for t in rows]
+    tokenize = _tokenizer(state)
+    ids = np.zeros((len(texts), state["max_length"]), dtype=np.int64)
+    lengths = np.ones(len(texts), dtype=np.int64)
+    for row, text in enumerate(texts):
+        tokens = tokenize(text)[: state["max_length"]] or [1]
+        ids[row, : len(tokens)] = tokens
+        lengths[row] = len(tokens)
+    return (ids, lengths), labels
+
+
+def _tokenizer(state: dict):
+    lower = state.get("lowercase", False)
+    if state["tokenizer"] == "bpe":
+        from tokenizers import Tokenizer
+
+        bpe = Tokenizer.from_str(state["bpe"])
+        return lambda text: bpe.encode(text.lower() if lower else text).ids
+    index = {token: i for i, token in enumerate(state["vocab"])}
+    char = state["tokenizer"] == "char"
+
+    def tokenize(text: str) -> list[int]:
+        text = text.lower() if lower else text
+        return [index.get(piece, 1) for piece in (text if char else _WORD.findall(text))]
+
+    return tokenize
