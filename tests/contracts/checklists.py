@@ -131,3 +131,21 @@ def check_task_run(task: type[tasks.Task], runs_dir, **train) -> lf.Run:
         assert len(table) == len(again.task.predictions(again.model, tensors)) > 0
     assert "<h2>Results</h2>" in (run.path / "report.html").read_text()
     return run
+
+
+def check_export(family: str, kind: str, tmp_path) -> None:
+    """Every graph the network offers exports to ONNX with outputs within the parity tolerance,
+    at several batch sizes (and lengths, for rows of unequal lengths)."""
+    from layerforge.export.onnx import RTOL, export_graph
+    from layerforge.export.parts import seeded_codes
+
+    model = _build(family, INPUTS[kind]).eval()
+    rows = model.example_inputs(16, seed=1)
+    if len(rows) == 2:  # unequal lengths
+        rows = (rows[0], torch.randint(1, INPUTS[kind].length + 1, (16,), generator=torch.Generator().manual_seed(1)))
+    graphs = model.export_graphs()
+    assert graphs and len({g.name for g in graphs}) == len(graphs)
+    for graph in graphs:
+        inputs = rows if graph.reads == "rows" else seeded_codes(graph, 16)
+        exported = export_graph(graph, tuple(model.exporters), tmp_path / f"{graph.name}.onnx", inputs, None)
+        assert exported.parity["passed"] and exported.parity["max_rel_diff"] <= RTOL

@@ -4,7 +4,7 @@ import pytest
 
 from layerforge.models import FAMILIES
 
-from .checklists import check_family
+from .checklists import check_export, check_family
 
 CASES = [(family, kind) for family, entry in FAMILIES.items() for kind in entry.reads]
 
@@ -16,3 +16,8 @@ def test_family_contract(family, kind, tmp_path):
 
 def test_every_family_is_covered():
     assert {family for family, _ in CASES} == set(FAMILIES)
+
+
+@pytest.mark.parametrize(("family", "kind"), CASES)
+def test_family_exports(family, kind, tmp_path):
+    check_export(family, kind, tmp_path)

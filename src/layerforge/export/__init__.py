@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .. import files
 from ..errors import ExportError
 
 FORMAT = "layerforge.export/1"
@@ -43,7 +44,6 @@ def export_run(run_dir: str | Path, *, quantize: str | None = None, opset: int |
         CheckpointError: the run cannot be loaded.
     """
 
-    from .. import files
     from ..run.directory import load_run
     from .onnx import export_graph
     from .parts import decoded_agreement, held_out_rows, latency, runtime_record, seeded_codes, test_metrics
@@ -62,11 +62,10 @@ def export_run(run_dir: str | Path, *, quantize: str | None = None, opset: int |
         graphs, record = {}, {"format": FORMAT, "run": str(run.path), "rows": rows_from, "graphs": {}}
         for graph in model.export_graphs():
             started = time.perf_counter()
-            inputs = rows if graph.reads == "rows" else seeded_codes(graph, len(rows[0][0]) if rows else 256)
             if graph.reads == "rows" and rows is None:
                 raise ExportError("the run keeps no rows to prove its export on, and its source data is gone")
-            exported = export_graph(graph, tuple(model.exporters), building / f"{graph.name}.onnx",
-                                    inputs if graph.reads == "codes" else rows[0], opset)
+            inputs = rows if graph.reads == "rows" else seeded_codes(graph, 256)
+            exported = export_graph(graph, tuple(model.exporters), building / f"{graph.name}.onnx", inputs, opset)
             graphs[graph.name] = (graph, exported)
             entry = {"file": exported.path.name, "exporter": exported.exporter, "inputs": graph.input_names,
                      "outputs": graph.output_names, "dynamic": {k: {str(a): v for a, v in axes.items()}
@@ -79,7 +78,7 @@ def export_run(run_dir: str | Path, *, quantize: str | None = None, opset: int |
                 f"{exported.parity['max_rel_diff']:.1e} of PyTorch's on {len(exported.parity['shapes'])} batches")
         if "model" in graphs and rows is not None:
             graph, exported = graphs["model"]
-            agreement = decoded_agreement(task, model, exported.path, graph, rows[0])
+            agreement = decoded_agreement(task, model, exported.path, graph, rows)
             record["graphs"]["model"]["decoded"] = agreement
             if not agreement["identical"]:
                 raise ExportError(f"model.onnx decodes {agreement['differing']} of {agreement['rows']} rows "
@@ -88,7 +87,7 @@ def export_run(run_dir: str | Path, *, quantize: str | None = None, opset: int |
             metrics = test_metrics(run, exported.path, graph)
             if metrics:
                 record["metrics"] = metrics
-            record["latency"] = {"float": latency(exported.path, graph, rows[0])}
+            record["latency"] = {"float": latency(exported.path, graph, rows)}
         if quantize:
             from .quantize import quantize_graphs
 
@@ -104,8 +103,6 @@ def export_run(run_dir: str | Path, *, quantize: str | None = None, opset: int |
 
 def _replace(building: Path, target: Path) -> None:
     """Put the finished export in place; an earlier export is removed only afterwards."""
-    from .. import files
-
     if target.exists():
         old = target.parent / f".{target.name}.old-{int(time.time() * 1000)}"
         files.rename(target, old)

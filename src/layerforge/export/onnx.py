@@ -89,7 +89,7 @@ def quiet():
     root.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()), torch.no_grad():
+                contextlib.redirect_stderr(io.StringIO()), _native_output_dropped(), torch.no_grad():
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -97,6 +97,28 @@ def quiet():
             logger.setLevel(level)
         root.removeHandler(silent)
         root.setLevel(root_level)
+
+
+@contextlib.contextmanager
+def _native_output_dropped():
+    """The exporters' C++ side writes graphs and warnings straight to file descriptors 1 and 2."""
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
 
 
 def write_graph(graph: Graph, exporter: str, path: Path, opset: int | None) -> None:
@@ -237,5 +259,6 @@ def export_graph(graph: Graph, exporters: tuple[str, ...], path: Path, rows: tup
 
 def _layers(module: torch.nn.Module) -> str:
     """The kinds of layer a module holds, for messages."""
-    kinds = sorted({type(m).__name__ for m in module.modules() if not list(m.children())})
+    containers = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+    kinds = sorted({type(m).__name__ for m in module.modules() if m is not module and not isinstance(m, containers)})
     return "layers: " + ", ".join(kinds[:12]) + (", ..." if len(kinds) > 12 else "")

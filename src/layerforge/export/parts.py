@@ -15,20 +15,28 @@ from .onnx import PARITY_ROWS, RTOL, OnnxModule, session
 
 
 def held_out_rows(run) -> tuple[tuple | None, str | None]:
-    """Up to ``PARITY_ROWS`` encoded rows of the run's own data and which part they are: its test
-    rows, else its validation rows, else its training rows (rebuilt from the source)."""
+    """Up to ``PARITY_ROWS`` encoded rows of the run's own data (model inputs), and which they are:
+    its test rows first, then validation rows, then training rows (rebuilt from the source, when
+    it is still there)."""
     from ..recipes.scaffold import as_tensors
 
+    taken, said = [], []
     for part in ("test", "val", "train"):
-        if part != "train" and not run.manifest.rows.get(part):
+        wanted = PARITY_ROWS - sum(len(t[0]) for t in taken)
+        if wanted <= 0 or (part != "train" and not run.manifest.rows.get(part)):
             continue
         try:
-            inputs, y = as_tensors(run.held_out(part), run.task, "cpu")
+            inputs, _ = as_tensors(run.held_out(part), run.task, "cpu")
         except DataError:
             continue
-        if len(y):
-            return (tuple(t[:PARITY_ROWS] for t in inputs), y[:PARITY_ROWS]), part
-    return None, None
+        if taken and [t.shape[1:] for t in inputs] != [t.shape[1:] for t in taken[0]]:
+            continue
+        if len(inputs[0]):
+            taken.append(tuple(t[:wanted] for t in inputs))
+            said.append(f"{len(taken[-1][0])} {part}")
+    if not taken:
+        return None, None
+    return tuple(torch.cat(parts) for parts in zip(*taken)), " + ".join(said) + " rows"
 
 
 def seeded_codes(graph: Graph, rows: int) -> tuple[torch.Tensor, ...]:
@@ -66,6 +74,8 @@ def test_metrics(run, path: Path, graph: Graph, part: str | None = None) -> dict
     the ONNX file; None when the run keeps no labelled rows."""
     from ..recipes.scaffold import as_tensors
 
+    if not run.task.scored_on_outputs:
+        return None
     for name in ([part] if part else ["test", "val"]):
         if not run.manifest.rows.get(name):
             continue

@@ -119,7 +119,7 @@ def quantize_graphs(run, graphs: dict, rows, folder: Path, record: dict, max_dro
         result["metrics"] = metrics["onnx"]
         drop, unit = _drop(run.task, headline, float_metrics["onnx"][headline], metrics["onnx"][headline])
         result["drop"] = {"metric": headline, "value": drop, "unit": unit, "allowed": max_drop}
-    inputs = rows[0]
+    inputs = rows
     timings = {"float": [], "int8": []}
     for _ in range(3):  # interleaved, so both see the same machine
         timings["float"].append(latency(exported.path, graph, inputs, budget=0.2))

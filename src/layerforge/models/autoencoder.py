@@ -90,7 +90,7 @@ class ConvDecoder(nn.Module):
         self.blocks = nn.Sequential(*layers)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.blocks(h.view(len(h), *self.shape))  # (B, F) -> (B, C_last, *S_last) -> (B, C, *S)
+        return self.blocks(h.view(h.shape[0], *self.shape))  # (B, F) -> (B, C_last, *S_last) -> (B, C, *S)
 
 
 def _dense_coders(shape: list[int], layers: list[int], activation: str, norm: str, dropout: float,
@@ -159,7 +159,7 @@ class Autoencoder(Network):
         return h, None
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.from_latent(z)).view(len(z), *self.input_shape)
+        return self.decoder(self.from_latent(z)).view(z.shape[0], *self.input_shape)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.encode(x)[0])

@@ -56,7 +56,7 @@ class MLPGenerator(nn.Module):
         if condition is None and self.condition.embedding is not None:
             raise ValueError("this generator is conditional: give the class of every row")
         h = z if condition is None else torch.cat([z, condition], dim=1)  # (B, K) or (B, 2K)
-        return self.out(self.blocks(h)).view(len(z), *self.output_shape)
+        return self.out(self.blocks(h)).view(z.shape[0], *self.output_shape)
 
 
 class ConvGenerator(nn.Module):
@@ -90,7 +90,7 @@ class ConvGenerator(nn.Module):
         if condition is None and self.condition.embedding is not None:
             raise ValueError("this generator is conditional: give the class of every row")
         h = z if condition is None else torch.cat([z, condition], dim=1)
-        return self.blocks(self.project(h).view(len(z), *self.start))  # (B, C0, h0, w0) -> (B, C, H, W)
+        return self.blocks(self.project(h).view(z.shape[0], *self.start))  # (B, C0, h0, w0) -> (B, C, H, W)
 
 
 class _Critic(nn.Module):

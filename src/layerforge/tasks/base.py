@@ -62,6 +62,8 @@ class Task(ABC):
         detects_anomalies: whether ``data.anomaly_classes`` applies.
         example: a small spec (data and model sections) that trains it offline in seconds.
         manifest_fields: the fields of model.json it cannot be rebuilt without.
+        scored_on_outputs: whether ``evaluate`` needs nothing but the model's forward pass (so an
+            exported model, which offers only that, can be scored the same way).
     """
 
     name: ClassVar[str]
@@ -77,6 +79,7 @@ class Task(ABC):
     detects_anomalies: ClassVar[bool] = False
     example: ClassVar[dict[str, Any]]
     manifest_fields: ClassVar[tuple[str, ...]] = ()
+    scored_on_outputs: ClassVar[bool] = True
 
     classes: list | None = None
 

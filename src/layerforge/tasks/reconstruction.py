@@ -80,6 +80,7 @@ class ReconstructionTask(Task):
     target_form = "values"
     metrics = {"mse": False, "noisy_mse": False, "kl": False}
     headline = "mse"
+    scored_on_outputs = False  # the noisy reconstruction and the KL term come from the encoder and the noise
     example = {"data": {"dataset": "digits"}, "model": {"type": "autoencoder", "layers": [16], "latent_size": 2}}
     needs_target = False
     stratify = True
