@@ -265,6 +265,9 @@ def test_command_line_export_and_onnx_backend(runs_dir, tmp_path):
     done = subprocess.run([*cli, "export", str(run.path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(run.path / "export") and "decoded predictions identical" in done.stderr
+    page = (run.path / "report.html").read_text()
+    assert '<section id="export">' in page and "model.onnx" in page and "p99 ms" in page
+    assert lf.load_run(run.path).evaluate()["rows"] == run.manifest.rows["test"]  # the run's seals still hold
     outputs = {}
     for backend in ("torch", "onnx"):
         out = tmp_path / f"{backend}.csv"
@@ -278,3 +281,13 @@ def test_command_line_export_and_onnx_backend(runs_dir, tmp_path):
             f"{str(rows)!r}); print('torch' in sys.modules, 'pandas' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_int8_keeps_the_default_digits_mlp_small_and_accurate(runs_dir):
+    run = lf.train(None, runs_dir=runs_dir)
+    folder = export_run(run.path, quantize="int8")
+    int8 = json.loads((folder / "parity.json").read_text())["int8"]
+    assert int8["kept"], int8.get("why")
+    assert int8["size_ratio"] <= 0.31 and int8["drop"]["value"] <= 1.0
+    assert load(folder, int8=True).predict_proba(np.zeros((3, 64))).shape == (3, 10)

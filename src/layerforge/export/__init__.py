@@ -98,6 +98,15 @@ def export_run(run_dir: str | Path, *, quantize: str | None = None, opset: int |
     except BaseException:
         files.remove(building)
         raise
+    if target == run.path / EXPORT_DIR and (run.path / "report.html").is_file():
+        from ..errors import LayerforgeError
+        from ..report.html import build_report
+
+        try:
+            build_report(run.path)
+            say("report.html: Export section added")
+        except LayerforgeError as error:
+            say(f"report.html was not rebuilt: {error}")
     return target
 
 

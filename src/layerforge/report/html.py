@@ -13,9 +13,9 @@ from typing import Any
 import torch
 
 from ..doctor.verdicts import late, per_layer, unit_health
-from ..errors import DataError
+from ..errors import DataError, LayerforgeError
 from ..figures import Note, Passage, Picture, charts
-from ..files import atomic_write, read_jsonl, sha256_file
+from ..files import atomic_write, read_json, read_jsonl, sha256_file
 from ..recipes.scaffold import as_tensors
 from ..run.directory import Run
 from ..run.records import Diagnosis
@@ -175,6 +175,45 @@ def _doctor_section(run: Run) -> str:
     return "".join(parts)
 
 
+def _export_section(run: Run) -> str | None:
+    """The export's proof (export/parity.json): each graph's exporter, size and largest
+    difference, metrics through ONNX Runtime, int8, and latency; None when there is no export."""
+    path = run.path / "export" / "parity.json"
+    if not path.is_file():
+        return None
+    try:
+        record = read_json(path)
+        graphs = []
+        for name, entry in record["graphs"].items():
+            decoded = entry.get("decoded")
+            agreed = f"{decoded['rows'] - decoded['differing']}/{decoded['rows']} identical" if decoded else "-"
+            graphs.append([f"{name}.onnx", entry["exporter"], f"{entry['bytes'] / 1024:.1f} KiB",
+                           f"{entry['max_rel_diff']:.1e}", agreed])
+        parts = [_table(["graph", "exporter", "size", "largest difference", "decoded predictions"], graphs)]
+        int8 = record.get("int8") or {}
+        metrics = record.get("metrics")
+        if metrics:
+            names = [k for k in metrics["pytorch"] if k != "rows"]
+            rows = [["PyTorch", *(metrics["pytorch"][k] for k in names)],
+                    ["ONNX float", *(metrics["onnx"][k] for k in names)]]
+            if "metrics" in int8:
+                rows.append(["ONNX int8" + ("" if int8.get("kept") else " (not kept)"),
+                             *(int8["metrics"].get(k, "-") for k in names)])
+            parts.append(f"<p>{metrics['part']} rows ({metrics['rows']}):</p>" + _table(["model", *names], rows))
+        latency = record.get("latency") or {}
+        rows = [[model, size, f"{t['p50_ms']:.3f}", f"{t['p99_ms']:.3f}", f"{t['rows_per_s']:,.0f}"]
+                for model, sizes in latency.items() for size, t in sizes.items()]
+        if rows:
+            parts.append(_table(["model", "batch", "p50 ms", "p99 ms", "rows/s"], rows))
+        if int8:
+            said = (f"int8 kept: {int8['size_ratio']:.2f} of the float size" if int8.get("kept")
+                    else f"int8 not kept: {int8.get('why', '')}")
+            parts.append(f"<p>{html.escape(said)}</p>")
+        return "".join(parts)
+    except (LayerforgeError, KeyError, TypeError, ValueError) as error:
+        return f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"
+
+
 def build_report(run_dir: str | Path, prepared=None) -> Path:
     """Write ``report.html`` into a run directory and return its path.
 
@@ -203,6 +242,9 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
     sections.append(("Doctor", _doctor_section(run)))
     sections.append(("Data", _data_section(run.manifest)))
     sections.append(("Model", _model_section(run)))
+    exported = _export_section(run)
+    if exported is not None:
+        sections.append(("Export", exported))
     spec_text = (run.path / SPEC).read_text(encoding="utf-8")
     sections.append(("Spec", f"<pre>{html.escape(spec_text)}</pre>"))
     subtitle = f"{run.manifest.task} on {run.manifest.source} · {run.path.name} · report written " \
