@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .. import files
-from ..errors import ExportError
+from ..errors import ExportError, LayerforgeError
 
 FORMAT = "layerforge.export/1"
 RUNTIME = "runtime.json"
@@ -99,7 +99,6 @@ def export_run(run_dir: str | Path, *, quantize: str | None = None, opset: int |
         files.remove(building)
         raise
     if target == run.path / EXPORT_DIR and (run.path / "report.html").is_file():
-        from ..errors import LayerforgeError
         from ..report.html import build_report
 
         try:
