@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 import layerforge as lf
-from layerforge.export import export_run
 from layerforge.export.onnx import session
 from layerforge.export.parts import batch_of, held_out_rows
 from layerforge.export.quantize import write_int8
@@ -64,7 +63,7 @@ def main() -> None:
 
     sizes, files, rows = {}, {}, {}
     for name, run in runs.items():
-        folder = export_run(run.path, quantize="int8", log=lambda line: print("  " + line, file=sys.stderr))
+        folder = run.export(quantize="int8", log=lambda line: print("  " + line, file=sys.stderr))
         record = json.loads((folder / "parity.json").read_text())
         graph = run.model.export_graphs()[0]
         int8 = workdir / f"{name.replace(' ', '-')}.int8.onnx"

@@ -242,11 +242,25 @@ def export(
     max_drop: float = typer.Option(1.0, "--max-drop", min=0, help="Largest headline-metric loss int8 may cost: points for accuracy-like metrics, else percent."),
 ) -> None:
     """Export a run to ONNX with its parity proven on the run's own rows (RUN/export)."""
-    from .export import PARITY, export_run
+    from .export import EXPORT_DIR, PARITY
+    from .report.html import build_report
+    from .run.directory import load_run
 
     console = _console(stderr=True)
-    folder = _guard(lambda: export_run(run, quantize=quantize and quantize.value, opset=opset, out=out,
-                                       max_drop=max_drop, log=lambda line: console.print(line, markup=False)))
+
+    def call():
+        loaded = load_run(run)
+        folder = loaded.export(quantize=quantize and quantize.value, opset=opset, out=out, max_drop=max_drop,
+                               log=lambda line: console.print(line, markup=False))
+        if folder == loaded.path / EXPORT_DIR and (loaded.path / "report.html").is_file():
+            try:
+                build_report(loaded.path)
+                console.print("report.html: Export section added", markup=False)
+            except LayerforgeError as error:
+                console.print(f"report.html was not rebuilt: {error}", markup=False)
+        return folder
+
+    folder = _guard(call)
     print(folder)
     console.print(f"proof: {folder / PARITY}", markup=False)
 

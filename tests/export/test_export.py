@@ -14,13 +14,12 @@ import pytest
 import layerforge as lf
 from layerforge.data.kinds.sequence import pad
 from layerforge.errors import ExportError
-from layerforge.export import export_run
 from layerforge.runtime import RuntimeDataError, load
 
 
 def _export(spec, runs_dir, **options):
     run = lf.train(spec, runs_dir=runs_dir)
-    folder = export_run(run.path, **options)
+    folder = run.export(**options)
     return run, folder, json.loads((folder / "parity.json").read_text())
 
 
@@ -246,7 +245,7 @@ def test_a_failed_export_names_the_layers_and_keeps_the_earlier_export(reviews, 
     monkeypatch.setattr(Transformer, "exporters", ("torchscript",))
     with pytest.raises(ExportError, match=r"the model graph \(layers: .*MultiheadAttention.*\) cannot be exported "
                                           r"faithfully: torchscript: "):
-        export_run(run.path)
+        run.export()
     assert (folder / "model.onnx").read_bytes() == before
     assert [p.name for p in run.path.iterdir() if p.name.startswith(".export")] == []
 
@@ -286,7 +285,7 @@ def test_command_line_export_and_onnx_backend(runs_dir, tmp_path):
 @pytest.mark.slow
 def test_int8_keeps_the_default_digits_mlp_small_and_accurate(runs_dir):
     run = lf.train(None, runs_dir=runs_dir)
-    folder = export_run(run.path, quantize="int8")
+    folder = run.export(quantize="int8")
     int8 = json.loads((folder / "parity.json").read_text())["int8"]
     assert int8["kept"], int8.get("why")
     assert int8["size_ratio"] <= 0.31 and int8["drop"]["value"] <= 1.0

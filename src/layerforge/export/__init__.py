@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .. import files
-from ..errors import ExportError, LayerforgeError
+from ..errors import ExportError
 
 FORMAT = "layerforge.export/1"
 RUNTIME = "runtime.json"
@@ -26,9 +26,11 @@ PARITY = "parity.json"
 EXPORT_DIR = "export"
 
 
-def export_run(run_dir: str | Path, *, quantize: str | None = None, opset: int | None = None,
+def export_run(run, *, quantize: str | None = None, opset: int | None = None,
                out: str | Path | None = None, max_drop: float = 1.0, log=None) -> Path:
-    """Export the run in ``run_dir`` to ONNX (see the module's docstring) and return the folder.
+    """Export a trained run (a ``layerforge.Run``) to ONNX (see the module's docstring) and
+    return the folder. ``run.export(...)`` and ``layerforge export`` call it; the command also
+    rebuilds report.html with an Export section.
 
     Args:
         quantize: 'int8' to add int8 versions of the graphs that predict rows.
@@ -44,14 +46,12 @@ def export_run(run_dir: str | Path, *, quantize: str | None = None, opset: int |
         CheckpointError: the run cannot be loaded.
     """
 
-    from ..run.directory import load_run
     from .onnx import export_graph
     from .parts import decoded_agreement, held_out_rows, latency, runtime_record, seeded_codes, test_metrics
 
     if quantize not in (None, "int8"):
         raise ExportError(f"--quantize: '{quantize}' is not a quantization layerforge makes (choices: int8)")
     say = log or (lambda line: None)
-    run = load_run(run_dir)
     predictor = run.predictor
     model, task = predictor.model.cpu().eval(), predictor.task
     target = Path(out) if out is not None else run.path / EXPORT_DIR
@@ -98,14 +98,6 @@ def export_run(run_dir: str | Path, *, quantize: str | None = None, opset: int |
     except BaseException:
         files.remove(building)
         raise
-    if target == run.path / EXPORT_DIR and (run.path / "report.html").is_file():
-        from ..report.html import build_report
-
-        try:
-            build_report(run.path)
-            say("report.html: Export section added")
-        except LayerforgeError as error:
-            say(f"report.html was not rebuilt: {error}")
     return target
 
 

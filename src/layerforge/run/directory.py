@@ -11,6 +11,7 @@ from .. import tasks
 from ..data.kinds import kind_of
 from ..data.prepare import encode_parts, load_source, split_parts
 from ..errors import CheckpointError, DataError
+from ..export import export_run
 from ..files import read_json, read_jsonl
 from ..models.protocol import finite_outputs
 from ..recipes.scaffold import as_tensors
@@ -169,6 +170,20 @@ class Run:
             The prompt followed by the generated text.
         """
         return self.predictor.generate(prompt, length, temperature, top_k, seed)
+
+
+    # -- export -----------------------------------------------------------------------------------
+
+    def export(self, *, quantize: str | None = None, opset: int | None = None, out: str | Path | None = None,
+               max_drop: float = 1.0, log=None) -> Path:
+        """Export to ONNX with parity proven on the run's own rows (``RUN/export``); see
+        ``layerforge.export.export_run`` for the options. ``layerforge export`` also adds an
+        Export section to report.html (``layerforge report RUN`` does too, once exported).
+
+        Returns:
+            The export folder: model.onnx (or the family's graphs), runtime.json, parity.json.
+        """
+        return export_run(self, quantize=quantize, opset=opset, out=out, max_drop=max_drop, log=log)
 
 
 def load_run(path: str | Path) -> Run:
