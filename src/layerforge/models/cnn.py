@@ -10,7 +10,7 @@ from ..nn import activations
 from ..nn.layers import dense_head, length_mask, masked_mean
 from .configs import CNNConfig
 from .inputs import Inputs
-from .protocol import Network
+from .protocol import DenseHeaded
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
@@ -82,7 +82,7 @@ def _check_fits(extent: list[int], kernels: list[int], stride: int, padding: int
             extent = [-(-n // pool_size) for n in extent]
 
 
-class CNN(Network):
+class CNN(DenseHeaded):
     """Convolution blocks, global average pooling and a dense head; 1-D for sequences
     (B, C, L), 2-D for images (B, C, H, W).
 
@@ -114,7 +114,7 @@ class CNN(Network):
         )
         self.head = dense_head(sizes[-1], list(head), output_size, activation, dropout, init)
 
-    def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         for block in self.blocks:  # (B, C, *S)
             x = block(x)
             if lengths is not None:
@@ -122,16 +122,6 @@ class CNN(Network):
         if self.dims == 1:
             return masked_mean(x.transpose(1, 2), length_mask(lengths, x.shape[-1]), dim=1)  # (B, L, C) -> (B, C)
         return x.mean(dim=(-2, -1))  # (B, C)
-
-    def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head[:-1](self._pooled(x, lengths))  # the dense head's hidden layers
-
-    @property
-    def output_layer(self) -> nn.Linear:
-        return self.head[-1]
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self._pooled(x, lengths))
 
 
 def build(config: CNNConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> CNN:

@@ -153,6 +153,27 @@ class Network(nn.Module):
         parent._modules[child] = new
 
 
+class DenseHeaded(Network):
+    """A predictive network whose head is a dense stack (``self.head``, the output layer last)
+    reading what ``pooled`` makes of the inputs: the CNN, RNN and Transformer families."""
+
+    head: nn.Sequential
+
+    def pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """The representation the dense head reads: (B, F), or (B, T, F) per position."""
+        raise NotImplementedError
+
+    def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head[:-1](self.pooled(x, lengths))  # the head's hidden layers
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.head[-1]
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.pooled(x, lengths))
+
+
 @torch.no_grad()
 def predict_outputs(model: nn.Module, inputs, batch_size: int = 1024) -> torch.Tensor:
     """Model outputs for all rows of ``inputs`` (a tensor or tuple of tensors) in evaluation

@@ -9,7 +9,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ..nn.layers import AttentionPool, dense_head, length_mask, masked_max, masked_mean
 from .configs import RNNConfig
 from .inputs import Inputs
-from .protocol import Network
+from .protocol import DenseHeaded
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -19,7 +19,7 @@ def _take_steps(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, order[:, :, None].expand(-1, -1, x.shape[-1]))
 
 
-class RNN(Network):
+class RNN(DenseHeaded):
     """A recurrent encoder, a pooling over time and a dense head.
 
     Sequences (B, C, L) are read step by step; token ids (B, L) are first embedded into
@@ -104,7 +104,7 @@ class RNN(Network):
             setattr(cell, f"{name}_l0", getattr(rnn, name + suffix))
         return cell
 
-    def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         outputs, final = self.encode(x, lengths)
         mask = length_mask(lengths, outputs.shape[1])
         if self.pooling == "last":
@@ -116,16 +116,6 @@ class RNN(Network):
         else:
             pooled = self.attention(outputs, mask)
         return self.dropout(pooled)  # (B, F)
-
-    def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head[:-1](self._pooled(x, lengths))
-
-    @property
-    def output_layer(self) -> nn.Linear:
-        return self.head[-1]
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self._pooled(x, lengths))
 
 
 def build(config: RNNConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> RNN:

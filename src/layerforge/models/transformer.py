@@ -9,7 +9,7 @@ from ..errors import SpecError
 from ..nn.layers import dense_head, length_mask, masked_mean, sinusoidal_positions
 from .configs import TransformerConfig
 from .inputs import Inputs
-from .protocol import Graph, Network
+from .protocol import DenseHeaded, Graph
 
 
 def positions_needed(inputs: Inputs, patch_size: int | None) -> int:
@@ -24,7 +24,7 @@ def positions_needed(inputs: Inputs, patch_size: int | None) -> int:
     return inputs.length
 
 
-class Transformer(Network):
+class Transformer(DenseHeaded):
     """Pre-norm self-attention encoder with a pooled head, or a causal language model.
 
     Args:
@@ -74,7 +74,7 @@ class Transformer(Network):
             return self.embed(x).flatten(2).transpose(1, 2)  # (B, C, H, W) -> (B, patches, D)
         return self.embed(x.transpose(1, 2))  # (B, C, L) -> (B, L, D)
 
-    def _encoded(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """(B, D) pooled, or (B, T, D) per position for a causal model."""
         h = self._tokens(x)  # (B, T, D)
         mask = length_mask(lengths, h.shape[1])  # (B, T) True where real
@@ -93,16 +93,6 @@ class Transformer(Network):
         if self.causal:
             return h  # (B, T, D)
         return h[:, 0] if self.pooling == "cls" else masked_mean(h, mask, dim=1)  # (B, D)
-
-    def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head[:-1](self._encoded(x, lengths))
-
-    @property
-    def output_layer(self) -> nn.Linear:
-        return self.head[-1]
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self._encoded(x, lengths))  # (B, outputs) or (B, T, V)
 
     # the TorchScript exporter fixes the steps of attention's reshapes to those of the example
     exporters = ("dynamo",)
