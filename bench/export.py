@@ -25,22 +25,12 @@ import torch
 
 import layerforge as lf
 from layerforge.export.onnx import session
-from layerforge.export.parts import batch_of, held_out_rows
+from layerforge.export.parts import batch_of, held_out_rows, timed
 from layerforge.export.quantize import write_int8
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"digits MLP": None, "digits CNN": ROOT / "examples/images/digits_cnn.yaml",
           "mnist1d GRU": ROOT / "examples/sequences/mnist1d_gru.yaml"}
-
-
-def timed(call, budget: float) -> list[float]:
-    call()
-    times, started = [], time.perf_counter()
-    while (time.perf_counter() - started < budget or len(times) < 5) and len(times) < 20000:
-        tick = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - tick)
-    return times
 
 
 def main() -> None:
@@ -101,9 +91,9 @@ def main() -> None:
                 tensors = tuple(torch.from_numpy(a) for a in arrays)
                 feed = dict(zip(graph.input_names, arrays))
                 with torch.inference_mode():
-                    results[(name, "PyTorch eager", size)] += timed(lambda m=model, t=tensors: m(*t), 0.3)
+                    results[(name, "PyTorch eager", size)] += timed(lambda m=model, t=tensors: m(*t), 0.3, most=20000)
                 for backend, runner in zip(("ORT float", "ORT int8"), sessions[name]):
-                    results[(name, backend, size)] += timed(lambda r=runner, f=feed: r.run(None, f), 0.3)
+                    results[(name, backend, size)] += timed(lambda r=runner, f=feed: r.run(None, f), 0.3, most=20000)
 
     print(f"\n### latency on {args.threads} threads (p50 / p99 in ms; rows/s from p50; {args.rounds} interleaved "
           "rounds)\n")

@@ -46,8 +46,16 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
         CheckpointError: the run cannot be loaded.
     """
 
-    from .onnx import export_graph
-    from .parts import decoded_agreement, held_out_rows, latency, runtime_record, seeded_codes, test_metrics
+    from .onnx import OnnxModule, export_graph
+    from .parts import (
+        decoded_agreement,
+        held_out_rows,
+        labelled_rows,
+        latency,
+        metrics_of,
+        runtime_record,
+        seeded_codes,
+    )
 
     if quantize not in (None, "int8"):
         raise ExportError(f"--quantize: '{quantize}' is not a quantization layerforge makes (choices: int8)")
@@ -84,15 +92,24 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
                 raise ExportError(f"model.onnx decodes {agreement['differing']} of {agreement['rows']} rows "
                                   f"differently from the network ({agreement['what']}); it was not kept")
             say(f"decoded predictions identical on {agreement['rows']} rows")
-            metrics = test_metrics(run, exported.path, graph)
-            if metrics:
-                record["metrics"] = metrics
-            record["latency"] = {"float": latency(exported.path, graph, rows)}
+        labelled = labelled_rows(run) if "model" in graphs else None
+        if labelled is not None:
+            graph, exported = graphs["model"]
+            part, _, y = labelled
+            record["metrics"] = {"part": part, "rows": int(len(y)), "pytorch": metrics_of(run, model, labelled),
+                                 "onnx": metrics_of(run, OnnxModule(exported.path, graph.input_names), labelled)}
         if quantize:
             from .quantize import quantize_graphs
 
-            record["int8"] = quantize_graphs(run, graphs, rows, building, record, max_drop, say)
-        files.write_json(building / "runtime.json", runtime_record(run, graphs, record))
+            int8 = record["int8"] = quantize_graphs(run, graphs, rows, labelled, record.get("metrics"), building,
+                                                    max_drop, say)
+            if int8["kept"]:
+                record["graphs"]["model"]["int8_file"] = "model.int8.onnx"
+        if "model" in graphs and rows is not None:  # timed once: beside int8 when it was made
+            graph, exported = graphs["model"]
+            timings = record.get("int8", {}).get("latency")
+            record["latency"] = timings or {"float": latency(exported.path, graph, rows)}
+        files.write_json(building / RUNTIME, runtime_record(run, graphs, record))
         files.write_json(building / PARITY, record)
         _replace(building, target)
     except BaseException:

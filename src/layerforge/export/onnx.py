@@ -187,11 +187,10 @@ def compare(graph: Graph, path: Path, rows: tuple[torch.Tensor, ...]) -> dict:
         if got.shape != expected.shape:
             return {"passed": False, "why": f"outputs of shape {list(got.shape)}, expected {list(expected.shape)}",
                     "shapes": shapes + [list(batch[0].shape)]}
-        worst = max(worst, float(np.abs(got - expected).max()) if got.size else 0.0)
+        difference = np.nan_to_num(np.abs(got - expected), nan=np.inf)  # a NaN anywhere fails, in any batch
+        worst = max(worst, float(difference.max()) if got.size else 0.0)
         scale = max(scale, float(np.abs(expected).max()) if expected.size else 0.0)
         shapes.append(list(batch[0].shape))
-    if not np.isfinite(worst):
-        worst = float("inf")
     relative = worst / max(scale, 1.0)
     passed = relative <= RTOL
     result = {"passed": passed, "max_abs_diff": worst, "max_rel_diff": relative, "tolerance": RTOL,

@@ -14,26 +14,32 @@ from ..models.protocol import Graph, finite_outputs, predict_outputs
 from .onnx import PARITY_ROWS, RTOL, OnnxModule, session
 
 
+def part_rows(run, part: str) -> tuple[tuple, torch.Tensor] | None:
+    """(inputs, y) of one part of the run's split as tensors; None when the part has no rows, or
+    they are not kept and the source they would be rebuilt from is gone."""
+    from ..recipes.scaffold import as_tensors
+
+    if not run.manifest.rows.get(part):
+        return None
+    try:
+        inputs, y = as_tensors(run.held_out(part), run.task, "cpu")
+    except DataError:
+        return None
+    return (inputs, y) if len(y) else None
+
+
 def held_out_rows(run) -> tuple[tuple | None, str | None]:
     """Up to ``PARITY_ROWS`` encoded rows of the run's own data (model inputs), and which they are:
     its test rows first, then validation rows, then training rows (rebuilt from the source, when
     it is still there)."""
-    from ..recipes.scaffold import as_tensors
-
     taken, said = [], []
     for part in ("test", "val", "train"):
         wanted = PARITY_ROWS - sum(len(t[0]) for t in taken)
-        if wanted <= 0 or (part != "train" and not run.manifest.rows.get(part)):
+        rows = part_rows(run, part) if wanted > 0 else None
+        if rows is None or (taken and [t.shape[1:] for t in rows[0]] != [t.shape[1:] for t in taken[0]]):
             continue
-        try:
-            inputs, _ = as_tensors(run.held_out(part), run.task, "cpu")
-        except DataError:
-            continue
-        if taken and [t.shape[1:] for t in inputs] != [t.shape[1:] for t in taken[0]]:
-            continue
-        if len(inputs[0]):
-            taken.append(tuple(t[:wanted] for t in inputs))
-            said.append(f"{len(taken[-1][0])} {part}")
+        taken.append(tuple(t[:wanted] for t in rows[0]))
+        said.append(f"{len(taken[-1][0])} {part}")
     if not taken:
         return None, None
     return tuple(torch.cat(parts) for parts in zip(*taken)), " + ".join(said) + " rows"
@@ -69,36 +75,41 @@ def decoded_agreement(task, model, path: Path, graph: Graph, inputs: tuple) -> d
     return {"rows": int(len(same)), "differing": int((~same).sum()), "identical": bool(same.all()), "what": what}
 
 
-def test_metrics(run, path: Path, graph: Graph, part: str | None = None) -> dict | None:
-    """The task's metrics on the run's test rows (else validation rows) from PyTorch and from
-    the ONNX file; None when the run keeps no labelled rows."""
-    from ..recipes.scaffold import as_tensors
-
+def labelled_rows(run) -> tuple[str, tuple, torch.Tensor] | None:
+    """(part, inputs, y): the rows metrics are measured on, the run's test rows or else its
+    validation rows; None when there are none, or when the task's metrics need more than the
+    forward pass an exported graph offers."""
     if not run.task.scored_on_outputs:
         return None
-    for name in ([part] if part else ["test", "val"]):
-        if not run.manifest.rows.get(name):
-            continue
-        try:
-            inputs, y = as_tensors(run.held_out(name), run.task, "cpu")
-        except DataError:
-            continue
-        loss = run.loss()
-        with finite_outputs():
-            ours = run.task.evaluate(run.model, inputs, y, loss)
-            theirs = run.task.evaluate(OnnxModule(path, graph.input_names), inputs, y, loss)
-        return {"part": name, "rows": int(len(y)), "pytorch": _floats(ours), "onnx": _floats(theirs)}
+    for part in ("test", "val"):
+        rows = part_rows(run, part)
+        if rows is not None:
+            return (part, *rows)
     return None
 
 
-def _floats(metrics: dict) -> dict:
-    return {k: float(v) for k, v in metrics.items()}
+def metrics_of(run, module, labelled: tuple[str, tuple, torch.Tensor]) -> dict[str, float]:
+    """The task's loss and metrics of ``module`` (the network, or an ``OnnxModule``) on ``labelled``."""
+    _, inputs, y = labelled
+    with finite_outputs():
+        return {k: float(v) for k, v in run.task.evaluate(module, inputs, y, run.loss()).items()}
 
 
 def batch_of(inputs: tuple, size: int) -> tuple[np.ndarray, ...]:
     """``size`` rows from ``inputs`` (repeated when there are fewer), as ONNX Runtime's arrays."""
     index = np.arange(size) % len(inputs[0])
     return tuple(np.ascontiguousarray(t.numpy()[index]) for t in inputs)
+
+
+def timed(call, budget: float, most: int = 5000) -> list[float]:
+    """Seconds of each call of ``call`` (after one to warm up) over about ``budget`` seconds."""
+    call()
+    times, started = [], time.perf_counter()
+    while (time.perf_counter() - started < budget or len(times) < 5) and len(times) < most:
+        tick = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - tick)
+    return times
 
 
 def latency(path: Path, graph: Graph, inputs: tuple, sizes=(1, 256), budget: float = 0.6,
@@ -108,12 +119,7 @@ def latency(path: Path, graph: Graph, inputs: tuple, sizes=(1, 256), budget: flo
     result = {}
     for size in sizes:
         feed = dict(zip(graph.input_names, batch_of(inputs, size)))
-        runner.run(None, feed)  # warm up
-        times, started = [], time.perf_counter()
-        while (time.perf_counter() - started < budget or len(times) < 5) and len(times) < 5000:
-            tick = time.perf_counter()
-            runner.run(None, feed)
-            times.append(time.perf_counter() - tick)
+        times = timed(lambda feed=feed: runner.run(None, feed), budget)
         p50 = float(np.percentile(times, 50))
         result[str(size)] = {"p50_ms": p50 * 1e3, "p99_ms": float(np.percentile(times, 99)) * 1e3,
                              "rows_per_s": size / p50, "calls": len(times)}

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .onnx import quiet
-from .parts import latency
+from .onnx import OnnxModule, quiet
+from .parts import latency, metrics_of, part_rows
 
 LINEAR = ("MatMul", "Gemm", "LSTM")
 CONVOLUTIONS = ("Conv",)
@@ -37,17 +37,12 @@ def operators(path: Path) -> set[str]:
 
 
 def _calibration_rows(run) -> tuple[tuple, str]:
-    from ..recipes.scaffold import as_tensors
-
     for part in ("train", "val"):
-        if part != "train" and not run.manifest.rows.get(part):
+        rows = part_rows(run, part)
+        if rows is None:
             continue
-        try:
-            inputs, _ = as_tensors(run.held_out(part), run.task, "cpu")
-        except DataError:
-            continue
-        order = np.random.default_rng(0).permutation(len(inputs[0]))[:CALIBRATION_ROWS]
-        return tuple(t[order] for t in inputs), part
+        order = np.random.default_rng(0).permutation(len(rows[1]))[:CALIBRATION_ROWS]
+        return tuple(t[order] for t in rows[0]), part
     raise DataError("no rows to calibrate on: the run's training data is gone and it kept no validation rows")
 
 
@@ -101,10 +96,15 @@ def _drop(task, metric: str, ours: float, theirs: float) -> tuple[float, str]:
     return 100 * worse / max(abs(ours), 1e-12), "percent"
 
 
-def quantize_graphs(run, graphs: dict, rows, folder: Path, record: dict, max_drop: float, say) -> dict:
-    """int8 versions of the graph that predicts rows (``model``), checked and kept or refused."""
-    from .parts import test_metrics
+def quantize_graphs(run, graphs: dict, rows, labelled, float_metrics: dict | None, folder: Path, max_drop: float,
+                    say) -> dict:
+    """An int8 version of the graph that predicts rows (``model``), measured against the float
+    one (``float_metrics``: its metrics on ``labelled``) and kept or refused.
 
+    Returns:
+        What parity.json records under ``int8``: the plan, sizes, metrics and drop, latency of
+        both (measured interleaved), and ``kept``, or ``why`` not.
+    """
     if "model" not in graphs or rows is None:
         return {"kept": False, "why": "only a graph that predicts rows is quantized; this run's graphs generate"}
     graph, exported = graphs["model"]
@@ -116,21 +116,16 @@ def quantize_graphs(run, graphs: dict, rows, folder: Path, record: dict, max_dro
         return {"kept": False, "why": str(error)}
     result = {"plan": plan, "bytes": int8_path.stat().st_size, "float_bytes": exported.path.stat().st_size}
     result["size_ratio"] = result["bytes"] / result["float_bytes"]
-    metrics = test_metrics(run, int8_path, graph)
-    float_metrics = record.get("metrics")
     headline = run.task.headline
-    if metrics and float_metrics and headline in float_metrics["onnx"]:
-        result["metrics"] = metrics["onnx"]
-        drop, unit = _drop(run.task, headline, float_metrics["onnx"][headline], metrics["onnx"][headline])
+    if labelled is not None and float_metrics and headline in float_metrics["onnx"]:
+        result["metrics"] = metrics_of(run, OnnxModule(int8_path, graph.input_names), labelled)
+        drop, unit = _drop(run.task, headline, float_metrics["onnx"][headline], result["metrics"][headline])
         result["drop"] = {"metric": headline, "value": drop, "unit": unit, "allowed": max_drop}
-    inputs = rows
     timings = {"float": [], "int8": []}
     for _ in range(3):  # interleaved, so both see the same machine
-        timings["float"].append(latency(exported.path, graph, inputs, budget=0.2))
-        timings["int8"].append(latency(int8_path, graph, inputs, budget=0.2))
+        timings["float"].append(latency(exported.path, graph, rows, budget=0.2))
+        timings["int8"].append(latency(int8_path, graph, rows, budget=0.2))
     result["latency"] = {name: _median(runs) for name, runs in timings.items()}
-    record.setdefault("latency", {})["float"] = result["latency"]["float"]
-    record["latency"]["int8"] = result["latency"]["int8"]
     speed = {size: result["latency"]["float"][size]["p50_ms"] / result["latency"]["int8"][size]["p50_ms"]
              for size in result["latency"]["float"]}
     result["speedup"] = speed
@@ -152,7 +147,6 @@ def quantize_graphs(run, graphs: dict, rows, folder: Path, record: dict, max_dro
         int8_path.unlink()
         say(f"int8: not kept: {result['why']}")
     else:
-        record["graphs"]["model"]["int8_file"] = int8_path.name
         say(f"int8: kept, {result['size_ratio']:.2f} of the float size, {headline} "
             f"{float_metrics['onnx'][headline]:.4f} -> {result['metrics'][headline]:.4f}, "
             + ", ".join(f"batch {s} {v:.2f}x" for s, v in speed.items()))
