@@ -13,7 +13,8 @@ import layerforge
 
 SOURCE = Path(layerforge.__file__).resolve().parent
 HEAVY = {"torch", "pandas", "matplotlib", "sklearn", "scipy", "safetensors", "tokenizers", "PIL", "sktime",
-         "statsmodels", "mnist1d", "tensorboard", "pyarrow", "rich", "typer", "yaml", "playwright"}
+         "statsmodels", "mnist1d", "tensorboard", "pyarrow", "rich", "typer", "yaml", "playwright", "fastapi",
+         "uvicorn", "starlette", "onnx", "onnxruntime"}
 TASK_NAME = r'"(classification|regression|forecasting|language_model|reconstruction|generation)"'
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "register_task",
     "Task",
     "Predictor",
+    "serve",
     "Doctor",
     "diagnose",
     "LayerforgeError",
@@ -51,6 +52,7 @@ _LAZY = {
     "load_run": ".run.directory",
     "Run": ".run.directory",
     "Predictor": ".run.predictor",
+    "serve": ".serving",
     "Trainer": ".recipes.trainer",
     "Callback": ".training.callbacks",
     "register_loss": ".training.losses",
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
     from .recipes.trainer import Trainer
     from .run.directory import Run, load_run
     from .run.predictor import Predictor
+    from .serving import serve
     from .spec.load import load_spec
     from .spec.schema import Spec
     from .tasks import Task, register_task

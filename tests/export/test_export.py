@@ -219,7 +219,7 @@ def test_conditional_gan_exports_its_generator(runs_dir):
     assert rows.shape == (20, 64)
 
 
-def test_forecasts_export_and_the_runtime_says_what_it_does_not_read(runs_dir, tmp_path):
+def test_forecasts_export_and_the_runtime_continues_histories(runs_dir, tmp_path):
     t = np.arange(120)
     path = tmp_path / "load.csv"
     pd.DataFrame({"month": t, "load": 50 + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12)}).to_csv(path, index=False)
@@ -228,8 +228,15 @@ def test_forecasts_export_and_the_runtime_says_what_it_does_not_read(runs_dir, t
             "model": {"type": "mlp", "layers": [8]}, "train": {"epochs": 3}}
     run, folder, record = _export(spec, runs_dir)
     _proven(folder, record)
-    with pytest.raises(RuntimeDataError, match="the runtime does not read forecast data"):
-        load(folder).predict(path)
+    runtime = load(folder)
+    expected = run.predict(path)  # the next 6 steps after the file's last 24
+    np.testing.assert_allclose(runtime.predict(str(path))[0], expected, rtol=1e-4)
+    history = pd.read_csv(path)["load"].to_numpy()
+    answers = runtime.answers([history, history[:-6]])
+    np.testing.assert_allclose(answers[0]["prediction"], expected, rtol=1e-4)
+    assert len(answers[1]["prediction"]) == 6 and answers[1]["prediction"] != answers[0]["prediction"]
+    with pytest.raises(RuntimeDataError, match=r"history 1: a forecast needs the last 24 steps of 1 series \(load\)"):
+        runtime.predict([history[:10]])
 
 
 def test_a_failed_export_names_the_layers_and_keeps_the_earlier_export(reviews, runs_dir, monkeypatch):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import decode_table, decoded, softmax
+from .decode import answers, decode_table, decoded, softmax
 from .encode import RuntimeDataError, encode
 
 __all__ = ["load", "Runtime", "RuntimeDataError"]
@@ -67,14 +67,14 @@ class Runtime:
                                                                providers=["CPUExecutionProvider"]), entry["inputs"])
         return self._sessions[name]
 
-    def _run(self, name: str, inputs: tuple[np.ndarray, ...], batch_size: int = 1024) -> np.ndarray:
+    def _run(self, name: str, inputs: tuple[np.ndarray, ...], batch_size: int = 1024, check: bool = True) -> np.ndarray:
         session, names = self._session(name)
         parts = []
         for start in range(0, len(inputs[0]), batch_size):
             feed = {n: a[start : start + batch_size] for n, a in zip(names, inputs)}
             parts.append(session.run(None, feed)[0])
         out = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
-        bad = np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)) if len(out) else []
+        bad = np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)) if check and len(out) else []
         if len(bad):
             raise RuntimeDataError(f"the model's outputs for row {bad[0] + 1} are not finite numbers: that row lies "
                                    "far outside the values the model was trained on; check it")
@@ -84,6 +84,11 @@ class Runtime:
         """Model inputs for raw rows, and their labels when the rows carry the target
         (``options``: ``unknown`` and ``ignore_extra``, as ``layerforge predict`` takes them)."""
         return encode(self.record, rows, **options)
+
+    def forward(self, inputs: tuple[np.ndarray, ...], check: bool = True) -> np.ndarray:
+        """The model's raw outputs for encoded inputs (what ``encode`` gives); ``check``: raise
+        when a row's outputs are not finite numbers."""
+        return self._run("model", inputs, check=check)
 
     def outputs(self, rows, **options) -> np.ndarray:
         """The model's raw outputs (logits, scaled values, reconstructions)."""
@@ -105,6 +110,12 @@ class Runtime:
         """The columns ``layerforge predict`` writes, as name -> values."""
         inputs, _ = self.encode(rows, **options)
         return decode_table(self.decoding, self._run("model", inputs), inputs, self.target)
+
+    def answers(self, rows, **options) -> list[dict]:
+        """One answer per row, as the HTTP service returns them (``prediction`` and what the
+        task adds: ``probabilities``, ``anomaly_score`` and ``anomaly``)."""
+        inputs, _ = self.encode(rows, **options)
+        return answers(self.decoding, self._run("model", inputs), inputs)
 
     def embed(self, rows, **options) -> np.ndarray:
         """An autoencoder's codes (rows, latent_size)."""

@@ -53,3 +53,22 @@ def decode_table(decoding: dict, outputs: np.ndarray, inputs: tuple, target: str
         return table
     values = decoded(decoding, outputs, inputs)
     return {target or "prediction": values.tolist()}
+
+
+def answers(decoding: dict, outputs: np.ndarray, inputs: tuple) -> list[dict]:
+    """One answer per row, as the HTTP service returns them: ``prediction`` and what the task
+    adds (``probabilities`` per class; ``anomaly_score`` and ``anomaly``)."""
+    kind = decoding["kind"]
+    if kind == "classes":
+        probabilities = softmax(outputs).astype(np.float64)
+        classes = decoding["classes"]
+        return [{"prediction": classes[int(row.argmax())],
+                 "probabilities": {str(name): float(p) for name, p in zip(classes, row)}}
+                for row in probabilities]
+    if kind == "anomaly_scores":
+        scores = _scores(decoding, outputs, inputs).astype(np.float64)
+        threshold = decoding.get("threshold")
+        return [{"prediction": float(score), "anomaly_score": float(score)}
+                | ({} if threshold is None else {"anomaly": bool(score > threshold)}) for score in scores]
+    values = decoded(decoding, outputs, inputs)
+    return [{"prediction": value} for value in values.tolist()]

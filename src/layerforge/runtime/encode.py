@@ -47,6 +47,8 @@ def encode(record: dict, rows, *, unknown: str | None = None,
         return _images(state, rows)
     if kind == "text":
         return _texts(state, rows, record.get("target"))
+    if kind == "forecast":
+        return _forecast(state, rows)
     raise RuntimeDataError(f"the runtime does not read {kind} data; predict with `layerforge predict` instead")
 
 
@@ -71,8 +73,32 @@ def _number(value) -> float | None:
         return None
 
 
+class CsvText(str):
+    """A CSV table given as text (an HTTP body), read as a CSV file is read; never a path."""
+
+
+def _read_csv(handle, delimiter: str, source: str) -> dict[str, list]:
+    reader = csv.reader(handle, delimiter=delimiter)
+    header = next(reader, None)
+    if not header:
+        raise RuntimeDataError(f"{source}: holds no rows")
+    columns: dict[str, list] = {name: [] for name in header}
+    for number, line in enumerate(reader, start=2):
+        if len(line) != len(header):
+            raise RuntimeDataError(f"{source}: line {number} has {len(line)} fields, the header {len(header)}")
+        for name, value in zip(header, line):
+            columns[name].append(value)
+    if not next(iter(columns.values()), []):
+        raise RuntimeDataError(f"{source}: holds no rows")
+    return columns
+
+
 def _columns_of(rows, features: list[str]) -> tuple[dict[str, list], str | None]:
     """Column name -> raw values, from any of the table forms; and the file, for messages."""
+    if isinstance(rows, CsvText):
+        import io
+
+        return _read_csv(io.StringIO(rows), ",", "the CSV body"), "the CSV body"
     if isinstance(rows, (str, Path)):
         path = Path(rows)
         if not path.is_file():
@@ -80,21 +106,15 @@ def _columns_of(rows, features: list[str]) -> tuple[dict[str, list], str | None]
         if path.suffix.lower() not in (".csv", ".tsv"):
             raise RuntimeDataError(f"{path}: the runtime reads tables from .csv or .tsv files")
         with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            header = next(reader, None)
-            if not header:
-                raise RuntimeDataError(f"{path}: holds no rows")
-            columns: dict[str, list] = {name: [] for name in header}
-            for number, line in enumerate(reader, start=2):
-                if len(line) != len(header):
-                    raise RuntimeDataError(f"{path}: line {number} has {len(line)} fields, the header {len(header)}")
-                for name, value in zip(header, line):
-                    columns[name].append(value)
-        if not next(iter(columns.values()), []):
-            raise RuntimeDataError(f"{path}: holds no rows")
-        return columns, str(path)
+            return _read_csv(handle, "\t" if path.suffix.lower() == ".tsv" else ",", str(path)), str(path)
     if isinstance(rows, dict):
-        return {str(k): list(v) for k, v in rows.items()}, None
+        columns = {str(k): list(v) for k, v in rows.items()}
+        counts = {name: len(values) for name, values in columns.items()}
+        if len(set(counts.values())) > 1:
+            first, odd = next(iter(counts)), next(n for n in counts if counts[n] != next(iter(counts.values())))
+            raise RuntimeDataError(f"column '{odd}' holds {counts[odd]} values but '{first}' holds {counts[first]}; "
+                                   "every column needs one value per row")
+        return columns, None
     if isinstance(rows, list) and rows and isinstance(rows[0], dict):
         names = list(dict.fromkeys(k for row in rows for k in row))
         return {n: [row.get(n) for row in rows] for n in names}, None
@@ -227,6 +247,19 @@ def _arrays(rows, what: str) -> tuple[np.ndarray, np.ndarray | None, list | None
     return np.asarray(rows), None, None
 
 
+def _padded(rows: list) -> tuple[np.ndarray, np.ndarray, None]:
+    """Series of unequal lengths, each (length,) or (channels, length), zero-padded to the
+    longest, with their lengths."""
+    series = [np.atleast_2d(np.asarray(row, dtype=np.float64)) for row in rows]
+    if len({s.shape[0] for s in series}) > 1 or any(s.ndim != 2 for s in series):
+        raise RuntimeDataError("series must all have the same number of channels")
+    lengths = np.array([s.shape[1] for s in series], dtype=np.int64)
+    x = np.zeros((len(series), series[0].shape[0], int(lengths.max())))
+    for row, values in enumerate(series):
+        x[row, :, : values.shape[1]] = values
+    return x, lengths, None
+
+
 def _finite(x: np.ndarray, what: str) -> np.ndarray:
     if x.dtype.kind not in "fiub":
         raise RuntimeDataError(f"{what} must be numbers, got an array of {x.dtype}")
@@ -237,15 +270,25 @@ def _finite(x: np.ndarray, what: str) -> np.ndarray:
 
 
 def _sequences(state: dict, rows) -> tuple[tuple[np.ndarray, ...], list | None]:
-    x, lengths, labels = _arrays(rows, "sequences")
+    if isinstance(rows, list) and rows and len({np.shape(row)[-1:] for row in rows}) > 1:
+        x, lengths, labels = _padded(rows)
+    else:
+        x, lengths, labels = _arrays(rows, "sequences")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 2:
         x = x[:, None, :]
     if x.ndim != 3:
         raise RuntimeDataError(f"expected sequences shaped (rows, length) or (rows, channels, length), got {x.shape}")
-    channels = len(state["mean"])
+    channels, length = len(state["mean"]), state["length"]
     if x.shape[1] != channels:
         raise RuntimeDataError(f"expected {channels} channel(s) per series, got {x.shape[1]} (shape {x.shape})")
+    if x.shape[2] > length or (x.shape[2] < length and not state.get("variable_length")):
+        bound = "at most" if state.get("variable_length") else "exactly"
+        raise RuntimeDataError(f"expected series of {bound} {length} steps (the length the model was trained on), "
+                               f"got {x.shape[2]}")
+    if x.shape[2] < length:  # a shorter series: padded, its length kept
+        lengths = np.full(len(x), x.shape[2], dtype=np.int64) if lengths is None else lengths
+        x = np.concatenate([x, np.zeros((*x.shape[:2], length - x.shape[2]))], axis=2)
     _finite(x, "series")
     mean = np.asarray(state["mean"])[None, :, None]
     std = np.asarray(state["std"])[None, :, None]
@@ -261,8 +304,48 @@ def _sequences(state: dict, rows) -> tuple[tuple[np.ndarray, ...], list | None]:
     return ((scaled,) if lengths is None else (scaled, lengths.astype(np.int64))), labels
 
 
+def _pictures(state: dict, rows: list) -> np.ndarray:
+    """Images given one by one: base64 PNG/JPEG text (read into [0, 1], converted and resized as
+    image files are) or arrays (H, W) / (C, H, W)."""
+    import base64
+    import binascii
+    import io
+
+    shape = (state["channels"], *state["size"])
+    pictures = []
+    for row, item in enumerate(rows):
+        if not isinstance(item, str):
+            array = np.asarray(item, dtype=np.float64)
+            pictures.append(array[None] if array.ndim == 2 else array)
+            continue
+        try:
+            from PIL import Image
+        except ImportError:
+            raise RuntimeDataError("reading PNG/JPEG images needs Pillow: pip install pillow") from None
+        try:
+            data = base64.b64decode(item, validate=True)
+            with Image.open(io.BytesIO(data)) as image:
+                image = image.convert("L" if shape[0] == 1 else "RGB")
+                if image.size != (shape[2], shape[1]):
+                    image = image.resize((shape[2], shape[1]), Image.BILINEAR)
+                array = np.asarray(image, dtype=np.float64) / 255.0
+        except (binascii.Error, ValueError) as error:
+            raise RuntimeDataError(f"image {row + 1}: not base64 text ({error})") from None
+        except (OSError, Image.DecompressionBombError) as error:
+            raise RuntimeDataError(f"image {row + 1}: cannot be read as a PNG or JPEG image ({error})") from None
+        pictures.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+    found = {p.shape for p in pictures}
+    if len(found) > 1 or (pictures and pictures[0].shape != shape):
+        wrong = next(row for row, p in enumerate(pictures) if p.shape != shape)
+        raise RuntimeDataError(f"image {wrong + 1}: expected shape {shape}, got {pictures[wrong].shape}")
+    return np.stack(pictures) if pictures else np.zeros((0, *shape))
+
+
 def _images(state: dict, rows) -> tuple[tuple[np.ndarray, ...], list | None]:
-    x, _, labels = _arrays(rows, "images")
+    if isinstance(rows, list) and any(isinstance(item, str) for item in rows):
+        x, labels = _pictures(state, rows), None
+    else:
+        x, _, labels = _arrays(rows, "images")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 3:
         x = x[:, None]
@@ -273,6 +356,44 @@ def _images(state: dict, rows) -> tuple[tuple[np.ndarray, ...], list | None]:
     mean = np.asarray(state["mean"])[None, :, None, None]
     std = np.asarray(state["std"])[None, :, None, None]
     return (((x - mean) / std).astype(np.float32),), labels
+
+
+# -- forecasts ------------------------------------------------------------------------------------
+
+
+def _forecast(state: dict, rows) -> tuple[tuple[np.ndarray, ...], None]:
+    """One input window per history: a table file whose columns are the series (one history),
+    or a list of histories, each a list of steps (a number per step, or one per series)."""
+    names, lookback = state["channels"], state["lookback"]
+    if isinstance(rows, (str, Path)):
+        columns, source = _columns_of(rows, names)
+        missing = [n for n in names if n not in columns]
+        if missing:
+            raise RuntimeDataError(f"missing column in {source}: {', '.join(missing)} (the series to continue)")
+        histories = [np.stack([[_number(v) if not _is_missing(v) else np.nan for v in columns[n]] for n in names],
+                              axis=1)]
+    else:
+        histories = [np.asarray(history, dtype=np.float64) for history in rows]
+    windows = []
+    for row, values in enumerate(histories):
+        values = values[:, None] if values.ndim == 1 else values
+        if values.ndim != 2 or len(values) < lookback or values.shape[1] != len(names):
+            raise RuntimeDataError(f"history {row + 1}: a forecast needs the last {lookback} steps of {len(names)} "
+                                   f"series ({', '.join(names)}); got shape {values.shape}")
+        window = values[-lookback:].copy()
+        if not np.isfinite(window).all():
+            raise RuntimeDataError(f"history {row + 1}: holds values that are missing or infinite")
+        if state["log"]:
+            if (window[:, 0] <= 0).any():
+                raise RuntimeDataError(f"history {row + 1}: the target has values <= 0, which the model's log "
+                                       "scale cannot read")
+            window[:, 0] = np.log(window[:, 0])
+        scaled = (window - np.asarray(state["mean"])) / np.asarray(state["std"])
+        if np.abs(scaled).max(initial=0) > MAX_STANDARD_SCORE:
+            raise RuntimeDataError(f"history {row + 1}: values too far from those seen in training to be used")
+        windows.append(scaled.T)  # (C, lookback)
+    x = np.stack(windows).astype(np.float32) if windows else np.zeros((0, len(names), lookback), np.float32)
+    return (x,), None
 
 
 # -- texts -----------------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ class Task(ABC):
         manifest_fields: the fields of model.json it cannot be rebuilt without.
         scored_on_outputs: whether ``evaluate`` needs nothing but the model's forward pass (so an
             exported model, which offers only that, can be scored the same way).
+        serves: what a request to the HTTP service asks of it: 'rows' (an answer per input row,
+            decoded as ``decoding`` says), 'samples' (``sample``) or 'text' (``generate``).
     """
 
     name: ClassVar[str]
@@ -80,6 +82,7 @@ class Task(ABC):
     example: ClassVar[dict[str, Any]]
     manifest_fields: ClassVar[tuple[str, ...]] = ()
     scored_on_outputs: ClassVar[bool] = True
+    serves: ClassVar[str] = "rows"
 
     classes: list | None = None
 

@@ -82,6 +82,7 @@ class GenerationTask(Task):
     metrics = {"frechet": False, "class_accuracy": True, "coverage": True, "diversity": True}
     headline = "frechet"
     scored_on_outputs = False  # samples come from the generator, not the forward pass
+    serves = "samples"
     example = {"data": {"dataset": "digits"},
                "model": {"type": "gan", "latent_size": 4, "generator": [16], "discriminator": [16]}}
     loss_names = ("d_loss", "g_loss")

@@ -22,6 +22,7 @@ class LanguageModelTask(Task):
     target_form = "tokens"
     metrics = {"bits_per_token": False, "perplexity": False}
     headline = "bits_per_token"
+    serves = "text"
     example = {"data": {"dataset": "python_docs", "context": 16, "split": {"val": 0.05, "test": 0.9}},
                "model": {"type": "transformer", "causal": True, "d_model": 16, "num_heads": 2, "num_layers": 1}}
 

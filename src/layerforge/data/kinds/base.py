@@ -57,6 +57,12 @@ class State(BaseModel):
 
     kind: str
 
+    def request_row(self, title: str) -> Any:
+        """The type of one row of an HTTP prediction request (pydantic validates requests with it
+        and the service's OpenAPI schema shows it), or None when rows are not what the data's
+        models read (a corpus). ``title`` names the schema."""
+        return None
+
 
 class Encoder(ABC):
     """Fitted on the training rows of one kind of data; turns rows into model inputs.

@@ -107,6 +107,20 @@ class ForecastState(State):
     steps: int
     test_steps: int
 
+    def request_row(self, title: str):
+        """One history to continue: at least ``lookback`` steps, each a number (one series) or
+        one number per series (target first)."""
+        from typing import Annotated
+
+        from pydantic import Field
+
+        number = Annotated[float, Field(allow_inf_nan=False)]
+        step = number if len(self.channels) == 1 else Annotated[list[number], Field(
+            min_length=len(self.channels), max_length=len(self.channels))]
+        return Annotated[list[step], Field(min_length=self.lookback, title=title,
+                                           description=f"the last {self.lookback} or more steps of "
+                                                       f"{', '.join(self.channels)}")]
+
     def scaler(self) -> SeriesScaler:
         return SeriesScaler(self.mean, self.std, self.log)
 

@@ -80,6 +80,22 @@ class ImageState(State):
     size: list[int]
     channels: int
 
+    def request_row(self, title: str):
+        """One image: base64 PNG or JPEG (converted and resized as image files are), or its
+        pixels as nested lists, (height, width) or (channels, height, width)."""
+        from typing import Annotated
+
+        from pydantic import Field
+
+        height, width = self.size
+        pixel = Annotated[float, Field(allow_inf_nan=False)]
+        line = Annotated[list[pixel], Field(min_length=width, max_length=width)]
+        plane = Annotated[list[line], Field(min_length=height, max_length=height)]
+        planes = Annotated[list[plane], Field(min_length=self.channels, max_length=self.channels)]
+        encoded = Annotated[str, Field(min_length=1, description="base64 PNG or JPEG")]
+        arrays = planes | plane if self.channels == 1 else planes
+        return Annotated[encoded | arrays, Field(title=title)]
+
 
 class ImageEncoder(Encoder):
     state: ImageState

@@ -92,6 +92,20 @@ class SequenceState(State):
     length: int
     variable_length: bool = False
 
+    def request_row(self, title: str):
+        """One series: its steps (one channel) or one list of steps per channel; exactly
+        ``length`` steps, or up to ``length`` when series vary in length."""
+        from typing import Annotated
+
+        from pydantic import Field
+
+        steps = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]],
+                          Field(min_length=1 if self.variable_length else self.length, max_length=self.length)]
+        if len(self.mean) == 1:
+            return Annotated[steps, Field(title=title, description=f"{self.length} steps")]
+        return Annotated[list[steps], Field(min_length=len(self.mean), max_length=len(self.mean), title=title,
+                                            description=f"{len(self.mean)} channels of {self.length} steps")]
+
 
 def fit_scaling(x: np.ndarray, lengths: np.ndarray | None) -> tuple[list[float], list[float]]:
     """Each channel's mean and standard deviation over the observed steps (padding ignored)."""

@@ -44,6 +44,28 @@ class TableState(State):
     unknown_categories: Literal["error", "bucket"] = "error"
     image_shape: list[int] | None = None  # (C, H, W) when every row is an image (the digits)
 
+    def request_row(self, title: str):
+        """A mapping of every input column: numbers (null: a missing value), true/false, or one of
+        a category column's known categories (any text when unseen ones go to a bucket)."""
+        from pydantic import create_model
+
+        from ..tabular import MISSING
+
+        fields = {}
+        for i, column in enumerate(self.columns):
+            if column.kind == "categorical":
+                known = tuple(c for c in column.categories if c != MISSING)
+                kind = str if self.unknown_categories == "bucket" or not known else Literal[known]
+                absent = MISSING in column.categories or self.unknown_categories == "bucket"
+                annotation, about = (kind | None if absent else kind), f"one of {len(known)} categories"
+            else:
+                finite = Annotated[float, Field(allow_inf_nan=False)]
+                annotation = (bool if column.kind == "boolean" else finite) | None
+                about = "true or false" if column.kind == "boolean" else "a number"
+                about += "; null: missing"
+            fields[f"column_{i}"] = (annotation, Field(alias=column.name, description=about))
+        return create_model(title, __config__=ConfigDict(extra="forbid", title=title), **fields)
+
 
 def _check_named_columns(frame, names: list[str], key: str, source: str) -> None:
     columns = [str(c) for c in frame.columns]

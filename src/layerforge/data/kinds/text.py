@@ -118,6 +118,14 @@ class TextState(TokenizerFields):
     max_length: int
     text: str
 
+    def request_row(self, title: str):
+        """One text to classify."""
+        from typing import Annotated
+
+        from pydantic import Field
+
+        return Annotated[str, Field(title=title, description=f"the '{self.text}' text")]
+
 
 class TextEncoder(Encoder):
     state: TextState

@@ -1,0 +1,379 @@
+"""The FastAPI application: routes typed from each run's manifest, one gate in front of them
+(API key, body limit, access log, metrics, internal errors), and a batch worker per model.
+
+Nothing here reads or writes a file on a request's behalf: the runs are loaded when the app is
+made, and request bodies are parsed as JSON or CSV text only.
+"""
+
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import ValidationError
+
+from .. import __version__
+from ..errors import LayerforgeError
+from ..runtime.encode import CsvText, RuntimeDataError
+from .batching import Batcher, Busy
+from .metrics import Metrics
+from .options import ServeOptions
+from .schema import ErrorBody, ModelEntry, Problem, Schemas
+
+access_log = logging.getLogger("layerforge.serve.access")
+error_log = logging.getLogger("layerforge.serve")
+
+REF = "#/components/schemas/{model}"
+PROTECTED = ("/v1/", "/metrics")
+_PREDICT = re.compile(r"^/v1/models/([^/]+)/predict$")
+_ROW = re.compile(r"\b(?:row|line|history|image) (\d+)")
+_COLUMN = re.compile(r"column '([^']+)'")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _error(status: int, message: str, problems: list[Problem] | None = None, headers: dict | None = None,
+           request_id: str | None = None):
+    body = ErrorBody(error=message, problems=problems or [], id=request_id).model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _problems(error: ValidationError, named_columns: bool) -> list[Problem]:
+    """Pydantic's errors in the words ``layerforge predict`` uses for the same mistakes."""
+    found = []
+    for item in error.errors(include_url=False):
+        loc = list(item["loc"])
+        row = loc[1] + 1 if len(loc) > 1 and loc[0] == "rows" and isinstance(loc[1], int) else None
+        field = None
+        if named_columns and loc[:1] == ["rows"] and len(loc) > 2:
+            field = str(loc[2])
+        elif named_columns and loc[:1] == ["columns"] and len(loc) > 1:
+            field = str(loc[1])
+            row = loc[2] + 1 if len(loc) > 2 and isinstance(loc[2], int) else None
+        elif loc:
+            field = ".".join(str(part) for part in loc)
+        found.append(Problem(field=field, row=row, problem=_words(item, field if named_columns else None, row)))
+    return found
+
+
+def _words(item: dict, column: str | None, row: int | None) -> str:
+    kind, value = item["type"], item.get("input")
+    where = f" in row {row}" if row else ""
+    if column is None:
+        return item["msg"]
+    if kind == "missing":
+        return f"missing column: {column}{where}"
+    if kind == "extra_forbidden":
+        return f"unexpected column{where}: {column}; remove it"
+    if kind == "literal_error":
+        return f"column '{column}': unseen category {value!r}{where} (known: {item['ctx']['expected']})"
+    if kind.startswith(("float", "finite")):
+        return f"column '{column}': expected numbers, found {value!r}{where}; fix the value"
+    if kind.startswith("bool"):
+        return f"column '{column}': expected true/false values, found {value!r}{where}; fix the value"
+    return f"column '{column}'{where}: {item['msg']}"
+
+
+def _data_problem(message: str) -> Problem:
+    row, column = _ROW.search(message), _COLUMN.search(message)
+    return Problem(field=column and column.group(1), row=row and int(row.group(1)), problem=message)
+
+
+class Service:
+    """The served models, their batch workers and the numbers /metrics shows."""
+
+    def __init__(self, models: list, options: ServeOptions):
+        self.options, self.metrics = options, Metrics()
+        self.models = {served.name: served for served in models}
+        self.schemas = {served.name: Schemas(served) for served in models}
+        self.arriving, self.ready = 0, False
+        self.batchers = {
+            name: Batcher(served, max_batch=options.max_batch, wait_s=options.batch_wait_ms / 1000,
+                          queue_size=options.queue_size, arriving=lambda: self.arriving,
+                          on_batch=lambda rows, name=name: self.metrics.batch(name, rows))
+            for name, served in self.models.items()}
+
+    def start(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.start()
+        self.ready = True
+
+    def stop(self) -> None:
+        self.ready = False
+        for batcher in self.batchers.values():
+            batcher.stop()
+
+
+class _Gate:
+    """In front of every route: the API key, the body limit (checked before a body is parsed),
+    the access log, /metrics' counts, and a 500 with an id (never a stack trace) for failures."""
+
+    def __init__(self, app, service: Service, api_key: str | None):
+        self.app, self.service = app, service
+        self.key = api_key.encode("utf-8") if api_key else None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, request_id = time.perf_counter(), uuid.uuid4().hex[:16]
+        path, status = scope["path"], [0]
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            refusal = self._refusal(path, headers)
+            if refusal is not None:
+                await refusal(scope, receive, sending)
+                return
+            await self.app(scope, self._limited(receive), sending)
+        except _TooLarge:
+            if not status[0]:
+                await self._too_large()(scope, receive, sending)
+        except Exception:  # noqa: BLE001 - answered as a 500 with an id; the log keeps the trace
+            error_log.exception("request %s failed", request_id)
+            if not status[0]:
+                response = _error(500, "internal error: the service could not answer this request; quote the id "
+                                       "when reporting it", request_id=request_id)
+                await response(scope, receive, sending)
+        finally:
+            self._record(scope, path, status[0] or 500, time.perf_counter() - started, request_id)
+
+    def _refusal(self, path: str, headers: dict):
+        if self.key is not None and path.startswith(PROTECTED):
+            given = headers.get("x-api-key", b"")
+            authorization = headers.get("authorization", b"")
+            if authorization[:7].lower() == b"bearer ":
+                given = authorization[7:].strip()
+            if not hmac.compare_digest(given, self.key):
+                return _error(401, "missing or wrong API key: send it as 'Authorization: Bearer <key>' or "
+                                   "'X-API-Key: <key>'", headers={"WWW-Authenticate": "Bearer"})
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                if int(length) > self.service.options.max_body:
+                    return self._too_large()
+            except ValueError:
+                return _error(400, "Content-Length is not a number")
+        return None
+
+    def _too_large(self):
+        limit = self.service.options.max_body
+        return _error(413, f"the request body is larger than the service's limit of {limit} bytes; send fewer "
+                           "rows per request (or start the service with a larger --max-body)")
+
+    def _limited(self, receive):
+        limit, seen = self.service.options.max_body, [0]
+
+        async def receiving():
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > limit:
+                    raise _TooLarge()
+            return message
+
+        return receiving
+
+    def _record(self, scope, path: str, status: int, seconds: float, request_id: str) -> None:
+        match = _PREDICT.match(path)
+        if match:
+            model = match.group(1) if match.group(1) in self.service.models else "unknown"
+            route = "/v1/models/{name}/predict"
+        else:
+            model = ""
+            route = path if path in ("/healthz", "/readyz", "/metrics", "/v1/models", "/docs", "/openapi.json") \
+                else ("/v1/models/{name}" if path.startswith("/v1/models/") else "other")
+        self.service.metrics.request(model, route, status, seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            client = scope.get("client") or ("", 0)
+            access_log.info(json.dumps({"time": round(time.time(), 3), "id": request_id, "client": client[0],
+                                        "method": scope["method"], "path": path, "status": status,
+                                        "ms": round(seconds * 1000, 3), "model": model or None}))
+
+
+def create_app(models: list, options: ServeOptions | None = None):
+    """The FastAPI app that serves ``models`` (``Served`` objects).
+
+    Routes: ``POST /v1/models/{name}/predict``, ``GET /v1/models``, ``GET /v1/models/{name}``,
+    ``GET /healthz``, ``GET /readyz``, ``GET /metrics``; the OpenAPI schema at /openapi.json and
+    its pages at /docs.
+    """
+    options = options or ServeOptions()
+    service = Service(models, options)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(title="layerforge", version=__version__, lifespan=lifespan,
+                  description="Predictions from trained layerforge runs: " + ", ".join(service.models))
+    app.state.service = service
+    secured = {"security": [{"bearer": []}, {"apiKey": []}]} if options.api_key else {}
+    common = {413: {"model": ErrorBody, "description": "the body is larger than --max-body"},
+              500: {"model": ErrorBody, "description": "an internal failure, with the id the log gives it"}}
+    if options.api_key:
+        common[401] = {"model": ErrorBody, "description": "missing or wrong API key"}
+
+    @app.get("/healthz", tags=["service"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["service"], summary="Models are loaded and requests are taken",
+             responses={503: {"model": ErrorBody, "description": "starting or shutting down"}})
+    async def readyz() -> dict[str, Any]:
+        if not service.ready:
+            return _error(503, "not ready: starting or shutting down", headers={"Retry-After": "1"})
+        return {"status": "ready", "models": len(service.models)}
+
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics", response_class=PlainTextResponse,
+             responses=common, openapi_extra=secured)
+    async def metrics():
+        queues = {name: batcher.waiting for name, batcher in service.batchers.items()}
+        return PlainTextResponse(service.metrics.text(queues), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models", tags=["models"], summary="The models served", responses=common, openapi_extra=secured)
+    async def list_models() -> list[ModelEntry]:
+        return [ModelEntry(name=name, task=served.manifest.task) for name, served in service.models.items()]
+
+    @app.get("/v1/models/{name}", tags=["models"], summary="A model: task, input schema, classes, metrics, versions",
+             responses={**common, 404: {"model": ErrorBody, "description": "no model of that name"}},
+             openapi_extra=secured)
+    async def describe(name: str) -> dict[str, Any]:
+        if name not in service.models:
+            return _unknown(name)
+        return service.models[name].info(service.schemas[name].row_schema)
+
+    def _unknown(name: str):
+        return _error(404, f"no model named {name!r}; this service has: {', '.join(service.models)} "
+                           "(GET /v1/models lists them)")
+
+    for name, served in service.models.items():
+        _add_predict(app, service, served, service.schemas[name], common, secured)
+
+    @app.post("/v1/models/{name}/predict", tags=["predict"], summary="Any other name: no such model",
+              responses={**common, 404: {"model": ErrorBody, "description": "no model of that name"}},
+              openapi_extra=secured)
+    async def unknown_model(name: str):
+        return _unknown(name)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {})
+            definitions = components.setdefault("schemas", {})
+            for schemas in service.schemas.values():
+                definitions.update(schemas.request_schema(REF)[1])
+            if options.api_key:
+                components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"},
+                                                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception) -> JSONResponse:  # reached only outside the gate
+        return _error(500, "internal error")
+
+    app.add_middleware(_Gate, service=service, api_key=options.api_key)
+    return app
+
+
+def _add_predict(app, service: Service, served, schemas: Schemas, common: dict, secured: dict) -> None:
+    name = served.name
+    batcher = service.batchers[name]
+    request_schema, _ = schemas.request_schema(REF)
+    content = {"application/json": {"schema": request_schema}}
+    if schemas.csv:
+        content["text/csv"] = {"schema": {"type": "string", "description": "a CSV table with a header line"}}
+    responses = {
+        **common,
+        200: {"model": schemas.response, "description": "one answer per row, in order"},
+        415: {"model": ErrorBody, "description": "a body that is neither JSON nor (for tables) CSV"},
+        422: {"model": ErrorBody, "description": "rows the model cannot read: the field, row and problem"},
+        503: {"model": ErrorBody, "description": "the queue is full; retry after Retry-After seconds"},
+    }
+
+    async def predict(request: Request):
+        service.arriving += 1
+        try:
+            parsed = await _parse(request, served, schemas)
+        finally:
+            service.arriving -= 1
+        if not isinstance(parsed, tuple):
+            return parsed
+        kind, payload, count = parsed
+        try:
+            if kind == "rows":
+                found = await batcher.predict(payload, count)
+            elif kind == "samples":
+                found = await batcher.run(lambda: served.sample(payload.n, getattr(payload, "label", None),
+                                                                payload.seed))
+            else:
+                found = await batcher.run(lambda: served.generate(payload.prompt, payload.length,
+                                                                  payload.temperature, payload.top_k, payload.seed))
+        except Busy:
+            return _error(503, f"the queue for {name} is full ({service.options.queue_size} requests); retry shortly",
+                          headers={"Retry-After": "1"})
+        except (RuntimeDataError, LayerforgeError, ValueError) as error:
+            message = " ".join(str(error).split())
+            return _error(422, message, [_data_problem(message)])
+        return JSONResponse({"predictions": found})
+
+    app.add_api_route(f"/v1/models/{name}/predict", predict, methods=["POST"], tags=["predict"],
+                      summary=f"Predict with {name} ({served.manifest.task})", responses=responses,
+                      openapi_extra={"requestBody": {"required": True, "content": content}, **secured},
+                      operation_id=f"predict_{re.sub(r'[^A-Za-z0-9_]', '_', name)}")
+
+
+async def _parse(request, served, schemas: Schemas):
+    """(kind, payload, rows) for a request body, or the error response that answers it."""
+    body = await request.body()
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    kind = served.task.serves
+    if media == "text/csv" and schemas.csv:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return _error(422, f"the CSV body is not UTF-8 text ({error.reason} at byte {error.start})")
+        return kind, CsvText(text), max(1, text.count("\n"))
+    if media not in ("application/json", "") and not media.endswith("+json"):
+        accepted = "application/json or text/csv" if schemas.csv else "application/json"
+        return _error(415, f"send the body as {accepted}, not {media}")
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        return _error(422, f"the body is not JSON: {error}")
+    key = schemas.body_for(payload)
+    try:
+        validated = schemas.adapters[key].validate_python(payload)
+    except ValidationError as error:
+        problems = _problems(error, served.named_columns)
+        return _error(422, f"{len(problems)} problem(s) in the request: {problems[0].problem}", problems)
+    if kind != "rows":
+        return kind, validated, 1
+    if key == "columns":
+        columns = validated.columns.model_dump(by_alias=True)
+        return kind, columns, len(next(iter(columns.values())))
+    rows = validated.rows
+    if served.named_columns:
+        rows = [row.model_dump(by_alias=True) for row in rows]
+    return kind, rows, len(rows)

@@ -1,0 +1,130 @@
+"""Request and answer types of each served model, made from its model.json: the request names the
+columns, their types and allowed categories (or a series', image's or text's shape); the answer
+has the task's fields. Pydantic validates requests with them and FastAPI shows them in the
+OpenAPI schema and at /docs."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+
+MAX_SAMPLES = 1000
+MAX_TEXT = 2000
+
+
+def schema_title(name: str, what: str) -> str:
+    """A schema title for model ``name``: its words joined in CamelCase."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part) + what
+
+
+class Problem(BaseModel):
+    """One thing wrong with a request: where (field, row from 1) and what."""
+
+    field: str | None = None
+    row: int | None = None
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the service answers: what happened and how to fix it."""
+
+    error: str
+    problems: list[Problem] = Field(default_factory=list)
+    id: str | None = Field(None, description="the id the service's log gives this failure (500 only)")
+
+
+class ModelEntry(BaseModel):
+    name: str
+    task: str
+
+
+def _strict(title: str) -> ConfigDict:
+    return ConfigDict(extra="forbid", title=title)
+
+
+class Schemas:
+    """The request and answer types of one served model.
+
+    Attributes:
+        bodies: the JSON request bodies (a key that picks each, and its type).
+        answer: one answer's type; ``response``: the whole answer's.
+        csv: whether the request may be a CSV table (text/csv).
+    """
+
+    def __init__(self, served):
+        name, task = served.name, served.task
+        self.csv = False
+        if task.serves == "rows":
+            row = served.row
+            rows = create_model(schema_title(name, "Rows"), __config__=_strict(schema_title(name, "Rows")),
+                                rows=(Annotated[list[row], Field(min_length=1)], Field(description="rows in order")))
+            self.bodies = {"rows": rows}
+            if served.named_columns:  # a table: also a mapping of columns, or CSV text
+                columns = create_model(
+                    schema_title(name, "ColumnValues"), __config__=_strict(schema_title(name, "ColumnValues")),
+                    **{key: (Annotated[list[info.annotation], Field(min_length=1)],
+                             Field(alias=info.alias, description=info.description))
+                       for key, info in row.model_fields.items()})
+                title = schema_title(name, "Columns")
+                self.bodies["columns"] = create_model(title, __config__=_strict(title),
+                                                      columns=(columns, Field(description="column -> values")))
+                self.csv = True
+            self.answer = _row_answer(schema_title(name, "Answer"), served.decoding)
+        elif task.serves == "samples":
+            label = Literal[tuple(task.classes)] | None if task.classes else None
+            fields = {"n": (int, Field(1, ge=1, le=MAX_SAMPLES, description="how many samples")),
+                      "seed": (int, Field(0, ge=0, lt=2**63, description="the same seed gives the same samples"))}
+            if label is not None:
+                fields["label"] = (label, Field(None, description="the class to generate (default: each in turn)"))
+            self.bodies = {"n": create_model(schema_title(name, "Request"), __config__=_strict(schema_title(name, "Request")),
+                                             **fields)}
+            answer = {"prediction": (dict[str, Any] | list[Any], Field(description="a sample in the data's scale"))}
+            if label is not None:
+                answer["label"] = (Literal[tuple(task.classes)] | None, None)
+            self.answer = create_model(schema_title(name, "Answer"), **answer)
+        else:  # text
+            fields = {"prompt": (Annotated[str, Field(max_length=MAX_TEXT)], ""),
+                      "length": (int, Field(200, ge=1, le=MAX_TEXT, description="tokens to generate")),
+                      "temperature": (float, Field(1.0, gt=0, le=10)),
+                      "top_k": (int | None, Field(None, ge=1, le=100_000)),
+                      "seed": (int, Field(0, ge=0, lt=2**63))}
+            self.bodies = {"prompt": create_model(schema_title(name, "Request"), __config__=_strict(schema_title(name, "Request")),
+                                                  **fields)}
+            self.answer = create_model(schema_title(name, "Answer"), prediction=(str, ...))
+        self.response = create_model(schema_title(name, "Response"), predictions=(list[self.answer], ...))
+        self.adapters = {key: TypeAdapter(body) for key, body in self.bodies.items()}
+        self.row_schema = TypeAdapter(served.row).json_schema() if task.serves == "rows" else None
+
+    def body_for(self, payload: Any) -> str:
+        """Which body a parsed JSON payload is: the first key it has that picks one."""
+        if isinstance(payload, dict):
+            for key in self.bodies:
+                if key in payload:
+                    return key
+        return next(iter(self.bodies))
+
+    def request_schema(self, ref_template: str) -> tuple[dict, dict]:
+        """The JSON request body's schema (one of the bodies) and the definitions it refers to."""
+        union = self.bodies[next(iter(self.bodies))]
+        for body in list(self.bodies.values())[1:]:
+            union = union | body
+        schema = TypeAdapter(union).json_schema(ref_template=ref_template)
+        return schema, schema.pop("$defs", {})
+
+
+def _row_answer(title: str, decoding: dict) -> type[BaseModel]:
+    kind = decoding["kind"]
+    if kind == "classes":
+        classes = tuple(decoding["classes"])
+        return create_model(title, prediction=(Literal[classes], ...),
+                            probabilities=(dict[str, float], Field(description="class -> probability")))
+    if kind == "anomaly_scores":
+        fields = {"prediction": (float, Field(description="the anomaly score")), "anomaly_score": (float, ...)}
+        if decoding.get("threshold") is not None:
+            fields["anomaly"] = (bool, Field(description="the score exceeds the threshold chosen on validation rows"))
+        return create_model(title, **fields)
+    if kind == "forecast":
+        return create_model(title, prediction=(list[float], Field(description="the next steps")))
+    return create_model(title, prediction=(float | list[float], ...))

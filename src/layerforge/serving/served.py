@@ -1,0 +1,195 @@
+"""One run as the service holds it: its name, what its requests and answers look like (read
+from the run's model.json), and the backend that runs its network.
+
+Rows are encoded by ``layerforge.runtime`` (numpy, the same code the ONNX export ships) and
+answers decoded by it, so the torch and onnx backends differ only in the forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import CheckpointError, DataError
+from ..runtime import load
+from ..runtime.decode import answers
+from ..runtime.encode import RuntimeDataError, encode
+from .schema import schema_title
+
+BACKENDS = ("torch", "onnx")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class TorchBackend:
+    """The run's network in PyTorch (inference mode, on the CPU or the run's device)."""
+
+    name = "torch"
+
+    def __init__(self, run):
+        import torch
+
+        self._torch = torch
+        self.model = run.predictor.model
+        self.version = torch.__version__
+
+    def forward(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        torch = self._torch
+        parameter = next(self.model.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        tensors = []
+        for array in inputs:
+            tensor = torch.from_numpy(np.ascontiguousarray(array))
+            tensors.append((tensor.float() if tensor.is_floating_point() else tensor.long()).to(device))
+        with torch.inference_mode():
+            return self.model(*tensors).float().cpu().numpy()
+
+
+class OnnxBackend:
+    """The run's ONNX export (``RUN/export``) through ONNX Runtime."""
+
+    name = "onnx"
+
+    def __init__(self, run_dir: Path, int8: bool):
+        folder = run_dir / "export"
+        if not (folder / "runtime.json").is_file():
+            raise CheckpointError(f"{run_dir} has no export for --backend onnx: write one with "
+                                  f"`layerforge export {run_dir}`")
+        self.runtime = load(folder, int8=int8)
+        import onnxruntime
+
+        self.version = onnxruntime.__version__
+
+    def forward(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        return self.runtime.forward(inputs, check=False)
+
+
+class Served:
+    """A run the service answers for.
+
+    Args:
+        name: the name requests use (``/v1/models/{name}/predict``).
+        run_dir: the run directory.
+        backend: 'torch' or 'onnx' (the run's export).
+        int8: with onnx, the int8 model the export kept.
+    """
+
+    def __init__(self, name: str, run_dir: str | Path, backend: str = "torch", int8: bool = False):
+        from ..run.directory import load_run
+
+        if not _NAME.match(name):
+            raise DataError(f"model name {name!r}: use letters, digits, '.', '_' and '-' (up to 128), "
+                            "starting with a letter or digit")
+        if backend not in BACKENDS:
+            raise DataError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.name, self.run_dir = name, Path(run_dir)
+        self.run = load_run(self.run_dir)
+        self.manifest, self.task = self.run.manifest, self.run.task
+        if backend == "onnx" and self.task.serves != "rows":
+            raise DataError(f"{self.run_dir}: a {self.manifest.task} run generates with PyTorch; serve it with "
+                            "--backend torch")
+        self.decoding = self.task.decoding()
+        self.record = {"target": self.manifest.target,
+                       "preprocessing": self.manifest.preprocessing.model_dump(mode="json")}
+        self.backend = OnnxBackend(self.run_dir, int8) if backend == "onnx" else TorchBackend(self.run)
+        self.row = self.manifest.preprocessing.request_row(schema_title(name, "Row"))
+        self.named_columns = isinstance(self.row, type)  # a model of named columns: tables (and CSV)
+
+    # -- rows -------------------------------------------------------------------------------------
+
+    def encode(self, rows) -> tuple[np.ndarray, ...]:
+        """Model inputs for the rows of one request (validated list, columns or CSV text).
+
+        Raises:
+            RuntimeDataError: rows the model cannot read, named by column and row.
+        """
+        inputs, _ = encode(self.record, rows)
+        return inputs
+
+    def answers(self, outputs: np.ndarray, inputs: tuple[np.ndarray, ...]) -> list[dict]:
+        """One answer per row; a row whose outputs are not finite is an error naming it."""
+        bad = np.flatnonzero(~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1))
+        if len(bad):
+            raise RuntimeDataError(f"the model's outputs for row {bad[0] + 1} are not finite numbers: that row lies "
+                                   "far outside the values the model was trained on; check it")
+        found = answers(self.decoding, outputs, inputs)
+        for answer in found:
+            _finite_answer(answer)
+        return found
+
+    # -- generation ---------------------------------------------------------------------------------
+
+    def sample(self, n: int, label, seed: int) -> list[dict]:
+        """``n`` generated rows in the data's own scale and columns, with their class when the
+        generator is conditional."""
+        predictor = self.run.predictor
+        rows = predictor.sample(n, label=label, seed=seed)
+        values = predictor.encoder.unscale(rows)
+        if hasattr(values, "to_json"):  # a table: one mapping per row
+            found = [{"prediction": row} for row in json.loads(values.to_json(orient="records"))]
+        else:
+            found = [{"prediction": row} for row in np.asarray(values, dtype=np.float64).tolist()]
+        labels = self.task.sample_labels(predictor.model, n, label)
+        for answer, name in zip(found, labels or []):
+            answer["label"] = name
+        for answer in found:
+            _finite_answer(answer)
+        return found
+
+    def generate(self, prompt: str, length: int, temperature: float, top_k: int | None, seed: int) -> list[dict]:
+        text = self.run.predictor.generate(prompt, length, temperature, top_k, seed)
+        return [{"prediction": text}]
+
+    # -- description --------------------------------------------------------------------------------
+
+    def info(self, row_schema: dict) -> dict[str, Any]:
+        """What ``GET /v1/models/{name}`` answers."""
+        manifest = self.manifest
+        return {
+            "name": self.name,
+            "task": manifest.task,
+            "serves": self.task.serves,
+            "target": manifest.target,
+            "classes": manifest.classes,
+            "features": manifest.features,
+            "input": row_schema,
+            "metrics": _finite_tree(self.run.metrics),
+            "versions": {
+                "layerforge": __version__,
+                "model_format": manifest.format,
+                "backend": self.backend.name,
+                "backend_version": self.backend.version,
+                "run": self.run_dir.name,
+                "weights_sha256": (manifest.files or {}).get("model.safetensors"),
+            },
+        }
+
+
+def _finite_answer(answer: dict) -> None:
+    def bad(value) -> bool:
+        if isinstance(value, float):
+            return not np.isfinite(value)
+        if isinstance(value, dict):
+            return any(bad(v) for v in value.values())
+        if isinstance(value, list):
+            return any(bad(v) for v in value)
+        return False
+
+    if bad(answer):
+        raise RuntimeDataError("a prediction is not a finite number: the rows lie far outside the values the model "
+                               "was trained on; check them")
+
+
+def _finite_tree(value):
+    """Metrics as JSON allows them (a non-finite number as null)."""
+    if isinstance(value, dict):
+        return {k: _finite_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_tree(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
