@@ -110,10 +110,10 @@ def test_mlp_on_a_table_with_categories_missing_values_and_booleans(mixed_csv, r
     assert load(folder).predict(rows).tolist() == run.predict(frame).tolist()
     new = tmp_path / "new.csv"
     pd.DataFrame({"size": [10.0, 1e12], "color": ["red", "blue"], "flag": [True, False]}).to_csv(new, index=False)
-    with pytest.raises(RuntimeDataError, match=r"column 'size': 1e\+12 in line 3 of .*too far"):
+    with pytest.raises(RuntimeDataError, match=r"column 'size': 1e\+12 in row 2 \(line 3 of .*too far"):
         load(folder).predict(new)
     pd.DataFrame({"size": [10.0], "color": ["purple"], "flag": [True]}).to_csv(new, index=False)
-    with pytest.raises(RuntimeDataError, match="column 'color': unseen category 'purple' in line 2"):
+    with pytest.raises(RuntimeDataError, match=r"column 'color': unseen category 'purple' in row 1 \(line 2 of"):
         load(folder).predict(new)
     assert len(load(folder).predict(new, unknown="bucket")) == 1
 

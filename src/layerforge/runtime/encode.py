@@ -128,7 +128,8 @@ def _columns_of(rows, features: list[str]) -> tuple[dict[str, list], str | None]
 
 
 def _where(row: int, source: str | None) -> str:
-    return f"line {row + 2} of {source}" if source else f"row {row + 1}"
+    """'row 3', or 'row 3 (line 4 of data.csv)', as ``layerforge predict`` names rows."""
+    return f"row {row + 1} (line {row + 2} of {Path(source).name})" if source else f"row {row + 1}"
 
 
 def _category_keys(values: list, from_text: bool) -> list[str | None]:
@@ -192,15 +193,20 @@ def _table(state: dict, rows, target: str | None, unknown: str,
             else:
                 number = None if isinstance(value, (bool, np.bool_)) else _number(value)
                 expected = "numbers"
-            if number is None or math.isinf(number):
-                found = "an infinite value" if number is not None else f"expected {expected}, found {value!r}"
-                raise RuntimeDataError(f"column '{column['name']}': {found} in {_where(row, source)}; fix the value")
+            if number is None:
+                raise RuntimeDataError(f"column '{column['name']}': expected {expected}, found {value!r} in "
+                                       f"{_where(row, source)}; fix the values or declare the column categorical "
+                                       "(data.categorical)")
+            if math.isinf(number):
+                raise RuntimeDataError(f"column '{column['name']}': an infinite value in {_where(row, source)}; fix "
+                                       "or drop those rows")
             numbers[row] = number
         scaled = (numbers - column["mean"]) / column["std"]
         far = np.flatnonzero(np.abs(scaled) > MAX_STANDARD_SCORE)
         if len(far):
             raise RuntimeDataError(f"column '{column['name']}': {numbers[far[0]]:.3g} in {_where(int(far[0]), source)} "
-                                   "is too far from the values seen in training to be used")
+                                   f"is too far from the values seen in training (mean {column['mean']:.3g}, "
+                                   f"standard deviation {column['std']:.3g}) to be used; fix or drop those rows")
         blocks.append(scaled[:, None])
         if column["indicator"]:
             blocks.append(absent.astype(np.float64)[:, None])
@@ -220,7 +226,9 @@ def _one_hot(column: dict, values: list, from_text: bool, unknown: str, source: 
             what = "a missing value" if key is None else f"unseen category {key!r}"
             shown = [c for c in categories if c != MISSING_CATEGORY]
             raise RuntimeDataError(f"column '{column['name']}': {what} in {_where(row, source)} (known: "
-                                   f"{', '.join(shown[:20])}{', ...' if len(shown) > 20 else ''})")
+                                   f"{', '.join(shown[:20])}{', ...' if len(shown) > 20 else ''}); fix the value, or "
+                                   "map unseen categories to an unknown bucket with data.unknown_categories: bucket "
+                                   "(--unknown-categories bucket)")
         encoded[row, position] = 1.0
     return encoded
 

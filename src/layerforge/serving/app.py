@@ -27,8 +27,8 @@ from .metrics import Metrics
 from .options import ServeOptions
 from .schema import ErrorBody, ModelEntry, Problem, Schemas
 
-access_log = logging.getLogger("layerforge.serve.access")
-error_log = logging.getLogger("layerforge.serve")
+access_log = logging.getLogger("layerforge.serving.access")
+error_log = logging.getLogger("layerforge.serving")
 
 REF = "#/components/schemas/{model}"
 PROTECTED = ("/v1/", "/metrics")
@@ -75,11 +75,13 @@ def _words(item: dict, column: str | None, row: int | None) -> str:
     if kind == "extra_forbidden":
         return f"unexpected column{where}: {column}; remove it"
     if kind == "literal_error":
-        return f"column '{column}': unseen category {value!r}{where} (known: {item['ctx']['expected']})"
-    if kind.startswith(("float", "finite")):
-        return f"column '{column}': expected numbers, found {value!r}{where}; fix the value"
-    if kind.startswith("bool"):
-        return f"column '{column}': expected true/false values, found {value!r}{where}; fix the value"
+        known = item["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
+        return (f"column '{column}': unseen category {value!r}{where} (known: {known}); fix the value, or map unseen "
+                "categories to an unknown bucket with data.unknown_categories: bucket (--unknown-categories bucket)")
+    if kind.startswith(("float", "finite", "bool")):
+        expected = "true/false values" if kind.startswith("bool") else "numbers"
+        return (f"column '{column}': expected {expected}, found {value!r}{where}; fix the values or declare the "
+                "column categorical (data.categorical)")
     return f"column '{column}'{where}: {item['msg']}"
 
 

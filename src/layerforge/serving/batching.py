@@ -64,18 +64,24 @@ class Batcher:
         self._arriving, self._on_batch = arriving, on_batch
         self._jobs: deque[_Job] = deque()
         self._ready = threading.Condition()
-        self._stopping = False
+        self._stopping, self._started = False, False
         self._thread = threading.Thread(target=self._work, name=f"layerforge-serve-{served.name}", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        """Start the worker (once; a request also starts it, for apps run without their lifespan)."""
+        with self._ready:
+            if not self._started:
+                self._started = True
+                self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Answer what is queued, then end the worker."""
         with self._ready:
             self._stopping = True
             self._ready.notify()
-        self._thread.join(timeout)
+            started = self._started
+        if started:
+            self._thread.join(timeout)
 
     @property
     def waiting(self) -> int:
@@ -92,6 +98,7 @@ class Batcher:
     async def _submit(self, **job) -> Any:
         loop = asyncio.get_running_loop()
         entry = _Job(loop.create_future(), loop, **job)
+        self.start()
         with self._ready:
             if self._stopping or len(self._jobs) >= self.queue_size:
                 raise Busy()
