@@ -277,6 +277,13 @@ def _finite(x: np.ndarray, what: str) -> np.ndarray:
     return x
 
 
+def _near(scaled: np.ndarray, what: str) -> None:
+    """No value more than MAX_STANDARD_SCORE training standard deviations from the mean."""
+    far = np.flatnonzero(~(np.abs(scaled.reshape(len(scaled), -1)) <= MAX_STANDARD_SCORE).all(axis=1))
+    if len(far):
+        raise RuntimeDataError(f"{what}: row {far[0] + 1} holds values too far from those seen in training to be used")
+
+
 def _sequences(state: dict, rows) -> tuple[tuple[np.ndarray, ...], list | None]:
     if isinstance(rows, list) and rows and len({np.shape(row)[-1:] for row in rows}) > 1:
         x, lengths, labels = _padded(rows)
@@ -300,13 +307,14 @@ def _sequences(state: dict, rows) -> tuple[tuple[np.ndarray, ...], list | None]:
     _finite(x, "series")
     mean = np.asarray(state["mean"])[None, :, None]
     std = np.asarray(state["std"])[None, :, None]
-    scaled = ((x - mean) / std).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = (x - mean) / std
+    _near(scaled, "series")
+    scaled = scaled.astype(np.float32)
     if lengths is not None:
         if ((lengths < 1) | (lengths > x.shape[-1])).any():
             raise RuntimeDataError(f"'lengths' must lie between 1 and the series' length {x.shape[-1]}")
         scaled[np.broadcast_to((np.arange(x.shape[2])[None, :] >= lengths[:, None])[:, None, :], scaled.shape)] = 0
-    if np.abs(scaled).max(initial=0) > MAX_STANDARD_SCORE:
-        raise RuntimeDataError("series: values too far from those seen in training to be used")
     if lengths is None and state.get("variable_length"):
         lengths = np.full(len(x), x.shape[-1], dtype=np.int64)
     return ((scaled,) if lengths is None else (scaled, lengths.astype(np.int64))), labels
@@ -363,7 +371,10 @@ def _images(state: dict, rows) -> tuple[tuple[np.ndarray, ...], list | None]:
     _finite(x, "images")
     mean = np.asarray(state["mean"])[None, :, None, None]
     std = np.asarray(state["std"])[None, :, None, None]
-    return (((x - mean) / std).astype(np.float32),), labels
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = (x - mean) / std
+    _near(scaled, "images")
+    return (scaled.astype(np.float32),), labels
 
 
 # -- forecasts ------------------------------------------------------------------------------------
@@ -396,8 +407,9 @@ def _forecast(state: dict, rows) -> tuple[tuple[np.ndarray, ...], None]:
                 raise RuntimeDataError(f"history {row + 1}: the target has values <= 0, which the model's log "
                                        "scale cannot read")
             window[:, 0] = np.log(window[:, 0])
-        scaled = (window - np.asarray(state["mean"])) / np.asarray(state["std"])
-        if np.abs(scaled).max(initial=0) > MAX_STANDARD_SCORE:
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = (window - np.asarray(state["mean"])) / np.asarray(state["std"])
+        if not (np.abs(scaled) <= MAX_STANDARD_SCORE).all():
             raise RuntimeDataError(f"history {row + 1}: values too far from those seen in training to be used")
         windows.append(scaled.T)  # (C, lookback)
     x = np.stack(windows).astype(np.float32) if windows else np.zeros((0, len(names), lookback), np.float32)

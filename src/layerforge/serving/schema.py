@@ -40,8 +40,9 @@ class ModelEntry(BaseModel):
     task: str
 
 
-def _strict(title: str) -> ConfigDict:
-    return ConfigDict(extra="forbid", title=title)
+def _strict_model(title: str, **fields) -> type[BaseModel]:
+    """A request model that refuses keys it does not name."""
+    return create_model(title, __config__=ConfigDict(extra="forbid", title=title), **fields)
 
 
 class Schemas:
@@ -58,18 +59,17 @@ class Schemas:
         self.csv = False
         if task.serves == "rows":
             row = served.row
-            rows = create_model(schema_title(name, "Rows"), __config__=_strict(schema_title(name, "Rows")),
-                                rows=(Annotated[list[row], Field(min_length=1)], Field(description="rows in order")))
+            rows = _strict_model(schema_title(name, "Rows"),
+                                 rows=(Annotated[list[row], Field(min_length=1)], Field(description="rows in order")))
             self.bodies = {"rows": rows}
             if served.named_columns:  # a table: also a mapping of columns, or CSV text
-                columns = create_model(
-                    schema_title(name, "ColumnValues"), __config__=_strict(schema_title(name, "ColumnValues")),
+                columns = _strict_model(
+                    schema_title(name, "ColumnValues"),
                     **{key: (Annotated[list[info.annotation], Field(min_length=1)],
                              Field(alias=info.alias, description=info.description))
                        for key, info in row.model_fields.items()})
-                title = schema_title(name, "Columns")
-                self.bodies["columns"] = create_model(title, __config__=_strict(title),
-                                                      columns=(columns, Field(description="column -> values")))
+                self.bodies["columns"] = _strict_model(schema_title(name, "Columns"),
+                                                       columns=(columns, Field(description="column -> values")))
                 self.csv = True
             self.answer = _row_answer(schema_title(name, "Answer"), served.decoding)
         elif task.serves == "samples":
@@ -78,8 +78,7 @@ class Schemas:
                       "seed": (int, Field(0, ge=0, lt=2**63, description="the same seed gives the same samples"))}
             if label is not None:
                 fields["label"] = (label, Field(None, description="the class to generate (default: each in turn)"))
-            self.bodies = {"n": create_model(schema_title(name, "Request"), __config__=_strict(schema_title(name, "Request")),
-                                             **fields)}
+            self.bodies = {"n": _strict_model(schema_title(name, "Request"), **fields)}
             answer = {"prediction": (dict[str, Any] | list[Any], Field(description="a sample in the data's scale"))}
             if label is not None:
                 answer["label"] = (Literal[tuple(task.classes)] | None, None)
@@ -90,8 +89,7 @@ class Schemas:
                       "temperature": (float, Field(1.0, gt=0, le=10)),
                       "top_k": (int | None, Field(None, ge=1, le=100_000)),
                       "seed": (int, Field(0, ge=0, lt=2**63))}
-            self.bodies = {"prompt": create_model(schema_title(name, "Request"), __config__=_strict(schema_title(name, "Request")),
-                                                  **fields)}
+            self.bodies = {"prompt": _strict_model(schema_title(name, "Request"), **fields)}
             self.answer = create_model(schema_title(name, "Answer"), prediction=(str, ...))
         self.response = create_model(schema_title(name, "Response"), predictions=(list[self.answer], ...))
         self.adapters = {key: TypeAdapter(body) for key, body in self.bodies.items()}
