@@ -201,7 +201,10 @@ def test_concurrent_requests_share_forward_passes_and_keep_their_order(table_run
     passes = []
     forward = served.backend.forward
     served.backend.forward = lambda inputs: passes.append(len(inputs[0])) or forward(inputs)
-    responses = _concurrently(app, [{"rows": [row]} for row in rows])
+    bad = {"rows": [ROW, {**ROW, "size": 1e12}]}  # valid JSON, but a value the model cannot read
+    responses = _concurrently(app, [{"rows": [row]} for row in rows[:24]] + [bad] + [{"rows": [r]} for r in rows[24:]])
+    refused = responses.pop(24)
+    assert refused.status_code == 422 and refused.json()["problems"][0]["row"] == 2  # its own row number
     expected = run.predictor.predict_table(frame)["label"].tolist()
     assert [r.json()["predictions"][0]["prediction"] for r in responses] == expected
     assert sum(passes) == 48 and max(passes) > 1 and len(passes) < 48

@@ -174,44 +174,74 @@ def _table(state: dict, rows, target: str | None, unknown: str,
                                "remove them or pass ignore_extra (--ignore-extra)")
     count = len(columns[names[0]])
     from_text = source is not None
+    at_once = _numbers_at_once(state["columns"], columns)
     blocks = []
     for column in state["columns"]:
         values = columns[column["name"]]
         if column["kind"] == "categorical":
             blocks.append(_one_hot(column, values, from_text, unknown, source))
             continue
-        numbers = np.empty(count)
-        absent = np.zeros(count, dtype=bool)
-        for row, value in enumerate(values):
-            if _is_missing(value):
-                absent[row], numbers[row] = True, column["fill"]
-                continue
-            if column["kind"] == "boolean":
-                number = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}.get(
-                    str(value).strip().lower())
-                expected = "true/false values"
-            else:
-                number = None if isinstance(value, (bool, np.bool_)) else _number(value)
-                expected = "numbers"
-            if number is None:
-                raise RuntimeDataError(f"column '{column['name']}': expected {expected}, found {value!r} in "
-                                       f"{_where(row, source)}; fix the values or declare the column categorical "
-                                       "(data.categorical)")
-            if math.isinf(number):
-                raise RuntimeDataError(f"column '{column['name']}': an infinite value in {_where(row, source)}; fix "
-                                       "or drop those rows")
-            numbers[row] = number
-        scaled = (numbers - column["mean"]) / column["std"]
-        far = np.flatnonzero(np.abs(scaled) > MAX_STANDARD_SCORE)
-        if len(far):
-            raise RuntimeDataError(f"column '{column['name']}': {numbers[far[0]]:.3g} in {_where(int(far[0]), source)} "
-                                   f"is too far from the values seen in training (mean {column['mean']:.3g}, "
-                                   f"standard deviation {column['std']:.3g}) to be used; fix or drop those rows")
+        scaled, absent = at_once[column["name"]] if at_once else _numeric_column(column, values, source)
         blocks.append(scaled[:, None])
         if column["indicator"]:
             blocks.append(absent.astype(np.float64)[:, None])
     x = np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((count, 0), np.float32)
     return (x,), (columns[target] if target and target in columns else None)
+
+
+def _numbers_at_once(state_columns: list[dict], columns: dict[str, list]) -> dict | None:
+    """Every number and true/false column scaled in one numpy pass (name -> (scaled, absent)),
+    when all their values are plainly fine; None sends them through ``_numeric_column``, which
+    names the first problem."""
+    numeric = [c for c in state_columns if c["kind"] != "categorical"]
+    try:
+        if any({bool, np.bool_} & set(map(type, columns[c["name"]])) for c in numeric if c["kind"] == "numeric"):
+            return None
+        matrix = np.array([columns[c["name"]] for c in numeric], dtype=np.float64).reshape(len(numeric), -1)
+    except (ValueError, TypeError):
+        return None
+    absent = np.isnan(matrix)
+    flags = [i for i, c in enumerate(numeric) if c["kind"] == "boolean"]
+    if np.isinf(matrix).any() or not np.isin(matrix[flags][~absent[flags]], (0.0, 1.0)).all():
+        return None
+    mean, std, fill = (np.array([c[key] for c in numeric])[:, None] for key in ("mean", "std", "fill"))
+    scaled = (np.where(absent, fill, matrix) - mean) / std
+    if not (np.abs(scaled) <= MAX_STANDARD_SCORE).all():
+        return None
+    return {c["name"]: (scaled[i], absent[i]) for i, c in enumerate(numeric)}
+
+
+def _numeric_column(column: dict, values: list, source: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """One number or true/false column, value by value: (scaled, absent)."""
+    count = len(values)
+    numbers = np.empty(count)
+    absent = np.zeros(count, dtype=bool)
+    for row, value in enumerate(values):
+        if _is_missing(value):
+            absent[row], numbers[row] = True, column["fill"]
+            continue
+        if column["kind"] == "boolean":
+            number = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}.get(
+                str(value).strip().lower())
+            expected = "true/false values"
+        else:
+            number = None if isinstance(value, (bool, np.bool_)) else _number(value)
+            expected = "numbers"
+        if number is None:
+            raise RuntimeDataError(f"column '{column['name']}': expected {expected}, found {value!r} in "
+                                   f"{_where(row, source)}; fix the values or declare the column categorical "
+                                   "(data.categorical)")
+        if math.isinf(number):
+            raise RuntimeDataError(f"column '{column['name']}': an infinite value in {_where(row, source)}; fix "
+                                   "or drop those rows")
+        numbers[row] = number
+    scaled = (numbers - column["mean"]) / column["std"]
+    far = np.flatnonzero(np.abs(scaled) > MAX_STANDARD_SCORE)
+    if len(far):
+        raise RuntimeDataError(f"column '{column['name']}': {numbers[far[0]]:.3g} in {_where(int(far[0]), source)} "
+                               f"is too far from the values seen in training (mean {column['mean']:.3g}, "
+                               f"standard deviation {column['std']:.3g}) to be used; fix or drop those rows")
+    return scaled, absent
 
 
 def _one_hot(column: dict, values: list, from_text: bool, unknown: str, source: str | None) -> np.ndarray:

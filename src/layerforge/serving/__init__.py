@@ -57,6 +57,7 @@ def load_models(runs: Sequence[str | Path], backend: str = "torch", int8: bool =
 def create_app(runs: Sequence[str | Path] | list, options: ServeOptions | None = None, **settings):
     """The service's FastAPI app for ``runs`` (directories, ``NAME=DIRECTORY``, or ``Served``
     models), with ``options`` or the same settings as keywords (see ``ServeOptions``)."""
+    _require("fastapi")
     from .app import create_app as make
 
     options = options or ServeOptions(**settings)
@@ -83,6 +84,7 @@ def serve(runs: Sequence[str | Path], *, host: str = "127.0.0.1", port: int = 80
     """
     import logging
 
+    _require("uvicorn")
     import uvicorn
 
     api_key = _api_key(api_key_env)
@@ -100,6 +102,14 @@ def serve(runs: Sequence[str | Path], *, host: str = "127.0.0.1", port: int = 80
         uvicorn.run("layerforge.serving:_app_from_environment", factory=True, workers=workers, **shared)
     else:
         uvicorn.run(create_app(runs, options), **shared)
+
+
+def _require(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise DataError(f"serving needs FastAPI and uvicorn ({module} is not installed): "
+                        "pip install 'layerforge[serve]'")
 
 
 def _api_key(name: str | None) -> str | None:

@@ -148,11 +148,15 @@ class Batcher:
     def _batch(self, batch: list[_Job]) -> None:
         served = self.served
         encoded = []
-        for job in batch:
-            try:
-                encoded.append((job, served.encode(job.rows)))
-            except BaseException as error:  # noqa: BLE001
-                job.resolve(error=error)
+        try:
+            found = served.encode_all([job.rows for job in batch])
+        except Exception as error:  # noqa: BLE001
+            found = [error] * len(batch)
+        for job, inputs in zip(batch, found):
+            if isinstance(inputs, BaseException):
+                job.resolve(error=inputs)
+            else:
+                encoded.append((job, inputs))
         if not encoded:
             return
         try:

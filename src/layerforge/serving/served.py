@@ -110,6 +110,27 @@ class Served:
         inputs, _ = encode(self.record, rows)
         return inputs
 
+    def encode_all(self, payloads: list) -> list:
+        """Inputs for the rows of each of several requests, or the error that names what is wrong
+        with a request's rows. Requests that list their rows are encoded in one pass (what is left
+        per request is slicing); when that pass finds a problem, each is encoded alone so that
+        only the requests at fault fail, with their own row numbers."""
+        if len(payloads) > 1 and all(isinstance(p, list) for p in payloads):
+            try:
+                inputs = self.encode([row for rows in payloads for row in rows])
+            except RuntimeDataError:
+                pass
+            else:
+                bounds = np.cumsum([0] + [len(rows) for rows in payloads])
+                return [tuple(array[start:stop] for array in inputs) for start, stop in zip(bounds, bounds[1:])]
+        found = []
+        for rows in payloads:
+            try:
+                found.append(self.encode(rows))
+            except Exception as error:  # noqa: BLE001 - answered to the request that sent the rows
+                found.append(error)
+        return found
+
     def answers(self, outputs: np.ndarray, inputs: tuple[np.ndarray, ...]) -> list[dict]:
         """One answer per row; a row whose outputs are not finite is an error naming it."""
         bad = np.flatnonzero(~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1))
