@@ -46,7 +46,8 @@ def app(tmp_path_factory):
         yield app
 
 
-def test_fuzzing_the_openapi_schema_finds_no_5xx_and_no_schema_violation(app):
+@pytest.mark.parametrize("examples", [60, pytest.param(500, marks=pytest.mark.slow)])
+def test_fuzzing_the_openapi_schema_finds_no_5xx_and_no_schema_violation(app, examples):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     tried, operations = [], []
     for result in schema.get_all_operations():
@@ -54,7 +55,7 @@ def test_fuzzing_the_openapi_schema_finds_no_5xx_and_no_schema_violation(app):
         operations.append(operation.label)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):  # valid requests, then invalid ones
 
-            @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+            @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy(generation_mode=mode))
             def fuzz(case):
                 response = case.call_and_validate(checks=CHECKS)

@@ -79,15 +79,18 @@ class CsvText(str):
 
 def _read_csv(handle, delimiter: str, source: str) -> dict[str, list]:
     reader = csv.reader(handle, delimiter=delimiter)
-    header = next(reader, None)
-    if not header:
-        raise RuntimeDataError(f"{source}: holds no rows")
-    columns: dict[str, list] = {name: [] for name in header}
-    for number, line in enumerate(reader, start=2):
-        if len(line) != len(header):
-            raise RuntimeDataError(f"{source}: line {number} has {len(line)} fields, the header {len(header)}")
-        for name, value in zip(header, line):
-            columns[name].append(value)
+    try:
+        header = next(reader, None)
+        if not header:
+            raise RuntimeDataError(f"{source}: holds no rows")
+        columns: dict[str, list] = {name: [] for name in header}
+        for number, line in enumerate(reader, start=2):
+            if len(line) != len(header):
+                raise RuntimeDataError(f"{source}: line {number} has {len(line)} fields, the header {len(header)}")
+            for name, value in zip(header, line):
+                columns[name].append(value)
+    except csv.Error as error:
+        raise RuntimeDataError(f"{source}: line {reader.line_num} is not valid CSV ({error})") from None
     if not next(iter(columns.values()), []):
         raise RuntimeDataError(f"{source}: holds no rows")
     return columns
@@ -98,7 +101,7 @@ def _columns_of(rows, features: list[str]) -> tuple[dict[str, list], str | None]
     if isinstance(rows, CsvText):
         import io
 
-        return _read_csv(io.StringIO(rows), ",", "the CSV body"), "the CSV body"
+        return _read_csv(io.StringIO(rows, newline=""), ",", "the CSV body"), "the CSV body"
     if isinstance(rows, (str, Path)):
         path = Path(rows)
         if not path.is_file():

@@ -6,6 +6,11 @@ rows). When more requests are on their way in (``arriving()``: read but not yet 
 for them up to ``wait_s``; a lone request is answered at once, so low load pays no wait. The
 queue is bounded: when it is full, ``submit`` raises ``Busy`` (the service answers 503 with
 Retry-After) instead of letting memory and latency grow without limit.
+
+A forward pass runs on one of a few batch sizes (powers of two up to ``max_batch``; the rows
+padded by repeating the last), each warmed once when the worker starts: kernels plan their work
+for each new input shape, and on 64 different shapes that costs a pause of hundreds of
+milliseconds here and there under load.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class Batcher:
                  arriving: Callable[[], int] = lambda: 0, on_batch: Callable[[int], None] = lambda rows: None):
         self.served, self.max_batch, self.wait_s, self.queue_size = served, max_batch, wait_s, queue_size
         self._arriving, self._on_batch = arriving, on_batch
+        self.sizes = sorted({2 ** i for i in range(max_batch.bit_length()) if 2 ** i < max_batch} | {max_batch})
         self._jobs: deque[_Job] = deque()
         self._ready = threading.Condition()
         self._stopping, self._started = False, False
@@ -73,6 +79,12 @@ class Batcher:
             if not self._started:
                 self._started = True
                 self._thread.start()
+
+    def _warm(self) -> None:
+        try:
+            self.served.warm(self.sizes)
+        except Exception:  # noqa: BLE001 - a cold start is slower, not wrong
+            pass
 
     def stop(self, timeout: float = 30.0) -> None:
         """Answer what is queued, then end the worker."""
@@ -109,6 +121,7 @@ class Batcher:
     # -- the worker ---------------------------------------------------------------------------------
 
     def _work(self) -> None:
+        self._warm()
         while True:
             with self._ready:
                 while not self._jobs and not self._stopping:
@@ -162,12 +175,16 @@ class Batcher:
         try:
             parts = [inputs for _, inputs in encoded]
             inputs = parts[0] if len(parts) == 1 else tuple(np.concatenate(arrays) for arrays in zip(*parts))
-            outputs = served.backend.forward(inputs)
+            rows = len(inputs[0])
+            size = next((size for size in self.sizes if size >= rows), rows)
+            if size > rows:  # one of the warmed shapes
+                inputs = tuple(np.concatenate([a, np.repeat(a[-1:], size - rows, axis=0)]) for a in inputs)
+            outputs = served.backend.forward(inputs)[:rows]
         except BaseException as error:  # noqa: BLE001
             for job, _ in encoded:
                 job.resolve(error=error)
             return
-        self._on_batch(len(outputs))
+        self._on_batch(rows)
         start = 0
         for job, own in encoded:
             stop = start + len(own[0])

@@ -103,6 +103,13 @@ class Schemas:
                     return key
         return next(iter(self.bodies))
 
+    def response_schema(self, ref_template: str) -> tuple[dict, dict]:
+        """The answer's schema and the definitions it refers to."""
+        schema = TypeAdapter(self.response).json_schema(ref_template=ref_template, mode="serialization")
+        definitions = schema.pop("$defs", {})
+        definitions[self.response.__name__] = schema
+        return {"$ref": ref_template.format(model=self.response.__name__)}, definitions
+
     def request_schema(self, ref_template: str) -> tuple[dict, dict]:
         """The JSON request body's schema (one of the bodies) and the definitions it refers to."""
         union = self.bodies[next(iter(self.bodies))]

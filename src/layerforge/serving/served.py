@@ -131,6 +131,15 @@ class Served:
                 found.append(error)
         return found
 
+    def warm(self, sizes: list[int]) -> None:
+        """One forward pass at each batch size on example inputs, so that no request waits while
+        the backend plans its work for a new shape."""
+        if self.task.serves != "rows":
+            return
+        model = self.run.model
+        for size in sizes:
+            self.backend.forward(tuple(t.cpu().numpy() for t in model.example_inputs(size)))
+
     def answers(self, outputs: np.ndarray, inputs: tuple[np.ndarray, ...]) -> list[dict]:
         """One answer per row; a row whose outputs are not finite is an error naming it."""
         bad = np.flatnonzero(~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1))
