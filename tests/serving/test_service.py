@@ -334,3 +334,47 @@ def test_models_that_cannot_be_served_are_refused_when_the_service_starts(table_
         load_models([str(run.path), str(run.path)])
     assert [m.name for m in load_models([str(run.path), f"second={run.path}"])] == ["mixed", "second"]
     assert ServeOptions(int8=True).problems() == ["--int8 needs --backend onnx"]
+
+
+def test_texts_values_and_anomaly_scores(root):
+    from layerforge.data.builtin import load
+
+    rng = np.random.default_rng(0)
+    good, bad = ["great", "lovely", "superb"], ["awful", "poor", "dreadful"]
+    reviews = pd.DataFrame([{"review": f"the film was {rng.choice(good if i % 2 else bad)}",
+                             "sentiment": "pos" if i % 2 else "neg"} for i in range(120)])
+    reviews.to_csv(root / "reviews.csv", index=False)
+    text = _train({"data": {"path": str(root / "reviews.csv"), "text": "review", "target": "sentiment"},
+                   "model": {"type": "rnn", "hidden_size": 8, "embedding_size": 8}, "train": {"epochs": 3}},
+                  root, "reviews")
+    values = _train({**tasks.get("regression").example, "train": {"epochs": 3}}, root, "diabetes")
+    detector = _train({"data": {"dataset": "digits", "anomaly_classes": [9]},
+                       "model": {"type": "autoencoder", "layers": [16], "latent_size": 4}, "train": {"epochs": 2}},
+                      root, "digits-ae")
+    with TestClient(create_app([str(r.path) for r in (text, values, detector)])) as client:
+        said = ["the film was lovely", "the film was awful"]
+        answers = _ok(client, "reviews", {"rows": said})
+        assert [a["prediction"] for a in answers] == text.predict(said).tolist()
+        frame = load("diabetes").drop(columns="progression").head(5)
+        answers = _ok(client, "diabetes", {"rows": json.loads(frame.to_json(orient="records"))})
+        np.testing.assert_allclose([a["prediction"] for a in answers], values.predict(frame), rtol=1e-4)
+        digits = load("digits").drop(columns="label").head(6)
+        answers = _ok(client, "digits-ae", {"rows": json.loads(digits.to_json(orient="records"))})
+        scores, flags = detector.anomalies(digits)
+        np.testing.assert_allclose([a["anomaly_score"] for a in answers], scores, rtol=1e-4)
+        assert [a["anomaly"] for a in answers] == flags.tolist()
+        assert [a["prediction"] for a in answers] == [a["anomaly_score"] for a in answers]
+
+
+def test_lf_serve_binds_to_loopback_by_default(table_run, monkeypatch):
+    import uvicorn
+
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(app=app, **options))
+    lf.serve([str(table_run[0].path)], port=8123)
+    assert (started["host"], started["port"], started["access_log"]) == ("127.0.0.1", 8123, False)
+    assert started["app"].state.service.models["mixed"].backend.name == "torch"
+    monkeypatch.setenv("LF_TEST_KEY", "0123456789abcdef0123")
+    lf.serve([str(table_run[0].path)], api_key_env="LF_TEST_KEY", max_batch=8)
+    service = started["app"].state.service
+    assert service.options.api_key == "0123456789abcdef0123" and service.options.max_batch == 8
