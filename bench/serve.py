@@ -33,6 +33,7 @@ import layerforge as lf
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"digits MLP": None, "digits CNN": ROOT / "examples/images/digits_cnn.yaml"}
 CLIENTS = (1, 8, 64)
+SOAK_BOUND_MIB = 10  # resident memory may grow this much under steady load, no more
 
 
 def _free_port() -> int:
@@ -196,8 +197,10 @@ def soak(run, seconds: float) -> None:
         print("| seconds | resident MiB |\n|---:|---:|")
         for at, rss in samples[:: max(1, len(samples) // 12)] + [samples[-1]]:
             print(f"| {at:.0f} | {rss:.1f} |")
+        grown = max(rss for _, rss in samples) - first
         print(f"\nresident memory after warm-up {first:.1f} MiB, at the end {last:.1f} MiB "
-              f"(+{last - first:.1f} MiB); over the second half it moved {max(tail) - min(tail):.1f} MiB")
+              f"(+{last - first:.1f} MiB); over the second half it moved {max(tail) - min(tail):.1f} MiB; "
+              f"bound: growth under {SOAK_BOUND_MIB} MiB: {'met' if grown < SOAK_BOUND_MIB else 'NOT MET'}")
     finally:
         service.stop()
 
