@@ -14,7 +14,7 @@ import layerforge
 SOURCE = Path(layerforge.__file__).resolve().parent
 HEAVY = {"torch", "pandas", "matplotlib", "sklearn", "scipy", "safetensors", "tokenizers", "PIL", "sktime",
          "statsmodels", "mnist1d", "tensorboard", "pyarrow", "rich", "typer", "yaml", "playwright", "fastapi",
-         "uvicorn", "starlette", "onnx", "onnxruntime"}
+         "uvicorn", "starlette", "onnx", "onnxruntime", "optuna", "sqlalchemy"}
 TASK_NAME = r'"(classification|regression|forecasting|language_model|reconstruction|generation)"'
 
 

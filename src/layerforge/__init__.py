@@ -33,6 +33,7 @@ __all__ = [
     "Task",
     "Predictor",
     "serve",
+    "tune",
     "Doctor",
     "diagnose",
     "LayerforgeError",
@@ -53,6 +54,7 @@ _LAZY = {
     "Run": ".run.directory",
     "Predictor": ".run.predictor",
     "serve": ".serving",
+    "tune": ".search",
     "Trainer": ".recipes.trainer",
     "Callback": ".training.callbacks",
     "register_loss": ".training.losses",
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
     from .recipes.trainer import Trainer
     from .run.directory import Run, load_run
     from .run.predictor import Predictor
+    from .search import tune
     from .serving import serve
     from .spec.load import load_spec
     from .spec.schema import Spec

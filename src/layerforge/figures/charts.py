@@ -200,3 +200,55 @@ def overlaid(runs: list[tuple[str, list[dict]]], key: str) -> bytes:
     axis.legend(frameon=False, fontsize=7)
     axis.grid(alpha=0.3)
     return png(figure)
+
+
+def search_history(numbers: list[int], values: list[float], best: list[float], metric: str) -> bytes:
+    """Each finished trial's value in trial order, and the best so far."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 3.4))
+    axis.scatter(numbers, values, s=18, color="#3b82f6", label="trial")
+    axis.step(numbers, best, where="post", color="#dc2626", label="best so far")
+    axis.set_xlabel("trial")
+    axis.set_ylabel(f"validation {metric}")
+    axis.grid(alpha=0.3)
+    axis.legend(frameon=False)
+    return png(figure)
+
+
+def importances(names: list[str], values: list[float]) -> bytes:
+    """How much of the metric's variation each searched key explains (largest at the top)."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 0.4 * len(names) + 1.2))
+    order = np.argsort(values)
+    axis.barh([names[i] for i in order], [values[i] for i in order], color="#3b82f6")
+    axis.set_xlabel("importance (share of explained variance)")
+    axis.grid(alpha=0.3, axis="x")
+    return png(figure)
+
+
+def parallel_coordinates(axes: list[tuple[str, list[float], list[str] | None]], values: list[float],
+                         metric: str) -> bytes:
+    """One line per finished trial across the searched keys (each scaled to its own range;
+    choices at their positions), coloured by the trial's value."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(max(6.5, 1.5 * len(axes) + 2), 3.8))
+    columns = []
+    for _, numbers, _ in axes:
+        numbers = np.asarray(numbers, dtype=float)
+        low, high = np.nanmin(numbers), np.nanmax(numbers)
+        columns.append((numbers - low) / (high - low) if high > low else np.full_like(numbers, 0.5))
+    scaled = np.stack(columns, axis=1) if columns else np.zeros((len(values), 0))
+    colours = plt.get_cmap("viridis")
+    span = (min(values), max(values)) if values else (0, 1)
+    for row, value in zip(scaled, values):
+        share = (value - span[0]) / (span[1] - span[0]) if span[1] > span[0] else 0.5
+        axis.plot(range(len(axes)), row, color=colours(share), alpha=0.7, linewidth=1.2)
+    axis.set_xticks(range(len(axes)), [name for name, _, _ in axes], rotation=20, ha="right", fontsize=8)
+    axis.set_yticks([0, 1], ["low", "high"])
+    axis.set_title(f"trials coloured by validation {metric} (yellow: highest)", fontsize=9)
+    for i, (_, _, labels) in enumerate(axes):
+        if labels:
+            for position, label in enumerate(labels):
+                axis.annotate(label, (i, position / max(1, len(labels) - 1)), fontsize=7, color="#374151")
+    axis.grid(alpha=0.3)
+    return png(figure)

@@ -65,6 +65,29 @@ def _estimate(config: FamilyConfig, inputs: Inputs, output_size: int, num_classe
     return parameters, parameters * TRAINING_BYTES_PER_PARAMETER + 2 * activations
 
 
+def parameter_count(config: FamilyConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> int:
+    """The parameters of the network ``config`` builds for ``inputs``, counted on the meta device
+    (nothing is allocated)."""
+    return _estimate(config, inputs, output_size, num_classes, 1)[0]
+
+
+def latency_ms(config: FamilyConfig, inputs: Inputs, output_size: int, num_classes: int = 0,
+               repeats: int = 30) -> float:
+    """Median milliseconds of one row's forward pass on this machine's CPU (evaluation mode)."""
+    import time
+
+    model = build_model(config, inputs, output_size, num_classes).eval()
+    example = model.example_inputs(1)
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 5):
+            start = time.perf_counter()
+            model(*example)
+            if i >= 5:  # the first passes plan their kernels
+                times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2] * 1000
+
+
 def _examples(inputs: Inputs, batch: int) -> tuple[torch.Tensor, ...]:
     shape = (batch, *inputs.shape)
     x = torch.zeros(shape, dtype=torch.long) if inputs.kind == "tokens" else torch.zeros(shape)

@@ -52,6 +52,12 @@ class FamilyConfig(Section):
         """The keyword arguments of the family's network: every option but ``type``."""
         return {name: getattr(self, name) for name in type(self).model_fields if name != "type"}
 
+    def architecture_space(self) -> dict[str, dict]:
+        """The structure an architecture search samples: option -> a distribution as a spec's
+        ``search.space`` writes it, or ``{"repeat": {"length": [low, high], "choice": [...]}}``
+        for a list whose length and entries are both searched. Empty: not searchable."""
+        return {}
+
 
 class MLPConfig(FamilyConfig):
     """A feedforward network: hidden layers of ``activation(Wx + b)``, then a linear head."""
@@ -64,6 +70,11 @@ class MLPConfig(FamilyConfig):
     dropout: Fraction = 0.0
     norm: Norm = "none"
     init: str = "kaiming"
+
+    def architecture_space(self) -> dict[str, dict]:
+        return {"layers": {"repeat": {"length": [1, 4], "choice": [16, 32, 64, 128, 256, 512]}},
+                "activation": {"choice": ["relu", "gelu", "tanh", "silu"]},
+                "norm": {"choice": ["none", "batch", "layer"]}}
 
     _known_activation = field_validator("activation")(_known_activation)
     _known_init = field_validator("init")(_known_init)
@@ -88,6 +99,14 @@ class CNNConfig(FamilyConfig):
     residual: bool = False
     head: list[PositiveInt] = [128]
     init: str = "kaiming"
+
+    def architecture_space(self) -> dict[str, dict]:
+        return {"channels": {"repeat": {"length": [1, 4], "choice": [4, 8, 16, 32, 64, 128]}},
+                "kernel_size": {"choice": [3, 5, 7]},
+                "pool": {"choice": ["max", "avg"]},
+                "residual": {"choice": [False, True]},
+                "norm": {"choice": ["none", "batch"]},
+                "head": {"repeat": {"length": [0, 2], "choice": [16, 32, 64, 128]}}}
 
     _known_activation = field_validator("activation")(_known_activation)
     _known_init = field_validator("init")(_known_init)
@@ -119,6 +138,13 @@ class RNNConfig(FamilyConfig):
     embedding_size: PositiveInt = 64
     head: list[PositiveInt] = []
 
+    def architecture_space(self) -> dict[str, dict]:
+        return {"cell": {"choice": ["rnn", "lstm", "gru"]},
+                "hidden_size": {"choice": [16, 32, 64, 128, 256]},
+                "num_layers": {"int_uniform": [1, 3]},
+                "bidirectional": {"choice": [False, True]},
+                "pooling": {"choice": ["last", "mean", "max", "attention"]}}
+
 
 class TransformerConfig(FamilyConfig):
     """A pre-norm self-attention encoder; ``causal: true`` makes it a language model."""
@@ -140,6 +166,12 @@ class TransformerConfig(FamilyConfig):
 
     # what a causal transformer trains for
     causal_task: ClassVar[str] = "language_model"
+
+    def architecture_space(self) -> dict[str, dict]:
+        return {"d_model": {"choice": [16, 32, 64, 128]},
+                "num_heads": {"choice": [1, 2, 4]},
+                "num_layers": {"int_uniform": [1, 4]},
+                "ff_size": {"choice": [None, 64, 128, 256]}}
 
     @model_validator(mode="after")
     def _heads_divide_width(self):

@@ -274,3 +274,16 @@ def build_comparison(run_dirs: list[str | Path], out: str | Path) -> Path:
     sections = [("Metrics", table), ("Curves", curves)]
     atomic_write(out, _page("layerforge: comparing runs", ", ".join(r.path.name for r in runs), sections))
     return Path(out)
+
+
+def build_study_page(out: str | Path, title: str, subtitle: str, summary: list[list[Any]],
+                     trials: tuple[list[str], list[list[Any]]], pictures: list[tuple[str, bytes]],
+                     importances: list[list[Any]] | None = None) -> Path:
+    """A search's page: a summary table, the trials, and its charts (PNG bytes with their titles)."""
+    sections = [("Summary", _table(["", ""], summary))]
+    if importances:
+        sections.append(("Parameter importances", _table(["key", "importance"], importances)))
+    sections += [(name, _image(data, name)) for name, data in pictures]
+    sections.append(("Trials", _table(*trials)))
+    atomic_write(out, _page(title, subtitle, sections))
+    return Path(out)

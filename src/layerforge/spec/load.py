@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .. import tasks
+from ..data.builtin import DATASETS
 from ..data.kinds import kind_of
 from ..errors import SpecError, did_you_mean
 from ..models import FAMILIES
@@ -95,7 +96,13 @@ def apply_override(raw: dict, override: str) -> None:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
         value = text
-    parts = key.strip().split(".")
+    set_key(raw, key.strip(), value, f"--set {override!r}")
+
+
+def set_key(raw: dict, key: str, value: Any, label: str) -> None:
+    """Set ``key`` ('train.optimizer.lr') of a raw spec dict in place, making the sections on
+    the way (``label`` names the setting in errors)."""
+    parts = key.split(".")
     node = raw
     for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
@@ -105,7 +112,7 @@ def apply_override(raw: dict, override: str) -> None:
             child = {}
         if not isinstance(child, dict):
             where = ".".join(parts[: depth + 1])
-            raise SpecError(f"--set {override!r}: '{where}' holds a value, not a section")
+            raise SpecError(f"{label}: '{where}' holds a value, not a section")
         node[part] = child
         node = child
     node[parts[-1]] = value
@@ -122,10 +129,53 @@ def validate(raw: dict, *, base_dir: Path | None = None, label: str | None = Non
         raise SpecError("nested too deeply to be a spec", source=label) from None
     if spec.task is None:
         spec = spec.model_copy(update={"task": _implied_task(spec)})
-    problems = cross_checks(spec)
+    problems = cross_checks(spec) + search_problems(spec, raw, base_dir, check_files)
     if problems:
         raise SpecError(problems, source=label)
     return spec
+
+
+def search_problems(spec: Spec, raw: dict, base_dir: Path | None = None, check_files: bool = True) -> list[str]:
+    """Problems of the search section: its metric, and every value its space can give (each
+    choice, each range's ends) applied to the spec and validated, before any trial runs."""
+    search = spec.search
+    if search is None:
+        return []
+    problems = []
+    task = spec.task or (DATASETS[spec.data.dataset].task if spec.data.dataset in DATASETS else None)
+    task_class = tasks.get(task) if task is not None else None  # else the data decides; checked when tuning
+    if task_class is not None:
+        metrics = list(task_class.metrics) + (["loss"] if task_class.loss_names == ("loss",) else [])
+        if search.metric is not None and search.metric not in metrics:
+            problems.append(f"search.metric: unknown metric '{search.metric}' for {task}"
+                            f"{did_you_mean(search.metric, metrics)} (choices: {', '.join(metrics)})")
+    if spec.data.split.val <= 0:
+        problems.append("search: trials are compared on the validation rows; set data.split.val above 0")
+    base = {key: value for key, value in raw.items() if key != "search"}
+    for key, distribution in search.space.items():
+        if key.split(".")[0] in ("search", "name"):
+            problems.append(f"search.space.{key}: the search cannot search {key.split('.')[0]}")
+            continue
+        for value in distribution.values_to_check():
+            trial = copy.deepcopy(base)
+            try:
+                set_key(trial, key, value, f"search.space.{key}")
+                validate(trial, base_dir=base_dir, check_files=check_files)
+            except SpecError as error:
+                problems.append(f"search.space.{key}: {value!r} does not fit the spec: {error.problems[0]}")
+                break
+    kinds = {distribution.kind for distribution in search.space.values()}
+    if search.sampler == "grid" and kinds - {"choice", "int_uniform"}:
+        problems.append("search.sampler: grid needs every key of the space to be a choice or an int_uniform range")
+    if search.sampler in ("grid", "cmaes") and search.architecture is not None:
+        problems.append(f"search.sampler: {search.sampler} cannot search an architecture; use tpe or random")
+    if search.sampler == "cmaes" and "choice" in kinds:
+        problems.append("search.sampler: cmaes samples numbers only; use tpe for a space with choices")
+    if search.architecture is not None and not spec.model.architecture_space():
+        searchable = ", ".join(name for name, family in FAMILIES.items() if family.config().architecture_space())
+        problems.append(f"search.architecture: a {spec.model.type} has no architecture space to search (families "
+                        f"with one: {searchable})")
+    return problems
 
 
 def _implied_task(spec: Spec) -> str | None:

@@ -296,6 +296,74 @@ class TrainSpec(_Section):
         return None if value is False else value
 
 
+class Distribution(_Section):
+    """Where a searched key's values come from: exactly one of a range (``uniform``,
+    ``log_uniform``, ``int_uniform``, ``log_int_uniform``: [low, high]) or ``choice`` (a list
+    of values, any of which the key accepts)."""
+
+    uniform: tuple[float, float] | None = None
+    log_uniform: tuple[PositiveFloat, PositiveFloat] | None = None
+    int_uniform: tuple[int, int] | None = None
+    log_int_uniform: tuple[PositiveInt, PositiveInt] | None = None
+    choice: Annotated[list[Any], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        given = [name for name in DISTRIBUTIONS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise problem(f"give exactly one of {', '.join(DISTRIBUTIONS)}" + (f" (got {', '.join(given)})" if given
+                                                                             else ""))
+        if given[0] != "choice":
+            low, high = getattr(self, given[0])
+            if not low < high:
+                raise problem(f"expected low < high, got [{low}, {high}]; a fixed value belongs in the spec itself",
+                              given[0])
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in DISTRIBUTIONS if getattr(self, name) is not None)
+
+    def values_to_check(self) -> list:
+        """The values validation tries: each choice, or a range's ends."""
+        return list(self.choice) if self.choice is not None else list(getattr(self, self.kind))
+
+
+DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "log_int_uniform", "choice")
+
+
+class ArchitectureSpec(_Section):
+    """Search the model family's structure (its own space of depths, widths, kernels, cells,
+    heads, residual links and normalisation) within a budget measured before training."""
+
+    max_parameters: PositiveInt | None = None
+    max_latency_ms: PositiveFloat | None = None  # one row, on this machine's CPU
+
+    @model_validator(mode="before")
+    @classmethod
+    def _true_means_defaults(cls, value):
+        return {} if value is True else value
+
+
+class SearchSpec(_Section):
+    """Hyperparameter and architecture search (``layerforge tune``)."""
+
+    space: dict[str, Distribution] = {}
+    architecture: ArchitectureSpec | None = None
+    trials: PositiveInt = 20
+    timeout: PositiveFloat | None = None  # seconds
+    metric: str | None = None  # default: the task's headline metric, on the validation rows
+    sampler: Literal["tpe", "random", "cmaes", "grid"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    seed: Annotated[int, Field(ge=0)] | None = None  # default: the spec's seed
+
+    @model_validator(mode="after")
+    def _something_to_search(self):
+        if not self.space and self.architecture is None:
+            raise problem("give a space of keys to search, or architecture: true (or both)")
+        return self
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -308,6 +376,7 @@ class Spec(_Section):
     task: str | None = None
     model: ModelSpec = MLPConfig()
     train: TrainSpec = TrainSpec()
+    search: SearchSpec | None = None  # read by `layerforge tune`; training ignores it
 
     @field_validator("name")
     @classmethod

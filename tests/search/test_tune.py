@@ -1,0 +1,169 @@
+"""`layerforge tune`: the search section is validated all at once; trials are ordinary runs in the
+study directory, pruned from their epoch records; budgets refuse architectures before they
+train; failures are recorded; best.yaml trains the best trial again; several workers (SQLite
+on one machine, PostgreSQL across processes) share one study without colliding."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import optuna
+import pytest
+import yaml
+
+import layerforge as lf
+from layerforge.errors import SpecError
+
+from . import postgres
+
+BASE = {"name": "iris-search", "data": {"dataset": "iris"}, "model": {"layers": [16]},
+        "train": {"epochs": 8, "batch_size": 16}}
+
+
+def _spec(**search):
+    return {**BASE, "search": {"space": {"train.optimizer.lr": {"log_uniform": [0.003, 0.1]},
+                                         "model.layers": {"choice": [[8], [32, 16]]}}, **search}}
+
+
+def _trials(tuned):
+    storage = f"sqlite:///{tuned.path / 'study.db'}"
+    return optuna.load_study(study_name=tuned.study, storage=storage).get_trials(deepcopy=False)
+
+
+def test_the_search_section_is_validated_all_at_once(tmp_path):
+    bad = {**BASE, "search": {
+        "space": {"model.dropuot": {"uniform": [0, 0.5]},
+                  "train.optimizer.lr": {"log_uniform": [0.1, 0.01]},
+                  "model.activation": {"choice": ["relu", "rleu"]},
+                  "model.layers": {"int_uniform": [1, 3]},
+                  "train.epochs": {"uniform": [1, 2], "choice": [3]}},
+        "metric": "accuracy_score", "sampler": "cmaes"}}
+    with pytest.raises(SpecError) as raised:
+        lf.load_spec(bad)
+    problems = raised.value.problems
+    text = "\n".join(problems)
+    assert "search.space.train.optimizer.lr.log_uniform: expected low < high, got [0.1, 0.01]" in text
+    assert "search.space.train.epochs: give exactly one of uniform, log_uniform, int_uniform, log_int_uniform, " \
+           "choice (got uniform, choice)" in text
+    assert len(problems) == 2  # field problems first; once they are fixed, the values are tried
+    bad["search"]["space"]["train.optimizer.lr"] = {"log_uniform": [0.01, 0.1]}
+    del bad["search"]["space"]["train.epochs"]
+    with pytest.raises(SpecError) as raised:
+        lf.load_spec(bad)
+    text = "\n".join(raised.value.problems)
+    assert "search.metric: unknown metric 'accuracy_score' for classification — did you mean 'accuracy'?" in text
+    assert "search.space.model.dropuot: 0.0 does not fit the spec: model: unknown key 'dropuot' — did you mean " \
+           "'dropout'?" in text
+    assert "search.space.model.activation: 'rleu' does not fit the spec: model.activation: unknown activation " \
+           "'rleu' — did you mean 'relu'?" in text
+    assert "search.space.model.layers: 1 does not fit the spec: model.layers: expected a list" in text
+    assert "search.sampler: cmaes samples numbers only; use tpe for a space with choices" in text
+    with pytest.raises(SpecError, match="the spec has no search section"):
+        lf.tune(BASE, runs_dir=tmp_path)
+    with pytest.raises(SpecError, match="give a space of keys to search, or architecture: true"):
+        lf.load_spec({**BASE, "search": {"trials": 3}})
+    with pytest.raises(SpecError, match="search: trials are compared on the validation rows"):
+        lf.load_spec({**_spec(), "data": {"dataset": "iris", "split": {"val": 0}}})
+
+
+def test_a_study_writes_its_trials_and_a_best_spec_that_trains_the_best_trial_again(tmp_path):
+    tuned = lf.tune(_spec(trials=4, pruner="none"), runs_dir=tmp_path)
+    assert tuned.counts["complete"] == 4 and tuned.metric == "accuracy" and tuned.direction == "maximize"
+    trials = _trials(tuned)
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    values = [t.value for t in trials]
+    assert tuned.best_value == max(values) and trials[tuned.best_trial].value == tuned.best_value
+    runs = sorted(p.name for p in tuned.path.iterdir() if p.is_dir())
+    assert len(runs) == 4 and all(name.startswith("iris-search-t000") for name in runs)
+    with open(tuned.path / "trials.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["state"] for row in table] == ["complete"] * 4 and {"model.layers", "train.optimizer.lr"} <= set(table[0])
+    page = (tuned.path / "report.html").read_text()
+    assert "Optimisation history" in page and "Parallel coordinates" in page and "Importances" in page
+    best = yaml.safe_load(tuned.best_spec.read_text())
+    assert "search" not in best and best["name"] == "iris-search-best"
+    chosen = trials[tuned.best_trial].user_attrs["values"]
+    assert best["train"]["optimizer"]["lr"] == chosen["train.optimizer.lr"] and best["model"]["layers"] == chosen[
+        "model.layers"]
+    again = lf.train(str(tuned.best_spec), runs_dir=tmp_path / "again")
+    assert again.metrics["val"]["accuracy"] == tuned.best_value
+    assert again.metrics["test"] == lf.load_run(tuned.best_run).metrics["test"]
+    resumed = lf.tune(_spec(trials=4, pruner="none"), trials=2, runs_dir=tmp_path)  # the same study continues
+    assert sum(resumed.counts.values()) == 6 and sorted(t.number for t in _trials(resumed)) == list(range(6))
+
+
+def test_bad_trials_are_pruned_from_their_epoch_records(tmp_path):
+    spec = {**BASE, "train": {"epochs": 12, "batch_size": 16},
+            "search": {"space": {"train.optimizer.lr": {"choice": [0.00001, 0.05]}}, "trials": 10, "sampler": "random",
+                       "pruner": "median"}}
+    tuned = lf.tune(spec, runs_dir=tmp_path)
+    pruned = [t for t in _trials(tuned) if t.state == optuna.trial.TrialState.PRUNED]
+    assert tuned.counts["pruned"] == len(pruned) >= 1
+    assert all(t.params["train.optimizer.lr"] == 0.00001 for t in pruned)  # the rate that cannot learn in 12 epochs
+    assert all(t.user_attrs["epochs"] < 12 for t in pruned)
+    assert tuned.best_value > 0.8
+
+
+def test_architecture_search_refuses_models_over_its_budget_before_training(tmp_path):
+    spec = {**BASE, "search": {"architecture": {"max_parameters": 600}, "trials": 8, "pruner": "none",
+                               "sampler": "random"}}
+    tuned = lf.tune(spec, runs_dir=tmp_path)
+    trials = _trials(tuned)
+    refused = [t for t in trials if "max_parameters" in (t.user_attrs.get("refused") or "")]
+    trained = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert refused and trained and len(refused) + len(trained) == 8
+    assert all(t.user_attrs["parameters"] > 600 and "run" not in t.user_attrs for t in refused)
+    assert all(t.user_attrs["parameters"] <= 600 for t in trained)
+    assert {"model.layers.length", "model.activation", "model.norm"} <= set(trained[0].params)
+    best = yaml.safe_load(tuned.best_spec.read_text())
+    assert lf.train(best, runs_dir=tmp_path / "again").manifest.model.parameters <= 600
+    with pytest.raises(SpecError, match="search.architecture: a gan has no architecture space"):
+        lf.load_spec({"data": {"dataset": "digits"}, "model": {"type": "gan"}, "search": {"architecture": True}})
+
+
+def test_a_failing_trial_is_recorded_as_failed_and_the_study_goes_on(tmp_path):
+    spec = {**BASE, "search": {"space": {"train.optimizer.lr": {"choice": [1.0e12, 0.05]},
+                                         "train.optimizer.name": {"choice": ["sgd"]}},
+                               "trials": 4, "sampler": "grid", "pruner": "none"}}
+    tuned = lf.tune(spec, runs_dir=tmp_path)
+    trials = _trials(tuned)
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) >= 1 and "the loss became non-finite" in failed[0].user_attrs["error"]
+    assert tuned.counts["complete"] >= 1 and tuned.best_value is not None
+
+
+def test_jobs_share_one_sqlite_study(tmp_path):
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(_spec(trials=4, pruner="none")))
+    done = subprocess.run([sys.executable, "-m", "layerforge", "tune", str(path), "--jobs", "2", "--runs-dir",
+                           str(tmp_path / "runs")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = optuna.load_study(study_name="iris-search", storage=f"sqlite:///{tmp_path / 'runs/iris-search/study.db'}")
+    trials = study.get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # two processes took trials
+    assert "train the best: layerforge train" in done.stderr
+
+
+def test_two_commands_share_one_postgresql_study(tmp_path):
+    why = postgres.available()
+    if why:
+        if os.environ.get("LAYERFORGE_REQUIRE_POSTGRES"):
+            pytest.fail(why)
+        pytest.skip(why)
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(_spec(trials=3, pruner="none")))
+    with postgres.server() as url:
+        command = [sys.executable, "-m", "layerforge", "tune", str(path), "--storage", url, "--study", "shared",
+                   "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+        workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for _ in range(2)]
+        outputs = [worker.communicate(timeout=600) for worker in workers]
+        assert [w.returncode for w in workers] == [0, 0], [o[1][-2000:] for o in outputs]
+        trials = optuna.load_study(study_name="shared", storage=url).get_trials(deepcopy=False)
+    numbers = [t.number for t in trials]
+    assert sorted(numbers) == list(range(6))  # no collision, and the total is the sum
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    runs = [p for p in (tmp_path / "runs" / "shared").iterdir() if p.is_dir()]
+    assert len(runs) == 6
