@@ -252,6 +252,11 @@ class _Objective:
         set_key(raw, "train.report", False, "train.report")  # `layerforge report RUN` draws it when wanted
         try:
             spec = load_spec(raw)
+            if "checkpoint_every" not in (raw.get("train") or {}):
+                # a trial is never resumed (a killed one is marked failed), and a checkpoint per
+                # epoch costs more than a small network's epoch: one at the end
+                set_key(raw, "train.checkpoint_every", spec.train.epochs, "train.checkpoint_every")
+                spec = load_spec(raw)
         except SpecError as error:  # a combination no single value showed (validated before the study)
             trial.set_user_attr("refused", f"the spec it makes is invalid: {error.problems[0]}")
             raise optuna.TrialPruned() from None
