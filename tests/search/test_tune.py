@@ -167,3 +167,44 @@ def test_two_commands_share_one_postgresql_study(tmp_path):
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     runs = [p for p in (tmp_path / "runs" / "shared").iterdir() if p.is_dir()]
     assert len(runs) == 6
+
+
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "search"
+
+
+def test_the_search_examples_validate():
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        spec = lf.load_spec(path)
+        assert spec.search is not None, path
+
+
+@pytest.mark.slow
+def test_mnist1d_architecture_search_beats_the_cnn_example_per_parameter_within_20k(tmp_path):
+    """The README's mnist1d CNN example: test accuracy 0.993 with 51,274 parameters."""
+    tuned = lf.tune(EXAMPLES / "mnist1d_architecture.yaml", trials=12, runs_dir=tmp_path)
+    best = lf.load_run(tuned.best_run)
+    parameters, accuracy = best.manifest.model.parameters, best.metrics["test"]["accuracy"]
+    assert parameters <= 20_000
+    assert accuracy / parameters > 0.993 / 51_274 and accuracy >= 0.9
+    again = lf.train(str(tuned.best_spec), runs_dir=tmp_path / "again")
+    assert again.metrics["test"]["accuracy"] == accuracy
+
+
+def test_a_trial_whose_worker_died_is_marked_failed_by_the_next_worker(tmp_path, monkeypatch):
+    import time
+
+    import layerforge.search as search
+
+    monkeypatch.setattr(search, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(search, "GRACE_SECONDS", 1)
+    spec = _spec(trials=1, pruner="none")
+    first = lf.tune(spec, runs_dir=tmp_path)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{first.path / 'study.db'}", heartbeat_interval=1, grace_period=1)
+    study = optuna.load_study(study_name="iris-search", storage=storage)
+    dead = study.ask()  # a trial a worker started, then died in: one heartbeat, then silence
+    storage.record_heartbeat(dead._trial_id)
+    time.sleep(2.5)
+    after = lf.tune(spec, runs_dir=tmp_path)
+    states = {t.number: t.state for t in _trials(after)}
+    assert states[dead.number] == optuna.trial.TrialState.FAIL and after.counts["running"] == 0
+    assert after.counts["complete"] == 2
