@@ -208,3 +208,16 @@ def test_a_trial_whose_worker_died_is_marked_failed_by_the_next_worker(tmp_path,
     states = {t.number: t.state for t in _trials(after)}
     assert states[dead.number] == optuna.trial.TrialState.FAIL and after.counts["running"] == 0
     assert after.counts["complete"] == 2
+
+
+@pytest.mark.parametrize(("sampler", "pruner"), [("cmaes", "hyperband"), ("random", "median")])
+def test_other_samplers_and_pruners_and_the_timeout(tmp_path, sampler, pruner):
+    spec = {**BASE, "search": {"space": {"train.optimizer.lr": {"log_uniform": [0.003, 0.1]},
+                                         "model.dropout": {"uniform": [0.0, 0.4]}},
+                               "trials": 3, "sampler": sampler, "pruner": pruner}}
+    tuned = lf.tune(spec, runs_dir=tmp_path)
+    trials = _trials(tuned)
+    assert len(trials) == 3 and tuned.counts["failed"] == 0 and tuned.best_value is not None
+    assert all(0.003 <= t.params["train.optimizer.lr"] <= 0.1 for t in trials)
+    timed = lf.tune(spec, timeout=0.01, runs_dir=tmp_path / "timed")  # no trial starts after the timeout
+    assert sum(timed.counts.values()) == 1
