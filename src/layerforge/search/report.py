@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +94,9 @@ def _charts(study, metric: str, direction: str) -> tuple[list[tuple[str, bytes]]
     importances = []
     if len(done) >= 3 and names:
         try:
-            found = optuna.importance.get_param_importances(study)
+            with warnings.catch_warnings():  # "few trials in some regimes": the page says how many there were
+                warnings.simplefilter("ignore", UserWarning)
+                found = optuna.importance.get_param_importances(study)
         except (RuntimeError, ValueError, ZeroDivisionError):  # too few or too alike trials
             found = {}
         if found:
