@@ -29,7 +29,7 @@ def test_run_directory_contract(csv_run):
     spec = yaml.safe_load((csv_run.path / "spec.yaml").read_text())
     assert spec["task"] == "classification" and spec["train"]["optimizer"]["lr"] == 0.02
     metrics = json.loads((csv_run.path / "metrics.json").read_text())
-    assert set(metrics["val"]) == set(metrics["test"]) == {"loss", "accuracy", "f1_macro", "roc_auc"}
+    assert set(metrics["val"]) == set(metrics["test"]) == {"loss", "accuracy", "f1_macro", "roc_auc", "nll", "ece", "brier"}
     history = [json.loads(line) for line in (csv_run.path / "history.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in history] == list(range(1, 31))
     meta = json.loads((csv_run.path / "model.json").read_text())

@@ -114,6 +114,8 @@ def train(
 
     prepared = prepare(spec.data, spec.task, spec.seed)
     task = prepared.task
+    if spec.train.calibrate != "none" and not task.calibrates:
+        raise SpecError(f"train.calibrate: temperature scaling is for classification; this run does {task.name}")
     spec = spec.model_copy(update={"task": task.name})
     torch.manual_seed(spec.seed)
     batch = prepared.rows("train") if spec.train.batch_size == "full" else spec.train.batch_size
@@ -179,7 +181,7 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
         raise
 
     save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": manifest.format})
-    metrics = _measure(run_dir, manifest, model, scaffold, prepared)
+    metrics = _measure(run_dir, manifest, model, scaffold, prepared, spec.train.calibrate)
     diagnosis = _write_diagnosis(run_dir, monitor, scaffold, early_stopping=early_stopping)
     metrics["findings"] = diagnosis["findings"]
     metrics["doctor"] = {"worst": diagnosis["worst"], "findings": len(diagnosis["findings"])}
@@ -220,12 +222,17 @@ def _write_manifest(run_dir: Path, spec, prepared, model, recipe, previous: dict
     return manifest
 
 
-def _measure(run_dir: Path, manifest: Manifest, model, scaffold: Scaffold, prepared) -> dict[str, Any]:
+def _measure(run_dir: Path, manifest: Manifest, model, scaffold: Scaffold, prepared,
+             calibrate: str = "none") -> dict[str, Any]:
     """Held-out metrics (with any baseline), the epochs trained, and what the task measures and
-    draws once training ended; model.json gains what the task chose (an anomaly threshold)."""
+    draws once training ended; model.json gains what the task chose (an anomaly threshold, a
+    calibration fitted on the validation rows, which the metrics then reflect)."""
     task, splits = prepared.task, prepared.splits
     held_out = {name: as_tensors(splits[name], task, scaffold.device) for name in ("val", "test")
                 if prepared.rows(name)}
+    if calibrate != "none" and "val" in held_out:
+        manifest = Manifest.model_validate({**manifest.to_json(), **task.calibrate(model, *held_out["val"])})
+        manifest.write(run_dir / MODEL)
     metrics: dict[str, Any] = {name: task.evaluate(model, *data, scaffold.loss_fn_) for name, data in held_out.items()}
     for baseline, scores in prepared.baselines.items():
         if "test" in metrics:  # e.g. the seasonal-naive forecast of the same test steps

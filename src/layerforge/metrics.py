@@ -40,6 +40,46 @@ def roc_auc(true: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def log_loss(true: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true classes (probabilities clipped at 1e-12)."""
+    if not len(true):
+        return float("nan")
+    picked = probabilities[np.arange(len(true)), true.astype(np.int64)]
+    return float(-np.log(np.clip(picked, 1e-12, 1.0)).mean())
+
+
+def brier_score(true: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean over rows of the squared distance between the probabilities and the one-hot truth."""
+    if not len(true):
+        return float("nan")
+    onehot = np.zeros_like(probabilities, dtype=np.float64)
+    onehot[np.arange(len(true)), true.astype(np.int64)] = 1.0
+    return float(((probabilities - onehot) ** 2).sum(axis=1).mean())
+
+
+def calibration_bins(true: np.ndarray, probabilities: np.ndarray, bins: int = 15):
+    """Rows binned by their top probability (equal-width bins on [0, 1]): per bin the mean
+    confidence, the accuracy and the number of rows."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == true
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(which, weights=confidence, minlength=bins) / counts
+        hit_rate = np.bincount(which, weights=correct.astype(np.float64), minlength=bins) / counts
+    return mean_confidence, hit_rate, counts
+
+
+def expected_calibration_error(true: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float:
+    """ECE: the row-weighted mean gap between confidence and accuracy over 15 bins of the top
+    probability (Guo et al. 2017)."""
+    if not len(true):
+        return float("nan")
+    confidence, hit_rate, counts = calibration_bins(true, probabilities, bins)
+    filled = counts > 0
+    return float((np.abs(confidence[filled] - hit_rate[filled]) * counts[filled]).sum() / counts.sum())
+
+
 def forecast_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """MAE, RMSE and MAPE (as a fraction, e.g. 0.05) over all forecast steps."""
     error = pred - true

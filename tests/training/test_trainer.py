@@ -30,7 +30,7 @@ def test_trainer_fits_your_own_module():
     assert trainer.fit(module, (x[:450], y[:450]), (x[450:], y[450:])) is trainer
     assert trainer.history_[-1]["val_accuracy"] > 0.93
     assert set(trainer.history_[0]) == {"epoch", "lr", "train_loss", "val_loss", "val_accuracy",
-                                        "val_f1_macro", "val_roc_auc", "seconds"}
+                                        "val_f1_macro", "val_roc_auc", "val_nll", "val_ece", "val_brier", "seconds"}
     with pytest.raises(lf.SpecError, match="train.optimizer.name: unknown optimizer 'adma'"):
         lf.Trainer(optimizer="adma")
 

@@ -252,3 +252,31 @@ def parallel_coordinates(axes: list[tuple[str, list[float], list[str] | None]], 
                 axis.annotate(label, (i, position / max(1, len(labels) - 1)), fontsize=7, color="#374151")
     axis.grid(alpha=0.3)
     return png(figure)
+
+
+def reliability(true: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> bytes:
+    """Accuracy against confidence in 15 bins of the top probability, with each bin's share of
+    rows; the diagonal is perfect calibration."""
+    from ..metrics import calibration_bins, expected_calibration_error
+
+    plt = pyplot()
+    confidence, hit_rate, counts = calibration_bins(true, probabilities, bins)
+    figure, (axis, share) = plt.subplots(2, 1, figsize=(5, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    filled = counts > 0
+    centres = (np.arange(bins) + 0.5) / bins
+    axis.plot([0, 1], [0, 1], color="#9ca3af", linestyle="--", label="perfect")
+    axis.bar(centres[filled], hit_rate[filled], width=1 / bins, edgecolor="white", color="#3b82f6", alpha=0.8,
+             label="accuracy")
+    axis.plot(confidence[filled], hit_rate[filled], "o", color="#1e3a8a", markersize=3)
+    ece = expected_calibration_error(true, probabilities, bins)
+    axis.set_title(f"reliability (ECE {ece:.3f})")
+    axis.set_ylabel("accuracy")
+    axis.set_ylim(0, 1)
+    axis.legend(frameon=False, loc="upper left")
+    share.bar(centres, counts / max(1, counts.sum()), width=1 / bins, color="#6b7280")
+    share.set_xlabel("confidence (top probability)")
+    share.set_ylabel("rows")
+    share.set_xlim(0, 1)
+    for panel in (axis, share):
+        panel.grid(alpha=0.3)
+    return png(figure)

@@ -75,6 +75,7 @@ class Manifest(_Record):
     target: str | None
     classes: list[int | str] | None = None
     target_scaling: TargetScaling | None = None
+    temperature: Annotated[float, Field(gt=0)] | None = None  # classification calibrated on validation rows
     inputs: Inputs
     features: list[str] | None = None
     preprocessing: Annotated[SerializeAsAny[State], BeforeValidator(state_for)]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import answers, decode_table, decoded, softmax
+from .decode import answers, decode_table, decoded, probabilities
 from .encode import RuntimeDataError, encode
 
 __all__ = ["load", "Runtime", "RuntimeDataError"]
@@ -104,7 +104,7 @@ class Runtime:
     def predict_proba(self, rows, **options) -> np.ndarray:
         if self.decoding["kind"] != "classes":
             raise RuntimeDataError(f"predict_proba is for classification; this export does {self.task}")
-        return softmax(self.outputs(rows, **options))
+        return probabilities(self.decoding, self.outputs(rows, **options))
 
     def predict_table(self, rows, **options) -> dict[str, list]:
         """The columns ``layerforge predict`` writes, as name -> values."""

@@ -12,6 +12,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def probabilities(decoding: dict, outputs: np.ndarray) -> np.ndarray:
+    """Class probabilities of logits, divided by the run's temperature when it was calibrated."""
+    temperature = decoding.get("temperature")
+    return softmax(outputs / temperature if temperature else outputs)
+
+
 def _scores(decoding: dict, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
     squared = (outputs.astype(np.float32) - inputs[0].astype(np.float32)) ** 2
     squared = squared.reshape(len(squared), -1)
@@ -23,7 +29,7 @@ def _scores(decoding: dict, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
 def decoded(decoding: dict, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
     kind = decoding["kind"]
     if kind == "classes":
-        return np.asarray(decoding["classes"], dtype=object)[softmax(outputs).argmax(axis=1)]
+        return np.asarray(decoding["classes"], dtype=object)[outputs.argmax(axis=1)]
     if kind == "values":
         values = outputs.astype(np.float64) * np.asarray(decoding["std"]) + np.asarray(decoding["mean"])
         return values[:, 0] if values.shape[1] == 1 else values
@@ -39,11 +45,11 @@ def decode_table(decoding: dict, outputs: np.ndarray, inputs: tuple, target: str
     """Columns as ``layerforge predict`` writes them."""
     kind = decoding["kind"]
     if kind == "classes":
-        probabilities = softmax(outputs)
+        found = probabilities(decoding, outputs)
         classes = decoding["classes"]
-        table = {target or "prediction": [classes[i] for i in probabilities.argmax(axis=1)]}
+        table = {target or "prediction": [classes[i] for i in found.argmax(axis=1)]}
         for i, name in enumerate(classes):
-            table[f"proba_{name}"] = probabilities[:, i].tolist()
+            table[f"proba_{name}"] = found[:, i].tolist()
         return table
     if kind == "anomaly_scores":
         scores = _scores(decoding, outputs, inputs)
@@ -60,11 +66,10 @@ def answers(decoding: dict, outputs: np.ndarray, inputs: tuple) -> list[dict]:
     adds (``probabilities`` per class; ``anomaly_score`` and ``anomaly``)."""
     kind = decoding["kind"]
     if kind == "classes":
-        probabilities = softmax(outputs).astype(np.float64)
         classes = decoding["classes"]
         return [{"prediction": classes[int(row.argmax())],
                  "probabilities": {str(name): float(p) for name, p in zip(classes, row)}}
-                for row in probabilities]
+                for row in probabilities(decoding, outputs).astype(np.float64)]
     if kind == "anomaly_scores":
         scores = _scores(decoding, outputs, inputs).astype(np.float64)
         threshold = decoding.get("threshold")

@@ -216,6 +216,12 @@ def cross_checks(spec: Spec) -> list[str]:
         )
     if train.clip_grad_norm is not None and train.clip_grad_value is not None:
         problems.append("train.clip_grad_value: give clip_grad_norm or clip_grad_value, not both")
+    if train.calibrate != "none":
+        known = task or (DATASETS[spec.data.dataset].task if spec.data.dataset in DATASETS else None)
+        if known is not None and not tasks.get(known).calibrates:
+            problems.append(f"train.calibrate: temperature scaling is for classification; this run does {known}")
+        if spec.data.split.val <= 0:
+            problems.append("train.calibrate: calibration is fitted on the validation rows; set data.split.val above 0")
     implied = spec.model.implied_task()
     if implied is not None and task != implied:
         problems.append(f"task: a {spec.model.type} is trained for task '{implied}', not '{task}'; leave task out "

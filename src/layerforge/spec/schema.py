@@ -287,6 +287,7 @@ class TrainSpec(_Section):
     # the training doctor (measurements and findings) and what to do when the loss diverges
     doctor: bool = True
     on_divergence: Literal["stop", "rollback"] = "stop"
+    calibrate: Literal["none", "temperature"] = "none"  # temperature scaling on the validation rows
     report: bool = True  # write report.html when training ends
     log: list[Literal["tensorboard"]] = []  # extra loggers (tensorboard: the tensorboard extra)
 

@@ -66,6 +66,7 @@ class Task(ABC):
             exported model, which offers only that, can be scored the same way).
         serves: what a request to the HTTP service asks of it: 'rows' (an answer per input row,
             decoded as ``decoding`` says), 'samples' (``sample``) or 'text' (``generate``).
+        calibrates: whether ``train.calibrate: temperature`` applies (``calibrate``).
     """
 
     name: ClassVar[str]
@@ -83,6 +84,7 @@ class Task(ABC):
     manifest_fields: ClassVar[tuple[str, ...]] = ()
     scored_on_outputs: ClassVar[bool] = True
     serves: ClassVar[str] = "rows"
+    calibrates: ClassVar[bool] = False
 
     classes: list | None = None
 
@@ -238,6 +240,11 @@ class Task(ABC):
         """How the torch-free runtime (``layerforge.runtime``) turns this task's outputs into
         predictions: ``kind`` and what it needs (see ``layerforge.runtime.decode``)."""
         return {"kind": "outputs"}
+
+    def calibrate(self, model, inputs: tuple, y) -> dict[str, Any]:
+        """Fit what makes the outputs' probabilities trustworthy on held-out rows; returns the
+        model.json entries it keeps (tasks whose ``calibrates`` is true)."""
+        raise DataError(f"train.calibrate is for classification; this run does {self.name}")
 
     # -- when training ends --------------------------------------------------------------------
 

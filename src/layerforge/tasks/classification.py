@@ -10,26 +10,34 @@ import numpy as np
 from ..data.labels import checked_classes, encode_classes
 from ..errors import DataError
 from ..figures import Note, Picture
-from ..metrics import accuracy, f1_macro, roc_auc
+from ..metrics import accuracy, brier_score, expected_calibration_error, f1_macro, log_loss, roc_auc
 from .base import Task
 
 __all__ = ["ClassificationTask", "accuracy", "f1_macro", "roc_auc"]
 
 
 class ClassificationTask(Task):
-    """Predict one of ``classes``. The model outputs one logit per class."""
+    """Predict one of ``classes``. The model outputs one logit per class; probabilities are their
+    softmax, after dividing by ``temperature`` when the run was calibrated (``train.calibrate``).
+
+    Metrics: accuracy, macro F1, ROC AUC (two classes), and how trustworthy the probabilities are:
+    ``nll`` (negative log-likelihood), ``ece`` (expected calibration error, 15 bins) and
+    ``brier``.
+    """
 
     name = "classification"
     default_loss = "cross_entropy"
     target_form = "classes"
     manifest_fields = ("classes",)
-    metrics = {"accuracy": True, "f1_macro": True, "roc_auc": True}
+    metrics = {"accuracy": True, "f1_macro": True, "roc_auc": True, "nll": False, "ece": False, "brier": False}
     headline = "accuracy"
     example = {"data": {"dataset": "iris"}, "model": {"type": "mlp", "layers": [8]}}
     stratify = True
+    calibrates = True
 
-    def __init__(self, classes: list):
+    def __init__(self, classes: list, temperature: float | None = None):
         self.classes = list(classes)
+        self.temperature = temperature
 
     @classmethod
     def chance_loss(cls, classes: int | None) -> tuple[float, str] | None:
@@ -43,7 +51,7 @@ class ClassificationTask(Task):
 
     @classmethod
     def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> ClassificationTask:
-        return cls(manifest.classes)
+        return cls(manifest.classes, manifest.temperature)
 
     @classmethod
     def from_targets(cls, y: np.ndarray) -> ClassificationTask:
@@ -56,27 +64,66 @@ class ClassificationTask(Task):
     def encode_targets(self, labels, source: str | None = None) -> np.ndarray:
         return encode_classes(labels, self.classes, source)
 
+    def record(self) -> dict:
+        return {**super().record(), "temperature": self.temperature}
+
+    def _softmax(self, outputs):
+        """Probabilities (a tensor) of logits ``outputs``, calibrated when the run was."""
+        logits = outputs.float()
+        return (logits / self.temperature if self.temperature else logits).softmax(dim=-1)
+
     def scores(self, outputs, y) -> dict[str, float]:
-        """accuracy, f1_macro and, with two classes, roc_auc."""
-        probs = outputs.float().softmax(dim=-1).cpu().numpy()
+        """accuracy, f1_macro, with two classes roc_auc, and nll, ece and brier."""
+        probs = self._softmax(outputs).double().cpu().numpy()
         true = y.cpu().numpy()
         pred = probs.argmax(axis=1)
         result = {"accuracy": accuracy(true, pred), "f1_macro": f1_macro(true, pred)}
         if len(self.classes) == 2:
             result["roc_auc"] = roc_auc(true, probs[:, 1])
+        result.update(nll=log_loss(true, probs), ece=expected_calibration_error(true, probs),
+                      brier=brier_score(true, probs))
         return result
+
+    def calibrate(self, model, inputs: tuple, y) -> dict:
+        """Temperature scaling: the one temperature that minimises the negative log-likelihood
+        of the rows (the validation rows), found by golden-section search over its logarithm."""
+        from ..models.protocol import predict_outputs
+
+        logits = predict_outputs(model, inputs).double().cpu().numpy()
+        true = y.cpu().numpy().astype(np.int64)
+
+        def nll(log_t: float) -> float:
+            z = logits / math.exp(log_t)
+            top = z.max(axis=1, keepdims=True)
+            return float((np.log(np.exp(z - top).sum(axis=1)) + top[:, 0] - z[np.arange(len(z)), true]).mean())
+
+        low, high = math.log(0.05), math.log(20.0)
+        ratio = (math.sqrt(5) - 1) / 2
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        fa, fb = nll(a), nll(b)
+        for _ in range(60):
+            if fa < fb:
+                high, b, fb = b, a, fa
+                a = high - ratio * (high - low)
+                fa = nll(a)
+            else:
+                low, a, fa = a, b, fb
+                b = low + ratio * (high - low)
+                fb = nll(b)
+        self.temperature = round(math.exp((low + high) / 2), 6)
+        return {"temperature": self.temperature}
 
     def probabilities(self, model, inputs: tuple) -> np.ndarray:
         """Class probabilities (rows, classes), columns in the order of ``classes``."""
         from ..models.protocol import predict_outputs
 
-        return predict_outputs(model, inputs).float().softmax(dim=-1).cpu().numpy()
+        return self._softmax(predict_outputs(model, inputs)).cpu().numpy()
 
     def predictions(self, model, inputs: tuple) -> np.ndarray:
         return np.asarray(self.classes, dtype=object)[self.probabilities(model, inputs).argmax(axis=1)]
 
     def decoding(self) -> dict:
-        return {"kind": "classes", "classes": self.classes}
+        return {"kind": "classes", "classes": self.classes, "temperature": self.temperature}
 
     def prediction_table(self, model, inputs: tuple, target: str | None):
         """The predicted class and one ``proba_<class>`` column per class."""
@@ -96,7 +143,9 @@ class ClassificationTask(Task):
         if rows is None:
             return [Note("no held-out rows")]
         inputs, y = rows
-        probabilities = predict_outputs(model, inputs).float().softmax(dim=-1).cpu().numpy()
+        probabilities = self._softmax(predict_outputs(model, inputs)).double().cpu().numpy()
         true = y.cpu().numpy()
+        calibrated = f"temperature {self.temperature:.3g}" if self.temperature else "not calibrated"
         return [Picture("confusion matrix", charts.confusion_matrix(true, probabilities.argmax(1), self.classes)),
-                Picture("ROC curve", charts.roc_curves(true, probabilities, self.classes))]
+                Picture("ROC curve", charts.roc_curves(true, probabilities, self.classes)),
+                Picture(f"reliability diagram ({calibrated})", charts.reliability(true, probabilities))]
