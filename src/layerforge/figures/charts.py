@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..metrics import roc_auc
+from ..metrics import calibration_bins, expected_calibration_error, roc_auc
 from .pictures import pyplot
 
 
@@ -257,8 +257,6 @@ def parallel_coordinates(axes: list[tuple[str, list[float], list[str] | None]], 
 def reliability(true: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> bytes:
     """Accuracy against confidence in 15 bins of the top probability, with each bin's share of
     rows; the diagonal is perfect calibration."""
-    from ..metrics import calibration_bins, expected_calibration_error
-
     plt = pyplot()
     confidence, hit_rate, counts = calibration_bins(true, probabilities, bins)
     figure, (axis, share) = plt.subplots(2, 1, figsize=(5, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
