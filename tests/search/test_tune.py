@@ -190,6 +190,7 @@ def test_mnist1d_architecture_search_beats_the_cnn_example_per_parameter_within_
     assert again.metrics["test"]["accuracy"] == accuracy
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_whose_worker_died_is_marked_failed_by_the_next_worker(tmp_path, monkeypatch):
     import time
 
