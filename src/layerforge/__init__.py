@@ -34,6 +34,7 @@ __all__ = [
     "Predictor",
     "serve",
     "tune",
+    "train_seeds",
     "Doctor",
     "diagnose",
     "LayerforgeError",
@@ -55,6 +56,7 @@ _LAZY = {
     "Predictor": ".run.predictor",
     "serve": ".serving",
     "tune": ".search",
+    "train_seeds": ".evaluation.seeds",
     "Trainer": ".recipes.trainer",
     "Callback": ".training.callbacks",
     "register_loss": ".training.losses",
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
     from .api import TrainingInterrupted, train
     from .doctor.monitor import Doctor
     from .doctor.verdicts import diagnose
+    from .evaluation.seeds import train_seeds
     from .models import register_model
     from .recipes.trainer import Trainer
     from .run.directory import Run, load_run

@@ -113,6 +113,7 @@ def train(
     resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
     runs_dir: Path = RUNS_DIR,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the run directory."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Train under this many seeds (the spec's, then the next) and report each metric's median, range and worst seed."),
 ) -> None:
     """Train a network from a spec and write its run directory."""
     from .api import TrainingInterrupted
@@ -120,6 +121,11 @@ def train(
 
     if spec is not None and resume is not None:
         _fail("give a spec or --resume RUN_DIR, not both (a resumed run keeps its own spec)", 2)
+    if seeds > 1:
+        if resume is not None:
+            _fail("--seeds trains new runs; it cannot --resume one", 2)
+        _train_seeds(spec, set_, runs_dir, seeds, quiet)
+        return
     console = _console()
     show_progress = not quiet and console.is_terminal
     if not quiet and resume is None:
@@ -160,6 +166,33 @@ def train(
     if (run.path / "report.html").is_file():
         console.print(f"report: {run.path / 'report.html'}")
     console.print(f"run directory: {run.path}")
+
+
+def _train_seeds(spec: Path | None, overrides: list[str], runs_dir: Path, seeds: int, quiet: bool) -> None:
+    from rich.table import Table
+
+    from .evaluation.seeds import SUMMARY, train_seeds
+
+    console = _console()
+    log = None if quiet else (lambda line: console.print(line, markup=False))
+    found = _guard(lambda: train_seeds(spec, seeds, overrides=overrides, runs_dir=runs_dir, log=log))
+    if quiet:
+        print(found.path)
+        return
+    table = Table(title=f"{seeds} seeds")
+    for column in ("metric", "median", "min", "max", "worst seed"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for split, metrics in found.summary.items():
+        for name, entry in metrics.items():
+            table.add_row(f"{split} {name}", f"{entry['median']:.4f}", f"{entry['min']:.4f}", f"{entry['max']:.4f}",
+                          str(entry["worst_seed"]))
+    console.print(table)
+    head = (found.summary.get("test") or found.summary.get("val") or {}).get(found.headline)
+    if head:
+        console.print(f"{found.headline} ranges from {head['min']:.4f} to {head['max']:.4f} across {seeds} seeds "
+                      f"(median {head['median']:.4f}): one run's number can be off by {head['spread']:.4f}",
+                      markup=False)
+    console.print(f"runs and {SUMMARY}: {found.path}", markup=False)
 
 
 @app.command()

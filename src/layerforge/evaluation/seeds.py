@@ -1,0 +1,86 @@
+"""Seed sensitivity: one spec trained under several seeds (each changes the split as well as the
+initialisation), with each metric's median, range and worst seed, so that one lucky or unlucky
+number is not taken for the spec's.
+
+The runs are kept in one directory, ``RUNS/<name>-seeds-<time>/``, beside ``seeds.json``::
+
+    {"spec": NAME, "seeds": [0, 1, ...], "runs": [...], "summary": {"test": {"accuracy":
+     {"median": ..., "min": ..., "max": ..., "spread": ..., "worst_seed": ..., "values": [...]}}}}
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import tasks
+from ..api import DEFAULT_SPEC, train
+from ..files import write_json
+from ..run.directory import Run
+from ..run.store import usable_runs_dir
+from ..spec.load import load_spec
+
+SUMMARY = "seeds.json"
+
+
+@dataclass
+class Seeds:
+    """The runs of one spec under several seeds and the summary of their metrics."""
+
+    path: Path
+    runs: list[Run] = field(default_factory=list)
+    summary: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    headline: str = ""
+
+
+def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tuple[str, ...] = (),
+                runs_dir: str | Path = "runs", log=None) -> Seeds:
+    """Train ``spec`` under ``seeds`` seeds (its own seed, then the next ones).
+
+    Args:
+        spec: a YAML path, a dict or a ``Spec`` (None: the built-in default).
+        seeds: how many seeds (at least 2).
+        overrides: ``key=value`` settings, as ``layerforge train --set``.
+        runs_dir: where the directory of the runs is made.
+        log: called with a line per finished run.
+
+    Returns:
+        ``Seeds``: the runs, and per split and metric the median, min, max, spread (max - min),
+        the worst seed and every value.
+    """
+    if seeds < 2:
+        raise ValueError(f"seeds: expected at least 2, got {seeds}")
+    base = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
+    folder = usable_runs_dir(Path(runs_dir) / f"{base.name}-seeds-{time.strftime('%Y%m%d-%H%M%S')}")
+    found = Seeds(path=folder)
+    numbers = [base.seed + i for i in range(seeds)]
+    for seed in numbers:
+        run = train(DEFAULT_SPEC if spec is None else spec, runs_dir=folder,
+                    overrides=[*overrides, f"seed={seed}", f"name={base.name}-seed{seed}"])
+        found.runs.append(run)
+        if log:
+            test = run.metrics.get("test") or run.metrics.get("val") or {}
+            log(f"seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in list(test.items())[:3]
+                                             if isinstance(v, (int, float))))
+    task = tasks.get(found.runs[0].manifest.task)
+    found.headline = task.headline
+    for split in ("val", "test"):
+        names = [k for k, v in (found.runs[0].metrics.get(split) or {}).items()
+                 if isinstance(v, (int, float)) and k != "rows"]
+        for name in names:
+            values = [run.metrics[split].get(name) for run in found.runs]
+            present = [(v, s) for v, s in zip(values, numbers) if v is not None and math.isfinite(v)]
+            if not present:
+                continue
+            worst = (min if task.higher_is_better(name) else max)(present)
+            only = [v for v, _ in present]
+            found.summary.setdefault(split, {})[name] = {
+                "median": statistics.median(only), "min": min(only), "max": max(only),
+                "spread": max(only) - min(only), "worst_seed": worst[1], "values": values}
+    write_json(folder / SUMMARY, {"spec": base.name, "seeds": numbers, "runs": [r.path.name for r in found.runs],
+                                  "headline": found.headline, "summary": found.summary})
+    return found
