@@ -54,12 +54,13 @@ def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tupl
     """
     if seeds < 2:
         raise ValueError(f"seeds: expected at least 2, got {seeds}")
-    base = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
+    spec = DEFAULT_SPEC if spec is None else spec
+    base = load_spec(spec, overrides)
     folder = usable_runs_dir(Path(runs_dir) / f"{base.name}-seeds-{time.strftime('%Y%m%d-%H%M%S')}")
     found = Seeds(path=folder)
     numbers = [base.seed + i for i in range(seeds)]
     for seed in numbers:
-        run = train(DEFAULT_SPEC if spec is None else spec, runs_dir=folder,
+        run = train(spec, runs_dir=folder,
                     overrides=[*overrides, f"seed={seed}", f"name={base.name}-seed{seed}"])
         found.runs.append(run)
         if log:

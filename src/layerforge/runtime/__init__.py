@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import answers, decode_table, decoded, probabilities
+from .decode import answers, check_finite_rows, decode_table, decoded, probabilities
 from .encode import RuntimeDataError, encode
 
 __all__ = ["load", "Runtime", "RuntimeDataError"]
@@ -74,10 +74,8 @@ class Runtime:
             feed = {n: a[start : start + batch_size] for n, a in zip(names, inputs)}
             parts.append(session.run(None, feed)[0])
         out = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
-        bad = np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)) if check and len(out) else []
-        if len(bad):
-            raise RuntimeDataError(f"the model's outputs for row {bad[0] + 1} are not finite numbers: that row lies "
-                                   "far outside the values the model was trained on; check it")
+        if check:
+            check_finite_rows(out)
         return out
 
     def encode(self, rows, **options) -> tuple[tuple[np.ndarray, ...], list | None]:

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from .encode import RuntimeDataError
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def check_finite_rows(outputs: np.ndarray) -> None:
+    """Raise naming the first row whose outputs are not all finite numbers."""
+    bad = np.flatnonzero(~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)) if len(outputs) else []
+    if len(bad):
+        raise RuntimeDataError(f"the model's outputs for row {bad[0] + 1} are not finite numbers: that row lies far "
+                               "outside the values the model was trained on; check it")
 
 
 def probabilities(decoding: dict, outputs: np.ndarray) -> np.ndarray:

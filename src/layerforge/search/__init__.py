@@ -39,7 +39,8 @@ from ..errors import LayerforgeError, SpecError
 from ..files import atomic_write
 from ..models.check import latency_ms, parameter_count
 from ..run.store import usable_runs_dir
-from ..spec.load import apply_override, load_spec, read_yaml, set_key
+from ..spec.load import apply_override, load_spec, read_yaml, set_key, validate
+from ..spec.schema import TrainSpec
 from ..training.callbacks import Callback
 from . import space as spaces
 from .report import Tuned, summarise
@@ -114,11 +115,12 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
 
 
 def _spec(source: Any, overrides) -> tuple[dict, Any]:
-    raw = read_yaml(Path(source)) if isinstance(source, (str, Path)) else copy.deepcopy(source)
+    is_file = isinstance(source, (str, Path))
+    raw = read_yaml(Path(source)) if is_file else copy.deepcopy(source)
     for override in overrides:
         apply_override(raw, override)
-    base_dir = Path(source).resolve().parent if isinstance(source, (str, Path)) else None
-    spec = load_spec(raw) if base_dir is None else load_spec(source, overrides)
+    base_dir = Path(source).resolve().parent if is_file else None
+    spec = validate(copy.deepcopy(raw), base_dir=base_dir, label=str(source) if is_file else None)
     if spec.search is None:
         raise SpecError("the spec has no search section: add `search: {space: {...}}` (or architecture: true) to "
                         "say what to search", source=str(source) if base_dir else None)
@@ -134,7 +136,7 @@ def _objective_of(spec) -> tuple[str, str]:
     else:  # the data's target decides the task
         task = type(prepare(spec.data, None, spec.seed).task)
     metric = spec.search.metric or task.headline
-    known = list(task.metrics) + (["loss"] if task.loss_names == ("loss",) else [])
+    known = task.metric_names()
     if metric not in known:
         raise SpecError(f"search.metric: unknown metric '{metric}' for {task.name} (choices: {', '.join(known)})")
     return metric, "maximize" if task.higher_is_better(metric) else "minimize"
@@ -236,27 +238,29 @@ class _Objective:
     """One trial: sample, check the budget, train (pruned from its epoch records), report."""
 
     def __init__(self, raw: dict, spec, study: str, folder: Path, metric: str, budget: _Budget | None):
-        self.raw, self.spec, self.study, self.folder = raw, spec, study, folder
+        self.base = {key: value for key, value in raw.items() if key != "search"}  # what each trial starts from
+        self.spec, self.study, self.folder = spec, study, folder
         self.metric, self.budget = metric, budget
 
     def __call__(self, trial) -> float:
         import optuna
 
         values = spaces.sample(trial, self.spec.search, self.spec.model)
-        raw = {key: value for key, value in copy.deepcopy(self.raw).items() if key != "search"}
+        raw = copy.deepcopy(self.base)
         for key, value in values.items():
             set_key(raw, key, value, f"search.space.{key}")
         trial.set_user_attr("values", values)
         trial.set_user_attr("worker", os.getpid())
         raw["name"] = f"{self.study}-t{trial.number:04d}"
         set_key(raw, "train.report", False, "train.report")  # `layerforge report RUN` draws it when wanted
+        train_section = raw.get("train") or {}
+        if "checkpoint_every" not in train_section:
+            # a trial is never resumed (a killed one is marked failed), and a checkpoint per epoch
+            # costs more than a small network's epoch: one at the end
+            epochs = train_section.get("epochs", TrainSpec.model_fields["epochs"].default)
+            set_key(raw, "train.checkpoint_every", epochs, "train.checkpoint_every")
         try:
             spec = load_spec(raw)
-            if "checkpoint_every" not in (raw.get("train") or {}):
-                # a trial is never resumed (a killed one is marked failed), and a checkpoint per
-                # epoch costs more than a small network's epoch: one at the end
-                set_key(raw, "train.checkpoint_every", spec.train.epochs, "train.checkpoint_every")
-                spec = load_spec(raw)
         except SpecError as error:  # a combination no single value showed (validated before the study)
             trial.set_user_attr("refused", f"the spec it makes is invalid: {error.problems[0]}")
             raise optuna.TrialPruned() from None

@@ -289,8 +289,6 @@ def create_app(models: list, options: ServeOptions | None = None):
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             components = schema.setdefault("components", {})
             definitions = components.setdefault("schemas", {})
-            for schemas in service.schemas.values():
-                definitions.update(schemas.request_schema(REF)[1])
             definitions.update(service.definitions)
             static = dict(service.paths)
             static.update(schema["paths"])  # the other routes, with /v1/models/{name}/predict after the static ones
@@ -302,11 +300,6 @@ def create_app(models: list, options: ServeOptions | None = None):
         return app.openapi_schema
 
     app.openapi = openapi
-
-    @app.exception_handler(Exception)
-    async def failed(request: Request, error: Exception) -> JSONResponse:  # reached only outside the gate
-        return _error(500, "internal error")
-
     app.add_middleware(_Gate, service=service, api_key=options.api_key)
     return app
 
@@ -314,7 +307,7 @@ def create_app(models: list, options: ServeOptions | None = None):
 def _add_predict(app, service: Service, served, schemas: Schemas, common: dict, secured: dict) -> None:
     name = served.name
     batcher = service.batchers[name]
-    request_schema, _ = schemas.request_schema(REF)
+    request_schema, request_definitions = schemas.request_schema(REF)
     content = {"application/json": {"schema": request_schema}}
     if schemas.csv:
         content["text/csv"] = {"schema": {"type": "string", "description": "a CSV table with a header line"}}
@@ -368,7 +361,7 @@ def _add_predict(app, service: Service, served, schemas: Schemas, common: dict, 
         **secured,
     }
     service.paths[path] = {"post": operation}
-    service.definitions.update(answer_definitions)
+    service.definitions.update({**request_definitions, **answer_definitions})
 
 
 async def _parse(request, served, schemas: Schemas):

@@ -5,6 +5,8 @@ OpenAPI schema and at /docs."""
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from typing import Annotated, Any, Literal
 
@@ -112,9 +114,7 @@ class Schemas:
 
     def request_schema(self, ref_template: str) -> tuple[dict, dict]:
         """The JSON request body's schema (one of the bodies) and the definitions it refers to."""
-        union = self.bodies[next(iter(self.bodies))]
-        for body in list(self.bodies.values())[1:]:
-            union = union | body
+        union = functools.reduce(operator.or_, self.bodies.values())  # one body, or either of them
         schema = TypeAdapter(union).json_schema(ref_template=ref_template)
         return schema, schema.pop("$defs", {})
 

@@ -16,8 +16,9 @@ import numpy as np
 
 from .. import __version__
 from ..errors import CheckpointError, DataError
+from ..files import finite
 from ..runtime import load
-from ..runtime.decode import answers
+from ..runtime.decode import answers, check_finite_rows
 from ..runtime.encode import RuntimeDataError, encode
 from .schema import schema_title
 
@@ -142,10 +143,7 @@ class Served:
 
     def answers(self, outputs: np.ndarray, inputs: tuple[np.ndarray, ...]) -> list[dict]:
         """One answer per row; a row whose outputs are not finite is an error naming it."""
-        bad = np.flatnonzero(~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1))
-        if len(bad):
-            raise RuntimeDataError(f"the model's outputs for row {bad[0] + 1} are not finite numbers: that row lies "
-                                   "far outside the values the model was trained on; check it")
+        check_finite_rows(outputs)
         found = answers(self.decoding, outputs, inputs)
         for answer in found:
             _finite_answer(answer)
@@ -187,7 +185,7 @@ class Served:
             "classes": manifest.classes,
             "features": manifest.features,
             "input": row_schema,
-            "metrics": _finite_tree(self.run.metrics),
+            "metrics": finite(self.run.metrics),
             "versions": {
                 "layerforge": __version__,
                 "model_format": manifest.format,
@@ -212,14 +210,3 @@ def _finite_answer(answer: dict) -> None:
     if bad(answer):
         raise RuntimeDataError("a prediction is not a finite number: the rows lie far outside the values the model "
                                "was trained on; check them")
-
-
-def _finite_tree(value):
-    """Metrics as JSON allows them (a non-finite number as null)."""
-    if isinstance(value, dict):
-        return {k: _finite_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_tree(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

@@ -142,10 +142,9 @@ def search_problems(spec: Spec, raw: dict, base_dir: Path | None = None, check_f
     if search is None:
         return []
     problems = []
-    task = spec.task or (DATASETS[spec.data.dataset].task if spec.data.dataset in DATASETS else None)
-    task_class = tasks.get(task) if task is not None else None  # else the data decides; checked when tuning
-    if task_class is not None:
-        metrics = list(task_class.metrics) + (["loss"] if task_class.loss_names == ("loss",) else [])
+    task = _known_task(spec)  # None: the data decides; the metric is checked when tuning
+    if task is not None:
+        metrics = tasks.get(task).metric_names()
         if search.metric is not None and search.metric not in metrics:
             problems.append(f"search.metric: unknown metric '{search.metric}' for {task}"
                             f"{did_you_mean(search.metric, metrics)} (choices: {', '.join(metrics)})")
@@ -176,6 +175,11 @@ def search_problems(spec: Spec, raw: dict, base_dir: Path | None = None, check_f
         problems.append(f"search.architecture: a {spec.model.type} has no architecture space to search (families "
                         f"with one: {searchable})")
     return problems
+
+
+def _known_task(spec: Spec) -> str | None:
+    """The task, when validation can know it: named or implied, or a built-in dataset's."""
+    return spec.task or (DATASETS[spec.data.dataset].task if spec.data.dataset in DATASETS else None)
 
 
 def _implied_task(spec: Spec) -> str | None:
@@ -217,7 +221,7 @@ def cross_checks(spec: Spec) -> list[str]:
     if train.clip_grad_norm is not None and train.clip_grad_value is not None:
         problems.append("train.clip_grad_value: give clip_grad_norm or clip_grad_value, not both")
     if train.calibrate != "none":
-        known = task or (DATASETS[spec.data.dataset].task if spec.data.dataset in DATASETS else None)
+        known = _known_task(spec)
         if known is not None and not tasks.get(known).calibrates:
             problems.append(f"train.calibrate: temperature scaling is for classification; this run does {known}")
         if spec.data.split.val <= 0:

@@ -101,6 +101,12 @@ class Task(ABC):
         return names
 
     @classmethod
+    def metric_names(cls) -> list[str]:
+        """What held-out rows are scored on: the task's metrics, and ``loss`` when one training
+        step has a single loss (what a search may compare trials on)."""
+        return list(cls.metrics) + (["loss"] if cls.loss_names == ("loss",) else [])
+
+    @classmethod
     def higher_is_better(cls, monitor: str) -> bool:
         """Whether a larger value of ``monitor`` ('val_accuracy', 'train_loss', 'r2') is better."""
         metric = monitor.split("_", 1)[1] if monitor.startswith(("train_", "val_", "test_")) else monitor
