@@ -35,6 +35,8 @@ __all__ = [
     "serve",
     "tune",
     "train_seeds",
+    "cross_validate",
+    "ensemble",
     "Doctor",
     "diagnose",
     "LayerforgeError",
@@ -57,6 +59,8 @@ _LAZY = {
     "serve": ".serving",
     "tune": ".search",
     "train_seeds": ".evaluation.seeds",
+    "cross_validate": ".evaluation.cv",
+    "ensemble": ".evaluation.ensemble",
     "Trainer": ".recipes.trainer",
     "Callback": ".training.callbacks",
     "register_loss": ".training.losses",
@@ -71,6 +75,8 @@ if TYPE_CHECKING:
     from .api import TrainingInterrupted, train
     from .doctor.monitor import Doctor
     from .doctor.verdicts import diagnose
+    from .evaluation.cv import cross_validate
+    from .evaluation.ensemble import ensemble
     from .evaluation.seeds import train_seeds
     from .models import register_model
     from .recipes.trainer import Trainer

@@ -9,7 +9,9 @@ import torch
 
 from . import recipes
 from .data.augment import Augment
-from .data.prepare import prepare
+from .data.kinds import Source
+from .data.prepare import load_source, prepare
+from .data.splits import Recorded, SplitPlan
 from .errors import CheckpointError, SpecError, TrainingError
 from .files import locked, read_json, remove, write_json
 from .models import count_parameters
@@ -28,6 +30,7 @@ from .run.store import (
     MODEL,
     PARTIAL,
     SPEC,
+    SPLIT,
     WEIGHTS,
     clear_leftovers,
     clear_orphans,
@@ -35,6 +38,7 @@ from .run.store import (
     finished,
     has_checkpoint,
     new_run_dir,
+    read_split,
     resumed,
     usable_runs_dir,
     write_held_out,
@@ -80,6 +84,8 @@ def train(
     progress: bool = False,
     callbacks: list[Callback] | tuple = (),
     console=None,
+    plan: SplitPlan | None = None,
+    source: Source | None = None,
 ) -> Run:
     """Train the network a spec describes and write its run directory.
 
@@ -90,6 +96,10 @@ def train(
         resume: a run directory to continue from its last checkpoint (its own spec is used).
         progress: show a Rich progress bar.
         callbacks: extra ``Callback`` objects.
+        plan: how to split the rows instead of ``data.split`` (``layerforge.data.splits``; e.g.
+            fold k of a cross-validation).
+        source: the spec's rows already loaded (``layerforge.data.prepare.load_source``), so
+            that several runs on one data set read it once.
 
     Returns:
         The finished ``Run`` (metrics, history, model, predict).
@@ -111,8 +121,11 @@ def train(
     resolve_device(spec.train.device)
     if resume is None:
         usable_runs_dir(runs_dir)
+    elif (run_dir / SPLIT).is_file():  # the rows it started with, whichever plan chose them
+        source = source or load_source(spec.data, spec.task)
+        plan = Recorded(read_split(run_dir, source), read_json(run_dir / SPLIT).get("plan") or {})
 
-    prepared = prepare(spec.data, spec.task, spec.seed)
+    prepared = prepare(spec.data, spec.task, spec.seed, plan=plan, source=source)
     task = prepared.task
     if spec.train.calibrate != "none" and not task.calibrates:
         raise SpecError(f"train.calibrate: temperature scaling is for classification; this run does {task.name}")

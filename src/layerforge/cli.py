@@ -196,6 +196,74 @@ def _train_seeds(spec: Path | None, overrides: list[str], runs_dir: Path, seeds:
 
 
 @app.command()
+def cv(
+    spec: Path | None = typer.Argument(None, help="Spec YAML file; omit it for the built-in default (MLP on digits)."),
+    folds: int = typer.Option(5, "--folds", min=2, help="How many folds."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Deal the folds this many times (shuffled data only)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a spec key, e.g. --set train.epochs=30 (repeatable)."),
+    runs_dir: Path = RUNS_DIR,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the cross-validation directory."),
+) -> None:
+    """Cross-validate a spec: one run per fold (stratified, grouped by data.groups, or in time
+    order), out-of-fold predictions, and each metric's mean, spread and 95% interval."""
+    from rich.table import Table
+
+    from .evaluation.cv import OOF, PAGE, SUMMARY, cross_validate
+
+    console = _console()
+    log = None if quiet else (lambda line: console.print(line, markup=False))
+    found = _guard(lambda: cross_validate(spec, folds, repeats=repeats, overrides=set_, runs_dir=runs_dir, log=log))
+    if quiet:
+        print(found.path)
+        return
+    table = Table(title=f"{len(found.runs)} folds")
+    for column in ("metric", "mean", "std", "95% interval"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for split, metrics in found.summary.items():
+        for name, entry in metrics.items():
+            low, high = entry["ci95"]
+            table.add_row(f"{split} {name}", f"{entry['mean']:.4f}", f"{entry['std']:.4f}", f"{low:.4f} to {high:.4f}")
+    console.print(table)
+    console.print(f"folds, {SUMMARY}, {OOF} and {PAGE}: {found.path}", markup=False)
+    console.print(f"ship the {len(found.runs)} fold models as one: layerforge ensemble {found.path}", markup=False)
+
+
+@app.command()
+def ensemble(
+    sources: list[str] = typer.Argument(..., help="A cross-validation or seeds directory, two or more run directories, or with --seeds a spec."),
+    seeds: int = typer.Option(0, "--seeds", min=0, help="Train the spec under this many seeds on one split and keep them as a deep ensemble."),
+    set_: list[str] = typer.Option([], "--set", help="With --seeds: override a spec key (repeatable)."),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Where the ensemble is written (default: beside its members, or runs/)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the ensemble's directory."),
+) -> None:
+    """Combine runs into one ensemble run (averaged probabilities, or mean and spread of values)
+    that predict, evaluate and report accept."""
+    from .evaluation import ensemble as ensembles
+
+    console = _console()
+    log = None if quiet else (lambda line: console.print(line, markup=False))
+    paths = [Path(source) for source in sources]
+    if seeds:
+        if len(paths) != 1:
+            _fail("--seeds trains one spec: give exactly one spec file", 2)
+        made = _guard(lambda: ensembles.train_ensemble(paths[0], seeds, overrides=set_, runs_dir=runs_dir or Path("runs"),
+                                                        log=log))
+    elif set_:
+        _fail("--set changes a spec; it applies only with --seeds", 2)
+    elif len(paths) == 1:
+        made = _guard(lambda: ensembles.ensemble_from(paths[0], runs_dir=runs_dir, log=log))
+    else:
+        made = _guard(lambda: ensembles.build_ensemble(paths, runs_dir=runs_dir or Path("runs"), log=log))
+    if quiet:
+        print(made.path)
+        return
+    if made.metrics.get("test"):
+        console.print(_metrics_table({"test": made.metrics["test"]}))
+    console.print(f"report: {made.path / 'report.html'}", markup=False)
+    console.print(f"ensemble directory: {made.path}", markup=False)
+
+
+@app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory."),
     data: Path | None = typer.Option(None, "--data", help="CSV/Parquet with the target column (default: the run's test split)."),

@@ -4,13 +4,15 @@ once.
 
 Plans: ``Holdout`` (seeded shuffle), ``Stratified`` (the same proportions of every class),
 ``Chronological`` (in the rows' order: time series, corpora, ``split.shuffle: false``) and
-``KFold`` (a fixed test part, then fold k of the rest for validation).
+``KFold`` (a fixed test part, then fold k of the rest for validation), ``GroupedKFold`` (the
+same, keeping every group's rows in one part) and ``ExpandingWindow`` (time order: fold k trains on
+everything before its validation block).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -160,30 +162,129 @@ class Chronological(SplitPlan):
 class KFold(SplitPlan):
     """Cross-validation: a test part held out once (fraction ``test``, or the data's own), then
     the other rows dealt into ``folds`` folds; fold ``fold`` (0-based) validates, the rest train.
-    With ``stratify`` every fold holds the classes in the same proportions."""
+    With ``stratify`` every fold holds the classes in the same proportions. ``seed`` chooses the
+    test part (the same rows a plain run of that seed tests on); ``deal`` deals the folds (a
+    repeat of the cross-validation changes ``deal`` only)."""
 
     folds: int
     fold: int
     seed: int
     test: float = 0.0
     stratify: bool = True
+    deal: int | None = None
     name: ClassVar[str] = "kfold"
 
     def __post_init__(self):
         if self.folds < 2 or not 0 <= self.fold < self.folds:
             raise ValueError(f"fold {self.fold} of {self.folds}: need at least 2 folds and 0 <= fold < folds")
 
+    def _dealer(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed + 1 if self.deal is None else [self.seed, self.deal])
+
     def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
         stratified = self.stratify and labels is not None
         outer = Stratified(0.0, self.test, self.seed) if stratified else Holdout(0.0, self.test, self.seed)
         held = outer.split(rows, labels, fixed)
         rest, test = held["train"], held["test"]
-        rng = np.random.default_rng(self.seed + 1)
+        rng = self._dealer()
         groups = [rest[labels[rest] == c] for c in np.unique(labels[rest])] if stratified else [rest]
         dealt = np.concatenate([rng.permutation(g) for g in groups])  # classes in turn: folds stay balanced
         fold_of = np.arange(len(dealt)) % self.folds
         val = np.sort(dealt[fold_of == self.fold])
         return {"train": np.setdiff1d(rest, val), "val": val, "test": test}
+
+
+@dataclass(frozen=True)
+class GroupedKFold(KFold):
+    """K-fold where the rows of one group (a patient, a site, a user: ``data.groups``) always
+    stay together: the test part takes whole groups, and groups are dealt into folds of nearly
+    equal row counts (largest groups first). ``groups`` holds each row's group."""
+
+    groups: tuple = field(default=(), repr=False)
+    name: ClassVar[str] = "grouped_kfold"
+
+    def describe(self) -> dict:
+        described = super().describe()
+        described.pop("groups")
+        return described
+
+    def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
+        free, fixed = _free_rows(rows, fixed)
+        names, codes = np.unique(np.asarray(self.groups, dtype=object).astype(str), return_inverse=True)
+        if len(codes) != rows:
+            raise ValueError(f"groups: {len(codes)} values for {rows} rows")
+        present = np.unique(codes[free])
+        if len(present) < self.folds + (0 if "test" in fixed or not self.test else 1):
+            raise ValueError(f"data.groups: {len(present)} groups cannot fill {self.folds} folds"
+                             + (" and a test part" if self.test and "test" not in fixed else "")
+                             + "; use fewer folds")
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(present)
+        test = np.zeros(0, dtype=np.int64)
+        if "test" not in fixed and self.test:
+            wanted, taken = self.test * len(free), []
+            for group in order:
+                if sum(taken) >= wanted:
+                    break
+                taken.append(int(np.sum(codes[free] == group)))
+            test_groups, order = order[: len(taken)], order[len(taken):]
+            test = free[np.isin(codes[free], test_groups)]
+        rest = np.setdiff1d(free, test)
+        sizes = {group: int(np.sum(codes[rest] == group)) for group in order}
+        dealt = self._dealer().permutation(order)
+        loads, fold_of = [0] * self.folds, {}
+        for group in sorted(dealt, key=lambda g: -sizes[g]):  # stable: ties keep the dealt order
+            k = int(np.argmin(loads))
+            fold_of[group], loads[k] = k, loads[k] + sizes[group]
+        val_groups = [group for group, k in fold_of.items() if k == self.fold]
+        val = rest[np.isin(codes[rest], val_groups)]
+        parts = {"train": np.setdiff1d(rest, val), "val": np.sort(val), "test": np.sort(test)}
+        for name, part in fixed.items():
+            parts[name] = np.sort(np.concatenate([parts[name], part]))
+        return parts
+
+
+@dataclass(frozen=True)
+class ExpandingWindow(SplitPlan):
+    """Cross-validation in time order (forecasting, corpora): the rows before the test part are
+    cut into ``folds + 1`` blocks; fold ``fold`` trains on blocks 0..fold and validates on the
+    next, so no fold learns from its future. The test part is the last ``test_rows`` rows."""
+
+    folds: int
+    fold: int
+    test_rows: int = 0
+    name: ClassVar[str] = "expanding_window"
+
+    def __post_init__(self):
+        if self.folds < 2 or not 0 <= self.fold < self.folds:
+            raise ValueError(f"fold {self.fold} of {self.folds}: need at least 2 folds and 0 <= fold < folds")
+
+    def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
+        order, fixed = _free_rows(rows, fixed)
+        n_test = 0 if "test" in fixed else self.test_rows
+        before = order[: len(order) - n_test]
+        edges = np.linspace(0, len(before), self.folds + 2).round().astype(int)
+        parts = {"train": before[: edges[self.fold + 1]], "val": before[edges[self.fold + 1] : edges[self.fold + 2]],
+                 "test": order[len(order) - n_test :]}
+        for name, part in fixed.items():
+            parts[name] = np.sort(np.concatenate([parts[name], part]))
+        return parts
+
+
+class Recorded(SplitPlan):
+    """The parts a run recorded (split.json): a resumed run trains on the rows it started with,
+    whatever plan chose them (``described``: that plan, as split.json keeps it)."""
+
+    name: ClassVar[str] = "recorded"
+
+    def __init__(self, parts: Parts, described: dict):
+        self.parts, self.described = parts, described
+
+    def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
+        return dict(self.parts)
+
+    def describe(self) -> dict:
+        return dict(self.described)
 
 
 def plan_for(split_spec, seed: int, stratify: bool) -> SplitPlan:

@@ -278,3 +278,21 @@ def reliability(true: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> 
     for panel in (axis, share):
         panel.grid(alpha=0.3)
     return png(figure)
+
+
+def fold_spread(values: dict[str, list[float]]) -> bytes:
+    """Each metric's value per fold as dots beside the folds' mean (a bar), one panel each."""
+    plt = pyplot()
+    names = list(values)
+    figure, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names) + 1, 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        numbers = _numbers(values[name])
+        ax.scatter(np.zeros(len(numbers)) + np.linspace(-0.08, 0.08, len(numbers)), numbers, color="#2563eb", zorder=3)
+        ax.hlines(float(np.mean(numbers)), -0.3, 0.3, color="#dc2626", label="mean")
+        ax.set_xlim(-0.5, 0.5)
+        ax.set_xticks([])
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    return png(figure)

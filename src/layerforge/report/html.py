@@ -223,6 +223,8 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
             them (a note says so when they cannot be).
     """
     run = Run(run_dir)
+    if run.manifest.ensemble:
+        return build_ensemble_page(run_dir)
     part = "test" if run.manifest.rows.get("test") else "val"
 
     def held_out():
@@ -257,6 +259,41 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
     return path
 
 
+def build_ensemble_page(run_dir: str | Path) -> Path:
+    """report.html of an ensemble: its test metrics beside each member's on the same rows, and the
+    task's results pictures drawn from the combined predictions."""
+    from ..run.ensemble import on_shared_rows
+
+    run = Run(run_dir)
+    metrics, record = run.metrics, run.manifest.ensemble
+    sections = [("Summary", _metrics_section({k: v for k, v in metrics.items() if k in ("test",)})
+                 if metrics.get("test") else "<p>the members share no test rows: no score</p>")]
+    members = metrics.get("members") or {}
+    if members:
+        names = [k for k, v in metrics["test"].items() if k != "rows" and isinstance(v, float)]
+        rows = [["ensemble", *(metrics["test"].get(n) for n in names)]]
+        rows += [[member, *(scores.get(n) for n in names)] for member, scores in members.items()]
+        sections.append(("Members", f"<p>{len(members)} members ({html.escape(record.made_from)}), scored on the "
+                                    f"{metrics['test'].get('rows', 0):.0f} test rows that every member held out</p>"
+                                    + _table(["", *names], rows)))
+        try:
+            found = on_shared_rows(run.members, run.predictor)
+            with torch.no_grad():
+                blocks = run.task.report_blocks(found["model"], lambda: (found["index"], found["y"]),
+                                                encoder=run.predictor.encoder, pictures={},
+                                                target=run.manifest.target)
+            sections.append(("Results", "".join(_block(block) for block in blocks)))
+        except LayerforgeError as error:
+            sections.append(("Results", f"<p>{html.escape(str(error))}</p>"))
+    sections.append(("Spec of the first member", f"<pre>{html.escape((run.path / SPEC).read_text('utf-8'))}</pre>"))
+    subtitle = f"ensemble of {len(record.members)} {run.manifest.task} runs on {run.manifest.source} · {run.path.name}"
+    path = run.path / REPORT
+    atomic_write(path, _page(f"layerforge ensemble: {run.spec.name}", subtitle, sections))
+    files = {**(run.manifest.files or {}), REPORT: sha256_file(path)}
+    run.manifest.model_copy(update={"files": files}).write(run.path / MODEL)
+    return path
+
+
 def build_comparison(run_dirs: list[str | Path], out: str | Path) -> Path:
     """A page with the runs' curves overlaid and their final metrics side by side."""
     runs = [Run(path) for path in run_dirs]
@@ -278,12 +315,13 @@ def build_comparison(run_dirs: list[str | Path], out: str | Path) -> Path:
 
 def build_study_page(out: str | Path, title: str, subtitle: str, summary: list[list[Any]],
                      trials: tuple[list[str], list[list[Any]]], pictures: list[tuple[str, bytes]],
-                     importances: list[list[Any]] | None = None) -> Path:
-    """A search's page: a summary table, the trials, and its charts (PNG bytes with their titles)."""
+                     importances: list[list[Any]] | None = None, trials_title: str = "Trials") -> Path:
+    """A search's page (or a cross-validation's): a summary table, the trials (or folds), and its
+    charts (PNG bytes with their titles)."""
     sections = [("Summary", _table(["", ""], summary))]
     if importances:
         sections.append(("Parameter importances", _table(["key", "importance"], importances)))
     sections += [(name, _image(data, name)) for name, data in pictures]
-    sections.append(("Trials", _table(*trials)))
+    sections.append((trials_title, _table(*trials)))
     atomic_write(out, _page(title, subtitle, sections))
     return Path(out)

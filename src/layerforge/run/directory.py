@@ -17,6 +17,7 @@ from ..models.protocol import finite_outputs
 from ..recipes.scaffold import as_tensors
 from ..spec.load import load_spec
 from ..training import losses
+from .ensemble import EnsemblePredictor, score_on_shared_rows
 from .manifest import read_manifest
 from .predictor import Predictor
 from .records import Metrics
@@ -52,8 +53,15 @@ class Run:
     @property
     def predictor(self) -> Predictor:
         if self._predictor is None:
-            self._predictor = Predictor.load(self.path, self.manifest)
+            loader = EnsemblePredictor if self.manifest.ensemble else Predictor
+            self._predictor = loader.load(self.path, self.manifest)
         return self._predictor
+
+    @property
+    def members(self) -> list[Run]:
+        """An ensemble's member runs (empty for a single run)."""
+        ensemble = self.manifest.ensemble
+        return [Run(self.path / member) for member in ensemble.members] if ensemble else []
 
     @property
     def model(self):
@@ -79,6 +87,9 @@ class Run:
         Raises:
             DataError: the rows are not kept and the source is gone or changed since training.
         """
+        if self.manifest.ensemble:
+            raise DataError("an ensemble's members each encode the rows their own way; ask a member "
+                            "(run.members) for its held-out rows")
         kept = read_held_out(self.path, part, self.manifest.files)
         if kept is not None:
             return kept
@@ -124,6 +135,8 @@ class Run:
         predictor = self.predictor
         if data is not None:
             return predictor.evaluate(data, self.loss(), unknown=unknown, ignore_extra=ignore_extra)
+        if self.manifest.ensemble:
+            return score_on_shared_rows(self.members, predictor)["test"]
         if not self.manifest.rows.get("test"):
             raise DataError("this run has no test split (data.split.test is 0); pass data to evaluate")
         inputs, y = as_tensors(self.held_out("test"), predictor.task, "cpu")
@@ -183,6 +196,9 @@ class Run:
         Returns:
             The export folder: model.onnx (or the family's graphs), runtime.json, parity.json.
         """
+        if self.manifest.ensemble:
+            raise DataError("exporting an ensemble is not offered yet; export its members (runs in "
+                            f"{self.path / 'members'}) one by one")
         return export_run(self, quantize=quantize, opset=opset, out=out, max_drop=max_drop, log=log)
 
 

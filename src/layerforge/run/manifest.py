@@ -69,6 +69,13 @@ class JudgeRecord(_Record):
     trained_on: str
 
 
+class EnsembleRecord(_Record):
+    """An ensemble's members: run directories inside it, and what made them."""
+
+    members: list[Annotated[str, Field(pattern=r"^members/[A-Za-z0-9._-]+$")]] = Field(min_length=2)
+    made_from: Literal["cross-validation", "seeds", "runs"]
+
+
 class Manifest(_Record):
     format: Literal["layerforge.model/2"] = FORMAT
     task: str
@@ -88,6 +95,7 @@ class Manifest(_Record):
     anomaly: AnomalyRecord | None = None
     evaluator: JudgeRecord | None = None
     baseline: dict[str, dict[str, float | None]] | None = None
+    ensemble: EnsembleRecord | None = None  # the run combines these members' predictions
     # the spec the run trains (but for train.epochs, which a resumed run may change)
     spec_sha256: str | None = None
     # SHA-256 of every file the run wrote, listed when it ends and checked whenever one is read

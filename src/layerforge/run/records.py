@@ -57,6 +57,8 @@ class Metrics(BaseModel):
     findings: list[Finding] = []
     doctor: DoctorSummary | None = None
     rollbacks: Count | None = None
+    members: dict[str, dict[str, float | None]] | None = None  # an ensemble: each member on the same rows
+    ensemble: dict[str, Any] | None = None
 
 
 class Diagnosis(BaseModel):

@@ -89,6 +89,9 @@ class Served:
             raise DataError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
         self.name, self.run_dir = name, Path(run_dir)
         self.run = load_run(self.run_dir)
+        if self.run.manifest.ensemble:
+            raise DataError(f"{self.run_dir} is an ensemble: serving ensembles is not offered yet; serve a member "
+                            "(its runs are in members/), or several members under their own names")
         self.manifest, self.task = self.run.manifest, self.run.task
         if backend == "onnx" and self.task.serves != "rows":
             raise DataError(f"{self.run_dir}: a {self.manifest.task} run generates with PyTorch; serve it with "

@@ -58,6 +58,7 @@ class SplitSpec(_Section):
     test: Fraction = 0.15
     stratify: bool = True
     shuffle: bool = True
+    seed: int | None = None  # the split's own seed (default: the run's): runs that differ only in initialisation
 
     @model_validator(mode="after")
     def _fractions_leave_training_rows(self):
@@ -99,6 +100,7 @@ class DataSpec(_Section):
     features: list[str] | None = None
     drop: list[str] = []
     categorical: list[str] = []
+    groups: str | None = None  # a column naming each row's group: splits keep a group's rows together
     unknown_categories: Literal["error", "bucket"] = "error"
     split: SplitSpec = SplitSpec()
     augment: AugmentSpec | None = None

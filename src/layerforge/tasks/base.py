@@ -67,6 +67,7 @@ class Task(ABC):
         serves: what a request to the HTTP service asks of it: 'rows' (an answer per input row,
             decoded as ``decoding`` says), 'samples' (``sample``) or 'text' (``generate``).
         calibrates: whether ``train.calibrate: temperature`` applies (``calibrate``).
+        ensembles: whether runs of this task combine into an ensemble (``ensemble_outputs``).
     """
 
     name: ClassVar[str]
@@ -85,6 +86,7 @@ class Task(ABC):
     scored_on_outputs: ClassVar[bool] = True
     serves: ClassVar[str] = "rows"
     calibrates: ClassVar[bool] = False
+    ensembles: ClassVar[bool] = False
 
     classes: list | None = None
 
@@ -251,6 +253,21 @@ class Task(ABC):
         """Fit what makes the outputs' probabilities trustworthy on held-out rows; returns the
         model.json entries it keeps (tasks whose ``calibrates`` is true)."""
         raise DataError(f"train.calibrate is for classification; this run does {self.name}")
+
+    # -- ensembles -------------------------------------------------------------------------------
+
+    def for_ensemble(self) -> Task:
+        """The task that reads an ensemble's combined outputs (``ensemble_outputs``)."""
+        raise DataError(f"{self.name} runs do not combine into an ensemble")
+
+    def ensemble_outputs(self, members: list[tuple[Task, Any]]):
+        """One output tensor for the rows, in ``for_ensemble()``'s terms, from each member's task
+        and outputs on the same rows (each member decodes its own scaling)."""
+        raise DataError(f"{self.name} runs do not combine into an ensemble")
+
+    def ensemble_columns(self, members: list[tuple[Task, Any]], combined) -> dict[str, np.ndarray]:
+        """Per-row columns that say how much the members disagree (an uncertainty)."""
+        return {}
 
     # -- when training ends --------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ class ClassificationTask(Task):
     example = {"data": {"dataset": "iris"}, "model": {"type": "mlp", "layers": [8]}}
     stratify = True
     calibrates = True
+    ensembles = True
 
     def __init__(self, classes: list, temperature: float | None = None):
         self.classes = list(classes)
@@ -134,6 +135,21 @@ class ClassificationTask(Task):
         for i, name in enumerate(self.classes):
             frame[f"proba_{name}"] = probabilities[:, i]
         return frame
+
+    def for_ensemble(self) -> ClassificationTask:
+        return ClassificationTask(self.classes)
+
+    def ensemble_outputs(self, members):
+        """The log of the members' mean probability (each with its own temperature): logits
+        whose softmax is that mean."""
+        mean = sum(task._softmax(outputs).double() for task, outputs in members) / len(members)
+        return mean.clamp_min(1e-12).log().to(members[0][1].dtype)
+
+    def ensemble_columns(self, members, combined) -> dict[str, np.ndarray]:
+        """``disagreement``: the share of members whose class differs from the ensemble's."""
+        chosen = combined.argmax(dim=-1)
+        votes = [(task._softmax(outputs).argmax(dim=-1) != chosen).double() for task, outputs in members]
+        return {"disagreement": (sum(votes) / len(votes)).cpu().numpy()}
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         from ..figures import charts

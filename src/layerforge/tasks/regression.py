@@ -23,6 +23,7 @@ class RegressionTask(Task):
     metrics = {"mse": False, "mae": False, "r2": True}
     headline = "r2"
     example = {"data": {"dataset": "diabetes"}, "model": {"type": "mlp", "layers": [8]}}
+    ensembles = True
 
     def __init__(self, mean: list[float], std: list[float]):
         self.mean = np.asarray(mean, dtype=np.float64)
@@ -101,6 +102,22 @@ class RegressionTask(Task):
 
         values = self.decode(predict_outputs(model, inputs))
         return values[:, 0] if values.shape[1] == 1 else values
+
+    def for_ensemble(self) -> RegressionTask:
+        return self
+
+    def ensemble_outputs(self, members):
+        """The members' mean on the original scale, standardised as this task's outputs are."""
+        import torch
+
+        values = np.stack([task.decode(outputs) for task, outputs in members]).mean(axis=0)
+        return torch.as_tensor((values - self.mean) / self.std, dtype=members[0][1].dtype)
+
+    def ensemble_columns(self, members, combined) -> dict[str, np.ndarray]:
+        """``uncertainty``: the members' standard deviation on the original scale (the first
+        target's, when there are several)."""
+        values = np.stack([task.decode(outputs) for task, outputs in members])
+        return {"uncertainty": values.std(axis=0)[:, 0]}
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         from ..figures import charts

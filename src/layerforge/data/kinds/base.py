@@ -17,8 +17,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ... import tasks
+from ...errors import DataError
 from ...models.inputs import Inputs
-from ..splits import plan_for
+from ..splits import ExpandingWindow, GroupedKFold, KFold, plan_for
 
 # encoded rows: the model's inputs (``(x,)`` or ``(x, lengths)``) and their targets (raw labels
 # as a pandas Series, numeric targets as an array, or None)
@@ -159,6 +160,20 @@ class Kind(ABC):
         """How this kind's rows are split by default (see ``layerforge.data.splits``);
         ``stratify`` when the task's targets are classes."""
         return plan_for(data_spec.split, seed, stratify)
+
+    def cv_plan(self, data_spec, source: Source, seed: int, stratify: bool, folds: int, fold: int, deal: int):
+        """Fold ``fold`` of ``folds`` for cross-validation: k-fold over the rows outside the test
+        part (the rows a plain run of ``seed`` tests on), stratified when ``stratify``, grouped
+        when ``data.groups`` names a column; ``deal`` deals the folds (one per repeat)."""
+        split = data_spec.split
+        if data_spec.groups is not None:
+            if "groups" not in source.facts:
+                raise DataError(f"data.groups: is for tables; {self.name} data has no group column")
+            return GroupedKFold(folds, fold, seed, split.test, deal=deal, groups=tuple(source.facts["groups"]))
+        if not split.shuffle:
+            test_rows = int(round(source.rows * split.test)) if "test" not in source.fixed else 0
+            return ExpandingWindow(folds, fold, test_rows)
+        return KFold(folds, fold, seed, split.test, stratify=stratify and split.stratify, deal=deal)
 
     @abstractmethod
     def fit(self, source: Source, train: np.ndarray, data_spec) -> Encoder:

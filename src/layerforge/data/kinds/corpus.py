@@ -12,7 +12,7 @@ import numpy as np
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
-from ..splits import Chronological
+from ..splits import Chronological, ExpandingWindow
 from .base import Encoder, Kind, Source
 from .text import Tokenizer, TokenizerFields
 
@@ -75,6 +75,10 @@ class CorpusKind(Kind):
         n, split = source.rows, data_spec.split
         train_end, val_end = int(n * (1 - split.val - split.test)), int(n * (1 - split.test))
         return Chronological(split.val, split.test, test_rows=n - val_end, val_rows=val_end - train_end)
+
+    def cv_plan(self, data_spec, source: Source, seed: int, stratify: bool, folds: int, fold: int, deal: int):
+        """Expanding windows over the text before the test part, in order."""
+        return ExpandingWindow(folds, fold, test_rows=source.rows - int(source.rows * (1 - data_spec.split.test)))
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> CorpusEncoder:
         if len(train) == 0:

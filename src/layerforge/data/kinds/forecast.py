@@ -19,7 +19,7 @@ from ...metrics import forecast_metrics
 from ...models.inputs import Inputs
 from .. import builtin
 from ..arrays import bounded, scaling
-from ..splits import Chronological
+from ..splits import Chronological, ExpandingWindow
 from .base import Encoder, Kind, Source, State
 
 
@@ -222,6 +222,11 @@ class ForecastKind(Kind):
         """Time order: the last ``data.test_size`` steps (or ``split.test`` of them) are the test
         span; ``split.val`` of the steps before it validate."""
         return Chronological(data_spec.split.val, test_rows=self._test_steps(data_spec, source.rows))
+
+    def cv_plan(self, data_spec, source: Source, seed: int, stratify: bool, folds: int, fold: int, deal: int):
+        """Expanding windows over the steps before the test span: fold k trains on the steps up
+        to its validation block and never on a later one."""
+        return ExpandingWindow(folds, fold, test_rows=self._test_steps(data_spec, source.rows))
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> ForecastEncoder:
         values, names, season = source.payload, source.facts["channels"], source.facts["season"]

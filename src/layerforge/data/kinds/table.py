@@ -190,11 +190,17 @@ class TableKind(Kind):
             target = resolve_target(data_spec, frame, source)
         _check_named_columns(frame, data_spec.drop, "data.drop", source)
         _check_named_columns(frame, data_spec.categorical, "data.categorical", source)
+        groups = data_spec.groups
+        if groups is not None:
+            _check_named_columns(frame, [groups], "data.groups", source)
+            if groups == target:
+                raise DataError(f"data.groups: '{groups}' is the target column; name the column that groups rows "
+                                "(a patient, a site)")
         if data_spec.features is not None:
             _check_named_columns(frame, data_spec.features, "data.features", source)
-            features = [f for f in data_spec.features if f != target]
+            features = [f for f in data_spec.features if f not in (target, groups)]
         else:
-            features = [c for c in frame.columns if c != target and c not in data_spec.drop]
+            features = [c for c in frame.columns if c not in (target, groups) and c not in data_spec.drop]
         if not features:
             raise DataError(f"no feature columns left in {source} besides the target '{target}'")
         labels = None
@@ -210,6 +216,8 @@ class TableKind(Kind):
         info = builtin.DATASETS.get(data_spec.dataset) if data_spec.dataset else None
         facts = {"features": features, "builtin_task": info.task if info else None,
                  "image_shape": list(info.image_shape) if info and info.image_shape else None}
+        if groups is not None:
+            facts["groups"] = frame[groups].to_numpy()
         return Source(source, len(frame), frame, fingerprint_frame(frame), target, labels, facts=facts)
 
     def default_task(self, source: Source) -> str:

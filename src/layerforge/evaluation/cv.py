@@ -1,0 +1,195 @@
+"""Cross-validation: estimate a spec honestly with k folds, then keep the k models.
+
+``cross_validate(spec, folds=5, repeats=1)`` trains one run per fold, each split by its data
+kind's cross-validation plan (``Kind.cv_plan``): stratified k-fold for classes, grouped when
+``data.groups`` names a column, expanding windows in time order for forecasts and corpora. The
+test part (the rows a plain run of the spec tests on) is held out of every fold. It writes::
+
+    RUNS/<name>-cv-<time>/
+      <name>-fold1-<time>/ ...   one run directory per fold (and repeat)
+      cv.json                    per split and metric: each fold's value, mean, std and 95% interval
+      oof.csv                    the out-of-fold prediction of every training row, with its fold
+      cv.html                    the folds' curves, the spread of their scores, the summary
+
+``layerforge ensemble CV_DIR`` then combines the fold models into one ensemble run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import tasks
+from ..api import DEFAULT_SPEC, train
+from ..data.kinds import kind_of
+from ..data.prepare import load_source, split_parts
+from ..errors import DataError
+from ..figures import charts
+from ..files import write_json
+from ..run.directory import Run
+from ..run.store import usable_runs_dir
+from ..spec.load import load_spec
+
+SUMMARY, OOF, PAGE = "cv.json", "oof.csv", "cv.html"
+
+
+@dataclass
+class CrossValidated:
+    """The fold runs of a cross-validation, its summary and out-of-fold predictions."""
+
+    path: Path
+    runs: list[Run] = field(default_factory=list)
+    summary: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    headline: str = ""
+    oof: Any = None  # a DataFrame
+
+
+def interval(values: list[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation and the 95% interval of the mean (Student's t)."""
+    from scipy import stats
+
+    n = len(values)
+    mean = float(np.mean(values))
+    std = float(np.std(values, ddof=1)) if n > 1 else 0.0
+    half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else float("nan")
+    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "values": values}
+
+
+def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
+                   overrides: list[str] | tuple[str, ...] = (), runs_dir: str | Path = "runs",
+                   log=None) -> CrossValidated:
+    """Train ``spec`` on each of ``folds`` folds (``repeats`` times, each dealing the folds anew).
+
+    Args:
+        spec: a YAML path, a dict or a ``Spec`` (None: the built-in default).
+        folds: how many folds (at least 2).
+        repeats: how many times the folds are dealt (shuffled plans only).
+        overrides: ``key=value`` settings, as ``layerforge train --set``.
+        runs_dir: where the cross-validation directory is made.
+        log: called with a line per finished fold.
+
+    Returns:
+        ``CrossValidated``: the runs, the summary of cv.json and the out-of-fold table.
+
+    Raises:
+        SpecError, DataError: before any fold is trained (e.g. fewer groups than folds).
+    """
+    if folds < 2:
+        raise ValueError(f"folds: expected at least 2, got {folds}")
+    if repeats < 1:
+        raise ValueError(f"repeats: expected at least 1, got {repeats}")
+    spec = DEFAULT_SPEC if spec is None else spec
+    base = load_spec(spec, overrides)
+    data = base.data
+    kind = kind_of(data)
+    source = load_source(data, base.task)
+    task_class = tasks.get(base.task or kind.default_task(source))
+    seed = data.split.seed if data.split.seed is not None else base.seed
+    stratify = task_class.stratify and source.labels is not None
+    plans = []
+    for repeat in range(repeats):
+        for fold in range(folds):
+            plan = kind.cv_plan(data, source, seed, stratify, folds, fold, deal=None if repeat == 0 else repeat)
+            if repeat and plan == plans[fold][2]:
+                raise DataError(f"--repeats {repeats}: {kind.name} data is cross-validated in order, so every repeat "
+                                "would train the same folds; use --repeats 1")
+            try:
+                _, parts = split_parts(data, kind, source, task_class, seed, plan)
+            except ValueError as error:
+                raise DataError(str(error)) from None
+            if len(parts["val"]) == 0:
+                raise DataError(f"fold {fold + 1} of {folds} has no validation rows: {source.label} is too small for "
+                                f"{folds} folds; use fewer")
+            plans.append((repeat, fold, plan))
+    folder = usable_runs_dir(Path(runs_dir) / f"{base.name}-cv-{time.strftime('%Y%m%d-%H%M%S')}")
+    found = CrossValidated(path=folder, headline=task_class.headline)
+    frames = []
+    for repeat, fold, plan in plans:
+        label = f"fold{fold + 1}" + (f"-r{repeat + 1}" if repeats > 1 else "")
+        run = train(spec, overrides=[*overrides, f"name={base.name}-{label}"], runs_dir=folder, plan=plan,
+                    source=source)
+        found.runs.append(run)
+        frames.append(_out_of_fold(run, source, fold + 1, repeat + 1 if repeats > 1 else None))
+        if log:
+            scores = run.metrics.get("val") or {}
+            log(f"{label}: " + ", ".join(f"val {k} {v:.4g}" for k, v in list(scores.items())[:3]
+                                         if isinstance(v, (int, float))))
+    import pandas as pd
+
+    found.oof = pd.concat([f for f in frames if f is not None], ignore_index=True) if any(
+        f is not None for f in frames) else None
+    if found.oof is not None:
+        found.oof.to_csv(folder / OOF, index=False)
+    for split in ("val", "test"):
+        names = [k for k, v in (found.runs[0].metrics.get(split) or {}).items()
+                 if isinstance(v, (int, float)) and k != "rows"]
+        for name in names:
+            values = [run.metrics[split].get(name) for run in found.runs]
+            present = [float(v) for v in values if v is not None and math.isfinite(v)]
+            if present:
+                found.summary.setdefault(split, {})[name] = interval(present)
+    write_json(folder / SUMMARY, {"spec": base.name, "folds": folds, "repeats": repeats,
+                                  "plan": found.runs[0].manifest.split.plan if found.runs[0].manifest.split else None,
+                                  "runs": [run.path.name for run in found.runs], "headline": found.headline,
+                                  "summary": found.summary})
+    _write_page(found, base.name, folds, repeats)
+    return found
+
+
+def _out_of_fold(run: Run, source, fold: int, repeat: int | None):
+    """The fold model's predictions of its validation rows, with their source row and truth."""
+    from ..recipes.scaffold import as_tensors
+    from ..run.ensemble import _parts
+
+    try:
+        inputs, y = run.held_out("val")
+    except DataError:
+        return None
+    import torch
+
+    with torch.no_grad():
+        tensors, _ = as_tensors((inputs, y), run.task, "cpu")
+        try:
+            table = run.task.prediction_table(run.model, tensors, run.manifest.target)
+        except DataError:  # a task that does not predict rows
+            return None
+    recorded = _parts(run)
+    positions = recorded[1]["val"] if recorded else None
+    if positions is not None and len(positions) == len(table):
+        table.insert(0, "row", positions)
+        if source.labels is not None:
+            table.insert(1, "true", source.labels.to_numpy()[positions])
+    if repeat is not None:
+        table.insert(0, "repeat", repeat)
+    table.insert(0, "fold", fold)
+    return table
+
+
+def _write_page(found: CrossValidated, name: str, folds: int, repeats: int) -> None:
+    from ..report.html import build_study_page
+
+    summary = [["folds", folds], ["repeats", repeats], ["runs", len(found.runs)]]
+    for split, metrics in found.summary.items():
+        for metric, entry in metrics.items():
+            low, high = entry["ci95"]
+            summary.append([f"{split} {metric}", f"{entry['mean']:.4f} ± {entry['std']:.4f} "
+                                                 f"(95% interval {low:.4f} to {high:.4f})"])
+    header = ["fold", *[f"{split} {m}" for split, metrics in found.summary.items() for m in metrics]]
+    rows = [[run.path.name, *[run.metrics.get(split, {}).get(m) for split, metrics in found.summary.items()
+                              for m in metrics]] for run in found.runs]
+    named = [(run.path.name, run.history) for run in found.runs]
+    first = found.runs[0].history
+    keys = [k for k in ("val_loss", f"val_{found.headline}", "train_loss") if any(k in r for r in first)]
+    pictures = [(f"per-fold {key}", charts.overlaid(named, key)) for key in keys]
+    spread = {f"{split} {m}": entry["values"] for split, metrics in found.summary.items()
+              for m, entry in metrics.items() if m in (found.headline, "loss")}
+    if spread:
+        pictures.append(("fold spread", charts.fold_spread(spread)))
+    build_study_page(found.path / PAGE, f"layerforge cross-validation: {name}",
+                     f"{len(found.runs)} fold runs · {found.path.name}", summary, (header, rows), pictures,
+                     trials_title="Folds")
