@@ -49,6 +49,7 @@ from .spec.defaults import DEFAULT_SPEC
 from .spec.load import load_spec
 from .training.callbacks import Callback, HistoryWriter, ProgressBar, TensorBoardLogger
 from .training.checkpoint import save_weights
+from .transfer import TRANSFER, Freezer, frozen_names, init_from
 
 __all__ = ["DEFAULT_SPEC", "TrainingInterrupted", "train"]
 
@@ -135,9 +136,17 @@ def train(
     model = checked_build(spec.model, prepared.inputs, task.output_size, task.num_classes, batch_size=batch,
                           device=resolve_device(spec.train.device))
 
+    frozen = frozen_names(model, spec.model.freeze) if spec.model.freeze else []
+    loaded = None
+    if spec.model.init_from is not None and resume is None:
+        loaded = init_from(model, Path(spec.model.init_from).expanduser(), task.classes)
+        if console is not None:
+            console.print(loaded.summary(), markup=False)
     if resume is None:
         clear_orphans(runs_dir)
         run_dir = new_run_dir(runs_dir, spec.name, spec)
+        if loaded is not None:
+            write_json(run_dir / TRANSFER, loaded.to_json())
     with locked(run_dir, "training"):
         previous = {}
         if resume is not None:
@@ -150,6 +159,8 @@ def train(
             write_spec(run_dir / SPEC, spec)  # it may train longer (train.epochs)
         # a run stopped before its first checkpoint starts again from its first epoch
         resuming = resume is not None and has_checkpoint(run_dir)
+        if frozen:
+            callbacks = [Freezer(model, frozen, spec.train.unfreeze_at), *callbacks]
         return _train(run_dir, spec, prepared, model, previous, resuming, progress, callbacks, console)
 
 

@@ -108,7 +108,7 @@ def test_grouped_plan_balances_rows_and_keeps_groups_whole():
 
 def test_expanding_window_never_trains_on_the_future():
     folds = [ExpandingWindow(3, k, test_rows=20).split(100) for k in range(3)]
-    for k, parts in enumerate(folds):
+    for parts in folds:
         assert parts["train"].max() < parts["val"].min() and parts["val"].max() < 80
         assert parts["test"].tolist() == list(range(80, 100))
     assert [len(p["train"]) for p in folds] == [20, 40, 60] and [len(p["val"]) for p in folds] == [20, 20, 20]

@@ -150,6 +150,11 @@ class Autoencoder(Network):
         self.noise_kind, self.noise_amount, self.beta = noise.kind, noise.amount, beta
         self.threshold_quantile = threshold_quantile
 
+    def feature_keys(self) -> list[str]:
+        """The encoder and its last layer to the code: a classifier can start from them
+        (self-supervised pretraining, ``model.init_from`` an autoencoder run)."""
+        return [key for key in self.state_dict() if key.startswith(("encoder.", "to_latent."))]
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The codes' mean (B, latent) and, for a variational model, their log-variance."""
         h = self.to_latent(self.encoder(x))

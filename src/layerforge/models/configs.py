@@ -33,6 +33,10 @@ class FamilyConfig(Section):
     """What every family's configuration offers the rest of layerforge."""
 
     type: str
+    # transfer learning (``layerforge.transfer``): start from another run's matching layers, and
+    # keep some layers fixed (name patterns, or 'features': all but the output layer)
+    init_from: str | None = None
+    freeze: list[str] = []
 
     # the task this family trains for whatever the data (None: the data decides)
     task: ClassVar[str | None] = None
@@ -50,7 +54,8 @@ class FamilyConfig(Section):
 
     def arguments(self) -> dict[str, Any]:
         """The keyword arguments of the family's network: every option but ``type``."""
-        return {name: getattr(self, name) for name in type(self).model_fields if name != "type"}
+        return {name: getattr(self, name) for name in type(self).model_fields
+                if name not in ("type", "init_from", "freeze")}
 
     def architecture_space(self) -> dict[str, dict]:
         """The structure an architecture search samples: option -> a distribution as a spec's

@@ -142,6 +142,17 @@ class Network(nn.Module):
         """The last layer: features to one number per output."""
         raise TypeError(f"a {type(self).__name__} generates rows; it has no output layer")
 
+    def feature_keys(self) -> list[str]:
+        """The state-dict keys of the feature extractor, in the order the layers run: what
+        ``model.freeze: [features]`` freezes, and what transfer learning loads in order when the
+        two networks name their layers differently. Default: everything but the output layer."""
+        try:
+            head = self.output_layer
+        except TypeError:
+            return list(self.state_dict())
+        prefix = next(n for n, m in self.named_modules() if m is head) + "."
+        return [key for key in self.state_dict() if not key.startswith(prefix)]
+
     def reset_head(self, output_size: int) -> None:
         """Replace the output layer by a freshly initialised one with ``output_size`` outputs."""
         old = self.output_layer

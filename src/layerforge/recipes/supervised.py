@@ -9,6 +9,7 @@ import torch
 
 from ..doctor.monitor import Doctor
 from ..training import losses
+from ..training.freezing import parameter_groups
 from ..training.optim import build_optimizer
 
 
@@ -45,7 +46,7 @@ class SupervisedStep:
         self.model, self.objective, self.optimizer = model, objective, optimizer
         self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
         self.penalty, self.augment = penalty, augment
-        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.parameters = list(model.parameters())  # clipping skips those without a gradient (frozen)
 
     @classmethod
     def from_spec(cls, model, objective, optimizer, train_spec, augment=None) -> SupervisedStep:
@@ -89,7 +90,7 @@ def train_one_epoch(model: torch.nn.Module, batches, step: SupervisedStep, *,
         if lr_at is not None:
             lr = lr_at(i)
             for group in groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)  # discriminative rates keep their ratio
         loss = step(inputs, y)
         step_losses.append(loss.detach())
         sizes.append(len(y))
@@ -103,7 +104,8 @@ def fit(scaffold, model: torch.nn.Module, train, val=None, *, resume: bool = Fal
     spec, task = scaffold.spec, scaffold.task
     model, batches, validation = scaffold.ready(model, train, val)
     loss_fn = losses.for_task(spec.loss, task)
-    optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), model.parameters(),
+    groups = parameter_groups(model, spec.optimizer.lr, spec.discriminative_lr)
+    optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), groups or model.parameters(),
                                 device=scaffold.device.type)
     step = SupervisedStep.from_spec(model, task.objective(loss_fn), optimizer, spec, scaffold.augment)
     validate = None if validation is None else (lambda: task.evaluate(model, *validation, loss_fn))

@@ -226,6 +226,13 @@ def cross_checks(spec: Spec) -> list[str]:
             problems.append(f"train.calibrate: temperature scaling is for classification; this run does {known}")
         if spec.data.split.val <= 0:
             problems.append("train.calibrate: calibration is fitted on the validation rows; set data.split.val above 0")
+    if train.discriminative_lr is not None and task_class is not None and task_class.recipe != "supervised":
+        problems.append(f"train.discriminative_lr: applies to one network trained with one optimizer; a {task} "
+                        "trains two")
+    if train.unfreeze_at is not None and not spec.model.freeze:
+        problems.append("train.unfreeze_at: nothing is frozen; set model.freeze (e.g. [features]) or remove it")
+    if spec.model.freeze and train.unfreeze_at is not None and train.unfreeze_at > train.epochs:
+        problems.append(f"train.unfreeze_at: epoch {train.unfreeze_at} comes after the last ({train.epochs})")
     implied = spec.model.implied_task()
     if implied is not None and task != implied:
         problems.append(f"task: a {spec.model.type} is trained for task '{implied}', not '{task}'; leave task out "

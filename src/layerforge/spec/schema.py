@@ -290,6 +290,10 @@ class TrainSpec(_Section):
     doctor: bool = True
     on_divergence: Literal["stop", "rollback"] = "stop"
     calibrate: Literal["none", "temperature"] = "none"  # temperature scaling on the validation rows
+    # transfer learning: each layer further from the output learns at this fraction of the rate of
+    # the next one (e.g. 0.5), and the layers of model.freeze learn again from this epoch (1-based)
+    discriminative_lr: Annotated[float, Field(gt=0, le=1)] | None = None
+    unfreeze_at: PositiveInt | None = None
     report: bool = True  # write report.html when training ends
     log: list[Literal["tensorboard"]] = []  # extra loggers (tensorboard: the tensorboard extra)
 
