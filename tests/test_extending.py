@@ -123,7 +123,7 @@ def test_the_toy_family_trains_from_a_spec_and_reloads(registered, runs_dir):
     assert run.metrics["test"]["accuracy"] >= 0.9
     rows = lf.load_run(run.path)
     assert rows.manifest.model.spec == ToyConfig(width=8) and rows.evaluate()["accuracy"] == run.metrics["test"]["accuracy"]
-    with pytest.raises(lf.SpecError, match=r"model: unknown key 'depth' .*valid keys: type, width"):
+    with pytest.raises(lf.SpecError, match=r"model: unknown key 'depth' .*valid keys: freeze, init_from, type, width"):
         lf.load_spec({"data": {"dataset": "iris"}, "model": {"type": "toy", "depth": 2}})
     with pytest.raises(lf.SpecError, match="model.type: a toy cannot read corpus data; use one of: rnn, transformer"):
         lf.load_spec({"data": {"dataset": "python_docs"}, "model": {"type": "toy"}})

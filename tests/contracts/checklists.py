@@ -45,7 +45,7 @@ def check_family(family: str, kind: str, tmp_path) -> None:
     entry, inputs = FAMILIES[family], INPUTS[kind]
     model = _build(family, inputs)
     assert isinstance(model, Network)
-    expected = [name for name in entry.config.model_fields if name != "type"]
+    expected = entry.config.network_options()
     parameters = inspect.signature(type(model).__init__).parameters.values()
     keywords = [p for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
     assert [p.name for p in keywords] == expected, "the network's options must be its configuration's fields"

@@ -127,7 +127,7 @@ class Autoencoder(Network):
 
     def __init__(self, inputs: Inputs, *, variant: str, blocks: str, layers: list[int], channels: list[int],
                  kernel_size: int, latent_size: int, activation: str, norm: str, dropout: float, init: str,
-                 noise: NoiseConfig, beta: float, threshold_quantile: float):
+                 noise: NoiseConfig, beta: float, threshold_quantile: float, anomaly_score: str):
         super().__init__(inputs)
         if inputs.variable_length:
             raise DataError(f"an autoencoder reconstructs sequences of one length; these have unequal lengths "
@@ -148,7 +148,7 @@ class Autoencoder(Network):
         self.from_latent = nn.Sequential(nn.Linear(latent_size, decoder_features), activations.get(activation))
         self.latent_size, self.input_shape = latent_size, list(shape)
         self.noise_kind, self.noise_amount, self.beta = noise.kind, noise.amount, beta
-        self.threshold_quantile = threshold_quantile
+        self.threshold_quantile, self.anomaly_score = threshold_quantile, anomaly_score
 
     def feature_keys(self) -> list[str]:
         """The encoder and its last layer to the code: a classifier can start from them
@@ -162,6 +162,12 @@ class Autoencoder(Network):
             mean, log_var = h.chunk(2, dim=1)  # (B, 2K) -> 2 x (B, K)
             return mean, log_var.clamp(-20.0, 10.0)
         return h, None
+
+    def code_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """How unlikely each row's code is (B,): the KL divergence of its code distribution from
+        the standard-normal prior, in nats (variational models)."""
+        mean, log_var = self.encode(x)
+        return 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(dim=1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.from_latent(z)).view(z.shape[0], *self.input_shape)

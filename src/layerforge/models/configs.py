@@ -54,8 +54,18 @@ class FamilyConfig(Section):
 
     def arguments(self) -> dict[str, Any]:
         """The keyword arguments of the family's network: every option but ``type``."""
-        return {name: getattr(self, name) for name in type(self).model_fields
-                if name not in ("type", "init_from", "freeze")}
+        return {name: getattr(self, name) for name in self.network_options()}
+
+    @classmethod
+    def network_options(cls) -> list[str]:
+        """The fields the family's network takes as keyword arguments: all but ``type`` and the
+        transfer-learning options, which say how training starts rather than what the network is."""
+        return [name for name in cls.model_fields if name not in ("type", "init_from", "freeze")]
+
+    def runtime_problem(self) -> str | None:
+        """Why the torch-free runtime (ONNX export, the HTTP service) cannot answer for a network
+        of these options, or None when it can."""
+        return None
 
     def architecture_space(self) -> dict[str, dict]:
         """The structure an architecture search samples: option -> a distribution as a spec's
@@ -230,6 +240,10 @@ class AutoencoderConfig(FamilyConfig):
     noise: NoiseConfig = NoiseConfig()
     beta: NonNegativeFloat = 1.0
     threshold_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    # what makes a row an anomaly: its reconstruction error (it lies off what the model learned),
+    # or how unlikely its code is under the prior (a variational model: rows on the learned
+    # manifold but far out along it, e.g. larger in every measurement)
+    anomaly_score: Literal["reconstruction", "code"] = "reconstruction"
 
     task: ClassVar[str] = "reconstruction"
 
@@ -242,7 +256,16 @@ class AutoencoderConfig(FamilyConfig):
             raise problem(f"beta weighs the KL term of a variational autoencoder; this one is {self.variant}", "beta")
         if self.kernel_size % 2 == 0:
             raise problem(f"expected an odd kernel size (it keeps the length), got {self.kernel_size}", "kernel_size")
+        if self.anomaly_score == "code" and self.variant != "variational":
+            raise problem("a code is scored by its likelihood under the prior, which only a variational autoencoder "
+                          "has; set variant: variational or anomaly_score: reconstruction", "anomaly_score")
         return self
+
+    def runtime_problem(self) -> str | None:
+        if self.anomaly_score == "code":
+            return ("anomaly_score: code is answered by PyTorch only for now (layerforge predict, the Python API); "
+                    "the ONNX runtime and the HTTP service score reconstructions")
+        return None
 
     def problems(self, kind) -> list[str]:
         if self.blocks == "cnn" and kind.reads == "table":

@@ -45,6 +45,11 @@ class ModelRecord(_Record):
     num_classes: int = 0
     parameters: int
 
+    @field_serializer("spec", mode="wrap")
+    def _network_only(self, spec, handler):
+        """The network's options; how training started (init_from, freeze) is in spec.yaml."""
+        return {key: value for key, value in handler(spec).items() if key not in ("init_from", "freeze")}
+
 
 class SplitRecord(_Record):
     """Which rows went where is in ``file``; the source's fingerprint notices changed data."""

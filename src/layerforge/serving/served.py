@@ -92,6 +92,9 @@ class Served:
         if self.run.manifest.ensemble:
             raise DataError(f"{self.run_dir} is an ensemble: serving ensembles is not offered yet; serve a member "
                             "(its runs are in members/), or several members under their own names")
+        refused = self.run.manifest.model.spec.runtime_problem()
+        if refused:
+            raise DataError(f"{self.run_dir}: {refused}")
         self.manifest, self.task = self.run.manifest, self.run.task
         if backend == "onnx" and self.task.serves != "rows":
             raise DataError(f"{self.run_dir}: a {self.manifest.task} run generates with PyTorch; serve it with "

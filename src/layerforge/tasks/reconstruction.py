@@ -152,12 +152,17 @@ class ReconstructionTask(Task):
     # -- prediction ----------------------------------------------------------------------------
 
     def anomaly_scores(self, model, inputs: tuple) -> np.ndarray:
-        """Each row's reconstruction error (N,): its anomaly score."""
+        """Each row's anomaly score (N,): its reconstruction error, or with ``model.anomaly_score:
+        code`` how unlikely its code is under the prior."""
         import torch
 
         from ..models.protocol import predict_outputs
 
         x = inputs[0]
+        if getattr(model, "anomaly_score", "reconstruction") == "code":
+            from ..models.protocol import Call
+
+            return predict_outputs(Call(model, "code_scores"), (x,)).float().cpu().numpy()
         weights = None if self.weights is None else torch.as_tensor(self.weights, dtype=torch.float32).to(x.device)
         return row_errors(predict_outputs(model, inputs), x, weights).cpu().numpy()
 
