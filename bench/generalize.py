@@ -4,8 +4,9 @@ calibration against scikit-learn; then anomaly detection against the classical d
 Table 1, on breast_cancer, wine, digits, diabetes and anes96 (statsmodels: a 1996 US election
 survey, 944 rows, with categorical columns): for each split seed, on the same test rows,
 
-* the example spec trained once (``single``), and once more with ``train.calibrate: temperature``;
-* a 5-seed deep ensemble on that split (``layerforge ensemble SPEC --seeds 5``);
+* the example spec trained once, and once more with ``train.calibrate: temperature``;
+* a 5-seed deep ensemble on that split (``layerforge ensemble SPEC --seeds 5``), and a single run
+  as the median of its 5 members' scores on the same rows (one run's number is one draw);
 * the ensemble of a 5-fold cross-validation (``layerforge cv`` then ``layerforge ensemble``);
 * scikit-learn's LogisticRegression (Ridge for regression) and HistGradientBoosting fitted on
   the training and validation rows, encoded as layerforge encodes them.
@@ -118,11 +119,13 @@ def generalize(sets: list[str], seeds: int, folder: Path) -> dict:
             started = time.perf_counter()
             single = lf.train(spec, runs_dir=runs)
             classification = "accuracy" in single.metrics["test"]
-            rows = {"single": _scores(single.metrics["test"], classification)}
+            rows = {"single run (the spec's seed)": _scores(single.metrics["test"], classification)}
             if classification:
                 calibrated = lf.train(spec, runs_dir=runs, overrides=["train.calibrate=temperature"])
-                rows["single + temperature"] = _scores(calibrated.metrics["test"], True)
+                rows["the same + temperature scaling"] = _scores(calibrated.metrics["test"], True)
             deep = lf.ensemble(spec, seeds=5, runs_dir=runs)
+            members = [_scores(m, classification) for m in deep.metrics["members"].values()]
+            rows["single run (median of 5 seeds)"] = {k: _median([m[k] for m in members]) for k in members[0]}
             rows["5-seed ensemble"] = _scores(deep.metrics["test"], classification)
             folds = lf.cross_validate(spec, 5, runs_dir=runs)
             rows["5-fold CV ensemble"] = _scores(lf.ensemble(folds.path).metrics["test"], classification)
@@ -155,19 +158,21 @@ def print_generalize(results: dict, seeds: int) -> None:
             m = medians[method]
             each = " ".join(_cell(s["score"]) for s in scores)
             print(f"| {name} | {method} | {_cell(m['score'])} | {_cell(m['nll'])} | {_cell(m['ece'])} | {each} |")
-        learned = [m for m in methods if "ensemble" not in m and not m.startswith("single")]
+        learned = [m for m in methods if "ensemble" not in m and not m.startswith(("single", "the same"))]
         best = max(medians[m]["score"] for m in learned)
         for ensemble in verdicts["beats"]:
             if medians[ensemble]["score"] >= best:
                 verdicts["beats"][ensemble] += 1
-        if medians["single"]["nll"] is not None:
+        single = medians["single run (median of 5 seeds)"]["nll"]
+        if single is not None:
             for ensemble in verdicts["beats"]:
-                verdicts["nll"].append((name, ensemble, medians[ensemble]["nll"] < medians["single"]["nll"]))
+                verdicts["nll"].append((name, ensemble, medians[ensemble]["nll"] < single))
         if name == "digits":
-            verdicts["ece"] = medians["single + temperature"]["ece"]
+            verdicts["ece"] = medians["the same + temperature scaling"]["ece"]
     print("\nGoals:")
     lowered = all(ok for _, _, ok in verdicts["nll"])
-    print(f"- an ensemble's NLL below the single run's on every classification set: {'met' if lowered else 'not met'} "
+    print(f"- each ensemble's NLL below a single run's (the median of the 5 seeds' runs, on the same rows) on every "
+          f"classification set: {'met' if lowered else 'not met'} "
           f"({', '.join(f'{n} {e}: {ok}' for n, e, ok in verdicts['nll'])})")
     if verdicts["ece"] is not None:
         met = "met" if verdicts["ece"] < 0.03 else "not met"

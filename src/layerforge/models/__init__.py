@@ -24,6 +24,7 @@ from .configs import (
     FamilyConfig,
     GANConfig,
     MLPConfig,
+    PretrainedConfig,
     RNNConfig,
     TransformerConfig,
 )
@@ -66,6 +67,7 @@ FAMILIES: dict[str, Family] = {
     "autoencoder": Family(AutoencoderConfig, _module_builder("autoencoder"), ("table", "sequence", "image"),
                           predictive=False),
     "gan": Family(GANConfig, _module_builder("gan"), ("table", "image"), predictive=False),
+    "pretrained": Family(PretrainedConfig, _module_builder("pretrained"), ("image", "tokens")),
 }
 
 

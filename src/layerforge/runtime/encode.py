@@ -476,10 +476,12 @@ def _texts(state: dict, rows, target: str | None) -> tuple[tuple[np.ndarray, ...
 
 def _tokenizer(state: dict):
     lower = state.get("lowercase", False)
-    if state["tokenizer"] == "bpe":
+    if state["tokenizer"] in ("bpe", "pretrained"):  # both keep a tokenizers JSON
         from tokenizers import Tokenizer
 
         bpe = Tokenizer.from_str(state["bpe"])
+        bpe.no_padding()
+        bpe.no_truncation()
         return lambda text: bpe.encode(text.lower() if lower else text).ids
     index = {token: i for i, token in enumerate(state["vocab"])}
     char = state["tokenizer"] == "char"

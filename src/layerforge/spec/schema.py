@@ -84,7 +84,8 @@ class AugmentSpec(_Section):
 class TokenizerSpec(_Section):
     """How text becomes token ids; fitted on the training split."""
 
-    kind: Literal["char", "word", "bpe"] = "char"
+    kind: Literal["char", "word", "bpe", "pretrained"] = "char"
+    source: str | None = None  # kind pretrained: the pretrained model whose tokenizer.json is used
     vocab_size: Annotated[int, Field(ge=3)] = 2000
     max_length: PositiveInt = 256
     lowercase: bool = False
@@ -384,6 +385,17 @@ class Spec(_Section):
     model: ModelSpec = MLPConfig()
     train: TrainSpec = TrainSpec()
     search: SearchSpec | None = None  # read by `layerforge tune`; training ignores it
+
+    @model_validator(mode="after")
+    def _the_backbones_tokenizer(self):
+        """A pretrained text backbone reads its own tokenizer's ids: unless the spec chose a
+        tokenizer, use the backbone's."""
+        source = self.model.tokenizer_source()
+        if source is not None and "kind" not in self.data.tokenizer.model_fields_set:
+            tokenizer = self.data.tokenizer.model_copy(update={"kind": "pretrained",
+                                                                "source": self.data.tokenizer.source or source})
+            self.data = self.data.model_copy(update={"tokenizer": tokenizer})
+        return self
 
     @field_validator("name")
     @classmethod

@@ -41,10 +41,14 @@ def frozen_names(model: torch.nn.Module, patterns: list[str]) -> list[str]:
 
 
 def layer_of(name: str) -> str:
-    """The layer a parameter belongs to: 'blocks.0' for 'blocks.0.linear.weight', 'head' for
-    'head.weight'."""
+    """The layer a parameter belongs to: up to its first index ('blocks.0' for
+    'blocks.0.linear.weight', 'backbone.encoder.layer.3' for a pretrained block's), else its
+    module's first two names ('backbone.embeddings') or its module ('head' for 'head.weight')."""
     parts = name.split(".")
-    return ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
+    for i, part in enumerate(parts[:-1]):
+        if part.isdigit():
+            return ".".join(parts[: i + 1])
+    return ".".join(parts[:2]) if len(parts) > 2 else parts[0]
 
 
 def parameter_groups(model: torch.nn.Module, lr: float, factor: float | None) -> list[dict] | None:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ...errors import DataError
+from ...models.configs import pretrained_path
 from ...models.inputs import Inputs
 from .base import Encoder, Kind, Source, State
 from .table import resolve_target
@@ -29,14 +30,21 @@ class Tokenizer:
         self.vocab = vocab or []
         self.index = {token: i for i, token in enumerate(self.vocab)}
         self._bpe = None
-        if kind == "bpe":
+        if kind in ("bpe", "pretrained"):
             from tokenizers import Tokenizer as HFTokenizer
 
             self.bpe_json = bpe_json
             self._bpe = HFTokenizer.from_str(bpe_json)
+            self._bpe.no_padding()  # ids are cut and padded to max_length by encode_texts
+            self._bpe.no_truncation()
 
     @classmethod
-    def fit(cls, texts: list[str], kind: str, vocab_size: int, lowercase: bool = False) -> Tokenizer:
+    def fit(cls, texts: list[str], kind: str, vocab_size: int, lowercase: bool = False,
+            source: str | None = None) -> Tokenizer:
+        """A tokenizer fitted on ``texts``, or (kind 'pretrained') the tokenizer.json of the
+        pretrained model ``source``, whose ids its embeddings were trained on."""
+        if kind == "pretrained":
+            return cls._pretrained(source, lowercase)
         texts = [t.lower() for t in texts] if lowercase else texts
         if kind == "bpe":
             try:
@@ -57,6 +65,22 @@ class Tokenizer:
         kept = [token for token, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][: vocab_size - 2]
         return cls(kind, [PAD, UNK, *sorted(kept)], lowercase=lowercase)
 
+    @classmethod
+    def _pretrained(cls, source: str | None, lowercase: bool) -> Tokenizer:
+        if source is None:
+            raise DataError("data.tokenizer.source: a pretrained tokenizer names its model (a directory, or "
+                            "all-MiniLM-L6-v2)")
+        path = pretrained_path(source, "data.tokenizer.source") / "tokenizer.json"
+        if not path.is_file():
+            raise DataError(f"data.tokenizer.source: {path} is missing; save the model's tokenizer there with "
+                            "tokenizer.save_pretrained (a fast tokenizer writes tokenizer.json)")
+        try:
+            import tokenizers  # noqa: F401
+        except ImportError:
+            raise DataError("a pretrained tokenizer needs the 'tokenizers' package: pip install 'layerforge[text]'") \
+                from None
+        return cls("pretrained", bpe_json=path.read_text(encoding="utf-8"), lowercase=lowercase)
+
     @property
     def vocab_size(self) -> int:
         return self._bpe.get_vocab_size() if self._bpe is not None else len(self.vocab)
@@ -76,7 +100,7 @@ class Tokenizer:
 
     def to_json(self) -> dict[str, Any]:
         """The tokenizer as state fields: ``tokenizer`` (its kind), ``lowercase`` and the
-        vocabulary (``vocab``, or ``bpe``: the BPE model's JSON)."""
+        vocabulary (``vocab``, or ``bpe``: the tokenizers JSON of a BPE or pretrained tokenizer)."""
         state: dict[str, Any] = {"tokenizer": self.kind, "lowercase": self.lowercase}
         if self._bpe is not None:
             state["bpe"] = self.bpe_json
@@ -105,7 +129,7 @@ def encode_texts(tokenizer: Tokenizer, texts: list[str], max_length: int) -> tup
 class TokenizerFields(State):
     """A fitted tokenizer, as state fields."""
 
-    tokenizer: Literal["char", "word", "bpe"]
+    tokenizer: Literal["char", "word", "bpe", "pretrained"]
     lowercase: bool = False
     vocab: list[str] | None = None
     bpe: str | None = None
@@ -198,7 +222,7 @@ class TextKind(Kind):
     def fit(self, source: Source, train: np.ndarray, data_spec) -> TextEncoder:
         options = data_spec.tokenizer
         tokenizer = Tokenizer.fit([source.payload[i] for i in train], options.kind, options.vocab_size,
-                                  options.lowercase)
+                                  options.lowercase, options.source)
         state = TextState(**tokenizer.to_json(), max_length=options.max_length, text=source.facts["column"])
         return TextEncoder(state, source.target)
 
