@@ -193,6 +193,8 @@ def _train_seeds(spec: Path | None, overrides: list[str], runs_dir: Path, seeds:
                       f"(median {head['median']:.4f}): one run's number can be off by {head['spread']:.4f}",
                       markup=False)
     console.print(f"runs and {SUMMARY}: {found.path}", markup=False)
+    console.print(f"to keep them as one model, train a deep ensemble on one split: layerforge ensemble "
+                  f"{spec or 'SPEC'} --seeds {seeds}", markup=False)
 
 
 @app.command()
