@@ -90,6 +90,19 @@ def test_autoencoder_flags_unseen_nines_as_anomalies(runs_dir):
     assert test["anomaly_rows"] == 180 and test["anomaly_roc_auc"] >= 0.90, test
 
 
+def test_a_variational_code_score_finds_malignant_rows_a_reconstruction_misses(runs_dir):
+    run = lf.train(GENERATIVE / "breast_cancer_anomaly.yaml", runs_dir=runs_dir)
+    reconstruction = lf.train(GENERATIVE / "breast_cancer_anomaly.yaml", overrides=["model.anomaly_score=reconstruction"],
+                              runs_dir=runs_dir).metrics["test"]
+    test = run.metrics["test"]
+    assert test["anomaly_rows"] == 212 and test["anomaly_roc_auc"] >= 0.94, test
+    assert test["anomaly_roc_auc"] > reconstruction["anomaly_roc_auc"] + 0.03, (test, reconstruction)
+    with pytest.raises(lf.LayerforgeError, match="anomaly_score: code is answered by PyTorch only"):
+        run.export()
+    with pytest.raises(lf.SpecError, match="only a variational autoencoder"):
+        lf.train(GENERATIVE / "breast_cancer_anomaly.yaml", overrides=["model.variant=plain"], runs_dir=runs_dir)
+
+
 def test_denoising_beats_plain_on_noisy_digits(runs_dir):
     denoising = lf.train(GENERATIVE / "digits_denoising.yaml", runs_dir=runs_dir).metrics["test"]
     plain = lf.train(GENERATIVE / "digits_denoising.yaml", overrides=["model.variant=plain"],
