@@ -171,7 +171,7 @@ def train(
 def _train_seeds(spec: Path | None, overrides: list[str], runs_dir: Path, seeds: int, quiet: bool) -> None:
     from rich.table import Table
 
-    from .evaluation.seeds import SUMMARY, train_seeds
+    from .evaluation.seeds import PAGE, SUMMARY, spread_sentence, train_seeds
 
     console = _console()
     log = None if quiet else (lambda line: console.print(line, markup=False))
@@ -187,12 +187,10 @@ def _train_seeds(spec: Path | None, overrides: list[str], runs_dir: Path, seeds:
             table.add_row(f"{split} {name}", f"{entry['median']:.4f}", f"{entry['min']:.4f}", f"{entry['max']:.4f}",
                           str(entry["worst_seed"]))
     console.print(table)
-    head = (found.summary.get("test") or found.summary.get("val") or {}).get(found.headline)
-    if head:
-        console.print(f"{found.headline} ranges from {head['min']:.4f} to {head['max']:.4f} across {seeds} seeds "
-                      f"(median {head['median']:.4f}): one run's number can be off by {head['spread']:.4f}",
-                      markup=False)
-    console.print(f"runs and {SUMMARY}: {found.path}", markup=False)
+    said = spread_sentence(found)
+    if said:
+        console.print(said, markup=False)
+    console.print(f"runs, {SUMMARY} and {PAGE}: {found.path}", markup=False)
     console.print(f"to keep them as one model, train a deep ensemble on one split: layerforge ensemble "
                   f"{spec or 'SPEC'} --seeds {seeds}", markup=False)
 

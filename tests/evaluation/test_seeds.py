@@ -25,6 +25,8 @@ def test_seeds_summarise_every_metric_with_its_worst_seed(tmp_path):
     assert [r.metrics["test"]["loss"] for r in found.runs][loss["worst_seed"]] == max(loss["values"])
     saved = json.loads((found.path / "seeds.json").read_text())
     assert saved["seeds"] == [0, 1, 2] and saved["summary"]["test"]["accuracy"]["median"] == accuracy["median"]
+    page = (found.path / "seeds.html").read_text()
+    assert "accuracy ranges from" in page and "val_loss" in page and page.count("<tr>") >= 4  # a row per seed
     with pytest.raises(ValueError, match="seeds: expected at least 2"):
         lf.train_seeds(tiny_spec(), 1, runs_dir=tmp_path)
 
@@ -36,3 +38,4 @@ def test_the_command_prints_the_range_of_the_headline(tmp_path):
                            str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "accuracy ranges from" in done.stdout and "across 2 seeds" in done.stdout and "seeds.json" in done.stdout
+    assert "layerforge ensemble" in done.stdout and "--seeds 2" in done.stdout

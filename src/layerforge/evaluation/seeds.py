@@ -24,7 +24,7 @@ from ..run.directory import Run
 from ..run.store import usable_runs_dir
 from ..spec.load import load_spec
 
-SUMMARY = "seeds.json"
+SUMMARY, PAGE = "seeds.json", "seeds.html"
 
 
 @dataclass
@@ -84,4 +84,36 @@ def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tupl
                 "spread": max(only) - min(only), "worst_seed": worst[1], "values": values}
     write_json(folder / SUMMARY, {"spec": base.name, "seeds": numbers, "runs": [r.path.name for r in found.runs],
                                   "headline": found.headline, "summary": found.summary})
+    _write_page(found, base.name, numbers)
     return found
+
+
+def spread_sentence(found: Seeds) -> str | None:
+    """What the seeds say about trusting one run's headline number."""
+    head = (found.summary.get("test") or found.summary.get("val") or {}).get(found.headline)
+    if not head:
+        return None
+    return (f"{found.headline} ranges from {head['min']:.4f} to {head['max']:.4f} across {len(head['values'])} seeds "
+            f"(median {head['median']:.4f}): one run's number can be off by {head['spread']:.4f}")
+
+
+def _write_page(found: Seeds, name: str, numbers: list[int]) -> None:
+    """seeds.html: the spread first, then each seed's scores and the runs' curves overlaid."""
+    from ..figures import charts
+    from ..report.html import build_study_page
+
+    summary = [["seeds", ", ".join(str(n) for n in numbers)], ["what this says", spread_sentence(found) or "-"]]
+    for split, metrics in found.summary.items():
+        for metric, entry in metrics.items():
+            summary.append([f"{split} {metric}", f"median {entry['median']:.4f}, {entry['min']:.4f} to "
+                                                 f"{entry['max']:.4f}, worst seed {entry['worst_seed']}"])
+    columns = [(split, metric) for split, metrics in found.summary.items() for metric in metrics]
+    rows = [[seed, run.path.name, *[run.metrics.get(split, {}).get(metric) for split, metric in columns]]
+            for seed, run in zip(numbers, found.runs)]
+    named = [(f"seed {seed}", run.history) for seed, run in zip(numbers, found.runs)]
+    first = found.runs[0].history
+    keys = [k for k in ("val_loss", f"val_{found.headline}", "train_loss") if any(k in r for r in first)]
+    pictures = [(f"each seed's {key}", charts.overlaid(named, key)) for key in keys]
+    build_study_page(found.path / PAGE, f"layerforge seeds: {name}", f"{len(found.runs)} runs · {found.path.name}",
+                     summary, (["seed", "run", *[f"{s} {m}" for s, m in columns]], rows), pictures,
+                     trials_title="Seeds")
