@@ -69,6 +69,9 @@ class Pretrained(Network):
                  dropout: float, architecture: dict | None):
         super().__init__(inputs)
         self.backbone = load_backbone(source, architecture)
+        pooler = getattr(self.backbone, "pooler", None)
+        if isinstance(pooler, nn.Module) and any(True for _ in pooler.parameters()):
+            self.backbone.pooler = None  # a trained pooling layer the features never read: no dead weights
         self.pooling = pooling
         hf = self.backbone.config
         _check_fit(hf, inputs)
