@@ -37,6 +37,7 @@ __all__ = [
     "train_seeds",
     "cross_validate",
     "ensemble",
+    "attack",
     "Doctor",
     "diagnose",
     "LayerforgeError",
@@ -61,6 +62,7 @@ _LAZY = {
     "train_seeds": ".evaluation.seeds",
     "cross_validate": ".evaluation.cv",
     "ensemble": ".evaluation.ensemble",
+    "attack": ".robustness",
     "Trainer": ".recipes.trainer",
     "Callback": ".training.callbacks",
     "register_loss": ".training.losses",
@@ -80,6 +82,7 @@ if TYPE_CHECKING:
     from .evaluation.seeds import train_seeds
     from .models import register_model
     from .recipes.trainer import Trainer
+    from .robustness import attack
     from .run.directory import Run, load_run
     from .run.predictor import Predictor
     from .search import tune

@@ -187,6 +187,7 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
         extra.append(TensorBoardLogger(run_dir / "tensorboard"))
     scaffold = Scaffold(spec.train, task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
                         augment=Augment.from_spec(spec.data.augment),
+                        perturbation=prepared.encoder.state.perturbation() if spec.train.adversarial else None,
                         callbacks=[HistoryWriter(run_dir / HISTORY), *extra])
     splits = prepared.splits
     early_stopping = bool(spec.train.early_stopping and spec.train.early_stopping.restore_best)

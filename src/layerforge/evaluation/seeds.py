@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import tasks
 from ..api import DEFAULT_SPEC, train
+from ..figures import charts
 from ..files import write_json
 from ..run.directory import Run
 from ..run.store import usable_runs_dir
@@ -99,7 +100,6 @@ def spread_sentence(found: Seeds) -> str | None:
 
 def _write_page(found: Seeds, name: str, numbers: list[int]) -> None:
     """seeds.html: the spread first, then each seed's scores and the runs' curves overlaid."""
-    from ..figures import charts
     from ..report.html import build_study_page
 
     summary = [["seeds", ", ".join(str(n) for n in numbers)], ["what this says", spread_sentence(found) or "-"]]

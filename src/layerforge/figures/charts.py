@@ -296,3 +296,19 @@ def fold_spread(values: dict[str, list[float]]) -> bytes:
     axes[0][0].legend(fontsize=8)
     figure.tight_layout()
     return png(figure)
+
+
+def robustness_curve(points: list[dict], metric: str, units: str, method: str) -> bytes:
+    """The headline metric against epsilon, for FGSM and the chosen attack."""
+    plt = pyplot()
+    figure, ax = plt.subplots(figsize=(5.5, 3.5))
+    eps = [p["eps"] for p in points]
+    for name, style in (("fgsm", "--o"), (method, "-o")):
+        if name in points[0]:
+            ax.plot(eps, [p[name] for p in points], style, label=name.upper(), markersize=4)
+    ax.set_xlabel(f"epsilon ({units})")
+    ax.set_ylabel(f"test {metric}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    return png(figure)

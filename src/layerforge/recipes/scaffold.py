@@ -110,17 +110,19 @@ class Scaffold:
         callbacks: ``Callback`` objects; each hook receives this scaffold.
         checkpoint_dir: where checkpoints go (None: no checkpoints).
         augment: applied to the first input of every training batch (``data.augment``).
+        perturbation: how adversarial training may move the encoded rows (``train.adversarial``).
 
     During and after training: ``model_``, ``optimizers_`` (name -> optimizer), ``loss_fn_``,
     ``epoch``, ``history_``, ``rollbacks_``, ``best_epoch_``, ``stopped_early_``.
     """
 
     def __init__(self, spec, task, *, seed: int = 0, callbacks=(), checkpoint_dir: str | Path | None = None,
-                 augment: Callable | None = None):
+                 augment: Callable | None = None, perturbation=None):
         self.spec, self.task, self.seed = spec, task, seed
         self.callbacks = list(callbacks)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.augment = augment
+        self.perturbation = perturbation  # how train.adversarial may move the rows (the data's Perturbation)
         self.epochs = spec.epochs
         self.epoch = 0
         self.stop_training = self.stopped_early_ = False

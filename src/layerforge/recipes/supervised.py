@@ -8,7 +8,9 @@ from collections.abc import Callable
 import torch
 
 from ..doctor.monitor import Doctor
+from ..errors import SpecError
 from ..training import losses
+from ..training.adversarial import Adversary, Budget
 from ..training.freezing import parameter_groups
 from ..training.optim import build_optimizer
 
@@ -42,22 +44,26 @@ class SupervisedStep:
 
     def __init__(self, model: torch.nn.Module, objective: Callable, optimizer: torch.optim.Optimizer, *,
                  clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
-                 penalty: Callable | None = None, augment: Callable | None = None):
+                 penalty: Callable | None = None, augment: Callable | None = None,
+                 adversary: Callable | None = None):
         self.model, self.objective, self.optimizer = model, objective, optimizer
+        self.adversary = adversary
         self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
         self.penalty, self.augment = penalty, augment
         self.parameters = list(model.parameters())  # clipping skips those without a gradient (frozen)
 
     @classmethod
-    def from_spec(cls, model, objective, optimizer, train_spec, augment=None) -> SupervisedStep:
+    def from_spec(cls, model, objective, optimizer, train_spec, augment=None, adversary=None) -> SupervisedStep:
         return cls(model, objective, optimizer, clip_grad_norm=train_spec.clip_grad_norm,
                    clip_grad_value=train_spec.clip_grad_value, penalty=penalty(train_spec.l1, train_spec.l2),
-                   augment=augment)
+                   augment=augment, adversary=adversary)
 
     def __call__(self, inputs: tuple, y: torch.Tensor) -> torch.Tensor:
         """Update the model on one batch; returns the data loss (without penalties)."""
         if self.augment is not None:
             inputs = (self.augment(inputs[0]), *inputs[1:])
+        if self.adversary is not None:
+            inputs = self.adversary(self.model, inputs, y)
         loss = self.objective(self.model, inputs, y)
         total = loss if self.penalty is None else loss + self.penalty(self.model)
         self.optimizer.zero_grad(set_to_none=True)
@@ -107,7 +113,8 @@ def fit(scaffold, model: torch.nn.Module, train, val=None, *, resume: bool = Fal
     groups = parameter_groups(model, spec.optimizer.lr, spec.discriminative_lr)
     optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), groups or model.parameters(),
                                 device=scaffold.device.type)
-    step = SupervisedStep.from_spec(model, task.objective(loss_fn), optimizer, spec, scaffold.augment)
+    step = SupervisedStep.from_spec(model, task.objective(loss_fn), optimizer, spec, scaffold.augment,
+                                    _adversary(spec, task.objective(loss_fn), scaffold))
     validate = None if validation is None else (lambda: task.evaluate(model, *validation, loss_fn))
     with scaffold.fitting(model, {"optimizer": optimizer}, loss_fn, len(batches), has_val=validation is not None,
                           resume=resume):
@@ -115,6 +122,17 @@ def fit(scaffold, model: torch.nn.Module, train, val=None, *, resume: bool = Fal
             step_losses, sizes = train_one_epoch(model, batches, step, lr_at=scaffold.lr_at(epoch),
                                                  on_batch_end=scaffold.batch_hook())
             scaffold.end_epoch(epoch, step_losses, sizes, validate)
+
+
+def _adversary(spec, objective, scaffold) -> Adversary | None:
+    """The adversary of ``train.adversarial``, or None."""
+    wanted = spec.adversarial
+    if wanted is None:
+        return None
+    if scaffold.perturbation is None:
+        raise SpecError("train.adversarial: these inputs are not numbers an attack can move (token ids); remove it")
+    return Adversary(objective, Budget.of(scaffold.perturbation, scaffold.device), method=wanted.method,
+                     eps=wanted.eps, steps=wanted.steps, ratio=wanted.ratio, norm=wanted.norm, seed=scaffold.seed)
 
 
 def monitor(train_spec, path):

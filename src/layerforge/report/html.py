@@ -19,7 +19,7 @@ from ..files import atomic_write, read_json, read_jsonl, sha256_file
 from ..recipes.scaffold import as_tensors
 from ..run.directory import Run
 from ..run.records import Diagnosis
-from ..run.store import DIAGNOSIS, DOCTOR_LOG, MODEL, REPORT, SPEC, read_record, verified
+from ..run.store import DIAGNOSIS, DOCTOR_LOG, MODEL, REPORT, ROBUSTNESS, SPEC, read_record, verified
 from ..summary import layer_table
 
 # The page may show its own inline style and embedded (data:) pictures; nothing else loads or
@@ -214,6 +214,37 @@ def _export_section(run: Run) -> str | None:
         return f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"
 
 
+def _robustness_section(run: Run) -> str | None:
+    """The last ``layerforge attack``: the metric against epsilon and the attack's own checks."""
+    folder = run.path / ROBUSTNESS
+    if not (folder / "attack.json").is_file():
+        return None
+    try:
+        record = read_json(folder / "attack.json")
+        method = record["method"]
+        rows = [[p["eps"], p.get("fgsm"), p.get(method)] for p in record["points"]]
+        checks = record.get("checks") or {}
+        said = [f"{record['rows']} test rows; epsilon in {record['units']}; {method} with {record['steps']} steps, "
+                f"{record['norm']} norm."]
+        if "stronger_than_fgsm" in checks:
+            said.append("PGD was at least as strong as FGSM at every epsilon." if checks["stronger_than_fgsm"] else
+                        f"PGD was weaker than FGSM at epsilon {checks.get('weaker_at')}: the attack is not reliable "
+                        "there.")
+        if "falls_to_chance" in checks:
+            said.append(f"At epsilon {checks['largest_eps']:g} {record['metric']} falls to "
+                        f"{checks['metric_at_largest_eps']:.3f}" + (" (no sign of masked gradients)."
+                                                                       if checks["falls_to_chance"] else
+                                                                       ": above chance, gradients may be masked."))
+        parts = [f"<p>{html.escape(' '.join(said))}</p>",
+                 _table(["epsilon", f"{record['metric']} under FGSM", f"{record['metric']} under {method}"], rows)]
+        for name in ("attack.png", "attacked_examples.png"):
+            if (folder / name).is_file():
+                parts.append(_image((folder / name).read_bytes(), name))
+        return "".join(parts)
+    except (LayerforgeError, KeyError, TypeError, ValueError, OSError) as error:
+        return f"<p>{html.escape(str(folder))} cannot be read: {html.escape(str(error))}</p>"
+
+
 def build_report(run_dir: str | Path, prepared=None) -> Path:
     """Write ``report.html`` into a run directory and return its path.
 
@@ -247,6 +278,9 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
     exported = _export_section(run)
     if exported is not None:
         sections.append(("Export", exported))
+    attacked = _robustness_section(run)
+    if attacked is not None:
+        sections.append(("Robustness", attacked))
     spec_text = (run.path / SPEC).read_text(encoding="utf-8")
     sections.append(("Spec", f"<pre>{html.escape(spec_text)}</pre>"))
     subtitle = f"{run.manifest.task} on {run.manifest.source} · {run.path.name} · report written " \

@@ -171,7 +171,8 @@ def search_problems(spec: Spec, raw: dict, base_dir: Path | None = None, check_f
     if search.sampler == "cmaes" and "choice" in kinds:
         problems.append("search.sampler: cmaes samples numbers only; use tpe for a space with choices")
     if search.architecture is not None and not spec.model.architecture_space():
-        searchable = ", ".join(name for name, family in FAMILIES.items() if family.config().architecture_space())
+        searchable = ", ".join(name for name, family in FAMILIES.items()
+                               if family.config.model_construct().architecture_space())
         problems.append(f"search.architecture: a {spec.model.type} has no architecture space to search (families "
                         f"with one: {searchable})")
     return problems
@@ -226,6 +227,8 @@ def cross_checks(spec: Spec) -> list[str]:
             problems.append(f"train.calibrate: temperature scaling is for classification; this run does {known}")
         if spec.data.split.val <= 0:
             problems.append("train.calibrate: calibration is fitted on the validation rows; set data.split.val above 0")
+    if train.adversarial is not None and task_class is not None and task_class.recipe != "supervised":
+        problems.append(f"train.adversarial: applies to one network trained with one loss; a {task} trains two")
     if train.discriminative_lr is not None and task_class is not None and task_class.recipe != "supervised":
         problems.append(f"train.discriminative_lr: applies to one network trained with one optimizer; a {task} "
                         "trains two")

@@ -254,6 +254,18 @@ class ScheduleSpec(_Section):
         return self.model_dump(include=keys, exclude_none=True)
 
 
+class AdversarialSpec(_Section):
+    """Train on adversarial examples: ``method`` pgd (Madry et al.) or fgsm from a random start
+    (fast adversarial training), within ``eps`` in the data's units (pixels in [0, 1] for images,
+    standardised values otherwise), replacing a share ``ratio`` of every batch."""
+
+    method: Literal["pgd", "fgsm"] = "pgd"
+    eps: PositiveFloat
+    steps: PositiveInt = 7
+    ratio: Annotated[float, Field(gt=0, le=1)] = 1.0
+    norm: Literal["linf", "l2"] = "linf"
+
+
 class EarlyStoppingSpec(_Section):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
 
@@ -294,6 +306,7 @@ class TrainSpec(_Section):
     # transfer learning: each layer further from the output learns at this fraction of the rate of
     # the next one (e.g. 0.5), and the layers of model.freeze learn again from this epoch (1-based)
     discriminative_lr: Annotated[float, Field(gt=0, le=1)] | None = None
+    adversarial: AdversarialSpec | None = None
     unfreeze_at: PositiveInt | None = None
     report: bool = True  # write report.html when training ends
     log: list[Literal["tensorboard"]] = []  # extra loggers (tensorboard: the tensorboard extra)

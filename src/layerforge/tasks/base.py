@@ -68,6 +68,8 @@ class Task(ABC):
             decoded as ``decoding`` says), 'samples' (``sample``) or 'text' (``generate``).
         calibrates: whether ``train.calibrate: temperature`` applies (``calibrate``).
         ensembles: whether runs of this task combine into an ensemble (``ensemble_outputs``).
+        attacks: whether adversarial attacks measure it (``layerforge attack``): its headline
+            metric on perturbed inputs means something.
     """
 
     name: ClassVar[str]
@@ -87,6 +89,7 @@ class Task(ABC):
     serves: ClassVar[str] = "rows"
     calibrates: ClassVar[bool] = False
     ensembles: ClassVar[bool] = False
+    attacks: ClassVar[bool] = False
 
     classes: list | None = None
 

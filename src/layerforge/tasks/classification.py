@@ -35,6 +35,7 @@ class ClassificationTask(Task):
     stratify = True
     calibrates = True
     ensembles = True
+    attacks = True
 
     def __init__(self, classes: list, temperature: float | None = None):
         self.classes = list(classes)

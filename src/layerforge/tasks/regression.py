@@ -24,6 +24,7 @@ class RegressionTask(Task):
     headline = "r2"
     example = {"data": {"dataset": "diabetes"}, "model": {"type": "mlp", "layers": [8]}}
     ensembles = True
+    attacks = True
 
     def __init__(self, mean: list[float], std: list[float]):
         self.mean = np.asarray(mean, dtype=np.float64)

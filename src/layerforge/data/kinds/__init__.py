@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ...errors import DataError, unknown_name
 from ..builtin import DATASETS
-from .base import Encoder, Kind, Source, State
+from .base import Encoder, Kind, Perturbation, Source, State
 from .corpus import CorpusKind
 from .forecast import ForecastKind
 from .image import ImageKind
@@ -51,4 +51,4 @@ def state_for(value) -> State:
     return get(value.get("kind", "table")).state.model_validate(value)
 
 
-__all__ = ["KINDS", "Encoder", "Kind", "Source", "State", "get", "kind_of", "state_for"]
+__all__ = ["KINDS", "Encoder", "Kind", "Perturbation", "Source", "State", "get", "kind_of", "state_for"]

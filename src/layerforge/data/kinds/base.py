@@ -51,12 +51,34 @@ class Source:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Perturbation:
+    """How an adversarial attack may move one encoded row, in the units users reason in.
+
+    Attributes:
+        units: what epsilon is measured in ('pixels in [0, 1]', 'standardised values').
+        scale: encoded units per user unit, broadcastable to one row's shape; 0 where the input
+            must not move (one-hot and missing-indicator columns).
+        low, high: the encoded values' bounds (a pixel stays in [0, 1]), or None.
+    """
+
+    units: str
+    scale: np.ndarray
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+
 class State(BaseModel):
     """An encoder's fitted state, as model.json keeps it (``preprocessing``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: str
+
+    def perturbation(self) -> Perturbation | None:
+        """How an attack may move this data's encoded rows, or None when they are not numbers
+        an attack can move (token ids)."""
+        return None
 
     def request_row(self, title: str) -> Any:
         """The type of one row of an HTTP prediction request (pydantic validates requests with it

@@ -14,7 +14,7 @@ from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
 from ..arrays import bounded, numbers, read_npz, scaling
-from .base import Encoder, Kind, Source, State
+from .base import Encoder, Kind, Perturbation, Source, State
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -79,6 +79,12 @@ class ImageState(State):
     std: list[float]
     size: list[int]
     channels: int
+
+    def perturbation(self):
+        """Pixels in [0, 1] (as images are read), scaled per channel as the encoder scales them."""
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+        return Perturbation("pixels in [0, 1]", 1.0 / std, (0.0 - mean) / std, (1.0 - mean) / std)
 
     def request_row(self, title: str):
         """One image: base64 PNG or JPEG (converted and resized as image files are), or its

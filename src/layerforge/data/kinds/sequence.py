@@ -13,7 +13,7 @@ from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
 from ..arrays import bounded, numbers, read_npz, scaling
-from .base import Encoder, Kind, Source, State
+from .base import Encoder, Kind, Perturbation, Source, State
 from .table import resolve_target
 
 
@@ -91,6 +91,10 @@ class SequenceState(State):
     std: list[float]
     length: int
     variable_length: bool = False
+
+    def perturbation(self):
+        """Standardised values, every channel and step."""
+        return Perturbation("standardised values", np.ones((len(self.mean), 1), dtype=np.float32))
 
     def request_row(self, title: str):
         """One series: its steps (one channel) or one list of steps per channel; exactly

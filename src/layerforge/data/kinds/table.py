@@ -13,7 +13,7 @@ from ...errors import DataError, did_you_mean
 from ...models.inputs import Inputs
 from .. import builtin
 from ..labels import row_label
-from .base import Encoder, Kind, Source, State
+from .base import Encoder, Kind, Perturbation, Source, State
 
 
 class NumericColumn(BaseModel):
@@ -43,6 +43,13 @@ class TableState(State):
     encoded_features: list[str]
     unknown_categories: Literal["error", "bucket"] = "error"
     image_shape: list[int] | None = None  # (C, H, W) when every row is an image (the digits)
+
+    def perturbation(self):
+        """Standardised values of the number columns; category one-hots and missing-value
+        indicators stay as they are."""
+        numbers = {column.name for column in self.columns if column.kind == "numeric"}
+        scale = np.asarray([1.0 if name in numbers else 0.0 for name in self.encoded_features], dtype=np.float32)
+        return Perturbation("standardised values", scale)
 
     def request_row(self, title: str):
         """A mapping of every input column: numbers (null: a missing value), true/false, or one of

@@ -1,0 +1,159 @@
+"""``layerforge attack``: how far a trained run's answers hold under adversarial inputs.
+
+FGSM and PGD (``layerforge.training.adversarial``) attack the run's own test rows, with epsilon in
+the data's units (pixels in [0, 1] for images, standardised values for tables and series; category
+one-hots are never moved) and the model in evaluation mode. Each epsilon reports the task's
+headline metric under both attacks, and the attack checks itself: PGD must be at least as strong
+as FGSM at every epsilon, and at the largest epsilon an undefended classifier must fall to about
+chance (otherwise its gradients may be masked and the numbers flatter it). Results go to
+``RUN/robustness/attack.json`` with a curve (and, for images, clean and attacked examples), and
+the run's report shows them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import DataError
+from ..figures import charts
+from ..figures.pictures import reconstruction_grid
+from ..files import make_dir, read_json, write_json
+from ..recipes.scaffold import as_tensors
+from ..run.directory import Run
+from ..run.store import ROBUSTNESS as FOLDER
+from ..training.adversarial import METHODS, NORMS, Budget, perturb
+
+RECORD, CURVE, EXAMPLES = "attack.json", "attack.png", "attacked_examples.png"
+SWEEPS = {"pixels in [0, 1]": [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3],
+          "standardised values": [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]}
+
+
+@dataclass
+class Attacked:
+    """An attack's results: per epsilon the headline under FGSM and under the chosen method."""
+
+    path: Path
+    metric: str
+    units: str
+    method: str
+    norm: str
+    steps: int
+    rows: int
+    points: list[dict[str, Any]] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "units": self.units, "method": self.method, "norm": self.norm,
+                "steps": self.steps, "rows": self.rows, "points": self.points, "checks": self.checks}
+
+
+def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[float] | None = None, steps: int = 20,
+           norm: str = "linf", seed: int = 0, log=None) -> Attacked:
+    """Attack ``run``'s test rows (see the module).
+
+    Args:
+        method: 'pgd' or 'fgsm' (FGSM is measured too, to check the attack's strength).
+        eps: one budget, several, or None for the sweep that suits the data's units.
+        steps: PGD steps.
+        norm: 'linf' or 'l2'.
+
+    Raises:
+        DataError: the task has no meaningful score under attack, the inputs are token ids, the
+            run has no test rows, or an option is unknown.
+    """
+    run = run if isinstance(run, Run) else Run(run)
+    if method not in METHODS:
+        raise DataError(f"--method: expected one of {', '.join(METHODS)}, got {method!r}")
+    if norm not in NORMS:
+        raise DataError(f"--norm: expected one of {', '.join(NORMS)}, got {norm!r}")
+    if run.manifest.ensemble:
+        raise DataError("attacking an ensemble is not offered; attack its members (members/ in the ensemble)")
+    task = run.task
+    if not task.attacks:
+        raise DataError(f"attacks measure classification and regression runs; this run does {run.manifest.task}")
+    perturbation = run.manifest.preprocessing.perturbation()
+    if perturbation is None:
+        raise DataError("these inputs are token ids, which an attack of small steps cannot move; attack a run "
+                        "on tables, series or images")
+    if not run.manifest.rows.get("test"):
+        raise DataError("this run has no test rows to attack (data.split.test is 0)")
+    budgets = SWEEPS[perturbation.units] if eps is None else ([eps] if isinstance(eps, (int, float)) else list(eps))
+    if any(not math.isfinite(e) or e < 0 for e in budgets):
+        raise DataError(f"--eps: expected numbers >= 0, got {budgets}")
+    model = run.model.cpu().eval()
+    inputs, y = as_tensors(run.held_out("test"), task, "cpu")
+    budget = Budget.of(perturbation, "cpu")
+    loss_fn = run.loss()
+    objective = task.objective(loss_fn)
+    metric = task.headline
+    found = Attacked(run.path / FOLDER, metric, perturbation.units, method, norm, steps, int(len(y)))
+
+    def score(rows) -> float:
+        with torch.no_grad():
+            return float(task.evaluate(model, rows, y, loss_fn)[metric])
+
+    examples = None
+    for value in sorted(set(budgets)):
+        point = {"eps": value}
+        for name in dict.fromkeys(["fgsm", method]):
+            crafted = perturb(model, objective, inputs, y, budget, method=name, eps=value, steps=steps, norm=norm,
+                              generator=torch.Generator().manual_seed(seed))
+            point[name] = score(crafted)
+            if name == method and value > 0:
+                examples = (value, crafted)
+        found.points.append(point)
+        if log:
+            log(f"eps {value:g}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "eps"))
+    found.checks = _checks(found, task)
+    _write(found, run, inputs, examples)
+    return found
+
+
+def _checks(found: Attacked, task) -> dict[str, Any]:
+    """Whether the attack was strong enough to trust its numbers."""
+    higher = task.higher_is_better(found.metric)
+    checks: dict[str, Any] = {}
+    if found.method != "fgsm":
+        worse = [p["eps"] for p in found.points
+                 if (p[found.method] > p["fgsm"] + 1e-9 if higher else p[found.method] < p["fgsm"] - 1e-9)]
+        checks["stronger_than_fgsm"] = not worse
+        if worse:
+            checks["weaker_at"] = worse
+    largest = found.points[-1]
+    if task.classes and largest["eps"] > 0:
+        chance = 1.0 / len(task.classes)
+        value = largest[found.method]
+        checks["largest_eps"] = largest["eps"]
+        checks["metric_at_largest_eps"] = value
+        checks["falls_to_chance"] = bool(value <= max(0.1, 1.5 * chance))
+    return checks
+
+
+def _write(found: Attacked, run, inputs, examples) -> None:
+    if not found.path.is_dir():
+        make_dir(found.path)
+    write_json(found.path / RECORD, found.to_json())
+    if len(found.points) > 1:
+        (found.path / CURVE).write_bytes(charts.robustness_curve(found.points, found.metric, found.units,
+                                                                 found.method))
+    if examples is not None:
+        encoder = run.predictor.encoder
+        clean = encoder.pictures(inputs[0][:10].cpu().numpy())
+        attacked = encoder.pictures(examples[1][0][:10].cpu().numpy())
+        if clean is not None and attacked is not None:
+            reconstruction_grid(clean, attacked, found.path / EXAMPLES,
+                                title=f"test images and their {found.method} attacks at eps {examples[0]:g}")
+
+
+def read_attack(run_dir: Path) -> dict | None:
+    """The last attack's record, or None."""
+    path = Path(run_dir) / FOLDER / RECORD
+    return read_json(path) if path.is_file() else None
+
+
+__all__ = ["Attacked", "attack", "read_attack"]
