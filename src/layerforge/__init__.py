@@ -38,6 +38,7 @@ __all__ = [
     "cross_validate",
     "ensemble",
     "attack",
+    "explain",
     "Doctor",
     "diagnose",
     "LayerforgeError",
@@ -63,6 +64,7 @@ _LAZY = {
     "cross_validate": ".evaluation.cv",
     "ensemble": ".evaluation.ensemble",
     "attack": ".robustness",
+    "explain": ".explanations",
     "Trainer": ".recipes.trainer",
     "Callback": ".training.callbacks",
     "register_loss": ".training.losses",
@@ -80,6 +82,7 @@ if TYPE_CHECKING:
     from .evaluation.cv import cross_validate
     from .evaluation.ensemble import ensemble
     from .evaluation.seeds import train_seeds
+    from .explanations import explain
     from .models import register_model
     from .recipes.trainer import Trainer
     from .robustness import attack

@@ -297,6 +297,44 @@ def attack(
 
 
 @app.command()
+def explain(
+    run: Path = typer.Argument(..., help="Run directory."),
+    data: Path | None = typer.Argument(None, help="Rows to explain (default: the run's test rows)."),
+    method: str = typer.Option("integrated_gradients", "--method", help="integrated_gradients, saliency, gradient_shap, deeplift, occlusion or feature_ablation."),
+    target: str | None = typer.Option(None, "--target", help="The class to explain (default: each row's predicted class)."),
+    rows: int = typer.Option(200, "--rows", min=1, help="Explain at most this many rows."),
+    out: Path | None = typer.Option(None, "--out", help="Write attributions: .csv per row and input, or .png (images, series)."),
+) -> None:
+    """Explain a run's answers: attributions per input column (or step, or pixel), global
+    importance, and checks of the explanation (completeness, model randomisation)."""
+    from rich.table import Table
+
+    from .explanations import explain as run_explain
+    from .explanations import write_out
+    from .report.html import build_report
+    from .run.directory import load_run
+
+    console = _console()
+    found = _guard(lambda: run_explain(run, data, method=method, target=target, rows=rows))
+    table = Table(title=f"{found.method}: {len(found.attributions)} rows")
+    table.add_column("input")
+    table.add_column("mean |attribution|", justify="right")
+    if found.permutation:
+        table.add_column("permutation importance", justify="right")
+    for name, value in sorted(found.importance.items(), key=lambda kv: -kv[1])[:15]:
+        extra = [f"{found.permutation[name]:.4f}"] if found.permutation else []
+        table.add_row(name, f"{value:.4g}", *extra)
+    console.print(table)
+    for key, value in found.checks.items():
+        console.print(f"check {key}: {value}", markup=False)
+    if out is not None:
+        written = _guard(lambda: write_out(found, out, load_run(run)))
+        console.print(f"attributions: {written}", markup=False)
+    _guard(lambda: build_report(run))
+    console.print(f"results: {found.path} (and the report's Explanations section)", markup=False)
+
+
+@app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory."),
     data: Path | None = typer.Option(None, "--data", help="CSV/Parquet with the target column (default: the run's test split)."),

@@ -214,6 +214,33 @@ def _export_section(run: Run) -> str | None:
         return f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"
 
 
+def _explanation_section(run: Run) -> str | None:
+    """The last ``layerforge explain``: global importance and the explanation's own checks."""
+    path = run.path / "explain" / "explain.json"
+    if not path.is_file():
+        return None
+    try:
+        record = read_json(path)
+        checks = record.get("checks") or {}
+        said = [f"{record['method']} on {record['rows']} rows."]
+        if "completeness_delta_median" in checks:
+            median, worst = checks["completeness_delta_median"], checks["completeness_delta_max"]
+            said.append(f"Completeness: the attributions sum to the output's change from the baseline within "
+                        f"{median:.2%} (median; worst {worst:.2%}).")
+        if "randomisation_rank_correlation" in checks:
+            correlation = checks["randomisation_rank_correlation"]
+            verdict = ("the explanation depends on what was learned." if checks["depends_on_weights"] else
+                       "too similar: it reflects the input more than the model. Do not trust it.")
+            said.append(f"Model randomisation: rank correlation {correlation:.2f} with the same network given "
+                        f"random weights; {verdict}")
+        permutation = record.get("permutation") or {}
+        rows = [[name, value, permutation.get(name)] for name, value in record["importance"].items()]
+        return (f"<p>{html.escape(' '.join(said))}</p>"
+                + _table(["input", "mean |attribution|", "permutation importance"], rows))
+    except (LayerforgeError, KeyError, TypeError, ValueError, OSError) as error:
+        return f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"
+
+
 def _robustness_section(run: Run) -> str | None:
     """The last ``layerforge attack``: the metric against epsilon and the attack's own checks."""
     folder = run.path / ROBUSTNESS
@@ -278,6 +305,9 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
     exported = _export_section(run)
     if exported is not None:
         sections.append(("Export", exported))
+    explained = _explanation_section(run)
+    if explained is not None:
+        sections.append(("Explanations", explained))
     attacked = _robustness_section(run)
     if attacked is not None:
         sections.append(("Robustness", attacked))

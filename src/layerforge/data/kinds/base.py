@@ -75,6 +75,12 @@ class State(BaseModel):
 
     kind: str
 
+    def attribution_groups(self) -> list[tuple[str, list[int]]] | None:
+        """The input columns users know, each with the encoded features that came from it (a
+        table's one-hot and missing-indicator columns belong to their source column), or None
+        when attributions keep the encoded shape (steps, pixels)."""
+        return None
+
     def perturbation(self) -> Perturbation | None:
         """How an attack may move this data's encoded rows, or None when they are not numbers
         an attack can move (token ids)."""

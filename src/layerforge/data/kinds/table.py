@@ -44,6 +44,17 @@ class TableState(State):
     unknown_categories: Literal["error", "bucket"] = "error"
     image_shape: list[int] | None = None  # (C, H, W) when every row is an image (the digits)
 
+    def attribution_groups(self):
+        """Each input column with its encoded features: the value (and its missing indicator),
+        or one one-hot feature per category."""
+        groups = []
+        for column in self.columns:
+            prefix = f"{column.name}="
+            members = [i for i, name in enumerate(self.encoded_features)
+                       if name in (column.name, f"{column.name}__missing") or name.startswith(prefix)]
+            groups.append((column.name, members))
+        return groups
+
     def perturbation(self):
         """Standardised values of the number columns; category one-hots and missing-value
         indicators stay as they are."""
