@@ -39,6 +39,7 @@ __all__ = [
     "ensemble",
     "attack",
     "explain",
+    "audit_fairness",
     "Doctor",
     "diagnose",
     "LayerforgeError",
@@ -65,6 +66,7 @@ _LAZY = {
     "ensemble": ".evaluation.ensemble",
     "attack": ".robustness",
     "explain": ".explanations",
+    "audit_fairness": ".fairness",
     "Trainer": ".recipes.trainer",
     "Callback": ".training.callbacks",
     "register_loss": ".training.losses",
@@ -83,6 +85,7 @@ if TYPE_CHECKING:
     from .evaluation.ensemble import ensemble
     from .evaluation.seeds import train_seeds
     from .explanations import explain
+    from .fairness import audit_fairness
     from .models import register_model
     from .recipes.trainer import Trainer
     from .robustness import attack

@@ -335,6 +335,43 @@ def explain(
 
 
 @app.command()
+def fairness(
+    run: Path = typer.Argument(..., help="Run directory (a classifier)."),
+    sensitive: list[str] = typer.Option(..., "--sensitive", help="A column whose groups to compare (repeatable)."),
+    data: Path | None = typer.Option(None, "--data", help="Rows with the target and sensitive columns (default: the run's test rows)."),
+    positive: str | None = typer.Option(None, "--positive", help="The favourable class (default: the second of two)."),
+    max_parity_difference: float = typer.Option(0.1, "--max-parity-difference", min=0, help="Flag a demographic-parity difference above this."),
+    max_odds_difference: float = typer.Option(0.1, "--max-odds-difference", min=0, help="Flag an equalized-odds difference above this."),
+) -> None:
+    """Audit a classifier's predictions by group: per-group accuracy, selection and error rates,
+    calibration, and demographic-parity and equalized-odds disparities with bootstrap intervals."""
+    from rich.table import Table
+
+    from .fairness import audit
+    from .report.html import build_report
+
+    console = _console()
+    limits = {"demographic_parity_difference": max_parity_difference, "equalized_odds_difference": max_odds_difference}
+    found = _guard(lambda: audit(run, sensitive, data, positive=positive, thresholds=limits))
+    for column, result in found.columns.items():
+        table = Table(title=f"{column} (favourable: {found.positive})")
+        for name in ("group", "rows", "accuracy", "selection", "TPR", "FPR", "mean p", "observed"):
+            table.add_column(name, justify="left" if name == "group" else "right")
+        for group, m in result["groups"].items():
+            cells = [m["accuracy"], m["selection_rate"], m["true_positive_rate"], m["false_positive_rate"],
+                     m["mean_probability"], m["observed_rate"]]
+            table.add_row(group, str(m["rows"]), *("-" if v is None else f"{v:.3f}" for v in cells))
+        console.print(table)
+        for name, entry in result["disparities"].items():
+            low, high = entry["ci95"]
+            interval = "" if low is None else f" (95% interval {low:.3f} to {high:.3f})"
+            flag = " FLAGGED" if entry.get("flagged") else ""
+            console.print(f"{name}: {entry['value']:.3f}{interval}{flag}", markup=False)
+    _guard(lambda: build_report(run))
+    console.print(f"results: {found.path} (and the report's Fairness section)", markup=False)
+
+
+@app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory."),
     data: Path | None = typer.Option(None, "--data", help="CSV/Parquet with the target column (default: the run's test split)."),

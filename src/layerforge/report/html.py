@@ -241,6 +241,29 @@ def _explanation_section(run: Run) -> str | None:
         return f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"
 
 
+def _fairness_section(run: Run) -> str | None:
+    """The last ``layerforge fairness``: each group's rates and the flagged disparities."""
+    path = run.path / "fairness" / "fairness.json"
+    if not path.is_file():
+        return None
+    try:
+        record = read_json(path)
+        parts = [f"<p>{record['rows']} rows; favourable outcome: {html.escape(str(record['positive']))}.</p>"]
+        for column, result in record["columns"].items():
+            rows = [[group, m["rows"], m["accuracy"], m["selection_rate"], m["true_positive_rate"],
+                     m["false_positive_rate"], m["mean_probability"], m["observed_rate"]]
+                    for group, m in result["groups"].items()]
+            parts.append(f"<h3>{html.escape(column)}</h3>" + _table(
+                ["group", "rows", "accuracy", "selection rate", "TPR", "FPR", "mean probability", "observed rate"],
+                rows))
+            disparities = [[name, entry["value"], entry["ci95"][0], entry["ci95"][1], entry.get("threshold"),
+                            "FLAGGED" if entry.get("flagged") else ""] for name, entry in result["disparities"].items()]
+            parts.append(_table(["disparity", "value", "95% low", "95% high", "threshold", ""], disparities))
+        return "".join(parts)
+    except (LayerforgeError, KeyError, TypeError, ValueError, OSError) as error:
+        return f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"
+
+
 def _robustness_section(run: Run) -> str | None:
     """The last ``layerforge attack``: the metric against epsilon and the attack's own checks."""
     folder = run.path / ROBUSTNESS
@@ -308,6 +331,9 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
     explained = _explanation_section(run)
     if explained is not None:
         sections.append(("Explanations", explained))
+    audited = _fairness_section(run)
+    if audited is not None:
+        sections.append(("Fairness", audited))
     attacked = _robustness_section(run)
     if attacked is not None:
         sections.append(("Robustness", attacked))

@@ -1,0 +1,69 @@
+"""layerforge fairness: per-group rates and disparities with intervals; a planted bias of known
+size is recovered."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import layerforge as lf
+
+
+@pytest.fixture(scope="module")
+def biased(tmp_path_factory):
+    """Group 'a' gets the favourable label more often than group 'b' for the same x."""
+    folder = tmp_path_factory.mktemp("biased")
+    rng = np.random.default_rng(0)
+    n = 3000
+    group = rng.choice(["a", "b"], n)
+    x = rng.normal(size=n)
+    p = 1 / (1 + np.exp(-(2 * x + np.where(group == "a", 0.8, -0.8))))
+    outcome = np.where(rng.random(n) < p, "approve", "deny")
+    frame = pd.DataFrame({"x": x, "z": rng.normal(size=n), "group": group, "outcome": outcome})
+    frame.to_csv(folder / "biased.csv", index=False)
+    run = lf.train({"data": {"path": str(folder / "biased.csv"), "target": "outcome"}, "model": {"layers": [16]},
+                    "train": {"epochs": 20}}, runs_dir=folder / "runs")
+    return run, frame
+
+
+def test_the_audit_recovers_a_planted_bias(biased):
+    run, frame = biased
+    found = lf.audit_fairness(run, ["group"], positive="approve")
+    result = found.columns["group"]
+    groups = result["groups"]
+    assert set(groups) == {"a", "b"} and sum(g["rows"] for g in groups.values()) == run.manifest.rows["test"]
+    parity = result["disparities"]["demographic_parity_difference"]
+    assert parity["value"] == pytest.approx(groups["a"]["selection_rate"] - groups["b"]["selection_rate"])
+    low, high = parity["ci95"]
+    assert low < 0.24 < high and parity["flagged"]  # about 0.24 planted in the labels of all rows
+    ratio = result["disparities"]["demographic_parity_ratio"]["value"]
+    assert ratio == pytest.approx(groups["b"]["selection_rate"] / groups["a"]["selection_rate"])
+    assert json.loads((run.path / "fairness" / "fairness.json").read_text())["columns"]["group"]["groups"] == groups
+
+
+def test_a_fair_column_is_not_flagged_and_mistakes_are_named(biased, tmp_path):
+    run, frame = biased
+    rows = frame.assign(coin=np.random.default_rng(1).choice(["h", "t"], len(frame)))
+    found = lf.audit_fairness(run, ["coin"], rows, positive="approve", thresholds={"demographic_parity_difference": 0.1})
+    assert not found.columns["coin"]["disparities"]["demographic_parity_difference"]["flagged"]
+    with pytest.raises(lf.DataError, match="--sensitive: column 'gender' is not in .*its columns: x, z, group"):
+        lf.audit_fairness(run, ["gender"])
+    with pytest.raises(lf.DataError, match="--positive: 'maybe' is not a class"):
+        lf.audit_fairness(run, ["group"], positive="maybe")
+    regression = lf.train({"data": {"dataset": "diabetes"}, "model": {"layers": [4]}, "train": {"epochs": 1}},
+                          runs_dir=tmp_path)
+    with pytest.raises(lf.DataError, match="fairness metrics compare classifications; this run does regression"):
+        lf.audit_fairness(regression, ["sex"])
+
+
+def test_the_command_prints_groups_and_flags_and_the_report_shows_them(biased):
+    run, _ = biased
+    done = subprocess.run([sys.executable, "-m", "layerforge", "fairness", str(run.path), "--sensitive", "group",
+                           "--positive", "approve"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "demographic_parity_difference" in done.stdout and "FLAGGED" in done.stdout
+    page = (run.path / "report.html").read_text()
+    assert "Fairness" in page and "selection rate" in page
