@@ -165,3 +165,34 @@ def test_the_report_page_forbids_scripts_even_if_one_were_slipped_in(runs_dir, t
         browser.close()
     assert title != "script ran" and blocked, (title, blocked)
     assert len(images) >= 5 and all(images)  # the policy still lets the page's own pictures show
+
+
+def test_trust_sections_render_in_headless_chromium(runs_dir, tmp_path):
+    """Explanations, robustness and fairness, each in the report and drawn by a browser."""
+    if _chromium() is None:
+        if os.environ.get("LAYERFORGE_REQUIRE_BROWSER"):
+            pytest.fail("Chromium is required here (.ci/run installs it: apt-get install chromium)")
+        pytest.skip("no Chromium on this machine (apt-get install chromium); .ci/run installs it")
+    import numpy as np
+    import pandas as pd
+
+    images = lf.train({"data": {"dataset": "digits_images"}, "model": {"type": "mlp", "layers": [32]},
+                       "train": {"epochs": 3}}, runs_dir=runs_dir)
+    lf.explain(images, rows=20)
+    lf.attack(images, eps=[0.0, 0.1, 0.3], steps=5)
+    from layerforge.report.html import build_report
+
+    build_report(images.path)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "group": rng.choice(["a", "b"], 300)})
+    frame["y"] = np.where(frame["x"] > 0, "yes", "no")
+    frame.to_csv(tmp_path / "people.csv", index=False)
+    people = lf.train({"data": {"path": str(tmp_path / "people.csv"), "target": "y"}, "model": {"layers": [4]},
+                       "train": {"epochs": 3}}, runs_dir=runs_dir)
+    lf.audit_fairness(people, ["group"], positive="yes", bootstrap=20)
+    build_report(people.path)
+    for run, sections in ((images, ("explanations", "robustness")), (people, ("fairness",))):
+        page = (run.path / "report.html").read_text()
+        assert all(f'<section id="{name}">' in page for name in sections)
+        errors, loaded = render(run.path / "report.html")
+        assert errors == [] and all(loaded)
