@@ -263,6 +263,18 @@ def ensemble(
     console.print(f"ensemble directory: {made.path}", markup=False)
 
 
+def _checked_and_reported(run: Path, checks: dict, folder: Path, section: str) -> None:
+    """What attack, explain and fairness end with: their checks, the report rebuilt with their
+    section, and where the results are."""
+    from .report.html import build_report
+
+    console = _console()
+    for key, value in checks.items():
+        console.print(f"check {key}: {value}", markup=False)
+    _guard(lambda: build_report(run))
+    console.print(f"results: {folder} (and the report's {section} section)", markup=False)
+
+
 @app.command()
 def attack(
     run: Path = typer.Argument(..., help="Run directory."),
@@ -276,7 +288,6 @@ def attack(
     checks that the attack was strong enough to trust (written to RUN/robustness, shown in the report)."""
     from rich.table import Table
 
-    from .report.html import build_report
     from .robustness import attack as run_attack
 
     if eps and eps_sweep:
@@ -290,10 +301,7 @@ def attack(
     for point in found.points:
         table.add_row(f"{point['eps']:g}", *(f"{point[k]:.4f}" for k in dict.fromkeys(["fgsm", found.method])))
     console.print(table)
-    for key, value in found.checks.items():
-        console.print(f"check {key}: {value}", markup=False)
-    _guard(lambda: build_report(run))
-    console.print(f"results: {found.path} (and the report's Robustness section)", markup=False)
+    _checked_and_reported(run, found.checks, found.path, "Robustness")
 
 
 @app.command()
@@ -311,8 +319,6 @@ def explain(
 
     from .explanations import explain as run_explain
     from .explanations import write_out
-    from .report.html import build_report
-    from .run.directory import load_run
 
     console = _console()
     found = _guard(lambda: run_explain(run, data, method=method, target=target, rows=rows))
@@ -325,13 +331,9 @@ def explain(
         extra = [f"{found.permutation[name]:.4f}"] if found.permutation else []
         table.add_row(name, f"{value:.4g}", *extra)
     console.print(table)
-    for key, value in found.checks.items():
-        console.print(f"check {key}: {value}", markup=False)
     if out is not None:
-        written = _guard(lambda: write_out(found, out, load_run(run)))
-        console.print(f"attributions: {written}", markup=False)
-    _guard(lambda: build_report(run))
-    console.print(f"results: {found.path} (and the report's Explanations section)", markup=False)
+        console.print(f"attributions: {_guard(lambda: write_out(found, out))}", markup=False)
+    _checked_and_reported(run, found.checks, found.path, "Explanations")
 
 
 @app.command()
@@ -348,7 +350,6 @@ def fairness(
     from rich.table import Table
 
     from .fairness import audit
-    from .report.html import build_report
 
     console = _console()
     limits = {"demographic_parity_difference": max_parity_difference, "equalized_odds_difference": max_odds_difference}
@@ -367,8 +368,7 @@ def fairness(
             interval = "" if low is None else f" (95% interval {low:.3f} to {high:.3f})"
             flag = " FLAGGED" if entry.get("flagged") else ""
             console.print(f"{name}: {entry['value']:.3f}{interval}{flag}", markup=False)
-    _guard(lambda: build_report(run))
-    console.print(f"results: {found.path} (and the report's Fairness section)", markup=False)
+    _checked_and_reported(run, {}, found.path, "Fairness")
 
 
 @app.command()

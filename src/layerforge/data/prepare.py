@@ -114,8 +114,7 @@ def split_parts(data_spec, kind: Kind, source: Source, task_class: type[tasks.Ta
                 plan: SplitPlan | None = None) -> tuple[SplitPlan, dict[str, np.ndarray]]:
     """The rows of each part: ``plan`` (default: the kind's plan for ``data.split``), stratified
     by class when the task's targets are classes, then anomaly classes moved to test."""
-    if data_spec.split.seed is not None:
-        seed = data_spec.split.seed
+    seed = data_spec.split.seed_or(seed)
     codes = None
     if task_class.stratify and source.labels is not None:
         codes = encode_classes(source.labels, classes_of(source.labels), source.label)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +32,17 @@ from ..errors import DataError
 from ..figures import charts
 from ..files import write_json
 from ..run.directory import Run
-from ..run.store import usable_runs_dir
+from ..run.store import recorded_parts, usable_runs_dir
 from ..spec.load import load_spec
+from . import RunGroup
 
 SUMMARY, OOF, PAGE = "cv.json", "oof.csv", "cv.html"
 
 
 @dataclass
-class CrossValidated:
+class CrossValidated(RunGroup):
     """The fold runs of a cross-validation, its summary and out-of-fold predictions."""
 
-    path: Path
-    runs: list[Run] = field(default_factory=list)
-    summary: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    headline: str = ""
     oof: Any = None  # a DataFrame
 
 
@@ -89,7 +86,7 @@ def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
     kind = kind_of(data)
     source = load_source(data, base.task)
     task_class = tasks.get(base.task or kind.default_task(source))
-    seed = data.split.seed if data.split.seed is not None else base.seed
+    seed = data.split.seed_or(base.seed)
     stratify = task_class.stratify and source.labels is not None
     plans = []
     for repeat in range(repeats):
@@ -125,14 +122,10 @@ def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
         f is not None for f in frames) else None
     if found.oof is not None:
         found.oof.to_csv(folder / OOF, index=False)
-    for split in ("val", "test"):
-        names = [k for k, v in (found.runs[0].metrics.get(split) or {}).items()
-                 if isinstance(v, (int, float)) and k != "rows"]
-        for name in names:
-            values = [run.metrics[split].get(name) for run in found.runs]
-            present = [float(v) for v in values if v is not None and math.isfinite(v)]
-            if present:
-                found.summary.setdefault(split, {})[name] = interval(present)
+    for split, metrics in found.values().items():
+        for name, values in metrics.items():
+            found.summary.setdefault(split, {})[name] = interval(
+                [float(v) for v in values if v is not None and math.isfinite(v)])
     write_json(folder / SUMMARY, {"spec": base.name, "folds": folds, "repeats": repeats,
                                   "plan": found.runs[0].manifest.split.plan if found.runs[0].manifest.split else None,
                                   "runs": [run.path.name for run in found.runs], "headline": found.headline,
@@ -144,7 +137,6 @@ def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
 def _out_of_fold(run: Run, source, fold: int, repeat: int | None):
     """The fold model's predictions of its validation rows, with their source row and truth."""
     from ..recipes.scaffold import as_tensors
-    from ..run.ensemble import _parts
 
     try:
         inputs, y = run.held_out("val")
@@ -158,7 +150,7 @@ def _out_of_fold(run: Run, source, fold: int, repeat: int | None):
             table = run.task.prediction_table(run.model, tensors, run.manifest.target)
         except DataError:  # a task that does not predict rows
             return None
-    recorded = _parts(run)
+    recorded = recorded_parts(run.path)
     positions = recorded[1]["val"] if recorded else None
     if positions is not None and len(positions) == len(table):
         table.insert(0, "row", positions)
@@ -182,10 +174,7 @@ def _write_page(found: CrossValidated, name: str, folds: int, repeats: int) -> N
     header = ["fold", *[f"{split} {m}" for split, metrics in found.summary.items() for m in metrics]]
     rows = [[run.path.name, *[run.metrics.get(split, {}).get(m) for split, metrics in found.summary.items()
                               for m in metrics]] for run in found.runs]
-    named = [(run.path.name, run.history) for run in found.runs]
-    first = found.runs[0].history
-    keys = [k for k in ("val_loss", f"val_{found.headline}", "train_loss") if any(k in r for r in first)]
-    pictures = [(f"per-fold {key}", charts.overlaid(named, key)) for key in keys]
+    pictures = found.curves([run.path.name for run in found.runs], "per-fold {key}")
     spread = {f"{split} {m}": entry["values"] for split, metrics in found.summary.items()
               for m, entry in metrics.items() if m in (found.headline, "loss")}
     if spread:

@@ -124,7 +124,7 @@ def train_ensemble(spec: Any, seeds: int = 5, *, overrides: list[str] | tuple[st
     from .seeds import train_seeds
 
     base = load_spec(spec, overrides)
-    split_seed = base.data.split.seed if base.data.split.seed is not None else base.seed
+    split_seed = base.data.split.seed_or(base.seed)
     trained = train_seeds(spec, seeds, overrides=[*overrides, f"data.split.seed={split_seed}"], runs_dir=runs_dir,
                           log=log)
     return build_ensemble(trained.runs, runs_dir=trained.path, name=base.name, made_from="seeds", log=log)

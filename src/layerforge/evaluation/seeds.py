@@ -13,29 +13,21 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import tasks
 from ..api import DEFAULT_SPEC, train
-from ..figures import charts
 from ..files import write_json
-from ..run.directory import Run
 from ..run.store import usable_runs_dir
 from ..spec.load import load_spec
+from . import RunGroup
 
 SUMMARY, PAGE = "seeds.json", "seeds.html"
 
 
-@dataclass
-class Seeds:
+class Seeds(RunGroup):
     """The runs of one spec under several seeds and the summary of their metrics."""
-
-    path: Path
-    runs: list[Run] = field(default_factory=list)
-    summary: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    headline: str = ""
 
 
 def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tuple[str, ...] = (),
@@ -70,14 +62,9 @@ def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tupl
                                              if isinstance(v, (int, float))))
     task = tasks.get(found.runs[0].manifest.task)
     found.headline = task.headline
-    for split in ("val", "test"):
-        names = [k for k, v in (found.runs[0].metrics.get(split) or {}).items()
-                 if isinstance(v, (int, float)) and k != "rows"]
-        for name in names:
-            values = [run.metrics[split].get(name) for run in found.runs]
+    for split, metrics in found.values().items():
+        for name, values in metrics.items():
             present = [(v, s) for v, s in zip(values, numbers) if v is not None and math.isfinite(v)]
-            if not present:
-                continue
             worst = (min if task.higher_is_better(name) else max)(present)
             only = [v for v, _ in present]
             found.summary.setdefault(split, {})[name] = {
@@ -110,10 +97,7 @@ def _write_page(found: Seeds, name: str, numbers: list[int]) -> None:
     columns = [(split, metric) for split, metrics in found.summary.items() for metric in metrics]
     rows = [[seed, run.path.name, *[run.metrics.get(split, {}).get(metric) for split, metric in columns]]
             for seed, run in zip(numbers, found.runs)]
-    named = [(f"seed {seed}", run.history) for seed, run in zip(numbers, found.runs)]
-    first = found.runs[0].history
-    keys = [k for k in ("val_loss", f"val_{found.headline}", "train_loss") if any(k in r for r in first)]
-    pictures = [(f"each seed's {key}", charts.overlaid(named, key)) for key in keys]
+    pictures = found.curves([f"seed {seed}" for seed in numbers], "each seed's {key}")
     build_study_page(found.path / PAGE, f"layerforge seeds: {name}", f"{len(found.runs)} runs · {found.path.name}",
                      summary, (["seed", "run", *[f"{s} {m}" for s, m in columns]], rows), pictures,
                      trials_title="Seeds")

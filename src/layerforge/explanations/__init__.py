@@ -112,8 +112,7 @@ def _grouped(values: np.ndarray, groups) -> np.ndarray:
     return flat if groups is None else np.stack([flat[:, members].sum(axis=1) for _, members in groups], axis=1)
 
 
-def _names(state, shape: tuple) -> list[str]:
-    groups = state.attribution_groups()
+def _names(groups, shape: tuple) -> list[str]:
     if groups is not None:
         return [name for name, _ in groups]
     return ["_".join(str(i) for i in index) for index in np.ndindex(*shape)]
@@ -170,7 +169,7 @@ def explain(run: Run | str | Path, data=None, *, method: str = "integrated_gradi
     values = found.detach().numpy()
     groups = state.attribution_groups()
     grouped = _grouped(values, groups) if groups is not None else values
-    names = _names(state, tuple(x.shape[1:]))
+    names = _names(groups, tuple(x.shape[1:]))
     result = Explained(run.path / FOLDER, method, names, grouped, targets)
     mean_abs = np.abs(grouped.reshape(len(grouped), -1)).mean(axis=0)
     result.importance = dict(zip(names, mean_abs.tolist()))
@@ -180,7 +179,8 @@ def explain(run: Run | str | Path, data=None, *, method: str = "integrated_gradi
         relative = delta.detach().abs() / change.abs().clamp_min(1e-6)
         result.checks["completeness_delta_median"] = float(relative.median())
         result.checks["completeness_delta_max"] = float(relative.max())
-    result.checks.update(_randomisation(run, method, x, extra, chosen, grouped.reshape(len(grouped), -1), seed))
+    result.checks.update(_randomisation(run, method, x, extra, chosen, grouped.reshape(len(grouped), -1), groups,
+                                        seed))
     if groups is not None and y is not None:
         result.permutation = _permutation(run, model, inputs, y, groups, names, seed)
     _write(result)
@@ -189,7 +189,7 @@ def explain(run: Run | str | Path, data=None, *, method: str = "integrated_gradi
     return result
 
 
-def _randomisation(run: Run, method: str, x, extra, chosen, trained: np.ndarray, seed: int) -> dict[str, Any]:
+def _randomisation(run: Run, method: str, x, extra, chosen, trained: np.ndarray, groups, seed: int) -> dict[str, Any]:
     """The same explanation of a network of the same architecture with fresh random weights:
     the median over rows of the Spearman rank correlation between the two attribution maps
     (signed, per input), as Adebayo et al. compare them."""
@@ -199,7 +199,6 @@ def _randomisation(run: Run, method: str, x, extra, chosen, trained: np.ndarray,
     torch.manual_seed(seed + 12345)
     fresh = checked_build(record.spec, run.manifest.inputs, record.output_size, record.num_classes).eval()
     found, _ = _attribute(method, fresh, x, extra, chosen, seed)
-    groups = run.manifest.preprocessing.attribution_groups()
     random = _grouped(found.detach().numpy(), groups).reshape(len(x), -1)
     correlations = []
     for mine, theirs in zip(trained, random):
@@ -226,7 +225,7 @@ def _permutation(run: Run, model, inputs: tuple, y, groups, names, seed: int) ->
     return drops
 
 
-def write_out(result: Explained, out: Path, run: Run) -> Path:
+def write_out(result: Explained, out: Path) -> Path:
     """``--out``: a CSV (one row per explained row, one column per input) or, for images and
     series, a PNG of the mean absolute attribution over the inputs' shape."""
     out = Path(out)

@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 
 from ..data.prepare import load_source
-from ..data.splits import from_ranges
 from ..errors import DataError
-from ..files import make_dir, read_json, write_json
+from ..files import make_dir, write_json
 from ..run.directory import Run
-from ..run.store import SPLIT
+from ..run.store import recorded_parts
 
 FOLDER, RECORD = "fairness", "fairness.json"
 THRESHOLDS = {"demographic_parity_difference": 0.1, "equalized_odds_difference": 0.1}
@@ -54,7 +53,8 @@ def _rows(run: Run, data, sensitive: list[str]):
         if run.manifest.preprocessing.kind != "table":
             raise DataError("a fairness audit reads table rows; pass rows that carry the sensitive columns")
         source = load_source(run.spec.data, run.manifest.task)
-        test = from_ranges(read_json(run.path / SPLIT)["parts"]["test"])
+        recorded = recorded_parts(run.path, run.manifest.files)
+        test = recorded[1]["test"] if recorded else np.zeros(0, dtype=np.int64)
         if len(test) == 0:
             raise DataError("this run has no test rows; pass rows to audit")
         frame, where = source.payload.iloc[test].reset_index(drop=True), f"{source.label} (the run's test rows)"

@@ -214,85 +214,82 @@ def _export_section(run: Run) -> str | None:
         return f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"
 
 
-def _explanation_section(run: Run) -> str | None:
+def _explanation(record: dict, folder: Path) -> str:
     """The last ``layerforge explain``: global importance and the explanation's own checks."""
-    path = run.path / "explain" / "explain.json"
-    if not path.is_file():
-        return None
-    try:
-        record = read_json(path)
-        checks = record.get("checks") or {}
-        said = [f"{record['method']} on {record['rows']} rows."]
-        if "completeness_delta_median" in checks:
-            median, worst = checks["completeness_delta_median"], checks["completeness_delta_max"]
-            said.append(f"Completeness: the attributions sum to the output's change from the baseline within "
-                        f"{median:.2%} (median; worst {worst:.2%}).")
-        if "randomisation_rank_correlation" in checks:
-            correlation = checks["randomisation_rank_correlation"]
-            verdict = ("the explanation depends on what was learned." if checks["depends_on_weights"] else
-                       "too similar: it reflects the input more than the model. Do not trust it.")
-            said.append(f"Model randomisation: rank correlation {correlation:.2f} with the same network given "
-                        f"random weights; {verdict}")
-        permutation = record.get("permutation") or {}
-        rows = [[name, value, permutation.get(name)] for name, value in record["importance"].items()]
-        return (f"<p>{html.escape(' '.join(said))}</p>"
-                + _table(["input", "mean |attribution|", "permutation importance"], rows))
-    except (LayerforgeError, KeyError, TypeError, ValueError, OSError) as error:
-        return f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"
+    checks = record.get("checks") or {}
+    said = [f"{record['method']} on {record['rows']} rows."]
+    if "completeness_delta_median" in checks:
+        median, worst = checks["completeness_delta_median"], checks["completeness_delta_max"]
+        said.append(f"Completeness: the attributions sum to the output's change from the baseline within "
+                    f"{median:.2%} (median; worst {worst:.2%}).")
+    if "randomisation_rank_correlation" in checks:
+        correlation = checks["randomisation_rank_correlation"]
+        verdict = ("the explanation depends on what was learned." if checks["depends_on_weights"] else
+                   "too similar: it reflects the input more than the model. Do not trust it.")
+        said.append(f"Model randomisation: rank correlation {correlation:.2f} with the same network given "
+                    f"random weights; {verdict}")
+    permutation = record.get("permutation") or {}
+    rows = [[name, value, permutation.get(name)] for name, value in record["importance"].items()]
+    return (f"<p>{html.escape(' '.join(said))}</p>"
+            + _table(["input", "mean |attribution|", "permutation importance"], rows))
 
 
-def _fairness_section(run: Run) -> str | None:
+def _fairness(record: dict, folder: Path) -> str:
     """The last ``layerforge fairness``: each group's rates and the flagged disparities."""
-    path = run.path / "fairness" / "fairness.json"
-    if not path.is_file():
-        return None
-    try:
-        record = read_json(path)
-        parts = [f"<p>{record['rows']} rows; favourable outcome: {html.escape(str(record['positive']))}.</p>"]
-        for column, result in record["columns"].items():
-            rows = [[group, m["rows"], m["accuracy"], m["selection_rate"], m["true_positive_rate"],
-                     m["false_positive_rate"], m["mean_probability"], m["observed_rate"]]
-                    for group, m in result["groups"].items()]
-            parts.append(f"<h3>{html.escape(column)}</h3>" + _table(
-                ["group", "rows", "accuracy", "selection rate", "TPR", "FPR", "mean probability", "observed rate"],
-                rows))
-            disparities = [[name, entry["value"], entry["ci95"][0], entry["ci95"][1], entry.get("threshold"),
-                            "FLAGGED" if entry.get("flagged") else ""] for name, entry in result["disparities"].items()]
-            parts.append(_table(["disparity", "value", "95% low", "95% high", "threshold", ""], disparities))
-        return "".join(parts)
-    except (LayerforgeError, KeyError, TypeError, ValueError, OSError) as error:
-        return f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"
+    parts = [f"<p>{record['rows']} rows; favourable outcome: {html.escape(str(record['positive']))}.</p>"]
+    for column, result in record["columns"].items():
+        rows = [[group, m["rows"], m["accuracy"], m["selection_rate"], m["true_positive_rate"],
+                 m["false_positive_rate"], m["mean_probability"], m["observed_rate"]]
+                for group, m in result["groups"].items()]
+        parts.append(f"<h3>{html.escape(column)}</h3>" + _table(
+            ["group", "rows", "accuracy", "selection rate", "TPR", "FPR", "mean probability", "observed rate"], rows))
+        disparities = [[name, entry["value"], entry["ci95"][0], entry["ci95"][1], entry.get("threshold"),
+                        "FLAGGED" if entry.get("flagged") else ""] for name, entry in result["disparities"].items()]
+        parts.append(_table(["disparity", "value", "95% low", "95% high", "threshold", ""], disparities))
+    return "".join(parts)
 
 
-def _robustness_section(run: Run) -> str | None:
+def _robustness(record: dict, folder: Path) -> str:
     """The last ``layerforge attack``: the metric against epsilon and the attack's own checks."""
-    folder = run.path / ROBUSTNESS
-    if not (folder / "attack.json").is_file():
-        return None
-    try:
-        record = read_json(folder / "attack.json")
-        method = record["method"]
-        rows = [[p["eps"], p.get("fgsm"), p.get(method)] for p in record["points"]]
-        checks = record.get("checks") or {}
-        said = [f"{record['rows']} test rows; epsilon in {record['units']}; {method} with {record['steps']} steps, "
-                f"{record['norm']} norm."]
-        if "stronger_than_fgsm" in checks:
-            said.append("PGD was at least as strong as FGSM at every epsilon." if checks["stronger_than_fgsm"] else
-                        f"PGD was weaker than FGSM at epsilon {checks.get('weaker_at')}: the attack is not reliable "
-                        "there.")
-        if "falls_to_chance" in checks:
-            said.append(f"At epsilon {checks['largest_eps']:g} {record['metric']} falls to "
-                        f"{checks['metric_at_largest_eps']:.3f}" + (" (no sign of masked gradients)."
-                                                                       if checks["falls_to_chance"] else
-                                                                       ": above chance, gradients may be masked."))
-        parts = [f"<p>{html.escape(' '.join(said))}</p>",
-                 _table(["epsilon", f"{record['metric']} under FGSM", f"{record['metric']} under {method}"], rows)]
-        for name in ("attack.png", "attacked_examples.png"):
-            if (folder / name).is_file():
-                parts.append(_image((folder / name).read_bytes(), name))
-        return "".join(parts)
-    except (LayerforgeError, KeyError, TypeError, ValueError, OSError) as error:
-        return f"<p>{html.escape(str(folder))} cannot be read: {html.escape(str(error))}</p>"
+    method = record["method"]
+    rows = [[p["eps"], p.get("fgsm"), p.get(method)] for p in record["points"]]
+    checks = record.get("checks") or {}
+    said = [f"{record['rows']} test rows; epsilon in {record['units']}; {method} with {record['steps']} steps, "
+            f"{record['norm']} norm."]
+    if "stronger_than_fgsm" in checks:
+        said.append("PGD was at least as strong as FGSM at every epsilon." if checks["stronger_than_fgsm"] else
+                    f"PGD was weaker than FGSM at epsilon {checks.get('weaker_at')}: the attack is not reliable there.")
+    if "falls_to_chance" in checks:
+        masked = (" (no sign of masked gradients)." if checks["falls_to_chance"] else
+                  ": above chance, gradients may be masked.")
+        said.append(f"At epsilon {checks['largest_eps']:g} {record['metric']} falls to "
+                    f"{checks['metric_at_largest_eps']:.3f}{masked}")
+    parts = [f"<p>{html.escape(' '.join(said))}</p>",
+             _table(["epsilon", f"{record['metric']} under FGSM", f"{record['metric']} under {method}"], rows)]
+    for name in ("attack.png", "attacked_examples.png"):
+        if (folder / name).is_file():
+            parts.append(_image((folder / name).read_bytes(), name))
+    return "".join(parts)
+
+
+# sections drawn from what a command left in the run: title, the record's path, how it is drawn
+RECORDED = (("Explanations", "explain/explain.json", _explanation),
+            ("Fairness", "fairness/fairness.json", _fairness),
+            ("Robustness", f"{ROBUSTNESS}/attack.json", _robustness))
+
+
+def _recorded_sections(run: Run) -> list[tuple[str, str]]:
+    """The sections whose records the run holds; a damaged record is said on the page, not raised."""
+    sections = []
+    for title, name, draw in RECORDED:
+        path = run.path / name
+        if not path.is_file():
+            continue
+        try:
+            sections.append((title, draw(read_json(path), path.parent)))
+        except (LayerforgeError, KeyError, TypeError, ValueError, OSError) as error:
+            sections.append((title, f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"))
+    return sections
 
 
 def build_report(run_dir: str | Path, prepared=None) -> Path:
@@ -328,15 +325,7 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
     exported = _export_section(run)
     if exported is not None:
         sections.append(("Export", exported))
-    explained = _explanation_section(run)
-    if explained is not None:
-        sections.append(("Explanations", explained))
-    audited = _fairness_section(run)
-    if audited is not None:
-        sections.append(("Fairness", audited))
-    attacked = _robustness_section(run)
-    if attacked is not None:
-        sections.append(("Robustness", attacked))
+    sections += _recorded_sections(run)
     spec_text = (run.path / SPEC).read_text(encoding="utf-8")
     sections.append(("Spec", f"<pre>{html.escape(spec_text)}</pre>"))
     subtitle = f"{run.manifest.task} on {run.manifest.source} · {run.path.name} · report written " \

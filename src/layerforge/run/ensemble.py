@@ -11,15 +11,13 @@ import numpy as np
 import torch
 
 from .. import tasks
-from ..data.splits import from_ranges
 from ..errors import DataError
-from ..files import read_json
 from ..models.protocol import finite_outputs, predict_outputs
 from ..recipes.scaffold import as_tensors
 from ..training import losses
 from .manifest import read_manifest
 from .predictor import Predictor, _answers
-from .store import MODEL, SPLIT
+from .store import MODEL, recorded_parts
 
 MEMBERS = "members"
 
@@ -126,14 +124,6 @@ def same_task(manifests: list, names: list[str]) -> None:
                                 f"({getattr(lead, field)!r}); an ensemble's members predict the same thing")
 
 
-def _parts(run) -> tuple[str, dict[str, np.ndarray]] | None:
-    """The source fingerprint and the row positions of each part, from split.json."""
-    if not (run.path / SPLIT).is_file():
-        return None
-    record = read_json(run.path / SPLIT)
-    return record["fingerprint"], {name: from_ranges(r) for name, r in record["parts"].items()}
-
-
 def shared_test_rows(runs: list) -> tuple[np.ndarray, list[np.ndarray]]:
     """The source rows every member tested on and none trained or validated on, and where each
     member keeps them among its own test rows.
@@ -141,7 +131,7 @@ def shared_test_rows(runs: list) -> tuple[np.ndarray, list[np.ndarray]]:
     Raises:
         DataError: the members were trained on different data, or share no such row.
     """
-    recorded = [_parts(run) for run in runs]
+    recorded = [recorded_parts(run.path) for run in runs]
     if any(r is None for r in recorded):
         raise DataError("a member has no split.json: the rows it held out are unknown")
     if len({fingerprint for fingerprint, _ in recorded}) > 1:

@@ -231,6 +231,15 @@ def write_split(run_dir: Path, prepared) -> dict[str, Any]:
     return {"file": SPLIT, "fingerprint": record["fingerprint"], "plan": record["plan"]}
 
 
+def recorded_parts(run_dir: Path, checksums: dict[str, str] | None = None) -> tuple[str, dict] | None:
+    """The source fingerprint and the row positions of each part, as split.json records them,
+    without reading the source; None when the run has no split.json."""
+    if not (Path(run_dir) / SPLIT).is_file():
+        return None
+    record = read_record(run_dir, SPLIT, SplitFile, checksums).model_dump()
+    return record["fingerprint"], {name: from_ranges(ranges) for name, ranges in record["parts"].items()}
+
+
 def read_split(run_dir: Path, source, checksums: dict[str, str] | None = None) -> dict:
     """The rows of each part as the run recorded them, for ``source`` loaded again.
 

@@ -60,6 +60,10 @@ class SplitSpec(_Section):
     shuffle: bool = True
     seed: int | None = None  # the split's own seed (default: the run's): runs that differ only in initialisation
 
+    def seed_or(self, run_seed: int) -> int:
+        """The seed that splits the rows: the split's own, else the run's."""
+        return run_seed if self.seed is None else self.seed
+
     @model_validator(mode="after")
     def _fractions_leave_training_rows(self):
         if self.val + self.test >= 1:

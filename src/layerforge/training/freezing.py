@@ -11,7 +11,8 @@ from ..errors import SpecError
 from .callbacks import Callback
 
 
-def _feature_keys(model) -> list[str]:
+def feature_keys_of(model) -> list[str]:
+    """A network's feature-extractor keys (``Network.feature_keys``); every key for another module."""
     return model.feature_keys() if hasattr(model, "feature_keys") else list(model.state_dict())
 
 
@@ -25,7 +26,7 @@ def frozen_names(model: torch.nn.Module, patterns: list[str]) -> list[str]:
     chosen: list[str] = []
     for pattern in patterns:
         if pattern == "features":
-            keys = set(_feature_keys(model))
+            keys = set(feature_keys_of(model))
             matched = [name for name in names if name in keys]
         else:
             matched = [name for name in names if fnmatch.fnmatchcase(name, pattern)

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import CheckpointError, DataError
 from ..run.predictor import Predictor
-from ..training.freezing import Freezer, _feature_keys, frozen_names, layer_of, parameter_groups
+from ..training.freezing import Freezer, feature_keys_of, frozen_names, layer_of, parameter_groups
 
 __all__ = ["TRANSFER", "Freezer", "Loaded", "frozen_names", "init_from", "layer_of", "parameter_groups"]
 
@@ -58,7 +58,7 @@ def init_from(model: torch.nn.Module, run_dir: str | Path, classes: list | None 
         raise DataError(f"model.init_from: {error}") from None
     source = predictor.model
     theirs, ours = source.state_dict(), model.state_dict()
-    our_features, their_features = _feature_keys(model), _feature_keys(source)
+    our_features, their_features = feature_keys_of(model), feature_keys_of(source)
     other_classes = classes is not None and predictor.manifest.classes != list(classes)
     head = set(ours) - set(our_features) if other_classes else set()
     mapping = {name: name for name, value in ours.items()
