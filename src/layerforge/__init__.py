@@ -40,6 +40,7 @@ __all__ = [
     "attack",
     "explain",
     "audit_fairness",
+    "mitigate_fairness",
     "Doctor",
     "diagnose",
     "LayerforgeError",
@@ -67,6 +68,7 @@ _LAZY = {
     "attack": ".robustness",
     "explain": ".explanations",
     "audit_fairness": ".fairness",
+    "mitigate_fairness": ".fairness",
     "Trainer": ".recipes.trainer",
     "Callback": ".training.callbacks",
     "register_loss": ".training.losses",
@@ -85,7 +87,7 @@ if TYPE_CHECKING:
     from .evaluation.ensemble import ensemble
     from .evaluation.seeds import train_seeds
     from .explanations import explain
-    from .fairness import audit_fairness
+    from .fairness import audit_fairness, mitigate_fairness
     from .models import register_model
     from .recipes.trainer import Trainer
     from .robustness import attack

@@ -13,6 +13,7 @@ from .data.kinds import Source
 from .data.prepare import load_source, prepare
 from .data.splits import Recorded, SplitPlan
 from .errors import CheckpointError, SpecError, TrainingError
+from .fairness import reweighing
 from .files import locked, read_json, remove, write_json
 from .models import count_parameters
 from .models.check import checked_build
@@ -130,6 +131,7 @@ def train(
     task = prepared.task
     if spec.train.calibrate != "none" and not task.calibrates:
         raise SpecError(f"train.calibrate: temperature scaling is for classification; this run does {task.name}")
+    row_weights = reweighing(spec.train.fairness, prepared) if spec.train.fairness else None
     spec = spec.model_copy(update={"task": task.name})
     torch.manual_seed(spec.seed)
     batch = prepared.rows("train") if spec.train.batch_size == "full" else spec.train.batch_size
@@ -161,7 +163,7 @@ def train(
         resuming = resume is not None and has_checkpoint(run_dir)
         if frozen:
             callbacks = [Freezer(model, frozen, spec.train.unfreeze_at), *callbacks]
-        return _train(run_dir, spec, prepared, model, previous, resuming, progress, callbacks, console)
+        return _train(run_dir, spec, prepared, model, previous, resuming, progress, callbacks, console, row_weights)
 
 
 def _previous_manifest(run_dir: Path) -> dict:
@@ -175,7 +177,7 @@ def _previous_manifest(run_dir: Path) -> dict:
 
 
 def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool, progress: bool, callbacks,
-           console) -> Run:
+           console, row_weights=None) -> Run:
     """Train in ``run_dir`` (its lock held) and write everything the run directory holds."""
     task = prepared.task
     recipe = recipes.get(task.recipe)
@@ -188,6 +190,7 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
     scaffold = Scaffold(spec.train, task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
                         augment=Augment.from_spec(spec.data.augment),
                         perturbation=prepared.encoder.state.perturbation() if spec.train.adversarial else None,
+                        row_weights=row_weights,
                         callbacks=[HistoryWriter(run_dir / HISTORY), *extra])
     splits = prepared.splits
     early_stopping = bool(spec.train.early_stopping and spec.train.early_stopping.restore_best)

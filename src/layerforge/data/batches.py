@@ -20,9 +20,12 @@ class InMemoryBatches:
         shuffle: permute rows each epoch.
         generator: CPU generator that drives the permutations (its state is checkpointed).
         min_batch: smallest batch worth a step.
+        weights: one weight per row: each epoch then draws as many rows as there are, with
+            replacement, each in proportion to its weight (``train.fairness: reweigh``).
     """
 
-    def __init__(self, inputs, y, batch_size: int, *, shuffle: bool = True, generator=None, min_batch: int = 1):
+    def __init__(self, inputs, y, batch_size: int, *, shuffle: bool = True, generator=None, min_batch: int = 1,
+                 weights: torch.Tensor | None = None):
         inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
         if any(len(t) != len(y) for t in inputs):
             raise ValueError(f"inputs have {[len(t) for t in inputs]} rows but y has {len(y)}")
@@ -32,6 +35,9 @@ class InMemoryBatches:
         self.shuffle = shuffle
         self.generator = generator
         self.min_batch = min_batch
+        if weights is not None and len(weights) != self.rows:
+            raise ValueError(f"{len(weights)} row weights for {self.rows} rows")
+        self.weights = weights
 
     def __len__(self) -> int:
         full, rest = divmod(self.rows, self.batch_size)
@@ -44,7 +50,11 @@ class InMemoryBatches:
                 part = slice(batch * size, (batch + 1) * size)
                 yield tuple(t[part] for t in inputs), y[part]
             return
-        order = torch.randperm(self.rows, generator=self.generator).to(y.device, non_blocking=True)
+        if self.weights is None:
+            order = torch.randperm(self.rows, generator=self.generator)
+        else:
+            order = torch.multinomial(self.weights, self.rows, replacement=True, generator=self.generator)
+        order = order.to(y.device, non_blocking=True)
         for batch in range(len(self)):
             index = order[batch * size : (batch + 1) * size]
             yield tuple(t[index] for t in inputs), y[index]

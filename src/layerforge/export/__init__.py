@@ -59,7 +59,7 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
 
     if quantize not in (None, "int8"):
         raise ExportError(f"--quantize: '{quantize}' is not a quantization layerforge makes (choices: int8)")
-    refused = run.manifest.model.spec.runtime_problem()
+    refused = run.manifest.runtime_problem()
     if refused:
         raise ExportError(f"{run.path}: {refused}")
     say = log or (lambda line: None)

@@ -7,6 +7,12 @@ selection rate (share predicted ``positive``), true and false positive rates, an
 demographic-parity difference and ratio and the equalized-odds difference (fairlearn's
 definitions), each with a 95% bootstrap interval, flagged against thresholds. Results go to
 ``RUN/fairness/fairness.json`` and the report's Fairness section.
+
+Mitigation (``mitigate``) post-processes a binary classifier: per-group thresholds on its
+probability of ``positive``, fitted on the validation (or training) rows so that every group gets
+the same selection rate (demographic parity) or true positive rate, with the best accuracy that
+allows. They are stored in model.json, so ``predict`` applies them; the test rows measure the
+disparities and the accuracy before and after (``RUN/fairness/mitigation.json``).
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ from typing import Any
 import numpy as np
 
 from ..data.prepare import load_source
-from ..errors import DataError
-from ..files import make_dir, write_json
+from ..errors import DataError, SpecError
+from ..files import locked, make_dir, write_json
+from ..run.decisions import CONSTRAINTS, GroupThresholds, fit_thresholds
 from ..run.directory import Run
-from ..run.store import recorded_parts
+from ..run.manifest import read_manifest
+from ..run.store import MODEL, recorded_parts
 
-FOLDER, RECORD = "fairness", "fairness.json"
+FOLDER, RECORD, MITIGATION = "fairness", "fairness.json", "mitigation.json"
 THRESHOLDS = {"demographic_parity_difference": 0.1, "equalized_odds_difference": 0.1}
 
 
@@ -40,8 +48,8 @@ class Audited:
         return {"positive": self.positive, "rows": self.rows, "columns": self.columns}
 
 
-def _rows(run: Run, data, sensitive: list[str]):
-    """Raw rows with the target and the sensitive columns: given, or the run's test rows."""
+def _rows(run: Run, data, sensitive: list[str], part: str = "test"):
+    """Raw rows with the target and the sensitive columns: given, or the run's rows of ``part``."""
     import pandas as pd
 
     from ..data.tabular import read_table
@@ -54,15 +62,82 @@ def _rows(run: Run, data, sensitive: list[str]):
             raise DataError("a fairness audit reads table rows; pass rows that carry the sensitive columns")
         source = load_source(run.spec.data, run.manifest.task)
         recorded = recorded_parts(run.path, run.manifest.files)
-        test = recorded[1]["test"] if recorded else np.zeros(0, dtype=np.int64)
-        if len(test) == 0:
-            raise DataError("this run has no test rows; pass rows to audit")
-        frame, where = source.payload.iloc[test].reset_index(drop=True), f"{source.label} (the run's test rows)"
+        rows = recorded[1].get(part, np.zeros(0, dtype=np.int64)) if recorded else np.zeros(0, dtype=np.int64)
+        if len(rows) == 0:
+            raise DataError(f"this run has no {PARTS[part]} rows; " + ("pass rows to audit" if part == "test" else
+                            "fit the thresholds on another part (--fit-on)"))
+        frame = source.payload.iloc[rows].reset_index(drop=True)
+        where = f"{source.label} (the run's {PARTS[part]} rows)"
     missing = [c for c in [*sensitive, run.manifest.target] if c not in frame.columns]
     if missing:
         raise DataError(f"--sensitive: column '{missing[0]}' is not in {where}; its columns: "
                         f"{', '.join(map(str, frame.columns))}")
     return frame
+
+
+PARTS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def _measured(truth: np.ndarray, chosen: np.ndarray, probability: np.ndarray, groups: np.ndarray,
+              limits: dict[str, float], rng, bootstrap: int) -> dict[str, Any]:
+    """Each group's rates, and the disparities with 95% bootstrap intervals and flags."""
+    from fairlearn.metrics import (
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+    )
+
+    per_group = {}
+    for group in sorted(set(groups)):
+        inside = groups == group
+        positives, negatives = truth[inside], ~truth[inside]
+        per_group[group] = {
+            "rows": int(inside.sum()),
+            "accuracy": float(np.mean(chosen[inside] == truth[inside])),
+            "selection_rate": float(chosen[inside].mean()),
+            "true_positive_rate": float(chosen[inside][positives].mean()) if positives.any() else None,
+            "false_positive_rate": float(chosen[inside][negatives].mean()) if negatives.any() else None,
+            "mean_probability": float(probability[inside].mean()),
+            "observed_rate": float(truth[inside].mean()),
+        }
+    measures = {"demographic_parity_difference": demographic_parity_difference,
+                "demographic_parity_ratio": demographic_parity_ratio,
+                "equalized_odds_difference": equalized_odds_difference}
+    disparities = {}
+    for name, measure in measures.items():
+        value = float(measure(truth, chosen, sensitive_features=groups))
+        samples = []
+        for _ in range(bootstrap):
+            pick = rng.integers(0, len(groups), len(groups))
+            if len(set(groups[pick])) == len(per_group):
+                samples.append(float(measure(truth[pick], chosen[pick], sensitive_features=groups[pick])))
+        low, high = (np.nanpercentile(samples, [2.5, 97.5]).tolist() if samples else [None, None])
+        entry = {"value": value, "ci95": [low, high]}
+        if name in limits:
+            entry["threshold"] = limits[name]
+            entry["flagged"] = bool(value > limits[name])
+        disparities[name] = entry
+    return {"accuracy": float(np.mean(chosen == truth)), "groups": per_group, "disparities": disparities}
+
+
+def _fairlearn() -> None:
+    try:
+        import fairlearn  # noqa: F401
+    except ImportError:
+        raise DataError("fairness audits need fairlearn: pip install 'layerforge[fairness]'") from None
+
+
+def _positive(task, positive):
+    """The favourable class: given (checked), or the second of two classes."""
+    names = [str(c) for c in task.classes]
+    if positive is None:
+        if len(names) != 2:
+            raise DataError(f"--positive: this run has {len(names)} classes; say which one is the favourable outcome "
+                            f"({', '.join(names)})")
+        return task.classes[1]
+    if str(positive) not in names:
+        raise DataError(f"--positive: {positive!r} is not a class of this run ({', '.join(names)})")
+    return task.classes[names.index(str(positive))]
 
 
 def audit(run: Run | str | Path, sensitive: list[str], data=None, *, positive=None,
@@ -77,77 +152,180 @@ def audit(run: Run | str | Path, sensitive: list[str], data=None, *, positive=No
         DataError: not a classification run, a column that is not there, more than two classes
             without ``positive``, or a group with no rows.
     """
-    try:
-        from fairlearn.metrics import (
-            demographic_parity_difference,
-            demographic_parity_ratio,
-            equalized_odds_difference,
-        )
-    except ImportError:
-        raise DataError("fairness audits need fairlearn: pip install 'layerforge[fairness]'") from None
-
+    _fairlearn()
     run = run if isinstance(run, Run) else Run(run)
     task = run.task
     if not task.classes:
         raise DataError(f"fairness metrics compare classifications; this run does {run.manifest.task}")
     if not sensitive:
         raise DataError("--sensitive: name at least one column whose groups to compare")
-    names = [str(c) for c in task.classes]
-    if positive is None:
-        if len(names) != 2:
-            raise DataError(f"--positive: this run has {len(names)} classes; say which one is the favourable outcome "
-                            f"({', '.join(names)})")
-        positive = task.classes[1]
-    elif str(positive) not in names:
-        raise DataError(f"--positive: {positive!r} is not a class of this run ({', '.join(names)})")
-    positive = task.classes[names.index(str(positive))]
+    positive = _positive(task, positive)
     limits = {**THRESHOLDS, **(thresholds or {})}
     frame = _rows(run, data, sensitive)
     truth = frame[run.manifest.target].astype(str).to_numpy() == str(positive)
     features = frame.drop(columns=[run.manifest.target])
-    probability = run.predict_proba(features, ignore_extra=True)[:, names.index(str(positive))]
+    probability = run.predict_proba(features, ignore_extra=True)[:, [str(c) for c in task.classes].index(str(positive))]
     chosen = np.asarray(run.predict(features, ignore_extra=True)).astype(str) == str(positive)
     found = Audited(run.path / FOLDER, positive, int(len(frame)))
     rng = np.random.default_rng(seed)
     for column in sensitive:
-        groups = frame[column].astype(str).to_numpy()
-        per_group = {}
-        for group in sorted(set(groups)):
-            inside = groups == group
-            positives, negatives = truth[inside], ~truth[inside]
-            per_group[group] = {
-                "rows": int(inside.sum()),
-                "accuracy": float(np.mean(chosen[inside] == truth[inside])),
-                "selection_rate": float(chosen[inside].mean()),
-                "true_positive_rate": float(chosen[inside][positives].mean()) if positives.any() else None,
-                "false_positive_rate": float(chosen[inside][negatives].mean()) if negatives.any() else None,
-                "mean_probability": float(probability[inside].mean()),
-                "observed_rate": float(truth[inside].mean()),
-            }
-        measures = {"demographic_parity_difference": demographic_parity_difference,
-                    "demographic_parity_ratio": demographic_parity_ratio,
-                    "equalized_odds_difference": equalized_odds_difference}
-        disparities = {}
-        for name, measure in measures.items():
-            value = float(measure(truth, chosen, sensitive_features=groups))
-            samples = []
-            for _ in range(bootstrap):
-                pick = rng.integers(0, len(groups), len(groups))
-                if len(set(groups[pick])) == len(per_group):
-                    samples.append(float(measure(truth[pick], chosen[pick], sensitive_features=groups[pick])))
-            low, high = (np.nanpercentile(samples, [2.5, 97.5]).tolist() if samples else [None, None])
-            entry = {"value": value, "ci95": [low, high]}
-            if name in limits:
-                entry["threshold"] = limits[name]
-                entry["flagged"] = bool(value > limits[name])
-            disparities[name] = entry
-        found.columns[column] = {"groups": per_group, "disparities": disparities}
+        found.columns[column] = _measured(truth, chosen, probability, frame[column].astype(str).to_numpy(), limits,
+                                          rng, bootstrap)
     if not found.path.is_dir():
         make_dir(found.path)
     write_json(found.path / RECORD, found.to_json())
     return found
 
 
-audit_fairness = audit  # layerforge.audit_fairness
+@dataclass
+class Mitigated:
+    """Per-group thresholds fitted for ``constraint``, and the test rows before and after."""
 
-__all__ = ["THRESHOLDS", "Audited", "audit", "audit_fairness"]
+    path: Path
+    column: str
+    constraint: str
+    positive: Any
+    fitted_on: str
+    rate: float
+    thresholds: dict[str, float]
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"column": self.column, "constraint": self.constraint, "positive": self.positive,
+                "fitted_on": self.fitted_on, "rate": self.rate, "thresholds": self.thresholds,
+                "before": self.before, "after": self.after}
+
+    def summary(self) -> str:
+        """One line: the disparity the constraint targets, and accuracy, before and after."""
+        name = MEASURED_BY[self.constraint]
+        return (f"{name.replace('_', ' ')} {self.before['disparities'][name]['value']:.3f} -> "
+                f"{self.after['disparities'][name]['value']:.3f}; accuracy {self.before['accuracy']:.4f} -> "
+                f"{self.after['accuracy']:.4f} on {sum(g['rows'] for g in self.after['groups'].values())} test rows")
+
+
+MEASURED_BY = {"demographic_parity": "demographic_parity_difference",
+               "true_positive_rate_parity": "equalized_odds_difference"}
+
+
+def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demographic_parity", *, positive=None,
+             fit_on: str = "val", thresholds: dict[str, float] | None = None, bootstrap: int = 200,
+             seed: int = 0) -> Mitigated:
+    """Post-process a binary classifier so that the groups of ``sensitive`` are treated alike.
+
+    Per-group thresholds on the probability of ``positive`` are fitted on the run's ``fit_on``
+    rows ('val' or 'train'; the test rows only measure) so that every group gets the same
+    selection rate (``demographic_parity``) or true positive rate
+    (``true_positive_rate_parity``), at the common rate that classifies those rows best. They go
+    into model.json, and ``predict`` applies them from then on (rows must carry the column).
+
+    Raises:
+        DataError: not a two-class run, an ensemble, an unknown constraint or part, a missing
+            column, or a group that the fitting rows do not cover.
+    """
+    _fairlearn()
+    run = run if isinstance(run, Run) else Run(run)
+    if run.manifest.ensemble:
+        raise DataError(f"{run.path} is an ensemble: mitigate one of its members, or a single run")
+    task = run.task
+    if not task.classes or len(task.classes) != 2:
+        raise DataError(f"--mitigate: per-group thresholds decide between two classes; this run does "
+                        f"{run.manifest.task}" + (f" with {len(task.classes)} classes" if task.classes else ""))
+    if constraint not in CONSTRAINTS:
+        raise DataError(f"--mitigate: {constraint!r} is not a constraint layerforge meets "
+                        f"(choices: {', '.join(CONSTRAINTS)}, none)")
+    if fit_on not in ("val", "train"):
+        raise DataError(f"--fit-on: expected val or train, got {fit_on!r}")
+    positive = _positive(task, positive)
+    names = [str(c) for c in task.classes]
+    other = task.classes[1 - names.index(str(positive))]
+    column = sensitive
+
+    def scored(part: str):
+        frame = _rows(run, None, [column], part)
+        truth = frame[run.manifest.target].astype(str).to_numpy() == str(positive)
+        features = frame.drop(columns=[run.manifest.target])
+        probability = run.predict_proba(features, ignore_extra=True)[:, names.index(str(positive))]
+        return truth, probability, frame[column].astype(str).to_numpy()
+
+    truth, probability, groups = scored(fit_on)
+    for group in sorted(set(groups)):
+        if constraint == "true_positive_rate_parity" and not truth[groups == group].any():
+            raise DataError(f"--sensitive {column}: group {group!r} has no '{positive}' rows among the "
+                            f"{PARTS[fit_on]} rows, so its true positive rate cannot be matched; fit on more rows "
+                            "(--fit-on train)")
+    fitted, rate = fit_thresholds(probability, truth, groups, constraint)
+    test_truth, test_probability, test_groups = scored("test")
+    unseen = sorted(set(test_groups) - set(fitted))
+    if unseen:
+        raise DataError(f"--sensitive {column}: group {unseen[0]!r} of the test rows has no {PARTS[fit_on]} rows to "
+                        "fit its threshold on")
+    decision = GroupThresholds(column=column, positive=positive, other=other, constraint=constraint,
+                               thresholds=fitted, fitted_on=f"{PARTS[fit_on]} rows ({len(truth)})")
+    before = test_probability >= 0.5
+    after = decision.decide_by(test_probability, test_groups).astype(str) == str(positive)
+    limits = {**THRESHOLDS, **(thresholds or {})}
+    found = Mitigated(run.path / FOLDER, column, constraint, positive, decision.fitted_on, rate, fitted,
+                      _measured(test_truth, before, test_probability, test_groups, limits,
+                                np.random.default_rng(seed), bootstrap),
+                      _measured(test_truth, after, test_probability, test_groups, limits,
+                                np.random.default_rng(seed), bootstrap))
+    _decide_with(run, decision)
+    if not found.path.is_dir():
+        make_dir(found.path)
+    write_json(found.path / MITIGATION, found.to_json())
+    return found
+
+
+def remove_mitigation(run: Run | str | Path) -> bool:
+    """Take a run's per-group thresholds out of model.json (``predict`` decides by the model's
+    probabilities again); returns whether it had them."""
+    run = run if isinstance(run, Run) else Run(run)
+    had = run.manifest.decision is not None
+    if had:
+        _decide_with(run, None)
+        (run.path / FOLDER / MITIGATION).unlink(missing_ok=True)
+    return had
+
+
+def reweighing(wanted, prepared) -> np.ndarray:
+    """Kamiran and Calders' weight of each training row for ``train.fairness``: P(group) P(label)
+    / P(group, label), so that in the weighted rows the label is independent of the group.
+
+    Raises:
+        SpecError: not a classification of table rows, or no such column.
+    """
+    column, task = wanted.sensitive, prepared.task
+    if not task.classes:
+        raise SpecError(f"train.fairness: reweighing balances labels across groups; this run does {task.name}")
+    frame = prepared.source.payload
+    if not hasattr(frame, "columns") or column not in frame.columns:
+        listed = f"; its columns: {', '.join(map(str, frame.columns))}" if hasattr(frame, "columns") else ""
+        raise SpecError(f"train.fairness.sensitive: column '{column}' is not in {prepared.source.label}{listed}")
+    rows = prepared.parts["train"]
+    groups = frame[column].iloc[rows].astype(str).to_numpy()
+    labels = prepared.source.labels.iloc[rows].astype(str).to_numpy()
+    weights = np.empty(len(rows))
+    for group in set(groups):
+        for label in set(labels):
+            both = (groups == group) & (labels == label)
+            if both.any():
+                weights[both] = (groups == group).mean() * (labels == label).mean() / both.mean()
+    return weights
+
+
+def _decide_with(run: Run, decision: GroupThresholds | None) -> None:
+    """Rewrite model.json with ``decision`` (atomically, the run's lock held)."""
+    with locked(run.path, "fairness mitigation"):
+        manifest = read_manifest(run.path / MODEL)
+        manifest.model_copy(update={"decision": decision}).write(run.path / MODEL)
+    run.manifest = read_manifest(run.path / MODEL)
+    run.meta = run.manifest.to_json()
+    run._predictor = None
+
+
+audit_fairness = audit  # layerforge.audit_fairness
+mitigate_fairness = mitigate  # layerforge.mitigate_fairness
+
+__all__ = ["THRESHOLDS", "Audited", "Mitigated", "audit", "audit_fairness", "mitigate", "mitigate_fairness",
+           "remove_mitigation", "reweighing"]

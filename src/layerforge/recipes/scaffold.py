@@ -111,18 +111,21 @@ class Scaffold:
         checkpoint_dir: where checkpoints go (None: no checkpoints).
         augment: applied to the first input of every training batch (``data.augment``).
         perturbation: how adversarial training may move the encoded rows (``train.adversarial``).
+        row_weights: how often each training row is drawn, relative to the others
+            (``train.fairness``); None draws each once per epoch.
 
     During and after training: ``model_``, ``optimizers_`` (name -> optimizer), ``loss_fn_``,
     ``epoch``, ``history_``, ``rollbacks_``, ``best_epoch_``, ``stopped_early_``.
     """
 
     def __init__(self, spec, task, *, seed: int = 0, callbacks=(), checkpoint_dir: str | Path | None = None,
-                 augment: Callable | None = None, perturbation=None):
+                 augment: Callable | None = None, perturbation=None, row_weights=None):
         self.spec, self.task, self.seed = spec, task, seed
         self.callbacks = list(callbacks)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.augment = augment
         self.perturbation = perturbation  # how train.adversarial may move the rows (the data's Perturbation)
+        self.row_weights = None if row_weights is None else torch.as_tensor(row_weights, dtype=torch.float64)
         self.epochs = spec.epochs
         self.epoch = 0
         self.stop_training = self.stopped_early_ = False
@@ -143,7 +146,8 @@ class Scaffold:
         one row is dropped when the model has batch norm."""
         has_batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
         size = len(y) if self.spec.batch_size == "full" else self.spec.batch_size
-        return InMemoryBatches(inputs, y, size, generator=self._generator, min_batch=2 if has_batch_norm else 1)
+        return InMemoryBatches(inputs, y, size, generator=self._generator, min_batch=2 if has_batch_norm else 1,
+                               weights=self.row_weights)
 
     def ready(self, model: torch.nn.Module, train, val) -> tuple[torch.nn.Module, InMemoryBatches, tuple | None]:
         """The model on the training device, batches of the training rows, and the validation

@@ -249,6 +249,24 @@ def _fairness(record: dict, folder: Path) -> str:
     return "".join(parts)
 
 
+def _mitigation(record: dict, folder: Path) -> str:
+    """The per-group thresholds ``predict`` applies, and the test rows before and after them."""
+    before, after = record["before"], record["after"]
+    said = (f"predict decides by per-group thresholds on '{record['column']}' ({record['constraint']}, fitted on "
+            f"{record['fitted_on']}); favourable outcome: {record['positive']}. Test accuracy "
+            f"{before['accuracy']:.4f} before, {after['accuracy']:.4f} after.")
+    rows = [[group, cut, before["groups"].get(group, {}).get("selection_rate"),
+             after["groups"].get(group, {}).get("selection_rate"), before["groups"].get(group, {}).get("accuracy"),
+             after["groups"].get(group, {}).get("accuracy")] for group, cut in record["thresholds"].items()]
+    disparities = [[name, entry["value"], after["disparities"][name]["value"],
+                    "FLAGGED" if after["disparities"][name].get("flagged") else ""]
+                   for name, entry in before["disparities"].items()]
+    return (f"<p>{html.escape(said)}</p>"
+            + _table(["group", "threshold", "selection before", "selection after", "accuracy before",
+                      "accuracy after"], rows)
+            + _table(["disparity", "before", "after", ""], disparities))
+
+
 def _robustness(record: dict, folder: Path) -> str:
     """The last ``layerforge attack``: the metric against epsilon and the attack's own checks."""
     method = record["method"]
@@ -275,6 +293,7 @@ def _robustness(record: dict, folder: Path) -> str:
 # sections drawn from what a command left in the run: title, the record's path, how it is drawn
 RECORDED = (("Explanations", "explain/explain.json", _explanation),
             ("Fairness", "fairness/fairness.json", _fairness),
+            ("Fairness mitigation", "fairness/mitigation.json", _mitigation),
             ("Robustness", f"{ROBUSTNESS}/attack.json", _robustness))
 
 

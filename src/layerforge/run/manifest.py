@@ -21,6 +21,7 @@ from ..files import SEAL, read_json, sealed, unsealed, write_json
 from ..models import config_for
 from ..models.configs import FamilyConfig
 from ..models.inputs import Inputs
+from .decisions import GroupThresholds
 from .store import METRICS, PARTIAL
 
 FORMAT = "layerforge.model/2"
@@ -101,6 +102,7 @@ class Manifest(_Record):
     evaluator: JudgeRecord | None = None
     baseline: dict[str, dict[str, float | None]] | None = None
     ensemble: EnsembleRecord | None = None  # the run combines these members' predictions
+    decision: GroupThresholds | None = None  # per-group thresholds (layerforge fairness --mitigate)
     # the spec the run trains (but for train.epochs, which a resumed run may change)
     spec_sha256: str | None = None
     # SHA-256 of every file the run wrote, listed when it ends and checked whenever one is read
@@ -112,6 +114,15 @@ class Manifest(_Record):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def runtime_problem(self) -> str | None:
+        """Why the torch-free runtime (ONNX export, the HTTP service) cannot answer for this
+        run as ``predict`` does, or None when it can."""
+        if self.decision is not None:
+            return (f"its decisions use per-group thresholds on column '{self.decision.column}' (fairness "
+                    "mitigation), which the exported runtime and the service do not apply; remove them with "
+                    "`layerforge fairness RUN --mitigate none`, or predict with `layerforge predict`")
+        return self.model.spec.runtime_problem()
 
     def write(self, path: Path) -> None:
         write_json(path, sealed(self.to_json()))

@@ -157,31 +157,56 @@ class Predictor:
 
     # -- outputs ---------------------------------------------------------------------------------
 
+    def _decided(self, data, required: bool = True):
+        """``(rows, groups)``: the rows without the decision's column when the model does not
+        read it, and each row's group; ``(data, None)`` when the run has no per-group thresholds
+        (or, unless ``required``, the rows lack their column)."""
+        decision = self.manifest.decision
+        return (data, None) if decision is None else decision.split(data, self.manifest.features, required=required)
+
     @_answers
     def predict(self, data, **options) -> np.ndarray:
-        """Decoded predictions: class labels, values on the target's scale, the next steps of a
-        series, or an autoencoder's anomaly scores."""
+        """Decoded predictions: class labels (by the run's per-group thresholds when fairness
+        mitigation set them), values on the target's scale, the next steps of a series, or an
+        autoencoder's anomaly scores."""
+        data, groups = self._decided(data)
         inputs, _ = self.encode(data, **options)
+        if groups is not None:
+            return self.manifest.decision.decide(self.task.classes, self.task.probabilities(self.model, inputs), groups)
         return self.task.predictions(self.model, inputs)
 
     @_answers
     def predict_proba(self, data, **options) -> np.ndarray:
         """Class probabilities (rows, classes), columns in the order of the manifest's classes."""
-        inputs, _ = self.encode(data, **options)
+        inputs, _ = self.encode(self._decided(data, required=False)[0], **options)
         return self.task.probabilities(self.model, inputs)
 
     @_answers
     def predict_table(self, data, **options):
         """The predictions as a table, one row per input row (what ``layerforge predict`` writes)."""
+        data, groups = self._decided(data)
         inputs, _ = self.encode(data, **options)
-        return self.task.prediction_table(self.model, inputs, self.manifest.target)
+        table = self.task.prediction_table(self.model, inputs, self.manifest.target)
+        if groups is not None:
+            probabilities = self.task.probabilities(self.model, inputs)
+            table[table.columns[0]] = self.manifest.decision.decide(self.task.classes, probabilities, groups)
+        return table
 
     @_answers
     def evaluate(self, data, loss_fn, **options) -> dict[str, float]:
-        """Loss and metrics on rows that carry their targets."""
+        """Loss and metrics on rows that carry their targets; with per-group thresholds, also
+        ``decision_accuracy``: the accuracy of ``predict``'s decisions, when the rows carry the
+        thresholds' column (the other metrics read the model's probabilities)."""
+        source = str(data) if isinstance(data, (str, Path)) else None
+        data, groups = self._decided(data, required=False)
         inputs, labels = self.encode(data, **options)
-        y = self.targets(labels, inputs, str(data) if isinstance(data, (str, Path)) else None)
-        return {**self.task.evaluate(self.model, inputs, y, loss_fn), "rows": int(len(y))}
+        y = self.targets(labels, inputs, source)
+        measured = {**self.task.evaluate(self.model, inputs, y, loss_fn), "rows": int(len(y))}
+        if groups is not None and labels is not None:
+            probabilities = self.task.probabilities(self.model, inputs)
+            decided = self.manifest.decision.decide(self.task.classes, probabilities, groups)
+            measured["decision_accuracy"] = float(np.mean(decided.astype(str) == np.asarray(labels).astype(str)))
+        return measured
 
     @_answers
     def embed(self, data, **options) -> np.ndarray:

@@ -92,7 +92,7 @@ class Served:
         if self.run.manifest.ensemble:
             raise DataError(f"{self.run_dir} is an ensemble: serving ensembles is not offered yet; serve a member "
                             "(its runs are in members/), or several members under their own names")
-        refused = self.run.manifest.model.spec.runtime_problem()
+        refused = self.run.manifest.runtime_problem()
         if refused:
             raise DataError(f"{self.run_dir}: {refused}")
         self.manifest, self.task = self.run.manifest, self.run.task

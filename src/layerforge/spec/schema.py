@@ -270,6 +270,15 @@ class AdversarialSpec(_Section):
     norm: Literal["linf", "l2"] = "linf"
 
 
+class FairnessSpec(_Section):
+    """Train so that the groups of the column ``sensitive`` are treated alike: ``reweigh``
+    (Kamiran and Calders) draws the training rows with weights that make the label independent of
+    the group (a group's rare label is drawn more often)."""
+
+    sensitive: str = Field(min_length=1)
+    method: Literal["reweigh"] = "reweigh"
+
+
 class EarlyStoppingSpec(_Section):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
 
@@ -311,6 +320,7 @@ class TrainSpec(_Section):
     # the next one (e.g. 0.5), and the layers of model.freeze learn again from this epoch (1-based)
     discriminative_lr: Annotated[float, Field(gt=0, le=1)] | None = None
     adversarial: AdversarialSpec | None = None
+    fairness: FairnessSpec | None = None
     unfreeze_at: PositiveInt | None = None
     report: bool = True  # write report.html when training ends
     log: list[Literal["tensorboard"]] = []  # extra loggers (tensorboard: the tensorboard extra)

@@ -1,0 +1,179 @@
+"""Fairness mitigation: per-group thresholds that predict applies (post-processing), and
+reweighing of the training rows (train.fairness)."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import layerforge as lf
+from layerforge.data.batches import InMemoryBatches
+from layerforge.errors import ExportError
+from layerforge.export import export_run
+from layerforge.fairness import remove_mitigation, reweighing
+from layerforge.run.decisions import fit_thresholds
+
+
+@pytest.fixture
+def unaware(biased, tmp_path):
+    """A run that does not read the group column (data.drop), trained on the biased table."""
+    _, frame = biased
+    path = tmp_path / "biased.csv"
+    frame.to_csv(path, index=False)
+    run = lf.train({"data": {"path": str(path), "target": "outcome", "drop": ["group"]}, "model": {"layers": [16]},
+                    "train": {"epochs": 20, "checkpoint_every": 1000}}, runs_dir=tmp_path / "runs")
+    return run, frame
+
+
+def test_thresholds_give_every_group_the_same_rate_on_the_rows_they_were_fitted_on():
+    rng = np.random.default_rng(0)
+    groups = rng.choice(["a", "b", "c"], 900)
+    probability = np.clip(rng.normal(0.5, 0.2, 900) + np.where(groups == "a", 0.2, 0.0), 0, 1)
+    truth = rng.random(900) < probability
+    thresholds, rate = fit_thresholds(probability, truth, groups, "demographic_parity")
+    chosen = probability >= np.array([thresholds[g] for g in groups])
+    for group in "abc":
+        inside = groups == group
+        assert chosen[inside].sum() == round(rate * inside.sum())
+    thresholds, rate = fit_thresholds(probability, truth, groups, "true_positive_rate_parity")
+    chosen = probability >= np.array([thresholds[g] for g in groups])
+    for group in "abc":
+        positives = (groups == group) & truth
+        assert chosen[positives].sum() == round(rate * positives.sum())
+
+
+def test_mitigation_cuts_the_parity_gap_and_predict_applies_it(biased, tmp_path):
+    trained, frame = biased
+    shutil.copytree(trained.path, tmp_path / "run")
+    run = lf.load_run(tmp_path / "run")
+    done = lf.mitigate_fairness(run, "group", "demographic_parity", positive="approve")
+    before = done.before["disparities"]["demographic_parity_difference"]["value"]
+    after = done.after["disparities"]["demographic_parity_difference"]["value"]
+    assert before > 0.2 and after < 0.3 * before  # the labels carry a gap of about 0.24
+    assert done.after["accuracy"] > done.before["accuracy"] - 0.06  # biased labels: parity costs some accuracy
+    manifest = json.loads((run.path / "model.json").read_text())
+    assert manifest["decision"]["thresholds"] == done.thresholds and manifest["decision"]["column"] == "group"
+
+    reloaded = lf.load_run(run.path)
+    rows = frame.drop(columns=["outcome"]).iloc[:400]
+    chance = reloaded.predict_proba(rows)[:, reloaded.task.classes.index("approve")]
+    cut = rows["group"].map(done.thresholds).to_numpy()
+    expected = np.where(chance >= cut, "approve", "deny")
+    decided = reloaded.predict(rows)
+    assert list(decided) == list(expected)
+    assert (decided != np.asarray(reloaded.task.classes, dtype=object)[reloaded.predict_proba(rows).argmax(1)]).any()
+    table = reloaded.predictor.predict_table(rows)
+    assert list(table["outcome"]) == list(expected)
+    scored = reloaded.evaluate(frame.iloc[:400])
+    assert scored["decision_accuracy"] == pytest.approx(np.mean(expected == frame["outcome"].iloc[:400].to_numpy()))
+    audited = lf.audit_fairness(reloaded, ["group"], positive="approve").columns["group"]
+    assert audited["disparities"]["demographic_parity_difference"]["value"] == pytest.approx(after)
+
+    with pytest.raises(lf.DataError, match="column 'group', row 2: group 'c' has no decision threshold"):
+        reloaded.predict(rows.iloc[:3].assign(group=["a", "c", "b"]))
+    with pytest.raises(ExportError, match="per-group thresholds on column 'group'"):
+        export_run(reloaded, out=tmp_path / "export")
+    assert remove_mitigation(run.path)
+    plain = lf.load_run(run.path)
+    assert plain.manifest.decision is None and not (run.path / "fairness" / "mitigation.json").exists()
+    assert list(plain.predict(rows)) == list(np.where(chance >= 0.5, "approve", "deny"))
+
+
+def test_a_column_the_model_does_not_read_is_taken_out_before_encoding(unaware):
+    run, frame = unaware
+    done = lf.mitigate_fairness(run, "group", "true_positive_rate_parity", positive="approve", fit_on="train")
+    rows = frame.drop(columns=["outcome"]).iloc[:300]
+    chance = run.predict_proba(rows)[:, run.task.classes.index("approve")]
+    assert list(lf.load_run(run.path).predict(rows)) == list(
+        np.where(chance >= rows["group"].map(done.thresholds).to_numpy(), "approve", "deny"))
+    assert np.allclose(run.predict_proba(rows.drop(columns=["group"])), run.predict_proba(rows))
+    with pytest.raises(lf.DataError, match="column 'group': this run decides by per-group thresholds"):
+        run.predict(rows.drop(columns=["group"]))
+
+
+def test_mitigation_refuses_what_it_cannot_do(biased, tmp_path):
+    run, _ = biased
+    with pytest.raises(lf.DataError, match="--mitigate: 'equal_everything' is not a constraint"):
+        lf.mitigate_fairness(run, "group", "equal_everything")
+    with pytest.raises(lf.DataError, match="--sensitive: column 'gender' is not in"):
+        lf.mitigate_fairness(run, "gender")
+    with pytest.raises(lf.DataError, match="--fit-on: expected val or train"):
+        lf.mitigate_fairness(run, "group", fit_on="test")
+    three = lf.train({"data": {"dataset": "iris"}, "model": {"layers": [4]}, "train": {"epochs": 1}},
+                     runs_dir=tmp_path)
+    with pytest.raises(lf.DataError, match="per-group thresholds decide between two classes; this run does "
+                                           "classification with 3 classes"):
+        lf.mitigate_fairness(three, "sepal length (cm)")
+    assert lf.load_run(run.path).manifest.decision is None  # nothing was written
+
+
+def test_the_command_mitigates_shows_before_and_after_and_removes(biased, tmp_path):
+    run, _ = biased
+    copy = tmp_path / "run"
+    shutil.copytree(run.path, copy)
+    command = [sys.executable, "-m", "layerforge", "fairness", str(copy), "--sensitive", "group", "--positive",
+               "approve"]
+    done = subprocess.run([*command, "--mitigate", "demographic_parity"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "demographic parity difference" in done.stdout and "predict applies these thresholds" in done.stdout
+    page = (copy / "report.html").read_text()
+    assert "Fairness mitigation" in page and "selection after" in page
+    done = subprocess.run([*command, "--mitigate", "none"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "per-group thresholds removed" in done.stdout
+    assert lf.load_run(copy).manifest.decision is None
+
+
+def test_reweighing_makes_the_label_independent_of_the_group_and_narrows_the_gap(biased, tmp_path):
+    run, frame = biased
+    spec = {"data": {"path": str(tmp_path / "biased.csv"), "target": "outcome"}, "model": {"layers": [16]},
+            "train": {"epochs": 20, "checkpoint_every": 1000, "fairness": {"sensitive": "group"}}}
+    frame.to_csv(tmp_path / "biased.csv", index=False)
+    from layerforge.data.prepare import prepare
+    from layerforge.spec.load import load_spec
+
+    prepared = prepare(load_spec(spec).data, None, 0)
+    weights = reweighing(load_spec(spec).train.fairness, prepared)
+    train = frame.iloc[prepared.parts["train"]]
+    approve = (train["outcome"] == "approve").to_numpy()
+    for group in "ab":
+        inside = (train["group"] == group).to_numpy()
+        assert weights[inside & approve].sum() / weights[inside].sum() == pytest.approx(approve.mean(), abs=1e-12)
+    reweighed = lf.train(spec, runs_dir=tmp_path / "runs")
+    plain = lf.audit_fairness(run, ["group"], positive="approve", bootstrap=0).columns["group"]
+    fair = lf.audit_fairness(reweighed, ["group"], positive="approve", bootstrap=0).columns["group"]
+    gap = {name: found["disparities"]["demographic_parity_difference"]["value"]
+           for name, found in (("plain", plain), ("fair", fair))}
+    assert gap["fair"] < 0.6 * gap["plain"]
+    assert reweighed.metrics["test"]["accuracy"] > 0.7
+
+
+def test_reweighing_errors_name_the_field_before_a_run_directory_exists(tmp_path, biased):
+    _, frame = biased
+    frame.to_csv(tmp_path / "biased.csv", index=False)
+    spec = {"data": {"path": str(tmp_path / "biased.csv"), "target": "outcome"},
+            "train": {"epochs": 1, "fairness": {"sensitive": "gender"}}}
+    with pytest.raises(lf.SpecError, match="train.fairness.sensitive: column 'gender' is not in .*its columns: x, z"):
+        lf.train(spec, runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    with pytest.raises(lf.SpecError, match="train.fairness: reweighing balances labels across groups; this run "
+                                           "does regression"):
+        lf.train({"data": {"dataset": "diabetes"}, "train": {"epochs": 1, "fairness": {"sensitive": "sex"}}},
+                 runs_dir=tmp_path / "runs")
+
+
+def test_weighted_batches_draw_rows_in_proportion_and_repeat_with_the_generator():
+    x, y = torch.arange(10.0)[:, None], torch.arange(10)
+    weights = torch.tensor([0.0] * 5 + [1.0] * 4 + [4.0], dtype=torch.float64)
+    drawn = []
+    batches = InMemoryBatches((x,), y, 4, generator=torch.Generator().manual_seed(0), weights=weights)
+    for _ in range(400):
+        drawn += [int(v) for _, part in batches for v in part]
+    counts = np.bincount(drawn, minlength=10)
+    assert counts[:5].sum() == 0 and len(drawn) == 4000
+    assert counts[9] / counts[5:9].mean() == pytest.approx(4.0, rel=0.15)
+    again = InMemoryBatches((x,), y, 4, generator=torch.Generator().manual_seed(0), weights=weights)
+    assert [int(v) for _, part in again for v in part] == drawn[:10]
