@@ -168,7 +168,7 @@ def test_the_report_page_forbids_scripts_even_if_one_were_slipped_in(runs_dir, t
 
 
 def test_trust_sections_render_in_headless_chromium(runs_dir, tmp_path):
-    """Explanations, robustness and fairness, each in the report and drawn by a browser."""
+    """Explanations, robustness, fairness and its mitigation, each in the report and drawn by a browser."""
     if _chromium() is None:
         if os.environ.get("LAYERFORGE_REQUIRE_BROWSER"):
             pytest.fail("Chromium is required here (.ci/run installs it: apt-get install chromium)")
@@ -190,8 +190,9 @@ def test_trust_sections_render_in_headless_chromium(runs_dir, tmp_path):
     people = lf.train({"data": {"path": str(tmp_path / "people.csv"), "target": "y"}, "model": {"layers": [4]},
                        "train": {"epochs": 3}}, runs_dir=runs_dir)
     lf.audit_fairness(people, ["group"], positive="yes", bootstrap=20)
+    lf.mitigate_fairness(people, "group", positive="yes", bootstrap=20)
     build_report(people.path)
-    for run, sections in ((images, ("explanations", "robustness")), (people, ("fairness",))):
+    for run, sections in ((images, ("explanations", "robustness")), (people, ("fairness", "fairness-mitigation"))):
         page = (run.path / "report.html").read_text()
         assert all(f'<section id="{name}">' in page for name in sections)
         errors, loaded = render(run.path / "report.html")
