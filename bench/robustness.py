@@ -19,7 +19,9 @@ from pathlib import Path
 
 import layerforge as lf
 
-MODELS = {"cnn": {"type": "cnn", "channels": [32, 64], "head": [128]}, "mlp": {"type": "mlp", "layers": [256, 128]}}
+MODELS = {"cnn": {"type": "cnn", "channels": [32, 64], "head": [128]},
+          "cnn flatten": {"type": "cnn", "channels": [32, 64], "head": [128], "readout": "flatten", "norm": "none"},
+          "mlp": {"type": "mlp", "layers": [256, 128]}}
 DEFENCES = {
     "standard": None,
     "fgsm, random start, eps 0.1": {"method": "fgsm", "eps": 0.1},
@@ -40,9 +42,10 @@ def main() -> None:
                  runs_dir=Path(tmp))  # warm-up: the first training of a process pays one-time costs
         for model_name, model in MODELS.items():
             for seed in range(args.seeds):
-                spec = {"name": f"digits-{model_name}", "seed": seed, "data": {"dataset": "digits_images"},
-                        "model": model, "train": {"epochs": args.epochs, "optimizer": {"lr": 0.003},
-                                                  "checkpoint_every": 100000, "report": False}}
+                spec = {"name": f"digits-{model_name.replace(' ', '-')}", "seed": seed,
+                        "data": {"dataset": "digits_images"}, "model": model,
+                        "train": {"epochs": args.epochs, "optimizer": {"lr": 0.003},
+                                  "checkpoint_every": 100000, "report": False}}
                 standard_seconds = None
                 for defence, adversarial in DEFENCES.items():
                     overrides = [] if adversarial is None else [f"train.adversarial={adversarial}".replace("'", '"')]
@@ -63,12 +66,13 @@ def main() -> None:
         m = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k != "checked"}
         print(f"| {model_name} | {defence} | {m['clean']:.3f} | {m['pgd 0.05']:.3f} | {m['pgd 0.1']:.3f} | "
               f"{m['pgd 0.2']:.3f} | {m['time']:.2f}x | {all(r['checked'] for r in rows)} |")
-    best = max((statistics.median(r["pgd 0.1"] for r in rows), defence) for (name, defence), rows in results.items()
-               if name == "cnn" and defence != "standard"
+    best = max((statistics.median(r["pgd 0.1"] for r in rows), defence, name)
+               for (name, defence), rows in results.items()
+               if name.startswith("cnn") and defence != "standard"
                and statistics.median(r["clean"] for r in rows) >= 0.98
                and statistics.median(r["time"] for r in rows) <= 3)
-    print(f"\nGoal (CNN: PGD-20 at eps 0.1 >= 0.85, clean >= 0.98, <= 3x time): best {best[0]:.3f} ({best[1]}; "
-          f"{'met' if best[0] >= 0.85 else 'not met'})")
+    print(f"\nGoal (CNN: PGD-20 at eps 0.1 >= 0.85, clean >= 0.98, <= 3x time): best {best[0]:.3f} "
+          f"({best[2]}, {best[1]}; {'met' if best[0] >= 0.85 else 'not met'})")
 
 
 if __name__ == "__main__":

@@ -97,3 +97,15 @@ def test_summary_lists_layers_and_counts_parameters(tmp_path):
     rows, total, trainable = summarize({"data": {"dataset": "iris"}, "model": {"layers": [8]}})
     assert total == trainable == (4 * 8 + 8) + (8 * 3 + 3)
     assert ("head", "Linear", "(2, 3)", 27) in rows
+
+
+def test_a_flattening_cnn_reads_where_things_are_and_refuses_rows_of_varying_length():
+    model = _build({"type": "cnn", "channels": [8, 16], "head": [], "readout": "flatten"}, "image")
+    assert model.head[-1].in_features == 16 * 2 * 2  # 8x8 pooled twice
+    x = torch.randn(4, 1, 8, 8)
+    assert model(x).shape == (4, 5)
+    pooled = _build({"type": "cnn", "channels": [8, 16], "head": []}, "image")
+    assert pooled.head[-1].in_features == 16
+    spec = TypeAdapter(ModelSpec).validate_python({"type": "cnn", "channels": [8], "readout": "flatten"})
+    with pytest.raises(lf.SpecError, match="model.readout: flatten needs rows of one size"):
+        build_model(spec, {"kind": "sequence", "channels": 3, "length": 20, "variable_length": True}, 5)

@@ -4,8 +4,9 @@ explanation itself.
 Attributions come from Captum (the ``explain`` extra): integrated gradients, saliency, gradient
 SHAP, DeepLift, occlusion or feature ablation, for the predicted class of each row (or
 ``target``). Tables are explained per original column (a column's one-hot and missing-indicator
-features summed into it); series per channel and step; images per pixel. Two checks are computed,
-not assumed:
+features summed into it); series per channel and step; images per pixel; text per token (at the
+network's token embedding: integrated gradients there, or ablation and occlusion of tokens by the
+padding id), with global importance per distinct token. Two checks are computed, not assumed:
 
 * completeness (integrated gradients): the attributions of a row sum to the change of the
   output from the baseline; ``delta`` is the gap relative to that change;
@@ -33,10 +34,13 @@ from ..files import make_dir, write_json
 from ..models.check import checked_build
 from ..recipes.scaffold import as_tensors
 from ..run.directory import Run
+from ..run.ensemble import shared_test_rows
 
 METHODS = ("integrated_gradients", "saliency", "gradient_shap", "deeplift", "occlusion", "feature_ablation")
+TOKEN_METHODS = ("integrated_gradients", "feature_ablation", "occlusion")  # ids cannot move along a gradient
 FOLDER, RECORD = "explain", "explain.json"  # RUN/explain/explain.json
 RANDOMISED_AT = 0.5  # rank correlation above which an explanation does not depend enough on the weights
+COMPLETE_WITHIN = 1e-2  # integrated gradients refine rows whose completeness gap is above this share
 
 
 @dataclass
@@ -51,10 +55,18 @@ class Explained:
     importance: dict[str, float] = field(default_factory=dict)  # mean |attribution| per input
     permutation: dict[str, float] = field(default_factory=dict)  # headline drop per input (tables)
     checks: dict[str, Any] = field(default_factory=dict)
+    tokens: list[list[str]] | None = None  # text: each row's tokens (attributions: (rows, positions))
 
     def table(self):
-        """One row per explained row, one column per input (tables)."""
+        """One row per explained row and one column per input; for text, one row per token
+        (row, target, position, token, attribution)."""
         import pandas as pd
+
+        if self.tokens is not None:
+            return pd.DataFrame([{"row": row, "target": target, "position": position, "token": token,
+                                  "attribution": float(self.attributions[row, position])}
+                                 for row, (target, tokens) in enumerate(zip(self.targets, self.tokens))
+                                 for position, token in enumerate(tokens)])
 
         flat = self.attributions.reshape(len(self.attributions), -1)
         frame = pd.DataFrame(flat, columns=self.names)
@@ -70,23 +82,45 @@ def _captum():
     return attr
 
 
-def _attribute(method: str, model, x: torch.Tensor, extra: tuple, target: torch.Tensor, generator_seed: int = 0):
+def _attribute(method: str, model, x: torch.Tensor, extra: tuple, target: torch.Tensor, generator_seed: int = 0,
+               steps: int = 128):
     import warnings
 
     with warnings.catch_warnings():  # Captum's notes on hooks and gradients it switches on for itself
         warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
-        return _attribute_quietly(method, model, x, extra, target, generator_seed)
+        embedding = model.token_embedding()
+        if embedding is not None:
+            return _attribute_tokens(method, model, embedding, x, extra, target, steps)
+        return _attribute_quietly(method, model, x, extra, target, generator_seed, steps)
+
+
+def _attribute_tokens(method: str, model, embedding, x: torch.Tensor, extra: tuple, target: torch.Tensor,
+                      steps: int = 128):
+    """Per-token attributions (B, L): integrated gradients at the token embedding (summed over its
+    width) from the padding id as baseline, or tokens replaced by the padding id."""
+    attr = _captum()
+    baseline = torch.zeros_like(x)  # id 0: padding
+    if method == "integrated_gradients":
+        found, delta = attr.LayerIntegratedGradients(model, embedding).attribute(
+            x, baselines=baseline, target=target, additional_forward_args=extra or None, n_steps=steps,
+            return_convergence_delta=True)
+        return found.sum(dim=-1), delta  # (B, L, D) -> (B, L)
+    if method == "occlusion":
+        return attr.Occlusion(model).attribute(x, sliding_window_shapes=(min(3, x.shape[1]),), baselines=0,
+                                               target=target, additional_forward_args=extra or None).float(), None
+    return attr.FeatureAblation(model).attribute(x, baselines=0, target=target,
+                                                 additional_forward_args=extra or None).float(), None
 
 
 def _attribute_quietly(method: str, model, x: torch.Tensor, extra: tuple, target: torch.Tensor,
-                       generator_seed: int = 0):
+                       generator_seed: int = 0, steps: int = 128):
     attr = _captum()
     torch.manual_seed(generator_seed)
     baseline = torch.zeros_like(x)
     forward = model
     if method == "integrated_gradients":
         found, delta = attr.IntegratedGradients(forward).attribute(
-            x, baselines=baseline, target=target, additional_forward_args=extra or None, n_steps=128,
+            x, baselines=baseline, target=target, additional_forward_args=extra or None, n_steps=steps,
             return_convergence_delta=True)
         return found, delta
     if method == "saliency":
@@ -122,71 +156,183 @@ def explain(run: Run | str | Path, data=None, *, method: str = "integrated_gradi
             rows: int = 200, seed: int = 0, log=None) -> Explained:
     """Explain ``run``'s answers for ``data`` (default: up to ``rows`` of its test split).
 
+    An ensemble is explained through its members, on the same rows and for the class the
+    ensemble predicts: its attributions are the mean of theirs (for integrated gradients, the
+    attributions of the mean of their outputs), and its checks the worst of theirs.
+
     Args:
-        method: one of ``METHODS``.
+        method: one of ``METHODS`` (``TOKEN_METHODS`` for text).
         target: the class to explain (default: each row's predicted class); regression explains
             its (first) output.
 
     Raises:
-        DataError: an unknown method or class, a task without per-row outputs to explain, token
-            inputs, or Captum missing.
+        DataError: an unknown method or class, a task without per-row outputs to explain, a
+            method that token inputs cannot take, or Captum missing.
     """
     run = run if isinstance(run, Run) else Run(run)
     if method not in METHODS:
         raise DataError(f"--method: expected one of {', '.join(METHODS)}, got {method!r}")
-    if run.manifest.ensemble:
-        raise DataError("explaining an ensemble is not offered; explain its members (members/ in the ensemble)")
-    task, state = run.task, run.manifest.preprocessing
+    task = run.task
     if not task.attacks:
         raise DataError(f"explanations are for classification and regression runs; this run does {run.manifest.task}")
-    if state.perturbation() is None:
-        raise DataError("token inputs are not explained yet; explain a run on tables, series or images")
-    model = run.model.cpu().eval()
+    members = run.members if run.manifest.ensemble else [run]
+    for member in members:
+        _check_method(member, method)
+    if run.manifest.ensemble and data is None:
+        _, where = shared_test_rows(members)
+        parts = [_rows_of(member, None, rows, index) for member, index in zip(members, where)]
+    else:
+        parts = [_rows_of(member, data, rows) for member in members]
+    with torch.no_grad():
+        if task.classes:
+            answers = torch.as_tensor(np.mean([m.task.probabilities(m.model.cpu().eval(), inputs)
+                                               for m, (inputs, _) in zip(members, parts)], axis=0))
+        else:
+            answers = torch.zeros(len(parts[0][0][0]), 1)
+    chosen, targets = _targets(task, answers, target)
+    found = [_explained(member, inputs, y, method, chosen, targets, seed)
+             for member, (inputs, y) in zip(members, parts)]
+    result = found[0] if len(found) == 1 else _combined(run, found)
+    _write(result)
+    if log:
+        log(f"{method} on {len(chosen)} rows; checks: {result.checks}")
+    return result
+
+
+def _check_method(run: Run, method: str) -> None:
+    """Token inputs are explained at the network's embedding, by the methods that allow it."""
+    tokens = run.manifest.preprocessing.perturbation() is None
+    if tokens and run.model.token_embedding() is None:
+        raise DataError("this run's inputs are not numbers or tokens a network embeds; nothing to attribute to")
+    if tokens and method not in TOKEN_METHODS:
+        raise DataError(f"--method: token inputs are explained with {', '.join(TOKEN_METHODS)}; {method} moves "
+                        "inputs along a gradient, and token ids cannot move")
+
+
+def _rows_of(run: Run, data, rows: int, index: np.ndarray | None = None) -> tuple[tuple, torch.Tensor | None]:
+    """Up to ``rows`` encoded rows and their targets: ``data``, or the run's test rows (those at
+    ``index`` among them when given)."""
     if data is None:
         if not run.manifest.rows.get("test"):
             raise DataError("this run has no test rows; pass rows to explain")
-        inputs, y = as_tensors(run.held_out("test"), task, "cpu")
+        inputs, y = run.held_out("test")
+        if index is not None:
+            inputs, y = tuple(np.asarray(t)[index] for t in inputs), np.asarray(y)[index]
+        inputs, y = as_tensors((inputs, y), run.task, "cpu")
     else:
         inputs, labels = run.predictor.encode(data)
         y = None if labels is None else run.predictor.targets(labels, inputs)
-    inputs = tuple(t[:rows] for t in inputs)
-    y = None if y is None else y[:rows]
-    x, extra = inputs[0].float(), tuple(inputs[1:])
-    with torch.no_grad():
-        outputs = model(*inputs)
-    if task.classes:
-        if target is None:
-            chosen = outputs.argmax(dim=1)
-        else:
-            names = [str(c) for c in task.classes]
-            if str(target) not in names:
-                raise DataError(f"--target: {target!r} is not a class of this run ({', '.join(names)})")
-            chosen = torch.full((len(x),), names.index(str(target)), dtype=torch.long)
-        targets = [task.classes[i] for i in chosen.tolist()]
+    return tuple(t[:rows] for t in inputs), None if y is None else y[:rows]
+
+
+def _targets(task, answers: torch.Tensor, target) -> tuple[torch.Tensor, list]:
+    """The output explained for each row: the predicted class, ``target``, or a regression's
+    first output."""
+    if not task.classes:
+        return torch.zeros(len(answers), dtype=torch.long), ["output"] * len(answers)
+    if target is None:
+        chosen = answers.argmax(dim=1)
     else:
-        chosen, targets = torch.zeros(len(x), dtype=torch.long), ["output"] * len(x)
+        names = [str(c) for c in task.classes]
+        if str(target) not in names:
+            raise DataError(f"--target: {target!r} is not a class of this run ({', '.join(names)})")
+        chosen = torch.full((len(answers),), names.index(str(target)), dtype=torch.long)
+    return chosen, [task.classes[i] for i in chosen.tolist()]
+
+
+def _explained(run: Run, inputs: tuple, y, method: str, chosen: torch.Tensor, targets: list, seed: int) -> Explained:
+    """One network's attributions of ``inputs`` for the outputs ``chosen``, with their checks."""
+    model, state = run.model.cpu().eval(), run.manifest.preprocessing
+    tokens = state.perturbation() is None
+    x, extra = (inputs[0] if tokens else inputs[0].float()), tuple(inputs[1:])
     found, delta = _attribute(method, model, x, extra, chosen, seed)
+    if delta is not None:
+        found, delta = _converged(model, x, extra, chosen, found, delta, seed)
     values = found.detach().numpy()
     groups = state.attribution_groups()
     grouped = _grouped(values, groups) if groups is not None else values
     names = _names(groups, tuple(x.shape[1:]))
     result = Explained(run.path / FOLDER, method, names, grouped, targets)
-    mean_abs = np.abs(grouped.reshape(len(grouped), -1)).mean(axis=0)
-    result.importance = dict(zip(names, mean_abs.tolist()))
+    if tokens:
+        result.tokens, result.importance = _per_token(run.predictor.encoder, x, extra, values)
+    else:
+        mean_abs = np.abs(grouped.reshape(len(grouped), -1)).mean(axis=0)
+        result.importance = dict(zip(names, mean_abs.tolist()))
     if delta is not None:
-        with torch.no_grad():
-            change = (model(*inputs) - model(torch.zeros_like(x), *extra)).gather(1, chosen[:, None])[:, 0]
-        relative = delta.detach().abs() / change.abs().clamp_min(1e-6)
+        relative = _relative_gap(model, x, extra, chosen, delta)
         result.checks["completeness_delta_median"] = float(relative.median())
         result.checks["completeness_delta_max"] = float(relative.max())
     result.checks.update(_randomisation(run, method, x, extra, chosen, grouped.reshape(len(grouped), -1), groups,
                                         seed))
     if groups is not None and y is not None:
         result.permutation = _permutation(run, model, inputs, y, groups, names, seed)
-    _write(result)
-    if log:
-        log(f"{method} on {len(x)} rows; checks: {result.checks}")
     return result
+
+
+def _combined(run: Run, found: list[Explained]) -> Explained:
+    """An ensemble's explanation: its members' attributions averaged, their checks at their worst."""
+    first = found[0]
+    if first.tokens is not None and any(f.tokens != first.tokens for f in found):
+        raise DataError("the members split the text into different tokens (each fitted its own vocabulary); "
+                        "explain the members one by one")
+    attributions = np.mean([f.attributions for f in found], axis=0)
+    result = Explained(run.path / FOLDER, first.method, first.names, attributions, first.targets,
+                       tokens=first.tokens)
+    if first.tokens is not None:
+        result.importance = _token_importance(first.tokens, attributions)
+    else:
+        mean_abs = np.abs(attributions.reshape(len(attributions), -1)).mean(axis=0)
+        result.importance = dict(zip(first.names, mean_abs.tolist()))
+    if first.permutation:
+        result.permutation = {name: float(np.mean([f.permutation[name] for f in found])) for name in first.names}
+    checks = [f.checks for f in found]
+    if "completeness_delta_max" in checks[0]:
+        result.checks["completeness_delta_median"] = max(c["completeness_delta_median"] for c in checks)
+        result.checks["completeness_delta_max"] = max(c["completeness_delta_max"] for c in checks)
+    result.checks["randomisation_rank_correlation"] = max(c["randomisation_rank_correlation"] for c in checks)
+    result.checks["depends_on_weights"] = all(c["depends_on_weights"] for c in checks)
+    result.checks["members"] = len(found)
+    return result
+
+
+def _per_token(encoder, x: torch.Tensor, extra: tuple, values: np.ndarray) -> tuple[list[list[str]], dict]:
+    """Each row's tokens (up to its length), and their importance (``_token_importance``)."""
+    lengths = extra[0].tolist() if extra else [x.shape[1]] * len(x)
+    rows = [encoder.token_names(x[row, :length].numpy()) for row, length in enumerate(lengths)]
+    return rows, _token_importance(rows, values)
+
+
+def _token_importance(rows: list[list[str]], values: np.ndarray) -> dict[str, float]:
+    """The mean absolute attribution of each distinct token over its occurrences."""
+    sums, counts = {}, {}
+    for row, names in enumerate(rows):
+        for position, name in enumerate(names):
+            sums[name] = sums.get(name, 0.0) + abs(float(values[row, position]))
+            counts[name] = counts.get(name, 0) + 1
+    return {name: sums[name] / counts[name] for name in sums}
+
+
+def _relative_gap(model, x, extra, chosen, delta) -> torch.Tensor:
+    """Each row's completeness gap relative to its output's change from the baseline."""
+    with torch.no_grad():
+        change = (model(x, *extra) - model(torch.zeros_like(x), *extra)).gather(1, chosen[:, None])[:, 0]
+    return delta.detach().abs() / change.abs().clamp_min(1e-6)
+
+
+def _converged(model, x, extra, chosen, found, delta, seed: int, steps: int = 128):
+    """Integrated gradients again, with four times the steps, for the rows whose attributions miss
+    the output's change by more than ``COMPLETE_WITHIN`` of it (a path through many ReLU kinks
+    needs a finer integral), up to 2048 steps."""
+    found, delta = found.detach().clone(), delta.detach().clone()
+    while steps < 2048:
+        rows = torch.nonzero(_relative_gap(model, x, extra, chosen, delta) > COMPLETE_WITHIN).flatten()
+        if len(rows) == 0:
+            break
+        steps *= 4
+        again, gap = _attribute("integrated_gradients", model, x[rows], tuple(t[rows] for t in extra), chosen[rows],
+                                seed, steps)
+        found[rows], delta[rows] = again.detach(), gap.detach()
+    return found, delta
 
 
 def _randomisation(run: Run, method: str, x, extra, chosen, trained: np.ndarray, groups, seed: int) -> dict[str, Any]:
@@ -235,7 +381,8 @@ def write_out(result: Explained, out: Path) -> Path:
     if out.suffix.lower() != ".png":
         raise DataError(f"{out}: write explanations as .csv (per row and input) or .png (images and series)")
     if result.attributions.ndim < 3:
-        raise DataError(f"{out}: a table's explanation is a .csv (one column per input column)")
+        raise DataError(f"{out}: explanations of tables and text are written as .csv (per input column, or per "
+                        "token)")
     heat = np.abs(result.attributions).mean(axis=0)  # (C, H, W) for images, (C, L) for series
     heat = heat[None] if heat.ndim == 2 else heat  # a series as one picture of its channels and steps
     return image_grid(heat[None], out, columns=1, title=f"mean |{result.method}|")
@@ -250,4 +397,4 @@ def _write(result: Explained) -> None:
                                        "checks": result.checks})
 
 
-__all__ = ["METHODS", "Explained", "explain"]
+__all__ = ["METHODS", "TOKEN_METHODS", "Explained", "explain"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -62,9 +64,9 @@ class ConvBlock(nn.Module):
 
 
 def _check_fits(extent: list[int], kernels: list[int], stride: int, padding: int | str, dilation: int, pool: str,
-                pool_size: int) -> None:
+                pool_size: int) -> list[int]:
     """Follow the length (or height and width) of the data through the blocks; a kernel longer
-    than what its convolution reads is a spec error naming the key."""
+    than what its convolution reads is a spec error naming the key. Returns the last extent."""
     unit = "steps" if len(extent) == 1 else "pixels"
     for block, kernel in enumerate(kernels, 1):
         span = dilation * (kernel - 1) + 1
@@ -80,11 +82,12 @@ def _check_fits(extent: list[int], kernels: list[int], stride: int, padding: int
             extent = [-(-n // stride) for n in extent]
         if pool != "none":
             extent = [-(-n // pool_size) for n in extent]
+    return extent
 
 
 class CNN(DenseHeaded):
-    """Convolution blocks, global average pooling and a dense head; 1-D for sequences
-    (B, C, L), 2-D for images (B, C, H, W).
+    """Convolution blocks, a readout (global average pooling, or the last feature maps
+    flattened) and a dense head; 1-D for sequences (B, C, L), 2-D for images (B, C, H, W).
 
     Args:
         inputs: what one row holds (a sequence or an image).
@@ -100,25 +103,32 @@ class CNN(DenseHeaded):
 
     def __init__(self, inputs: Inputs, output_size: int, *, channels: list[int], kernel_size: int | list[int],
                  stride: int, padding: int | str, dilation: int, pool: str, pool_size: int, norm: str,
-                 activation: str, dropout: float, residual: bool, head: list[int], init: str):
+                 activation: str, dropout: float, residual: bool, head: list[int], init: str,
+                 readout: str = "mean"):
         super().__init__(inputs)
         dims = inputs.spatial_dims
         kernels = kernel_size if isinstance(kernel_size, list) else [kernel_size] * len(channels)
-        _check_fits(list(inputs.shape[1:]), kernels, stride, padding, dilation, pool, pool_size)
+        last = _check_fits(list(inputs.shape[1:]), kernels, stride, padding, dilation, pool, pool_size)
+        if readout == "flatten" and inputs.variable_length:
+            raise SpecError("model.readout: flatten needs rows of one size, and these sequences vary in length; "
+                            "use readout: mean")
         sizes = [inputs.channels, *channels]
-        self.dims = dims
+        self.dims, self.readout = dims, readout
+        width = sizes[-1] * (math.prod(last) if readout == "flatten" else 1)
         self.blocks = nn.ModuleList(
             ConvBlock(dims, a, b, kernel_size=k, stride=stride, padding=padding, dilation=dilation, pool=pool,
                       pool_size=pool_size, norm=norm, activation=activation, dropout=dropout, residual=residual)
             for a, b, k in zip(sizes, sizes[1:], kernels)
         )
-        self.head = dense_head(sizes[-1], list(head), output_size, activation, dropout, init)
+        self.head = dense_head(width, list(head), output_size, activation, dropout, init)
 
     def pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         for block in self.blocks:  # (B, C, *S)
             x = block(x)
             if lengths is not None:
                 lengths = torch.div(lengths + block.downsampling - 1, block.downsampling, rounding_mode="floor")
+        if self.readout == "flatten":
+            return x.flatten(1)  # (B, C * prod(S))
         if self.dims == 1:
             return masked_mean(x.transpose(1, 2), length_mask(lengths, x.shape[-1]), dim=1)  # (B, L, C) -> (B, C)
         return x.mean(dim=(-2, -1))  # (B, C)

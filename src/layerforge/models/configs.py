@@ -122,6 +122,7 @@ class CNNConfig(FamilyConfig):
     residual: bool = False
     head: list[PositiveInt] = [128]
     init: str = "kaiming"
+    readout: Literal["mean", "flatten"] = "mean"  # global average pooling, or the last maps flattened
 
     def architecture_space(self) -> dict[str, dict]:
         return {"channels": {"repeat": {"length": [1, 4], "choice": [4, 8, 16, 32, 64, 128]}},

@@ -85,6 +85,9 @@ class Pretrained(Network):
         """What model.json adds to the spec's options: the backbone's architecture."""
         return {"architecture": json.loads(self.backbone.config.to_json_string(use_diff=False))}
 
+    def token_embedding(self) -> nn.Module | None:
+        return self.backbone.get_input_embeddings() if self.inputs.kind == "tokens" else None
+
     def pooled(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.inputs.kind == "tokens":
             steps = torch.arange(x.shape[1], device=x.device)[None, :]

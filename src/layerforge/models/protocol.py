@@ -142,6 +142,12 @@ class Network(nn.Module):
         """The last layer: features to one number per output."""
         raise TypeError(f"a {type(self).__name__} generates rows; it has no output layer")
 
+    def token_embedding(self) -> nn.Embedding | None:
+        """The layer that turns token ids into vectors (where token attributions are taken), or
+        None when the network does not read tokens."""
+        embed = getattr(self, "embed", None)
+        return embed if isinstance(embed, nn.Embedding) else None
+
     def manifest_options(self) -> dict:
         """Options model.json keeps beside the spec's, which rebuilding the network needs (a
         pretrained backbone's architecture, so the run rebuilds without its source)."""

@@ -383,6 +383,7 @@ def build_ensemble_page(run_dir: str | Path) -> Path:
             sections.append(("Results", "".join(_block(block) for block in blocks)))
         except LayerforgeError as error:
             sections.append(("Results", f"<p>{html.escape(str(error))}</p>"))
+    sections += _recorded_sections(run)  # what explain left in the ensemble's directory
     sections.append(("Spec of the first member", f"<pre>{html.escape((run.path / SPEC).read_text('utf-8'))}</pre>"))
     subtitle = f"ensemble of {len(record.members)} {run.manifest.task} runs on {run.manifest.source} · {run.path.name}"
     path = run.path / REPORT

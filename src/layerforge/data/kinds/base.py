@@ -140,6 +140,10 @@ class Encoder(ABC):
         """(N, C, H, W) images in the data's scale, or None when the rows are not pictures."""
         return None
 
+    def token_names(self, ids: np.ndarray) -> list[str] | None:
+        """The tokens these ids stand for, or None when the rows are not token ids."""
+        return None
+
     def unit_weights(self) -> np.ndarray | None:
         """Per-input weights that put errors in the data's own units when all inputs share one
         (the pixels of a table whose rows are images); None to keep model space."""

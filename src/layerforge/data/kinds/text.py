@@ -98,6 +98,12 @@ class Tokenizer:
         tokens = [self.vocab[i] if 0 <= i < len(self.vocab) else UNK for i in ids if i != 0]
         return ("" if self.kind == "char" else " ").join(tokens)
 
+    def token(self, i: int) -> str:
+        """The token of id ``i`` (``UNK`` for ids outside the vocabulary)."""
+        if self._bpe is not None:
+            return self._bpe.id_to_token(int(i)) or UNK
+        return self.vocab[i] if 0 <= i < len(self.vocab) else UNK
+
     def to_json(self) -> dict[str, Any]:
         """The tokenizer as state fields: ``tokenizer`` (its kind), ``lowercase`` and the
         vocabulary (``vocab``, or ``bpe``: the tokenizers JSON of a BPE or pretrained tokenizer)."""
@@ -169,6 +175,9 @@ class TextEncoder(Encoder):
 
     def missing_labels(self) -> str:
         return f"evaluation data needs the target column '{self.target}'"
+
+    def token_names(self, ids: np.ndarray) -> list[str]:
+        return [self.tokenizer.token(i) for i in np.asarray(ids).tolist()]
 
     def _encoded(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         return encode_texts(self.tokenizer, texts, self.state.max_length)
