@@ -167,7 +167,8 @@ def _interrupted(runs_dir):
                 raise KeyboardInterrupt
 
     with pytest.raises(lf.TrainingInterrupted) as caught:
-        lf.train({**IRIS, "train": {**IRIS["train"], "epochs": 4}}, runs_dir=runs_dir, callbacks=[Stop()])
+        lf.train({**IRIS, "train": {**IRIS["train"], "epochs": 4, "checkpoint_every": 1}}, runs_dir=runs_dir,
+                 callbacks=[Stop()])
     return caught.value.run_dir
 
 

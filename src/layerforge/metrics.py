@@ -11,14 +11,16 @@ def accuracy(true: np.ndarray, pred: np.ndarray) -> float:
 
 def f1_macro(true: np.ndarray, pred: np.ndarray) -> float:
     """Macro-averaged F1 over the classes present in ``true`` or ``pred`` (as scikit-learn)."""
-    labels = np.union1d(true, pred)
-    scores = []
-    for label in labels:
-        tp = np.sum((pred == label) & (true == label))
-        fp = np.sum((pred == label) & (true != label))
-        fn = np.sum((pred != label) & (true == label))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return float(np.mean(scores)) if scores else float("nan")
+    labels, index = np.unique(np.concatenate([true, pred]), return_inverse=True)
+    if not len(labels):
+        return float("nan")
+    k = len(labels)
+    counts = np.bincount(index[: len(true)] * k + index[len(true):], minlength=k * k).reshape(k, k)  # (true, pred)
+    tp = np.diag(counts)
+    wrong = counts.sum(axis=0) - tp + counts.sum(axis=1) - tp  # false positives + false negatives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = np.where(tp + wrong > 0, 2 * tp / (2 * tp + wrong), 0.0)
+    return float(scores.mean())
 
 
 def roc_auc(true: np.ndarray, score: np.ndarray) -> float:
@@ -27,16 +29,9 @@ def roc_auc(true: np.ndarray, score: np.ndarray) -> float:
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = np.argsort(score, kind="mergesort")
-    ranks = np.empty(len(score), dtype=np.float64)
-    sorted_scores = score[order]
-    i = 0
-    while i < len(score):  # average ranks over ties
-        j = i
-        while j + 1 < len(score) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    _, where, counts = np.unique(score, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = ((ends - counts + 1 + ends) / 2)[where.reshape(-1)]  # the mean rank of each run of ties (1-based)
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

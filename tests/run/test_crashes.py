@@ -21,7 +21,7 @@ from layerforge.run import store
 from layerforge.training.checkpoint import checkpoint_dirs, load_weights
 
 SPEC = {"name": "crash", "data": {"dataset": "iris"}, "model": {"layers": [8], "dropout": 0.2, "norm": "batch"},
-        "train": {"epochs": 3, "batch_size": 16, "report": False, "schedule": {"name": "cosine"},
+        "train": {"epochs": 3, "batch_size": 16, "report": False, "schedule": {"name": "cosine"}, "checkpoint_every": 1,
                   "early_stopping": {"monitor": "val_loss", "patience": 10, "restore_best": True}}}
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -105,6 +105,23 @@ def test_corrupt_checkpoint_is_detected_not_used(runs_dir):
         lf.train(resume=caught.value.run_dir)
 
 
+def test_checkpoints_by_time_write_the_first_and_last_epochs_of_a_short_run(runs_dir, monkeypatch):
+    from layerforge.recipes import scaffold
+
+    saved = []
+    original = scaffold.Scaffold.save_checkpoint
+    monkeypatch.setattr(scaffold.Scaffold, "save_checkpoint", lambda self: (saved.append(self.epoch), original(self)))
+    lf.train(tiny_spec(epochs=12), runs_dir=runs_dir)  # checkpoint_every: auto, epochs of milliseconds
+    assert saved == [1, 12]
+    monkeypatch.setattr(scaffold, "CHECKPOINT_SECONDS", 0.0)
+    saved.clear()
+    lf.train(tiny_spec(epochs=4), runs_dir=runs_dir)
+    assert saved == [1, 2, 3, 4]
+    saved.clear()
+    lf.train(tiny_spec(epochs=7, checkpoint_every=3), runs_dir=runs_dir)
+    assert saved == [3, 6, 7]
+
+
 def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(runs_dir):
     calls = {"n": 0}
 
@@ -120,7 +137,7 @@ def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(run
     try:
         # iris: 102 training rows, batch 16 -> 7 steps an epoch, plus one validation call
         with pytest.raises(TrainingError, match=r"non-finite \(nan\) at epoch 3, step 4;.*last good checkpoint \(epoch 2\)"):
-            lf.train(tiny_spec(epochs=5, loss="nan_at_20"), runs_dir=runs_dir)
+            lf.train(tiny_spec(epochs=5, loss="nan_at_20", checkpoint_every=1), runs_dir=runs_dir)
     finally:
         losses.LOSSES.pop("nan_at_20")
     run_dir = next(runs_dir.iterdir())

@@ -20,6 +20,7 @@ from .verdicts import diagnose, worst
 RELU_FAMILY = (nn.ReLU, nn.ReLU6)
 SATURATING = {nn.Sigmoid: (0.02, 0.98), nn.Tanh: (-0.98, 0.98), nn.Hardtanh: (-0.98, 0.98)}
 SAMPLES_PER_EPOCH = 2
+MEASURED_EPOCHS = 100  # a longer run measures every k-th epoch (and its last), about this many in all
 
 
 def _layers(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
@@ -36,7 +37,8 @@ class Doctor(Callback):
     """Collects the measurements ``doctor.verdicts.diagnose`` judges.
 
     Args:
-        samples_per_epoch: sampled steps per epoch (spread evenly).
+        samples_per_epoch: sampled steps per epoch (spread evenly). A run of more than
+            ``MEASURED_EPOCHS`` epochs measures every k-th epoch and its last, about that many.
 
     After training: ``measurements`` (one dict per sampled step), ``layer_names`` and
     ``activation_names`` (in forward order).
@@ -83,6 +85,11 @@ class Doctor(Callback):
         return torch.zeros(len(self.layers), device=squares.device).index_add_(0, self._owner, squares).sqrt()
 
     def on_epoch_start(self, trainer, epoch: int) -> None:
+        self._epoch = epoch + 1
+        every = max(1, -(-trainer.epochs // MEASURED_EPOCHS))  # a run of many short epochs: some of them
+        if epoch % every and epoch != trainer.epochs - 1:
+            self._sampled = set()
+            return
         steps = max(1, trainer.steps_per_epoch_)
         spacing = max(1, steps // self.samples_per_epoch)
         self._sampled = set(range(0, steps - 1, spacing)) or {0}

@@ -39,6 +39,7 @@ from ..training.optim import Schedule
 # the best epoch's so far counts as diverged too.
 ROLLBACK_FACTOR = 10.0
 MAX_ROLLBACKS = 5
+CHECKPOINT_SECONDS = 10.0  # train.checkpoint_every: auto writes at most one checkpoint per this many seconds
 SPIKE_FACTOR = 10.0
 
 
@@ -131,6 +132,8 @@ class Scaffold:
         self.stop_training = self.stopped_early_ = False
         self.history_: list[dict] = []
         self.rollbacks_: list[dict] = []
+        self._checkpointed_at = float("-inf")  # a resumed run checkpoints its first epoch
+        self._checkpointed_epoch = 0
         self.device = resolve_device(spec.device)
         torch.manual_seed(seed)
         self._generator = torch.Generator().manual_seed(seed)
@@ -256,12 +259,21 @@ class Scaffold:
         if self.early_stopping_ is not None and self.early_stopping_.update(record, self.model_):
             self.stop_training = self.stopped_early_ = True
         last = self.epoch == self.spec.epochs or self.stop_training
-        if self.checkpoint_dir and (self.epoch % self.spec.checkpoint_every == 0 or last):
+        if self.checkpoint_dir and self._checkpoint_due(last):
             self.save_checkpoint()
+            self._checkpointed_at, self._checkpointed_epoch = time.perf_counter(), self.epoch
         if self._rollback:
             self._good = self._snapshot()
         for callback in self.callbacks:
             callback.on_epoch_end(self, record)
+
+    def _checkpoint_due(self, last: bool) -> bool:
+        """Whether the epoch just ended is checkpointed (``train.checkpoint_every``)."""
+        every = self.spec.checkpoint_every
+        if every != "auto":
+            return last or self.epoch % every == 0
+        since = time.perf_counter() - self._checkpointed_at
+        return last or self.epoch == 1 or since >= CHECKPOINT_SECONDS
 
     # -- divergence ------------------------------------------------------------------------------
 
@@ -286,8 +298,8 @@ class Scaffold:
     def _raise_diverged(self, problem: tuple[int, str], epoch: int, rollback: bool) -> None:
         step, what = problem
         kept = (
-            f"the last good checkpoint (epoch {self.epoch}) is kept in {self.checkpoint_dir}"
-            if self.checkpoint_dir and self.epoch > 0
+            f"the last good checkpoint (epoch {self._checkpointed_epoch}) is kept in {self.checkpoint_dir}"
+            if self.checkpoint_dir and self._checkpointed_epoch > 0
             else "no checkpoint was written before it"
         )
         tried = f" after {len(self.rollbacks_)} rollbacks" if rollback else ""
@@ -377,7 +389,7 @@ class Scaffold:
             if states:
                 torch.cuda.set_rng_state_all(states)
         self.history_ = list(state["history"])
-        self.epoch = state["epoch"]
+        self.epoch = self._checkpointed_epoch = state["epoch"]
         self.stopped_early_ = state.get("stopped_early", False)
         self.rollbacks_ = list(state.get("rollbacks", []))
         self.stop_training = self.stopped_early_

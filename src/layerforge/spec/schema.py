@@ -307,7 +307,9 @@ class TrainSpec(_Section):
     l2: NonNegativeFloat = 0.0
     early_stopping: EarlyStoppingSpec | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    checkpoint_every: PositiveInt = 1
+    # every N epochs, or 'auto': after the first epoch, then once CHECKPOINT_SECONDS have passed
+    # since the last checkpoint, and after the last epoch (short epochs do not pay a write each)
+    checkpoint_every: PositiveInt | Literal["auto"] = "auto"
     # GANs: the discriminator's own optimizer (default: the same as the generator's) and its
     # updates per generator update
     discriminator_optimizer: OptimizerSpec | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 
@@ -72,16 +73,32 @@ class EarlyStopping:
 
 
 class HistoryWriter(Callback):
-    """Keeps a ``history.jsonl`` file equal to the run's history, one JSON line per epoch."""
+    """Keeps a ``history.jsonl`` file equal to the run's history, one JSON line per epoch. Lines
+    wait up to ``every_seconds`` to be written together (the first epoch's, the last one's and
+    those before a stop at once), so epochs of a few milliseconds do not each pay a file write; a
+    resumed run rewrites the file from its checkpoint."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, every_seconds: float = 1.0):
+        self.path, self.every_seconds = path, every_seconds
+        self._waiting: list[dict] = []
+        self._written_at = float("-inf")
 
     def on_fit_start(self, trainer) -> None:
         atomic_write(self.path, jsonl(trainer.history_))
+        self._waiting = []
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        append_jsonl(self.path, [record])
+        self._waiting.append(record)
+        if (time.perf_counter() - self._written_at >= self.every_seconds or trainer.stop_training
+                or trainer.epoch >= trainer.epochs):
+            self._write()
+
+    def on_fit_end(self, trainer) -> None:
+        self._write()
+
+    def _write(self) -> None:
+        append_jsonl(self.path, self._waiting)
+        self._waiting, self._written_at = [], time.perf_counter()
 
 
 class ProgressBar(Callback):
