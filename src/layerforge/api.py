@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from .spec.defaults import DEFAULT_SPEC
 from .spec.load import load_spec
 from .training.callbacks import Callback, HistoryWriter, ProgressBar, TensorBoardLogger
 from .training.checkpoint import save_weights
+from .training.distributed import Distributed
 from .transfer import TRANSFER, Freezer, frozen_names, init_from
 
 __all__ = ["DEFAULT_SPEC", "TrainingInterrupted", "train"]
@@ -120,7 +122,8 @@ def train(
         spec = _resume_spec(run_dir, overrides)
     else:
         spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
-    resolve_device(spec.train.device)
+    distributed = Distributed.from_env(resolve_device(spec.train.device))
+    leader = distributed is None or distributed.leader
     if resume is None:
         usable_runs_dir(runs_dir)
     elif (run_dir / SPLIT).is_file():  # the rows it started with, whichever plan chose them
@@ -132,6 +135,9 @@ def train(
     if spec.train.calibrate != "none" and not task.calibrates:
         raise SpecError(f"train.calibrate: temperature scaling is for classification; this run does {task.name}")
     row_weights = reweighing(spec.train.fairness, prepared) if spec.train.fairness else None
+    if distributed is not None and task.recipe != "supervised":
+        raise SpecError(f"--nproc: data-parallel training trains one network with one loss; a {task.name} run trains "
+                        "two; train it in one process")
     spec = spec.model_copy(update={"task": task.name})
     torch.manual_seed(spec.seed)
     batch = prepared.rows("train") if spec.train.batch_size == "full" else spec.train.batch_size
@@ -144,26 +150,48 @@ def train(
         loaded = init_from(model, Path(spec.model.init_from).expanduser(), task.classes)
         if console is not None:
             console.print(loaded.summary(), markup=False)
-    if resume is None:
+    if resume is None and leader:
         clear_orphans(runs_dir)
         run_dir = new_run_dir(runs_dir, spec.name, spec)
         if loaded is not None:
             write_json(run_dir / TRANSFER, loaded.to_json())
-    with locked(run_dir, "training"):
+    if distributed is not None and resume is None:
+        run_dir = Path(distributed.shared(str(run_dir) if leader else ""))  # the first process made it
+    with locked(run_dir, "training") if leader else contextlib.nullcontext():
         previous = {}
         if resume is not None:
             previous = _previous_manifest(run_dir)
             if previous.get("spec_sha256") not in (None, spec_digest(spec)):
                 raise CheckpointError(f"cannot resume {run_dir}: its {SPEC} was changed after the run started (only "
                                       "train.epochs may change); restore it, or train the new spec as a new run")
-            clear_leftovers(run_dir)
-            resumed(run_dir)
-            write_spec(run_dir / SPEC, spec)  # it may train longer (train.epochs)
+            if leader:
+                clear_leftovers(run_dir)
+                resumed(run_dir)
+                write_spec(run_dir / SPEC, spec)  # it may train longer (train.epochs)
+        if distributed is not None:
+            distributed.wait()  # the others read the checkpoint once the first process has tidied the directory
         # a run stopped before its first checkpoint starts again from its first epoch
         resuming = resume is not None and has_checkpoint(run_dir)
         if frozen:
             callbacks = [Freezer(model, frozen, spec.train.unfreeze_at), *callbacks]
-        return _train(run_dir, spec, prepared, model, previous, resuming, progress, callbacks, console, row_weights)
+        if not leader:
+            return _follow(run_dir, spec, prepared, model, resuming, callbacks, row_weights, distributed)
+        return _train(run_dir, spec, prepared, model, previous, resuming, progress, callbacks, console, row_weights,
+                      distributed)
+
+
+def _follow(run_dir: Path, spec, prepared, model, resuming: bool, callbacks, row_weights, distributed) -> Run:
+    """Train as one of the other processes of data-parallel training: the same steps on its part
+    of each batch, writing nothing; the run is returned once the first process has finished it."""
+    scaffold = Scaffold(spec.train, prepared.task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
+                        augment=Augment.from_spec(spec.data.augment), row_weights=row_weights,
+                        perturbation=prepared.encoder.state.perturbation() if spec.train.adversarial else None,
+                        callbacks=list(callbacks), distributed=distributed)
+    splits = prepared.splits
+    recipes.get(prepared.task.recipe).fit(scaffold, model, splits["train"],
+                                          splits["val"] if prepared.rows("val") else None, resume=resuming)
+    distributed.wait()
+    return Run(run_dir)
 
 
 def _previous_manifest(run_dir: Path) -> dict:
@@ -177,7 +205,7 @@ def _previous_manifest(run_dir: Path) -> dict:
 
 
 def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool, progress: bool, callbacks,
-           console, row_weights=None) -> Run:
+           console, row_weights=None, distributed=None) -> Run:
     """Train in ``run_dir`` (its lock held) and write everything the run directory holds."""
     task = prepared.task
     recipe = recipes.get(task.recipe)
@@ -190,7 +218,7 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
     scaffold = Scaffold(spec.train, task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
                         augment=Augment.from_spec(spec.data.augment),
                         perturbation=prepared.encoder.state.perturbation() if spec.train.adversarial else None,
-                        row_weights=row_weights,
+                        row_weights=row_weights, distributed=distributed,
                         callbacks=[HistoryWriter(run_dir / HISTORY), *extra])
     splits = prepared.splits
     early_stopping = bool(spec.train.early_stopping and spec.train.early_stopping.restore_best)
@@ -220,6 +248,8 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
         build_report(run_dir, prepared)
     read_manifest(run_dir / MODEL).model_copy(update={"files": file_checksums(run_dir)}).write(run_dir / MODEL)
     finished(run_dir)
+    if distributed is not None:
+        distributed.wait()  # the other processes return the finished run
     return Run(run_dir)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from enum import Enum
 from pathlib import Path
@@ -114,6 +116,7 @@ def train(
     runs_dir: Path = RUNS_DIR,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the run directory."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Train under this many seeds (the spec's, then the next) and report each metric's median, range and worst seed."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel training in this many processes on this machine (torchrun; Gloo on CPUs, NCCL on GPUs)."),
 ) -> None:
     """Train a network from a spec and write its run directory."""
     from .api import TrainingInterrupted
@@ -121,6 +124,14 @@ def train(
 
     if spec is not None and resume is not None:
         _fail("give a spec or --resume RUN_DIR, not both (a resumed run keeps its own spec)", 2)
+    if nproc > 1:
+        if seeds > 1:
+            _fail("--nproc trains one run in several processes; it cannot train --seeds runs", 2)
+        _launch(nproc, spec, set_, resume, runs_dir, quiet)
+        return
+    if os.environ.get("RANK", "0") != "0":  # another process of data-parallel training: the first one speaks
+        _guard(lambda: train_run(spec, overrides=set_, runs_dir=runs_dir, resume=resume))
+        return
     if seeds > 1:
         if resume is not None:
             _fail("--seeds trains new runs; it cannot --resume one", 2)
@@ -166,6 +177,18 @@ def train(
     if (run.path / "report.html").is_file():
         console.print(f"report: {run.path / 'report.html'}")
     console.print(f"run directory: {run.path}")
+
+
+def _launch(nproc: int, spec: Path | None, overrides: list[str], resume: Path | None, runs_dir: Path,
+            quiet: bool) -> None:
+    """``layerforge train`` again in ``nproc`` processes under torchrun on this machine."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "layerforge", "train", *([str(spec)] if spec is not None else []),
+               *(part for override in overrides for part in ("--set", override)),
+               *(["--resume", str(resume)] if resume is not None else []), "--runs-dir", str(runs_dir),
+               *(["--quiet"] if quiet else [])]
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
+    raise typer.Exit(subprocess.run(command, env=env).returncode)
 
 
 def _train_seeds(spec: Path | None, overrides: list[str], runs_dir: Path, seeds: int, quiet: bool) -> None:

@@ -22,10 +22,14 @@ class InMemoryBatches:
         min_batch: smallest batch worth a step.
         weights: one weight per row: each epoch then draws as many rows as there are, with
             replacement, each in proportion to its weight (``train.fairness: reweigh``).
+        shard: ``(rank, processes)`` of data-parallel training: every process walks the same
+            order, and takes its contiguous part of each batch; ``share`` is then the part's
+            size times the processes over the batch's (what its loss is weighted by, so that
+            averaged gradients are the whole batch's).
     """
 
     def __init__(self, inputs, y, batch_size: int, *, shuffle: bool = True, generator=None, min_batch: int = 1,
-                 weights: torch.Tensor | None = None):
+                 weights: torch.Tensor | None = None, shard: tuple[int, int] | None = None):
         inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
         if any(len(t) != len(y) for t in inputs):
             raise ValueError(f"inputs have {[len(t) for t in inputs]} rows but y has {len(y)}")
@@ -38,6 +42,9 @@ class InMemoryBatches:
         if weights is not None and len(weights) != self.rows:
             raise ValueError(f"{len(weights)} row weights for {self.rows} rows")
         self.weights = weights
+        self.shard, self.share = shard, 1.0
+        if shard is not None:
+            self.min_batch = max(self.min_batch, shard[1])  # a part for every process
 
     def __len__(self) -> int:
         full, rest = divmod(self.rows, self.batch_size)
@@ -46,15 +53,25 @@ class InMemoryBatches:
     def __iter__(self):
         inputs, y, size = self.inputs, self.y, self.batch_size
         if not self.shuffle:
-            for batch in range(len(self)):
-                part = slice(batch * size, (batch + 1) * size)
-                yield tuple(t[part] for t in inputs), y[part]
-            return
-        if self.weights is None:
-            order = torch.randperm(self.rows, generator=self.generator)
+            order = None
+        elif self.weights is None:
+            order = torch.randperm(self.rows, generator=self.generator).to(y.device, non_blocking=True)
         else:
             order = torch.multinomial(self.weights, self.rows, replacement=True, generator=self.generator)
-        order = order.to(y.device, non_blocking=True)
+            order = order.to(y.device, non_blocking=True)
         for batch in range(len(self)):
-            index = order[batch * size : (batch + 1) * size]
+            if order is None:
+                index = slice(batch * size, (batch + 1) * size)
+            else:
+                index = order[batch * size : (batch + 1) * size]
+            if self.shard is not None:
+                index = self._part(index)
             yield tuple(t[index] for t in inputs), y[index]
+
+    def _part(self, index):
+        """This process's contiguous part of a batch, and its ``share``."""
+        rank, processes = self.shard
+        rows = torch.arange(self.rows, device=self.y.device)[index] if isinstance(index, slice) else index
+        part = rows.tensor_split(processes)[rank]
+        self.share = len(part) * processes / len(rows)
+        return part

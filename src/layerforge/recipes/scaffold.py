@@ -114,13 +114,15 @@ class Scaffold:
         perturbation: how adversarial training may move the encoded rows (``train.adversarial``).
         row_weights: how often each training row is drawn, relative to the others
             (``train.fairness``); None draws each once per epoch.
+        distributed: this process's place in data-parallel training (``Distributed``), or None;
+            only the first process writes checkpoints.
 
     During and after training: ``model_``, ``optimizers_`` (name -> optimizer), ``loss_fn_``,
     ``epoch``, ``history_``, ``rollbacks_``, ``best_epoch_``, ``stopped_early_``.
     """
 
     def __init__(self, spec, task, *, seed: int = 0, callbacks=(), checkpoint_dir: str | Path | None = None,
-                 augment: Callable | None = None, perturbation=None, row_weights=None):
+                 augment: Callable | None = None, perturbation=None, row_weights=None, distributed=None):
         self.spec, self.task, self.seed = spec, task, seed
         self.callbacks = list(callbacks)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
@@ -134,7 +136,8 @@ class Scaffold:
         self.rollbacks_: list[dict] = []
         self._checkpointed_at = float("-inf")  # a resumed run checkpoints its first epoch
         self._checkpointed_epoch = 0
-        self.device = resolve_device(spec.device)
+        self.distributed = distributed
+        self.device = distributed.device if distributed is not None else resolve_device(spec.device)
         torch.manual_seed(seed)
         self._generator = torch.Generator().manual_seed(seed)
 
@@ -149,8 +152,14 @@ class Scaffold:
         one row is dropped when the model has batch norm."""
         has_batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
         size = len(y) if self.spec.batch_size == "full" else self.spec.batch_size
+        shard = None if self.distributed is None else (self.distributed.rank, self.distributed.world)
         return InMemoryBatches(inputs, y, size, generator=self._generator, min_batch=2 if has_batch_norm else 1,
-                               weights=self.row_weights)
+                               weights=self.row_weights, shard=shard)
+
+    def parallel(self, model: torch.nn.Module) -> torch.nn.Module:
+        """What updates run through: ``model``, or in data-parallel training its wrapper that
+        averages gradients over the processes."""
+        return model if self.distributed is None else self.distributed.parallel(model)
 
     def ready(self, model: torch.nn.Module, train, val) -> tuple[torch.nn.Module, InMemoryBatches, tuple | None]:
         """The model on the training device, batches of the training rows, and the validation
@@ -241,13 +250,20 @@ class Scaffold:
             validate: the validation scores, or None without validation data.
         """
         problem = self._divergence(step_losses, sizes, spike=self._rollback)
+        if self.distributed is not None:  # every process stops, or rolls back, together
+            troubled = self.distributed.total(torch.tensor([float(problem is not None)], device=step_losses.device))
+            if problem is None and float(troubled) > 0:
+                problem = (0, "the loss became non-finite in another process")
         if problem is not None:
             if not self._rollback or len(self.rollbacks_) >= MAX_ROLLBACKS:
                 self._raise_diverged(problem, epoch, self._rollback)
             self._roll_back(epoch, problem)
             return
         weights = torch.tensor(sizes, dtype=step_losses.dtype, device=step_losses.device)
-        means = (step_losses.reshape(len(sizes), -1) * weights[:, None]).sum(0) / weights.sum()
+        sums = torch.cat([(step_losses.reshape(len(sizes), -1) * weights[:, None]).sum(0), weights.sum()[None]])
+        if self.distributed is not None:  # the epoch's loss over every process's rows
+            sums = self.distributed.total(sums)
+        means = sums[:-1] / sums[-1]
         record = {"epoch": epoch + 1, "lr": self._first_optimizer.param_groups[0]["lr"]}
         record.update({f"train_{name}": float(v) for name, v in zip(self.task.loss_names, means)})
         if validate is not None:
@@ -259,7 +275,8 @@ class Scaffold:
         if self.early_stopping_ is not None and self.early_stopping_.update(record, self.model_):
             self.stop_training = self.stopped_early_ = True
         last = self.epoch == self.spec.epochs or self.stop_training
-        if self.checkpoint_dir and self._checkpoint_due(last):
+        writes = self.distributed is None or self.distributed.leader
+        if self.checkpoint_dir and writes and self._checkpoint_due(last):
             self.save_checkpoint()
             self._checkpointed_at, self._checkpointed_epoch = time.perf_counter(), self.epoch
         if self._rollback:

@@ -40,13 +40,16 @@ class SupervisedStep:
         objective: ``(model, inputs, y) -> loss``, the task's (``task.objective(loss_fn)``).
         penalty: added to the loss for the update only (L1/L2), not recorded.
         augment: transforms the first input of each batch (data augmentation).
+        share: in data-parallel training, this process's share of the current batch (its loss
+            is weighted by it, so that the averaged gradients are the whole batch's).
     """
 
     def __init__(self, model: torch.nn.Module, objective: Callable, optimizer: torch.optim.Optimizer, *,
                  clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
                  penalty: Callable | None = None, augment: Callable | None = None,
-                 adversary: Callable | None = None):
+                 adversary: Callable | None = None, share: Callable[[], float] | None = None):
         self.model, self.objective, self.optimizer = model, objective, optimizer
+        self.share = share
         self.adversary = adversary
         self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
         self.penalty, self.augment = penalty, augment
@@ -65,7 +68,8 @@ class SupervisedStep:
         if self.adversary is not None:
             inputs = self.adversary(self.model, inputs, y)
         loss = self.objective(self.model, inputs, y)
-        total = loss if self.penalty is None else loss + self.penalty(self.model)
+        total = loss if self.share is None else loss * self.share()
+        total = total if self.penalty is None else total + self.penalty(self.model)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if self.clip_grad_norm is not None:
@@ -113,13 +117,16 @@ def fit(scaffold, model: torch.nn.Module, train, val=None, *, resume: bool = Fal
     groups = parameter_groups(model, spec.optimizer.lr, spec.discriminative_lr)
     optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), groups or model.parameters(),
                                 device=scaffold.device.type)
-    step = SupervisedStep.from_spec(model, task.objective(loss_fn), optimizer, spec, scaffold.augment,
+    trained = scaffold.parallel(model)  # what the updates run through: the model, or all processes' copies
+    step = SupervisedStep.from_spec(trained, task.objective(loss_fn), optimizer, spec, scaffold.augment,
                                     _adversary(spec, task.objective(loss_fn), scaffold))
+    if trained is not model:
+        step.share = lambda: batches.share
     validate = None if validation is None else (lambda: task.evaluate(model, *validation, loss_fn))
     with scaffold.fitting(model, {"optimizer": optimizer}, loss_fn, len(batches), has_val=validation is not None,
                           resume=resume):
         for epoch in scaffold.epochs_left():
-            step_losses, sizes = train_one_epoch(model, batches, step, lr_at=scaffold.lr_at(epoch),
+            step_losses, sizes = train_one_epoch(trained, batches, step, lr_at=scaffold.lr_at(epoch),
                                                  on_batch_end=scaffold.batch_hook())
             scaffold.end_epoch(epoch, step_losses, sizes, validate)
 

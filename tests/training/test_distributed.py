@@ -1,0 +1,91 @@
+"""Data-parallel training (``layerforge train --nproc N``: torchrun, Gloo on CPUs): two processes
+follow one process's run, only the first writes the run directory, and a killed run resumes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+import layerforge as lf
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads processes from /proc")
+SPEC = {"name": "ddp", "seed": 0, "data": {"dataset": "digits"}, "model": {"layers": [32]},
+        "train": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.001}, "checkpoint_every": 1}}
+
+
+def _layerforge(*args, **options):
+    return subprocess.Popen([sys.executable, "-m", "layerforge", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, **options)
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (read from /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, waiting = [], [pid]
+    while waiting:
+        found.append(waiting.pop())
+        waiting += parents.get(found[-1], [])
+    return found
+
+
+def _weights(runs_dir: Path) -> dict:
+    (run,) = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return load_file(run / "model.safetensors")
+
+
+def test_two_processes_reach_the_weights_of_one_with_the_same_global_batch(tmp_path):
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(SPEC))
+    done = _layerforge("train", tmp_path / "spec.yaml", "--nproc", 2, "--runs-dir", tmp_path / "two", "--quiet")
+    out, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err[-3000:]
+    assert len(out.strip().splitlines()) == 1  # one process speaks: the run directory
+    one = lf.train(SPEC, runs_dir=tmp_path / "one")  # 1257 training rows, batch 64: 20 steps an epoch, 60 in all
+    two = lf.load_run(out.strip())
+    for name, tensor in _weights(tmp_path / "one").items():
+        assert (tensor - _weights(tmp_path / "two")[name]).abs().max() < 1e-5, name
+    assert [r["train_loss"] for r in two.history] == pytest.approx([r["train_loss"] for r in one.history], abs=1e-5)
+    assert two.metrics["test"]["accuracy"] == pytest.approx(one.metrics["test"]["accuracy"], abs=0.01)
+
+
+def test_a_killed_two_process_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
+    spec = {**SPEC, "train": {**SPEC["train"], "epochs": 30, "batch_size": 8}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    whole = _layerforge("train", tmp_path / "spec.yaml", "--nproc", 2, "--runs-dir", tmp_path / "whole", "--quiet")
+    killed = _layerforge("train", tmp_path / "spec.yaml", "--nproc", 2, "--runs-dir", tmp_path / "killed", "--quiet")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list((tmp_path / "killed").glob("*/checkpoints/epoch-*")):
+        time.sleep(0.02)
+    for pid in _descendants(killed.pid):  # torchrun starts its workers in sessions of their own
+        os.kill(pid, signal.SIGKILL)
+    killed.communicate(timeout=60)
+    (run,) = [p for p in (tmp_path / "killed").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert not (run / "metrics.json").exists()  # it was stopped part way
+    resumed = _layerforge("train", "--resume", run, "--nproc", 2, "--quiet")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-3000:]
+    out_whole, err_whole = whole.communicate(timeout=300)
+    assert whole.returncode == 0, err_whole[-3000:]
+    reference = _weights(tmp_path / "whole")
+    for name, tensor in load_file(run / "model.safetensors").items():
+        assert (tensor - reference[name]).abs().max() < 1e-6, name
+    assert len(lf.load_run(run).history) == 30
+
+
+def test_a_gan_is_refused_in_several_processes(tmp_path):
+    spec = {"data": {"dataset": "digits"}, "model": {"type": "gan", "latent_size": 8}, "train": {"epochs": 1}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    done = _layerforge("train", tmp_path / "spec.yaml", "--nproc", 2, "--runs-dir", tmp_path / "runs")
+    out, err = done.communicate(timeout=300)
+    assert done.returncode != 0 and "--nproc: data-parallel training trains one network" in out + err
