@@ -228,7 +228,8 @@ def full_run(spec, x, y, clock):
 
     folder = Path(tempfile.mkdtemp())
     np.savez(folder / "rows.npz", x=x, y=y)
-    run = lf.train({"name": "peers", "data": {"path": str(folder / "rows.npz")}, "model": spec["config"],
+    images = {"kind": "image"} if len(spec["shape"]) == 3 else {}
+    run = lf.train({"name": "peers", "data": {"path": str(folder / "rows.npz"), **images}, "model": spec["config"],
                     "train": {"epochs": spec["epochs"], "batch_size": spec["batch"],
                               "optimizer": {"name": "adam", "lr": 1e-3}}},
                    runs_dir=folder / "runs", progress=False, callbacks=[Timer()])
