@@ -52,6 +52,7 @@ from .spec.load import load_spec
 from .training.callbacks import Callback, HistoryWriter, ProgressBar, TensorBoardLogger
 from .training.checkpoint import save_weights
 from .training.distributed import Distributed
+from .training.precision import Precision
 from .transfer import TRANSFER, Freezer, frozen_names, init_from
 
 __all__ = ["DEFAULT_SPEC", "TrainingInterrupted", "train"]
@@ -122,6 +123,7 @@ def train(
         spec = _resume_spec(run_dir, overrides)
     else:
         spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
+    Precision.of(spec.train.precision, resolve_device(spec.train.device))  # refused before a directory is made
     distributed = Distributed.from_env(resolve_device(spec.train.device))
     leader = distributed is None or distributed.leader
     if resume is None:
@@ -297,6 +299,9 @@ def _measure(run_dir: Path, manifest: Manifest, model, scaffold: Scaffold, prepa
         if "test" in metrics:  # e.g. the seasonal-naive forecast of the same test steps
             metrics["test"].update({f"{baseline}_{k}": v for k, v in scores.items()})
     metrics.update(epochs=scaffold.epoch, best_epoch=scaffold.best_epoch_, stopped_early=scaffold.stopped_early_)
+    seconds = [record["seconds"] for record in scaffold.history_]
+    if scaffold.spec.compile and len(seconds) > 1:  # compiling happens in the first steps
+        metrics["compile_seconds"] = round(max(0.0, seconds[0] - sorted(seconds[1:])[len(seconds[1:]) // 2]), 3)
     tensors = {"train": as_tensors(splits["train"], task, scaffold.device), **held_out}
     finished = task.finish(model, tensors, encoder=prepared.encoder, images=run_dir / IMAGES,
                            history=scaffold.history_)

@@ -33,6 +33,7 @@ from ..training.checkpoint import (
     split_optimizer_state,
 )
 from ..training.optim import Schedule
+from ..training.precision import Precision
 
 # on_divergence: rollback. Each rollback divides the learning rate by this; after MAX_ROLLBACKS
 # the run stops as with on_divergence: stop. An epoch whose mean loss exceeds SPIKE_FACTOR times
@@ -138,6 +139,9 @@ class Scaffold:
         self._checkpointed_epoch = 0
         self.distributed = distributed
         self.device = distributed.device if distributed is not None else resolve_device(spec.device)
+        self.precision = Precision.of(spec.precision, self.device)
+        if self.device.type == "cuda":
+            torch.set_float32_matmul_precision("high")  # TF32 matmuls and convolutions
         torch.manual_seed(seed)
         self._generator = torch.Generator().manual_seed(seed)
 
@@ -157,16 +161,21 @@ class Scaffold:
                                weights=self.row_weights, shard=shard)
 
     def parallel(self, model: torch.nn.Module) -> torch.nn.Module:
-        """What updates run through: ``model``, or in data-parallel training its wrapper that
-        averages gradients over the processes."""
-        return model if self.distributed is None else self.distributed.parallel(model)
+        """What updates run through: ``model``, in data-parallel training its wrapper that
+        averages gradients over the processes, compiled with ``train.compile``."""
+        trained = model if self.distributed is None else self.distributed.parallel(model)
+        return torch.compile(trained) if self.spec.compile else trained
 
     def ready(self, model: torch.nn.Module, train, val) -> tuple[torch.nn.Module, InMemoryBatches, tuple | None]:
         """The model on the training device, batches of the training rows, and the validation
         rows placed there too (None without them)."""
         model = model.to(self.device)
         inputs, y = self.place(train)
-        return model, self.batches(model, inputs, y), self.place(val)
+        validation = self.place(val)
+        if self.device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+            model = model.to(memory_format=torch.channels_last)  # what GPU convolutions run fastest on
+            inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
+        return model, self.batches(model, inputs, y), validation
 
     # -- the run -------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ with it (an autoencoder's loss reads its own input: the task's ``objective`` say
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -42,14 +43,16 @@ class SupervisedStep:
         augment: transforms the first input of each batch (data augmentation).
         share: in data-parallel training, this process's share of the current batch (its loss
             is weighted by it, so that the averaged gradients are the whole batch's).
+        precision: ``Precision`` of the forward pass (autocast, and fp16's loss scaler), or None
+            for fp32.
     """
 
     def __init__(self, model: torch.nn.Module, objective: Callable, optimizer: torch.optim.Optimizer, *,
                  clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
                  penalty: Callable | None = None, augment: Callable | None = None,
-                 adversary: Callable | None = None, share: Callable[[], float] | None = None):
+                 adversary: Callable | None = None, share: Callable[[], float] | None = None, precision=None):
         self.model, self.objective, self.optimizer = model, objective, optimizer
-        self.share = share
+        self.share, self.precision = share, precision
         self.adversary = adversary
         self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
         self.penalty, self.augment = penalty, augment
@@ -67,17 +70,26 @@ class SupervisedStep:
             inputs = (self.augment(inputs[0]), *inputs[1:])
         if self.adversary is not None:
             inputs = self.adversary(self.model, inputs, y)
-        loss = self.objective(self.model, inputs, y)
+        precision = self.precision
+        with precision.autocast() if precision is not None else contextlib.nullcontext():
+            loss = self.objective(self.model, inputs, y)
         total = loss if self.share is None else loss * self.share()
         total = total if self.penalty is None else total + self.penalty(self.model)
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        scaler = precision.scaler if precision is not None else None
+        (total if scaler is None else scaler.scale(total)).backward()
+        if scaler is not None and (self.clip_grad_norm is not None or self.clip_grad_value is not None):
+            scaler.unscale_(self.optimizer)  # clip the true gradients
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.parameters, self.clip_grad_norm)
         if self.clip_grad_value is not None:
             torch.nn.utils.clip_grad_value_(self.parameters, self.clip_grad_value)
-        self.optimizer.step()
-        return loss
+        if scaler is None:
+            self.optimizer.step()
+        else:
+            scaler.step(self.optimizer)  # skipped when the scaled gradients overflowed
+            scaler.update()
+        return loss.float()
 
 
 def train_one_epoch(model: torch.nn.Module, batches, step: SupervisedStep, *,
@@ -117,10 +129,11 @@ def fit(scaffold, model: torch.nn.Module, train, val=None, *, resume: bool = Fal
     groups = parameter_groups(model, spec.optimizer.lr, spec.discriminative_lr)
     optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), groups or model.parameters(),
                                 device=scaffold.device.type)
-    trained = scaffold.parallel(model)  # what the updates run through: the model, or all processes' copies
+    trained = scaffold.parallel(model)  # what the updates run through: the model (compiled), or all processes'
     step = SupervisedStep.from_spec(trained, task.objective(loss_fn), optimizer, spec, scaffold.augment,
                                     _adversary(spec, task.objective(loss_fn), scaffold))
-    if trained is not model:
+    step.precision = scaffold.precision
+    if scaffold.distributed is not None:
         step.share = lambda: batches.share
     validate = None if validation is None else (lambda: task.evaluate(model, *validation, loss_fn))
     with scaffold.fitting(model, {"optimizer": optimizer}, loss_fn, len(batches), has_val=validation is not None,

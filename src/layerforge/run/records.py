@@ -59,6 +59,7 @@ class Metrics(BaseModel):
     rollbacks: Count | None = None
     members: dict[str, dict[str, float | None]] | None = None  # an ensemble: each member on the same rows
     ensemble: dict[str, Any] | None = None
+    compile_seconds: float | None = None  # train.compile: the first epoch's time beyond a usual epoch's
 
 
 class Diagnosis(BaseModel):

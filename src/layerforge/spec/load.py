@@ -229,6 +229,9 @@ def cross_checks(spec: Spec) -> list[str]:
             problems.append("train.calibrate: calibration is fitted on the validation rows; set data.split.val above 0")
     if train.adversarial is not None and task_class is not None and task_class.recipe != "supervised":
         problems.append(f"train.adversarial: applies to one network trained with one loss; a {task} trains two")
+    for key in ("precision", "compile"):
+        if getattr(train, key) not in ("fp32", False) and task_class is not None and task_class.recipe != "supervised":
+            problems.append(f"train.{key}: applies to one network trained with one loss; a {task} trains two")
     if train.fairness is not None and task_class is not None and task_class.recipe != "supervised":
         problems.append(f"train.fairness: reweighs the rows of one classifier; a {task} trains two networks")
     if train.discriminative_lr is not None and task_class is not None and task_class.recipe != "supervised":

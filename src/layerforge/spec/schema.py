@@ -323,6 +323,10 @@ class TrainSpec(_Section):
     discriminative_lr: Annotated[float, Field(gt=0, le=1)] | None = None
     adversarial: AdversarialSpec | None = None
     fairness: FairnessSpec | None = None
+    # the arithmetic of the training steps: fp32, or autocast to bf16 (CPUs and GPUs) or fp16
+    # (GPUs, with a loss scaler); weights, optimizer state and evaluation stay fp32
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: bool = False  # torch.compile the network for training (the first step's time is reported apart)
     unfreeze_at: PositiveInt | None = None
     report: bool = True  # write report.html when training ends
     log: list[Literal["tensorboard"]] = []  # extra loggers (tensorboard: the tensorboard extra)
