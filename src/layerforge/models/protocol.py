@@ -58,6 +58,9 @@ def example_inputs(inputs: Inputs, batch: int = 2, *, seed: int = 0, device=None
     return tuple(p.to(device) for p in parts) if device is not None else parts
 
 
+EVALUATION_ROWS = 1024  # rows per evaluation batch, unless a network says fewer
+
+
 @dataclass
 class Graph:
     """One computation a network offers for export (``Network.export_graphs``).
@@ -142,6 +145,11 @@ class Network(nn.Module):
         """The last layer: features to one number per output."""
         raise TypeError(f"a {type(self).__name__} generates rows; it has no output layer")
 
+    @property
+    def evaluation_rows(self) -> int:
+        """Rows per batch when evaluating: many, where a row's activations are small."""
+        return EVALUATION_ROWS
+
     def token_embedding(self) -> nn.Embedding | None:
         """The layer that turns token ids into vectors (where token attributions are taken), or
         None when the network does not read tokens."""
@@ -197,9 +205,11 @@ class DenseHeaded(Network):
 
 
 @torch.no_grad()
-def predict_outputs(model: nn.Module, inputs, batch_size: int = 1024) -> torch.Tensor:
+def predict_outputs(model: nn.Module, inputs, batch_size: int | None = None) -> torch.Tensor:
     """Model outputs for all rows of ``inputs`` (a tensor or tuple of tensors) in evaluation
-    mode, batched to bound memory."""
+    mode, batched to bound memory (by default the rows the network says fit its activations
+    in cache, ``Network.evaluation_rows``; 1024 for anything else)."""
+    batch_size = batch_size or getattr(model, "evaluation_rows", EVALUATION_ROWS)
     model.eval()
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     rows = len(inputs[0])
