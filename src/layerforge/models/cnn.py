@@ -104,7 +104,7 @@ class CNN(DenseHeaded):
     def __init__(self, inputs: Inputs, output_size: int, *, channels: list[int], kernel_size: int | list[int],
                  stride: int, padding: int | str, dilation: int, pool: str, pool_size: int, norm: str,
                  activation: str, dropout: float, residual: bool, head: list[int], init: str,
-                 readout: str = "mean"):
+                 readout: str):
         super().__init__(inputs)
         dims = inputs.spatial_dims
         kernels = kernel_size if isinstance(kernel_size, list) else [kernel_size] * len(channels)
