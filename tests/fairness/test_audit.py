@@ -49,3 +49,26 @@ def test_the_command_prints_groups_and_flags_and_the_report_shows_them(biased):
     assert "demographic_parity_difference" in done.stdout and "FLAGGED" in done.stdout
     page = (run.path / "report.html").read_text()
     assert "Fairness" in page and "selection rate" in page
+
+
+def test_the_bootstrap_formulas_equal_fairlearns():
+    import warnings
+
+    from fairlearn.metrics import demographic_parity_difference, demographic_parity_ratio, equalized_odds_difference
+
+    from layerforge.fairness import disparities_of
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(5, 60))
+        groups = rng.choice(["a", "b", "c"][: int(rng.integers(2, 4))], n)
+        truth, chosen = rng.random(n) < rng.random(), rng.random(n) < rng.random()
+        names, index = np.unique(groups, return_inverse=True)
+        ours = disparities_of(truth, chosen, index, len(names))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = {"demographic_parity_difference": demographic_parity_difference(truth, chosen, sensitive_features=groups),
+                      "demographic_parity_ratio": demographic_parity_ratio(truth, chosen, sensitive_features=groups),
+                      "equalized_odds_difference": equalized_odds_difference(truth, chosen, sensitive_features=groups)}
+        for name, value in theirs.items():
+            assert ours[name] == pytest.approx(value, nan_ok=True), (name, groups, truth, chosen)

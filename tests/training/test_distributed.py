@@ -59,6 +59,7 @@ def test_two_processes_reach_the_weights_of_one_with_the_same_global_batch(tmp_p
     assert two.metrics["test"]["accuracy"] == pytest.approx(one.metrics["test"]["accuracy"], abs=0.01)
 
 
+@pytest.mark.slow  # about 40 seconds: three runs of 30 epochs in two processes each
 def test_a_killed_two_process_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
     spec = {**SPEC, "train": {**SPEC["train"], "epochs": 30, "batch_size": 8}}
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))

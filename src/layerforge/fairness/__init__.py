@@ -103,14 +103,16 @@ def _measured(truth: np.ndarray, chosen: np.ndarray, probability: np.ndarray, gr
     measures = {"demographic_parity_difference": demographic_parity_difference,
                 "demographic_parity_ratio": demographic_parity_ratio,
                 "equalized_odds_difference": equalized_odds_difference}
+    names, index = np.unique(groups, return_inverse=True)
+    resampled = []  # the disparities of each bootstrap sample that holds every group
+    for _ in range(bootstrap):
+        pick = rng.integers(0, len(groups), len(groups))
+        if len(np.unique(index[pick])) == len(names):
+            resampled.append(disparities_of(truth[pick], chosen[pick], index[pick], len(names)))
     disparities = {}
     for name, measure in measures.items():
         value = float(measure(truth, chosen, sensitive_features=groups))
-        samples = []
-        for _ in range(bootstrap):
-            pick = rng.integers(0, len(groups), len(groups))
-            if len(set(groups[pick])) == len(per_group):
-                samples.append(float(measure(truth[pick], chosen[pick], sensitive_features=groups[pick])))
+        samples = [sample[name] for sample in resampled]
         low, high = (np.nanpercentile(samples, [2.5, 97.5]).tolist() if samples else [None, None])
         entry = {"value": value, "ci95": [low, high]}
         if name in limits:
@@ -118,6 +120,23 @@ def _measured(truth: np.ndarray, chosen: np.ndarray, probability: np.ndarray, gr
             entry["flagged"] = bool(value > limits[name])
         disparities[name] = entry
     return {"accuracy": float(np.mean(chosen == truth)), "groups": per_group, "disparities": disparities}
+
+
+def disparities_of(truth: np.ndarray, chosen: np.ndarray, index: np.ndarray, groups: int) -> dict[str, float]:
+    """fairlearn's three disparities, computed at once with counts (``index``: each row's group
+    number): the demographic-parity difference and ratio of the selection rates, and the
+    equalized-odds difference, the larger of the spreads of the true and false positive rates."""
+    def rates(inside: np.ndarray) -> np.ndarray:  # a group without such rows counts 0, as fairlearn does
+        rows = np.bincount(index[inside], minlength=groups)
+        hits = np.bincount(index[inside], weights=chosen[inside].astype(np.float64), minlength=groups)
+        return np.divide(hits, rows, out=np.zeros(groups), where=rows > 0)
+
+    selection = rates(np.ones(len(index), dtype=bool))
+    spread = [r.max() - r.min() for r in (rates(truth), rates(~truth))]
+    high = selection.max()
+    return {"demographic_parity_difference": float(high - selection.min()),
+            "demographic_parity_ratio": float(selection.min() / high) if high > 0 else float("nan"),
+            "equalized_odds_difference": float(max(spread))}
 
 
 def _fairlearn() -> None:
@@ -327,5 +346,5 @@ def _decide_with(run: Run, decision: GroupThresholds | None) -> None:
 audit_fairness = audit  # layerforge.audit_fairness
 mitigate_fairness = mitigate  # layerforge.mitigate_fairness
 
-__all__ = ["THRESHOLDS", "Audited", "Mitigated", "audit", "audit_fairness", "mitigate", "mitigate_fairness",
-           "remove_mitigation", "reweighing"]
+__all__ = ["THRESHOLDS", "Audited", "Mitigated", "audit", "audit_fairness", "disparities_of", "mitigate",
+           "mitigate_fairness", "remove_mitigation", "reweighing"]
