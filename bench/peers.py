@@ -16,8 +16,14 @@ per-round ratios to the hand-written slicing loop (only same-round ratios mean a
 machine whose speed drifts), start-up to the first optimizer step (process launch to the end of
 the first step: imports, data, model), and peak resident memory.
 
+With ``--to-target``: seconds from process launch until the test accuracy on mnist1d (an MLP
+[256, 256], batch 64, Adam 1e-3; checked after every epoch on mnist1d's 1,000 test rows) reaches
+``--target``. ``lf.train`` checks its own validation accuracy instead (its split of the training
+rows), as ``layerforge train`` would.
+
     pip install -e '.[bench]'    # lightning, keras, skorch
     python bench/peers.py [--rounds 3] [--models mlp,cnn,gru,small] [--peers hand,keras,...]
+    python bench/peers.py --to-target [--target 0.6] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -241,6 +247,133 @@ RUNNERS = {"hand": hand, "dataloader": lambda *a: hand(*a, loader=True), "lightn
            "lf.train": full_run}
 
 
+TARGET_SPEC = {"config": {"type": "mlp", "layers": [256, 256]}, "batch": 64, "epochs": 300, "shape": (1, 40)}
+
+
+def mnist1d():
+    import numpy as np
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    data = make_dataset(get_dataset_args())  # generated in memory; never downloads or writes
+    as_rows = [np.asarray(data[k], dtype=np.float32)[:, None, :] for k in ("x", "x_test")]
+    return as_rows[0], np.asarray(data["y"], dtype=np.int64), as_rows[1], np.asarray(data["y_test"], dtype=np.int64)
+
+
+def to_target(peer: str, target: float, launched: float) -> None:
+    """Train until the test accuracy reaches ``target``; print the seconds since launch."""
+    import numpy as np
+    import torch
+
+    x, y, x_test, y_test = mnist1d()
+    spec = TARGET_SPEC
+    reached = {}
+
+    def check(model, epoch: int) -> bool:
+        if isinstance(model, torch.nn.Module):
+            model.eval()
+            with torch.no_grad():
+                predicted = model(torch.from_numpy(x_test)).argmax(1).numpy()
+            model.train()
+        else:
+            predicted = np.asarray(model(x_test.reshape(len(x_test), -1))).argmax(1)
+        if np.mean(predicted == y_test) >= target and "seconds" not in reached:
+            reached.update(seconds=time.time() - launched, epochs=epoch + 1)
+        return "seconds" in reached
+
+    if peer in ("hand", "dataloader"):
+        import torch.nn.functional as F
+
+        model = module(spec)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xt, yt), batch_size=spec["batch"],
+                                             shuffle=True)
+        for epoch in range(spec["epochs"]):
+            pairs = loader if peer == "dataloader" else (
+                (xt[i], yt[i]) for i in torch.randperm(len(xt)).split(spec["batch"]))
+            model.train()
+            for xb, yb in pairs:
+                loss = F.cross_entropy(model(xb), yb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if check(model, epoch):
+                break
+    elif peer == "lightning":
+        import lightning as L
+        import torch.nn.functional as F
+
+        class Module(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.net = module(spec)
+
+            def training_step(self, batch, index):
+                return F.cross_entropy(self.net(batch[0]), batch[1])
+
+            def configure_optimizers(self):
+                return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+        class Stop(L.Callback):
+            def on_train_epoch_end(self, trainer, pl_module):
+                trainer.should_stop = check(pl_module.net, trainer.current_epoch)
+
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+                                             batch_size=spec["batch"], shuffle=True)
+        L.Trainer(max_epochs=spec["epochs"], accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False, enable_model_summary=False, callbacks=[Stop()]).fit(Module(), loader)
+    elif peer == "keras":
+        os.environ["KERAS_BACKEND"] = "torch"
+        import keras
+        from keras import layers
+
+        model = keras.Sequential([layers.Input((40,)), layers.Dense(256, activation="relu"),
+                                  layers.Dense(256, activation="relu"), layers.Dense(CLASSES)])
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+        class Stop(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                self.model.stop_training = check(lambda rows: self.model.predict(rows, verbose=0), epoch)
+
+        model.fit(x.reshape(len(x), -1), y, batch_size=spec["batch"], epochs=spec["epochs"], shuffle=True, verbose=0,
+                  callbacks=[Stop()])
+    elif peer == "skorch":
+        from skorch import NeuralNetClassifier
+        from skorch.callbacks import Callback
+
+        class Stop(Callback):
+            def on_epoch_end(self, net, **kwargs):
+                if check(net.module_, len(net.history) - 1):
+                    raise KeyboardInterrupt  # how skorch ends training early
+
+        NeuralNetClassifier(module(spec), criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=1e-3,
+                            max_epochs=spec["epochs"], batch_size=spec["batch"], train_split=None,
+                            iterator_train__shuffle=True, verbose=0, callbacks=[("stop", Stop())]).fit(x, y)
+    else:
+        import layerforge as lf
+
+        class Stop(lf.Callback):
+            def on_epoch_end(self, trainer, record):
+                if peer == "lf.train":
+                    if record["val_accuracy"] >= target and "seconds" not in reached:
+                        reached.update(seconds=time.time() - launched, epochs=record["epoch"])
+                    trainer.stop_training = "seconds" in reached
+                else:
+                    trainer.stop_training = check(trainer.model_, record["epoch"] - 1)
+
+        if peer == "lf.train":
+            lf.train({"name": "target", "data": {"dataset": "mnist1d"}, "model": spec["config"],
+                      "train": {"epochs": spec["epochs"], "batch_size": spec["batch"],
+                                "optimizer": {"name": "adam", "lr": 1e-3}}},
+                     runs_dir=Path(tempfile.mkdtemp()), progress=False, callbacks=[Stop()])
+        else:
+            lf.Trainer(task="classification", epochs=spec["epochs"], batch_size=spec["batch"],
+                       optimizer={"name": "adam", "lr": 1e-3}, callbacks=[Stop()]).fit(
+                module(spec), (torch.from_numpy(x), torch.from_numpy(y)))
+    print(json.dumps({"seconds": reached.get("seconds"), "epochs": reached.get("epochs")}))
+
+
 def worker(peer: str, model: str, launched: float) -> None:
     import resource
 
@@ -260,11 +393,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--peers", default=",".join(PEERS))
+    parser.add_argument("--to-target", action="store_true", help="time to a target accuracy on mnist1d")
+    parser.add_argument("--target", type=float, default=0.6)
     parser.add_argument("--worker", nargs=2, metavar=("PEER", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument("--launched", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(*args.worker, args.launched)
+        if args.worker[1] == "mnist1d-target":
+            to_target(args.worker[0], args.target, args.launched)
+        else:
+            worker(*args.worker, args.launched)
+        return
+    if args.to_target:
+        target_table(args)
         return
     models, peers = args.models.split(","), args.peers.split(",")
     found: dict[tuple[str, str], list[dict]] = {}
@@ -298,6 +439,33 @@ def main() -> None:
             print(f"| {model} | {peer} | {statistics.median(r['samples_per_s'] for r in rows):,.0f} | {ratio} | "
                   f"{statistics.median(r['first_step_s'] for r in rows):.1f} | "
                   f"{statistics.median(r['peak_mb'] for r in rows):,.0f} |")
+
+
+def target_table(args) -> None:
+    peers = [p for p in args.peers.split(",") if p != "lf.Trainer+doctor"]
+    found: dict[str, list[dict]] = {}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    for round_ in range(args.rounds):
+        for peer in peers[round_ % len(peers):] + peers[:round_ % len(peers)]:
+            done = subprocess.run([sys.executable, __file__, "--worker", peer, "mnist1d-target", "--target",
+                                   str(args.target), "--launched", str(time.time())], capture_output=True, text=True,
+                                  env=env)
+            if done.returncode != 0:
+                print(f"{peer} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+                continue
+            found.setdefault(peer, []).append(json.loads(done.stdout.splitlines()[-1]))
+            print(f"round {round_ + 1}: {peer} {found[peer][-1]}", flush=True)
+    print(f"\n### Time to {args.target:.0%} test accuracy on mnist1d (MLP [256, 256], batch 64, Adam 1e-3; "
+          f"medians of {args.rounds} rounds, from process launch)\n")
+    print("| peer | seconds | epochs |")
+    print("|---|---|---|")
+    for peer, rows in found.items():
+        reached = [r for r in rows if r["seconds"] is not None]
+        if not reached:
+            print(f"| {peer} | not reached | - |")
+            continue
+        print(f"| {peer} | {statistics.median(r['seconds'] for r in reached):.1f} | "
+              f"{statistics.median(r['epochs'] for r in reached):g} |")
 
 
 if __name__ == "__main__":
