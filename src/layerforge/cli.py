@@ -367,7 +367,7 @@ def fairness(
     positive: str | None = typer.Option(None, "--positive", help="The favourable class (default: the second of two)."),
     max_parity_difference: float = typer.Option(0.1, "--max-parity-difference", min=0, help="Flag a demographic-parity difference above this."),
     max_odds_difference: float = typer.Option(0.1, "--max-odds-difference", min=0, help="Flag an equalized-odds difference above this."),
-    mitigate: str | None = typer.Option(None, "--mitigate", help="demographic_parity or true_positive_rate_parity: per-group thresholds that predict applies from then on (one --sensitive); none removes them."),
+    mitigate: str | None = typer.Option(None, "--mitigate", help="demographic_parity, true_positive_rate_parity or equalized_odds: per-group thresholds that predict applies from then on (one --sensitive); none removes them."),
     fit_on: str = typer.Option("val", "--fit-on", help="Rows the thresholds are fitted on: val or train (the test rows only measure)."),
 ) -> None:
     """Audit a classifier's predictions by group: per-group accuracy, selection and error rates,

@@ -95,6 +95,20 @@ def test_a_column_the_model_does_not_read_is_taken_out_before_encoding(unaware):
         run.predict(rows.drop(columns=["group"]))
 
 
+def test_equalized_odds_thresholds_narrow_both_error_rate_gaps(biased, tmp_path):
+    trained, frame = biased
+    shutil.copytree(trained.path, tmp_path / "run")
+    done = lf.mitigate_fairness(tmp_path / "run", "group", "equalized_odds", positive="approve", bootstrap=0)
+    before = done.before["disparities"]["equalized_odds_difference"]["value"]
+    assert done.after["disparities"]["equalized_odds_difference"]["value"] < 0.5 * before
+    assert done.after["accuracy"] > done.before["accuracy"] - 0.06
+    run = lf.load_run(tmp_path / "run")
+    rows = frame.drop(columns=["outcome"]).iloc[:200]
+    chance = run.predict_proba(rows)[:, run.task.classes.index("approve")]
+    expected = np.where(chance >= rows["group"].map(done.thresholds).to_numpy(), "approve", "deny")
+    assert list(run.predict(rows)) == list(expected) and run.manifest.decision.constraint == "equalized_odds"
+
+
 def test_mitigation_refuses_what_it_cannot_do(biased, tmp_path):
     run, _ = biased
     with pytest.raises(lf.DataError, match="--mitigate: 'equal_everything' is not a constraint"):

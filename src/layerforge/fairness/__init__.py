@@ -224,7 +224,8 @@ class Mitigated:
 
 
 MEASURED_BY = {"demographic_parity": "demographic_parity_difference",
-               "true_positive_rate_parity": "equalized_odds_difference"}
+               "true_positive_rate_parity": "equalized_odds_difference",
+               "equalized_odds": "equalized_odds_difference"}
 
 
 def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demographic_parity", *, positive=None,
@@ -235,7 +236,9 @@ def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demograph
     Per-group thresholds on the probability of ``positive`` are fitted on the run's ``fit_on``
     rows ('val' or 'train'; the test rows only measure) so that every group gets the same
     selection rate (``demographic_parity``) or true positive rate
-    (``true_positive_rate_parity``), at the common rate that classifies those rows best. They go
+    (``true_positive_rate_parity``), at the common rate that classifies those rows best; or
+    (``equalized_odds``) true and false positive rates as near a common point as single
+    thresholds allow (exact equality needs randomised ones, which predict would not repeat). They go
     into model.json, and ``predict`` applies them from then on (rows must carry the column).
 
     Raises:
@@ -269,7 +272,11 @@ def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demograph
 
     truth, probability, groups = scored(fit_on)
     for group in sorted(set(groups)):
-        if constraint == "true_positive_rate_parity" and not truth[groups == group].any():
+        if constraint == "equalized_odds" and truth[groups == group].all():
+            raise DataError(f"--sensitive {column}: group {group!r} has only '{positive}' rows among the "
+                            f"{PARTS[fit_on]} rows, so its false positive rate cannot be matched; fit on more rows "
+                            "(--fit-on train)")
+        if constraint != "demographic_parity" and not truth[groups == group].any():
             raise DataError(f"--sensitive {column}: group {group!r} has no '{positive}' rows among the "
                             f"{PARTS[fit_on]} rows, so its true positive rate cannot be matched; fit on more rows "
                             "(--fit-on train)")

