@@ -123,8 +123,9 @@ def train(
         spec = _resume_spec(run_dir, overrides)
     else:
         spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
-    Precision.of(spec.train.precision, resolve_device(spec.train.device))  # refused before a directory is made
-    distributed = Distributed.from_env(resolve_device(spec.train.device))
+    device = resolve_device(spec.train.device)
+    Precision.of(spec.train.precision, device)  # refused before a directory is made
+    distributed = Distributed.from_env(device)
     leader = distributed is None or distributed.leader
     if resume is None:
         usable_runs_dir(runs_dir)
@@ -185,15 +186,25 @@ def train(
 def _follow(run_dir: Path, spec, prepared, model, resuming: bool, callbacks, row_weights, distributed) -> Run:
     """Train as one of the other processes of data-parallel training: the same steps on its part
     of each batch, writing nothing; the run is returned once the first process has finished it."""
-    scaffold = Scaffold(spec.train, prepared.task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
-                        augment=Augment.from_spec(spec.data.augment), row_weights=row_weights,
-                        perturbation=prepared.encoder.state.perturbation() if spec.train.adversarial else None,
-                        callbacks=list(callbacks), distributed=distributed)
+    scaffold = _scaffold(run_dir, spec, prepared, callbacks, row_weights, distributed)
+    _fit(scaffold, prepared, model, resuming)
+    distributed.wait()
+    return Run(run_dir)
+
+
+def _scaffold(run_dir: Path, spec, prepared, callbacks, row_weights, distributed) -> Scaffold:
+    """The training state of a run in ``run_dir``, with the spec's data-dependent parts."""
+    return Scaffold(spec.train, prepared.task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
+                    augment=Augment.from_spec(spec.data.augment), row_weights=row_weights,
+                    perturbation=prepared.encoder.state.perturbation() if spec.train.adversarial else None,
+                    callbacks=list(callbacks), distributed=distributed)
+
+
+def _fit(scaffold: Scaffold, prepared, model, resuming: bool) -> None:
+    """Train ``model`` on the prepared training rows, validating on the validation rows if any."""
     splits = prepared.splits
     recipes.get(prepared.task.recipe).fit(scaffold, model, splits["train"],
                                           splits["val"] if prepared.rows("val") else None, resume=resuming)
-    distributed.wait()
-    return Run(run_dir)
 
 
 def _previous_manifest(run_dir: Path) -> dict:
@@ -217,16 +228,11 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
     extra = [*([ProgressBar(console)] if progress else []), *callbacks, *([monitor] if monitor else [])]
     if "tensorboard" in spec.train.log:
         extra.append(TensorBoardLogger(run_dir / "tensorboard"))
-    scaffold = Scaffold(spec.train, task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
-                        augment=Augment.from_spec(spec.data.augment),
-                        perturbation=prepared.encoder.state.perturbation() if spec.train.adversarial else None,
-                        row_weights=row_weights, distributed=distributed,
-                        callbacks=[HistoryWriter(run_dir / HISTORY), *extra])
-    splits = prepared.splits
+    scaffold = _scaffold(run_dir, spec, prepared, [HistoryWriter(run_dir / HISTORY), *extra], row_weights,
+                         distributed)
     early_stopping = bool(spec.train.early_stopping and spec.train.early_stopping.restore_best)
     try:
-        recipe.fit(scaffold, model, splits["train"], splits["val"] if prepared.rows("val") else None,
-                   resume=resuming)
+        _fit(scaffold, prepared, model, resuming)
     except KeyboardInterrupt:
         if has_checkpoint(run_dir):
             finished(run_dir)

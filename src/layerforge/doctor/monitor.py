@@ -93,7 +93,6 @@ class Doctor(Callback):
         steps = max(1, trainer.steps_per_epoch_)
         spacing = max(1, steps // self.samples_per_epoch)
         self._sampled = set(range(0, steps - 1, spacing)) or {0}
-        self._epoch = epoch + 1
 
     def on_batch_end(self, trainer, step: int, loss: torch.Tensor) -> None:
         if self._capture:  # the forward of this step recorded activations

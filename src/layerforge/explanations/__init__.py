@@ -252,12 +252,9 @@ def _explained(run: Run, inputs: tuple, y, method: str, chosen: torch.Tensor, ta
     groups = state.attribution_groups()
     grouped = _grouped(values, groups) if groups is not None else values
     names = _names(groups, tuple(x.shape[1:]))
-    result = Explained(run.path / FOLDER, method, names, grouped, targets)
-    if tokens:
-        result.tokens, result.importance = _per_token(run.predictor.encoder, x, extra, values)
-    else:
-        mean_abs = np.abs(grouped.reshape(len(grouped), -1)).mean(axis=0)
-        result.importance = dict(zip(names, mean_abs.tolist()))
+    result = Explained(run.path / FOLDER, method, names, grouped, targets,
+                       tokens=_tokens(run.predictor.encoder, x, extra) if tokens else None)
+    result.importance = _importance(result)
     if delta is not None:
         relative = _relative_gap(model, x, extra, chosen, delta)
         result.checks["completeness_delta_median"] = float(relative.median())
@@ -278,11 +275,7 @@ def _combined(run: Run, found: list[Explained]) -> Explained:
     attributions = np.mean([f.attributions for f in found], axis=0)
     result = Explained(run.path / FOLDER, first.method, first.names, attributions, first.targets,
                        tokens=first.tokens)
-    if first.tokens is not None:
-        result.importance = _token_importance(first.tokens, attributions)
-    else:
-        mean_abs = np.abs(attributions.reshape(len(attributions), -1)).mean(axis=0)
-        result.importance = dict(zip(first.names, mean_abs.tolist()))
+    result.importance = _importance(result)
     if first.permutation:
         result.permutation = {name: float(np.mean([f.permutation[name] for f in found])) for name in first.names}
     checks = [f.checks for f in found]
@@ -295,17 +288,19 @@ def _combined(run: Run, found: list[Explained]) -> Explained:
     return result
 
 
-def _per_token(encoder, x: torch.Tensor, extra: tuple, values: np.ndarray) -> tuple[list[list[str]], dict]:
-    """Each row's tokens (up to its length), and their importance (``_token_importance``)."""
+def _tokens(encoder, x: torch.Tensor, extra: tuple) -> list[list[str]]:
+    """Each row's tokens, up to its length."""
     lengths = extra[0].tolist() if extra else [x.shape[1]] * len(x)
-    rows = [encoder.token_names(x[row, :length].numpy()) for row, length in enumerate(lengths)]
-    return rows, _token_importance(rows, values)
+    return [encoder.token_names(x[row, :length].numpy()) for row, length in enumerate(lengths)]
 
 
-def _token_importance(rows: list[list[str]], values: np.ndarray) -> dict[str, float]:
-    """The mean absolute attribution of each distinct token over its occurrences."""
+def _importance(result: Explained) -> dict[str, float]:
+    """Mean absolute attribution per input; for text, per distinct token over its occurrences."""
+    values = result.attributions
+    if result.tokens is None:
+        return dict(zip(result.names, np.abs(values.reshape(len(values), -1)).mean(axis=0).tolist()))
     sums, counts = {}, {}
-    for row, names in enumerate(rows):
+    for row, names in enumerate(result.tokens):
         for position, name in enumerate(names):
             sums[name] = sums.get(name, 0.0) + abs(float(values[row, position]))
             counts[name] = counts.get(name, 0) + 1

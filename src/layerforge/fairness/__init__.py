@@ -139,6 +139,13 @@ def disparities_of(truth: np.ndarray, chosen: np.ndarray, index: np.ndarray, gro
             "equalized_odds_difference": float(max(spread))}
 
 
+def _scored(run: Run, frame, positive) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each row's target is ``positive``, and the model's probability of ``positive``."""
+    truth = frame[run.manifest.target].astype(str).to_numpy() == str(positive)
+    probability = run.predict_proba(frame.drop(columns=[run.manifest.target]), ignore_extra=True)
+    return truth, probability[:, [str(c) for c in run.task.classes].index(str(positive))]
+
+
 def _fairlearn() -> None:
     try:
         import fairlearn  # noqa: F401
@@ -181,10 +188,9 @@ def audit(run: Run | str | Path, sensitive: list[str], data=None, *, positive=No
     positive = _positive(task, positive)
     limits = {**THRESHOLDS, **(thresholds or {})}
     frame = _rows(run, data, sensitive)
-    truth = frame[run.manifest.target].astype(str).to_numpy() == str(positive)
-    features = frame.drop(columns=[run.manifest.target])
-    probability = run.predict_proba(features, ignore_extra=True)[:, [str(c) for c in task.classes].index(str(positive))]
-    chosen = np.asarray(run.predict(features, ignore_extra=True)).astype(str) == str(positive)
+    truth, probability = _scored(run, frame, positive)
+    decided = run.predict(frame.drop(columns=[run.manifest.target]), ignore_extra=True)
+    chosen = np.asarray(decided).astype(str) == str(positive)
     found = Audited(run.path / FOLDER, positive, int(len(frame)))
     rng = np.random.default_rng(seed)
     for column in sensitive:
@@ -265,10 +271,7 @@ def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demograph
 
     def scored(part: str):
         frame = _rows(run, None, [column], part)
-        truth = frame[run.manifest.target].astype(str).to_numpy() == str(positive)
-        features = frame.drop(columns=[run.manifest.target])
-        probability = run.predict_proba(features, ignore_extra=True)[:, names.index(str(positive))]
-        return truth, probability, frame[column].astype(str).to_numpy()
+        return *_scored(run, frame, positive), frame[column].astype(str).to_numpy()
 
     truth, probability, groups = scored(fit_on)
     for group in sorted(set(groups)):

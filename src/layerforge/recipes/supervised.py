@@ -59,10 +59,11 @@ class SupervisedStep:
         self.parameters = list(model.parameters())  # clipping skips those without a gradient (frozen)
 
     @classmethod
-    def from_spec(cls, model, objective, optimizer, train_spec, augment=None, adversary=None) -> SupervisedStep:
+    def from_spec(cls, model, objective, optimizer, train_spec, augment=None, adversary=None, share=None,
+                  precision=None) -> SupervisedStep:
         return cls(model, objective, optimizer, clip_grad_norm=train_spec.clip_grad_norm,
                    clip_grad_value=train_spec.clip_grad_value, penalty=penalty(train_spec.l1, train_spec.l2),
-                   augment=augment, adversary=adversary)
+                   augment=augment, adversary=adversary, share=share, precision=precision)
 
     def __call__(self, inputs: tuple, y: torch.Tensor) -> torch.Tensor:
         """Update the model on one batch; returns the data loss (without penalties)."""
@@ -130,11 +131,9 @@ def fit(scaffold, model: torch.nn.Module, train, val=None, *, resume: bool = Fal
     optimizer = build_optimizer(spec.optimizer.name, spec.optimizer.params(), groups or model.parameters(),
                                 device=scaffold.device.type)
     trained = scaffold.parallel(model)  # what the updates run through: the model (compiled), or all processes'
+    share = None if scaffold.distributed is None else (lambda: batches.share)
     step = SupervisedStep.from_spec(trained, task.objective(loss_fn), optimizer, spec, scaffold.augment,
-                                    _adversary(spec, task.objective(loss_fn), scaffold))
-    step.precision = scaffold.precision
-    if scaffold.distributed is not None:
-        step.share = lambda: batches.share
+                                    _adversary(spec, task.objective(loss_fn), scaffold), share, scaffold.precision)
     validate = None if validation is None else (lambda: task.evaluate(model, *validation, loss_fn))
     with scaffold.fitting(model, {"optimizer": optimizer}, loss_fn, len(batches), has_val=validation is not None,
                           resume=resume):

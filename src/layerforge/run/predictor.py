@@ -172,8 +172,12 @@ class Predictor:
         data, groups = self._decided(data)
         inputs, _ = self.encode(data, **options)
         if groups is not None:
-            return self.manifest.decision.decide(self.task.classes, self.task.probabilities(self.model, inputs), groups)
+            return self._decisions(inputs, groups)
         return self.task.predictions(self.model, inputs)
+
+    def _decisions(self, inputs: tuple, groups: np.ndarray) -> np.ndarray:
+        """The classes the run's per-group thresholds pick for encoded rows of these groups."""
+        return self.manifest.decision.decide(self.task.classes, self.task.probabilities(self.model, inputs), groups)
 
     @_answers
     def predict_proba(self, data, **options) -> np.ndarray:
@@ -188,8 +192,7 @@ class Predictor:
         inputs, _ = self.encode(data, **options)
         table = self.task.prediction_table(self.model, inputs, self.manifest.target)
         if groups is not None:
-            probabilities = self.task.probabilities(self.model, inputs)
-            table[table.columns[0]] = self.manifest.decision.decide(self.task.classes, probabilities, groups)
+            table[table.columns[0]] = self._decisions(inputs, groups)
         return table
 
     @_answers
@@ -203,8 +206,7 @@ class Predictor:
         y = self.targets(labels, inputs, source)
         measured = {**self.task.evaluate(self.model, inputs, y, loss_fn), "rows": int(len(y))}
         if groups is not None and labels is not None:
-            probabilities = self.task.probabilities(self.model, inputs)
-            decided = self.manifest.decision.decide(self.task.classes, probabilities, groups)
+            decided = self._decisions(inputs, groups)
             measured["decision_accuracy"] = float(np.mean(decided.astype(str) == np.asarray(labels).astype(str)))
         return measured
 

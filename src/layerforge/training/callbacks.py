@@ -74,9 +74,9 @@ class EarlyStopping:
 
 class HistoryWriter(Callback):
     """Keeps a ``history.jsonl`` file equal to the run's history, one JSON line per epoch. Lines
-    wait up to ``every_seconds`` to be written together (the first epoch's, the last one's and
-    those before a stop at once), so epochs of a few milliseconds do not each pay a file write; a
-    resumed run rewrites the file from its checkpoint."""
+    wait up to ``every_seconds`` to be written together (the first epoch's at once, the rest by
+    the end of training), so epochs of a few milliseconds do not each pay a file write; a resumed
+    run rewrites the file from its checkpoint."""
 
     def __init__(self, path, every_seconds: float = 1.0):
         self.path, self.every_seconds = path, every_seconds
@@ -89,8 +89,7 @@ class HistoryWriter(Callback):
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         self._waiting.append(record)
-        if (time.perf_counter() - self._written_at >= self.every_seconds or trainer.stop_training
-                or trainer.epoch >= trainer.epochs):
+        if time.perf_counter() - self._written_at >= self.every_seconds:
             self._write()
 
     def on_fit_end(self, trainer) -> None:

@@ -79,17 +79,13 @@ class Distributed:
         import torch.distributed as dist
 
         data = torch.tensor(list(text.encode("utf-8")) if self.leader else [], dtype=torch.uint8)
-        size = torch.tensor([len(data)], dtype=torch.int64, device=self._wire)
+        size = torch.tensor([len(data)], dtype=torch.int64, device=self.device)  # NCCL sends GPU tensors only
         dist.broadcast(size, src=0)
-        box = torch.zeros(int(size), dtype=torch.uint8, device=self._wire)
+        box = torch.zeros(int(size), dtype=torch.uint8, device=self.device)
         if self.leader:
             box.copy_(data)
         dist.broadcast(box, src=0)
         return bytes(box.cpu().tolist()).decode("utf-8")
-
-    @property
-    def _wire(self) -> torch.device:
-        return self.device  # NCCL sends GPU tensors only; Gloo CPU tensors
 
     def wait(self) -> None:
         """Until every process reaches this point."""
