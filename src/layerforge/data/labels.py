@@ -56,18 +56,21 @@ def checked_classes(labels) -> list:
 def encode_classes(series, classes: list, source: str | None = None) -> np.ndarray:
     """Class indices for a target column (a pandas Series); unknown or missing labels raise
     DataError naming the row."""
+    import pandas as pd
+
     index = {category_key(c): i for i, c in enumerate(classes)}
-    codes = np.empty(len(series), dtype=np.int64)
-    missing = series.isna().to_numpy()
-    for position, (value, absent) in enumerate(zip(series, missing)):
-        code = None if absent else index.get(category_key(value))
-        if code is None:
-            shown = "a missing value" if absent else repr(value)
-            raise DataError(
-                f"target column '{series.name}': {shown} in {row_label(position, source)} is not "
-                f"one of the classes the model knows ({', '.join(map(str, classes))})"
-            )
-        codes[position] = code
+    values, uniques = pd.factorize(series, use_na_sentinel=True)  # each distinct label is looked up once
+    known = np.array([index.get(category_key(value), -1) for value in uniques] + [-1], dtype=np.int64)
+    codes = known[values]  # a missing label (-1) picks the final -1
+    bad = np.flatnonzero(codes < 0)
+    if len(bad):
+        position = int(bad[0])
+        value = series.iloc[position]
+        shown = "a missing value" if values[position] < 0 else repr(value)
+        raise DataError(
+            f"target column '{series.name}': {shown} in {row_label(position, source)} is not "
+            f"one of the classes the model knows ({', '.join(map(str, classes))})"
+        )
     return codes
 
 

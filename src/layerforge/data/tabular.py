@@ -22,6 +22,7 @@ from .labels import category_key, row_label, row_of
 
 MISSING = "<missing>"
 MAX_CATEGORIES = 1000
+BLOCK_ROWS = 65536  # Preprocessor.transform encodes number columns this many rows at a time
 
 
 def read_table(path: str | Path):
@@ -39,6 +40,9 @@ def read_table(path: str | Path):
             raise DataError(f"{path}: expected a .csv, .tsv or .parquet file")
     except DataError:
         raise
+    except MemoryError:
+        raise DataError(f"{path}: does not fit in memory; stream it from the file instead (data.streaming: true)") \
+            from None
     except Exception as error:  # pandas and pyarrow raise many types for malformed files
         raise DataError(f"{path}: cannot be read as a table: {error}") from None
     if frame.empty:
@@ -261,21 +265,54 @@ class Preprocessor:
             unknown: 'error' raises on a category not seen in training; 'bucket' encodes it as
                 all zeros (an "unknown" bucket).
         """
-        blocks = []
+        out = np.empty((len(frame), len(self.feature_names)), dtype=np.float32)
+        plain, position = [], 0  # number columns stored as numbers: encoded together, below
         for column in self.columns:
-            name, series = column["name"], frame[column["name"]]
+            series = frame[column["name"]]
             if column["kind"] == "categorical":
-                blocks.append(self._encode(column, series, unknown, source))
+                width = len(column["categories"])
+                out[:, position : position + width] = self._encode(column, series, unknown, source)
+                position += width
                 continue
-            numbers = to_numbers(series, name, source, boolean=column["kind"] == "boolean")
-            missing = np.isnan(numbers)
-            numbers[missing] = column["fill"]
-            blocks.append(standardise(numbers, column["mean"], column["std"], series, source)[:, None])
-            if column["indicator"]:
-                blocks.append(missing.astype(np.float64)[:, None])
-        if not blocks:
-            return np.zeros((len(frame), 0), dtype=np.float32)
-        return np.concatenate(blocks, axis=1).astype(np.float32)
+            if column["kind"] == "numeric" and pd.api.types.is_numeric_dtype(series) \
+                    and not pd.api.types.is_bool_dtype(series):
+                plain.append((position, column))
+            else:
+                self._number_column(out, position, column, series, source)
+            position += 2 if column["indicator"] else 1
+        if plain:
+            self._number_columns(out, plain, frame, source)
+        return out
+
+    def _number_column(self, out: np.ndarray, position: int, column: dict, series, source: str | None) -> None:
+        """One number or true/false column, standardised into ``out`` (and its missing indicator)."""
+        numbers = to_numbers(series, column["name"], source, boolean=column["kind"] == "boolean")
+        missing = np.isnan(numbers)
+        numbers[missing] = column["fill"]
+        out[:, position] = standardise(numbers, column["mean"], column["std"], series, source)
+        if column["indicator"]:
+            out[:, position + 1] = missing
+
+    def _number_columns(self, out: np.ndarray, plain: list[tuple[int, dict]], frame, source: str | None) -> None:
+        """Columns held as numbers, standardised in one pass over all of them (a column with a
+        value to refuse goes through ``_number_column``, which names its row)."""
+        columns = [column for _, column in plain]
+        names = [c["name"] for c in columns]
+        fills, means, stds = (np.array([c[key] for c in columns]) for key in ("fill", "mean", "std"))
+        positions = np.array([position for position, _ in plain])
+        indicators = np.flatnonzero([c["indicator"] for c in columns])
+        for start in range(0, len(frame), BLOCK_ROWS):  # a block of rows at a time bounds the temporaries
+            rows = slice(start, start + BLOCK_ROWS)
+            values = frame[names].iloc[rows].to_numpy(np.float64, na_value=np.nan)
+            missing = np.isnan(values)
+            with np.errstate(over="ignore", invalid="ignore"):
+                scaled = (np.where(missing, fills, values) - means) / stds
+                refused = ~(np.abs(scaled) <= MAX_STANDARD_SCORE)
+            for j in np.flatnonzero(refused.any(axis=0)):  # infinite or too far from training: raises
+                self._number_column(out, plain[j][0], columns[j], frame[names[j]], source)
+            out[rows, positions] = scaled
+            for j in indicators:
+                out[rows, positions[j] + 1] = missing[:, j]
 
     @staticmethod
     def _encode(column: dict, series, unknown: str, source: str | None) -> np.ndarray:
