@@ -13,7 +13,7 @@ from .data.augment import Augment
 from .data.kinds import Source
 from .data.prepare import load_source, prepare
 from .data.splits import Recorded, SplitPlan
-from .errors import CheckpointError, SpecError, TrainingError
+from .errors import CheckpointError, DataError, SpecError, TrainingError
 from .fairness import reweighing
 from .files import locked, read_json, remove, write_json
 from .models import count_parameters
@@ -141,7 +141,11 @@ def train(
     if distributed is not None and task.recipe != "supervised":
         raise SpecError(f"--nproc: data-parallel training trains one network with one loss; a {task.name} run trains "
                         "two; train it in one process")
-    spec = spec.model_copy(update={"task": task.name})
+    if prepared.source.streamed:
+        _check_streamed(spec, task)
+    # the spec as run: its task, and whether its table streamed (data.streaming: auto decides by size)
+    spec = spec.model_copy(update={"task": task.name,
+                                   "data": spec.data.model_copy(update={"streaming": prepared.source.streamed})})
     torch.manual_seed(spec.seed)
     batch = prepared.rows("train") if spec.train.batch_size == "full" else spec.train.batch_size
     model = checked_build(spec.model, prepared.inputs, task.output_size, task.num_classes, batch_size=batch,
@@ -181,6 +185,22 @@ def train(
             return _follow(run_dir, spec, prepared, model, resuming, callbacks, row_weights, distributed)
         return _train(run_dir, spec, prepared, model, previous, resuming, progress, callbacks, console, row_weights,
                       distributed)
+
+
+def _check_streamed(spec, task) -> None:
+    """Refuse what a streamed table cannot train with: every row in memory at once."""
+    problems = []
+    if spec.train.batch_size == "full":
+        problems.append("train.batch_size: 'full' needs every row in memory; this table is streamed "
+                        "(data.streaming): give a number of rows")
+    if spec.train.fairness is not None:
+        problems.append("train.fairness: reweighing draws rows from memory; this table is streamed "
+                        "(data.streaming): remove it, or mitigate after training (layerforge fairness --mitigate)")
+    if task.recipe != "supervised":
+        problems.append(f"data.streaming: a {task.name} run trains two networks on rows in memory; set "
+                        "data.streaming: false")
+    if problems:
+        raise SpecError(problems)
 
 
 def _follow(run_dir: Path, spec, prepared, model, resuming: bool, callbacks, row_weights, distributed) -> Run:
@@ -239,6 +259,12 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
             raise TrainingInterrupted(run_dir, scaffold.epoch) from None
         remove(run_dir)  # nothing to continue from: leave nothing behind
         raise TrainingInterrupted(None, scaffold.epoch) from None
+    except DataError:  # a streamed row the preprocessing refuses
+        if has_checkpoint(run_dir):
+            finished(run_dir)
+        else:
+            remove(run_dir)
+        raise
     except TrainingError as error:
         _write_diagnosis(run_dir, monitor, scaffold, failure=str(error), early_stopping=early_stopping)
         finished(run_dir)
@@ -308,7 +334,7 @@ def _measure(run_dir: Path, manifest: Manifest, model, scaffold: Scaffold, prepa
     seconds = [record["seconds"] for record in scaffold.history_]
     if scaffold.spec.compile and len(seconds) > 1:  # compiling happens in the first steps
         metrics["compile_seconds"] = round(max(0.0, seconds[0] - sorted(seconds[1:])[len(seconds[1:]) // 2]), 3)
-    tensors = {"train": as_tensors(splits["train"], task, scaffold.device), **held_out}
+    tensors = {"train": as_tensors(prepared.arrays("train"), task, scaffold.device), **held_out}
     finished = task.finish(model, tensors, encoder=prepared.encoder, images=run_dir / IMAGES,
                            history=scaffold.history_)
     if finished.record:

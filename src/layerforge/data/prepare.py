@@ -14,9 +14,11 @@ from ..errors import DataError
 from ..models.inputs import Inputs
 from .kinds import Encoder, Kind, Source, kind_of
 from .labels import class_codes, classes_of, encode_classes
-from .splits import SplitPlan, hold_out
+from .splits import Recorded, Sampled, SplitPlan, hold_out
 
 Arrays = tuple[tuple[np.ndarray, ...], np.ndarray]
+SAMPLE_BYTES = 16 << 20  # data.stream.sample_rows: auto fits the preprocessing on about this many bytes of values,
+SAMPLE_ROWS = (10_000, 100_000)  # ... and between these many rows
 
 
 @dataclass
@@ -31,7 +33,8 @@ class Prepared:
         encoder: fitted on the training rows.
         task: the task, its target encoding fitted on the training rows.
         splits: 'train', 'val' and 'test' -> ``(inputs, y)``: the tuple of arrays the model
-            takes (``(x,)`` or ``(x, lengths)``) and the encoded targets.
+            takes (``(x,)`` or ``(x, lengths)``) and the encoded targets. A streamed table's
+            training rows are a ``RowStream`` instead (``layerforge.data.streaming``).
         baselines: scores of simple forecasts of the test rows (e.g. seasonal naive).
         seed: the run's seed.
     """
@@ -47,7 +50,18 @@ class Prepared:
     seed: int = 0
 
     def rows(self, name: str) -> int:
-        return int(len(self.splits[name][1]))
+        part = self.splits[name]
+        return len(part) if self.streamed(name) else int(len(part[1]))
+
+    def streamed(self, name: str) -> bool:
+        """Whether the rows of part ``name`` stream from their file (not in ``(inputs, y)``)."""
+        return not isinstance(self.splits[name], tuple)
+
+    def arrays(self, name: str) -> Arrays:
+        """The rows of part ``name`` in memory: all of them, or a streamed part's sample (the
+        rows its preprocessing was fitted on)."""
+        part = self.splits[name]
+        return part.sample if self.streamed(name) else part
 
     @property
     def inputs(self) -> Inputs:
@@ -102,6 +116,8 @@ def prepare(data_spec, task: str | None = None, seed: int = 0, *, plan: SplitPla
     task_class = tasks.get(task or kind.default_task(source))
     if task_class.name not in kind.tasks:
         raise DataError(f"{kind.name} data supports tasks {', '.join(kind.tasks)}, not '{task_class.name}'")
+    if source.streamed:
+        return prepare_streamed(data_spec, kind, source, task_class, seed, plan)
     plan, parts = split_parts(data_spec, kind, source, task_class, seed, plan)
     encoder = kind.fit(source, parts["train"], data_spec)
     task_object = task_class.fit(source.labels, parts["train"], encoder, data_spec, source.label)
@@ -138,3 +154,54 @@ def _hold_out_anomalies(parts: dict[str, np.ndarray], codes: np.ndarray | None, 
     if len(held) == len(classes):
         raise DataError("data.anomaly_classes: lists every class, so no normal rows remain to learn from")
     return hold_out(parts, codes, held)
+
+
+def taken(source: Source, parts: dict[str, np.ndarray]) -> tuple[Source, dict[str, np.ndarray]]:
+    """The rows of ``parts`` of a streamed source, read into an in-memory source (one pass over
+    the file), and each part's positions in it."""
+    wanted = np.unique(np.concatenate(list(parts.values())))
+    columns = [*source.facts["features"], *([source.target] if source.target else [])]
+    frame = source.payload.take(wanted, columns)
+    in_memory = Source(source.label, len(frame), frame, source.fingerprint, source.target,
+                       frame[source.target] if source.target else None, facts=source.facts)
+    return in_memory, {name: np.searchsorted(wanted, rows) for name, rows in parts.items()}
+
+
+def prepare_streamed(data_spec, kind: Kind, source: Source, task_class: type[tasks.Task], seed: int,
+                     plan: SplitPlan | None) -> Prepared:
+    """``prepare`` for a streamed table: split by the labels in memory, with at most
+    ``data.stream.held_out_rows`` rows in validation and test each; one pass over the file reads
+    those rows and a sample of ``data.stream.sample_rows`` training rows, which the preprocessing
+    is fitted on (the task's target encoding sees every training label); the training rows
+    become a ``RowStream``.
+
+    Raises:
+        DataError: a plan other than a holdout split (cross-validation), or rows the preprocessing
+            refuses.
+    """
+    options = data_spec.stream
+    split_seed = data_spec.split.seed_or(seed)
+    if plan is not None and not isinstance(plan, Recorded):
+        raise DataError(f"data.streaming: {source.label} is streamed, and a {plan.name} split needs its rows in "
+                        "memory; cross-validation and ensembles of folds train on tables that fit in memory "
+                        "(data.streaming: false)")
+    if plan is None:
+        split = data_spec.split
+        stratify = task_class.stratify and source.labels is not None and split.stratify
+        plan = Sampled(split.val, split.test, options.held_out_rows, split_seed, stratify, split.shuffle)
+    plan, parts = split_parts(data_spec, kind, source, task_class, seed, plan)
+    rng = np.random.default_rng(split_seed)
+    train = parts["train"]
+    sampled = options.sample_rows
+    if sampled == "auto":
+        sampled = int(np.clip(SAMPLE_BYTES // (8 * (len(source.facts["features"]) + 1)), *SAMPLE_ROWS))
+    sample = np.sort(rng.choice(train, sampled, replace=False)) if len(train) > sampled else train
+    in_memory, local = taken(source, {"sample": sample, "val": parts["val"], "test": parts["test"]})
+    encoder = kind.fit(in_memory, local["sample"], data_spec)
+    task = task_class.fit(source.labels, train, encoder, data_spec, source.label)
+    encoded = encode_parts(encoder, task, in_memory, local)
+    from .streaming import RowStream  # torch: only where rows stream
+
+    splits = {"train": RowStream(source, train, encoder, task, encoded.pop("sample"), options), **encoded}
+    baselines = encoder.baseline(in_memory, local["test"])
+    return Prepared(kind, source, plan, parts, encoder, task, splits, baselines, seed)

@@ -287,6 +287,47 @@ class Recorded(SplitPlan):
         return dict(self.described)
 
 
+@dataclass(frozen=True)
+class Sampled(SplitPlan):
+    """Held-out parts drawn straight from rows too many to shuffle whole (a table streamed from
+    its file): validation and test take fractions ``val`` and ``test`` of the rows, at most
+    ``held_out_rows`` each, drawn at random (within each class, in proportion, when stratified)
+    or, when not shuffled, the last rows in order; every other row trains. It needs about 17
+    bytes per row where a shuffle needs several times that, and a few tens of thousands of
+    held-out rows measure a score to a fraction of a point."""
+
+    val: float
+    test: float
+    held_out_rows: int
+    seed: int
+    stratify: bool = True
+    shuffle: bool = True
+    name: ClassVar[str] = "sampled"
+
+    def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
+        if fixed:
+            raise ValueError("a sampled split draws every part itself; the data fixes some")
+        sizes = [min(int(round(rows * fraction)), self.held_out_rows) for fraction in (self.val, self.test)]
+        held = np.zeros(rows, dtype=np.int8)  # 0 train, 1 val, 2 test
+        if not self.shuffle:
+            held[rows - sizes[1] :] = 2
+            held[rows - sizes[1] - sizes[0] : rows - sizes[1]] = 1
+        else:
+            rng = np.random.default_rng(self.seed)
+            stratified = self.stratify and labels is not None
+            groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if stratified else [None]
+            for members in groups:
+                count = rows if members is None else len(members)
+                wanted = [int(round(size * count / rows)) for size in sizes]
+                wanted[1] = min(wanted[1], max(0, count - 1))  # a class keeps a row for training
+                wanted[0] = min(wanted[0], max(0, count - 1 - wanted[1]))
+                chosen = rng.choice(count, wanted[0] + wanted[1], replace=False)
+                chosen = chosen if members is None else members[chosen]
+                held[chosen[: wanted[1]]] = 2
+                held[chosen[wanted[1] :]] = 1
+        return {name: np.flatnonzero(held == code) for code, name in enumerate(PARTS)}
+
+
 def plan_for(split_spec, seed: int, stratify: bool) -> SplitPlan:
     """The plan a spec's ``data.split`` asks for; ``stratify`` when the rows have classes."""
     if not split_spec.shuffle:

@@ -151,13 +151,19 @@ class Scaffold:
         """``(inputs, y)`` as tensors on the training device (None stays None)."""
         return None if data is None else as_tensors(data, self.task, self.device)
 
-    def batches(self, model: torch.nn.Module, inputs: tuple, y: torch.Tensor) -> InMemoryBatches:
-        """Shuffled batches of ``train.batch_size`` rows (all rows with 'full'); a last batch of
-        one row is dropped when the model has batch norm."""
+    def batches(self, model: torch.nn.Module, train):
+        """Shuffled batches of ``train.batch_size`` rows (all rows with 'full') of ``train``:
+        ``(inputs, y)`` on the training device, or a streamed table's ``RowStream``; a last batch
+        of one row is dropped when the model has batch norm."""
         has_batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        size = len(y) if self.spec.batch_size == "full" else self.spec.batch_size
+        min_batch = 2 if has_batch_norm else 1
         shard = None if self.distributed is None else (self.distributed.rank, self.distributed.world)
-        return InMemoryBatches(inputs, y, size, generator=self._generator, min_batch=2 if has_batch_norm else 1,
+        if not isinstance(train, tuple):  # rows that stream from their file
+            return train.batches(self.spec.batch_size, generator=self._generator, min_batch=min_batch, shard=shard,
+                                 device=self.device)
+        inputs, y = train
+        size = len(y) if self.spec.batch_size == "full" else self.spec.batch_size
+        return InMemoryBatches(inputs, y, size, generator=self._generator, min_batch=min_batch,
                                weights=self.row_weights, shard=shard)
 
     def parallel(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -166,16 +172,19 @@ class Scaffold:
         trained = model if self.distributed is None else self.distributed.parallel(model)
         return torch.compile(trained) if self.spec.compile else trained
 
-    def ready(self, model: torch.nn.Module, train, val) -> tuple[torch.nn.Module, InMemoryBatches, tuple | None]:
-        """The model on the training device, batches of the training rows, and the validation
-        rows placed there too (None without them)."""
+    def ready(self, model: torch.nn.Module, train, val) -> tuple[torch.nn.Module, Any, tuple | None]:
+        """The model on the training device, batches of the training rows (``(inputs, y)``, or
+        a streamed table's ``RowStream``), and the validation rows placed there too (None
+        without them)."""
         model = model.to(self.device)
-        inputs, y = self.place(train)
         validation = self.place(val)
+        if not isinstance(train, tuple):
+            return model, self.batches(model, train), validation
+        inputs, y = self.place(train)
         if self.device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
             model = model.to(memory_format=torch.channels_last)  # what GPU convolutions run fastest on
             inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
-        return model, self.batches(model, inputs, y), validation
+        return model, self.batches(model, (inputs, y)), validation
 
     # -- the run -------------------------------------------------------------------------------
 

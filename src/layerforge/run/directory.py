@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import tasks
 from ..data.kinds import kind_of
-from ..data.prepare import encode_parts, load_source, split_parts
+from ..data.prepare import encode_parts, load_source, split_parts, taken
 from ..errors import CheckpointError, DataError
 from ..export import export_run
 from ..files import read_json, read_jsonl
@@ -103,8 +103,11 @@ class Run:
             parts = read_split(self.path, source, self.manifest.files)
         else:
             _, parts = split_parts(data, kind_of(data), source, tasks.get(self.manifest.task), self.spec.seed)
+        parts = {part: parts[part]}
+        if source.streamed:  # read just these rows from the file
+            source, parts = taken(source, parts)
         predictor = self.predictor
-        (inputs, y), = encode_parts(predictor.encoder, predictor.task, source, {part: parts[part]}).values()
+        (inputs, y), = encode_parts(predictor.encoder, predictor.task, source, parts).values()
         return inputs, y
 
     # -- predictions -----------------------------------------------------------------------------

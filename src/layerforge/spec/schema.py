@@ -85,6 +85,17 @@ class AugmentSpec(_Section):
     cutout: Annotated[int, Field(ge=0)] = 0
 
 
+class StreamSpec(_Section):
+    """How a table larger than memory streams (``data.streaming``): rows are read in chunks by
+    worker processes, mixed in a shuffle buffer, and encoded by preprocessing fitted on a sample."""
+
+    shuffle_buffer: PositiveInt | Literal["auto"] = "auto"  # rows mixed before batches are cut; auto: 32 MB
+    sample_rows: PositiveInt | Literal["auto"] = "auto"  # training rows the preprocessing is fitted on; auto: 16 MB
+    held_out_rows: PositiveInt = 20_000  # most rows kept in each of the validation and test parts
+    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"  # reader processes; 0 reads in the loop
+    chunk_rows: PositiveInt | Literal["auto"] = "auto"  # rows read at a time; auto: about 8 MB of values
+
+
 class TokenizerSpec(_Section):
     """How text becomes token ids; fitted on the training split."""
 
@@ -109,6 +120,9 @@ class DataSpec(_Section):
     unknown_categories: Literal["error", "bucket"] = "error"
     split: SplitSpec = SplitSpec()
     augment: AugmentSpec | None = None
+    # a table file larger than memory: auto streams it when it would not fit (see StreamSpec)
+    streaming: Literal["auto"] | bool = "auto"
+    stream: StreamSpec = StreamSpec()
     # forecasting
     lookback: PositiveInt | None = None
     horizon: PositiveInt = 1
@@ -168,6 +182,14 @@ class DataSpec(_Section):
                 "give exactly one of 'dataset' (a built-in: "
                 f"{choices}) or 'path' (a .csv or .parquet file)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _streams_files(self):
+        if self.streaming is True and (self.dataset is not None or self.kind not in (None, "table") or self.text
+                                       or not self.path.lower().endswith((".csv", ".tsv", ".parquet", ".pq"))):
+            raise problem("streams table files (.csv, .tsv, .parquet); built-in data sets, images, sequences and "
+                          "text are read into memory: remove it or set it to auto", "streaming")
         return self
 
 

@@ -39,6 +39,8 @@ class Source:
         labels: the raw target value of every row (a pandas Series), or None.
         fixed: parts the source fixes itself (an official test split), as row positions.
         facts: what else the kind knows about its rows (image shape, season, columns).
+        streamed: the rows stay in their file (``payload`` reads them a chunk at a time) and
+            only the labels are in memory: a table larger than memory (``data.streaming``).
     """
 
     label: str
@@ -49,6 +51,7 @@ class Source:
     labels: Any = None
     fixed: dict[str, np.ndarray] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
+    streamed: bool = False
 
 
 @dataclass(frozen=True)

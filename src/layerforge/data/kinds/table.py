@@ -119,6 +119,70 @@ def load_frame(data_spec):
     return read_table(data_spec.path), data_spec.path
 
 
+def table_columns(data_spec, frame, source: str, target_required: bool) -> tuple[str | None, list[str], str | None]:
+    """The target, feature and group columns a data spec names, checked against ``frame``'s
+    columns (only its column names are read)."""
+    if not target_required and data_spec.target is None and not data_spec.dataset:
+        target = None  # unlabelled rows: every column is a feature
+    else:
+        target = resolve_target(data_spec, frame, source)
+    _check_named_columns(frame, data_spec.drop, "data.drop", source)
+    _check_named_columns(frame, data_spec.categorical, "data.categorical", source)
+    groups = data_spec.groups
+    if groups is not None:
+        _check_named_columns(frame, [groups], "data.groups", source)
+        if groups == target:
+            raise DataError(f"data.groups: '{groups}' is the target column; name the column that groups rows "
+                            "(a patient, a site)")
+    if data_spec.features is not None:
+        _check_named_columns(frame, data_spec.features, "data.features", source)
+        features = [f for f in data_spec.features if f not in (target, groups)]
+    else:
+        features = [c for c in frame.columns if c not in (target, groups) and c not in data_spec.drop]
+    if not features:
+        raise DataError(f"no feature columns left in {source} besides the target '{target}'")
+    return target, features, groups
+
+
+def check_labels(labels, target: str, source: str) -> None:
+    """Refuse a target column with missing values, naming the first rows."""
+    missing = np.flatnonzero(labels.isna().to_numpy())
+    if len(missing):
+        rows = ", ".join(row_label(i, source) for i in missing[:3])
+        raise DataError(
+            f"target column '{target}' has {len(missing)} missing value(s) ({rows}"
+            f"{', ...' if len(missing) > 3 else ''}); fill or drop those rows"
+        )
+
+
+def _load_streamed(data_spec, file, target_required: bool) -> Source:
+    """A table source whose rows stay in ``file`` (a ``TableFile``): only its target column is read.
+
+    Raises:
+        DataError: as loading in memory does (missing columns, missing target values), and for
+            what streaming cannot do (``data.groups``).
+    """
+    import pandas as pd
+
+    header = pd.DataFrame(columns=file.names)
+    target, features, groups = table_columns(data_spec, header, file.path, target_required)
+    if data_spec.anomaly_classes is not None:
+        raise DataError(f"data.anomaly_classes: moves every row of those classes into the test part, which a "
+                        f"streamed table holds in memory; {file.path} is streamed (data.streaming): set "
+                        "data.streaming: false")
+    if groups is not None:
+        raise DataError(f"data.groups: grouped splits need the whole table in memory; {file.path} is streamed "
+                        "(data.streaming); set data.streaming: false or remove data.groups")
+    labels = file.column(target) if target is not None else None
+    if labels is not None:
+        check_labels(labels, target, file.path)
+    rows = len(labels) if labels is not None else len(file.column(features[0]))
+    if rows == 0:
+        raise DataError(f"{file.path}: holds no rows")
+    facts = {"features": features, "builtin_task": None, "image_shape": None}
+    return Source(file.path, rows, file, file.fingerprint(), target, labels, facts=facts, streamed=True)
+
+
 class TableEncoder(Encoder):
     """Standardised numbers, encoded booleans and one-hot categories (a ``Preprocessor``)."""
 
@@ -201,36 +265,18 @@ class TableKind(Kind):
     def load(self, data_spec, *, target_required: bool = True) -> Source:
         from ..tabular import fingerprint_frame
 
+        if data_spec.path is not None and data_spec.streaming is not False:
+            from ..tablefile import TableFile
+
+            file = TableFile.open(data_spec.path, data_spec.stream.chunk_rows)
+            if data_spec.streaming is True or file.too_large():
+                return _load_streamed(data_spec, file, target_required)
         frame, source = load_frame(data_spec)
-        if not target_required and data_spec.target is None and not data_spec.dataset:
-            target = None  # unlabelled rows: every column is a feature
-        else:
-            target = resolve_target(data_spec, frame, source)
-        _check_named_columns(frame, data_spec.drop, "data.drop", source)
-        _check_named_columns(frame, data_spec.categorical, "data.categorical", source)
-        groups = data_spec.groups
-        if groups is not None:
-            _check_named_columns(frame, [groups], "data.groups", source)
-            if groups == target:
-                raise DataError(f"data.groups: '{groups}' is the target column; name the column that groups rows "
-                                "(a patient, a site)")
-        if data_spec.features is not None:
-            _check_named_columns(frame, data_spec.features, "data.features", source)
-            features = [f for f in data_spec.features if f not in (target, groups)]
-        else:
-            features = [c for c in frame.columns if c not in (target, groups) and c not in data_spec.drop]
-        if not features:
-            raise DataError(f"no feature columns left in {source} besides the target '{target}'")
+        target, features, groups = table_columns(data_spec, frame, source, target_required)
         labels = None
         if target is not None:
             labels = frame[target]
-            missing = np.flatnonzero(labels.isna().to_numpy())
-            if len(missing):
-                rows = ", ".join(row_label(i, source) for i in missing[:3])
-                raise DataError(
-                    f"target column '{target}' has {len(missing)} missing value(s) ({rows}"
-                    f"{', ...' if len(missing) > 3 else ''}); fill or drop those rows"
-                )
+            check_labels(labels, target, source)
         info = builtin.DATASETS.get(data_spec.dataset) if data_spec.dataset else None
         facts = {"features": features, "builtin_task": info.task if info else None,
                  "image_shape": list(info.image_shape) if info and info.image_shape else None}

@@ -1,0 +1,168 @@
+"""A CSV, TSV or Parquet file read a piece at a time, for tables larger than memory
+(``data.streaming``): its columns and row count without reading its rows, one column, chunks of
+rows with their positions, chosen rows, and whether ``data.streaming: auto`` streams it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+
+MEMORY_SHARE = 0.25  # data.streaming: auto streams a table whose values would fill more of the free memory
+CHUNK_BYTES = 8 << 20  # data.stream.chunk_rows: auto reads about this many bytes of values at a time
+PARQUET = (".parquet", ".pq")
+
+
+def available_memory() -> int:
+    """Bytes this process could still use: the free memory, or less under a container's limit."""
+    free = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                free = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if free is None:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            free = 8 << 30
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if limit != "max":
+            free = min(free, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(free, 0)
+
+
+class TableFile:
+    """A CSV, TSV or Parquet file read a piece at a time.
+
+    Pieces (``units``) are what readers can start at independently: a Parquet file's row groups;
+    a CSV file is one piece, read in order. Every chunk read comes as a DataFrame whose index is
+    the rows' positions in the file, so messages name the file's row.
+
+    Args:
+        path: the file.
+        names: its column names.
+        chunk_rows: rows read at a time ('auto': about ``CHUNK_BYTES`` of values).
+    """
+
+    def __init__(self, path: str, names: list[str], chunk_rows: int | str = "auto"):
+        self.path, self.names = str(path), names
+        self.parquet = self.path.lower().endswith(PARQUET)
+        self.chunk_rows = chunk_rows if chunk_rows != "auto" else max(1024, CHUNK_BYTES // (8 * max(1, len(names))))
+        self._starts = None
+        if self.parquet:
+            import pyarrow.parquet as pq
+
+            metadata = pq.ParquetFile(self.path).metadata
+            counts = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+            self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            self._uncompressed = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+
+    @classmethod
+    def open(cls, path: str, chunk_rows: int | str = "auto") -> TableFile:
+        """The file's columns (and, for Parquet, its row groups), without reading its rows.
+
+        Raises:
+            DataError: the file is missing or is not a readable table.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"data file not found: {path}")
+        try:
+            if path.suffix.lower() in PARQUET:
+                import pyarrow.parquet as pq
+
+                names = list(pq.read_schema(path).names)
+            else:
+                names = [str(c) for c in pd.read_csv(path, sep=cls._sep(path), nrows=0).columns]
+        except Exception as error:  # pandas and pyarrow raise many types for malformed files
+            raise DataError(f"{path}: cannot be read as a table: {error}") from None
+        return cls(str(path), names, chunk_rows)
+
+    @staticmethod
+    def _sep(path) -> str:
+        return "\t" if str(path).lower().endswith(".tsv") else ","
+
+    def estimated_bytes(self) -> int:
+        """About how much memory the whole table would take as a DataFrame."""
+        if self.parquet:
+            return max(self._uncompressed, int(self._starts[-1]) * len(self.names) * 8)
+        return int(Path(self.path).stat().st_size * 1.5)
+
+    def too_large(self) -> bool:
+        """Whether ``data.streaming: auto`` streams this file: its values would take more than
+        ``MEMORY_SHARE`` of the memory still free."""
+        return self.estimated_bytes() > MEMORY_SHARE * available_memory()
+
+    def units(self) -> list[int]:
+        return list(range(len(self._starts) - 1)) if self.parquet else [0]
+
+    def column(self, name: str) -> pd.Series:
+        """One whole column (only it is read, a piece at a time)."""
+        try:
+            if self.parquet:
+                import pyarrow.parquet as pq
+
+                parts = [batch.column(0).to_pandas() for batch in
+                         pq.ParquetFile(self.path).iter_batches(batch_size=1 << 20, columns=[name])]
+                return pd.concat(parts, ignore_index=True).rename(name)
+            return pd.read_csv(self.path, sep=self._sep(self.path), usecols=[name])[name]
+        except Exception as error:
+            raise DataError(f"{self.path}: column '{name}' cannot be read: {error}") from None
+
+    def chunks(self, unit: int, columns: list[str]) -> Iterator[pd.DataFrame]:
+        """The rows of piece ``unit``, ``chunk_rows`` at a time, with their positions as index."""
+        try:
+            if self.parquet:
+                import pyarrow.parquet as pq
+
+                start = int(self._starts[unit])
+                # a buffered read decodes a row group's pages as batches need them (about half the
+                # memory of reading its column chunks whole)
+                reader = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
+                for batch in reader.iter_batches(batch_size=self.chunk_rows, row_groups=[unit], columns=columns):
+                    frame = batch.to_pandas()
+                    frame.index = pd.RangeIndex(start, start + len(frame))
+                    start += len(frame)
+                    yield frame
+            else:
+                yield from pd.read_csv(self.path, sep=self._sep(self.path), usecols=columns,
+                                       chunksize=self.chunk_rows)
+        except DataError:
+            raise
+        except Exception as error:
+            raise DataError(f"{self.path}: cannot be read as a table: {error}") from None
+
+    def take(self, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
+        """The rows at sorted ``positions`` (one pass over the pieces that hold any)."""
+        taken = []
+        for unit in self.units():
+            if self.parquet:
+                lo, hi = self._starts[unit], self._starts[unit + 1]
+                if np.searchsorted(positions, lo) == np.searchsorted(positions, hi):
+                    continue
+            for frame in self.chunks(unit, columns):
+                lo, hi = frame.index[0], frame.index[-1] + 1
+                wanted = positions[np.searchsorted(positions, lo) : np.searchsorted(positions, hi)]
+                if len(wanted):
+                    taken.append(frame.iloc[wanted - lo])
+        return pd.concat(taken) if taken else pd.DataFrame(columns=columns)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the file's bytes."""
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as handle:
+            while block := handle.read(1 << 22):
+                digest.update(block)
+        return digest.hexdigest()

@@ -1,0 +1,229 @@
+"""Tables larger than memory stream from their file: the same spec keys, held-out rows and a
+fitting sample in memory, every training row once per epoch in a fresh order, exact resume, row
+errors that name the file's row, and resident memory that does not grow with the file."""
+
+import json
+import resource
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+import layerforge as lf
+from layerforge.data import tablefile
+from layerforge.data.prepare import prepare
+from layerforge.run.directory import Run
+from layerforge.spec.load import load_spec
+from layerforge.training.checkpoint import load_weights
+
+
+def write_parquet(path, rows: int, columns: int, groups: int, seed: int = 0, position: bool = False):
+    """A separable two-class table written a row group at a time (never whole in memory)."""
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=columns)
+    writer = None
+    for group in range(groups):
+        start, stop = rows * group // groups, rows * (group + 1) // groups
+        x = rng.normal(size=(stop - start, columns)).astype(np.float32)
+        frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(columns)])
+        if position:
+            frame["x0"] = np.arange(start, stop, dtype=np.float32)
+        frame["label"] = np.where(x @ weights + 0.3 * rng.normal(size=len(x)) > 0, "yes", "no")
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    writer.close()
+    return path
+
+
+def spec_for(path, **data):
+    return {"data": {"path": str(path), "target": "label", **data}, "model": {"layers": [16]},
+            "train": {"epochs": 4, "batch_size": 64, "report": False}}
+
+
+def saved_spec(run):
+    return yaml.safe_load((run.path / "spec.yaml").read_text())
+
+
+def test_a_streamed_table_trains_to_the_accuracy_of_the_same_rows_in_memory(tmp_path):
+    path = write_parquet(tmp_path / "rows.parquet", 8000, 12, 8)
+    streamed = lf.train(spec_for(path, streaming=True, stream={"held_out_rows": 600, "sample_rows": 2000}),
+                        runs_dir=tmp_path / "runs")
+    whole = lf.train(spec_for(path, streaming=False), runs_dir=tmp_path / "runs")
+    assert streamed.metrics["test"]["accuracy"] > 0.9
+    assert streamed.metrics["test"]["accuracy"] >= whole.metrics["test"]["accuracy"] - 0.03
+    # validation and test are capped; every other row trains
+    assert streamed.manifest.rows == {"train": 6800, "val": 600, "test": 600}
+    assert whole.manifest.rows == {"train": 5600, "val": 1200, "test": 1200}
+    split = json.loads((streamed.path / "split.json").read_text())
+    assert split["plan"] == {"plan": "sampled", "val": 0.15, "test": 0.15, "held_out_rows": 600, "seed": 0,
+                             "stratify": True, "shuffle": True}
+    assert saved_spec(streamed)["data"]["streaming"] is True
+    # held-out rows keep the classes' proportions (stratified)
+    labels = pq.read_table(path, columns=["label"]).column(0).to_numpy()
+    parts = {name: np.concatenate([np.arange(a, b) for a, b in ranges]) for name, ranges in split["parts"].items()}
+    assert abs((labels[parts["test"]] == "yes").mean() - (labels == "yes").mean()) < 0.01
+    assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(8000))
+    # held-out rows the run does not keep are read again from the file, by split.json
+    kept = streamed.held_out("test")
+    (streamed.path / "heldout.safetensors").unlink()
+    inputs, y = Run(streamed.path).held_out("test")
+    assert np.array_equal(inputs[0], kept[0][0]) and np.array_equal(y, kept[1])
+    # the run predicts from its directory like any other
+    rows = pd.read_parquet(path).iloc[:50]
+    assert (np.asarray(streamed.predict(rows.drop(columns="label"))) == rows["label"].to_numpy()).mean() > 0.8
+
+
+def test_auto_streams_a_file_too_large_for_the_free_memory(tmp_path, monkeypatch):
+    path = write_parquet(tmp_path / "rows.parquet", 3000, 6, 3)
+    spec = spec_for(path)
+    spec["train"]["epochs"] = 1
+    assert saved_spec(lf.train(spec, runs_dir=tmp_path / "runs"))["data"]["streaming"] is False
+    monkeypatch.setattr(tablefile, "available_memory", lambda: 100_000)  # the file's values: 3000 x 7 x 8 bytes
+    run = lf.train(spec, runs_dir=tmp_path / "runs")
+    assert saved_spec(run)["data"]["streaming"] is True
+    assert json.loads((run.path / "split.json").read_text())["plan"]["plan"] == "sampled"
+
+
+def test_every_epoch_reads_each_training_row_once_in_a_new_order(tmp_path):
+    path = write_parquet(tmp_path / "rows.parquet", 5000, 4, 10, position=True)
+    spec = load_spec(spec_for(path, streaming=True, features=["x0", "x1"],
+                              stream={"workers": 2, "shuffle_buffer": 1500, "held_out_rows": 400}))
+    prepared = prepare(spec.data, None, 0)
+    stream = prepared.splits["train"]
+    assert prepared.streamed("train") and prepared.rows("train") == len(stream) == 4200
+    column = prepared.encoder.state.columns[0]
+    batches = stream.batches(64, generator=torch.Generator().manual_seed(0))
+    orders = []
+    for _ in range(2):
+        seen = [x[:, 0].double() * column.std + column.mean for (x,), _ in batches]
+        assert len(seen) == len(batches) == -(-4200 // 64)
+        orders.append(torch.cat(seen).round().long().numpy())
+    for order in orders:
+        assert sorted(order.tolist()) == prepared.parts["train"].tolist()
+    assert not np.array_equal(orders[0], orders[1])
+    first = orders[0][:64] // 500  # the row groups the first batch came from
+    assert len(set(first.tolist())) >= 2
+    again = stream.batches(64, generator=torch.Generator().manual_seed(0))
+    assert np.array_equal(torch.cat([x[:, 0] for (x,), _ in again]).numpy(),
+                          ((orders[0] - column.mean) / column.std).astype(np.float32))
+
+
+class StopAfter(lf.Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_a_streamed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
+    path = write_parquet(tmp_path / "rows.parquet", 4000, 8, 6)
+    spec = spec_for(path, streaming=True, stream={"workers": 2, "shuffle_buffer": 700})
+    spec["train"].update(epochs=4, checkpoint_every=1)
+    spec["model"].update(dropout=0.2)
+    full = lf.train(spec, runs_dir=tmp_path / "runs")
+    with pytest.raises(lf.TrainingInterrupted) as caught:
+        lf.train(spec, runs_dir=tmp_path / "runs", callbacks=[StopAfter(2)])
+    resumed = lf.train(resume=caught.value.run_dir)
+    a, b = load_weights(full.path / "model.safetensors"), load_weights(resumed.path / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in resumed.history]
+
+
+def test_a_streamed_csv_trains_and_a_bad_row_far_down_is_named_with_nothing_left_behind(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 3000
+    size = rng.normal(size=n)
+    color = rng.choice(["red", "green", "blue"], n)
+    frame = pd.DataFrame({"size": size, "color": color,
+                          "label": np.where(size + (color == "red") * 1.5 > 0.5, "big", "small")})
+    good = tmp_path / "rows.csv"
+    frame.to_csv(good, index=False)
+    spec = spec_for(good, streaming=True, stream={"sample_rows": 500, "held_out_rows": 300, "chunk_rows": 256})
+    spec["train"]["epochs"] = 8
+    run = lf.train(spec, runs_dir=tmp_path / "runs")
+    assert run.metrics["test"]["accuracy"] > 0.9
+    assert [c["categories"] for c in run.manifest.preprocessing.model_dump()["columns"] if c["name"] == "color"] \
+        == [["blue", "green", "red"]]
+
+    frame["size"] = frame["size"].astype(object)
+    frame.loc[2500, "size"] = "oops"
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    spec["data"].update(path=str(bad), stream={"sample_rows": 500, "held_out_rows": 300, "chunk_rows": 256})
+    with pytest.raises(lf.DataError, match=r"column 'size'.*'oops' in row 2501 \(line 2502 of bad.csv\)"):
+        lf.train(spec, runs_dir=tmp_path / "bad-runs")
+    assert not (tmp_path / "bad-runs").exists() or not any((tmp_path / "bad-runs").iterdir())
+
+
+def test_what_a_streamed_table_cannot_do_is_refused_by_name(tmp_path):
+    path = write_parquet(tmp_path / "rows.parquet", 1000, 4, 2)
+    with pytest.raises(lf.SpecError, match="data.streaming: streams table files"):
+        load_spec({"data": {"dataset": "iris", "streaming": True}})
+    spec = spec_for(path, streaming=True)
+    spec["train"]["batch_size"] = "full"
+    with pytest.raises(lf.SpecError, match="train.batch_size: 'full' needs every row in memory"):
+        lf.train(spec, runs_dir=tmp_path / "runs")
+    with pytest.raises(lf.DataError, match="data.streaming: .* a kfold split needs its rows in memory"):
+        lf.cross_validate(spec_for(path, streaming=True), folds=2, runs_dir=tmp_path / "cv")
+    with pytest.raises(lf.DataError, match="data.groups: grouped splits need the whole table in memory"):
+        lf.train(spec_for(path, streaming=True, groups="x1"), runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+RUN = textwrap.dedent("""
+    import json, resource, sys
+    import layerforge as lf
+    try:
+        run = lf.train(json.loads(sys.argv[1]), runs_dir=sys.argv[2])
+        outcome = run.metrics["test"]["accuracy"]
+    except MemoryError:
+        outcome = "out of memory"
+    except lf.DataError as error:
+        outcome = str(error)
+    data = [line for line in open("/proc/self/status") if line.startswith("VmData")][0].split()[1]
+    print(json.dumps({"outcome": outcome, "vmdata_kb": int(data),
+                      "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+""")
+
+
+def _run_limited(spec, runs_dir, limit: int | None = None) -> dict:
+    def cap():
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+    done = subprocess.run([sys.executable, "-c", RUN, json.dumps(spec), str(runs_dir)], capture_output=True,
+                          text=True, preexec_fn=cap, timeout=600)
+    lines = done.stdout.strip().splitlines()
+    assert lines, done.stderr[-2000:]
+    return json.loads(lines[-1])
+
+
+def test_a_parquet_file_four_times_the_memory_allowed_trains_with_bounded_memory(tmp_path):
+    """The big file's values take about 1 GB as a DataFrame (2M rows x 65 columns); the process
+    may use 256 MB more than a small streamed run of the same spec ended with."""
+    spec = spec_for(tmp_path / "small.parquet", streaming=True)
+    spec["model"]["layers"] = [32]
+    spec["train"].update(epochs=1, batch_size=512)
+    small = _run_limited(spec | {"data": {**spec["data"], "path": str(write_parquet(tmp_path / "small.parquet",
+                                                                                       50_000, 64, 2))}},
+                         tmp_path / "runs")
+    allowance = 256 << 20
+    limit = small["vmdata_kb"] * 1024 + allowance
+    big_path = write_parquet(tmp_path / "big.parquet", 2_000_000, 64, 40)
+    big = {**spec, "data": {**spec["data"], "path": str(big_path)}}
+    streamed = _run_limited(big, tmp_path / "runs", limit)
+    assert isinstance(streamed["outcome"], float) and streamed["outcome"] > 0.95, streamed
+    assert streamed["peak_rss_kb"] * 1024 < small["peak_rss_kb"] * 1024 + allowance
+    whole = _run_limited({**big, "data": {**big["data"], "streaming": False}}, tmp_path / "runs", limit)
+    # the limit binds: the same table read into memory does not fit under it
+    assert whole["outcome"] == "out of memory" or "does not fit in memory" in whole["outcome"], whole
