@@ -188,13 +188,13 @@ def train(
 
 
 def _check_streamed(spec, task) -> None:
-    """Refuse what a streamed table cannot train with: every row in memory at once."""
+    """Refuse what streamed data cannot train with: every row in memory at once."""
     problems = []
     if spec.train.batch_size == "full":
-        problems.append("train.batch_size: 'full' needs every row in memory; this table is streamed "
+        problems.append("train.batch_size: 'full' needs every row in memory; the data are streamed "
                         "(data.streaming): give a number of rows")
     if spec.train.fairness is not None:
-        problems.append("train.fairness: reweighing draws rows from memory; this table is streamed "
+        problems.append("train.fairness: reweighing draws rows from memory; the data are streamed "
                         "(data.streaming): remove it, or mitigate after training (layerforge fairness --mitigate)")
     if task.recipe != "supervised":
         problems.append(f"data.streaming: a {task.name} run trains two networks on rows in memory; set "

@@ -171,7 +171,7 @@ def test_what_a_streamed_table_cannot_do_is_refused_by_name(tmp_path):
         load_spec({"data": {"dataset": "iris", "streaming": True}})
     spec = spec_for(path, streaming=True)
     spec["train"]["batch_size"] = "full"
-    with pytest.raises(lf.SpecError, match="train.batch_size: 'full' needs every row in memory"):
+    with pytest.raises(lf.SpecError, match="train.batch_size: .full. needs every row in memory; the data are streamed"):
         lf.train(spec, runs_dir=tmp_path / "runs")
     with pytest.raises(lf.DataError, match="data.streaming: .* a kfold split needs its rows in memory"):
         lf.cross_validate(spec_for(path, streaming=True), folds=2, runs_dir=tmp_path / "cv")
@@ -227,3 +227,28 @@ def test_a_parquet_file_four_times_the_memory_allowed_trains_with_bounded_memory
     whole = _run_limited({**big, "data": {**big["data"], "streaming": False}}, tmp_path / "runs", limit)
     # the limit binds: the same table read into memory does not fit under it
     assert whole["outcome"] == "out of memory" or "does not fit in memory" in whole["outcome"], whole
+
+
+def test_an_image_folder_streams_its_files_decoded_as_they_are_read(tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    root = tmp_path / "digits"
+    for i, (image, label) in enumerate(zip(digits.images, digits.target)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image * 255 / 16).astype(np.uint8)).save(root / str(label) / f"{i}.png")
+    spec = {"data": {"path": str(root), "streaming": True, "stream": {"workers": 2, "held_out_rows": 200}},
+            "model": {"type": "cnn", "channels": [16, 32], "head": [64]},
+            "train": {"epochs": 12, "batch_size": 64, "optimizer": {"lr": 0.003}, "report": False}}
+    streamed = lf.train(spec, runs_dir=tmp_path / "runs")
+    whole = lf.train({**spec, "data": {"path": str(root), "streaming": False}}, runs_dir=tmp_path / "runs")
+    assert saved_spec(streamed)["data"]["streaming"] is True
+    assert streamed.manifest.rows == {"train": 1397, "val": 200, "test": 200}
+    assert streamed.metrics["test"]["accuracy"] > 0.93
+    assert streamed.metrics["test"]["accuracy"] >= whole.metrics["test"]["accuracy"] - 0.03
+    assert streamed.predict(root / "3" / "3.png").tolist() == [3]  # digit folder names are read as numbers
+    # a file of another size far into the folder is named when its piece is read
+    Image.fromarray(np.zeros((9, 9), np.uint8)).save(root / "9" / "zz.png")
+    with pytest.raises(lf.DataError, match=r"zz.png: 9x9 pixels where the first image has 8x8; set data.image_size"):
+        lf.train(spec, runs_dir=tmp_path / "bad-runs")

@@ -33,7 +33,7 @@ class Prepared:
         encoder: fitted on the training rows.
         task: the task, its target encoding fitted on the training rows.
         splits: 'train', 'val' and 'test' -> ``(inputs, y)``: the tuple of arrays the model
-            takes (``(x,)`` or ``(x, lengths)``) and the encoded targets. A streamed table's
+            takes (``(x,)`` or ``(x, lengths)``) and the encoded targets. Streamed data's
             training rows are a ``RowStream`` instead (``layerforge.data.streaming``).
         baselines: scores of simple forecasts of the test rows (e.g. seasonal naive).
         seed: the run's seed.
@@ -160,16 +160,12 @@ def taken(source: Source, parts: dict[str, np.ndarray]) -> tuple[Source, dict[st
     """The rows of ``parts`` of a streamed source, read into an in-memory source (one pass over
     the file), and each part's positions in it."""
     wanted = np.unique(np.concatenate(list(parts.values())))
-    columns = [*source.facts["features"], *([source.target] if source.target else [])]
-    frame = source.payload.take(wanted, columns)
-    in_memory = Source(source.label, len(frame), frame, source.fingerprint, source.target,
-                       frame[source.target] if source.target else None, facts=source.facts)
-    return in_memory, {name: np.searchsorted(wanted, rows) for name, rows in parts.items()}
+    return source.payload.take(wanted), {name: np.searchsorted(wanted, rows) for name, rows in parts.items()}
 
 
 def prepare_streamed(data_spec, kind: Kind, source: Source, task_class: type[tasks.Task], seed: int,
                      plan: SplitPlan | None) -> Prepared:
-    """``prepare`` for a streamed table: split by the labels in memory, with at most
+    """``prepare`` for a streamed source (a table or a folder of images): split by the labels in memory, with at most
     ``data.stream.held_out_rows`` rows in validation and test each; one pass over the file reads
     those rows and a sample of ``data.stream.sample_rows`` training rows, which the preprocessing
     is fitted on (the task's target encoding sees every training label); the training rows
@@ -194,7 +190,7 @@ def prepare_streamed(data_spec, kind: Kind, source: Source, task_class: type[tas
     train = parts["train"]
     sampled = options.sample_rows
     if sampled == "auto":
-        sampled = int(np.clip(SAMPLE_BYTES // (8 * (len(source.facts["features"]) + 1)), *SAMPLE_ROWS))
+        sampled = int(np.clip(SAMPLE_BYTES // (8 * source.facts["values_per_row"]), *SAMPLE_ROWS))
     sample = np.sort(rng.choice(train, sampled, replace=False)) if len(train) > sampled else train
     in_memory, local = taken(source, {"sample": sample, "val": parts["val"], "test": parts["test"]})
     encoder = kind.fit(in_memory, local["sample"], data_spec)

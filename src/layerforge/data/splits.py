@@ -287,6 +287,15 @@ class Recorded(SplitPlan):
         return dict(self.described)
 
 
+def _apportion(total: int, counts: np.ndarray) -> np.ndarray:
+    """``total`` rows shared among groups of ``counts`` rows in proportion, summing exactly
+    (the largest remainders get the rows rounding leaves)."""
+    quotas = total * counts / counts.sum()
+    shares = np.floor(quotas).astype(np.int64)
+    shares[np.argsort(shares - quotas, kind="stable")[: total - shares.sum()]] += 1
+    return shares
+
+
 @dataclass(frozen=True)
 class Sampled(SplitPlan):
     """Held-out parts drawn straight from rows too many to shuffle whole (a table streamed from
@@ -316,15 +325,15 @@ class Sampled(SplitPlan):
             rng = np.random.default_rng(self.seed)
             stratified = self.stratify and labels is not None
             groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if stratified else [None]
-            for members in groups:
-                count = rows if members is None else len(members)
-                wanted = [int(round(size * count / rows)) for size in sizes]
-                wanted[1] = min(wanted[1], max(0, count - 1))  # a class keeps a row for training
-                wanted[0] = min(wanted[0], max(0, count - 1 - wanted[1]))
-                chosen = rng.choice(count, wanted[0] + wanted[1], replace=False)
+            counts = np.array([rows if members is None else len(members) for members in groups])
+            wanted = [_apportion(size, counts) for size in sizes]
+            for members, count, n_val, n_test in zip(groups, counts, *wanted):
+                n_test = min(n_test, max(0, count - 1))  # a class keeps a row for training
+                n_val = min(n_val, max(0, count - 1 - n_test))
+                chosen = rng.choice(count, n_val + n_test, replace=False)
                 chosen = chosen if members is None else members[chosen]
-                held[chosen[: wanted[1]]] = 2
-                held[chosen[wanted[1] :]] = 1
+                held[chosen[:n_test]] = 2
+                held[chosen[n_test:]] = 1
         return {name: np.flatnonzero(held == code) for code, name in enumerate(PARTS)}
 
 

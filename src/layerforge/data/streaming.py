@@ -1,10 +1,11 @@
-"""Tables larger than memory: the training rows stream from their file through the training
-loop, a chunk at a time (``prepare`` keeps the rest in memory: see ``prepare_streamed``).
+"""Data larger than memory (tables in CSV, TSV or Parquet files, folders of images): the training
+rows stream from their files through the training loop, a chunk at a time (``prepare`` keeps
+the rest in memory: see ``prepare_streamed``).
 
-Each epoch, reader processes (DataLoader workers, ``data.stream.workers``) read the file's
-pieces (Parquet row groups, or a CSV in order) in an order drawn from the run's batch generator,
-keep the training rows and encode them; the training process mixes what arrives in a shuffle
-buffer and cuts batches from it. The generator is in every checkpoint, so a resumed run draws
+Each epoch, reader processes (DataLoader workers, ``data.stream.workers``) read the source's
+pieces (Parquet row groups, a CSV in order, 256 image files) in an order drawn from the run's
+batch generator, keep the training rows and encode them; the training process mixes what
+arrives in a shuffle buffer and cuts batches from it. The generator is in every checkpoint, so a resumed run draws
 the same orders and batches.
 """
 
@@ -13,24 +14,22 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .. import tasks
 from ..errors import DataError
 from ..models.inputs import Inputs
 from .kinds import Encoder, Source
-from .tablefile import TableFile
 
 BUFFER_BYTES = 32 << 20  # data.stream.shuffle_buffer: auto mixes about this many bytes of encoded rows
 BUFFER_BATCHES = 8  # ... and at least this many batches
 
 
 class RowStream:
-    """The training rows of a streamed table, encoded as they are read.
+    """The training rows of a streamed source, encoded as they are read.
 
     Args:
-        source: the streamed source (its payload is the ``TableFile``).
+        source: the streamed source (its payload reads pieces: ``StreamedTable``, ``ImageFiles``).
         train: the training rows' positions.
         encoder, task: fitted on the sample (the encoder) and on every training label (the task).
         sample: the encoded sample the preprocessing was fitted on, ``(inputs, y)`` (what
@@ -39,9 +38,8 @@ class RowStream:
     """
 
     def __init__(self, source: Source, train: np.ndarray, encoder: Encoder, task: tasks.Task, sample, options):
-        self.file: TableFile = source.payload
-        self.label, self.target = source.label, source.target
-        self.columns = [*source.facts["features"], *([source.target] if source.target else [])]
+        self.pieces = source.payload  # units(), read(unit) and take(positions): see StreamedTable
+        self.label = source.label
         self.keep = np.zeros(source.rows, dtype=bool)
         self.keep[train] = True
         self.rows = len(train)
@@ -54,15 +52,14 @@ class RowStream:
     def inputs(self) -> Inputs:
         return self.encoder.inputs
 
-    def encode(self, frame: pd.DataFrame):
-        """A chunk's training rows as ``(inputs, y)`` tensors, or None when it holds none."""
-        frame = frame[self.keep[frame.index.to_numpy()]]
-        if len(frame) == 0:
+    def encode(self, positions: np.ndarray, rows: Source):
+        """The training rows of a chunk (``rows``, at ``positions`` of the source) as
+        ``(inputs, y)`` tensors, or None when it holds none."""
+        kept = np.flatnonzero(self.keep[positions])
+        if len(kept) == 0:
             return None
-        labels = frame[self.target] if self.target else None
-        local = Source(self.label, len(frame), frame, "", self.target, labels)
-        (inputs, raw), = self.encoder.encode(local, {"rows": np.arange(len(frame))}).values()
-        y = self.task.encode_targets(raw, self.label) if raw is not None else np.zeros(len(frame), np.int64)
+        (inputs, raw), = self.encoder.encode(rows, {"rows": kept}).values()
+        y = self.task.encode_targets(raw, self.label) if raw is not None else np.zeros(len(kept), np.int64)
         tensors = []
         for part in inputs:
             tensor = torch.from_numpy(np.ascontiguousarray(part))
@@ -73,7 +70,7 @@ class RowStream:
         wanted = self.options.workers
         if wanted == "auto":  # on two cores a reader process only competes with the training steps
             wanted = max(0, min(4, ((os.cpu_count() or 2) - 2) // 2))
-        return min(wanted, len(self.file.units()))
+        return min(wanted, len(self.pieces.units()))
 
     def batches(self, batch_size: int, *, generator: torch.Generator, min_batch: int = 1,
                 shard: tuple[int, int] | None = None, device=None) -> StreamBatches:
@@ -95,8 +92,8 @@ class _Chunks(torch.utils.data.IterableDataset):
         stream = self.stream
         try:
             for unit in self.order[worker::workers]:
-                for frame in stream.file.chunks(unit, stream.columns):
-                    encoded = stream.encode(frame)
+                for positions, rows in stream.pieces.read(unit):
+                    encoded = stream.encode(positions, rows)
                     if encoded is not None:
                         yield encoded
         except DataError as error:
@@ -138,7 +135,7 @@ class StreamBatches:
 
     def __iter__(self):
         seed = int(torch.randint(2**62, (1,), generator=self.generator))
-        units = self.stream.file.units()
+        units = self.stream.pieces.units()
         order = [units[i] for i in np.random.default_rng(seed).permutation(len(units))]
         mixer = torch.Generator().manual_seed(seed)
         workers = self.stream.workers()

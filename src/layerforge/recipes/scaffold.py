@@ -153,7 +153,7 @@ class Scaffold:
 
     def batches(self, model: torch.nn.Module, train):
         """Shuffled batches of ``train.batch_size`` rows (all rows with 'full') of ``train``:
-        ``(inputs, y)`` on the training device, or a streamed table's ``RowStream``; a last batch
+        ``(inputs, y)`` on the training device, or a streamed source's ``RowStream``; a last batch
         of one row is dropped when the model has batch norm."""
         has_batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
         min_batch = 2 if has_batch_norm else 1
@@ -174,7 +174,7 @@ class Scaffold:
 
     def ready(self, model: torch.nn.Module, train, val) -> tuple[torch.nn.Module, Any, tuple | None]:
         """The model on the training device, batches of the training rows (``(inputs, y)``, or
-        a streamed table's ``RowStream``), and the validation rows placed there too (None
+        a streamed source's ``RowStream``), and the validation rows placed there too (None
         without them)."""
         model = model.to(self.device)
         validation = self.place(val)

@@ -186,10 +186,15 @@ class DataSpec(_Section):
 
     @model_validator(mode="after")
     def _streams_files(self):
-        if self.streaming is True and (self.dataset is not None or self.kind not in (None, "table") or self.text
-                                       or not self.path.lower().endswith((".csv", ".tsv", ".parquet", ".pq"))):
-            raise problem("streams table files (.csv, .tsv, .parquet); built-in data sets, images, sequences and "
-                          "text are read into memory: remove it or set it to auto", "streaming")
+        if self.streaming is not True:
+            return self
+        table = self.path is not None and self.path.lower().endswith((".csv", ".tsv", ".parquet", ".pq")) \
+            and self.kind in (None, "table") and not self.text
+        folder = self.path is not None and "." not in Path(self.path).name and self.kind in (None, "image")
+        if not (table or folder):
+            raise problem("streams table files (.csv, .tsv, .parquet) and folders of images; built-in data sets, "
+                          ".npz arrays, series and text are read into memory: remove it or set it to auto",
+                          "streaming")
         return self
 
 

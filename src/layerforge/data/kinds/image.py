@@ -17,6 +17,7 @@ from ..arrays import bounded, numbers, read_npz, scaling
 from .base import Encoder, Kind, Perturbation, Source, State
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+FILES_PER_UNIT = 256  # a streamed image folder is read this many files to a piece
 
 
 def read_image(path: Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
@@ -40,19 +41,25 @@ def read_image(path: Path, size: tuple[int, int] | None, channels: int) -> np.nd
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
-def read_folder(root: Path, size: tuple[int, int] | None, channels: int) -> tuple[np.ndarray, list[str]]:
-    """Images from ``root/<class>/*.png`` and their class names (the subfolder names)."""
+def list_folder(root: Path) -> tuple[list[Path], list[str]]:
+    """The image files of ``root/<class>/`` and their class names (the subfolder names)."""
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     if not folders:
         raise DataError(f"{root}: expected one subfolder per class holding images, found none")
-    images, labels = [], []
+    files, labels = [], []
     for folder in folders:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
-        for file in files:
-            images.append(read_image(file, size, channels))
-            labels.append(folder.name)
-    if not images:
+        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
+        files += found
+        labels += [folder.name] * len(found)
+    if not files:
         raise DataError(f"{root}: the class subfolders hold no {', '.join(EXTENSIONS)} files")
+    return files, labels
+
+
+def read_folder(root: Path, size: tuple[int, int] | None, channels: int) -> tuple[np.ndarray, list[str]]:
+    """Images from ``root/<class>/*.png`` and their class names (the subfolder names)."""
+    files, labels = list_folder(root)
+    images = [read_image(file, size, channels) for file in files]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise DataError(f"{root}: images have different sizes {sorted(shapes)[:3]}; set data.image_size: [H, W]")
@@ -162,6 +169,76 @@ class ImageEncoder(Encoder):
         return self.unscale(rows)
 
 
+class ImageFiles:
+    """The payload of a streamed image folder: the files stay on disk and are decoded when read,
+    ``FILES_PER_UNIT`` to a piece (what a streamed source's payload offers: ``units``, ``read``
+    and ``take``; see ``StreamedTable``).
+
+    Args:
+        root: the folder, for messages.
+        files, labels: every image file and its class.
+        size: (height, width) every image has (the first image's), or is resized to when ``resize``
+            (``data.image_size``).
+        channels: 1 or 3.
+    """
+
+    def __init__(self, root: str, files: list[Path], labels: list[str], size: tuple[int, int], channels: int,
+                 resize: bool):
+        self.root, self.files, self.labels = root, files, labels
+        self.size, self.channels, self.resize = size, channels, resize
+
+    def units(self) -> list[int]:
+        return list(range(-(-len(self.files) // FILES_PER_UNIT)))
+
+    def read(self, unit: int):
+        """(row positions, in-memory source) of piece ``unit``: its images decoded."""
+        positions = np.arange(unit * FILES_PER_UNIT, min((unit + 1) * FILES_PER_UNIT, len(self.files)))
+        yield positions, self.take(positions)
+
+    def take(self, positions: np.ndarray) -> Source:
+        """The images at ``positions``, decoded, as an in-memory source."""
+        import pandas as pd
+
+        images = []
+        for position in positions:
+            image = read_image(self.files[position], self.size if self.resize else None, self.channels)
+            if image.shape[1:] != self.size:
+                raise DataError(f"{self.files[position]}: {image.shape[1]}x{image.shape[2]} pixels where the first "
+                                f"image has {self.size[0]}x{self.size[1]}; set data.image_size: [H, W] to resize them")
+            images.append(image)
+        x = np.stack(images) if images else np.zeros((0, self.channels, *self.size), np.float32)
+        labels = pd.Series([self.labels[p] for p in positions], name="label")
+        return Source(self.root, len(x), x, "", "label", labels)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of every file's name and bytes."""
+        digest = hashlib.sha256()
+        for file, label in zip(self.files, self.labels):
+            digest.update(f"{label}/{file.name}\x1f".encode())
+            digest.update(file.read_bytes())
+        return digest.hexdigest()
+
+
+def streamed_folder(data_spec) -> Source | None:
+    """A folder of class folders as a streamed source, when ``data.streaming`` asks for it (or,
+    with auto, when its decoded images would not fit in memory); None to read it whole."""
+    import pandas as pd
+
+    from ..tablefile import MEMORY_SHARE, available_memory
+
+    root = Path(data_spec.path)
+    files, labels = list_folder(root)
+    channels = data_spec.channels or 1
+    size = tuple(data_spec.image_size) if data_spec.image_size else read_image(files[0], None, channels).shape[1:]
+    if data_spec.streaming == "auto" and len(files) * channels * size[0] * size[1] * 4 <= MEMORY_SHARE * \
+            available_memory():
+        return None
+    payload = ImageFiles(data_spec.path, files, labels, tuple(size), channels, resize=bool(data_spec.image_size))
+    facts = {"values_per_row": channels * size[0] * size[1]}
+    return Source(data_spec.path, len(files), payload, payload.fingerprint(), "label",
+                  pd.Series(labels, name="label"), facts=facts, streamed=True)
+
+
 class ImageKind(Kind):
     name = "image"
     reads = "image"
@@ -173,6 +250,10 @@ class ImageKind(Kind):
 
 
         size = tuple(data_spec.image_size) if data_spec.image_size else None
+        if data_spec.path is not None and data_spec.streaming is not False and Path(data_spec.path).is_dir():
+            streamed = streamed_folder(data_spec)
+            if streamed is not None:
+                return streamed
         if data_spec.dataset:
             x, labels = builtin.load_images(data_spec.dataset)
         elif Path(data_spec.path).is_dir():

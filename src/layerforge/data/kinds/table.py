@@ -179,8 +179,36 @@ def _load_streamed(data_spec, file, target_required: bool) -> Source:
     rows = len(labels) if labels is not None else len(file.column(features[0]))
     if rows == 0:
         raise DataError(f"{file.path}: holds no rows")
-    facts = {"features": features, "builtin_task": None, "image_shape": None}
-    return Source(file.path, rows, file, file.fingerprint(), target, labels, facts=facts, streamed=True)
+    facts = {"features": features, "builtin_task": None, "image_shape": None, "values_per_row": len(features) + 1}
+    return Source(file.path, rows, StreamedTable(file, target, facts), file.fingerprint(), target, labels,
+                  facts=facts, streamed=True)
+
+
+class StreamedTable:
+    """The payload of a streamed table source: its rows stay in the file (a ``TableFile``) and
+    come out as in-memory sources, a chunk or a choice of rows at a time (what a streamed source's
+    payload offers: ``units``, ``read`` and ``take``)."""
+
+    def __init__(self, file, target: str | None, facts: dict):
+        self.file, self.target, self.facts = file, target, facts
+        self.columns = [*facts["features"], *([target] if target else [])]
+
+    def units(self) -> list[int]:
+        """The pieces the file can be read from independently."""
+        return self.file.units()
+
+    def read(self, unit: int):
+        """(row positions, in-memory source) of each chunk of piece ``unit``."""
+        for frame in self.file.chunks(unit, self.columns):
+            yield frame.index.to_numpy(), self._source(frame)
+
+    def take(self, positions: np.ndarray) -> Source:
+        """The rows at sorted ``positions`` as an in-memory source."""
+        return self._source(self.file.take(positions, self.columns))
+
+    def _source(self, frame) -> Source:
+        labels = frame[self.target] if self.target else None
+        return Source(self.file.path, len(frame), frame, "", self.target, labels, facts=self.facts)
 
 
 class TableEncoder(Encoder):
