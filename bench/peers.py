@@ -3,7 +3,8 @@ optimizer (Adam, lr 1e-3), each run in its own fresh process, interleaved over r
 
 Peers: a hand-written PyTorch loop (tensor slicing), the same loop over a DataLoader, PyTorch
 Lightning, Keras 3 on its torch backend, skorch, ``lf.Trainer`` (with and without the training
-doctor) and a full ``lf.train`` run (``layerforge train``: data read from an .npz file and split,
+doctor, and validating after every epoch on the rows a full run validates on: ``lf.Trainer+val``)
+and a full ``lf.train`` run (``layerforge train``: data read from an .npz file and split,
 validation every epoch, the doctor, history, checkpoints and the report). The torch peers train
 the very module layerforge builds; Keras builds the same layers.
 
@@ -48,7 +49,8 @@ MODELS = {
     "small": {"rows": 50, "shape": (1, 150), "epochs": 500, "batch": 16,
               "config": {"type": "mlp", "layers": [64]}},
 }
-PEERS = ("hand", "dataloader", "lightning", "keras", "skorch", "lf.Trainer", "lf.Trainer+doctor", "lf.train")
+PEERS = ("hand", "dataloader", "lightning", "keras", "skorch", "lf.Trainer", "lf.Trainer+doctor", "lf.Trainer+val",
+         "lf.train")
 CLASSES = 10
 
 
@@ -201,7 +203,7 @@ def skorch(spec, x, y, clock):
     return len(x)
 
 
-def trainer(spec, x, y, clock, doctor=False):
+def trainer(spec, x, y, clock, doctor=False, validate=False):
     import torch
 
     import layerforge as lf
@@ -216,8 +218,14 @@ def trainer(spec, x, y, clock, doctor=False):
     callbacks = [Timer(), *([lf.Doctor()] if doctor else [])]
     fitted = lf.Trainer(task="classification", epochs=spec["epochs"], batch_size=spec["batch"],
                         optimizer={"name": "adam", "lr": 1e-3}, callbacks=callbacks)
-    fitted.fit(module(spec), (torch.from_numpy(x), torch.from_numpy(y)))
-    return len(x)
+    if not validate:
+        fitted.fit(module(spec), (torch.from_numpy(x), torch.from_numpy(y)))
+        return len(x)
+    # the rows a full run trains and validates on: 70% and 15% (its split's default fractions)
+    train, val = int(round(len(x) * 0.7)), int(round(len(x) * 0.15))
+    fitted.fit(module(spec), (torch.from_numpy(x[:train]), torch.from_numpy(y[:train])),
+               (torch.from_numpy(x[train:train + val]), torch.from_numpy(y[train:train + val])))
+    return train
 
 
 def full_run(spec, x, y, clock):
@@ -244,6 +252,7 @@ def full_run(spec, x, y, clock):
 
 RUNNERS = {"hand": hand, "dataloader": lambda *a: hand(*a, loader=True), "lightning": lightning, "keras": keras,
            "skorch": skorch, "lf.Trainer": trainer, "lf.Trainer+doctor": lambda *a: trainer(*a, doctor=True),
+           "lf.Trainer+val": lambda *a: trainer(*a, validate=True),
            "lf.train": full_run}
 
 
