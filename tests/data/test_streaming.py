@@ -19,6 +19,7 @@ import yaml
 import layerforge as lf
 from layerforge.data import tablefile
 from layerforge.data.prepare import prepare
+from layerforge.data.tablefile import TableFile
 from layerforge.run.directory import Run
 from layerforge.spec.load import load_spec
 from layerforge.training.checkpoint import load_weights
@@ -154,6 +155,21 @@ def test_a_streamed_csv_trains_and_a_bad_row_far_down_is_named_with_nothing_left
     assert run.metrics["test"]["accuracy"] > 0.9
     assert [c["categories"] for c in run.manifest.preprocessing.model_dump()["columns"] if c["name"] == "color"] \
         == [["blue", "green", "red"]]
+
+    # readers start at blocks of lines found while fingerprinting; a quote could hide a line break
+    indexed = TableFile.open(good, 256)
+    indexed.fingerprint()
+    indexed.index_lines(n)
+    assert len(indexed.units()) == -(-n // 256)
+    quoted = tmp_path / "quoted.csv"
+    frame.assign(color=frame["color"].map({"red": "red, dark", "green": "green", "blue": "blue"})).to_csv(quoted,
+                                                                                                          index=False)
+    plain = TableFile.open(quoted, 256)
+    plain.fingerprint()
+    plain.index_lines(n)
+    assert plain.units() == [0]
+    spec["data"]["path"] = str(quoted)
+    assert lf.train(spec, runs_dir=tmp_path / "runs").metrics["test"]["accuracy"] > 0.9
 
     frame["size"] = frame["size"].astype(object)
     frame.loc[2500, "size"] = "oops"

@@ -60,7 +60,8 @@ class TableFile:
         self.path, self.names = str(path), names
         self.parquet = self.path.lower().endswith(PARQUET)
         self.chunk_rows = chunk_rows if chunk_rows != "auto" else max(1024, CHUNK_BYTES // (8 * max(1, len(names))))
-        self._starts = None
+        self._starts = None  # Parquet: each row group's first row; a CSV: see _scan
+        self._offsets = None  # a CSV: the byte where each piece of chunk_rows lines starts
         if self.parquet:
             import pyarrow.parquet as pq
 
@@ -106,7 +107,17 @@ class TableFile:
         return self.estimated_bytes() > MEMORY_SHARE * available_memory()
 
     def units(self) -> list[int]:
-        return list(range(len(self._starts) - 1)) if self.parquet else [0]
+        """The pieces readers can start at: Parquet row groups; a CSV's blocks of ``chunk_rows``
+        lines once ``fingerprint`` found where they start, else the whole file, in order."""
+        if self.parquet:
+            return list(range(len(self._starts) - 1))
+        return list(range(len(self._offsets) - 1)) if self._offsets is not None else [0]
+
+    def index_lines(self, rows: int) -> None:
+        """Keep the CSV's line index (found by ``fingerprint``) only when its lines are the
+        ``rows`` rows pandas reads: no blank lines or quoted line breaks to tell them apart."""
+        if self._offsets is not None and self._lines != rows:
+            self._offsets = None
 
     def column(self, name: str) -> pd.Series:
         """One whole column (only it is read, a piece at a time)."""
@@ -123,6 +134,7 @@ class TableFile:
 
     def chunks(self, unit: int, columns: list[str]) -> Iterator[pd.DataFrame]:
         """The rows of piece ``unit``, ``chunk_rows`` at a time, with their positions as index."""
+        sep = self._sep(self.path)
         try:
             if self.parquet:
                 import pyarrow.parquet as pq
@@ -136,9 +148,18 @@ class TableFile:
                     frame.index = pd.RangeIndex(start, start + len(frame))
                     start += len(frame)
                     yield frame
+            elif self._offsets is not None:  # one block of lines, from where it starts
+                import io
+
+                with open(self.path, "rb") as handle:
+                    handle.seek(self._offsets[unit])
+                    block = handle.read(self._offsets[unit + 1] - self._offsets[unit])
+                frame = pd.read_csv(io.BytesIO(block), sep=sep, header=None, names=self.names, usecols=columns)
+                start = unit * self.chunk_rows
+                frame.index = pd.RangeIndex(start, start + len(frame))
+                yield frame
             else:
-                yield from pd.read_csv(self.path, sep=self._sep(self.path), usecols=columns,
-                                       chunksize=self.chunk_rows)
+                yield from pd.read_csv(self.path, sep=sep, usecols=columns, chunksize=self.chunk_rows)
         except DataError:
             raise
         except Exception as error:
@@ -160,9 +181,25 @@ class TableFile:
         return pd.concat(taken) if taken else pd.DataFrame(columns=columns)
 
     def fingerprint(self) -> str:
-        """SHA-256 of the file's bytes."""
+        """SHA-256 of the file's bytes. Of a CSV, the same pass finds where each block of
+        ``chunk_rows`` lines starts, so that readers can start there (unless a quote character
+        appears: a quoted field may hold a line break)."""
         digest = hashlib.sha256()
+        offsets, lines, position, quoted, last = [], 0, 0, self.parquet, b""
         with open(self.path, "rb") as handle:
             while block := handle.read(1 << 22):
                 digest.update(block)
+                if not quoted and b'"' in block:
+                    quoted = True
+                if not quoted:  # newline n ends line n; line 0 is the header, row r is line r + 1
+                    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+                    numbers = lines + np.arange(len(ends))
+                    offsets += (position + ends[numbers % self.chunk_rows == 0] + 1).tolist()
+                    lines += len(ends)
+                position += len(block)
+                last = block[-1:]
+        if not quoted:
+            offsets = [o for o in offsets if o < position]
+            self._lines = lines - 1 + (1 if last not in (b"\n", b"") else 0)
+            self._offsets = np.array([*offsets, position], dtype=np.int64)
         return digest.hexdigest()

@@ -180,7 +180,9 @@ def _load_streamed(data_spec, file, target_required: bool) -> Source:
     if rows == 0:
         raise DataError(f"{file.path}: holds no rows")
     facts = {"features": features, "builtin_task": None, "image_shape": None, "values_per_row": len(features) + 1}
-    return Source(file.path, rows, StreamedTable(file, target, facts), file.fingerprint(), target, labels,
+    fingerprint = file.fingerprint()
+    file.index_lines(rows)
+    return Source(file.path, rows, StreamedTable(file, target, facts), fingerprint, target, labels,
                   facts=facts, streamed=True)
 
 
