@@ -3,10 +3,10 @@ rows stream from their files through the training loop, a chunk at a time (``pre
 the rest in memory: see ``prepare_streamed``).
 
 Each epoch, reader processes (DataLoader workers, ``data.stream.workers``) read the source's
-pieces (Parquet row groups, blocks of a CSV's lines, 256 image files) in an order drawn from the run's
-batch generator, keep the training rows and encode them; the training process mixes what
-arrives in a shuffle buffer and cuts batches from it. The generator is in every checkpoint, so a resumed run draws
-the same orders and batches.
+pieces (Parquet row groups, blocks of a CSV's lines, 256 image files) in an order drawn from the
+run's batch generator, keep the training rows and encode them; the training process mixes what
+arrives in a shuffle buffer and cuts batches from it. The generator is in every checkpoint, so a
+resumed run draws the same orders and batches.
 """
 
 from __future__ import annotations
