@@ -268,3 +268,33 @@ def test_an_image_folder_streams_its_files_decoded_as_they_are_read(tmp_path):
     Image.fromarray(np.zeros((9, 9), np.uint8)).save(root / "9" / "zz.png")
     with pytest.raises(lf.DataError, match=r"zz.png: 9x9 pixels where the first image has 8x8; set data.image_size"):
         lf.train(spec, runs_dir=tmp_path / "bad-runs")
+
+
+class StopAtStep(lf.Callback):
+    def __init__(self, epoch, step):
+        self.epoch, self.step = epoch, step
+
+    def on_batch_end(self, trainer, step, loss):
+        if trainer.epoch + 1 == self.epoch and step + 1 == self.step:
+            raise KeyboardInterrupt
+
+
+def test_a_run_stopped_mid_epoch_resumes_from_its_position_in_the_stream(tmp_path, monkeypatch):
+    from layerforge.recipes import scaffold
+
+    monkeypatch.setattr(scaffold, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every step
+    path = write_parquet(tmp_path / "rows.parquet", 3000, 8, 5)
+    spec = spec_for(path, streaming=True, stream={"workers": 2, "shuffle_buffer": 500})
+    spec["train"].update(epochs=3)
+    spec["model"].update(dropout=0.2)
+    full = lf.train(spec, runs_dir=tmp_path / "runs")
+    with pytest.raises(lf.TrainingInterrupted) as caught:
+        lf.train(spec, runs_dir=tmp_path / "runs", callbacks=[StopAtStep(2, 17)])
+    stopped = caught.value.run_dir
+    assert [p.name for p in (stopped / "checkpoints").iterdir()] == ["epoch-000001.step-000000016"]
+    state = json.loads((stopped / "checkpoints" / "epoch-000001.step-000000016" / "trainer_state.json").read_text())
+    assert state["position"]["step"] == 16 and len(state["position"]["losses"]) == 16
+    resumed = lf.train(resume=stopped)
+    a, b = load_weights(full.path / "model.safetensors"), load_weights(resumed.path / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in resumed.history]

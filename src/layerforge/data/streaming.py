@@ -133,7 +133,10 @@ class StreamBatches:
         full, rest = divmod(self.rows, self.batch_size)
         return full + (1 if rest >= self.min_batch and rest > 0 else 0)
 
+    mid_epoch = True  # epochs may be long: checkpoints may be taken within one (see Scaffold.mid_epoch)
+
     def __iter__(self):
+        self.epoch_state = self.generator.get_state()  # what a mid-epoch checkpoint keeps
         seed = int(torch.randint(2**62, (1,), generator=self.generator))
         units = self.stream.pieces.units()
         order = [units[i] for i in np.random.default_rng(seed).permutation(len(units))]
@@ -142,6 +145,7 @@ class StreamBatches:
         loader = torch.utils.data.DataLoader(
             _Chunks(self.stream, order), batch_size=None, num_workers=workers,
             pin_memory=self.device.type == "cuda", prefetch_factor=2 if workers else None,
+            generator=torch.Generator(),  # its worker seeds (unused) must not draw on the global generator
         )
         held: list = []
         rows = 0

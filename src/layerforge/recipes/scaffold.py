@@ -137,6 +137,7 @@ class Scaffold:
         self.rollbacks_: list[dict] = []
         self._checkpointed_at = float("-inf")  # a resumed run checkpoints its first epoch
         self._checkpointed_epoch = 0
+        self._position = None  # where in its epoch a mid-epoch checkpoint resumed from was taken
         self.distributed = distributed
         self.device = distributed.device if distributed is not None else resolve_device(spec.device)
         self.precision = Precision.of(spec.precision, self.device)
@@ -367,15 +368,47 @@ class Scaffold:
 
     # -- checkpoints -------------------------------------------------------------------------------
 
-    def save_checkpoint(self) -> None:
-        """Write everything needed to continue exactly: weights, optimizers, schedule, RNGs."""
+    def mid_epoch(self, batches) -> Callable[[int, list, list[int]], None] | None:
+        """What a recipe calls after each step of an epoch whose rows stream from their files
+        (long epochs): a checkpoint mid-epoch, at most one per ``CHECKPOINT_SECONDS`` (with
+        ``train.checkpoint_every: auto``), holding the steps done, their losses and rows, and the
+        batch generator as the epoch began, so that a resumed run draws the same batches and
+        skips the ones done. None where epochs are checkpointed only at their end."""
+        writes = self.distributed is None or self.distributed.leader
+        if not (self.checkpoint_dir and writes and self.spec.checkpoint_every == "auto"
+                and getattr(batches, "mid_epoch", False)):
+            return None
+
+        def checkpoint(step: int, step_losses: list, sizes: list[int]) -> None:
+            if time.perf_counter() - self._checkpointed_at < CHECKPOINT_SECONDS:
+                return
+            losses = [loss.tolist() for loss in step_losses]  # the only wait on the device, once in a while
+            self.save_checkpoint(position={"step": step + 1, "losses": losses, "sizes": list(sizes)},
+                                 batches=batches.epoch_state)
+            self._checkpointed_at = time.perf_counter()
+
+        return checkpoint
+
+    def resume_position(self) -> tuple[int, list, list[int]] | None:
+        """(steps done, their losses, their rows) of the epoch a mid-epoch checkpoint stopped
+        in, once, right after resuming from it; None otherwise."""
+        position, self._position = self._position, None
+        if position is None:
+            return None
+        losses = [torch.tensor(loss, device=self.device) for loss in position["losses"]]
+        return position["step"], losses, position["sizes"]
+
+    def save_checkpoint(self, position: dict | None = None, batches: torch.Tensor | None = None) -> None:
+        """Write everything needed to continue exactly: weights, optimizers, schedule, RNGs;
+        mid-epoch, the ``position`` reached in it and the ``batches`` generator's state as it
+        began."""
         tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
         optimizer_state = {}
         for part, optimizer in self.optimizers_.items():
             optimizer_tensors, optimizer_state[part] = split_optimizer_state(optimizer.state_dict(), part)
             tensors.update(optimizer_tensors)
         tensors["rng.torch"] = torch.get_rng_state()
-        tensors["rng.batches"] = self._generator.get_state()
+        tensors["rng.batches"] = self._generator.get_state() if batches is None else batches
         if torch.cuda.is_available():
             for i, state in enumerate(torch.cuda.get_rng_state_all()):
                 tensors[f"rng.cuda.{i}"] = state
@@ -390,6 +423,7 @@ class Scaffold:
             "stopped_early": self.stopped_early_,
             "rollbacks": self.rollbacks_,
             "history": self.history_,
+            **({"position": position} if position else {}),
         }
         save_checkpoint(self.checkpoint_dir, tensors, state)
 
@@ -424,6 +458,7 @@ class Scaffold:
             if states:
                 torch.cuda.set_rng_state_all(states)
         self.history_ = list(state["history"])
+        self._position = state.get("position")
         self.epoch = self._checkpointed_epoch = state["epoch"]
         self.stopped_early_ = state.get("stopped_early", False)
         self.rollbacks_ = list(state.get("rollbacks", []))

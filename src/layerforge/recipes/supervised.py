@@ -95,21 +95,29 @@ class SupervisedStep:
 
 def train_one_epoch(model: torch.nn.Module, batches, step: SupervisedStep, *,
                     lr_at: Callable[[int], float] | None = None,
-                    on_batch_end: Callable[[int, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, list[int]]:
+                    on_batch_end: Callable[[int, torch.Tensor], None] | None = None,
+                    done: tuple[int, list, list[int]] | None = None,
+                    after_step: Callable[[int, list, list[int]], None] | None = None) -> tuple[torch.Tensor, list[int]]:
     """One pass over ``batches``, updating ``model`` in place. Nothing here waits for the
     device: losses stay on it and are returned for the caller to inspect once per epoch.
 
     Args:
         lr_at: the learning rate of each step (None: leave it as it is).
         on_batch_end: called with (step, loss) after each update.
+        done: (steps, their losses, their rows) of this epoch trained before a mid-epoch
+            checkpoint: those batches are drawn and skipped.
+        after_step: called with (step, the losses and rows so far) after each update (a
+            mid-epoch checkpoint).
 
     Returns:
         The data loss of every step (on the device) and the rows in every step.
     """
     model.train()
-    step_losses, sizes = [], []
+    skipped, step_losses, sizes = (0, [], []) if done is None else (done[0], list(done[1]), list(done[2]))
     groups = step.optimizer.param_groups
     for i, (inputs, y) in enumerate(batches):
+        if i < skipped:
+            continue
         if lr_at is not None:
             lr = lr_at(i)
             for group in groups:
@@ -119,6 +127,8 @@ def train_one_epoch(model: torch.nn.Module, batches, step: SupervisedStep, *,
         sizes.append(len(y))
         if on_batch_end is not None:
             on_batch_end(i, loss)
+        if after_step is not None:
+            after_step(i, step_losses, sizes)
     return torch.stack(step_losses), sizes
 
 
@@ -137,9 +147,11 @@ def fit(scaffold, model: torch.nn.Module, train, val=None, *, resume: bool = Fal
     validate = None if validation is None else (lambda: task.evaluate(model, *validation, loss_fn))
     with scaffold.fitting(model, {"optimizer": optimizer}, loss_fn, len(batches), has_val=validation is not None,
                           resume=resume):
+        mid_epoch = scaffold.mid_epoch(batches)
         for epoch in scaffold.epochs_left():
             step_losses, sizes = train_one_epoch(trained, batches, step, lr_at=scaffold.lr_at(epoch),
-                                                 on_batch_end=scaffold.batch_hook())
+                                                 on_batch_end=scaffold.batch_hook(), done=scaffold.resume_position(),
+                                                 after_step=mid_epoch)
             scaffold.end_epoch(epoch, step_losses, sizes, validate)
 
 

@@ -1,6 +1,7 @@
 """Weights and checkpoints as safetensors + JSON, written atomically and verified on load.
 
-A checkpoint is a directory ``checkpoints/epoch-000007/`` holding ``last.safetensors``
+A checkpoint is a directory ``checkpoints/epoch-000007/`` (or, taken during epoch 8 of rows
+that stream from their files, ``epoch-000007.step-000000120/``) holding ``last.safetensors``
 (weights, optimizer tensors, RNG states, best weights) and ``trainer_state.json`` (epoch,
 optimizer and schedule settings, early-stopping state, history, and the SHA-256 of the
 safetensors file). It is written under a temporary name and renamed into place, and the previous
@@ -126,6 +127,22 @@ class RollbackRecord(_Part):
     lr_after: Number
 
 
+class PositionRecord(_Part):
+    """How far into the epoch after ``epoch`` a checkpoint taken mid-epoch is: the steps done,
+    and their losses and rows (the epoch's record needs them)."""
+
+    step: int = Field(ge=1)
+    losses: list[Number | list[Number]]
+    sizes: list[Annotated[int, Field(ge=1)]]
+
+    @field_validator("sizes")
+    @classmethod
+    def _one_per_step(cls, sizes, info):
+        if len(sizes) != info.data.get("step") or len(info.data.get("losses", [])) != len(sizes):
+            raise ValueError("needs a loss and a row count for each step done")
+        return sizes
+
+
 class OptimizerState(_Part):
     """One optimizer's JSON part (its tensors are in the safetensors file): parameter groups,
     checked against the optimizer the run builds when it resumes, and per-parameter numbers."""
@@ -149,6 +166,7 @@ class CheckpointState(BaseModel):
     stopped_early: bool = False
     rollbacks: list[RollbackRecord] = []
     history: list[dict[str, Any]]
+    position: PositionRecord | None = None
 
     @field_validator("history")
     @classmethod
@@ -176,8 +194,17 @@ class CheckpointState(BaseModel):
             raise CheckpointError(f"{STATE}: {field}: {first['msg']}; it was not used") from None
 
 
-def _epoch_dir(epoch: int) -> str:
-    return f"epoch-{epoch:06d}"
+def _checkpoint_name(epoch: int, step: int = 0) -> str:
+    """``epoch-000007`` after 7 epochs; ``epoch-000007.step-000000120`` 120 steps into the next."""
+    return f"epoch-{epoch:06d}" + (f".step-{step:09d}" if step else "")
+
+
+def _order(name: str) -> tuple[int, int] | None:
+    """(epochs, steps) a checkpoint directory's name stands for, or None for any other name."""
+    epoch, _, step = name.removeprefix("epoch-").partition(".step-")
+    if not name.startswith("epoch-") or not epoch.isdigit() or (step and not step.isdigit()):
+        return None
+    return int(epoch), int(step or 0)
 
 
 def checkpoint_dirs(directory: str | Path) -> list[Path]:
@@ -186,8 +213,8 @@ def checkpoint_dirs(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [p for p in directory.iterdir() if p.is_dir() and p.name.startswith("epoch-") and p.name[6:].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[6:]), reverse=True)
+    found = [(_order(p.name), p) for p in directory.iterdir() if p.is_dir() and _order(p.name) is not None]
+    return [p for _, p in sorted(found, key=lambda pair: pair[0], reverse=True)]
 
 
 def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict) -> Path:
@@ -195,7 +222,7 @@ def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], sta
     older ones. Returns its directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / _epoch_dir(state["epoch"])
+    final = directory / _checkpoint_name(state["epoch"], (state.get("position") or {}).get("step", 0))
     building = directory / f".{final.name}.tmp"
     remove(building)  # what a crash may have left
     make_dir(building)
