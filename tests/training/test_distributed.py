@@ -59,6 +59,21 @@ def test_two_processes_reach_the_weights_of_one_with_the_same_global_batch(tmp_p
     assert two.metrics["test"]["accuracy"] == pytest.approx(one.metrics["test"]["accuracy"], abs=0.01)
 
 
+def test_two_processes_streaming_a_file_reach_the_weights_of_one(tmp_path):
+    from tests.data.test_streaming import write_parquet
+
+    path = write_parquet(tmp_path / "rows.parquet", 2000, 8, 4)
+    spec = {**SPEC, "data": {"path": str(path), "target": "label", "streaming": True, "stream": {"workers": 1}}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    done = _layerforge("train", tmp_path / "spec.yaml", "--nproc", 2, "--runs-dir", tmp_path / "two", "--quiet")
+    out, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err[-3000:]
+    one = lf.train(spec, runs_dir=tmp_path / "one")  # every process reads the stream and takes its part of each batch
+    assert one.manifest.rows["train"] == lf.load_run(out.strip()).manifest.rows["train"] == 1400
+    for name, tensor in _weights(tmp_path / "one").items():
+        assert (tensor - _weights(tmp_path / "two")[name]).abs().max() < 1e-5, name
+
+
 @pytest.mark.slow  # about 40 seconds: three runs of 30 epochs in two processes each
 def test_a_killed_two_process_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
     spec = {**SPEC, "train": {**SPEC["train"], "epochs": 30, "batch_size": 8}}
