@@ -33,12 +33,12 @@ def available_memory() -> int:
             free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
             free = 8 << 30
-    try:
+    try:  # a container's limit, less what its processes hold (not its page cache, which the kernel reclaims)
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        stat = dict(line.split() for line in Path("/sys/fs/cgroup/memory.stat").read_text().splitlines())
         if limit != "max":
-            free = min(free, int(limit) - used)
-    except (OSError, ValueError):
+            free = min(free, int(limit) - int(stat["anon"]))
+    except (OSError, ValueError, KeyError):
         pass
     return max(free, 0)
 
