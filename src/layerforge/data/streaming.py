@@ -114,6 +114,8 @@ class StreamBatches:
         device: where batches go (pinned host memory and non-blocking copies on CUDA).
     """
 
+    mid_epoch = True  # epochs may be long: checkpoints may be taken within one (see Scaffold.mid_epoch)
+
     def __init__(self, stream: RowStream, batch_size: int, *, generator: torch.Generator, min_batch: int = 1,
                  shard: tuple[int, int] | None = None, device=None):
         self.stream, self.rows = stream, stream.rows
@@ -132,8 +134,6 @@ class StreamBatches:
     def __len__(self) -> int:
         full, rest = divmod(self.rows, self.batch_size)
         return full + (1 if rest >= self.min_batch and rest > 0 else 0)
-
-    mid_epoch = True  # epochs may be long: checkpoints may be taken within one (see Scaffold.mid_epoch)
 
     def __iter__(self):
         self.epoch_state = self.generator.get_state()  # what a mid-epoch checkpoint keeps
@@ -184,6 +184,8 @@ class StreamBatches:
             part = index.tensor_split(processes)[rank]
             self.share = len(part) * processes / len(index)
             index = part
-        device, blocking = self.device, self.device.type != "cuda"
-        placed = tuple(t[index].to(device, non_blocking=not blocking) for t in inputs)
-        return placed, y[index].to(device, non_blocking=not blocking)
+        if self.device.type != "cuda":
+            return tuple(t[index] for t in inputs), y[index]
+        # gathered into pinned host memory, copied while the device still works on the last step
+        placed = tuple(t[index].pin_memory().to(self.device, non_blocking=True) for t in inputs)
+        return placed, y[index].pin_memory().to(self.device, non_blocking=True)
