@@ -1,6 +1,8 @@
 """train.precision (bf16 autocast on CPUs and GPUs, fp16 with a loss scaler on GPUs) and
 train.compile: the same training, in other arithmetic or compiled."""
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -51,3 +53,34 @@ def test_reduced_precision_on_a_gpu_trains_a_cnn(runs_dir, precision):
             "train": {"epochs": 10, "device": "cuda", "precision": precision}}
     run = lf.train(spec, runs_dir=runs_dir)
     assert run.metrics["test"]["accuracy"] >= 0.95
+
+
+def test_the_loss_scale_survives_a_resume(runs_dir, monkeypatch):
+    """fp16's scaler (here beside bf16 autocast on a CPU, where it scales the same way): its
+    scale grows every 3 steps, and a resumed run continues from the checkpointed scale."""
+    from layerforge.training.precision import Precision
+
+    monkeypatch.setattr(Precision, "of", classmethod(lambda cls, name, device: cls(
+        "cpu", torch.bfloat16, torch.amp.GradScaler("cpu", init_scale=2.0**4, growth_interval=3))))
+
+    class Scales(lf.Callback):
+        def __init__(self, stop=None):
+            self.scales, self.stop = [], stop
+
+        def on_epoch_end(self, trainer, record):
+            self.scales.append(trainer.precision.scaler.get_scale())
+            if record["epoch"] == self.stop:
+                raise KeyboardInterrupt
+
+    spec = _with(precision="bf16", epochs=4, checkpoint_every=1, batch_size=256)
+    full = Scales()
+    lf.train(spec, runs_dir=runs_dir, callbacks=[full])
+    assert full.scales[0] > 2.0**4 and full.scales == sorted(full.scales)  # it grew
+    with pytest.raises(lf.TrainingInterrupted) as caught:
+        lf.train(spec, runs_dir=runs_dir, callbacks=[Scales(stop=2)])
+    state = json.loads(next((caught.value.run_dir / "checkpoints").iterdir()).joinpath("trainer_state.json")
+                       .read_text())
+    assert state["loss_scale"]["scale"] == full.scales[1]
+    resumed = Scales()
+    lf.train(resume=caught.value.run_dir, callbacks=[resumed])
+    assert resumed.scales == full.scales[2:]

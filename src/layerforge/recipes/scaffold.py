@@ -425,6 +425,10 @@ class Scaffold:
             "history": self.history_,
             **({"position": position} if position else {}),
         }
+        scaler = self.precision.scaler if self.precision is not None else None
+        if scaler is not None:
+            scaled = scaler.state_dict()
+            state["loss_scale"] = {"scale": float(scaled["scale"]), "growth_tracker": int(scaled["_growth_tracker"])}
         save_checkpoint(self.checkpoint_dir, tensors, state)
 
     def _restore(self) -> None:
@@ -450,6 +454,10 @@ class Scaffold:
                 self.early_stopping_.load_state_dict(state["early_stopping"], best)
             torch.set_rng_state(tensors["rng.torch"])
             self._generator.set_state(tensors["rng.batches"])
+            scaler = self.precision.scaler if self.precision is not None else None
+            if scaler is not None and state.get("loss_scale"):
+                scaler.load_state_dict({**scaler.state_dict(), "scale": state["loss_scale"]["scale"],
+                                        "_growth_tracker": state["loss_scale"]["growth_tracker"]})
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
             raise CheckpointError(f"the checkpoint in {self.checkpoint_dir} cannot be restored: "
                                   f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None

@@ -143,6 +143,13 @@ class PositionRecord(_Part):
         return sizes
 
 
+class LossScaleState(_Part):
+    """fp16's loss scaler: its scale and the steps since it last changed."""
+
+    scale: Number = Field(gt=0)
+    growth_tracker: int = Field(ge=0)
+
+
 class OptimizerState(_Part):
     """One optimizer's JSON part (its tensors are in the safetensors file): parameter groups,
     checked against the optimizer the run builds when it resumes, and per-parameter numbers."""
@@ -167,6 +174,7 @@ class CheckpointState(BaseModel):
     rollbacks: list[RollbackRecord] = []
     history: list[dict[str, Any]]
     position: PositionRecord | None = None
+    loss_scale: LossScaleState | None = None
 
     @field_validator("history")
     @classmethod
