@@ -254,16 +254,9 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
     try:
         _fit(scaffold, prepared, model, resuming)
     except KeyboardInterrupt:
-        if has_checkpoint(run_dir):
-            finished(run_dir)
-            raise TrainingInterrupted(run_dir, scaffold.epoch) from None
-        remove(run_dir)  # nothing to continue from: leave nothing behind
-        raise TrainingInterrupted(None, scaffold.epoch) from None
+        raise TrainingInterrupted(run_dir if _stopped(run_dir) else None, scaffold.epoch) from None
     except DataError:  # a streamed row the preprocessing refuses
-        if has_checkpoint(run_dir):
-            finished(run_dir)
-        else:
-            remove(run_dir)
+        _stopped(run_dir)
         raise
     except TrainingError as error:
         _write_diagnosis(run_dir, monitor, scaffold, failure=str(error), early_stopping=early_stopping)
@@ -285,6 +278,16 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
     if distributed is not None:
         distributed.wait()  # the other processes return the finished run
     return Run(run_dir)
+
+
+def _stopped(run_dir: Path) -> bool:
+    """Leave a run stopped before its end resumable, or, with nothing to continue from, remove
+    it; whether it was kept."""
+    if has_checkpoint(run_dir):
+        finished(run_dir)
+        return True
+    remove(run_dir)
+    return False
 
 
 def _write_manifest(run_dir: Path, spec, prepared, model, recipe, previous: dict) -> Manifest:

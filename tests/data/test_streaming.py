@@ -23,6 +23,7 @@ from layerforge.data.tablefile import TableFile
 from layerforge.run.directory import Run
 from layerforge.spec.load import load_spec
 from layerforge.training.checkpoint import load_weights
+from tests.training.test_trainer import StopAfter
 
 
 def write_parquet(path, rows: int, columns: int, groups: int, seed: int = 0, position: bool = False):
@@ -115,15 +116,6 @@ def test_every_epoch_reads_each_training_row_once_in_a_new_order(tmp_path):
     again = stream.batches(64, generator=torch.Generator().manual_seed(0))
     assert np.array_equal(torch.cat([x[:, 0] for (x,), _ in again]).numpy(),
                           ((orders[0] - column.mean) / column.std).astype(np.float32))
-
-
-class StopAfter(lf.Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, trainer, record):
-        if record["epoch"] == self.epoch:
-            raise KeyboardInterrupt
 
 
 def test_a_streamed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):

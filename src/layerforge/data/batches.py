@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+
+def as_tensors(data, task, device) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """``(x, y)`` or ``((x, lengths), y)`` as tensors on ``device``: float inputs become the
+    default float type, integer inputs (token ids, lengths) int64; ``y`` as the task wants it."""
+    inputs, y = data
+    inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    tensors = []
+    for part in inputs:
+        part = part if torch.is_tensor(part) else torch.as_tensor(np.asarray(part))
+        floating = part.is_floating_point() or part.dtype == torch.bool
+        tensors.append(part.to(device, torch.get_default_dtype() if floating else torch.long))
+    y = task.target_tensor(y.cpu().numpy() if torch.is_tensor(y) else np.asarray(y))
+    return tuple(tensors), y.to(device)
 
 
 class InMemoryBatches:
@@ -27,6 +42,8 @@ class InMemoryBatches:
             size times the processes over the batch's (what its loss is weighted by, so that
             averaged gradients are the whole batch's).
     """
+
+    mid_epoch = False  # epochs are short: checkpoints are taken between them
 
     def __init__(self, inputs, y, batch_size: int, *, shuffle: bool = True, generator=None, min_batch: int = 1,
                  weights: torch.Tensor | None = None, shard: tuple[int, int] | None = None):

@@ -198,6 +198,7 @@ def prepare_streamed(data_spec, kind: Kind, source: Source, task_class: type[tas
     encoded = encode_parts(encoder, task, in_memory, local)
     from .streaming import RowStream  # torch: only where rows stream
 
-    splits = {"train": RowStream(source, train, encoder, task, encoded.pop("sample"), options), **encoded}
+    splits = {"train": RowStream(source, train, encoder, task, encoded.pop("sample"), options, encode_parts),
+              **encoded}
     baselines = encoder.baseline(in_memory, local["test"])
     return Prepared(kind, source, plan, parts, encoder, task, splits, baselines, seed)

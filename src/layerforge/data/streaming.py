@@ -19,6 +19,7 @@ import torch
 from .. import tasks
 from ..errors import DataError
 from ..models.inputs import Inputs
+from .batches import as_tensors
 from .kinds import Encoder, Source
 
 BUFFER_BYTES = 32 << 20  # data.stream.shuffle_buffer: auto mixes about this many bytes of encoded rows
@@ -35,15 +36,17 @@ class RowStream:
         sample: the encoded sample the preprocessing was fitted on, ``(inputs, y)`` (what
             measures the training rows after training).
         options: ``data.stream``.
+        encode_parts: ``layerforge.data.prepare.encode_parts`` (passed in: prepare builds this).
     """
 
-    def __init__(self, source: Source, train: np.ndarray, encoder: Encoder, task: tasks.Task, sample, options):
+    def __init__(self, source: Source, train: np.ndarray, encoder: Encoder, task: tasks.Task, sample, options,
+                 encode_parts):
         self.pieces = source.payload  # units(), read(unit) and take(positions): see StreamedTable
-        self.label = source.label
         self.keep = np.zeros(source.rows, dtype=bool)
         self.keep[train] = True
         self.rows = len(train)
         self.encoder, self.task, self.sample, self.options = encoder, task, sample, options
+        self.encode_parts = encode_parts
 
     def __len__(self) -> int:
         return self.rows
@@ -58,13 +61,7 @@ class RowStream:
         kept = np.flatnonzero(self.keep[positions])
         if len(kept) == 0:
             return None
-        (inputs, raw), = self.encoder.encode(rows, {"rows": kept}).values()
-        y = self.task.encode_targets(raw, self.label) if raw is not None else np.zeros(len(kept), np.int64)
-        tensors = []
-        for part in inputs:
-            tensor = torch.from_numpy(np.ascontiguousarray(part))
-            tensors.append(tensor.to(torch.get_default_dtype() if tensor.is_floating_point() else torch.long))
-        return tuple(tensors), self.task.target_tensor(np.asarray(y))
+        return as_tensors(self.encode_parts(self.encoder, self.task, rows, {"rows": kept})["rows"], self.task, "cpu")
 
     def workers(self) -> int:
         wanted = self.options.workers

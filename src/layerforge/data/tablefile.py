@@ -43,6 +43,12 @@ def available_memory() -> int:
     return max(free, 0)
 
 
+def too_large(size: int) -> bool:
+    """Whether ``data.streaming: auto`` streams data whose values take ``size`` bytes: more than
+    ``MEMORY_SHARE`` of the memory still free."""
+    return size > MEMORY_SHARE * available_memory()
+
+
 class TableFile:
     """A CSV, TSV or Parquet file read a piece at a time.
 
@@ -102,9 +108,8 @@ class TableFile:
         return int(Path(self.path).stat().st_size * 1.5)
 
     def too_large(self) -> bool:
-        """Whether ``data.streaming: auto`` streams this file: its values would take more than
-        ``MEMORY_SHARE`` of the memory still free."""
-        return self.estimated_bytes() > MEMORY_SHARE * available_memory()
+        """Whether ``data.streaming: auto`` streams this file (``too_large``)."""
+        return too_large(self.estimated_bytes())
 
     def units(self) -> list[int]:
         """The pieces readers can start at: Parquet row groups; a CSV's blocks of ``chunk_rows``

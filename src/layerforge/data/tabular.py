@@ -303,7 +303,7 @@ class Preprocessor:
         indicators = np.flatnonzero([c["indicator"] for c in columns])
         for start in range(0, len(frame), BLOCK_ROWS):  # a block of rows at a time bounds the temporaries
             rows = slice(start, start + BLOCK_ROWS)
-            values = frame[names].iloc[rows].to_numpy(np.float64, na_value=np.nan)
+            values = frame.iloc[rows][names].to_numpy(np.float64, na_value=np.nan)
             missing = np.isnan(values)
             with np.errstate(over="ignore", invalid="ignore"):
                 scaled = (np.where(missing, fills, values) - means) / stds

@@ -19,10 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..data.batches import InMemoryBatches
+from ..data.batches import InMemoryBatches, as_tensors
 from ..errors import CheckpointError, SpecError, TrainingError
 from ..training.callbacks import Callback, EarlyStopping
 from ..training.checkpoint import (
@@ -82,20 +81,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise SpecError("train.device: 'cuda', but this machine has no CUDA device; use auto or cpu")
     return torch.device(device)
-
-
-def as_tensors(data, task, device) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-    """``(x, y)`` or ``((x, lengths), y)`` as tensors on ``device``: float inputs become the
-    default float type, integer inputs (token ids, lengths) int64; ``y`` as the task wants it."""
-    inputs, y = data
-    inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
-    tensors = []
-    for part in inputs:
-        part = part if torch.is_tensor(part) else torch.as_tensor(np.asarray(part))
-        floating = part.is_floating_point() or part.dtype == torch.bool
-        tensors.append(part.to(device, torch.get_default_dtype() if floating else torch.long))
-    y = task.target_tensor(y.cpu().numpy() if torch.is_tensor(y) else np.asarray(y))
-    return tuple(tensors), y.to(device)
 
 
 def _overrides(callback: Callback, hook: str) -> bool:
@@ -178,14 +163,13 @@ class Scaffold:
         a streamed source's ``RowStream``), and the validation rows placed there too (None
         without them)."""
         model = model.to(self.device)
-        validation = self.place(val)
-        if not isinstance(train, tuple):
-            return model, self.batches(model, train), validation
-        inputs, y = self.place(train)
-        if self.device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
-            model = model.to(memory_format=torch.channels_last)  # what GPU convolutions run fastest on
-            inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
-        return model, self.batches(model, (inputs, y)), validation
+        if isinstance(train, tuple):  # rows in memory: placed on the device once
+            inputs, y = self.place(train)
+            if self.device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+                model = model.to(memory_format=torch.channels_last)  # what GPU convolutions run fastest on
+                inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
+            train = (inputs, y)
+        return model, self.batches(model, train), self.place(val)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -376,7 +360,7 @@ class Scaffold:
         skips the ones done. None where epochs are checkpointed only at their end."""
         writes = self.distributed is None or self.distributed.leader
         if not (self.checkpoint_dir and writes and self.spec.checkpoint_every == "auto"
-                and getattr(batches, "mid_epoch", False)):
+                and batches.mid_epoch):
             return None
 
         def checkpoint(step: int, step_losses: list, sizes: list[int]) -> None:
@@ -384,7 +368,7 @@ class Scaffold:
                 return
             losses = [loss.tolist() for loss in step_losses]  # the only wait on the device, once in a while
             self.save_checkpoint(position={"step": step + 1, "losses": losses, "sizes": list(sizes)},
-                                 batches=batches.epoch_state)
+                                 batches_state=batches.epoch_state)
             self._checkpointed_at = time.perf_counter()
 
         return checkpoint
@@ -398,17 +382,17 @@ class Scaffold:
         losses = [torch.tensor(loss, device=self.device) for loss in position["losses"]]
         return position["step"], losses, position["sizes"]
 
-    def save_checkpoint(self, position: dict | None = None, batches: torch.Tensor | None = None) -> None:
+    def save_checkpoint(self, position: dict | None = None, batches_state: torch.Tensor | None = None) -> None:
         """Write everything needed to continue exactly: weights, optimizers, schedule, RNGs;
-        mid-epoch, the ``position`` reached in it and the ``batches`` generator's state as it
-        began."""
+        mid-epoch, the ``position`` reached in it and the batch generator's state as the epoch
+        began (``batches_state``)."""
         tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
         optimizer_state = {}
         for part, optimizer in self.optimizers_.items():
             optimizer_tensors, optimizer_state[part] = split_optimizer_state(optimizer.state_dict(), part)
             tensors.update(optimizer_tensors)
         tensors["rng.torch"] = torch.get_rng_state()
-        tensors["rng.batches"] = self._generator.get_state() if batches is None else batches
+        tensors["rng.batches"] = self._generator.get_state() if batches_state is None else batches_state
         if torch.cuda.is_available():
             for i, state in enumerate(torch.cuda.get_rng_state_all()):
                 tensors[f"rng.cuda.{i}"] = state

@@ -221,7 +221,7 @@ def checkpoint_dirs(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [(_order(p.name), p) for p in directory.iterdir() if p.is_dir() and _order(p.name) is not None]
+    found = [(order, p) for p in directory.iterdir() if p.is_dir() and (order := _order(p.name)) is not None]
     return [p for _, p in sorted(found, key=lambda pair: pair[0], reverse=True)]
 
 

@@ -224,14 +224,13 @@ def streamed_folder(data_spec) -> Source | None:
     with auto, when its decoded images would not fit in memory); None to read it whole."""
     import pandas as pd
 
-    from ..tablefile import MEMORY_SHARE, available_memory
+    from ..tablefile import too_large
 
     root = Path(data_spec.path)
     files, labels = list_folder(root)
     channels = data_spec.channels or 1
     size = tuple(data_spec.image_size) if data_spec.image_size else read_image(files[0], None, channels).shape[1:]
-    if data_spec.streaming == "auto" and len(files) * channels * size[0] * size[1] * 4 <= MEMORY_SHARE * \
-            available_memory():
+    if data_spec.streaming == "auto" and not too_large(len(files) * channels * size[0] * size[1] * 4):
         return None
     payload = ImageFiles(data_spec.path, files, labels, tuple(size), channels, resize=bool(data_spec.image_size))
     facts = {"values_per_row": channels * size[0] * size[1]}
