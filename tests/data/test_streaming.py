@@ -92,6 +92,20 @@ def test_auto_streams_a_file_too_large_for_the_free_memory(tmp_path, monkeypatch
     run = lf.train(spec, runs_dir=tmp_path / "runs")
     assert saved_spec(run)["data"]["streaming"] is True
     assert json.loads((run.path / "split.json").read_text())["plan"]["plan"] == "sampled"
+    # asked to read it whole, it is refused before reading, with the sizes
+    with pytest.raises(lf.DataError, match=r"rows.parquet: does not fit in memory \(about 0 MB of values, 0 MB free\); "
+                                           r"stream it from the file instead \(data.streaming: true\)"):
+        lf.train({**spec, "data": {**spec["data"], "streaming": False}}, runs_dir=tmp_path / "runs")
+
+
+def test_free_memory_counts_the_process_own_limit():
+    code = ("import resource; from layerforge.data import tablefile; free = tablefile.available_memory(); "
+            "used = int(dict(l.split(':', 1) for l in open('/proc/self/status') if ':' in l)['VmData'].split()[0]) * 1024; "
+            "resource.setrlimit(resource.RLIMIT_DATA, (used + (100 << 20), resource.RLIM_INFINITY)); "
+            "print(free, tablefile.available_memory())")
+    before, limited = map(int, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                              check=True).stdout.split())
+    assert before > 200 << 20 and 90 << 20 < limited <= 100 << 20
 
 
 def test_every_epoch_reads_each_training_row_once_in_a_new_order(tmp_path):
@@ -234,10 +248,8 @@ def test_a_parquet_file_four_times_the_memory_allowed_trains_with_bounded_memory
     assert isinstance(streamed["outcome"], float) and streamed["outcome"] > 0.95, streamed
     assert streamed["peak_rss_kb"] * 1024 < small["peak_rss_kb"] * 1024 + allowance
     whole = _run_limited({**big, "data": {**big["data"], "streaming": False}}, tmp_path / "runs", limit)
-    # the limit binds: the same table read into memory does not fit under it (refused, or killed where a
-    # thread could not get its memory)
-    assert whole["outcome"] == "out of memory" or "does not fit in memory" in whole["outcome"] \
-        or "cannot allocate memory" in whole["outcome"], whole
+    # the limit binds: the same table read into memory does not fit under it, which is said before reading
+    assert "does not fit in memory" in whole["outcome"], whole
 
 
 def test_an_image_folder_streams_its_files_decoded_as_they_are_read(tmp_path):

@@ -5,7 +5,6 @@ rows with their positions, chosen rows, and whether ``data.streaming: auto`` str
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,34 +12,23 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..memory import available_memory
 
 MEMORY_SHARE = 0.25  # data.streaming: auto streams a table whose values would fill more of the free memory
 CHUNK_BYTES = 8 << 20  # data.stream.chunk_rows: auto reads about this many bytes of values at a time
 PARQUET = (".parquet", ".pq")
 
 
-def available_memory() -> int:
-    """Bytes this process could still use: the free memory, or less under a container's limit."""
-    free = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                free = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    if free is None:
-        try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            free = 8 << 30
-    try:  # a container's limit, less what its processes hold (not its page cache, which the kernel reclaims)
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        stat = dict(line.split() for line in Path("/sys/fs/cgroup/memory.stat").read_text().splitlines())
-        if limit != "max":
-            free = min(free, int(limit) - int(stat["anon"]))
-    except (OSError, ValueError, KeyError):
-        pass
-    return max(free, 0)
+def check_fits(size: int, source: str) -> None:
+    """Refuse to read ``source`` into memory when its values (``size`` bytes) exceed what is free.
+
+    Raises:
+        DataError: naming the sizes and pointing to ``data.streaming: true``.
+    """
+    free = available_memory()
+    if size > free:
+        raise DataError(f"{source}: does not fit in memory (about {size / 2**20:,.0f} MB of values, "
+                        f"{free / 2**20:,.0f} MB free); stream it from the file instead (data.streaming: true)")
 
 
 def too_large(size: int) -> bool:

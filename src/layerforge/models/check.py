@@ -5,11 +5,10 @@ is a spec error naming the model, not a crash deep inside PyTorch."""
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from ..errors import SpecError
+from ..memory import available_memory as host_memory
 from . import build_model
 from .configs import FamilyConfig
 from .inputs import Inputs
@@ -20,17 +19,10 @@ TRAINING_BYTES_PER_PARAMETER = 16
 
 
 def available_memory(device: torch.device) -> int:
-    """Bytes the device can still give: free GPU memory, or the host's available memory."""
+    """Bytes the device can still give: free GPU memory, or what the host still lets this process take."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo", encoding="ascii") as file:
-            for line in file:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return host_memory()
 
 
 def _gib(count: float) -> str:

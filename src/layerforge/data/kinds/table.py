@@ -295,12 +295,13 @@ class TableKind(Kind):
     def load(self, data_spec, *, target_required: bool = True) -> Source:
         from ..tabular import fingerprint_frame
 
-        if data_spec.path is not None and data_spec.streaming is not False:
-            from ..tablefile import TableFile
+        if data_spec.path is not None:
+            from ..tablefile import TableFile, check_fits
 
             file = TableFile.open(data_spec.path, data_spec.stream.chunk_rows)
-            if data_spec.streaming is True or file.too_large():
+            if data_spec.streaming is True or (data_spec.streaming == "auto" and file.too_large()):
                 return _load_streamed(data_spec, file, target_required)
+            check_fits(file.estimated_bytes(), data_spec.path)
         frame, source = load_frame(data_spec)
         target, features, groups = table_columns(data_spec, frame, source, target_required)
         labels = None
