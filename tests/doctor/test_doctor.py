@@ -72,15 +72,18 @@ def test_relu_layers_with_large_negative_bias_are_mostly_dead():
     assert "leaky_relu" in dead["fix"]
 
 
-def test_wide_network_on_50_rows_overfits_and_the_doctor_says_when(runs_dir):
+@pytest.mark.parametrize("every", [1, 5])
+def test_wide_network_on_50_rows_overfits_and_the_doctor_says_when(runs_dir, every):
     spec = {"data": {"dataset": "breast_cancer", "split": {"val": 0.45, "test": 0.46}},
             "model": {"layers": [512, 512]},
-            "train": {"epochs": 300, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.001}}}
+            "train": {"epochs": 300, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.001},
+                      "validate_every": every}}
     run = lf.train(spec, runs_dir=runs_dir)
     assert run.meta["rows"]["train"] == 51
     finding = _kinds(_findings(run))["overfitting"]
-    val = [r["val_loss"] for r in run.history]
-    best = val.index(min(val)) + 1
+    validated = [r for r in run.history if "val_loss" in r]
+    assert len(validated) == 300 // every
+    best = min(validated, key=lambda r: r["val_loss"])["epoch"]
     assert finding["evidence"]["best_epoch"] == best and finding["evidence"]["began"] == best + 1
     assert f"overfitting from epoch {best + 1}" in finding["message"]
     assert "early_stopping" in finding["fix"]

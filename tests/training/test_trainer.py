@@ -162,6 +162,45 @@ def test_early_stopping_restores_the_best_weights(runs_dir):
     assert run.metrics["val"]["loss"] == pytest.approx(best_val, rel=1e-5)
 
 
+def test_validating_every_few_epochs_keeps_early_stopping_and_the_doctor_in_epochs(runs_dir):
+    spec = tiny_spec(epochs=60, optimizer={"name": "adam", "lr": 0.05}, validate_every=3,
+                     early_stopping={"monitor": "val_loss", "patience": 6, "restore_best": True})
+    spec["model"]["layers"] = [64, 64]
+    spec["data"]["split"] = {"val": 0.3, "test": 0.1}
+    run = lf.train(spec, runs_dir=runs_dir)
+    epochs = run.metrics["epochs"]
+    assert [r["epoch"] for r in run.history if "val_loss" in r] == list(range(3, epochs + 1, 3))
+    assert all(set(r) & {"val_loss", "val_accuracy"} == set() for r in run.history if r["epoch"] % 3)
+    # stopped on a validated epoch, 6 epochs (two validations) after the best one, whose weights it kept
+    best = run.metrics["best_epoch"]
+    assert run.metrics["stopped_early"] and best % 3 == 0 and epochs == best + 6
+    best_val = min(r["val_loss"] for r in run.history if "val_loss" in r)
+    assert run.history[best - 1]["val_loss"] == best_val
+    assert run.metrics["val"]["loss"] == pytest.approx(best_val, rel=1e-5)
+    assert (run.path / "report.html").stat().st_size > 10_000
+    # the last epoch is always validated
+    short = lf.train(tiny_spec(epochs=5, validate_every=3), runs_dir=runs_dir)
+    assert [r["epoch"] for r in short.history if "val_loss" in r] == [3, 5]
+
+
+def test_without_validation_an_epoch_decides_nothing_and_patience_counts_epochs():
+    from layerforge.training.callbacks import EarlyStopping
+    from layerforge.training.optim import Schedule
+
+    stopping = EarlyStopping("val_loss", patience=6, min_delta=0.0, restore_best=False, higher_is_better=False)
+    model = torch.nn.Linear(2, 2)
+    seen = [stopping.update(record, model) for record in
+            [{"epoch": 1}, {"epoch": 2}, {"epoch": 3, "val_loss": 1.0}, {"epoch": 4}, {"epoch": 6, "val_loss": 1.1}]]
+    assert seen == [False] * 5 and (stopping.best_epoch, stopping.wait) == (3, 3)
+    assert stopping.update({"epoch": 9, "val_loss": 1.2}, model) and stopping.wait == 6
+    plateau = Schedule("plateau", 1.0, 20, 4, patience=2, factor=0.5)
+    plateau.epoch_end({"epoch": 3, "val_loss": 1.0})
+    plateau.epoch_end({"epoch": 4})
+    assert plateau.lr(4, 0) == 1.0
+    plateau.epoch_end({"epoch": 6, "val_loss": 1.1})  # 3 epochs without gain > patience 2
+    assert plateau.lr(6, 0) == 0.5 and plateau.state_dict()["checked"] == 6
+
+
 def test_batch_size_modes_and_regularisers(runs_dir):
     full = lf.train(tiny_spec(epochs=2, batch_size="full"), runs_dir=runs_dir)
     single = lf.train(tiny_spec(epochs=1, batch_size=1, optimizer="sgd"), runs_dir=runs_dir)

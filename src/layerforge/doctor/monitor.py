@@ -4,11 +4,14 @@ At a sampled step the doctor reads each layer's gradient norm and weight norm (t
 still there after the optimizer step) and keeps a copy of the weights; one step later it measures
 how far the update moved them. Forward hooks on the activation modules record, on the step after
 a sample, the share of dead units (ReLU family: zero for every row of the batch), of saturated
-outputs (sigmoid, tanh), and the outputs' mean and spread. Values stay on the device until the
-epoch ends, so the loop never waits for them.
+outputs (sigmoid, tanh), and the outputs' mean and spread; they are in place only for that step
+(for a compiled network, always: adding a hook would recompile it). Values stay on the device
+until the epoch ends, so the loop never waits for them.
 """
 
 from __future__ import annotations
+
+import time
 
 import torch
 from torch import nn
@@ -20,7 +23,9 @@ from .verdicts import diagnose, worst
 RELU_FAMILY = (nn.ReLU, nn.ReLU6)
 SATURATING = {nn.Sigmoid: (0.02, 0.98), nn.Tanh: (-0.98, 0.98), nn.Hardtanh: (-0.98, 0.98)}
 SAMPLES_PER_EPOCH = 2
+FLUSH_SECONDS = 1.0  # measurements come to the host (and the file) at most this often
 MEASURED_EPOCHS = 100  # a longer run measures every k-th epoch (and its last), about this many in all
+STEPS_PER_SAMPLE = 4  # an epoch of fewer steps than this per sample is sampled less
 
 
 def _layers(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
@@ -37,7 +42,8 @@ class Doctor(Callback):
     """Collects the measurements ``doctor.verdicts.diagnose`` judges.
 
     Args:
-        samples_per_epoch: sampled steps per epoch (spread evenly). A run of more than
+        samples_per_epoch: sampled steps per epoch (spread evenly; an epoch of fewer than
+            ``STEPS_PER_SAMPLE`` steps per sample takes fewer). A run of more than
             ``MEASURED_EPOCHS`` epochs measures every k-th epoch and its last, about that many.
 
     After training: ``measurements`` (one dict per sampled step), ``layer_names`` and
@@ -64,13 +70,18 @@ class Doctor(Callback):
         self.activation_names = []
         self._capture = False
         self._activations: dict[str, dict] = {}
+        self._watched = []  # (module, its hook): hooked only for the forward after a sample
         for name, module in model.named_modules():
             bounds = next((b for kind, b in SATURATING.items() if isinstance(module, kind)), None)
             if not isinstance(module, RELU_FAMILY) and bounds is None:
                 continue
             self.activation_names.append(name)
-            self._handles.append(module.register_forward_hook(self._hook(name, module, bounds)))
+            self._watched.append((module, self._hook(name, module, bounds)))
+        self._hooked_always = bool(getattr(trainer.spec, "compile", False))
+        if self._hooked_always:
+            self._hook_all()
         self._weights_before: list[torch.Tensor] | None = None
+        self._flushed_at = float("-inf")  # the first epoch's measurements are written at once
         # every measured parameter in one flat list, and the layer each belongs to: one fused
         # norm over all of them, then per-layer sums, instead of a Python loop per tensor
         self._params = [p for _, params in self.layers for p in params]
@@ -91,12 +102,14 @@ class Doctor(Callback):
             self._sampled = set()
             return
         steps = max(1, trainer.steps_per_epoch_)
-        spacing = max(1, steps // self.samples_per_epoch)
-        self._sampled = set(range(0, steps - 1, spacing)) or {0}
+        samples = max(1, min(self.samples_per_epoch, steps // STEPS_PER_SAMPLE))  # a short epoch: fewer
+        self._sampled = set(range(0, steps - 1, max(1, steps // samples))) or {0}
 
     def on_batch_end(self, trainer, step: int, loss: torch.Tensor) -> None:
         if self._capture:  # the forward of this step recorded activations
             self._capture = False
+            if not self._hooked_always:
+                self._unhook()
             if self._pending:
                 self._pending[-1]["activations"] = self._activations
             self._activations = {}
@@ -115,13 +128,21 @@ class Doctor(Callback):
             "weight_norm": self._per_layer(torch._foreach_norm(weights)),
         })
         self._weights_before = [w.clone() for w in weights]
-        self._capture = bool(self._handles)
+        self._capture = bool(self._watched)
+        if not self._hooked_always:
+            self._hook_all()
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         self._flush(final=False)
 
     def on_fit_end(self, trainer) -> None:
         self._flush(final=True)
+        self._unhook()
+
+    def _hook_all(self) -> None:
+        self._handles = [module.register_forward_hook(hook) for module, hook in self._watched]
+
+    def _unhook(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -147,26 +168,39 @@ class Doctor(Callback):
         return hook
 
     def _flush(self, final: bool) -> None:
-        """Bring the epoch's measurements to the host as plain numbers (one wait per epoch). A
-        sample still waiting for its next step (the update size, the activations) stays until
-        then, unless training has ended."""
+        """Bring the measurements to the host as plain numbers, all at once: at most once every
+        ``FLUSH_SECONDS`` (one wait then), and when training ends. A sample still waiting for
+        its next step (the update size, the activations) stays until then, unless training has
+        ended."""
+        if not final and time.perf_counter() - self._flushed_at < FLUSH_SECONDS:
+            return
         waiting = not final and (self._weights_before is not None or self._capture)
         ready, self._pending = (self._pending[:-1], self._pending[-1:]) if waiting else (self._pending, [])
-        lines = []
-        for entry in ready:
-            item = {"epoch": entry["epoch"], "step": entry["step"], "loss": float(entry["loss"])}
-            grad = entry["grad_norm"].float().cpu().tolist()
-            weight = entry["weight_norm"].float().cpu().tolist()
-            item["grad_norm"] = dict(zip(self.layer_names, grad))
-            item["grad_rms"] = {n: g / max(c, 1) ** 0.5 for n, g, c in zip(self.layer_names, grad, self._numel)}
-            item["weight_norm"] = dict(zip(self.layer_names, weight))
-            if "update_ratio" in entry:
-                item["update_ratio"] = dict(zip(self.layer_names, entry["update_ratio"].float().cpu().tolist()))
+        self._flushed_at = time.perf_counter()
+        if not ready:
+            return
+        # every number of every entry in one tensor, so there is one copy to the host
+        parts = [entry["loss"].float().reshape(1) for entry in ready]
+        for key in ("grad_norm", "weight_norm", "update_ratio"):
+            parts += [entry[key].float() for entry in ready if key in entry]
+        parts += [value.float().reshape(1) for entry in ready for stats in entry.get("activations", {}).values()
+                  for value in stats.values()]
+        numbers = iter(torch.cat([part.to(parts[0].device) for part in parts]).cpu().tolist())
+        width = len(self.layer_names)
+        lines = [{"epoch": entry["epoch"], "step": entry["step"], "loss": next(numbers)} for entry in ready]
+        for key in ("grad_norm", "weight_norm", "update_ratio"):
+            for entry, line in zip(ready, lines):
+                if key in entry:
+                    line[key] = dict(zip(self.layer_names, (next(numbers) for _ in range(width))))
+        for line in lines:
+            line["grad_rms"] = {n: g / max(c, 1) ** 0.5 for (n, g), c in zip(line["grad_norm"].items(), self._numel)}
+        for entry, line in zip(ready, lines):
             if "activations" in entry:
-                item["activations"] = {name: {k: float(v) for k, v in stats.items()}
+                line["activations"] = {name: {k: next(numbers) for k in stats}
                                        for name, stats in entry["activations"].items()}
-            self.measurements.append(item)
-            lines.append(item)
+        keys = ("epoch", "step", "loss", "grad_norm", "grad_rms", "weight_norm", "update_ratio", "activations")
+        lines = [{k: line[k] for k in keys if k in line} for line in lines]
+        self.measurements += lines
         if self.path is not None:
             append_jsonl(self.path, lines)
 

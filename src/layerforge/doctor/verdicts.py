@@ -206,23 +206,26 @@ def _chance(task, classes: int | None) -> tuple[float, str] | None:
 def _fit(history: list[dict], chance: tuple[float, str] | None, early_stopping: bool) -> list[dict]:
     found = []
     train = [r.get("train_loss") for r in history]
-    val = [r.get("val_loss") for r in history]
-    if len(history) >= 5 and all(_finite(v) for v in val + train):
+    validated = [r for r in history if "val_loss" in r]  # every epoch, or every train.validate_every
+    val, epochs = [r["val_loss"] for r in validated], [r["epoch"] for r in validated]
+    beside = [r.get("train_loss") for r in validated]
+    if len(validated) >= 5 and all(_finite(v) for v in val + beside):
         best = min(range(len(val)), key=val.__getitem__)
         after = len(val) - 1 - best
         rise = val[-1] / val[best] - 1 if val[best] > 0 else 0.0
-        if after >= max(3, len(val) // 10) and rise > OVERFIT_RISE and train[-1] < train[best]:
+        if after >= max(3, len(val) // 10) and rise > OVERFIT_RISE and beside[-1] < beside[best]:
             kept = early_stopping
             found.append(finding(
                 "overfitting", "info" if kept else "warning",
-                f"overfitting from epoch {best + 2}: validation loss rose from {val[best]:.4g} (epoch {best + 1}) "
-                f"to {val[-1]:.4g} (epoch {len(val)}) while training loss fell from {train[best]:.4g} "
-                f"to {train[-1]:.4g}" + ("; early stopping kept the best epoch's weights" if kept else ""),
+                f"overfitting from epoch {epochs[best] + 1}: validation loss rose from {val[best]:.4g} (epoch "
+                f"{epochs[best]}) to {val[-1]:.4g} (epoch {epochs[-1]}) while training loss fell from "
+                f"{beside[best]:.4g} to {beside[-1]:.4g}" + ("; early stopping kept the best epoch's weights" if kept
+                                                            else ""),
                 "train.early_stopping: {monitor: val_loss, patience: 10, restore_best: true}, more "
                 "model.dropout, train.optimizer.weight_decay, a smaller model, more data or data.augment",
-                began=best + 2, best_epoch=best + 1, best_val_loss=val[best], last_val_loss=val[-1],
+                began=epochs[best] + 1, best_epoch=epochs[best], best_val_loss=val[best], last_val_loss=val[-1],
             ))
-    if not found:
+    if not found and validated:
         found += _gap(train, val, chance, early_stopping)
     if history and _finite(train[-1]) and chance is not None:
         chance, doing = chance

@@ -26,13 +26,19 @@ def _numbers(values) -> np.ndarray:
 def learning_curves(history: list[dict]) -> bytes:
     """Losses per epoch (train and validation), and each validation metric."""
     plt = pyplot()
-    epochs = [r["epoch"] for r in history]
-    losses = [k for k in history[0] if k.endswith("loss")] if history else []
-    metrics = [k for k in history[0] if k.startswith("val_") and not k.endswith("loss")] if history else []
+    keys = list(dict.fromkeys(k for r in history for k in r))  # validation keys: validated epochs only
+    losses = [k for k in keys if k.endswith("loss")]
+    metrics = [k for k in keys if k.startswith("val_") and not k.endswith("loss")]
     panels = 2 if metrics else 1
     figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.6), squeeze=False)
+
+    def curve(axis, key):
+        kept = [r for r in history if key in r]
+        axis.plot([r["epoch"] for r in kept], _numbers(r[key] for r in kept), label=key,
+                  marker="o" if len(kept) < len(history) and len(kept) <= 30 else None, markersize=3)
+
     for key in losses:
-        axes[0, 0].plot(epochs, _numbers(r.get(key) for r in history), label=key)
+        curve(axes[0, 0], key)
     axes[0, 0].set_xlabel("epoch")
     axes[0, 0].set_title("loss")
     positive = all(r.get(k) is None or r[k] > 0 for r in history for k in losses)  # None: not finite
@@ -41,7 +47,7 @@ def learning_curves(history: list[dict]) -> bytes:
     axes[0, 0].legend(frameon=False)
     if metrics:
         for key in metrics:
-            axes[0, 1].plot(epochs, _numbers(r.get(key) for r in history), label=key)
+            curve(axes[0, 1], key)
         axes[0, 1].set_xlabel("epoch")
         axes[0, 1].set_title("validation metrics")
         axes[0, 1].legend(frameon=False, fontsize=8)

@@ -26,9 +26,15 @@ class DenseBlock(nn.Module):
             self.norm = nn.Identity()
         self.activation = activations.get(activation)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        # an Identity is not called: a module call costs about as much as a small layer's work
+        self._norm, self._dropout = not isinstance(self.norm, nn.Identity), dropout > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, in) -> (B, out)
-        return self.dropout(self.activation(self.norm(self.linear(x))))
+        x = self.linear(x)
+        if self._norm:
+            x = self.norm(x)
+        x = self.activation(x)
+        return self.dropout(x) if self._dropout else x
 
 
 class MLP(Network):

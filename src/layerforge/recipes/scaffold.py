@@ -252,7 +252,11 @@ class Scaffold:
             sizes: the rows of each step.
             validate: the validation scores, or None without validation data.
         """
-        problem = self._divergence(step_losses, sizes, spike=self._rollback)
+        weights = torch.tensor(sizes, dtype=step_losses.dtype, device=step_losses.device)
+        sums = torch.cat([(step_losses.reshape(len(sizes), -1) * weights[:, None]).sum(0), weights.sum()[None]])
+        means = (sums[:-1] / sums[-1]).tolist()  # the one wait of the epoch: a non-finite step shows here
+        problem = self._divergence(step_losses, sizes, spike=self._rollback,
+                                   mean_finite=all(map(math.isfinite, means)))
         if self.distributed is not None:  # every process stops, or rolls back, together
             troubled = self.distributed.total(torch.tensor([float(problem is not None)], device=step_losses.device))
             if problem is None and float(troubled) > 0:
@@ -262,14 +266,12 @@ class Scaffold:
                 self._raise_diverged(problem, epoch, self._rollback)
             self._roll_back(epoch, problem)
             return
-        weights = torch.tensor(sizes, dtype=step_losses.dtype, device=step_losses.device)
-        sums = torch.cat([(step_losses.reshape(len(sizes), -1) * weights[:, None]).sum(0), weights.sum()[None]])
         if self.distributed is not None:  # the epoch's loss over every process's rows
             sums = self.distributed.total(sums)
-        means = sums[:-1] / sums[-1]
+            means = (sums[:-1] / sums[-1]).tolist()
         record = {"epoch": epoch + 1, "lr": self._first_optimizer.param_groups[0]["lr"]}
-        record.update({f"train_{name}": float(v) for name, v in zip(self.task.loss_names, means)})
-        if validate is not None:
+        record.update({f"train_{name}": v for name, v in zip(self.task.loss_names, means)})
+        if validate is not None and self.validates(epoch):
             record.update({f"val_{k}": v for k, v in validate().items()})
         record["seconds"] = round(time.perf_counter() - self._started, 4)
         self.schedule_.epoch_end(record)
@@ -287,6 +289,11 @@ class Scaffold:
         for callback in self.callbacks:
             callback.on_epoch_end(self, record)
 
+    def validates(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (0-based) ends with a validation: every ``train.validate_every``
+        epochs and the last."""
+        return (epoch + 1) % self.spec.validate_every == 0 or epoch + 1 == self.spec.epochs
+
     def _checkpoint_due(self, last: bool) -> bool:
         """Whether the epoch just ended is checkpointed (``train.checkpoint_every``)."""
         every = self.spec.checkpoint_every
@@ -297,11 +304,13 @@ class Scaffold:
 
     # -- divergence ------------------------------------------------------------------------------
 
-    def _divergence(self, step_losses: torch.Tensor, sizes: list[int], *, spike: bool) -> tuple[int, str] | None:
+    def _divergence(self, step_losses: torch.Tensor, sizes: list[int], *, spike: bool,
+                    mean_finite: bool) -> tuple[int, str] | None:
         """(step, what happened) when the epoch's loss went non-finite or, with ``spike``, jumped
-        far above the best epoch's; None for a healthy epoch."""
-        finite = torch.isfinite(step_losses)
-        if not bool(finite.all()):
+        far above the best epoch's; None for a healthy epoch. ``mean_finite``: the epoch's mean
+        loss is finite (then no step's loss can be otherwise, and none is looked at)."""
+        finite = None if mean_finite else torch.isfinite(step_losses)
+        if finite is not None and not bool(finite.all()):
             step = int((~finite).nonzero()[0, 0])
             value = step_losses[step]
             shown = float(value) if value.numel() == 1 else ", ".join(

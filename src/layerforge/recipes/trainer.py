@@ -27,7 +27,7 @@ class Trainer:
 
     Arguments are the ``train`` keys of a spec (``epochs``, ``batch_size``, ``loss``,
     ``optimizer``, ``schedule``, ``clip_grad_norm``, ``clip_grad_value``, ``l1``, ``l2``,
-    ``early_stopping``, ``device``, ``checkpoint_every``), validated the same way, plus:
+    ``early_stopping``, ``device``, ``checkpoint_every``, ``validate_every``, ...), validated the same way, plus:
 
     Args:
         task: a task name ('classification': integer classes; 'regression': numbers) or a task

@@ -397,7 +397,7 @@ def build_comparison(run_dirs: list[str | Path], out: str | Path) -> Path:
     """A page with the runs' curves overlaid and their final metrics side by side."""
     runs = [Run(path) for path in run_dirs]
     named = [(run.path.name, run.history) for run in runs]
-    keys = list(dict.fromkeys(k for run in runs for r in run.history[:1] for k in r
+    keys = list(dict.fromkeys(k for run in runs for r in run.history for k in r
                               if k.endswith("loss") or k.startswith("val_")))
     curves = "".join(_image(charts.overlaid(named, key), key) for key in keys)
     rows = []

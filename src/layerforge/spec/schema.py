@@ -337,6 +337,9 @@ class TrainSpec(_Section):
     # every N epochs, or 'auto': after the first epoch, then once CHECKPOINT_SECONDS have passed
     # since the last checkpoint, and after the last epoch (short epochs do not pay a write each)
     checkpoint_every: PositiveInt | Literal["auto"] = "auto"
+    # validate after every N epochs and after the last; early stopping and a plateau schedule
+    # decide on those epochs, their patience still counted in epochs
+    validate_every: PositiveInt = 1
     # GANs: the discriminator's own optimizer (default: the same as the generator's) and its
     # updates per generator update
     discriminator_optimizer: OptimizerSpec | None = None

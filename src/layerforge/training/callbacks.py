@@ -46,7 +46,10 @@ class EarlyStopping:
         self.best_weights: dict[str, torch.Tensor] | None = None
 
     def update(self, record: dict, model: torch.nn.Module) -> bool:
-        """Record an epoch; True when training should stop."""
+        """Record an epoch; True when training should stop: ``patience`` epochs have passed since
+        the best one (an epoch without ``monitor``, not validated, decides nothing)."""
+        if self.monitor not in record:
+            return False
         value = record[self.monitor]
         if math.isnan(value):
             improved = False
@@ -61,7 +64,7 @@ class EarlyStopping:
             if self.restore_best:
                 self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return False
-        self.wait += 1
+        self.wait = record["epoch"] - self.best_epoch
         return self.wait >= self.patience
 
     def state_dict(self) -> dict:

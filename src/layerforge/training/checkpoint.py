@@ -110,6 +110,7 @@ class ScheduleState(_Part):
     scale: Number = Field(gt=0)
     best: Number | None
     bad_epochs: int = Field(ge=0)
+    checked: Annotated[int, Field(ge=1)] | None = None  # the epoch the plateau was last checked at
 
 
 class EarlyStoppingState(_Part):

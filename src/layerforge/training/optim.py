@@ -104,6 +104,7 @@ class Schedule:
         self.scale = 1.0
         self.best: float | None = None
         self.bad_epochs = 0
+        self.checked: int | None = None
 
     def lr(self, epoch: int, step: int) -> float:
         """The learning rate for ``step`` (0-based, within the epoch) of ``epoch`` (0-based)."""
@@ -134,24 +135,30 @@ class Schedule:
         return base
 
     def epoch_end(self, record: dict[str, float]) -> None:
-        """Update plateau state from the epoch's record (other schedules ignore it)."""
+        """Update plateau state from the epoch's record (other schedules ignore it). Epochs
+        without ``monitor`` (not validated) decide nothing; the epochs since the last check count
+        towards ``patience``."""
         if self.name != "plateau" or self.monitor not in record:
             return
         value = record[self.monitor]
         improved = self.best is None or (
             value < self.best if self.mode == "min" else value > self.best
         )
+        epoch = record.get("epoch")
+        passed = 1 if self.checked is None or epoch is None else max(1, epoch - self.checked)
+        self.checked = epoch
         if improved:
             self.best, self.bad_epochs = value, 0
             return
-        self.bad_epochs += 1
+        self.bad_epochs += passed
         if self.bad_epochs > self.patience:
             floor = self.min_lr / self.base_lr if self.base_lr else 0.0
             self.scale = max(self.scale * self.factor, floor)
             self.bad_epochs = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"scale": self.scale, "best": self.best, "bad_epochs": self.bad_epochs}
+        return {"scale": self.scale, "best": self.best, "bad_epochs": self.bad_epochs, "checked": self.checked}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scale, self.best, self.bad_epochs = state["scale"], state["best"], state["bad_epochs"]
+        self.checked = state.get("checked")
