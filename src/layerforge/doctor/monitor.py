@@ -90,10 +90,12 @@ class Doctor(Callback):
         self._owner = torch.tensor(owner, dtype=torch.long, device=device)
         self._numel = [sum(p.numel() for p in params) for _, params in self.layers]
 
-    def _per_layer(self, norms: list[torch.Tensor]) -> torch.Tensor:
-        """Per-layer norms from per-parameter norms: sqrt of the summed squares."""
-        squares = torch.stack(norms).float().pow(2)
-        return torch.zeros(len(self.layers), device=squares.device).index_add_(0, self._owner, squares).sqrt()
+    def _per_layer(self, norms: torch.Tensor) -> torch.Tensor:
+        """Per-layer norms (samples, layers) from per-parameter norms (samples, parameters): the
+        square root of the summed squares."""
+        squares = norms.float().pow(2)
+        out = torch.zeros(len(squares), len(self.layers), device=squares.device)
+        return out.index_add_(1, self._owner, squares).sqrt()
 
     def on_epoch_start(self, trainer, epoch: int) -> None:
         self._epoch = epoch + 1
@@ -113,10 +115,11 @@ class Doctor(Callback):
             if self._pending:
                 self._pending[-1]["activations"] = self._activations
             self._activations = {}
+        # per-parameter norms only here (a few fused ops); per-layer sums and ratios wait for _flush
         if self._weights_before is not None:  # one step after a sample: the size of the update
             after = [p.detach() for p in self._params]
-            moved = self._per_layer(torch._foreach_norm(torch._foreach_sub(after, self._weights_before)))
-            self._pending[-1]["update_ratio"] = moved / self._pending[-1]["weight_norm"].clamp_min(1e-12)
+            self._pending[-1]["update_norm"] = torch.stack(
+                torch._foreach_norm(torch._foreach_sub(after, self._weights_before)))
             self._weights_before = None
         if step not in self._sampled or not self._params:
             return
@@ -124,10 +127,10 @@ class Doctor(Callback):
         grads = [p.grad.detach() if p.grad is not None else torch.zeros_like(p) for p in self._params]
         self._pending.append({
             "epoch": self._epoch, "step": step, "loss": loss.detach(),
-            "grad_norm": self._per_layer(torch._foreach_norm(grads)),
-            "weight_norm": self._per_layer(torch._foreach_norm(weights)),
+            "grad_norm": torch.stack(torch._foreach_norm(grads)),
+            "weight_norm": torch.stack(torch._foreach_norm(weights)),
         })
-        self._weights_before = [w.clone() for w in weights]
+        self._weights_before = torch._foreach_mul(weights, 1.0)  # copies, in one call
         self._capture = bool(self._watched)
         if not self._hooked_always:
             self._hook_all()
@@ -157,10 +160,11 @@ class Doctor(Callback):
             if not self._capture or not module.training or not torch.is_tensor(output):
                 return
             out = output.detach()
-            units = out.transpose(0, 1).flatten(1) if out.ndim > 1 else out[None]  # (units, rows * positions)
-            stats = {"mean": out.mean(), "std": out.std() if out.numel() > 1 else out.new_zeros(())}
-            if bounds is None:
-                stats["dead"] = (units.amax(dim=1) <= 0).float().mean()
+            std, mean = torch.std_mean(out) if out.numel() > 1 else (out.new_zeros(()), out.mean())
+            stats = {"mean": mean, "std": std}
+            if bounds is None:  # a unit (dimension 1) is dead when no row and no position makes it positive
+                peaks = out.amax(dim=[d for d in range(out.ndim) if d != 1]) if out.ndim > 1 else out.amax()[None]
+                stats["dead"] = (peaks <= 0).float().mean()
             else:
                 stats["saturated"] = ((out <= bounds[0]) | (out >= bounds[1])).float().mean()
             self._activations[name] = stats
@@ -180,24 +184,32 @@ class Doctor(Callback):
         if not ready:
             return
         # every number of every entry in one tensor, so there is one copy to the host
-        parts = [entry["loss"].float().reshape(1) for entry in ready]
-        for key in ("grad_norm", "weight_norm", "update_ratio"):
-            parts += [entry[key].float() for entry in ready if key in entry]
-        parts += [value.float().reshape(1) for entry in ready for stats in entry.get("activations", {}).values()
-                  for value in stats.values()]
-        numbers = iter(torch.cat([part.to(parts[0].device) for part in parts]).cpu().tolist())
+        grad = self._per_layer(torch.stack([entry["grad_norm"] for entry in ready]))
+        weight = self._per_layer(torch.stack([entry["weight_norm"] for entry in ready]))
+        moved = [i for i, entry in enumerate(ready) if "update_norm" in entry]
+        ratio = (self._per_layer(torch.stack([ready[i]["update_norm"] for i in moved])) / weight[moved].clamp_min(1e-12)
+                 if moved else weight[:0])
+        losses = torch.stack([entry["loss"].detach().float().reshape(()) for entry in ready]).to(grad.device)
+        stats = [value.float().reshape(1).to(grad.device) for entry in ready
+                 for values in entry.get("activations", {}).values() for value in values.values()]
+        numbers = iter(torch.cat([losses, grad.flatten(), weight.flatten(), ratio.flatten(), *stats]).cpu().tolist())
         width = len(self.layer_names)
+
+        def per_layer() -> dict:
+            return dict(zip(self.layer_names, [next(numbers) for _ in range(width)]))
+
         lines = [{"epoch": entry["epoch"], "step": entry["step"], "loss": next(numbers)} for entry in ready]
-        for key in ("grad_norm", "weight_norm", "update_ratio"):
-            for entry, line in zip(ready, lines):
-                if key in entry:
-                    line[key] = dict(zip(self.layer_names, (next(numbers) for _ in range(width))))
+        for key in ("grad_norm", "weight_norm"):
+            for line in lines:
+                line[key] = per_layer()
+        for i in moved:
+            lines[i]["update_ratio"] = per_layer()
         for line in lines:
             line["grad_rms"] = {n: g / max(c, 1) ** 0.5 for (n, g), c in zip(line["grad_norm"].items(), self._numel)}
         for entry, line in zip(ready, lines):
             if "activations" in entry:
-                line["activations"] = {name: {k: next(numbers) for k in stats}
-                                       for name, stats in entry["activations"].items()}
+                line["activations"] = {name: {k: next(numbers) for k in values}
+                                       for name, values in entry["activations"].items()}
         keys = ("epoch", "step", "loss", "grad_norm", "grad_rms", "weight_norm", "update_ratio", "activations")
         lines = [{k: line[k] for k in keys if k in line} for line in lines]
         self.measurements += lines
