@@ -472,9 +472,9 @@ def predict(
             raise OutputError("--int8 needs --backend onnx")
         from .run.directory import load_run
 
-        return load_run(run).predictor.predict_table(data, **options)
+        return load_run(run).predictor.predict_pieces(data, **options)  # a large table: chunk by chunk
 
-    _write_frame(call, out, "predictions.csv")
+    _write_frames(call, out, "predictions.csv")
 
 
 def _runtime_table(run: Path, data: Path, int8: bool, options: dict):
@@ -525,22 +525,24 @@ def export(
     console.print(f"proof: {folder / PARITY}", markup=False)
 
 
-def _write_frame(call, out: Path | None, example: str) -> None:
-    """The table ``call`` makes, to standard output or to ``out`` (checked before the work)."""
-    from .data.tabular import write_table
+def _write_frames(call, out: Path | None, example: str) -> None:
+    """The rows of the tables ``call`` makes (a table, or tables made one at a time), to
+    standard output or to ``out`` (checked before the work; written whole or not at all)."""
+    from .data.tabular import write_table_pieces
 
     def written():
         if out is not None:
             _usable_output(out, example=example)
-        frame = call()
+        made = call()
+        frames = [made] if hasattr(made, "to_csv") else made
         if out is not None:
             with _writing(out):
-                write_table(frame, out)
-        return frame
+                write_table_pieces(frames, out)
+            return
+        for i, frame in enumerate(frames):
+            frame.to_csv(sys.stdout, index=False, header=i == 0)
 
-    frame = _guard(written)
-    if out is None:
-        frame.to_csv(sys.stdout, index=False)
+    _guard(written)
 
 
 @app.command()
@@ -617,7 +619,7 @@ def embed(
     def call():
         return load_run(run).predictor.embed_table(data, ignore_extra=ignore_extra)
 
-    _write_frame(call, out, "codes.csv")
+    _write_frames(call, out, "codes.csv")
 
 
 @app.command()

@@ -30,14 +30,22 @@ def _boundary(path: Path) -> None:
 
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
+    with atomic_file(path) as file:
+        file.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Any]:
+    """A binary file to write ``path`` through, written a piece at a time: a temporary file in
+    the same directory, fsynced and renamed over ``path`` when the block ends; removed, leaving
+    ``path`` as it was, when the block raises."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             os.fchmod(file.fileno(), _file_mode(path))  # mkstemp's 0600 would hide the file from others
-            file.write(payload)
+            yield file
             file.flush()
             os.fsync(file.fileno())
         _boundary(path)

@@ -205,26 +205,37 @@ def test_what_a_streamed_table_cannot_do_is_refused_by_name(tmp_path):
 RUN = textwrap.dedent("""
     import json, resource, sys
     import layerforge as lf
+    run = None
     try:
-        run = lf.train(json.loads(sys.argv[1]), runs_dir=sys.argv[2])
-        outcome = run.metrics["test"]["accuracy"]
+        if sys.argv[1] == "predict":  # predict a file into another, a chunk at a time
+            from layerforge.data.tabular import write_table_pieces
+
+            pieces = lf.load_run(sys.argv[2]).predictor.predict_pieces(sys.argv[3])
+            outcome = len(write_table_pieces(pieces, sys.argv[4]).read_bytes())
+        else:
+            run = lf.train(json.loads(sys.argv[1]), runs_dir=sys.argv[2])
+            outcome = run.metrics["test"]["accuracy"]
     except MemoryError:
         outcome = "out of memory"
     except lf.DataError as error:
         outcome = str(error)
     data = [line for line in open("/proc/self/status") if line.startswith("VmData")][0].split()[1]
-    print(json.dumps({"outcome": outcome, "vmdata_kb": int(data),
+    print(json.dumps({"outcome": outcome, "vmdata_kb": int(data), "run": run and str(run.path),
                       "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """)
 
 
-def _run_limited(spec, runs_dir, limit: int | None = None) -> dict:
+def _run_limited(spec, runs_dir, limit: int | None = None, predict: tuple = ()) -> dict:
+    """Train ``spec`` (or, with ``predict`` = (run, data, out), predict) in a process whose data
+    segment is capped at ``limit`` bytes."""
+
     def cap():
         if limit is not None:
             resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
-    done = subprocess.run([sys.executable, "-c", RUN, json.dumps(spec), str(runs_dir)], capture_output=True,
-                          text=True, preexec_fn=cap, timeout=600)
+    arguments = ["predict", *map(str, predict)] if predict else [json.dumps(spec), str(runs_dir)]
+    done = subprocess.run([sys.executable, "-c", RUN, *arguments], capture_output=True, text=True,
+                          preexec_fn=cap, timeout=600)
     lines = done.stdout.strip().splitlines()
     if not lines:  # the process died: under a memory limit, glibc aborts when a new thread's memory is refused
         return {"outcome": f"died ({done.returncode}): {done.stderr.strip()[-500:]}"}
@@ -247,6 +258,11 @@ def test_a_parquet_file_four_times_the_memory_allowed_trains_with_bounded_memory
     streamed = _run_limited(big, tmp_path / "runs", limit)
     assert isinstance(streamed["outcome"], float) and streamed["outcome"] > 0.95, streamed
     assert streamed["peak_rss_kb"] * 1024 < small["peak_rss_kb"] * 1024 + allowance
+    # the run predicts the whole file into a Parquet file under the same limit, a chunk at a time
+    predicted = _run_limited(None, None, limit, predict=(streamed["run"], big_path, tmp_path / "predicted.parquet"))
+    assert isinstance(predicted["outcome"], int), predicted
+    assert pq.ParquetFile(tmp_path / "predicted.parquet").metadata.num_rows == 2_000_000
+    assert predicted["peak_rss_kb"] * 1024 < small["peak_rss_kb"] * 1024 + allowance, predicted
     whole = _run_limited({**big, "data": {**big["data"], "streaming": False}}, tmp_path / "runs", limit)
     # the limit binds: the same table read into memory does not fit under it, which is said before reading
     assert "does not fit in memory" in whole["outcome"], whole
@@ -305,3 +321,45 @@ def test_a_run_stopped_mid_epoch_resumes_from_its_position_in_the_stream(tmp_pat
     a, b = load_weights(full.path / "model.safetensors"), load_weights(resumed.path / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in resumed.history]
+
+
+def test_predict_reads_a_large_file_a_chunk_at_a_time_and_writes_it_whole_or_not_at_all(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from layerforge.cli import app
+
+    path = write_parquet(tmp_path / "rows.parquet", 5000, 6, 4)
+    run = lf.train(spec_for(path), runs_dir=tmp_path / "runs")
+    rows = pd.read_parquet(path).drop(columns="label")
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    whole = run.predictor.predict_table(rows)
+    read = []
+    chunks = TableFile.chunks
+
+    def counted(self, unit, columns):
+        for frame in chunks(self, unit, columns):
+            read.append(len(frame))
+            yield frame
+
+    monkeypatch.setattr(TableFile, "chunks", counted)
+    monkeypatch.setattr(tablefile, "CHUNK_BYTES", 1200 * 8 * 6)  # 1,200 rows of 6 values a chunk
+    for source, out in (("rows.csv", "p.parquet"), ("rows.parquet", "p.csv")):
+        read.clear()
+        result = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / source), "--out",
+                                          str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+        assert max(read) <= 1250 and sum(read) == 5000  # csv: 1,200 rows at a time; parquet: its row groups
+        written = pd.read_parquet(tmp_path / out) if out.endswith("parquet") else pd.read_csv(tmp_path / out)
+        assert written["label"].tolist() == whole["label"].tolist()
+        assert np.allclose(written.drop(columns="label").to_numpy(), whole.drop(columns="label").to_numpy())
+    stdout = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "rows.csv")]).stdout
+    assert stdout.splitlines()[0] == ",".join(whole.columns) and len(stdout.splitlines()) == 5001
+    # a bad value far into the file is named by its row; the earlier output file is left as it was
+    rows["x2"] = rows["x2"].astype(object)
+    rows.loc[3500, "x2"] = "oops"
+    rows.to_csv(tmp_path / "bad.csv", index=False)
+    before = (tmp_path / "p.csv").read_bytes()
+    result = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "bad.csv"), "--out",
+                                      str(tmp_path / "p.csv")])
+    assert result.exit_code == 2 and "row 3501 (line 3502 of bad.csv)" in result.output, result.output
+    assert (tmp_path / "p.csv").read_bytes() == before and not list(tmp_path.glob(".p.csv.*"))

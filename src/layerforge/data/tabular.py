@@ -7,7 +7,6 @@ process applies exactly the transformation used in training.
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..files import atomic_write
+from ..files import atomic_file
 from .arrays import MAX_STANDARD_SCORE, scaling
 from .labels import category_key, row_label, row_of
 
@@ -166,13 +165,34 @@ def to_numbers(series, column: str, source: str | None, boolean: bool) -> np.nda
 def write_table(frame, path: str | Path) -> Path:
     """Write ``frame`` as Parquet (.parquet, .pq) or CSV (any other name), atomically: an
     interrupted write leaves the old file or none, never half a table."""
+    return write_table_pieces([frame], path)
+
+
+def write_table_pieces(frames, path: str | Path) -> Path:
+    """Write the rows of ``frames`` (DataFrames with the same columns, made as they are read:
+    one in memory at a time) as one table, atomically, like ``write_table``. Parquet keeps the
+    first frame's column types; every frame becomes a row group."""
     path = Path(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        atomic_write(path, buffer.getvalue())
-    else:
-        atomic_write(path, frame.to_csv(index=False))
+    with atomic_file(path) as file:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            writer = None
+            try:
+                for frame in frames:
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(file, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+            finally:
+                if writer is not None:
+                    writer.close()
+            if writer is None:
+                raise DataError(f"{path}: no rows to write")
+        else:
+            for i, frame in enumerate(frames):
+                file.write(frame.to_csv(index=False, header=i == 0).encode("utf-8"))
     return path
 
 

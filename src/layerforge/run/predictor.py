@@ -4,6 +4,7 @@ the HTTP service and exports all predict through it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +195,12 @@ class Predictor:
         if groups is not None:
             table[table.columns[0]] = self._decisions(inputs, groups)
         return table
+
+    def predict_pieces(self, data, **options) -> Iterator:
+        """``predict_table`` a piece at a time: a table file in chunks, so that predicting a file
+        larger than memory holds one chunk of it (``Encoder.pieces``); other data whole."""
+        for piece in self.encoder.pieces(data):
+            yield self.predict_table(piece, **options)
 
     @_answers
     def evaluate(self, data, loss_fn, **options) -> dict[str, float]:

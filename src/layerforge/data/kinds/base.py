@@ -10,6 +10,7 @@ and validating a spec must not wait for pandas.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -128,6 +129,11 @@ class Encoder(ABC):
         Raises:
             DataError: rows the model cannot read, named by column, row or file.
         """
+
+    def pieces(self, data) -> Iterator:
+        """New rows in pieces that each fit in memory, for ``encode_new`` one at a time (a large
+        file predicted a piece at a time); by default, ``data`` whole."""
+        yield data
 
     def missing_labels(self) -> str:
         """What to add to new data so that it can be evaluated."""

@@ -3,6 +3,7 @@ booleans and categories, and a target column."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,6 +15,8 @@ from ...models.inputs import Inputs
 from .. import builtin
 from ..labels import row_label
 from .base import Encoder, Kind, Perturbation, Source, State
+
+TABLE_FILES = (".csv", ".tsv", ".parquet", ".pq")  # what read_table and TableFile read
 
 
 class NumericColumn(BaseModel):
@@ -249,6 +252,24 @@ class TableEncoder(Encoder):
         labels = frame[self.target] if self.target and self.target in frame.columns else None
         return (x,), labels
 
+    def pieces(self, data) -> Iterator:
+        """A .csv, .tsv or .parquet file's rows in chunks (``TableFile``: about 8 MB of values
+        each, indexed by their rows in the file and naming it in ``attrs['source']``, so that
+        messages name the file's row); anything else whole."""
+        if not isinstance(data, (str, Path)) or not str(data).lower().endswith(TABLE_FILES):
+            yield data
+            return
+        from ..tablefile import TableFile
+
+        file, rows = TableFile.open(data), 0
+        for unit in file.units():
+            for frame in file.chunks(unit, file.names):
+                frame.attrs["source"] = str(data)
+                rows += len(frame)
+                yield frame
+        if not rows:
+            raise DataError(f"{data}: holds no rows")
+
     def _frame(self, data):
         import pandas as pd
 
@@ -257,7 +278,7 @@ class TableEncoder(Encoder):
         if isinstance(data, (str, Path)):
             return read_table(data), str(data)
         if isinstance(data, pd.DataFrame):
-            return data, None
+            return data, data.attrs.get("source")
         array = np.asarray(data)
         if array.ndim == 1:
             array = array[None, :]
