@@ -162,20 +162,32 @@ def test_a_streamed_csv_trains_and_a_bad_row_far_down_is_named_with_nothing_left
     assert [c["categories"] for c in run.manifest.preprocessing.model_dump()["columns"] if c["name"] == "color"] \
         == [["blue", "green", "red"]]
 
-    # readers start at blocks of lines found while fingerprinting; a quote could hide a line break
+    # readers start at blocks of records found while fingerprinting, also where quoted fields hold
+    # separators, doubled quotes and line breaks
     indexed = TableFile.open(good, 256)
     indexed.fingerprint()
     indexed.index_lines(n)
     assert len(indexed.units()) == -(-n // 256)
     quoted = tmp_path / "quoted.csv"
-    frame.assign(color=frame["color"].map({"red": "red, dark", "green": "green", "blue": "blue"})).to_csv(quoted,
-                                                                                                          index=False)
-    plain = TableFile.open(quoted, 256)
-    plain.fingerprint()
-    plain.index_lines(n)
-    assert plain.units() == [0]
+    names = {"red": 'red, "dark"\nand warm', "green": "green\n", "blue": "blue"}
+    frame.assign(color=frame["color"].map(names)).to_csv(quoted, index=False)
+    assert quoted.read_text().count("\n") > n + 1000
+    blocks = TableFile.open(quoted, 256)
+    blocks.fingerprint()
+    blocks.index_lines(n)
+    assert len(blocks.units()) == -(-n // 256)
+    read = pd.concat(frame for unit in blocks.units() for frame in blocks.chunks(unit, blocks.names))
+    pd.testing.assert_frame_equal(read, pd.read_csv(quoted))
+    with pytest.MonkeyPatch.context() as patch:  # quotes opened in one read of the file and closed in the next
+        patch.setattr(tablefile, "READ_BYTES", 7)
+        small = TableFile.open(quoted, 256)
+        small.fingerprint()
+        assert np.array_equal(small._offsets, blocks._offsets)
     spec["data"]["path"] = str(quoted)
-    assert lf.train(spec, runs_dir=tmp_path / "runs").metrics["test"]["accuracy"] > 0.9
+    quoted_run = lf.train(spec, runs_dir=tmp_path / "runs")
+    assert quoted_run.metrics["test"]["accuracy"] > 0.9
+    assert [c["categories"] for c in quoted_run.manifest.preprocessing.model_dump()["columns"]
+            if c["name"] == "color"] == [["blue", "green\n", 'red, "dark"\nand warm']]
 
     frame["size"] = frame["size"].astype(object)
     frame.loc[2500, "size"] = "oops"

@@ -17,6 +17,7 @@ from ..memory import available_memory
 MEMORY_SHARE = 0.25  # data.streaming: auto streams a table whose values would fill more of the free memory
 CHUNK_BYTES = 8 << 20  # data.stream.chunk_rows: auto reads about this many bytes of values at a time
 PARQUET = (".parquet", ".pq")
+READ_BYTES = 1 << 22  # fingerprint reads the file this much at a time
 
 
 def check_fits(size: int, source: str) -> None:
@@ -55,7 +56,7 @@ class TableFile:
         self.parquet = self.path.lower().endswith(PARQUET)
         self.chunk_rows = chunk_rows if chunk_rows != "auto" else max(1024, CHUNK_BYTES // (8 * max(1, len(names))))
         self._starts = None  # Parquet: each row group's first row; a CSV: see _scan
-        self._offsets = None  # a CSV: the byte where each piece of chunk_rows lines starts
+        self._offsets = None  # a CSV: the byte where each piece of chunk_rows records starts
         if self.parquet:
             import pyarrow.parquet as pq
 
@@ -101,14 +102,15 @@ class TableFile:
 
     def units(self) -> list[int]:
         """The pieces readers can start at: Parquet row groups; a CSV's blocks of ``chunk_rows``
-        lines once ``fingerprint`` found where they start, else the whole file, in order."""
+        records once ``fingerprint`` found where they start, else the whole file, in order."""
         if self.parquet:
             return list(range(len(self._starts) - 1))
         return list(range(len(self._offsets) - 1)) if self._offsets is not None else [0]
 
     def index_lines(self, rows: int) -> None:
-        """Keep the CSV's line index (found by ``fingerprint``) only when its lines are the
-        ``rows`` rows pandas reads: no blank lines or quoted line breaks to tell them apart."""
+        """Keep the CSV's record index (found by ``fingerprint``) only when its records are the
+        ``rows`` rows pandas reads (blank lines, or quotes pandas reads otherwise, would shift
+        them): else the file is read in order."""
         if self._offsets is not None and self._lines != rows:
             self._offsets = None
 
@@ -175,24 +177,27 @@ class TableFile:
 
     def fingerprint(self) -> str:
         """SHA-256 of the file's bytes. Of a CSV, the same pass finds where each block of
-        ``chunk_rows`` lines starts, so that readers can start there (unless a quote character
-        appears: a quoted field may hold a line break)."""
+        ``chunk_rows`` records starts, so that readers can start there: a record ends at a line
+        break outside quotes (one preceded by an even number of quote characters, as a doubled
+        quote inside a quoted field counts two)."""
         digest = hashlib.sha256()
-        offsets, lines, position, quoted, last = [], 0, 0, self.parquet, b""
+        offsets, records, position, inside, last = [], 0, 0, 0, b""
         with open(self.path, "rb") as handle:
-            while block := handle.read(1 << 22):
+            while block := handle.read(READ_BYTES):
                 digest.update(block)
-                if not quoted and b'"' in block:
-                    quoted = True
-                if not quoted:  # newline n ends line n; line 0 is the header, row r is line r + 1
-                    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
-                    numbers = lines + np.arange(len(ends))
+                if not self.parquet:  # record n ends at break n; record 0 is the header, row r is record r + 1
+                    raw = np.frombuffer(block, np.uint8)
+                    ends = np.flatnonzero(raw == 10)
+                    if inside or b'"' in block:  # whether each byte lies inside quotes, carried over
+                        quoted = np.bitwise_xor.accumulate((raw == 34).view(np.uint8)) ^ inside
+                        ends, inside = ends[quoted[ends] == 0], int(quoted[-1])
+                    numbers = records + np.arange(len(ends))
                     offsets += (position + ends[numbers % self.chunk_rows == 0] + 1).tolist()
-                    lines += len(ends)
+                    records += len(ends)
                 position += len(block)
                 last = block[-1:]
-        if not quoted:
+        if not self.parquet:
             offsets = [o for o in offsets if o < position]
-            self._lines = lines - 1 + (1 if last not in (b"\n", b"") else 0)
+            self._lines = records - 1 + (1 if last not in (b"\n", b"") else 0)
             self._offsets = np.array([*offsets, position], dtype=np.int64)
         return digest.hexdigest()
