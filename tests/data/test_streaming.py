@@ -365,6 +365,10 @@ def test_predict_reads_a_large_file_a_chunk_at_a_time_and_writes_it_whole_or_not
         assert written["label"].tolist() == whole["label"].tolist()
         assert np.allclose(written.drop(columns="label").to_numpy(), whole.drop(columns="label").to_numpy())
     stdout = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "rows.csv")]).stdout
+    # run.predict and predict_proba read a file the same way
+    read.clear()
+    assert run.predict(tmp_path / "rows.csv").tolist() == whole["label"].tolist() and len(read) == 5
+    assert np.allclose(run.predict_proba(tmp_path / "rows.parquet"), run.predict_proba(rows), atol=1e-6)
     assert stdout.splitlines()[0] == ",".join(whole.columns) and len(stdout.splitlines()) == 5001
     # a bad value far into the file is named by its row; the earlier output file is left as it was
     rows["x2"] = rows["x2"].astype(object)

@@ -126,11 +126,17 @@ class Run:
         Raises:
             DataError: missing or unexpected columns, wrong types, unseen categories.
         """
-        return self.predictor.predict(data, unknown=unknown, ignore_extra=ignore_extra)
+        return self._by_pieces(self.predictor.predict, data, unknown=unknown, ignore_extra=ignore_extra)
 
     def predict_proba(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
         """Class probabilities, shape (rows, classes) in the order of ``meta['classes']``."""
-        return self.predictor.predict_proba(data, unknown=unknown, ignore_extra=ignore_extra)
+        return self._by_pieces(self.predictor.predict_proba, data, unknown=unknown, ignore_extra=ignore_extra)
+
+    def _by_pieces(self, method, data, **options) -> np.ndarray:
+        """``method`` on ``data`` a piece at a time (a table file in chunks, so that only one is
+        in memory), its answers joined."""
+        answers = [method(piece, **options) for piece in self.predictor.encoder.pieces(data)]
+        return answers[0] if len(answers) == 1 else np.concatenate(answers)
 
     def evaluate(self, data=None, *, unknown: str | None = None, ignore_extra: bool = False) -> dict[str, float]:
         """Loss and metrics on ``data`` (which must hold the targets), or on the run's own test
