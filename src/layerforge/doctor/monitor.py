@@ -6,7 +6,7 @@ how far the update moved them. Forward hooks on the activation modules record, o
 a sample, the share of dead units (ReLU family: zero for every row of the batch), of saturated
 outputs (sigmoid, tanh), and the outputs' mean and spread; they are in place only for that step
 (for a compiled network, always: adding a hook would recompile it). Values stay on the device
-until the epoch ends, so the loop never waits for them.
+and come to the host together, at most once a second, so the loop never waits for them.
 """
 
 from __future__ import annotations
