@@ -77,7 +77,7 @@ class Doctor(Callback):
                 continue
             self.activation_names.append(name)
             self._watched.append((module, self._hook(name, module, bounds)))
-        self._hooked_always = bool(getattr(trainer.spec, "compile", False))
+        self._hooked_always = trainer.spec.compile
         if self._hooked_always:
             self._hook_all()
         self._weights_before: list[torch.Tensor] | None = None
@@ -173,9 +173,9 @@ class Doctor(Callback):
 
     def _flush(self, final: bool) -> None:
         """Bring the measurements to the host as plain numbers, all at once: at most once every
-        ``FLUSH_SECONDS`` (one wait then), and when training ends. A sample still waiting for
-        its next step (the update size, the activations) stays until then, unless training has
-        ended."""
+        ``FLUSH_SECONDS`` (the loop waits for the device then), and when training ends. A sample
+        still waiting for its next step (the update size, the activations) stays until then,
+        unless training has ended."""
         if not final and time.perf_counter() - self._flushed_at < FLUSH_SECONDS:
             return
         waiting = not final and (self._weights_before is not None or self._capture)
@@ -183,35 +183,28 @@ class Doctor(Callback):
         self._flushed_at = time.perf_counter()
         if not ready:
             return
-        # every number of every entry in one tensor, so there is one copy to the host
-        grad = self._per_layer(torch.stack([entry["grad_norm"] for entry in ready]))
+        # per-layer numbers of all the samples at once: a few tensors, each copied to the host once
         weight = self._per_layer(torch.stack([entry["weight_norm"] for entry in ready]))
+        grads = self._per_layer(torch.stack([entry["grad_norm"] for entry in ready])).tolist()
         moved = [i for i, entry in enumerate(ready) if "update_norm" in entry]
-        ratio = (self._per_layer(torch.stack([ready[i]["update_norm"] for i in moved])) / weight[moved].clamp_min(1e-12)
-                 if moved else weight[:0])
-        losses = torch.stack([entry["loss"].detach().float().reshape(()) for entry in ready]).to(grad.device)
-        stats = [value.float().reshape(1).to(grad.device) for entry in ready
-                 for values in entry.get("activations", {}).values() for value in values.values()]
-        numbers = iter(torch.cat([losses, grad.flatten(), weight.flatten(), ratio.flatten(), *stats]).cpu().tolist())
-        width = len(self.layer_names)
-
-        def per_layer() -> dict:
-            return dict(zip(self.layer_names, [next(numbers) for _ in range(width)]))
-
-        lines = [{"epoch": entry["epoch"], "step": entry["step"], "loss": next(numbers)} for entry in ready]
-        for key in ("grad_norm", "weight_norm"):
-            for line in lines:
-                line[key] = per_layer()
-        for i in moved:
-            lines[i]["update_ratio"] = per_layer()
-        for line in lines:
-            line["grad_rms"] = {n: g / max(c, 1) ** 0.5 for (n, g), c in zip(line["grad_norm"].items(), self._numel)}
-        for entry, line in zip(ready, lines):
+        ratios = iter((self._per_layer(torch.stack([ready[i]["update_norm"] for i in moved]))
+                       / weight[moved].clamp_min(1e-12)).tolist() if moved else [])
+        losses = torch.stack([entry["loss"].float() for entry in ready]).tolist()
+        stats = [value for entry in ready for values in entry.get("activations", {}).values()
+                 for value in values.values()]
+        stats = iter(torch.stack(stats).float().tolist() if stats else [])
+        lines = []
+        for entry, loss, grad, weights in zip(ready, losses, grads, weight.tolist()):
+            line = {"epoch": entry["epoch"], "step": entry["step"], "loss": loss,
+                    "grad_norm": dict(zip(self.layer_names, grad)),
+                    "grad_rms": {n: g / max(c, 1) ** 0.5 for n, g, c in zip(self.layer_names, grad, self._numel)},
+                    "weight_norm": dict(zip(self.layer_names, weights))}
+            if "update_norm" in entry:
+                line["update_ratio"] = dict(zip(self.layer_names, next(ratios)))
             if "activations" in entry:
-                line["activations"] = {name: {k: next(numbers) for k in values}
+                line["activations"] = {name: {k: next(stats) for k in values}
                                        for name, values in entry["activations"].items()}
-        keys = ("epoch", "step", "loss", "grad_norm", "grad_rms", "weight_norm", "update_ratio", "activations")
-        lines = [{k: line[k] for k in keys if k in line} for line in lines]
+            lines.append(line)
         self.measurements += lines
         if self.path is not None:
             append_jsonl(self.path, lines)

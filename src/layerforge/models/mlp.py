@@ -26,15 +26,14 @@ class DenseBlock(nn.Module):
             self.norm = nn.Identity()
         self.activation = activations.get(activation)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        # an Identity is not called: a module call costs about as much as a small layer's work
-        self._norm, self._dropout = not isinstance(self.norm, nn.Identity), dropout > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, in) -> (B, out)
+        # an Identity is not called: a module call costs about as much as a small layer's work
         x = self.linear(x)
-        if self._norm:
+        if not isinstance(self.norm, nn.Identity):
             x = self.norm(x)
         x = self.activation(x)
-        return self.dropout(x) if self._dropout else x
+        return x if isinstance(self.dropout, nn.Identity) else self.dropout(x)
 
 
 class MLP(Network):

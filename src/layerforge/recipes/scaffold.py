@@ -309,9 +309,9 @@ class Scaffold:
         """(step, what happened) when the epoch's loss went non-finite or, with ``spike``, jumped
         far above the best epoch's; None for a healthy epoch. ``mean_finite``: the epoch's mean
         loss is finite (then no step's loss can be otherwise, and none is looked at)."""
-        finite = None if mean_finite else torch.isfinite(step_losses)
-        if finite is not None and not bool(finite.all()):
-            step = int((~finite).nonzero()[0, 0])
+        bad = [] if mean_finite else (~torch.isfinite(step_losses)).nonzero()  # (step[, loss]) of each
+        if len(bad):
+            step = int(bad[0, 0])
             value = step_losses[step]
             shown = float(value) if value.numel() == 1 else ", ".join(
                 f"{name} {float(v)}" for name, v in zip(self.task.loss_names, value))
@@ -418,11 +418,15 @@ class Scaffold:
             "history": self.history_,
             **({"position": position} if position else {}),
         }
-        scaler = self.precision.scaler if self.precision is not None else None
+        scaler = self._scaler()
         if scaler is not None:
             scaled = scaler.state_dict()
             state["loss_scale"] = {"scale": float(scaled["scale"]), "growth_tracker": int(scaled["_growth_tracker"])}
         save_checkpoint(self.checkpoint_dir, tensors, state)
+
+    def _scaler(self):
+        """fp16's loss scaler, or None."""
+        return self.precision.scaler if self.precision is not None else None
 
     def _restore(self) -> None:
         if self.checkpoint_dir is None:
@@ -447,7 +451,7 @@ class Scaffold:
                 self.early_stopping_.load_state_dict(state["early_stopping"], best)
             torch.set_rng_state(tensors["rng.torch"])
             self._generator.set_state(tensors["rng.batches"])
-            scaler = self.precision.scaler if self.precision is not None else None
+            scaler = self._scaler()
             if scaler is not None and state.get("loss_scale"):
                 scaler.load_state_dict({**scaler.state_dict(), "scale": state["loss_scale"]["scale"],
                                         "_growth_tracker": state["loss_scale"]["growth_tracker"]})
