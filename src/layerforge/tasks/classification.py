@@ -10,10 +10,10 @@ import numpy as np
 from ..data.labels import checked_classes, encode_classes
 from ..errors import DataError
 from ..figures import Note, Picture
-from ..metrics import accuracy, brier_score, expected_calibration_error, f1_macro, log_loss, roc_auc
+from ..metrics import classification_scores
 from .base import Task
 
-__all__ = ["ClassificationTask", "accuracy", "f1_macro", "roc_auc"]
+__all__ = ["ClassificationTask"]
 
 
 class ClassificationTask(Task):
@@ -75,16 +75,8 @@ class ClassificationTask(Task):
         return (logits / self.temperature if self.temperature else logits).softmax(dim=-1)
 
     def scores(self, outputs, y) -> dict[str, float]:
-        """accuracy, f1_macro, with two classes roc_auc, and nll, ece and brier."""
-        probs = self._softmax(outputs).double().cpu().numpy()
-        true = y.cpu().numpy()
-        pred = probs.argmax(axis=1)
-        result = {"accuracy": accuracy(true, pred), "f1_macro": f1_macro(true, pred)}
-        if len(self.classes) == 2:
-            result["roc_auc"] = roc_auc(true, probs[:, 1])
-        result.update(nll=log_loss(true, probs), ece=expected_calibration_error(true, probs),
-                      brier=brier_score(true, probs))
-        return result
+        """accuracy, f1_macro, with two classes roc_auc, and nll, ece and brier (one pass)."""
+        return classification_scores(y.cpu().numpy(), self._softmax(outputs).double().cpu().numpy())
 
     def calibrate(self, model, inputs: tuple, y) -> dict:
         """Temperature scaling: the one temperature that minimises the negative log-likelihood
