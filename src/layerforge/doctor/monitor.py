@@ -5,18 +5,25 @@ still there after the optimizer step) and keeps a copy of the weights; one step 
 how far the update moved them. Forward hooks on the activation modules record, on the step after
 a sample, the share of dead units (ReLU family: zero for every row of the batch), of saturated
 outputs (sigmoid, tanh), and the outputs' mean and spread; they are in place only for that step
-(for a compiled network, always: adding a hook would recompile it). Values stay on the device
-and come to the host together, at most once a second, so the loop never waits for them.
+(for a compiled network, always: adding a hook would recompile it).
+
+A sample is a handful of fused operations (one norm over every gradient and weight, one copy,
+one subtraction and norm a step later, three reductions per activation module), since on a
+small network each operation costs about as much as the arithmetic of a step. Values stay on the
+device as they come, and reach the host together, at most once a second, in one copy; per-layer
+sums and ratios are worked out there, so the loop never waits for them.
 """
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..files import append_jsonl, atomic_write, jsonl, read_jsonl
+from ..training import cadence
 from ..training.callbacks import Callback
 from .verdicts import diagnose, worst
 
@@ -24,7 +31,6 @@ RELU_FAMILY = (nn.ReLU, nn.ReLU6)
 SATURATING = {nn.Sigmoid: (0.02, 0.98), nn.Tanh: (-0.98, 0.98), nn.Hardtanh: (-0.98, 0.98)}
 SAMPLES_PER_EPOCH = 2
 FLUSH_SECONDS = 1.0  # measurements come to the host (and the file) at most this often
-MEASURED_EPOCHS = 100  # a longer run measures every k-th epoch (and its last), about this many in all
 STEPS_PER_SAMPLE = 4  # an epoch of fewer steps than this per sample is sampled less
 
 
@@ -43,8 +49,8 @@ class Doctor(Callback):
 
     Args:
         samples_per_epoch: sampled steps per epoch (spread evenly; an epoch of fewer than
-            ``STEPS_PER_SAMPLE`` steps per sample takes fewer). A run of more than
-            ``MEASURED_EPOCHS`` epochs measures every k-th epoch and its last, about that many.
+            ``STEPS_PER_SAMPLE`` steps per sample takes fewer). A run of more than 100 epochs
+            measures every k-th epoch and its last, about 50 (``training.cadence``).
 
     After training: ``measurements`` (one dict per sampled step), ``layer_names`` and
     ``activation_names`` (in forward order).
@@ -82,24 +88,22 @@ class Doctor(Callback):
             self._hook_all()
         self._weights_before: list[torch.Tensor] | None = None
         self._flushed_at = float("-inf")  # the first epoch's measurements are written at once
-        # every measured parameter in one flat list, and the layer each belongs to: one fused
-        # norm over all of them, then per-layer sums, instead of a Python loop per tensor
-        self._params = [p for _, params in self.layers for p in params]
-        owner = [i for i, (_, params) in enumerate(self.layers) for _ in params]
-        device = self._params[0].device if self._params else torch.device("cpu")
-        self._owner = torch.tensor(owner, dtype=torch.long, device=device)
+        # every measured parameter in one flat list (as views without autograd, which the
+        # optimizer's in-place updates show), layer after layer: one fused norm over all of them
+        self._params = [p.detach() for _, params in self.layers for p in params]
+        self._parameters = [p for _, params in self.layers for p in params]  # where the gradients are
+        sizes = [len(params) for _, params in self.layers]
+        self._starts = np.cumsum([0, *sizes[:-1]])  # each layer's first parameter in the flat list
         self._numel = [sum(p.numel() for p in params) for _, params in self.layers]
 
-    def _per_layer(self, norms: torch.Tensor) -> torch.Tensor:
-        """Per-layer norms (samples, layers) from per-parameter norms (samples, parameters): the
-        square root of the summed squares."""
-        squares = norms.float().pow(2)
-        out = torch.zeros(len(squares), len(self.layers), device=squares.device)
-        return out.index_add_(1, self._owner, squares).sqrt()
+    def _per_layer(self, norms: np.ndarray) -> np.ndarray:
+        """Per-layer norms from per-parameter norms (..., parameters): the square root of the
+        summed squares of each layer's parameters."""
+        return np.sqrt(np.add.reduceat(norms * norms, self._starts, axis=-1))
 
     def on_epoch_start(self, trainer, epoch: int) -> None:
         self._epoch = epoch + 1
-        every = max(1, -(-trainer.epochs // MEASURED_EPOCHS))  # a run of many short epochs: some of them
+        every = cadence.interval(trainer.epochs)  # a run of many epochs: some of them
         if epoch % every and epoch != trainer.epochs - 1:
             self._sampled = set()
             return
@@ -115,22 +119,18 @@ class Doctor(Callback):
             if self._pending:
                 self._pending[-1]["activations"] = self._activations
             self._activations = {}
-        # per-parameter norms only here (a few fused ops); per-layer sums and ratios wait for _flush
+        # per-parameter norms only here (fused ops); per-layer sums and ratios wait for _flush
         if self._weights_before is not None:  # one step after a sample: the size of the update
-            after = [p.detach() for p in self._params]
-            self._pending[-1]["update_norm"] = torch.stack(
-                torch._foreach_norm(torch._foreach_sub(after, self._weights_before)))
+            moved = self._weights_before
+            torch._foreach_sub_(moved, self._params)  # before - after, in the copy: the update's size
+            self._pending[-1]["update_norm"] = torch._foreach_norm(moved)
             self._weights_before = None
         if step not in self._sampled or not self._params:
             return
-        weights = [p.detach() for p in self._params]
-        grads = [p.grad.detach() if p.grad is not None else torch.zeros_like(p) for p in self._params]
-        self._pending.append({
-            "epoch": self._epoch, "step": step, "loss": loss.detach(),
-            "grad_norm": torch.stack(torch._foreach_norm(grads)),
-            "weight_norm": torch.stack(torch._foreach_norm(weights)),
-        })
-        self._weights_before = torch._foreach_mul(weights, 1.0)  # copies, in one call
+        grads = [p.grad.detach() if p.grad is not None else torch.zeros_like(p) for p in self._parameters]
+        self._pending.append({"epoch": self._epoch, "step": step, "loss": loss.detach(),
+                              "norms": torch._foreach_norm(grads + self._params)})  # gradients', then weights'
+        self._weights_before = torch._foreach_mul(self._params, 1.0)  # copies, in one call
         self._capture = bool(self._watched)
         if not self._hooked_always:
             self._hook_all()
@@ -161,13 +161,12 @@ class Doctor(Callback):
                 return
             out = output.detach()
             std, mean = torch.std_mean(out) if out.numel() > 1 else (out.new_zeros(()), out.mean())
-            stats = {"mean": mean, "std": std}
             if bounds is None:  # a unit (dimension 1) is dead when no row and no position makes it positive
                 peaks = out.amax(dim=[d for d in range(out.ndim) if d != 1]) if out.ndim > 1 else out.amax()[None]
-                stats["dead"] = (peaks <= 0).float().mean()
+                counted = ("dead", torch.count_nonzero(peaks <= 0), peaks.numel())
             else:
-                stats["saturated"] = ((out <= bounds[0]) | (out >= bounds[1])).float().mean()
-            self._activations[name] = stats
+                counted = ("saturated", torch.count_nonzero((out <= bounds[0]) | (out >= bounds[1])), out.numel())
+            self._activations[name] = (mean, std, *counted)
 
         return hook
 
@@ -183,27 +182,34 @@ class Doctor(Callback):
         self._flushed_at = time.perf_counter()
         if not ready:
             return
-        # per-layer numbers of all the samples at once: a few tensors, each copied to the host once
-        weight = self._per_layer(torch.stack([entry["weight_norm"] for entry in ready]))
-        grads = self._per_layer(torch.stack([entry["grad_norm"] for entry in ready])).tolist()
-        moved = [i for i, entry in enumerate(ready) if "update_norm" in entry]
-        ratios = iter((self._per_layer(torch.stack([ready[i]["update_norm"] for i in moved]))
-                       / weight[moved].clamp_min(1e-12)).tolist() if moved else [])
-        losses = torch.stack([entry["loss"].float() for entry in ready]).tolist()
-        stats = [value for entry in ready for values in entry.get("activations", {}).values()
-                 for value in values.values()]
-        stats = iter(torch.stack(stats).float().tolist() if stats else [])
-        lines = []
-        for entry, loss, grad, weights in zip(ready, losses, grads, weight.tolist()):
-            line = {"epoch": entry["epoch"], "step": entry["step"], "loss": loss,
-                    "grad_norm": dict(zip(self.layer_names, grad)),
-                    "grad_rms": {n: g / max(c, 1) ** 0.5 for n, g, c in zip(self.layer_names, grad, self._numel)},
-                    "weight_norm": dict(zip(self.layer_names, weights))}
+        # every number of all the samples in one tensor, copied to the host once, then read in order
+        numbers, counts = [], []
+        for entry in ready:
+            numbers += [entry["loss"], *entry["norms"], *entry.get("update_norm", ())]
+            for mean, std, _, count, _ in entry.get("activations", {}).values():
+                numbers += [mean, std]
+                counts.append(count)
+        values = torch.stack(numbers).double().cpu().numpy()
+        counts = iter(torch.stack(counts).tolist() if counts else [])
+        n, at, lines = len(self._params), 0, []
+        for entry in ready:
+            grads, weights = self._per_layer(values[at + 1 : at + 1 + 2 * n].reshape(2, n))
+            line = {"epoch": entry["epoch"], "step": entry["step"], "loss": float(values[at]),
+                    "grad_norm": dict(zip(self.layer_names, grads.tolist())),
+                    "grad_rms": {name: g / max(c, 1) ** 0.5
+                                 for name, g, c in zip(self.layer_names, grads.tolist(), self._numel)},
+                    "weight_norm": dict(zip(self.layer_names, weights.tolist()))}
+            at += 1 + 2 * n
             if "update_norm" in entry:
-                line["update_ratio"] = dict(zip(self.layer_names, next(ratios)))
+                moved = self._per_layer(values[at : at + n]) / np.maximum(weights, 1e-12)
+                line["update_ratio"] = dict(zip(self.layer_names, moved.tolist()))
+                at += n
             if "activations" in entry:
-                line["activations"] = {name: {k: next(stats) for k in values}
-                                       for name, values in entry["activations"].items()}
+                line["activations"] = {}
+                for name, (_, _, kind, _, total) in entry["activations"].items():
+                    line["activations"][name] = {"mean": float(values[at]), "std": float(values[at + 1]),
+                                                 kind: next(counts) / max(total, 1)}
+                    at += 2
             lines.append(line)
         self.measurements += lines
         if self.path is not None:
