@@ -5,9 +5,10 @@ Peers: a hand-written PyTorch loop (tensor slicing), the same loop over a DataLo
 Lightning, Keras 3 on its torch backend, skorch, ``lf.Trainer`` (with and without the training
 doctor, and validating after every epoch on the rows a full run validates on: ``lf.Trainer+val``)
 and a full ``lf.train`` run (``layerforge train``: data read from an .npz file and split,
-validation every epoch, the doctor, history, checkpoints and the report), also validating every
-10th epoch only (``lf.train/10``: ``train.validate_every: 10``). The torch peers train
-the very module layerforge builds; Keras builds the same layers.
+validation as ``train.validate_every: auto`` has it (every epoch of a run of up to 100 epochs,
+else about 100 times), the doctor, history, checkpoints and the report), also validating after
+every epoch (``lf.train/1``: ``train.validate_every: 1``). The torch peers train the very module
+layerforge builds; Keras builds the same layers.
 
 Models: an MLP 784-128-64-10 (overhead-bound), a small CNN on 28x28 images (compute-bound), a GRU
 on sequences, and a GunPoint-sized case (50 rows, 500 epochs) where per-epoch fixed costs rule.
@@ -52,7 +53,7 @@ MODELS = {
               "config": {"type": "mlp", "layers": [64]}},
 }
 PEERS = ("hand", "dataloader", "lightning", "keras", "skorch", "lf.Trainer", "lf.Trainer+doctor", "lf.Trainer+val",
-         "lf.train", "lf.train/10")
+         "lf.train", "lf.train/1")
 CLASSES = 10
 
 
@@ -72,7 +73,7 @@ class Clock:
 
 
 TRAIN_SHARE = 0.7  # a full run's default split trains on 70% of the rows (15% validation, 15% test)
-SPLITTING = ("lf.Trainer+val", "lf.train", "lf.train/10")  # the peers that hold rows out
+SPLITTING = ("lf.Trainer+val", "lf.train", "lf.train/1")  # the peers that hold rows out
 
 
 def data(spec: dict, split: bool = False):
@@ -227,7 +228,8 @@ def trainer(spec, x, y, clock, doctor=False, validate=False):
 
     callbacks = [Timer(), *([lf.Doctor()] if doctor else [])]
     fitted = lf.Trainer(task="classification", epochs=spec["epochs"], batch_size=spec["batch"],
-                        optimizer={"name": "adam", "lr": 1e-3}, callbacks=callbacks)
+                        optimizer={"name": "adam", "lr": 1e-3}, callbacks=callbacks,
+                        validate_every=1)  # +val: what validating after every epoch costs
     if not validate:
         fitted.fit(module(spec), (torch.from_numpy(x), torch.from_numpy(y)))
         return len(x)
@@ -238,7 +240,7 @@ def trainer(spec, x, y, clock, doctor=False, validate=False):
     return train
 
 
-def full_run(spec, x, y, clock, validate_every=1):
+def full_run(spec, x, y, clock, validate_every="auto"):
     import numpy as np
 
     import layerforge as lf
@@ -263,7 +265,7 @@ def full_run(spec, x, y, clock, validate_every=1):
 RUNNERS = {"hand": hand, "dataloader": lambda *a: hand(*a, loader=True), "lightning": lightning, "keras": keras,
            "skorch": skorch, "lf.Trainer": trainer, "lf.Trainer+doctor": lambda *a: trainer(*a, doctor=True),
            "lf.Trainer+val": lambda *a: trainer(*a, validate=True),
-           "lf.train": full_run, "lf.train/10": lambda *a: full_run(*a, validate_every=10)}
+           "lf.train": full_run, "lf.train/1": lambda *a: full_run(*a, validate_every=1)}
 
 
 TARGET_SPEC = {"config": {"type": "mlp", "layers": [256, 256]}, "batch": 64, "epochs": 300, "shape": (1, 40)}
@@ -385,7 +387,7 @@ def to_target(peer: str, target: float, launched: float) -> None:
             lf.train({"name": "target", "data": {"dataset": "mnist1d"}, "model": spec["config"],
                       "train": {"epochs": spec["epochs"], "batch_size": spec["batch"],
                                 "optimizer": {"name": "adam", "lr": 1e-3},
-                                "validate_every": 10 if peer == "lf.train/10" else 1}},
+                                "validate_every": 1 if peer == "lf.train/1" else "auto"}},
                      runs_dir=Path(tempfile.mkdtemp()), progress=False, callbacks=[Stop()])
         else:
             lf.Trainer(task="classification", epochs=spec["epochs"], batch_size=spec["batch"],

@@ -183,6 +183,24 @@ def test_validating_every_few_epochs_keeps_early_stopping_and_the_doctor_in_epoc
     assert [r["epoch"] for r in short.history if "val_loss" in r] == [3, 5]
 
 
+def test_validate_every_auto_thins_validation_only_where_nothing_decides_on_it(runs_dir):
+    from layerforge.spec.schema import TrainSpec
+
+    assert [TrainSpec(epochs=n).validation_interval() for n in (1, 100, 101, 150, 151, 500)] == [1, 1, 3, 3, 4, 10]
+    assert TrainSpec(epochs=500, early_stopping={"monitor": "val_accuracy"}).validation_interval() == 1
+    assert TrainSpec(epochs=500, early_stopping={"monitor": "train_loss"}).validation_interval() == 10
+    assert TrainSpec(epochs=500, schedule={"name": "plateau"}).validation_interval() == 1  # watches val_loss
+    assert TrainSpec(epochs=500, schedule={"name": "plateau", "monitor": "train_loss"}).validation_interval() == 10
+    assert TrainSpec(epochs=500, validate_every=1).validation_interval() == 1
+    run = lf.train(tiny_spec(epochs=101), runs_dir=runs_dir)
+    assert [r["epoch"] for r in run.history if "val_loss" in r] == [*range(3, 101, 3), 101]
+    assert run.metrics["val"]["accuracy"] == run.history[-1]["val_accuracy"]  # the last epoch's weights
+    # the doctor measures every third epoch too (from the first), and the last
+    measured = {m["epoch"] for m in json.loads("[" + ",".join(
+        (run.path / "doctor.jsonl").read_text().splitlines()) + "]")}
+    assert measured == {1, *range(4, 101, 3), 101}
+
+
 def test_without_validation_an_epoch_decides_nothing_and_patience_counts_epochs():
     from layerforge.training.callbacks import EarlyStopping
     from layerforge.training.optim import Schedule
@@ -228,18 +246,29 @@ def test_regression_metrics_are_on_the_original_scale(runs_dir):
     assert predicted.shape == (50,) and 25 < predicted.mean() < 350  # progression's own range
 
 
-def test_classification_metrics_match_scikit_learn():
-    from sklearn.metrics import f1_score, roc_auc_score
+@pytest.mark.filterwarnings("ignore:The y_prob values do not sum to one")  # fp32 softmax, as the task's
+@pytest.mark.parametrize("classes", [2, 4])
+def test_classification_scores_match_scikit_learn(classes):
+    from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, log_loss, roc_auc_score
 
-    from layerforge.tasks.classification import f1_macro, roc_auc
+    from layerforge.tasks.classification import ClassificationTask
 
-    rng = np.random.default_rng(0)
-    true = rng.integers(0, 4, 200)
-    pred = np.where(rng.random(200) < 0.7, true, rng.integers(0, 4, 200))
-    assert f1_macro(true, pred) == pytest.approx(f1_score(true, pred, average="macro"))
-    binary = rng.integers(0, 2, 300)
-    scores = np.round(binary * 0.3 + rng.random(300), 1)  # many ties
-    assert roc_auc(binary, scores) == pytest.approx(roc_auc_score(binary, scores))
+    rng = np.random.default_rng(classes)
+    true = rng.integers(0, classes, 200)
+    logits = np.round(rng.normal(size=(200, classes)) + 2 * np.eye(classes)[true] * (rng.random((200, 1)) < 0.7), 1)
+    scores = ClassificationTask(list(range(classes))).scores(torch.tensor(logits), torch.tensor(true))
+    probs = torch.tensor(logits).float().softmax(-1).double().numpy()  # as the task computes them
+    pred = probs.argmax(1)
+    assert scores["accuracy"] == pytest.approx(accuracy_score(true, pred), abs=1e-12)
+    assert scores["f1_macro"] == pytest.approx(f1_score(true, pred, average="macro"), abs=1e-12)
+    assert scores["nll"] == pytest.approx(log_loss(true, probs), abs=1e-12)
+    onehot = np.eye(classes)[true]
+    assert scores["brier"] == pytest.approx(((probs - onehot) ** 2).sum(1).mean(), abs=1e-12)
+    if classes == 2:  # many ties among the rounded logits
+        assert scores["roc_auc"] == pytest.approx(roc_auc_score(true, probs[:, 1]), abs=1e-12)
+        assert scores["brier"] == pytest.approx(2 * brier_score_loss(true, probs[:, 1]), abs=1e-6)  # fp32 sums
+    else:
+        assert "roc_auc" not in scores
 
 
 def test_cuda_requested_without_cuda_is_an_error(monkeypatch):

@@ -198,6 +198,7 @@ class Scaffold:
         if resume:
             self._restore()
         self._steady_lr = spec.schedule.name == "none" and self.schedule_.warmup_steps == 0
+        self._validate_every = spec.validation_interval()
         self._rollback = spec.on_divergence == "rollback"
         self._good = self._snapshot() if self._rollback else None
         batch_hooks = [c for c in self.callbacks if _overrides(c, "on_batch_end")]
@@ -290,9 +291,9 @@ class Scaffold:
             callback.on_epoch_end(self, record)
 
     def validates(self, epoch: int) -> bool:
-        """Whether epoch ``epoch`` (0-based) ends with a validation: every ``train.validate_every``
-        epochs and the last."""
-        return (epoch + 1) % self.spec.validate_every == 0 or epoch + 1 == self.spec.epochs
+        """Whether epoch ``epoch`` (0-based) ends with a validation: every
+        ``train.validate_every`` epochs (``TrainSpec.validation_interval``) and the last."""
+        return (epoch + 1) % self._validate_every == 0 or epoch + 1 == self.spec.epochs
 
     def _checkpoint_due(self, last: bool) -> bool:
         """Whether the epoch just ended is checkpointed (``train.checkpoint_every``)."""

@@ -31,6 +31,7 @@ from ..fields import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, kno
 from ..fields import Section as _Section
 from ..models import FAMILIES
 from ..models.configs import FamilyConfig, MLPConfig
+from ..training import cadence
 from ..training import losses as _losses
 from ..training.optim import OPTIMIZERS, SCHEDULES, check_params
 
@@ -338,8 +339,10 @@ class TrainSpec(_Section):
     # since the last checkpoint, and after the last epoch (short epochs do not pay a write each)
     checkpoint_every: PositiveInt | Literal["auto"] = "auto"
     # validate after every N epochs and after the last; early stopping and a plateau schedule
-    # decide on those epochs, their patience still counted in epochs
-    validate_every: PositiveInt = 1
+    # decide on those epochs, their patience still counted in epochs. 'auto': every epoch while
+    # early stopping or a plateau schedule watches a val_ metric, else as training.cadence has
+    # it (every epoch of a run of up to 100; a longer run about 50 times)
+    validate_every: PositiveInt | Literal["auto"] = "auto"
     # GANs: the discriminator's own optimizer (default: the same as the generator's) and its
     # updates per generator update
     discriminator_optimizer: OptimizerSpec | None = None
@@ -365,6 +368,20 @@ class TrainSpec(_Section):
     @classmethod
     def _false_means_off(cls, value):
         return None if value is False else value
+
+    def validation_interval(self) -> int:
+        """The epochs from one validation to the next (the last epoch is always validated):
+        ``validate_every``, or under 'auto' 1 while early stopping or a plateau schedule decides
+        on a validation metric (each epoch may be the best), else ``training.cadence``'s: every
+        epoch of a run of up to 100 epochs, about 50 validations of a longer one (a run of many
+        epochs of a few steps, where validating costs as much as training)."""
+        if self.validate_every != "auto":
+            return self.validate_every
+        watched = [self.early_stopping.monitor if self.early_stopping is not None else "",
+                   (self.schedule.monitor or "val_loss") if self.schedule.name == "plateau" else ""]
+        if any(monitor.startswith("val_") for monitor in watched):
+            return 1
+        return cadence.interval(self.epochs)
 
 
 class Distribution(_Section):
