@@ -224,6 +224,8 @@ RUN = textwrap.dedent("""
 
             pieces = lf.load_run(sys.argv[2]).predictor.predict_pieces(sys.argv[3])
             outcome = len(write_table_pieces(pieces, sys.argv[4]).read_bytes())
+        elif sys.argv[1] == "evaluate":  # score a file, a chunk at a time
+            outcome = lf.load_run(sys.argv[2]).evaluate(sys.argv[3])
         else:
             run = lf.train(json.loads(sys.argv[1]), runs_dir=sys.argv[2])
             outcome = run.metrics["test"]["accuracy"]
@@ -237,15 +239,15 @@ RUN = textwrap.dedent("""
 """)
 
 
-def _run_limited(spec, runs_dir, limit: int | None = None, predict: tuple = ()) -> dict:
-    """Train ``spec`` (or, with ``predict`` = (run, data, out), predict) in a process whose data
-    segment is capped at ``limit`` bytes."""
+def _run_limited(spec, runs_dir, limit: int | None = None, command: tuple = ()) -> dict:
+    """Train ``spec`` (or, with ``command`` = ('predict', run, data, out) or ('evaluate', run,
+    data), predict or evaluate) in a process whose data segment is capped at ``limit`` bytes."""
 
     def cap():
         if limit is not None:
             resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
-    arguments = ["predict", *map(str, predict)] if predict else [json.dumps(spec), str(runs_dir)]
+    arguments = list(map(str, command)) if command else [json.dumps(spec), str(runs_dir)]
     done = subprocess.run([sys.executable, "-c", RUN, *arguments], capture_output=True, text=True,
                           preexec_fn=cap, timeout=600)
     lines = done.stdout.strip().splitlines()
@@ -271,10 +273,14 @@ def test_a_parquet_file_four_times_the_memory_allowed_trains_with_bounded_memory
     assert isinstance(streamed["outcome"], float) and streamed["outcome"] > 0.95, streamed
     assert streamed["peak_rss_kb"] * 1024 < small["peak_rss_kb"] * 1024 + allowance
     # the run predicts the whole file into a Parquet file under the same limit, a chunk at a time
-    predicted = _run_limited(None, None, limit, predict=(streamed["run"], big_path, tmp_path / "predicted.parquet"))
+    predicted = _run_limited(None, None, limit, ("predict", streamed["run"], big_path, tmp_path / "predicted.parquet"))
     assert isinstance(predicted["outcome"], int), predicted
     assert pq.ParquetFile(tmp_path / "predicted.parquet").metadata.num_rows == 2_000_000
     assert predicted["peak_rss_kb"] * 1024 < small["peak_rss_kb"] * 1024 + allowance, predicted
+    # and scores the whole file under it: the outputs of all 2M rows are kept, not their values
+    scored = _run_limited(None, None, limit, ("evaluate", streamed["run"], big_path))
+    assert isinstance(scored["outcome"], dict) and scored["outcome"]["rows"] == 2_000_000, scored
+    assert scored["outcome"]["accuracy"] > 0.95 and scored["peak_rss_kb"] * 1024 < small["peak_rss_kb"] * 1024 + allowance
     whole = _run_limited({**big, "data": {**big["data"], "streaming": False}}, tmp_path / "runs", limit)
     # the limit binds: the same table read into memory does not fit under it, which is said before reading
     assert "does not fit in memory" in whole["outcome"], whole
@@ -333,6 +339,42 @@ def test_a_run_stopped_mid_epoch_resumes_from_its_position_in_the_stream(tmp_pat
     a, b = load_weights(full.path / "model.safetensors"), load_weights(resumed.path / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in resumed.history]
+
+
+def test_evaluate_reads_a_large_file_a_chunk_at_a_time_and_scores_it_as_a_whole(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from layerforge.cli import app
+
+    path = write_parquet(tmp_path / "rows.parquet", 5000, 6, 4)
+    run = lf.train(spec_for(path), runs_dir=tmp_path / "runs")
+    frame = pd.read_parquet(path)
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    whole = run.evaluate(frame)  # a DataFrame is one piece
+    read = []
+    chunks = TableFile.chunks
+
+    def counted(self, unit, columns):
+        for piece in chunks(self, unit, columns):
+            read.append(len(piece))
+            yield piece
+
+    monkeypatch.setattr(TableFile, "chunks", counted)
+    monkeypatch.setattr(tablefile, "CHUNK_BYTES", 1200 * 8 * 7)  # 1,200 rows of 7 values a chunk
+    for source in ("rows.csv", "rows.parquet"):
+        read.clear()
+        measured = run.evaluate(tmp_path / source)
+        assert max(read) <= 1250 and sum(read) == 5000  # csv: 1,200 rows at a time; parquet: its row groups
+        assert measured.keys() == whole.keys() and measured["rows"] == 5000
+        for name, value in whole.items():  # f1, ECE and the AUC need every row: scored once, on all of them
+            assert measured[name] == pytest.approx(value, abs=1e-6), name
+    result = CliRunner().invoke(app, ["evaluate", str(run.path), "--data", str(tmp_path / "rows.csv")])
+    assert result.exit_code == 0 and "(5000 rows)" in result.output, result.output
+    # a label the model does not know, far into the file, is named by its row
+    frame.loc[3500, "label"] = "maybe"
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(lf.DataError, match=r"'maybe' in row 3501 \(line 3502 of bad.csv\) is not one of the classes"):
+        run.evaluate(tmp_path / "bad.csv")
 
 
 def test_predict_reads_a_large_file_a_chunk_at_a_time_and_writes_it_whole_or_not_at_all(tmp_path, monkeypatch):

@@ -68,7 +68,7 @@ def encode_classes(series, classes: list, source: str | None = None) -> np.ndarr
         value = series.iloc[position]
         shown = "a missing value" if values[position] < 0 else repr(value)
         raise DataError(
-            f"target column '{series.name}': {shown} in {row_label(position, source)} is not "
+            f"target column '{series.name}': {shown} in {row_label(row_of(series, position), source)} is not "
             f"one of the classes the model knows ({', '.join(map(str, classes))})"
         )
     return codes

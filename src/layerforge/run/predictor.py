@@ -206,15 +206,29 @@ class Predictor:
     def evaluate(self, data, loss_fn, **options) -> dict[str, float]:
         """Loss and metrics on rows that carry their targets; with per-group thresholds, also
         ``decision_accuracy``: the accuracy of ``predict``'s decisions, when the rows carry the
-        thresholds' column (the other metrics read the model's probabilities)."""
+        thresholds' column (the other metrics read the model's probabilities).
+
+        A table file is read a chunk at a time when the task is scored on the model's outputs
+        alone (``Task.scored_on_outputs``): only the outputs and targets of all rows are kept,
+        so a file larger than memory can be evaluated."""
         source = str(data) if isinstance(data, (str, Path)) else None
-        data, groups = self._decided(data, required=False)
-        inputs, labels = self.encode(data, **options)
-        y = self.targets(labels, inputs, source)
-        measured = {**self.task.evaluate(self.model, inputs, y, loss_fn), "rows": int(len(y))}
-        if groups is not None and labels is not None:
-            decided = self._decisions(inputs, groups)
-            measured["decision_accuracy"] = float(np.mean(decided.astype(str) == np.asarray(labels).astype(str)))
+        if not self.task.scored_on_outputs:
+            inputs, labels = self.encode(data, **options)
+            y = self.targets(labels, inputs, source)
+            return {**self.task.evaluate(self.model, inputs, y, loss_fn), "rows": int(len(y))}
+        outputs, targets, right = [], [], []
+        for piece in self.encoder.pieces(data):
+            piece, groups = self._decided(piece, required=False)
+            inputs, labels = self.encode(piece, **options)
+            y = self.targets(labels, inputs, source)
+            outputs.append(self.task.outputs_for(self.model, inputs, y))
+            targets.append(y)
+            if groups is not None and labels is not None:
+                right.append(self._decisions(inputs, groups).astype(str) == np.asarray(labels).astype(str))
+        outputs, y = (outputs[0], targets[0]) if len(outputs) == 1 else (torch.cat(outputs), torch.cat(targets))
+        measured = {**self.task.measure(outputs, y, loss_fn), "rows": int(len(y))}
+        if right:
+            measured["decision_accuracy"] = float(np.concatenate(right).mean())
         return measured
 
     @_answers

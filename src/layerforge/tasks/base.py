@@ -62,8 +62,9 @@ class Task(ABC):
         detects_anomalies: whether ``data.anomaly_classes`` applies.
         example: a small spec (data and model sections) that trains it offline in seconds.
         manifest_fields: the fields of model.json it cannot be rebuilt without.
-        scored_on_outputs: whether ``evaluate`` needs nothing but the model's forward pass (so an
-            exported model, which offers only that, can be scored the same way).
+        scored_on_outputs: whether ``evaluate`` needs nothing but the model's forward pass, as
+            ``measure(outputs_for(...))``: an exported model, which offers only that, can be
+            scored the same way, and rows read a piece at a time by joining the pieces' outputs.
         serves: what a request to the HTTP service asks of it: 'rows' (an answer per input row,
             decoded as ``decoding`` says), 'samples' (``sample``) or 'text' (``generate``).
         calibrates: whether ``train.calibrate: temperature`` applies (``calibrate``).
@@ -214,7 +215,11 @@ class Task(ABC):
 
     def evaluate(self, model, inputs: tuple, y, loss_fn) -> dict[str, float]:
         """Loss and metrics on held-out rows."""
-        outputs = self.outputs_for(model, inputs, y)
+        return self.measure(self.outputs_for(model, inputs, y), y, loss_fn)
+
+    def measure(self, outputs, y, loss_fn) -> dict[str, float]:
+        """Loss and metrics of ``outputs_for``'s outputs against ``y`` (what ``evaluate`` is for
+        a task ``scored_on_outputs``)."""
         return {"loss": float(loss_fn(outputs, y)), **self.scores(outputs, y)}
 
     # -- prediction ----------------------------------------------------------------------------
