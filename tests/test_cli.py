@@ -49,6 +49,15 @@ def test_help_is_fast_and_does_not_import_torch():
         assert command in result.stdout
 
 
+def test_a_mistake_in_the_spec_is_answered_before_torch_is_imported(tmp_path):
+    (tmp_path / "bad.yaml").write_text("data: {dataset: iris}\nmodel: {layers: [8], activation: relux}\n")
+    code = ("import sys\nfrom layerforge.cli import main\nsys.argv = ['layerforge', 'train', sys.argv[1]]\n"
+            "try:\n    main()\nexcept SystemExit as stop:\n    print(stop.code, 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "bad.yaml")], capture_output=True, text=True)
+    assert out.stdout.split()[-2:] == ["2", "False"], out
+    assert "did you mean 'relu'" in out.stdout + out.stderr
+
+
 def test_train_evaluate_predict_runs(workdir):
     result = invoke("train", "spec.yaml", "--set", "train.epochs=8", "--set", "model.dropout=0.1")
     assert result.exit_code == 0, result.output
