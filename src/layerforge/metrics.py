@@ -88,16 +88,20 @@ def classification_scores(true: np.ndarray, probabilities: np.ndarray) -> dict[s
         return {"accuracy": nan, "f1_macro": nan, **({"roc_auc": nan} if classes == 2 else {}),
                 "nll": nan, "ece": nan, "brier": nan}
     true = true.astype(np.int64, copy=False)
-    index = np.arange(rows)
     pred = probabilities.argmax(axis=1)
-    confidence, picked = probabilities[index, pred], probabilities[index, true]
+    confidence = probabilities.max(axis=1)
+    picked = np.take_along_axis(probabilities, true[:, None], axis=1)[:, 0]
     correct = pred == true
     # F1 of a class: 2 tp / (its true rows + its predicted rows), over the classes present in either
-    counts = np.bincount(true * classes + pred, minlength=classes * classes).reshape(classes, classes)
+    pair = true * classes  # (true, pred) as one code, built in place: few copies of a long column
+    pair += pred
+    counts = np.bincount(pair, minlength=classes * classes).reshape(classes, classes)
+    del pair
     either = counts.sum(axis=0) + counts.sum(axis=1)
     present = either > 0
     # ECE: per bin of the top probability, |sum of confidence - sum of hits|, over all rows
-    which = np.minimum((confidence * CALIBRATION_BINS).astype(np.int64), CALIBRATION_BINS - 1)
+    which = (confidence * CALIBRATION_BINS).astype(np.int64)
+    np.minimum(which, CALIBRATION_BINS - 1, out=which)
     gaps = np.bincount(which, weights=confidence - correct, minlength=CALIBRATION_BINS)
     result = {
         "accuracy": float(correct.sum() / rows),

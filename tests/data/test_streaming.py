@@ -277,10 +277,12 @@ def test_a_parquet_file_four_times_the_memory_allowed_trains_with_bounded_memory
     assert isinstance(predicted["outcome"], int), predicted
     assert pq.ParquetFile(tmp_path / "predicted.parquet").metadata.num_rows == 2_000_000
     assert predicted["peak_rss_kb"] * 1024 < small["peak_rss_kb"] * 1024 + allowance, predicted
-    # and scores the whole file under it: the outputs of all 2M rows are kept, not their values
+    # and scores the whole file under it: each row's outputs and target are kept (not its 64 values)
+    # and scored at once, F1, calibration and ROC AUC needing all rows: about 100 bytes a row more
     scored = _run_limited(None, None, limit, ("evaluate", streamed["run"], big_path))
     assert isinstance(scored["outcome"], dict) and scored["outcome"]["rows"] == 2_000_000, scored
-    assert scored["outcome"]["accuracy"] > 0.95 and scored["peak_rss_kb"] * 1024 < small["peak_rss_kb"] * 1024 + allowance
+    assert scored["outcome"]["accuracy"] > 0.95
+    assert scored["peak_rss_kb"] * 1024 < small["peak_rss_kb"] * 1024 + allowance + 128 * 2_000_000, scored
     whole = _run_limited({**big, "data": {**big["data"], "streaming": False}}, tmp_path / "runs", limit)
     # the limit binds: the same table read into memory does not fit under it, which is said before reading
     assert "does not fit in memory" in whole["outcome"], whole
