@@ -251,3 +251,17 @@ def test_multivariate_builtins_train_end_to_end(name, channels, variable, runs_d
     assert run.meta["inputs"]["channels"] == channels and run.meta["inputs"]["variable_length"] is variable
     chance = 1 / len(run.meta["classes"])
     assert run.metrics["test"]["accuracy"] > 2 * chance
+
+
+def test_numbers_refuse_what_32_bits_cannot_hold_and_copy_nothing_they_need_not():
+    from layerforge.data.arrays import numbers
+
+    images = np.zeros((4, 3, 3), dtype=np.float32)
+    assert numbers(images, "x", "a.npz") is images  # float32 and finite: read as it is
+    assert numbers(np.arange(6).reshape(2, 3), "x", "a.npz").dtype == np.float32
+    with pytest.raises(lf.DataError, match=r"a.npz: 'x' holds values too large for 32-bit numbers \(up to 1e\+39\)"):
+        numbers(np.array([[1.0, 1e39]]), "x", "a.npz")
+    bad = np.zeros((5, 2))
+    bad[2, 1], bad[4, 0] = np.nan, np.inf
+    with pytest.raises(lf.DataError, match=r"'x' holds a missing \(NaN\) value in row 3 \(2 in all\)"):
+        numbers(bad, "x", "a.npz")

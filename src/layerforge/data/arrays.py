@@ -48,8 +48,11 @@ def numbers(array, name: str, source: str) -> np.ndarray:
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise DataError(f"{source}: '{name}' holds {array.dtype} values, not numbers")
-    values = array.astype(np.float32)
-    if values.size and np.abs(values).max() == np.inf and np.isfinite(array.astype(np.float64)).all():
+    with np.errstate(over="ignore"):  # too large for 32 bits is said below
+        values = array.astype(np.float32, copy=False)  # float32 already: the array itself (nothing writes to it)
+    if np.isfinite(values).all():  # one pass, and the only one when all is well
+        return values
+    if np.isfinite(array).all():  # finite before the conversion: too large for 32 bits
         raise DataError(f"{source}: '{name}' holds values too large for 32-bit numbers (up to "
                         f"{np.abs(array).max():.3g}); rescale them")
     finite(values, name, source)
@@ -84,10 +87,35 @@ def scaling(values: np.ndarray, axis, name: str) -> tuple[np.ndarray, np.ndarray
     return mean, np.where(std > 0, std, 1.0)
 
 
+def channel_scaling(images: np.ndarray, rows: np.ndarray, name: str,
+                    block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """``scaling`` of ``images[rows]`` (N, C, H, W) per channel, read ``block`` rows at a time
+    (two passes, sums in float64) rather than copied out whole: the training rows of a large
+    image set are not held twice, nor their squared deviations once more."""
+    pixels = len(rows) * int(np.prod(images.shape[2:]))
+    if pixels == 0:
+        raise DataError(f"{name}: no values to learn a scale from")
+    blocks = [rows[i : i + block] for i in range(0, len(rows), block)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = sum(images[part].sum(axis=(0, 2, 3), dtype=np.float64) for part in blocks)
+        mean = (total / pixels).astype(images.dtype)
+        squares = sum(np.square(images[part] - mean[None, :, None, None]).sum(axis=(0, 2, 3), dtype=np.float64)
+                      for part in blocks)
+        std = np.sqrt(squares / pixels).astype(images.dtype)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise DataError(f"{name}: values up to {np.abs(images[rows]).max():.3g} are too large to standardise; "
+                        "rescale them (e.g. to other units or a logarithm)")
+    return mean, np.where(std > 0, std, 1.0).astype(images.dtype)
+
+
 def bounded(scaled: np.ndarray, what: str) -> np.ndarray:
     """Standardised values as float32, refusing any row with a value further than
     ``MAX_STANDARD_SCORE`` standard deviations from the training mean (``what``: 'series',
     'image', 'row'; rows are counted from 1)."""
+    with np.errstate(over="ignore"):  # a value too large for 32 bits is too far, said below
+        scaled = scaled.astype(np.float32, copy=False)
+    if not scaled.size or (scaled.max() <= MAX_STANDARD_SCORE and scaled.min() >= -MAX_STANDARD_SCORE):
+        return scaled  # two passes without a copy; NaN fails both comparisons and is looked at below
     with np.errstate(invalid="ignore"):
         far = ~(np.abs(scaled) <= MAX_STANDARD_SCORE)
     if far.any():
@@ -95,4 +123,4 @@ def bounded(scaled: np.ndarray, what: str) -> np.ndarray:
         raise DataError(f"{what} {rows[0] + 1} holds values too far from those seen in training (more than "
                         f"{MAX_STANDARD_SCORE:.0e} standard deviations) to be used"
                         + (f"; so do {len(rows) - 1} more" if len(rows) > 1 else "") + "; fix or drop it")
-    return scaled.astype(np.float32)
+    return scaled

@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
-from ..arrays import bounded, numbers, read_npz, scaling
+from ..arrays import bounded, channel_scaling, numbers, read_npz
 from .base import Encoder, Kind, Perturbation, Source, State
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -118,7 +118,8 @@ class ImageEncoder(Encoder):
         height, width = self.state.size
         return Inputs(kind="image", channels=self.state.channels, height=height, width=width)
 
-    def scale(self, x: np.ndarray) -> np.ndarray:
+    def scale(self, x: np.ndarray, own: bool = False) -> np.ndarray:
+        """Standardised images; ``own``: ``x`` is a copy no one else holds, scaled in place."""
         x = as_images(x)
         if tuple(x.shape[1:]) != (self.state.channels, *self.state.size):
             raise DataError(f"expected images of shape {(self.state.channels, *self.state.size)}, "
@@ -126,10 +127,13 @@ class ImageEncoder(Encoder):
         mean = np.asarray(self.state.mean, np.float32)[None, :, None, None]
         std = np.asarray(self.state.std, np.float32)[None, :, None, None]
         with np.errstate(over="ignore", invalid="ignore"):
-            return bounded((x - mean) / std, "image")
+            scaled = np.subtract(x, mean, out=x if own and x.dtype == np.float32 else None)
+            scaled /= std
+            return bounded(scaled, "image")
 
     def encode(self, source: Source, parts: dict[str, np.ndarray]):
-        return {name: ((self.scale(source.payload[rows]),), source.labels.iloc[rows]) for name, rows in parts.items()}
+        return {name: ((self.scale(source.payload[rows], own=True),), source.labels.iloc[rows])
+                for name, rows in parts.items()}  # payload[rows] is a copy
 
     def encode_new(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
         """Images from an array (N, [C,] H, W), an .npz, an image file or a folder."""
@@ -266,13 +270,13 @@ class ImageKind(Kind):
         if len(x) != len(labels):
             raise DataError(f"{source}: {len(x)} images but {len(labels)} labels")
         labels = pd.Series(labels, name="label")
-        digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+        digest = hashlib.sha256(np.ascontiguousarray(x).reshape(-1).view(np.uint8))  # the bytes, not a copy
         digest.update("\x1f".join(map(str, labels.tolist())).encode("utf-8"))
         return Source(source, len(x), x, digest.hexdigest(), "label", labels)
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> ImageEncoder:
-        x = source.payload[train]
-        mean, std = scaling(x, (0, 2, 3), "the training images")
+        x = source.payload
+        mean, std = channel_scaling(x, train, "the training images")
         state = ImageState(mean=mean.tolist(), std=std.tolist(),
                            size=list(x.shape[2:]), channels=int(x.shape[1]))
         return ImageEncoder(state, source.target)

@@ -127,7 +127,8 @@ def scale(x: np.ndarray, mean: list[float], std: list[float], lengths: np.ndarra
     if x.shape[1] != len(mean):
         raise DataError(f"expected {len(mean)} channel(s) per series, got {x.shape[1]} (shape {x.shape})")
     with np.errstate(over="ignore", invalid="ignore"):
-        scaled = (x - np.asarray(mean, np.float32)[None, :, None]) / np.asarray(std, np.float32)[None, :, None]
+        scaled = x - np.asarray(mean, np.float32)[None, :, None]  # a new array (x may be the caller's)
+        scaled /= np.asarray(std, np.float32)[None, :, None]
     if lengths is not None:
         padding = np.arange(x.shape[2])[None, :] >= lengths[:, None]  # (N, L)
         scaled[np.broadcast_to(padding[:, None, :], scaled.shape)] = 0.0
