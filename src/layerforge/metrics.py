@@ -17,12 +17,7 @@ def f1_macro(true: np.ndarray, pred: np.ndarray) -> float:
     if not len(labels):
         return float("nan")
     k = len(labels)
-    counts = np.bincount(index[: len(true)] * k + index[len(true):], minlength=k * k).reshape(k, k)  # (true, pred)
-    tp = np.diag(counts)
-    wrong = counts.sum(axis=0) - tp + counts.sum(axis=1) - tp  # false positives + false negatives
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scores = np.where(tp + wrong > 0, 2 * tp / (2 * tp + wrong), 0.0)
-    return float(scores.mean())
+    return _macro_f1(np.bincount(index[: len(true)] * k + index[len(true):], minlength=k * k).reshape(k, k))
 
 
 def roc_auc(true: np.ndarray, score: np.ndarray) -> float:
@@ -39,19 +34,12 @@ def roc_auc(true: np.ndarray, score: np.ndarray) -> float:
 
 def log_loss(true: np.ndarray, probabilities: np.ndarray) -> float:
     """Mean negative log-likelihood of the true classes (probabilities clipped at 1e-12)."""
-    if not len(true):
-        return float("nan")
-    picked = probabilities[np.arange(len(true)), true.astype(np.int64)]
-    return float(-np.log(np.clip(picked, 1e-12, 1.0)).mean())
+    return _nll(_picked(probabilities, true)) if len(true) else float("nan")
 
 
 def brier_score(true: np.ndarray, probabilities: np.ndarray) -> float:
     """Mean over rows of the squared distance between the probabilities and the one-hot truth."""
-    if not len(true):
-        return float("nan")
-    onehot = np.zeros_like(probabilities, dtype=np.float64)
-    onehot[np.arange(len(true)), true.astype(np.int64)] = 1.0
-    return float(((probabilities - onehot) ** 2).sum(axis=1).mean())
+    return _brier(probabilities, _picked(probabilities, true)) if len(true) else float("nan")
 
 
 def calibration_bins(true: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS):
@@ -72,16 +60,15 @@ def expected_calibration_error(true: np.ndarray, probabilities: np.ndarray, bins
     probability (Guo et al. 2017)."""
     if not len(true):
         return float("nan")
-    confidence, hit_rate, counts = calibration_bins(true, probabilities, bins)
-    filled = counts > 0
-    return float((np.abs(confidence[filled] - hit_rate[filled]) * counts[filled]).sum() / counts.sum())
+    return _ece(probabilities.max(axis=1), probabilities.argmax(axis=1) == true, bins)
 
 
 def classification_scores(true: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     """accuracy, f1_macro, with two classes roc_auc, and nll, ece and brier of class codes
     ``true`` (0 .. classes - 1) against ``probabilities`` (rows, classes), in one pass that
-    shares its intermediates: the same numbers as the functions above (to rounding), at a
-    fraction of their fixed cost, which dominates when a few rows are scored every epoch."""
+    shares its intermediates (the argmax, the true classes' probabilities, one confusion
+    count): the same numbers as the functions above, at a fraction of their fixed cost, which
+    dominates when a few rows are scored every epoch."""
     rows, classes = probabilities.shape
     if not rows:
         nan = float("nan")
@@ -89,31 +76,48 @@ def classification_scores(true: np.ndarray, probabilities: np.ndarray) -> dict[s
                 "nll": nan, "ece": nan, "brier": nan}
     true = true.astype(np.int64, copy=False)
     pred = probabilities.argmax(axis=1)
-    confidence = probabilities.max(axis=1)
-    picked = np.take_along_axis(probabilities, true[:, None], axis=1)[:, 0]
     correct = pred == true
-    # F1 of a class: 2 tp / (its true rows + its predicted rows), over the classes present in either
     pair = true * classes  # (true, pred) as one code, built in place: few copies of a long column
     pair += pred
     counts = np.bincount(pair, minlength=classes * classes).reshape(classes, classes)
     del pair
-    either = counts.sum(axis=0) + counts.sum(axis=1)
-    present = either > 0
-    # ECE: per bin of the top probability, |sum of confidence - sum of hits|, over all rows
-    which = (confidence * CALIBRATION_BINS).astype(np.int64)
-    np.minimum(which, CALIBRATION_BINS - 1, out=which)
-    gaps = np.bincount(which, weights=confidence - correct, minlength=CALIBRATION_BINS)
-    result = {
-        "accuracy": float(correct.sum() / rows),
-        "f1_macro": float((2 * counts.diagonal()[present] / either[present]).sum() / present.sum()),
-    }
+    picked = _picked(probabilities, true)
+    result = {"accuracy": float(correct.sum() / rows), "f1_macro": _macro_f1(counts)}
     if classes == 2:
         result["roc_auc"] = roc_auc(true, probabilities[:, 1])
-    # Brier: the squared distance to the one-hot truth, sum(p^2) - 2 p_true + 1 per row
-    result.update(nll=float(-np.log(np.clip(picked, 1e-12, 1.0)).sum() / rows),
-                  ece=float(np.abs(gaps).sum() / rows),
-                  brier=float(np.einsum("ij,ij->", probabilities, probabilities) / rows - 2 * picked.sum() / rows + 1))
+    result.update(nll=_nll(picked), ece=_ece(probabilities.max(axis=1), correct), brier=_brier(probabilities, picked))
     return result
+
+
+def _picked(probabilities: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Each row's probability of its true class."""
+    return np.take_along_axis(probabilities, true.astype(np.int64, copy=False)[:, None], axis=1)[:, 0]
+
+
+def _macro_f1(counts: np.ndarray) -> float:
+    """Macro F1 from a confusion count (true, pred): per class 2 tp / (its true rows + its
+    predicted rows), averaged over the classes present in either."""
+    either = counts.sum(axis=0) + counts.sum(axis=1)
+    present = either > 0
+    return float((2 * counts.diagonal()[present] / either[present]).sum() / present.sum())
+
+
+def _nll(picked: np.ndarray) -> float:
+    return float(-np.log(np.clip(picked, 1e-12, 1.0)).sum() / len(picked))
+
+
+def _brier(probabilities: np.ndarray, picked: np.ndarray) -> float:
+    """The squared distance to the one-hot truth, sum(p^2) - 2 p_true + 1 per row, averaged."""
+    rows = len(picked)
+    return float(np.einsum("ij,ij->", probabilities, probabilities) / rows - 2 * picked.sum() / rows + 1)
+
+
+def _ece(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
+    """Per bin of the top probability, |its rows' confidence - their hits|, summed over bins and
+    divided by all rows: the row-weighted mean gap."""
+    which = (confidence * bins).astype(np.int64)
+    np.minimum(which, bins - 1, out=which)
+    return float(np.abs(np.bincount(which, weights=confidence - correct, minlength=bins)).sum() / len(confidence))
 
 
 def forecast_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:

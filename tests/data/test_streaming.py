@@ -343,6 +343,21 @@ def test_a_run_stopped_mid_epoch_resumes_from_its_position_in_the_stream(tmp_pat
     assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in resumed.history]
 
 
+def _counted_chunks(monkeypatch, chunk_bytes: int) -> list[int]:
+    """Table files read in chunks of about ``chunk_bytes`` of values; the list the size of each
+    chunk read is appended to."""
+    read, chunks = [], TableFile.chunks
+
+    def counted(self, unit, columns):
+        for frame in chunks(self, unit, columns):
+            read.append(len(frame))
+            yield frame
+
+    monkeypatch.setattr(TableFile, "chunks", counted)
+    monkeypatch.setattr(tablefile, "CHUNK_BYTES", chunk_bytes)
+    return read
+
+
 def test_evaluate_reads_a_large_file_a_chunk_at_a_time_and_scores_it_as_a_whole(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -353,16 +368,7 @@ def test_evaluate_reads_a_large_file_a_chunk_at_a_time_and_scores_it_as_a_whole(
     frame = pd.read_parquet(path)
     frame.to_csv(tmp_path / "rows.csv", index=False)
     whole = run.evaluate(frame)  # a DataFrame is one piece
-    read = []
-    chunks = TableFile.chunks
-
-    def counted(self, unit, columns):
-        for piece in chunks(self, unit, columns):
-            read.append(len(piece))
-            yield piece
-
-    monkeypatch.setattr(TableFile, "chunks", counted)
-    monkeypatch.setattr(tablefile, "CHUNK_BYTES", 1200 * 8 * 7)  # 1,200 rows of 7 values a chunk
+    read = _counted_chunks(monkeypatch, 1200 * 8 * 7)  # 1,200 rows of 7 values a chunk
     for source in ("rows.csv", "rows.parquet"):
         read.clear()
         measured = run.evaluate(tmp_path / source)
@@ -389,16 +395,7 @@ def test_predict_reads_a_large_file_a_chunk_at_a_time_and_writes_it_whole_or_not
     rows = pd.read_parquet(path).drop(columns="label")
     rows.to_csv(tmp_path / "rows.csv", index=False)
     whole = run.predictor.predict_table(rows)
-    read = []
-    chunks = TableFile.chunks
-
-    def counted(self, unit, columns):
-        for frame in chunks(self, unit, columns):
-            read.append(len(frame))
-            yield frame
-
-    monkeypatch.setattr(TableFile, "chunks", counted)
-    monkeypatch.setattr(tablefile, "CHUNK_BYTES", 1200 * 8 * 6)  # 1,200 rows of 6 values a chunk
+    read = _counted_chunks(monkeypatch, 1200 * 8 * 6)  # 1,200 rows of 6 values a chunk
     for source, out in (("rows.csv", "p.parquet"), ("rows.parquet", "p.csv")):
         read.clear()
         result = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / source), "--out",

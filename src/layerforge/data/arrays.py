@@ -81,9 +81,15 @@ def scaling(values: np.ndarray, axis, name: str) -> tuple[np.ndarray, np.ndarray
         raise DataError(f"{name}: no values to learn a scale from")
     with np.errstate(over="ignore", invalid="ignore"):
         mean, std = values.mean(axis=axis), values.std(axis=axis)
+    return _usable(mean, std, lambda: np.abs(values).max(), name)
+
+
+def _usable(mean: np.ndarray, std: np.ndarray, largest, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``mean`` and ``std`` (1 where constant), or a DataError when the values (up to
+    ``largest()``) were too large for either to be a finite number."""
     if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-        raise DataError(f"{name}: values up to {np.abs(values).max():.3g} are too large to standardise; rescale "
-                        "them (e.g. to other units or a logarithm)")
+        raise DataError(f"{name}: values up to {largest():.3g} are too large to standardise; rescale them (e.g. to "
+                        "other units or a logarithm)")
     return mean, np.where(std > 0, std, 1.0)
 
 
@@ -102,10 +108,7 @@ def channel_scaling(images: np.ndarray, rows: np.ndarray, name: str,
         squares = sum(np.square(images[part] - mean[None, :, None, None]).sum(axis=(0, 2, 3), dtype=np.float64)
                       for part in blocks)
         std = np.sqrt(squares / pixels).astype(images.dtype)
-    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-        raise DataError(f"{name}: values up to {np.abs(images[rows]).max():.3g} are too large to standardise; "
-                        "rescale them (e.g. to other units or a logarithm)")
-    return mean, np.where(std > 0, std, 1.0).astype(images.dtype)
+    return _usable(mean, std, lambda: np.abs(images[rows]).max(), name)
 
 
 def bounded(scaled: np.ndarray, what: str) -> np.ndarray:

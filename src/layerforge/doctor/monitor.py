@@ -90,7 +90,7 @@ class Doctor(Callback):
         self._flushed_at = float("-inf")  # the first epoch's measurements are written at once
         # every measured parameter in one flat list (as views without autograd, which the
         # optimizer's in-place updates show), layer after layer: one fused norm over all of them
-        self._params = [p.detach() for _, params in self.layers for p in params]
+        self._weights = [p.detach() for _, params in self.layers for p in params]
         self._parameters = [p for _, params in self.layers for p in params]  # where the gradients are
         sizes = [len(params) for _, params in self.layers]
         self._starts = np.cumsum([0, *sizes[:-1]])  # each layer's first parameter in the flat list
@@ -122,15 +122,15 @@ class Doctor(Callback):
         # per-parameter norms only here (fused ops); per-layer sums and ratios wait for _flush
         if self._weights_before is not None:  # one step after a sample: the size of the update
             moved = self._weights_before
-            torch._foreach_sub_(moved, self._params)  # before - after, in the copy: the update's size
+            torch._foreach_sub_(moved, self._weights)  # before - after, in the copy: the update's size
             self._pending[-1]["update_norm"] = torch._foreach_norm(moved)
             self._weights_before = None
-        if step not in self._sampled or not self._params:
+        if step not in self._sampled or not self._weights:
             return
         grads = [p.grad.detach() if p.grad is not None else torch.zeros_like(p) for p in self._parameters]
         self._pending.append({"epoch": self._epoch, "step": step, "loss": loss.detach(),
-                              "norms": torch._foreach_norm(grads + self._params)})  # gradients', then weights'
-        self._weights_before = torch._foreach_mul(self._params, 1.0)  # copies, in one call
+                              "norms": torch._foreach_norm(grads + self._weights)})  # gradients', then weights'
+        self._weights_before = torch._foreach_mul(self._weights, 1.0)  # copies, in one call
         self._capture = bool(self._watched)
         if not self._hooked_always:
             self._hook_all()
@@ -191,7 +191,7 @@ class Doctor(Callback):
                 counts.append(count)
         values = torch.stack(numbers).double().cpu().numpy()
         counts = iter(torch.stack(counts).tolist() if counts else [])
-        n, at, lines = len(self._params), 0, []
+        n, at, lines = len(self._weights), 0, []
         for entry in ready:
             grads, weights = self._per_layer(values[at + 1 : at + 1 + 2 * n].reshape(2, n))
             line = {"epoch": entry["epoch"], "step": entry["step"], "loss": float(values[at]),

@@ -127,7 +127,7 @@ class ImageEncoder(Encoder):
         mean = np.asarray(self.state.mean, np.float32)[None, :, None, None]
         std = np.asarray(self.state.std, np.float32)[None, :, None, None]
         with np.errstate(over="ignore", invalid="ignore"):
-            scaled = np.subtract(x, mean, out=x if own and x.dtype == np.float32 else None)
+            scaled = np.subtract(x, mean, out=x if own else None)  # as_images made it float32
             scaled /= std
             return bounded(scaled, "image")
 
