@@ -77,6 +77,22 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(runs_dir, schedule):
         lf.train(resume=interrupted)
 
 
+def test_a_resumed_cnn_keeps_its_adam_moments_laid_out_like_its_weights(runs_dir):
+    # 2-D convolutions train channels last on the CPU; a checkpoint keeps tensors contiguous, and
+    # the fused Adam step reads moments and weights in memory order, so the restored moments must
+    # be laid out as the weights are or the resumed run goes astray
+    spec = {"data": {"dataset": "digits_images"}, "model": {"type": "cnn", "channels": [4, 8], "head": [8]},
+            "train": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.01}}}
+    full = lf.train(spec, runs_dir=runs_dir)
+    assert full.model.blocks[1].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(lf.TrainingInterrupted) as caught:
+        lf.train(spec, runs_dir=runs_dir, callbacks=[StopAfter(1)])
+    resumed = lf.train(resume=caught.value.run_dir)
+    wa, wb = _weights(full), _weights(resumed)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert full.metrics["test"] == resumed.metrics["test"]
+
+
 def test_resume_refuses_spec_changes_but_may_extend_epochs(runs_dir):
     with pytest.raises(lf.TrainingInterrupted) as caught:
         lf.train(tiny_spec(epochs=4), runs_dir=runs_dir, callbacks=[StopAfter(2)])

@@ -204,6 +204,27 @@ class DenseHeaded(Network):
         return self.head(self.pooled(x, lengths))
 
 
+def channels_last_pays(model: nn.Module, device: torch.device) -> bool:
+    """Whether ``model`` has 2-D convolutions that run faster on feature maps stored channels
+    last: on CUDA, and on CPUs through oneDNN (measured on two CPU cores: a training step of
+    the CNNs tried 1.1-2.3x faster, evaluating 1.8-3x)."""
+    if not any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules()):
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and torch.backends.mkldnn.is_available())
+
+
+def in_fastest_layout(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` with its 4-D weights stored channels last where ``channels_last_pays`` (a
+    convolution then reads its inputs in that layout, whatever theirs); unchanged otherwise."""
+    return model.to(memory_format=torch.channels_last) if channels_last_pays(model, device) else model
+
+
+def channels_last_inputs(inputs: tuple) -> tuple:
+    """``inputs`` with images (4-D tensors) stored channels last, so a model in that layout
+    does not convert every batch again."""
+    return tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in inputs)
+
+
 @torch.no_grad()
 def predict_outputs(model: nn.Module, inputs, batch_size: int | None = None) -> torch.Tensor:
     """Model outputs for all rows of ``inputs`` (a tensor or tuple of tensors) in evaluation

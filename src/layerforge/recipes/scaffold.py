@@ -23,6 +23,7 @@ import torch
 
 from ..data.batches import InMemoryBatches, as_tensors
 from ..errors import CheckpointError, SpecError, TrainingError
+from ..models.protocol import channels_last_inputs, channels_last_pays
 from ..training.callbacks import Callback, EarlyStopping
 from ..training.checkpoint import (
     CheckpointState,
@@ -81,6 +82,16 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise SpecError("train.device: 'cuda', but this machine has no CUDA device; use auto or cpu")
     return torch.device(device)
+
+
+def _laid_out_like_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Store each restored state tensor of ``optimizer`` as its parameter is stored. Checkpoints
+    keep tensors contiguous, and a fused step reads state and parameter element by element in
+    memory order: a channels-last weight beside contiguous moments would be updated wrongly."""
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _overrides(callback: Callback, hook: str) -> bool:
@@ -161,15 +172,16 @@ class Scaffold:
     def ready(self, model: torch.nn.Module, train, val) -> tuple[torch.nn.Module, Any, tuple | None]:
         """The model on the training device, batches of the training rows (``(inputs, y)``, or
         a streamed source's ``RowStream``), and the validation rows placed there too (None
-        without them)."""
+        without them). 2-D convolutions get their maps stored channels last where that runs
+        faster (``channels_last_pays``)."""
         model = model.to(self.device)
-        if isinstance(train, tuple):  # rows in memory: placed on the device once
-            inputs, y = self.place(train)
-            if self.device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
-                model = model.to(memory_format=torch.channels_last)  # what GPU convolutions run fastest on
-                inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
-            train = (inputs, y)
-        return model, self.batches(model, train), self.place(val)
+        train = self.place(train) if isinstance(train, tuple) else train  # rows in memory: placed once
+        val = self.place(val)
+        if channels_last_pays(model, self.device):  # and laid out once, not batch by batch
+            model = model.to(memory_format=torch.channels_last)
+            train = (channels_last_inputs(train[0]), train[1]) if isinstance(train, tuple) else train
+            val = None if val is None else (channels_last_inputs(val[0]), val[1])
+        return model, self.batches(model, train), val
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -446,6 +458,7 @@ class Scaffold:
             for part, optimizer in self.optimizers_.items():
                 saved = _fitting_groups(CheckpointState.optimizer_part(state, part), optimizer, part)
                 optimizer.load_state_dict(join_optimizer_state(tensors, saved, part))
+                _laid_out_like_parameters(optimizer)
             self.schedule_.load_state_dict(state["schedule"])
             if self.early_stopping_ is not None and state["early_stopping"] is not None:
                 best = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}

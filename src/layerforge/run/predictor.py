@@ -15,7 +15,7 @@ from ..data.kinds import get as get_kind
 from ..errors import CheckpointError, DataError, LayerforgeError, SpecError, unknown_name
 from ..figures.pictures import image_grid
 from ..models.check import checked_build
-from ..models.protocol import finite_outputs
+from ..models.protocol import finite_outputs, in_fastest_layout
 from ..training.checkpoint import load_weights
 from .manifest import Manifest, read_manifest
 from .store import MODEL, WEIGHTS
@@ -127,7 +127,7 @@ class Predictor:
             model.load_state_dict(load_weights(weights_path, (manifest.files or {}).get(WEIGHTS)))
         except RuntimeError as error:
             raise CheckpointError(f"{weights_path} does not fit the model in {MODEL}: {error}") from None
-        model.eval()
+        model = in_fastest_layout(model, torch.device("cpu")).eval()
         return cls(manifest, model, task, encoder)
 
     # -- inputs ----------------------------------------------------------------------------------
