@@ -1,11 +1,45 @@
 """How much memory this process can still take: the free memory, less under a container's
-limit or the process's own (``ulimit -d``/``-v``)."""
+limit or the process's own (``ulimit -d``/``-v``); and how freed memory is kept for reuse."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import resource
+import sys
 from pathlib import Path
+
+KEPT_BYTES = 256 << 20  # freed memory malloc keeps for reuse, rather than hand back to the system
+MAPPED_BYTES = 32 << 20  # blocks at least this large are mapped anew each time (glibc's largest setting)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_kept = None
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep up to ``KEPT_BYTES`` of freed memory for the next allocation, in
+    this process, once; True when it does.
+
+    Training and evaluation free and allocate the same large activations at every step. By
+    default malloc hands such memory back to the system and maps it anew, and the first touch
+    of each new page is a fault the kernel must serve: a training step of a small CNN on 28x28
+    images at batch 128 took 1.3-1.45x as long, and its evaluation up to 3x. This is what
+    ``MALLOC_TRIM_THRESHOLD_`` and ``MALLOC_MMAP_THRESHOLD_`` set; when the process's
+    environment sets either, or another allocator is preloaded (jemalloc, tcmalloc), that
+    choice stands. The memory a run peaks at does not change; after a peak the process holds
+    at most ``KEPT_BYTES`` more than it would.
+    """
+    global _kept
+    if _kept is None:
+        _kept = False
+        chosen = any(name.startswith("MALLOC_") for name in os.environ) or os.environ.get("LD_PRELOAD")
+        if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" and not chosen:
+            try:
+                mallopt = ctypes.CDLL(None).mallopt
+                _kept = bool(mallopt(_M_MMAP_THRESHOLD, MAPPED_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, KEPT_BYTES))
+            except (OSError, AttributeError):
+                pass
+    return _kept
 
 
 def available_memory() -> int:

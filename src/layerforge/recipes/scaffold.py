@@ -23,6 +23,7 @@ import torch
 
 from ..data.batches import InMemoryBatches, as_tensors
 from ..errors import CheckpointError, SpecError, TrainingError
+from ..memory import keep_freed_memory
 from ..models.protocol import channels_last_inputs, channels_last_pays
 from ..training.callbacks import Callback, EarlyStopping
 from ..training.checkpoint import (
@@ -137,6 +138,7 @@ class Scaffold:
         self.distributed = distributed
         self.device = distributed.device if distributed is not None else resolve_device(spec.device)
         self.precision = Precision.of(spec.precision, self.device)
+        keep_freed_memory()  # every step frees and takes the same activations again
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # TF32 matmuls and convolutions
         torch.manual_seed(seed)

@@ -14,6 +14,7 @@ from .. import tasks
 from ..data.kinds import get as get_kind
 from ..errors import CheckpointError, DataError, LayerforgeError, SpecError, unknown_name
 from ..figures.pictures import image_grid
+from ..memory import keep_freed_memory
 from ..models.check import checked_build
 from ..models.protocol import finite_outputs, in_fastest_layout
 from ..training.checkpoint import load_weights
@@ -128,6 +129,7 @@ class Predictor:
         except RuntimeError as error:
             raise CheckpointError(f"{weights_path} does not fit the model in {MODEL}: {error}") from None
         model = in_fastest_layout(model, torch.device("cpu")).eval()
+        keep_freed_memory()  # every batch of rows frees and takes the same activations again
         return cls(manifest, model, task, encoder)
 
     # -- inputs ----------------------------------------------------------------------------------
