@@ -522,9 +522,18 @@ def _runtime_table(run: Path, data: Path, int8: bool, options: dict):
     if not (folder / "runtime.json").is_file():
         raise DataError(f"{run} has no export: write one with `layerforge export {run}`")
     try:
-        return pd.DataFrame(load(folder, int8=int8).predict_table(str(data), **options))
+        runtime = load(folder, int8=int8)
     except RuntimeDataError as error:
         raise DataError(str(error)) from None
+
+    def frames():  # a large file: a block of rows at a time
+        try:
+            for table in runtime.predict_pieces(str(data), **options):
+                yield pd.DataFrame(table)
+        except RuntimeDataError as error:
+            raise DataError(str(error)) from None
+
+    return frames()
 
 
 @app.command()

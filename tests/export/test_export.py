@@ -2,6 +2,7 @@
 parity proven and decoded predictions identical; the torch-free runtime gives the predictions
 of the PyTorch path."""
 
+import importlib
 import json
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def _same_predictions(run, folder, data, **runtime):
     return ours
 
 
-def test_mlp_on_a_table_with_categories_missing_values_and_booleans(mixed_csv, runs_dir, tmp_path):
+def test_mlp_on_a_table_with_categories_missing_values_and_booleans(mixed_csv, runs_dir, tmp_path, monkeypatch):
     spec = {"data": {"path": str(mixed_csv), "target": "label"}, "model": {"type": "mlp", "layers": [16]},
             "train": {"epochs": 20, "batch_size": 16}}
     run, folder, record = _export(spec, runs_dir, quantize="int8")
@@ -104,7 +105,21 @@ def test_mlp_on_a_table_with_categories_missing_values_and_booleans(mixed_csv, r
     assert int8["kept"] == (folder / "model.int8.onnx").exists()
     if not int8["kept"]:
         assert int8["why"]
-    _same_predictions(run, folder, mixed_csv)  # read as CSV text by the runtime, by pandas in layerforge
+    whole = _same_predictions(run, folder, mixed_csv)  # read as CSV text by the runtime, by pandas in layerforge
+    # a file larger than memory: a block of rows at a time, the same predictions, rows named as in the file
+    encode = importlib.import_module("layerforge.runtime.encode")  # the module, not the function of that name
+    cells = 4 * len(pd.read_csv(mixed_csv, nrows=1).columns)
+    blocks = [len(next(iter(block.columns.values()))) for block in encode.csv_blocks(mixed_csv, cells)]
+    assert sum(blocks) == len(whole) and max(blocks) == 4 and len(blocks) == -(-len(whole) // 4)
+    monkeypatch.setattr(encode, "BLOCK_CELLS", cells)
+    pieces = [pd.DataFrame(table) for table in load(folder).predict_pieces(mixed_csv)]
+    assert len(pieces) == len(blocks)
+    pd.testing.assert_frame_equal(pd.concat(pieces, ignore_index=True), pd.DataFrame(load(folder).predict_table(mixed_csv)))
+    damaged = pd.read_csv(mixed_csv)
+    damaged.loc[37, "color"] = "purple"
+    damaged.to_csv(tmp_path / "damaged.csv", index=False)
+    with pytest.raises(RuntimeDataError, match=r"unseen category 'purple' in row 38 \(line 39 of damaged.csv\)"):
+        list(load(folder).predict_pieces(tmp_path / "damaged.csv"))
     frame = pd.read_csv(mixed_csv).drop(columns="label").head(20)
     rows = frame.to_dict("records")  # Python values (NaN, None, booleans) as given through the API
     assert load(folder).predict(rows).tolist() == run.predict(frame).tolist()

@@ -6,6 +6,8 @@ Example:
     >>> model = load("runs/digits-mlp-20261128-101500/export")
     >>> model.predict("new_rows.csv")                # class labels, values, forecasts or scores
     >>> model.predict_table("new_rows.csv")          # columns as ``layerforge predict`` writes them
+    >>> for table in model.predict_pieces("big.csv"):  # a file larger than memory, a block at a time
+    ...     ...
 
 It reads ``export/runtime.json`` (the fitted preprocessing, how outputs decode, the graphs) and
 the ``.onnx`` files beside it, so an export folder copied to a device is all it needs.
@@ -14,12 +16,13 @@ the ``.onnx`` files beside it, so an export folder copied to a device is all it 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from .decode import answers, check_finite_rows, decode_table, decoded, probabilities
-from .encode import RuntimeDataError, encode
+from .encode import CsvText, RuntimeDataError, csv_blocks, encode
 
 __all__ = ["load", "Runtime", "RuntimeDataError"]
 
@@ -108,6 +111,16 @@ class Runtime:
         """The columns ``layerforge predict`` writes, as name -> values."""
         inputs, _ = self.encode(rows, **options)
         return decode_table(self.decoding, self._run("model", inputs), inputs, self.target)
+
+    def predict_pieces(self, rows, **options) -> Iterator[dict[str, list]]:
+        """``predict_table`` a block of rows at a time: for a table or text in a .csv or .tsv
+        file larger than memory (``encode.csv_blocks``); other rows come as one table."""
+        kind = self.record["preprocessing"]["kind"]
+        if kind in ("table", "text") and isinstance(rows, (str, Path)) and not isinstance(rows, CsvText):
+            for block in csv_blocks(rows):
+                yield self.predict_table(block, **options)
+        else:
+            yield self.predict_table(rows, **options)
 
     def answers(self, rows, **options) -> list[dict]:
         """One answer per row, as the HTTP service returns them (``prediction`` and what the

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ MISSING_WORDS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "
                  "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
 MISSING_CATEGORY = "<missing>"
 MAX_STANDARD_SCORE = 1e6
+BLOCK_CELLS = 1 << 20  # values of a CSV file read at a time (csv_blocks)
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
@@ -77,23 +79,76 @@ class CsvText(str):
     """A CSV table given as text (an HTTP body), read as a CSV file is read; never a path."""
 
 
-def _read_csv(handle, delimiter: str, source: str) -> dict[str, list]:
+class FilePart(str):
+    """A file's name, for messages about its rows read from row ``first`` (0-based) on."""
+
+    first: int
+
+    def __new__(cls, name: str, first: int = 0):
+        part = super().__new__(cls, name)
+        part.first = first
+        return part
+
+
+class CsvBlock:
+    """Rows of a CSV file read a block at a time (``csv_blocks``): ``columns``, name -> raw
+    values, and ``source``, the file and the number of rows before the block."""
+
+    def __init__(self, columns: dict[str, list], source: FilePart):
+        self.columns, self.source = columns, source
+
+
+def _csv_blocks(handle, delimiter: str, source: str, rows: int | None = None) -> Iterator[tuple[int, dict[str, list]]]:
+    """(first row, columns) for each block of at most ``rows`` rows (all of them when None)."""
     reader = csv.reader(handle, delimiter=delimiter)
     try:
         header = next(reader, None)
         if not header:
             raise RuntimeDataError(f"{source}: holds no rows")
-        columns: dict[str, list] = {name: [] for name in header}
+        first, columns = 0, {name: [] for name in header}
         for number, line in enumerate(reader, start=2):
             if len(line) != len(header):
                 raise RuntimeDataError(f"{source}: line {number} has {len(line)} fields, the header {len(header)}")
             for name, value in zip(header, line):
                 columns[name].append(value)
+            if rows is not None and number - 1 - first == rows:
+                yield first, columns
+                first, columns = first + rows, {name: [] for name in header}
     except csv.Error as error:
         raise RuntimeDataError(f"{source}: line {reader.line_num} is not valid CSV ({error})") from None
-    if not next(iter(columns.values()), []):
+    held = len(next(iter(columns.values()), []))
+    if not held and not first:
         raise RuntimeDataError(f"{source}: holds no rows")
-    return columns
+    if held:
+        yield first, columns
+
+
+def _read_csv(handle, delimiter: str, source: str) -> dict[str, list]:
+    return next(_csv_blocks(handle, delimiter, source))[1]
+
+
+def _csv_file(rows) -> Path:
+    path = Path(rows)
+    if not path.is_file():
+        raise RuntimeDataError(f"data file not found: {path}")
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        raise RuntimeDataError(f"{path}: the runtime reads tables from .csv or .tsv files")
+    return path
+
+
+def csv_blocks(rows: str | Path, cells: int | None = None) -> Iterator[CsvBlock]:
+    """The rows of a .csv or .tsv file in blocks of about ``cells`` values, for files larger than
+    memory (a cell read from text takes about 60 bytes); errors name rows as in the whole file."""
+    path = _csv_file(rows)
+    with path.open(newline="", encoding="utf-8") as handle:
+        width = len(next(csv.reader(handle, delimiter=_delimiter(path)), None) or [None])
+    with path.open(newline="", encoding="utf-8") as handle:
+        for first, columns in _csv_blocks(handle, _delimiter(path), str(path), max(1, (cells or BLOCK_CELLS) // width)):
+            yield CsvBlock(columns, FilePart(str(path), first))
+
+
+def _delimiter(path: Path) -> str:
+    return "\t" if path.suffix.lower() == ".tsv" else ","
 
 
 def _columns_of(rows, features: list[str]) -> tuple[dict[str, list], str | None]:
@@ -102,14 +157,12 @@ def _columns_of(rows, features: list[str]) -> tuple[dict[str, list], str | None]
         import io
 
         return _read_csv(io.StringIO(rows, newline=""), ",", "the CSV body"), "the CSV body"
+    if isinstance(rows, CsvBlock):
+        return rows.columns, rows.source
     if isinstance(rows, (str, Path)):
-        path = Path(rows)
-        if not path.is_file():
-            raise RuntimeDataError(f"data file not found: {path}")
-        if path.suffix.lower() not in (".csv", ".tsv"):
-            raise RuntimeDataError(f"{path}: the runtime reads tables from .csv or .tsv files")
+        path = _csv_file(rows)
         with path.open(newline="", encoding="utf-8") as handle:
-            return _read_csv(handle, "\t" if path.suffix.lower() == ".tsv" else ",", str(path)), str(path)
+            return _read_csv(handle, _delimiter(path), str(path)), str(path)
     if isinstance(rows, dict):
         columns = {str(k): list(v) for k, v in rows.items()}
         counts = {name: len(values) for name, values in columns.items()}
@@ -132,6 +185,7 @@ def _columns_of(rows, features: list[str]) -> tuple[dict[str, list], str | None]
 
 def _where(row: int, source: str | None) -> str:
     """'row 3', or 'row 3 (line 4 of data.csv)', as ``layerforge predict`` names rows."""
+    row += getattr(source, "first", 0)
     return f"row {row + 1} (line {row + 2} of {Path(source).name})" if source else f"row {row + 1}"
 
 
@@ -454,8 +508,7 @@ def _forecast(state: dict, rows) -> tuple[tuple[np.ndarray, ...], None]:
 
 def _texts(state: dict, rows, target: str | None) -> tuple[tuple[np.ndarray, ...], list | None]:
     column, labels = state["text"], None
-    if isinstance(rows, (str, Path)) or isinstance(rows, dict) or (isinstance(rows, list) and rows
-                                                                   and isinstance(rows[0], dict)):
+    if isinstance(rows, (str, Path, CsvBlock, dict)) or (isinstance(rows, list) and rows and isinstance(rows[0], dict)):
         columns, source = _columns_of(rows, [column])
         if column not in columns:
             where = f" in {source}" if source else ""
