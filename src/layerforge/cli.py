@@ -663,8 +663,9 @@ def embed(
     _training_stack()
     from .run.directory import load_run
 
-    def call():
-        return load_run(run).predictor.embed_table(data, ignore_extra=ignore_extra)
+    def call():  # a large table: chunk by chunk
+        predictor = load_run(run).predictor
+        return (predictor.embed_table(piece, ignore_extra=ignore_extra) for piece in predictor.encoder.pieces(data))
 
     _write_frames(call, out, "codes.csv")
 

@@ -385,6 +385,41 @@ def test_evaluate_reads_a_large_file_a_chunk_at_a_time_and_scores_it_as_a_whole(
         run.evaluate(tmp_path / "bad.csv")
 
 
+def test_an_autoencoder_scores_encodes_and_flags_a_large_file_a_chunk_at_a_time(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from layerforge.cli import app
+
+    path = write_parquet(tmp_path / "rows.parquet", 5000, 6, 4)
+    spec = {"data": {"path": str(path), "target": "label", "anomaly_classes": ["yes"]},
+            "model": {"type": "autoencoder", "variant": "variational", "layers": [8], "latent_size": 2},
+            "train": {"epochs": 2, "batch_size": 64, "report": False}}
+    run = lf.train(spec, runs_dir=tmp_path / "runs")
+    frame = pd.read_parquet(path)
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    whole, codes, (scores, flags) = run.evaluate(frame), run.embed(frame), run.anomalies(frame)  # one piece each
+    read = _counted_chunks(monkeypatch, 1200 * 8 * 7)  # 1,200 rows of 7 values a chunk
+    measured = run.evaluate(tmp_path / "rows.csv")
+    assert max(read) <= 1250 and sum(read) == 5000 and measured["rows"] == 5000
+    assert measured.keys() == whole.keys() == {"loss", "mse", "noisy_mse", "kl", "rows"}
+    for name in ("loss", "mse", "kl"):  # means over rows: the chunks' means, weighted by their rows
+        assert measured[name] == pytest.approx(whole[name], rel=1e-5), name
+    assert measured["noisy_mse"] == pytest.approx(whole["noisy_mse"], rel=0.05)  # each chunk draws its own noise
+    read.clear()
+    assert np.allclose(run.embed(tmp_path / "rows.csv"), codes, atol=1e-6) and len(read) == 5
+    read.clear()
+    chunked_scores, chunked_flags = run.anomalies(tmp_path / "rows.parquet")
+    assert np.allclose(chunked_scores, scores, rtol=1e-5) and (chunked_flags == flags).all()
+    assert max(read) <= 1250 and sum(read) == 5000  # parquet: its row groups, in chunks
+    read.clear()
+    result = CliRunner().invoke(app, ["embed", str(run.path), str(tmp_path / "rows.csv"), "--out",
+                                      str(tmp_path / "codes.csv")])
+    assert result.exit_code == 0 and len(read) == 5, result.output
+    written = pd.read_csv(tmp_path / "codes.csv")
+    assert written["label"].tolist() == frame["label"].tolist()
+    assert np.allclose(written[["z0", "z1"]].to_numpy(), codes, atol=1e-5)
+
+
 def test_predict_reads_a_large_file_a_chunk_at_a_time_and_writes_it_whole_or_not_at_all(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

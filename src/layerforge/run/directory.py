@@ -155,7 +155,7 @@ class Run:
     def embed(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
         """Latent codes of new rows (N, latent_size): an autoencoder as dimensionality reduction.
         A variational model gives each code's mean."""
-        return self.predictor.embed(data, unknown=unknown, ignore_extra=ignore_extra)
+        return self._by_pieces(self.predictor.embed, data, unknown=unknown, ignore_extra=ignore_extra)
 
     def anomalies(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
         """Anomaly scores and flags: rows whose reconstruction error exceeds the threshold chosen
@@ -164,7 +164,8 @@ class Run:
         Returns:
             (scores (N,), flags (N,) booleans).
         """
-        return self.predictor.anomalies(data, unknown=unknown, ignore_extra=ignore_extra)
+        scores = self.predict(data, unknown=unknown, ignore_extra=ignore_extra)
+        return scores, self.predictor.task.anomalies(scores)
 
     def sample(self, n: int = 100, *, label=None, seed: int = 0) -> np.ndarray:
         """``n`` generated rows in model space (see ``write_samples`` for files): from a GAN, or

@@ -210,10 +210,20 @@ class Predictor:
         ``decision_accuracy``: the accuracy of ``predict``'s decisions, when the rows carry the
         thresholds' column (the other metrics read the model's probabilities).
 
-        A table file is read a chunk at a time when the task is scored on the model's outputs
-        alone (``Task.scored_on_outputs``): only the outputs and targets of all rows are kept,
-        so a file larger than memory can be evaluated."""
+        A table file is read a chunk at a time, so that a file larger than memory can be
+        evaluated, when the task is scored on the model's outputs alone
+        (``Task.scored_on_outputs``: only the outputs and targets of all rows are kept) or its
+        metrics are means over rows (``Task.averaged_over_rows``: each chunk is scored alone)."""
         source = str(data) if isinstance(data, (str, Path)) else None
+        if self.task.averaged_over_rows:
+            sums, rows = {}, 0
+            for piece in self.encoder.pieces(data):
+                inputs, labels = self.encode(piece, **options)
+                y = self.targets(labels, inputs, source)
+                for name, value in self.task.evaluate(self.model, inputs, y, loss_fn).items():
+                    sums[name] = sums.get(name, 0.0) + value * len(y)
+                rows += len(y)
+            return {**{name: total / rows for name, total in sums.items()}, "rows": rows}
         if not self.task.scored_on_outputs:
             inputs, labels = self.encode(data, **options)
             y = self.targets(labels, inputs, source)
@@ -253,11 +263,6 @@ class Predictor:
         if labels is not None:
             frame.insert(0, self.manifest.target, np.asarray(labels))
         return frame
-
-    def anomalies(self, data, **options) -> tuple[np.ndarray, np.ndarray]:
-        """Anomaly scores and flags (scores above the threshold chosen on validation rows)."""
-        scores = self.predict(data, **options)
-        return scores, self.task.anomalies(scores)
 
     def sample(self, n: int = 100, *, label=None, seed: int = 0) -> np.ndarray:
         """``n`` generated rows in model space; the same seed gives the same rows."""

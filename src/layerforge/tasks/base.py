@@ -65,6 +65,9 @@ class Task(ABC):
         scored_on_outputs: whether ``evaluate`` needs nothing but the model's forward pass, as
             ``measure(outputs_for(...))``: an exported model, which offers only that, can be
             scored the same way, and rows read a piece at a time by joining the pieces' outputs.
+        averaged_over_rows: whether every number ``evaluate`` gives is a mean over rows of one
+            size, so that the results of pieces of the rows, weighted by their rows, average to
+            the whole's: rows read a piece at a time are scored piece by piece.
         serves: what a request to the HTTP service asks of it: 'rows' (an answer per input row,
             decoded as ``decoding`` says), 'samples' (``sample``) or 'text' (``generate``).
         calibrates: whether ``train.calibrate: temperature`` applies (``calibrate``).
@@ -87,6 +90,7 @@ class Task(ABC):
     example: ClassVar[dict[str, Any]]
     manifest_fields: ClassVar[tuple[str, ...]] = ()
     scored_on_outputs: ClassVar[bool] = True
+    averaged_over_rows: ClassVar[bool] = False
     serves: ClassVar[str] = "rows"
     calibrates: ClassVar[bool] = False
     ensembles: ClassVar[bool] = False

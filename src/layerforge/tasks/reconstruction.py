@@ -81,6 +81,7 @@ class ReconstructionTask(Task):
     metrics = {"mse": False, "noisy_mse": False, "kl": False}
     headline = "mse"
     scored_on_outputs = False  # the noisy reconstruction and the KL term come from the encoder and the noise
+    averaged_over_rows = True  # mse, noisy_mse, kl and the loss: means over rows of equal size
     example = {"data": {"dataset": "digits"}, "model": {"type": "autoencoder", "layers": [16], "latent_size": 2}}
     needs_target = False
     stratify = True
