@@ -6,7 +6,7 @@ Lightning, Keras 3 on its torch backend, skorch, ``lf.Trainer`` (with and withou
 doctor, and validating after every epoch on the rows a full run validates on: ``lf.Trainer+val``)
 and a full ``lf.train`` run (``layerforge train``: data read from an .npz file and split,
 validation as ``train.validate_every: auto`` has it (every epoch of a run of up to 100 epochs,
-else about 100 times), the doctor, history, checkpoints and the report), also validating after
+else about 50 times), the doctor, history, checkpoints and the report), also validating after
 every epoch (``lf.train/1``: ``train.validate_every: 1``). The torch peers train the very module
 layerforge builds; Keras builds the same layers.
 
