@@ -3,6 +3,7 @@ fitting sample in memory, every training row once per epoch in a fresh order, ex
 errors that name the file's row, and resident memory that does not grow with the file."""
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -106,6 +107,24 @@ def test_free_memory_counts_the_process_own_limit():
     before, limited = map(int, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                               check=True).stdout.split())
     assert before > 200 << 20 and 90 << 20 < limited <= 100 << 20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_memory_is_kept_for_the_next_step_unless_the_environment_chose(tmp_path):
+    code = ("import numpy as np; from layerforge.memory import keep_freed_memory; "
+            "data = lambda: int(dict(l.split(':', 1) for l in open('/proc/self/status') if ':' in l)['VmData'].split()[0]); "
+            "kept = keep_freed_memory(); before = data(); a = np.ones(20 << 20, np.uint8); during = data(); del a; "
+            "print(kept, during - before, data() - before)")
+
+    def run(**env):
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | env
+        kept, during, after = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                             env=environment).stdout.split()
+        return kept, round(int(during) / 1024), round(int(after) / 1024)  # MB
+
+    assert run() == ("True", 20, 20)  # 20 MB freed and still held, for the next step's activations
+    kept, during, after = run(MALLOC_ARENA_MAX="2")  # a choice of the environment's: malloc as it was
+    assert kept == "False" and during == 20 and after == 0
 
 
 def test_every_epoch_reads_each_training_row_once_in_a_new_order(tmp_path):
