@@ -160,9 +160,12 @@ def unsealed(data: dict, path: str | Path) -> tuple[dict, bool]:
     return body, True
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    """Write ``data`` as JSON (non-finite numbers as null: the file is always valid JSON)."""
-    atomic_write(path, json.dumps(finite(data), indent=2, allow_nan=False) + "\n")
+def write_json(path: str | Path, data: Any, *, compact: bool = False) -> None:
+    """Write ``data`` as JSON (non-finite numbers as null: the file is always valid JSON);
+    ``compact``: on one line, for large files (indenting takes Python's own encoder, about 15x
+    slower than the C one)."""
+    layout = {"separators": (",", ":")} if compact else {"indent": 2}
+    atomic_write(path, json.dumps(finite(data), allow_nan=False, **layout) + "\n")
 
 
 def read_json(path: str | Path) -> Any:

@@ -46,6 +46,12 @@ def test_plans_are_seeded_and_keep_fixed_parts():
     assert parts["test"].tolist() == list(range(50, 60))
     rows = np.array([0, 1, 2, 5, 6, 9])
     assert to_ranges(rows) == [[0, 3], [5, 7], [9, 10]] and from_ranges(to_ranges(rows)).tolist() == rows.tolist()
+    for n in (0, 1, 2, 1000):  # rows drawn at random: many short ranges, each of plain ints
+        drawn = np.sort(np.random.default_rng(n).choice(max(2 * n, 1), size=n, replace=False)) if n else rows[:0]
+        ranges = to_ranges(drawn)
+        assert all(type(v) is int and a < b for a, b in ranges for v in (a, b))
+        assert all(b < c for (_, b), (c, _) in zip(ranges, ranges[1:]))  # apart: no two could be one range
+        assert from_ranges(ranges).tolist() == drawn.tolist() and from_ranges(ranges).dtype == np.int64
 
 
 def _waves(path, n=200):

@@ -364,10 +364,14 @@ def to_ranges(rows: np.ndarray) -> list[list[int]]:
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
     starts = np.concatenate([[0], breaks])
     stops = np.concatenate([breaks, [len(rows)]])
-    return [[int(rows[a]), int(rows[b - 1]) + 1] for a, b in zip(starts, stops)]
+    return np.stack([rows[starts], rows[stops - 1] + 1], axis=1).tolist()
 
 
 def from_ranges(ranges: list[list[int]]) -> np.ndarray:
     if not ranges:
         return np.zeros(0, dtype=np.int64)
-    return np.concatenate([np.arange(start, stop, dtype=np.int64) for start, stop in ranges])
+    starts, stops = np.asarray(ranges, dtype=np.int64).reshape(-1, 2).T
+    lengths = stops - starts
+    # each position: its range's start plus how far into the range it is
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum(), dtype=np.int64)
+
