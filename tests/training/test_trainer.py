@@ -93,6 +93,21 @@ def test_a_resumed_cnn_keeps_its_adam_moments_laid_out_like_its_weights(runs_dir
     assert full.metrics["test"] == resumed.metrics["test"]
 
 
+def test_channels_last_where_it_was_measured_to_pay(monkeypatch):
+    import platform
+
+    from layerforge.models.protocol import channels_last_pays
+
+    conv, dense = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3)), torch.nn.Sequential(torch.nn.Linear(4, 2))
+    cpu = torch.device("cpu")
+    assert not channels_last_pays(dense, cpu) and not channels_last_pays(dense, torch.device("cuda"))
+    assert channels_last_pays(conv, torch.device("cuda"))
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert channels_last_pays(conv, cpu) == torch.backends.mkldnn.is_available()
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")  # not measured there: left as it was
+    assert not channels_last_pays(conv, cpu)
+
+
 def test_resume_refuses_spec_changes_but_may_extend_epochs(runs_dir):
     with pytest.raises(lf.TrainingInterrupted) as caught:
         lf.train(tiny_spec(epochs=4), runs_dir=runs_dir, callbacks=[StopAfter(2)])

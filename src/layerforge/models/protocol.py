@@ -206,11 +206,16 @@ class DenseHeaded(Network):
 
 def channels_last_pays(model: nn.Module, device: torch.device) -> bool:
     """Whether ``model`` has 2-D convolutions that run faster on feature maps stored channels
-    last: on CUDA, and on CPUs through oneDNN (measured on two CPU cores: a training step of
-    the CNNs tried 1.1-2.3x faster, evaluating 1.8-3x)."""
+    last: on CUDA, and on x86-64 CPUs through oneDNN (measured on two cores: a training step of
+    the CNNs tried 1.1-2.3x faster, evaluating 1.8-3x; other CPUs were not measured)."""
     if not any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules()):
         return False
-    return device.type == "cuda" or (device.type == "cpu" and torch.backends.mkldnn.is_available())
+    if device.type == "cuda":
+        return True
+    import platform
+
+    return (device.type == "cpu" and platform.machine().lower() in ("x86_64", "amd64")
+            and torch.backends.mkldnn.is_available())
 
 
 def in_fastest_layout(model: nn.Module, device: torch.device) -> nn.Module:
