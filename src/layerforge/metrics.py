@@ -47,7 +47,7 @@ def calibration_bins(true: np.ndarray, probabilities: np.ndarray, bins: int = CA
     confidence, the accuracy and the number of rows."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == true
-    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    which = _bin_of(confidence, bins)
     counts = np.bincount(which, minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_confidence = np.bincount(which, weights=confidence, minlength=bins) / counts
@@ -115,9 +115,14 @@ def _brier(probabilities: np.ndarray, picked: np.ndarray) -> float:
 def _ece(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
     """Per bin of the top probability, |its rows' confidence - their hits|, summed over bins and
     divided by all rows: the row-weighted mean gap."""
+    gaps = np.bincount(_bin_of(confidence, bins), weights=confidence - correct, minlength=bins)
+    return float(np.abs(gaps).sum() / len(confidence))
+
+
+def _bin_of(confidence: np.ndarray, bins: int) -> np.ndarray:
+    """Each row's equal-width bin of [0, 1] (a confidence of 1 in the last)."""
     which = (confidence * bins).astype(np.int64)
-    np.minimum(which, bins - 1, out=which)
-    return float(np.abs(np.bincount(which, weights=confidence - correct, minlength=bins)).sum() / len(confidence))
+    return np.minimum(which, bins - 1, out=which)
 
 
 def forecast_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:

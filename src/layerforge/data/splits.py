@@ -374,4 +374,3 @@ def from_ranges(ranges: list[list[int]]) -> np.ndarray:
     lengths = stops - starts
     # each position: its range's start plus how far into the range it is
     return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum(), dtype=np.int64)
-

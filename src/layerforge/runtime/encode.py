@@ -98,13 +98,14 @@ class CsvBlock:
         self.columns, self.source = columns, source
 
 
-def _csv_blocks(handle, delimiter: str, source: str, rows: int | None = None) -> Iterator[tuple[int, dict[str, list]]]:
-    """(first row, columns) for each block of at most ``rows`` rows (all of them when None)."""
+def _csv_blocks(handle, delimiter: str, source: str, cells: int | None = None) -> Iterator[tuple[int, dict[str, list]]]:
+    """(first row, columns) for each block of about ``cells`` values (all rows when None)."""
     reader = csv.reader(handle, delimiter=delimiter)
     try:
         header = next(reader, None)
         if not header:
             raise RuntimeDataError(f"{source}: holds no rows")
+        rows = None if cells is None else max(1, cells // len(header))
         first, columns = 0, {name: [] for name in header}
         for number, line in enumerate(reader, start=2):
             if len(line) != len(header):
@@ -141,9 +142,7 @@ def csv_blocks(rows: str | Path, cells: int | None = None) -> Iterator[CsvBlock]
     memory (a cell read from text takes about 60 bytes); errors name rows as in the whole file."""
     path = _csv_file(rows)
     with path.open(newline="", encoding="utf-8") as handle:
-        width = len(next(csv.reader(handle, delimiter=_delimiter(path)), None) or [None])
-    with path.open(newline="", encoding="utf-8") as handle:
-        for first, columns in _csv_blocks(handle, _delimiter(path), str(path), max(1, (cells or BLOCK_CELLS) // width)):
+        for first, columns in _csv_blocks(handle, _delimiter(path), str(path), cells or BLOCK_CELLS):
             yield CsvBlock(columns, FilePart(str(path), first))
 
 
