@@ -516,24 +516,13 @@ def _runtime_table(run: Path, data: Path, int8: bool, options: dict):
     """Predictions through the exported model and ``layerforge.runtime`` (no torch)."""
     import pandas as pd
 
-    from .runtime import RuntimeDataError, load
+    from .runtime import load
 
     folder = run / "export"
     if not (folder / "runtime.json").is_file():
         raise DataError(f"{run} has no export: write one with `layerforge export {run}`")
-    try:
-        runtime = load(folder, int8=int8)
-    except RuntimeDataError as error:
-        raise DataError(str(error)) from None
-
-    def frames():  # a large file: a block of rows at a time
-        try:
-            for table in runtime.predict_pieces(str(data), **options):
-                yield pd.DataFrame(table)
-        except RuntimeDataError as error:
-            raise DataError(str(error)) from None
-
-    return frames()
+    runtime = load(folder, int8=int8)
+    return (pd.DataFrame(table) for table in runtime.predict_pieces(str(data), **options))  # a block at a time
 
 
 @app.command()

@@ -114,7 +114,7 @@ def test_forecast_windows_are_chronological(tmp_path, runs_dir):
     test = run.metrics["test"]
     assert test["mape"] < 0.02 and test["mape"] < test["seasonal_naive_mape"]
     assert run.evaluate()["mape"] == pytest.approx(test["mape"])  # same recursive forecast from the run dir
-    future = run.predict(path)  # continues the whole series: steps 200..205
+    (future,) = run.predict(path)  # one history (the file's series): its steps 200..205
     t_next = np.arange(200, 206)
     np.testing.assert_allclose(future, 50 + 0.5 * t_next + 10 * np.sin(2 * np.pi * t_next / 12), rtol=0.03)
     with pytest.raises(DataError, match="a forecast needs the last 24 steps"):

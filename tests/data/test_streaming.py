@@ -18,6 +18,7 @@ import torch
 import yaml
 
 import layerforge as lf
+from layerforge.codecs import tables
 from layerforge.data import tablefile
 from layerforge.data.prepare import prepare
 from layerforge.data.tablefile import TableFile
@@ -363,17 +364,24 @@ def test_a_run_stopped_mid_epoch_resumes_from_its_position_in_the_stream(tmp_pat
 
 
 def _counted_chunks(monkeypatch, chunk_bytes: int) -> list[int]:
-    """Table files read in chunks of about ``chunk_bytes`` of values; the list the size of each
-    chunk read is appended to."""
-    read, chunks = [], TableFile.chunks
+    """Table files read in chunks of about ``chunk_bytes`` of values (Parquet: ``TableFile``;
+    CSV: the codec's blocks of text, the same number of values); the list the size of each chunk
+    read is appended to."""
+    read, chunks, block = [], TableFile.chunks, tables._block
 
     def counted(self, unit, columns):
         for frame in chunks(self, unit, columns):
             read.append(len(frame))
             yield frame
 
+    def counted_block(header, fields, lines, source, first):
+        read.append(len(lines))
+        return block(header, fields, lines, source, first)
+
     monkeypatch.setattr(TableFile, "chunks", counted)
     monkeypatch.setattr(tablefile, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(tables, "_block", counted_block)
+    monkeypatch.setattr(tables, "BLOCK_CELLS", chunk_bytes // 8)
     return read
 
 

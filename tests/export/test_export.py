@@ -2,7 +2,6 @@
 parity proven and decoded predictions identical; the torch-free runtime gives the predictions
 of the PyTorch path."""
 
-import importlib
 import json
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 
 import layerforge as lf
+from layerforge.codecs import tables
 from layerforge.data.kinds.sequence import pad
 from layerforge.errors import ExportError
 from layerforge.runtime import RuntimeDataError, load
@@ -107,11 +107,10 @@ def test_mlp_on_a_table_with_categories_missing_values_and_booleans(mixed_csv, r
         assert int8["why"]
     whole = _same_predictions(run, folder, mixed_csv)  # read as CSV text by the runtime, by pandas in layerforge
     # a file larger than memory: a block of rows at a time, the same predictions, rows named as in the file
-    encode = importlib.import_module("layerforge.runtime.encode")  # the module, not the function of that name
     cells = 4 * len(pd.read_csv(mixed_csv, nrows=1).columns)
-    blocks = [len(next(iter(block.columns.values()))) for block in encode.csv_blocks(mixed_csv, cells)]
+    blocks = [block.rows for block in tables.csv_blocks(mixed_csv, cells)]
     assert sum(blocks) == len(whole) and max(blocks) == 4 and len(blocks) == -(-len(whole) // 4)
-    monkeypatch.setattr(encode, "BLOCK_CELLS", cells)
+    monkeypatch.setattr(tables, "BLOCK_CELLS", cells)
     pieces = [pd.DataFrame(table) for table in load(folder).predict_pieces(mixed_csv)]
     assert len(pieces) == len(blocks)
     pd.testing.assert_frame_equal(pd.concat(pieces, ignore_index=True), pd.DataFrame(load(folder).predict_table(mixed_csv)))
@@ -138,7 +137,7 @@ def test_regression_values_decode_on_the_targets_scale(runs_dir):
     run, folder, record = _export(spec, runs_dir)
     _proven(folder, record)
     assert record["metrics"]["onnx"]["r2"] == pytest.approx(record["metrics"]["pytorch"]["r2"], abs=1e-5)
-    assert load(folder).decoding["kind"] == "values"
+    assert load(folder).decoding.kind == "values"
 
 
 def test_cnn_on_images(runs_dir, tmp_path):
@@ -244,7 +243,7 @@ def test_forecasts_export_and_the_runtime_continues_histories(runs_dir, tmp_path
     run, folder, record = _export(spec, runs_dir)
     _proven(folder, record)
     runtime = load(folder)
-    expected = run.predict(path)  # the next 6 steps after the file's last 24
+    (expected,) = run.predict(path)  # one history: the next 6 steps after the file's last 24
     np.testing.assert_allclose(runtime.predict(str(path))[0], expected, rtol=1e-4)
     history = pd.read_csv(path)["load"].to_numpy()
     answers = runtime.answers([history, history[:-6]])

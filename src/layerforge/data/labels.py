@@ -4,10 +4,10 @@ class indices. Light (no pandas import), so that task declarations can use them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from ..codecs.cells import category_codes, category_key
 from ..errors import DataError
 
 
@@ -23,17 +23,6 @@ def row_of(series, position: int) -> int:
     table was read from a file, as training rows keep theirs)."""
     label = series.index[position]
     return int(label) if isinstance(label, (int, np.integer)) and not isinstance(label, bool) else position
-
-
-def category_key(value: Any) -> str:
-    """A stable string for a category value: 3, 3.0 and '3' are the same category."""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return str(value)
 
 
 def classes_of(series) -> list:
@@ -54,19 +43,18 @@ def checked_classes(labels) -> list:
 
 
 def encode_classes(series, classes: list, source: str | None = None) -> np.ndarray:
-    """Class indices for a target column (a pandas Series); unknown or missing labels raise
-    DataError naming the row."""
+    """Class indices for a target column (a pandas Series), matched by the category rules of
+    ``codecs.cells`` (the cell '1.0' of a CSV file is the class 1); unknown or missing labels
+    raise DataError naming the row."""
     import pandas as pd
 
-    index = {category_key(c): i for i, c in enumerate(classes)}
     values, uniques = pd.factorize(series, use_na_sentinel=True)  # each distinct label is looked up once
-    known = np.array([index.get(category_key(value), -1) for value in uniques] + [-1], dtype=np.int64)
-    codes = known[values]  # a missing label (-1) picks the final -1
+    known, keys = category_codes(np.asarray(uniques, dtype=object), {category_key(c): i for i, c in enumerate(classes)})
+    codes = np.append(known, -1)[values]  # a missing label (-1) picks the final -1
     bad = np.flatnonzero(codes < 0)
     if len(bad):
         position = int(bad[0])
-        value = series.iloc[position]
-        shown = "a missing value" if values[position] < 0 else repr(value)
+        shown = "a missing value" if values[position] < 0 else repr(keys[values[position]])
         raise DataError(
             f"target column '{series.name}': {shown} in {row_label(row_of(series, position), source)} is not "
             f"one of the classes the model knows ({', '.join(map(str, classes))})"

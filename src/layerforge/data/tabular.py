@@ -7,25 +7,30 @@ process applies exactly the transformation used in training.
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..codecs.cells import MISSING_CATEGORY as MISSING
+from ..codecs.cells import Where, category_key, numbers
+from ..codecs.tables import TableCodec, frame_columns
 from ..errors import DataError
 from ..files import atomic_file
 from .arrays import MAX_STANDARD_SCORE, scaling
-from .labels import category_key, row_label, row_of
+from .labels import row_label, row_of
 
-MISSING = "<missing>"
 MAX_CATEGORIES = 1000
-BLOCK_ROWS = 65536  # Preprocessor.transform encodes number columns this many rows at a time
 
 
-def read_table(path: str | Path):
-    """Read a .csv, .tsv or .parquet file into a DataFrame; errors name the file."""
+def read_table(path: str | Path, text: list[str] | tuple[str, ...] = ()):
+    """Read a .csv, .tsv or .parquet file into a DataFrame; errors name the file.
+
+    Args:
+        text: columns a CSV file's cells are kept in as text (category codes such as 01001, and
+            a text column), whatever their other cells look like; the rest are typed by pandas.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
@@ -34,7 +39,7 @@ def read_table(path: str | Path):
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".tsv"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype={name: str for name in text})
         else:
             raise DataError(f"{path}: expected a .csv, .tsv or .parquet file")
     except DataError:
@@ -47,10 +52,6 @@ def read_table(path: str | Path):
     if frame.empty:
         raise DataError(f"{path}: holds no rows")
     return frame
-
-
-def _is_missing(series):
-    return series.isna().to_numpy()
 
 
 def infer_kind(series, declared_categorical: bool, source: str | None = None) -> str:
@@ -128,38 +129,17 @@ def infer_task(series) -> str:
 
 
 def to_numbers(series, column: str, source: str | None, boolean: bool) -> np.ndarray:
-    """Column as float64 with NaN for missing; a clear error for values that are not numbers."""
-    missing = _is_missing(series)
-    if boolean:
-        def convert(value):
-            text = str(value).strip().lower()
-            return {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}.get(text, math.nan)
+    """Column as float64 with NaN for missing; a clear error for values that are not numbers
+    (read by the one reader of cells, ``codecs.cells``)."""
+    hint = "fix the values or declare the column categorical (data.categorical)"
+    return numbers(series.to_numpy(), column, where_of(series, source), boolean=boolean, hint=hint)
 
-        numbers = np.array([math.nan if m else convert(v) for v, m in zip(series, missing)])
-        kind = "true/false values"
-    else:
-        if pd.api.types.is_bool_dtype(series):
-            raise DataError(f"column '{column}': expected numbers, found true/false values; pass the numbers the "
-                            "model was trained on")
-        numbers = np.array(
-            pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        )
-        kind = "numbers"
-    infinite = np.flatnonzero(np.isinf(numbers))
-    if len(infinite):
-        raise DataError(
-            f"column '{column}': an infinite value in {row_label(row_of(series, infinite[0]), source)}"
-            + (f" and {len(infinite) - 1} more rows" if len(infinite) > 1 else "") + "; fix or drop those rows"
-        )
-    bad = np.flatnonzero(np.isnan(numbers) & ~missing)
-    if len(bad):
-        first = bad[0]
-        raise DataError(
-            f"column '{column}': expected {kind}, found {series.iloc[first]!r} in "
-            f"{row_label(row_of(series, first), source)}" + (f" and {len(bad) - 1} more rows" if len(bad) > 1 else "")
-            + "; fix the values or declare the column categorical (data.categorical)"
-        )
-    return numbers
+
+def where_of(series, source: str | None) -> Where:
+    """Names the rows of a column of a table for messages, by its index when the table was read
+    from a file (as training rows keep theirs)."""
+    index = series.index
+    return Where(source, rows=index.to_numpy() if index.dtype.kind in "iu" else None)
 
 
 def write_table(frame, path: str | Path) -> Path:
@@ -219,7 +199,7 @@ class Preprocessor:
             kind = infer_kind(series, name in categorical, source)
             missing = bool(series.isna().any())
             if kind == "categorical":
-                keys = sorted({category_key(v) for v in series.dropna()})
+                keys = sorted({category_key(v) for v in series.dropna().to_numpy()})  # float32 0.1 is "0.1"
                 if len(keys) > MAX_CATEGORIES:
                     raise DataError(
                         f"column '{name}' has {len(keys)} distinct values, too many to one-hot "
@@ -261,102 +241,28 @@ class Preprocessor:
     def input_names(self) -> list[str]:
         return [column["name"] for column in self.columns]
 
+    def codec(self):
+        """The codec that encodes rows by this preprocessing (``codecs.tables.TableCodec``)."""
+        return TableCodec(self.to_json())
+
     def check_columns(self, frame, *, allowed_extra: tuple[str, ...] = (), ignore_extra: bool = False,
                       source: str | None = None) -> None:
         """Raise DataError when ``frame`` lacks a training column or has unexpected ones."""
-        where = f" in {source}" if source else ""
-        missing = [name for name in self.input_names if name not in frame.columns]
-        if missing:
-            raise DataError(
-                f"missing column{'s' if len(missing) > 1 else ''}{where}: {', '.join(missing)} "
-                f"(the model was trained on: {', '.join(self.input_names)})"
-            )
-        extra = [c for c in frame.columns if c not in self.input_names and c not in allowed_extra]
-        if extra and not ignore_extra:
-            raise DataError(
-                f"unexpected column{'s' if len(extra) > 1 else ''}{where}: "
-                f"{', '.join(map(str, extra))}; remove them or pass ignore_extra (--ignore-extra)"
-            )
+        columns = _columns(frame, source)
+        extra = [name for name in columns.values if name in allowed_extra]
+        for name in extra:  # the target is allowed; the codec is told of one column it may skip
+            columns.values.pop(name)
+        self.codec().check_columns(columns, ignore_extra=ignore_extra)
 
     def transform(self, frame, *, unknown: str = "error", source: str | None = None) -> np.ndarray:
-        """The model's input matrix (float32, one row per frame row).
+        """The model's input matrix (float32, one row per frame row), by ``codec()``.
 
         Args:
             unknown: 'error' raises on a category not seen in training; 'bucket' encodes it as
                 all zeros (an "unknown" bucket).
         """
-        out = np.empty((len(frame), len(self.feature_names)), dtype=np.float32)
-        plain, position = [], 0  # number columns stored as numbers: encoded together, below
-        for column in self.columns:
-            series = frame[column["name"]]
-            if column["kind"] == "categorical":
-                width = len(column["categories"])
-                out[:, position : position + width] = self._encode(column, series, unknown, source)
-                position += width
-                continue
-            if column["kind"] == "numeric" and pd.api.types.is_numeric_dtype(series) \
-                    and not pd.api.types.is_bool_dtype(series):
-                plain.append((position, column))
-            else:
-                self._number_column(out, position, column, series, source)
-            position += 2 if column["indicator"] else 1
-        if plain:
-            self._number_columns(out, plain, frame, source)
-        return out
-
-    def _number_column(self, out: np.ndarray, position: int, column: dict, series, source: str | None) -> None:
-        """One number or true/false column, standardised into ``out`` (and its missing indicator)."""
-        numbers = to_numbers(series, column["name"], source, boolean=column["kind"] == "boolean")
-        missing = np.isnan(numbers)
-        numbers[missing] = column["fill"]
-        out[:, position] = standardise(numbers, column["mean"], column["std"], series, source)
-        if column["indicator"]:
-            out[:, position + 1] = missing
-
-    def _number_columns(self, out: np.ndarray, plain: list[tuple[int, dict]], frame, source: str | None) -> None:
-        """Columns held as numbers, standardised in one pass over all of them (a column with a
-        value to refuse goes through ``_number_column``, which names its row)."""
-        columns = [column for _, column in plain]
-        names = [c["name"] for c in columns]
-        fills, means, stds = (np.array([c[key] for c in columns]) for key in ("fill", "mean", "std"))
-        positions = np.array([position for position, _ in plain])
-        indicators = np.flatnonzero([c["indicator"] for c in columns])
-        for start in range(0, len(frame), BLOCK_ROWS):  # a block of rows at a time bounds the temporaries
-            rows = slice(start, start + BLOCK_ROWS)
-            values = frame.iloc[rows][names].to_numpy(np.float64, na_value=np.nan)
-            missing = np.isnan(values)
-            with np.errstate(over="ignore", invalid="ignore"):
-                scaled = (np.where(missing, fills, values) - means) / stds
-                refused = ~(np.abs(scaled) <= MAX_STANDARD_SCORE)
-            for j in np.flatnonzero(refused.any(axis=0)):  # infinite or too far from training: raises
-                self._number_column(out, plain[j][0], columns[j], frame[names[j]], source)
-            out[rows, positions] = scaled
-            for j in indicators:
-                out[rows, positions[j] + 1] = missing[:, j]
-
-    @staticmethod
-    def _encode(column: dict, series, unknown: str, source: str | None) -> np.ndarray:
-        categories = column["categories"]
-        index = {key: i for i, key in enumerate(categories)}
-        missing = _is_missing(series)
-        keys = [MISSING if m else category_key(v) for v, m in zip(series, missing)]
-        codes = np.array([index.get(k, -1) for k in keys], dtype=np.int64)
-        unseen = np.flatnonzero(codes < 0)
-        if len(unseen) and unknown != "bucket":
-            first = unseen[0]
-            value = "a missing value" if keys[first] == MISSING else f"unseen category {keys[first]!r}"
-            shown = [c for c in categories if c != MISSING]
-            raise DataError(
-                f"column '{column['name']}': {value} in {row_label(first, source)}"
-                + (f" and {len(unseen) - 1} more rows" if len(unseen) > 1 else "")
-                + f" (known: {', '.join(shown[:20])}{', ...' if len(shown) > 20 else ''}); fix the "
-                "value, or map unseen categories to an unknown bucket with "
-                "data.unknown_categories: bucket (--unknown-categories bucket)"
-            )
-        encoded = np.zeros((len(series), len(categories)), dtype=np.float64)
-        known = codes >= 0
-        encoded[np.flatnonzero(known), codes[known]] = 1.0
-        return encoded
+        codec = self.codec()
+        return codec.matrix(_columns(frame[codec.features], source), unknown)
 
     def inverse_transform(self, matrix: np.ndarray):
         """Rows of the model's input space back to the original columns (a DataFrame): numbers
@@ -382,6 +288,14 @@ class Preprocessor:
     @classmethod
     def from_json(cls, state: dict[str, Any]) -> Preprocessor:
         return cls(state["columns"])
+
+
+def _columns(frame, source: str | None):
+    """A DataFrame's cells by column (``codecs.tables.frame_columns``), naming ``source``."""
+    columns = frame_columns(frame)
+    if source is not None:
+        columns.where.source = source
+    return columns
 
 
 def fingerprint_frame(frame) -> str:

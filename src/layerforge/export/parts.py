@@ -137,7 +137,7 @@ def runtime_record(run, graphs: dict, record: dict) -> dict:
         "inputs": manifest.inputs.describe(),
         "features": manifest.features,
         "preprocessing": manifest.preprocessing.model_dump(mode="json"),
-        "decoding": run.task.decoding(),
+        "decoding": run.task.decoding().to_json(),
         "graphs": {name: {"file": entry["file"], "int8": entry.get("int8_file"), "inputs": entry["inputs"],
                           "outputs": entry["outputs"], "reads": entry["reads"]}
                    for name, entry in record["graphs"].items()},

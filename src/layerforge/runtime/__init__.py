@@ -21,8 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import answers, check_finite_rows, decode_table, decoded, probabilities
-from .encode import CsvText, RuntimeDataError, csv_blocks, encode
+from .. import decodings
+from ..codecs import codec_for
+from ..errors import DataError
+
+RuntimeDataError = DataError  # what the runtime raised before it shared layerforge's codecs
 
 __all__ = ["load", "Runtime", "RuntimeDataError"]
 
@@ -48,7 +51,8 @@ class Runtime:
         if self.record.get("format") != "layerforge.export/1":
             raise RuntimeDataError(f"{record_path}: format {self.record.get('format')!r} is not layerforge.export/1")
         self.task, self.target = self.record["task"], self.record["target"]
-        self.decoding = self.record["decoding"]
+        self.decoding = decodings.from_json(self.record["decoding"])
+        self.codec = codec_for(self.record["preprocessing"])
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if threads:
@@ -78,13 +82,13 @@ class Runtime:
             parts.append(session.run(None, feed)[0])
         out = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
         if check:
-            check_finite_rows(out)
+            decodings.check_finite_rows(out)
         return out
 
     def encode(self, rows, **options) -> tuple[tuple[np.ndarray, ...], list | None]:
         """Model inputs for raw rows, and their labels when the rows carry the target
         (``options``: ``unknown`` and ``ignore_extra``, as ``layerforge predict`` takes them)."""
-        return encode(self.record, rows, **options)
+        return self.codec.encode(rows, target=self.target, **options)
 
     def forward(self, inputs: tuple[np.ndarray, ...], check: bool = True) -> np.ndarray:
         """The model's raw outputs for encoded inputs (what ``encode`` gives); ``check``: raise
@@ -100,33 +104,28 @@ class Runtime:
         """Decoded predictions: class labels, values on the target's scale, the next steps of a
         series, or anomaly scores."""
         inputs, _ = self.encode(rows, **options)
-        return decoded(self.decoding, self._run("model", inputs), inputs)
+        return self.decoding.predictions(self._run("model", inputs), inputs)
 
     def predict_proba(self, rows, **options) -> np.ndarray:
-        if self.decoding["kind"] != "classes":
-            raise RuntimeDataError(f"predict_proba is for classification; this export does {self.task}")
-        return probabilities(self.decoding, self.outputs(rows, **options))
+        """Class probabilities (rows, classes), columns in the order of the classes."""
+        return self.decoding.probabilities(self.outputs(rows, **options))
 
     def predict_table(self, rows, **options) -> dict[str, list]:
         """The columns ``layerforge predict`` writes, as name -> values."""
         inputs, _ = self.encode(rows, **options)
-        return decode_table(self.decoding, self._run("model", inputs), inputs, self.target)
+        return self.decoding.columns(self._run("model", inputs), inputs, self.target)
 
     def predict_pieces(self, rows, **options) -> Iterator[dict[str, list]]:
         """``predict_table`` a block of rows at a time: for a table or text in a .csv or .tsv
-        file larger than memory (``encode.csv_blocks``); other rows come as one table."""
-        kind = self.record["preprocessing"]["kind"]
-        if kind in ("table", "text") and isinstance(rows, (str, Path)) and not isinstance(rows, CsvText):
-            for block in csv_blocks(rows):
-                yield self.predict_table(block, **options)
-        else:
-            yield self.predict_table(rows, **options)
+        file larger than memory (``codecs.tables.csv_blocks``); other rows come as one table."""
+        for block in self.codec.pieces(rows):
+            yield self.predict_table(block, **options)
 
     def answers(self, rows, **options) -> list[dict]:
         """One answer per row, as the HTTP service returns them (``prediction`` and what the
         task adds: ``probabilities``, ``anomaly_score`` and ``anomaly``)."""
         inputs, _ = self.encode(rows, **options)
-        return answers(self.decoding, self._run("model", inputs), inputs)
+        return self.decoding.answers(self._run("model", inputs), inputs)
 
     def embed(self, rows, **options) -> np.ndarray:
         """An autoencoder's codes (rows, latent_size)."""
@@ -142,7 +141,7 @@ class Runtime:
         codes = np.random.default_rng(seed).standard_normal((n, width)).astype(np.float32)
         inputs = (codes,)
         if len(names) == 2:
-            classes = len(self.decoding.get("classes") or []) or 1
+            classes = len(getattr(self.decoding, "classes", None) or []) or 1
             labels = np.full(n, label_index, np.int64) if label_index is not None else np.arange(n) % classes
             inputs += (labels.astype(np.int64),)
         return self._run(name, inputs)

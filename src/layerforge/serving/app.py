@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 
 from .. import __version__
+from ..codecs.tables import CsvText
 from ..errors import LayerforgeError
-from ..runtime.encode import CsvText, RuntimeDataError
 from .batching import Batcher, Busy
 from .metrics import Metrics
 from .options import ServeOptions
@@ -33,8 +33,8 @@ error_log = logging.getLogger("layerforge.serving")
 REF = "#/components/schemas/{model}"
 PROTECTED = ("/v1/", "/metrics")
 _PREDICT = re.compile(r"^/v1/models/([^/]+)/predict$")
-_ROW = re.compile(r"\b(?:row|line|history|image) (\d+)")
-_COLUMN = re.compile(r"column '([^']+)'")
+_ROW = re.compile(r"\b(?:row|line|history|image|series) (\d+)")
+_COLUMN = re.compile(r"column '([^']+)'|^(?:missing|unexpected) columns?(?: in [^:]+)?: ([^ ,;(]+)")
 
 
 class _TooLarge(Exception):
@@ -87,7 +87,8 @@ def _words(item: dict, column: str | None, row: int | None) -> str:
 
 def _data_problem(message: str) -> Problem:
     row, column = _ROW.search(message), _COLUMN.search(message)
-    return Problem(field=column and column.group(1), row=row and int(row.group(1)), problem=message)
+    field = column and (column.group(1) or column.group(2))
+    return Problem(field=field, row=row and int(row.group(1)), problem=message)
 
 
 class Service:
@@ -341,7 +342,7 @@ def _add_predict(app, service: Service, served, schemas: Schemas, common: dict, 
         except Busy:
             return _error(503, f"the queue for {name} is full ({service.options.queue_size} requests); retry shortly",
                           headers={"Retry-After": "1"})
-        except (RuntimeDataError, LayerforgeError, ValueError) as error:
+        except (LayerforgeError, ValueError) as error:
             message = " ".join(str(error).split())
             return _error(422, message, [_data_problem(message)])
         return JSONResponse({"predictions": found})
@@ -391,9 +392,6 @@ async def _parse(request, served, schemas: Schemas):
     if kind != "rows":
         return kind, validated, 1
     if key == "columns":
-        columns = validated.columns.model_dump(by_alias=True)
+        columns = validated.columns
         return kind, columns, len(next(iter(columns.values())))
-    rows = validated.rows
-    if served.named_columns:
-        rows = [row.model_dump(by_alias=True) for row in rows]
-    return kind, rows, len(rows)
+    return kind, validated.rows, len(validated.rows)

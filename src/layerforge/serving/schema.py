@@ -95,6 +95,10 @@ class Schemas:
             self.answer = create_model(schema_title(name, "Answer"), prediction=(str, ...))
         self.response = create_model(schema_title(name, "Response"), predictions=(list[self.answer], ...))
         self.adapters = {key: TypeAdapter(body) for key, body in self.bodies.items()}
+        if task.serves == "rows" and served.named_columns:
+            # a table's cells are read by its codec, by the same rules as a CSV file's (JSON true in a
+            # number column is refused, JSON 1 is the category '1'); the schema above documents them
+            self.adapters = {key: TypeAdapter(body) for key, body in _envelopes(name).items()}
         self.row_schema = TypeAdapter(served.row).json_schema() if task.serves == "rows" else None
 
     def body_for(self, payload: Any) -> str:
@@ -119,7 +123,18 @@ class Schemas:
         return schema, schema.pop("$defs", {})
 
 
-def _row_answer(title: str, decoding: dict) -> type[BaseModel]:
+def _envelopes(name: str) -> dict[str, type[BaseModel]]:
+    """A table's request bodies with their cells left to the codec: rows of mappings, or a
+    mapping of columns."""
+    cell_lists = Annotated[list[Any], Field(min_length=1)]
+    return {"rows": _strict_model(schema_title(name, "RowsBody"),
+                                  rows=(Annotated[list[dict[str, Any]], Field(min_length=1)], ...)),
+            "columns": _strict_model(schema_title(name, "ColumnsBody"),
+                                     columns=(Annotated[dict[str, cell_lists], Field(min_length=1)], ...))}
+
+
+def _row_answer(title: str, decoding) -> type[BaseModel]:
+    decoding = decoding.to_json()
     kind = decoding["kind"]
     if kind == "classes":
         classes = tuple(decoding["classes"])

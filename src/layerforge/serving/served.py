@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..decodings import check_finite_rows
 from ..errors import CheckpointError, DataError
 from ..files import finite
 from ..runtime import load
-from ..runtime.decode import answers, check_finite_rows
-from ..runtime.encode import RuntimeDataError, encode
 from .schema import schema_title
 
 BACKENDS = ("torch", "onnx")
@@ -100,8 +99,7 @@ class Served:
             raise DataError(f"{self.run_dir}: a {self.manifest.task} run generates with PyTorch; serve it with "
                             "--backend torch")
         self.decoding = self.task.decoding()
-        self.record = {"target": self.manifest.target,
-                       "preprocessing": self.manifest.preprocessing.model_dump(mode="json")}
+        self.codec = self.run.predictor.encoder.codec if self.task.serves == "rows" else None
         self.backend = OnnxBackend(self.run_dir, int8) if backend == "onnx" else TorchBackend(self.run)
         self.row = self.manifest.preprocessing.request_row(schema_title(name, "Row"))
         self.named_columns = isinstance(self.row, type)  # a model of named columns: tables (and CSV)
@@ -112,9 +110,9 @@ class Served:
         """Model inputs for the rows of one request (validated list, columns or CSV text).
 
         Raises:
-            RuntimeDataError: rows the model cannot read, named by column and row.
+            DataError: rows the model cannot read, named by column and row.
         """
-        inputs, _ = encode(self.record, rows)
+        inputs, _ = self.codec.encode(rows, target=self.manifest.target)
         return inputs
 
     def encode_all(self, payloads: list) -> list:
@@ -125,7 +123,7 @@ class Served:
         if len(payloads) > 1 and all(isinstance(p, list) for p in payloads):
             try:
                 inputs = self.encode([row for rows in payloads for row in rows])
-            except RuntimeDataError:
+            except DataError:
                 pass
             else:
                 bounds = np.cumsum([0] + [len(rows) for rows in payloads])
@@ -150,7 +148,7 @@ class Served:
     def answers(self, outputs: np.ndarray, inputs: tuple[np.ndarray, ...]) -> list[dict]:
         """One answer per row; a row whose outputs are not finite is an error naming it."""
         check_finite_rows(outputs)
-        found = answers(self.decoding, outputs, inputs)
+        found = self.decoding.answers(outputs, inputs)
         for answer in found:
             _finite_answer(answer)
         return found
@@ -214,5 +212,5 @@ def _finite_answer(answer: dict) -> None:
         return False
 
     if bad(answer):
-        raise RuntimeDataError("a prediction is not a finite number: the rows lie far outside the values the model "
+        raise DataError("a prediction is not a finite number: the rows lie far outside the values the model "
                                "was trained on; check them")

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..decodings import Decoding
 from ..errors import DataError
 from ..figures import Block, Note
 
@@ -233,11 +234,11 @@ class Task(ABC):
         raise DataError(f"a {self.name} model does not predict rows")
 
     def prediction_table(self, model, inputs: tuple, target: str | None):
-        """The predictions as a table, one row per input row (``layerforge predict``)."""
+        """The predictions as a table, one row per input row (``layerforge predict``): the
+        decoding's columns of the model's outputs."""
         import pandas as pd
 
-        values = self.predictions(model, inputs)
-        return pd.DataFrame({target or "prediction": list(values) if values.ndim > 1 else values})
+        return pd.DataFrame(self.decoding().columns(answer_outputs(model, inputs), input_arrays(inputs), target))
 
     def probabilities(self, model, inputs: tuple) -> np.ndarray:
         raise DataError(f"predict_proba is for classification runs; this run does {self.name}")
@@ -256,10 +257,10 @@ class Task(ABC):
                  seed: int) -> str:
         raise DataError("generate is for language-model runs (a causal transformer on a text corpus)")
 
-    def decoding(self) -> dict[str, Any]:
-        """How the torch-free runtime (``layerforge.runtime``) turns this task's outputs into
-        predictions: ``kind`` and what it needs (see ``layerforge.runtime.decode``)."""
-        return {"kind": "outputs"}
+    def decoding(self) -> Decoding:
+        """How this task's outputs become answers (``layerforge.decodings``): what ``predict``,
+        the torch-free runtime and the HTTP service all decode outputs with."""
+        return Decoding()
 
     def calibrate(self, model, inputs: tuple, y) -> dict[str, Any]:
         """Fit what makes the outputs' probabilities trustworthy on held-out rows; returns the
@@ -302,3 +303,16 @@ class Task(ABC):
             pictures: the pictures ``finish`` drew.
         """
         return [Note("no results to show for this task")]
+
+
+def answer_outputs(model, inputs: tuple) -> np.ndarray:
+    """The model's outputs for encoded rows, as the float32 array decodings read (evaluation
+    mode, batched; ``model`` may be an exported graph called like the network)."""
+    from ..models.protocol import predict_outputs
+
+    return predict_outputs(model, inputs).float().cpu().numpy()
+
+
+def input_arrays(inputs: tuple) -> tuple[np.ndarray, ...]:
+    """Encoded inputs (tensors) as arrays, for decodings that read them (anomaly scores)."""
+    return tuple(t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t) for t in inputs)

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from ..data.labels import checked_classes, encode_classes
+from ..decodings import Classes
 from ..errors import DataError
 from ..figures import Note, Picture
 from ..metrics import classification_scores
-from .base import Task
+from .base import Task, answer_outputs
 
 __all__ = ["ClassificationTask"]
 
@@ -114,25 +115,13 @@ class ClassificationTask(Task):
 
     def probabilities(self, model, inputs: tuple) -> np.ndarray:
         """Class probabilities (rows, classes), columns in the order of ``classes``."""
-        from ..models.protocol import predict_outputs
-
-        return self._softmax(predict_outputs(model, inputs)).cpu().numpy()
+        return self.decoding().probabilities(answer_outputs(model, inputs))
 
     def predictions(self, model, inputs: tuple) -> np.ndarray:
-        return np.asarray(self.classes, dtype=object)[self.probabilities(model, inputs).argmax(axis=1)]
+        return self.decoding().predictions(answer_outputs(model, inputs), inputs)
 
-    def decoding(self) -> dict:
-        return {"kind": "classes", "classes": self.classes, "temperature": self.temperature}
-
-    def prediction_table(self, model, inputs: tuple, target: str | None):
-        """The predicted class and one ``proba_<class>`` column per class."""
-        import pandas as pd
-
-        probabilities = self.probabilities(model, inputs)
-        frame = pd.DataFrame({target or "prediction": np.asarray(self.classes, dtype=object)[probabilities.argmax(1)]})
-        for i, name in enumerate(self.classes):
-            frame[f"proba_{name}"] = probabilities[:, i]
-        return frame
+    def decoding(self) -> Classes:
+        return Classes(self.classes, self.temperature)
 
     def for_ensemble(self) -> ClassificationTask:
         return ClassificationTask(self.classes)

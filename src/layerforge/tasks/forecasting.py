@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..decodings import Forecast
 from ..figures import Note, Picture
 from ..metrics import forecast_metrics
-from .base import Task
+from .base import Task, answer_outputs
 
 
 class ForecastTask(Task):
@@ -53,9 +54,8 @@ class ForecastTask(Task):
         """Forecasts on the original scale, shape (N, steps)."""
         return self.scaler.inverse_target(outputs.detach().double().cpu().numpy())
 
-    def decoding(self) -> dict:
-        return {"kind": "forecast", "mean": float(self.scaler.mean[0]), "std": float(self.scaler.std[0]),
-                "log": bool(self.scaler.log)}
+    def decoding(self) -> Forecast:
+        return Forecast(float(self.scaler.mean[0]), float(self.scaler.std[0]), bool(self.scaler.log))
 
     def outputs_for(self, model, inputs: tuple, y):
         """Forecasts as long as ``y``: direct when it spans one horizon, else recursive."""
@@ -71,16 +71,9 @@ class ForecastTask(Task):
         return forecast_metrics(self.decode(y), self.decode(outputs))
 
     def predictions(self, model, inputs: tuple) -> np.ndarray:
-        """The next ``horizon`` steps after the window, on the original scale."""
-        from ..models.protocol import predict_outputs
-
-        return self.decode(predict_outputs(model, inputs))[0]
-
-    def prediction_table(self, model, inputs: tuple, target: str | None):
-        import pandas as pd
-
-        values = self.predictions(model, inputs)
-        return pd.DataFrame({"step": range(1, len(values) + 1), target or "forecast": values})
+        """The next ``horizon`` steps after each window (histories, horizon), on the original
+        scale."""
+        return self.decoding().predictions(answer_outputs(model, inputs), inputs)
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         """The first test window's history, then the forecast of the test span."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.labels import category_key, checked_classes, encode_classes
+from ..decodings import Samples
 from ..errors import CheckpointError, DataError
 from ..figures import Note, Picture
 from ..models import build_model
@@ -187,8 +188,8 @@ class GenerationTask(Task):
         codes = self._label_codes(model, n, label)
         return None if codes is None else [self.classes[c] for c in codes.tolist()]
 
-    def decoding(self) -> dict:
-        return {"kind": "samples", "classes": self.classes}
+    def decoding(self) -> Samples:
+        return Samples(self.classes)
 
     def predictions(self, model, inputs: tuple) -> np.ndarray:
         raise DataError("a GAN generates rows rather than predicting them: use sample (layerforge sample RUN)")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..decodings import NextToken
 from ..errors import DataError
 from ..figures import Passage
 from .base import Task
@@ -54,8 +55,8 @@ class LanguageModelTask(Task):
         nats = float(torch.nn.functional.cross_entropy(outputs.flatten(0, 1).float(), y.flatten()))
         return {"bits_per_token": nats / math.log(2), "perplexity": math.exp(min(nats, 50.0))}
 
-    def decoding(self) -> dict:
-        return {"kind": "next_token"}
+    def decoding(self) -> NextToken:
+        return NextToken()
 
     def generate(self, model, encoder, prompt: str, length: int, temperature: float, top_k: int | None,
                  seed: int) -> str:

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ..data.labels import checked_classes, class_codes, encode_classes
+from ..decodings import AnomalyScores
 from ..errors import DataError
 from ..figures import Note, Picture
 from ..metrics import roc_auc
-from .base import Finished, Task
+from .base import Finished, Task, answer_outputs, input_arrays
 
 # The evaluation corruption is drawn from this seed, so that every epoch and every model of a
 # comparison (plain against denoising) sees the same noisy inputs.
@@ -153,26 +154,22 @@ class ReconstructionTask(Task):
     # -- prediction ----------------------------------------------------------------------------
 
     def anomaly_scores(self, model, inputs: tuple) -> np.ndarray:
-        """Each row's anomaly score (N,): its reconstruction error, or with ``model.anomaly_score:
-        code`` how unlikely its code is under the prior."""
-        import torch
-
+        """Each row's anomaly score (N,): its reconstruction error (the decoding's), or with
+        ``model.anomaly_score: code`` how unlikely its code is under the prior (PyTorch only)."""
         from ..models.protocol import predict_outputs
 
-        x = inputs[0]
         if getattr(model, "anomaly_score", "reconstruction") == "code":
             from ..models.protocol import Call
 
-            return predict_outputs(Call(model, "code_scores"), (x,)).float().cpu().numpy()
-        weights = None if self.weights is None else torch.as_tensor(self.weights, dtype=torch.float32).to(x.device)
-        return row_errors(predict_outputs(model, inputs), x, weights).cpu().numpy()
+            return predict_outputs(Call(model, "code_scores"), (inputs[0],)).float().cpu().numpy()
+        return self.decoding().predictions(answer_outputs(model, inputs), input_arrays(inputs))
 
     def predictions(self, model, inputs: tuple) -> np.ndarray:
         return self.anomaly_scores(model, inputs)
 
-    def decoding(self) -> dict:
-        return {"kind": "anomaly_scores", "threshold": self.threshold,
-                "weights": None if self.weights is None else np.asarray(self.weights, dtype=float).tolist()}
+    def decoding(self) -> AnomalyScores:
+        weights = None if self.weights is None else np.asarray(self.weights, dtype=float).tolist()
+        return AnomalyScores(weights, self.threshold)
 
     def anomalies(self, scores: np.ndarray) -> np.ndarray:
         """Which scores exceed the threshold chosen on validation rows."""
@@ -185,11 +182,7 @@ class ReconstructionTask(Task):
         """``anomaly_score`` per row, and ``anomaly`` when the run has a threshold."""
         import pandas as pd
 
-        scores = self.anomaly_scores(model, inputs)
-        frame = pd.DataFrame({"anomaly_score": scores})
-        if self.threshold is not None:
-            frame["anomaly"] = self.anomalies(scores)
-        return frame
+        return pd.DataFrame(self.decoding().scored(self.anomaly_scores(model, inputs)))
 
     def embed(self, model, inputs: tuple) -> np.ndarray:
         """Latent codes (N, latent_size); a variational model gives each code's mean."""

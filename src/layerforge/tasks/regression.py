@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from ..data.labels import row_label, row_of
+from ..decodings import Values
 from ..errors import DataError
 from ..figures import Note, Picture
-from .base import Task
+from .base import Task, answer_outputs
 
 
 class RegressionTask(Task):
@@ -95,14 +96,11 @@ class RegressionTask(Task):
             "r2": float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan"),
         }
 
-    def decoding(self) -> dict:
-        return {"kind": "values", "mean": self.mean.tolist(), "std": self.std.tolist()}
+    def decoding(self) -> Values:
+        return Values(self.mean.tolist(), self.std.tolist())
 
     def predictions(self, model, inputs: tuple) -> np.ndarray:
-        from ..models.protocol import predict_outputs
-
-        values = self.decode(predict_outputs(model, inputs))
-        return values[:, 0] if values.shape[1] == 1 else values
+        return self.decoding().predictions(answer_outputs(model, inputs), inputs)
 
     def for_ensemble(self) -> RegressionTask:
         return self

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ... import tasks
+from ...codecs import codec_for
 from ...errors import DataError
 from ...models.inputs import Inputs
 from ..splits import ExpandingWindow, GroupedKFold, KFold, plan_for
@@ -107,6 +108,15 @@ class Encoder(ABC):
 
     def __init__(self, state: State, target: str | None = None):
         self.state, self.target = state, target
+        self._codec = None
+
+    @property
+    def codec(self):
+        """The codec of this state (``layerforge.codecs``): what encodes new rows, here and in
+        the torch-free runtime alike."""
+        if self._codec is None:
+            self._codec = codec_for(self.state.model_dump(mode="json"))
+        return self._codec
 
     @property
     @abstractmethod
@@ -122,18 +132,20 @@ class Encoder(ABC):
     def encode(self, source: Source, parts: dict[str, np.ndarray]) -> dict[str, Encoded]:
         """Inputs and targets of the rows of each part of ``source``."""
 
-    @abstractmethod
     def encode_new(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> Encoded:
-        """Inputs (and raw labels, when ``data`` holds them) for new rows at prediction time.
+        """Inputs (and raw labels as a pandas Series, when ``data`` holds them) for new rows at
+        prediction time, by the codec.
 
         Raises:
             DataError: rows the model cannot read, named by column, row or file.
         """
+        inputs, labels = self.codec.encode(data, unknown=unknown, ignore_extra=ignore_extra, target=self.target)
+        return inputs, _labels(labels, self.target)
 
     def pieces(self, data) -> Iterator:
         """New rows in pieces that each fit in memory, for ``encode_new`` one at a time (a large
-        file predicted a piece at a time); by default, ``data`` whole."""
-        yield data
+        file predicted a piece at a time), as the codec reads them."""
+        yield from self.codec.pieces(data)
 
     def missing_labels(self) -> str:
         """What to add to new data so that it can be evaluated."""
@@ -162,6 +174,15 @@ class Encoder(ABC):
         """Scores of a simple method on the test rows, to judge the model against (none here;
         forecasts have the seasonal-naive forecast)."""
         return {}
+
+
+def _labels(labels, target: str | None):
+    """Labels from a codec as a pandas Series (what tasks encode targets from), or None."""
+    if labels is None:
+        return None
+    import pandas as pd
+
+    return labels if isinstance(labels, pd.Series) else pd.Series(labels, name=target)
 
 
 class Kind(ABC):

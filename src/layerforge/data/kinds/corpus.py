@@ -14,7 +14,7 @@ from ...models.inputs import Inputs
 from .. import builtin
 from ..splits import Chronological, ExpandingWindow
 from .base import Encoder, Kind, Source
-from .text import Tokenizer, TokenizerFields
+from .text import Tokenizer, TokenizerFields, fit_tokenizer
 
 
 class CorpusState(TokenizerFields):
@@ -85,7 +85,7 @@ class CorpusKind(Kind):
             raise DataError(f"{source.label}: no text left for training after the split")
         options = data_spec.tokenizer
         train_text = source.payload[int(train[0]) : int(train[-1]) + 1]
-        tokenizer = Tokenizer.fit([train_text], options.kind, options.vocab_size, options.lowercase, options.source)
+        tokenizer = fit_tokenizer([train_text], options)
         return CorpusEncoder(CorpusState(**tokenizer.to_json(), context=data_spec.context), source.target)
 
     def encoder(self, state: CorpusState, target: str | None) -> CorpusEncoder:

@@ -9,16 +9,15 @@ fitted on the training part. A seasonal-naive forecast of the same test steps is
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from ...codecs.forecast import SeriesScaler
 from ...errors import DataError
 from ...metrics import forecast_metrics
 from ...models.inputs import Inputs
 from .. import builtin
-from ..arrays import bounded, scaling
 from ..splits import Chronological, ExpandingWindow
 from .base import Encoder, Kind, Source, State
 
@@ -44,36 +43,6 @@ def load_series(data_spec) -> tuple[np.ndarray, list[str], int | None, str]:
             raise DataError(f"column '{name}' has missing values; a forecast needs a gap-free series")
         columns.append(numbers)
     return np.stack(columns, axis=1), names, data_spec.season, data_spec.path
-
-
-class SeriesScaler:
-    """Optional log of the target, then per-channel standardisation with training statistics."""
-
-    def __init__(self, mean: list[float], std: list[float], log: bool):
-        self.mean, self.std, self.log = np.asarray(mean), np.asarray(std), log
-
-    @classmethod
-    def fit(cls, values: np.ndarray, log: bool) -> SeriesScaler:
-        mean, std = scaling(cls._log(values, log), 0, "the training series")
-        return cls(mean.tolist(), std.tolist(), log)
-
-    @staticmethod
-    def _log(values: np.ndarray, log: bool) -> np.ndarray:
-        if not log:
-            return values.astype(np.float64)
-        if (values[:, 0] <= 0).any():
-            raise DataError("data.log: the target has values <= 0, which have no logarithm; set log: false")
-        out = values.astype(np.float64).copy()
-        out[:, 0] = np.log(out[:, 0])
-        return out
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore"):
-            return bounded((self._log(values, self.log) - self.mean) / self.std, "step")
-
-    def inverse_target(self, scaled: np.ndarray) -> np.ndarray:
-        values = np.asarray(scaled, dtype=np.float64) * self.std[0] + self.mean[0]
-        return np.exp(values) if self.log else values
 
 
 def windows(scaled: np.ndarray, lookback: int, horizon: int, target_starts: range) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +83,7 @@ class ForecastState(State):
 
         from pydantic import Field
 
-        number = Annotated[float, Field(allow_inf_nan=False)]
+        number = Annotated[float, Field(allow_inf_nan=False, strict=True)]
         step = number if len(self.channels) == 1 else Annotated[list[number], Field(
             min_length=len(self.channels), max_length=len(self.channels))]
         return Annotated[list[step], Field(min_length=self.lookback, title=title,
@@ -178,27 +147,6 @@ class ForecastEncoder(Encoder):
         values = source.payload[:, 0]
         truth = np.stack([values[t : t + span] for t in starts])
         return {"seasonal_naive": forecast_metrics(truth, seasonal_naive(values, starts, span, season))}
-
-    def encode_new(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
-        """The last ``lookback`` steps of a series (an array, or a table with the series'
-        columns) as one input window."""
-        from ..tabular import read_table, to_numbers
-
-        names, lookback = self.state.channels, self.state.lookback
-        if isinstance(data, (str, Path)):
-            frame = read_table(data)
-            missing = [n for n in names if n not in frame.columns]
-            if missing:
-                raise DataError(f"missing column in {data}: {', '.join(missing)} (the series to continue)")
-            values = np.stack([to_numbers(frame[n], n, str(data), boolean=False) for n in names], axis=1)
-        else:
-            values = np.asarray(data, dtype=np.float64)
-            values = values[:, None] if values.ndim == 1 else values
-        if len(values) < lookback or values.shape[1] != len(names):
-            raise DataError(f"a forecast needs the last {lookback} steps of {len(names)} series "
-                            f"({', '.join(names)}); got shape {values.shape}")
-        window = self.scaler.transform(values[-lookback:])  # (L, C)
-        return (window.T[None].copy(),), None
 
     def unscale(self, rows: np.ndarray) -> np.ndarray:
         return self.scaler.inverse_target(rows)

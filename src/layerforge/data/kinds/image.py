@@ -4,78 +4,19 @@ Resized to one size, scaled per channel with training statistics; shape (N, C, H
 from __future__ import annotations
 
 import hashlib
-import warnings
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from ...codecs.arrays import as_images, list_folder, read_folder, read_image, scale_images
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
-from ..arrays import bounded, channel_scaling, numbers, read_npz
+from ..arrays import channel_scaling, read_npz
 from .base import Encoder, Kind, Perturbation, Source, State
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 FILES_PER_UNIT = 256  # a streamed image folder is read this many files to a piece
-
-
-def read_image(path: Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
-    """One image as float32 (C, H, W) in [0, 1], converted to ``channels`` and resized."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataError("reading image files needs Pillow: pip install 'layerforge[images]'") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse, rather than warn of, huge images
-            with Image.open(path) as image:
-                image = image.convert("L" if channels == 1 else "RGB")
-                if size is not None and image.size != (size[1], size[0]):
-                    image = image.resize((size[1], size[0]), Image.BILINEAR)
-                array = np.asarray(image, dtype=np.float32) / 255.0
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-        raise DataError(f"{path}: refused: {error}") from None
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot be read as an image ({error})") from None
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-
-
-def list_folder(root: Path) -> tuple[list[Path], list[str]]:
-    """The image files of ``root/<class>/`` and their class names (the subfolder names)."""
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
-    if not folders:
-        raise DataError(f"{root}: expected one subfolder per class holding images, found none")
-    files, labels = [], []
-    for folder in folders:
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
-        files += found
-        labels += [folder.name] * len(found)
-    if not files:
-        raise DataError(f"{root}: the class subfolders hold no {', '.join(EXTENSIONS)} files")
-    return files, labels
-
-
-def read_folder(root: Path, size: tuple[int, int] | None, channels: int) -> tuple[np.ndarray, list[str]]:
-    """Images from ``root/<class>/*.png`` and their class names (the subfolder names)."""
-    files, labels = list_folder(root)
-    images = [read_image(file, size, channels) for file in files]
-    shapes = {im.shape for im in images}
-    if len(shapes) > 1:
-        raise DataError(f"{root}: images have different sizes {sorted(shapes)[:3]}; set data.image_size: [H, W]")
-    return np.stack(images), labels
-
-
-def as_images(x: np.ndarray, source: str = "the images") -> np.ndarray:
-    """(N, H, W) -> (N, 1, H, W); (N, C, H, W) stays; numbers only, all finite."""
-    x = numbers(x, "x", source)
-    if x.ndim == 3:
-        return x[:, None]
-    if x.ndim != 4:
-        raise DataError(
-            f"expected images shaped (rows, height, width) or (rows, channels, height, width), got {x.shape}"
-        )
-    return x
 
 
 class ImageState(State):
@@ -101,7 +42,7 @@ class ImageState(State):
         from pydantic import Field
 
         height, width = self.size
-        pixel = Annotated[float, Field(allow_inf_nan=False)]
+        pixel = Annotated[float, Field(allow_inf_nan=False, strict=True)]
         line = Annotated[list[pixel], Field(min_length=width, max_length=width)]
         plane = Annotated[list[line], Field(min_length=height, max_length=height)]
         planes = Annotated[list[plane], Field(min_length=self.channels, max_length=self.channels)]
@@ -119,55 +60,17 @@ class ImageEncoder(Encoder):
         return Inputs(kind="image", channels=self.state.channels, height=height, width=width)
 
     def scale(self, x: np.ndarray, own: bool = False) -> np.ndarray:
-        """Standardised images; ``own``: ``x`` is a copy no one else holds, scaled in place."""
+        """Standardised images, as the codec scales them; ``own``: ``x`` is a copy no one else
+        holds, scaled in place."""
         x = as_images(x)
         if tuple(x.shape[1:]) != (self.state.channels, *self.state.size):
             raise DataError(f"expected images of shape {(self.state.channels, *self.state.size)}, "
                             f"got {tuple(x.shape[1:])}")
-        mean = np.asarray(self.state.mean, np.float32)[None, :, None, None]
-        std = np.asarray(self.state.std, np.float32)[None, :, None, None]
-        with np.errstate(over="ignore", invalid="ignore"):
-            scaled = np.subtract(x, mean, out=x if own else None)  # as_images made it float32
-            scaled /= std
-            return bounded(scaled, "image")
+        return scale_images(x, self.state.mean, self.state.std, own=own)
 
     def encode(self, source: Source, parts: dict[str, np.ndarray]):
         return {name: ((self.scale(source.payload[rows], own=True),), source.labels.iloc[rows])
                 for name, rows in parts.items()}  # payload[rows] is a copy
-
-    def encode_new(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
-        """Images from an array (N, [C,] H, W), an .npz, an image file or a folder."""
-        import pandas as pd
-
-        labels = None
-        if isinstance(data, (str, Path)):
-            x, labels = self.read(data)
-        else:
-            x = as_images(data)
-        return (self.scale(x),), None if labels is None else pd.Series(labels, name=self.target)
-
-    def read(self, path: str | Path) -> tuple[np.ndarray, list | None]:
-        """Images for prediction from a file, a folder of images or a folder of class folders."""
-        path = Path(path)
-        size, channels = tuple(self.state.size), self.state.channels
-        if path.is_file() and path.suffix == ".npz":
-            arrays = read_npz(path)
-            if "x" not in arrays:
-                raise DataError(f"{path}: holds arrays {', '.join(arrays) or 'none'} but no 'x' (the images)")
-            x, y = as_images(arrays["x"], str(path)), arrays.get("y")
-            if y is not None and len(y) != len(x):
-                raise DataError(f"{path}: 'x' holds {len(x)} images but 'y' holds {len(y)}; they must match")
-            return x, (None if y is None else y.tolist())
-        if path.is_file():
-            return read_image(path, size, channels)[None], None
-        if path.is_dir() and any(p.is_dir() for p in path.iterdir()):
-            return read_folder(path, size, channels)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS)
-            if not files:
-                raise DataError(f"{path}: holds no images")
-            return np.stack([read_image(f, size, channels) for f in files]), None
-        raise DataError(f"not found: {path}")
 
     def pictures(self, rows: np.ndarray) -> np.ndarray:
         return self.unscale(rows)

@@ -4,83 +4,17 @@ series differ in length; per-channel scaling fitted on the training rows."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from ...codecs.arrays import as_sequences, pad, same_rows, scale_sequences
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
-from ..arrays import bounded, numbers, read_npz, scaling
+from ..arrays import read_npz, scaling
 from .base import Encoder, Kind, Perturbation, Source, State
 from .table import resolve_target
-
-
-def pad(series: list[np.ndarray], length: int | None = None, with_lengths: bool | None = None,
-        channels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Stack (C, L_i) arrays into (N, C, length) with zeros after each end, and their lengths.
-
-    ``length`` defaults to the longest series; lengths are returned when ``with_lengths``, which
-    defaults to "the series differ in length". ``channels`` sets C when ``series`` is empty.
-    """
-    lengths = np.array([s.shape[-1] for s in series], dtype=np.int64)
-    found = {s.shape[0] for s in series}
-    if len(found) > 1:
-        raise DataError(f"series have different numbers of channels: {sorted(found)}")
-    channels = found.pop() if found else (channels or 1)
-    length = int(lengths.max()) if length is None else length
-    if with_lengths is None:
-        with_lengths = len(set(lengths.tolist())) > 1
-    out = np.zeros((len(series), channels, length), dtype=np.float32)
-    for i, s in enumerate(series):
-        out[i, :, : s.shape[-1]] = s
-    return out, (lengths if with_lengths else None)
-
-
-def as_sequences(x: np.ndarray, source: str = "the series") -> np.ndarray:
-    """(N, L) -> (N, 1, L); (N, C, L) stays; numbers only, all finite."""
-    x = numbers(x, "x", source)
-    if x.ndim == 2:
-        return x[:, None, :]
-    if x.ndim != 3:
-        hint = "; for images shaped (rows, channels, height, width) set data.kind: image" if x.ndim == 4 else ""
-        raise DataError(f"{source}: expected sequences shaped (rows, length) or (rows, channels, length), got "
-                        f"{x.shape}{hint}")
-    if 0 in x.shape[1:]:
-        raise DataError(f"{source}: series shaped {x.shape} have no {'channels' if x.shape[1] == 0 else 'steps'}")
-    return x
-
-
-def read_sequences(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Read x (and optional lengths, y) from a .npz file, or x from a .npy file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
-    if path.suffix == ".npy":
-        try:
-            return as_sequences(np.load(path, allow_pickle=False), str(path)), None, None
-        except (ValueError, OSError, EOFError) as error:
-            raise DataError(f"{path}: cannot be read as a .npy array of numbers ({error})") from None
-    if path.suffix != ".npz":
-        raise DataError(f"{path}: sequences are read from .npz (arrays x, optional y and lengths) or .npy")
-    arrays = read_npz(path)
-    if "x" not in arrays:
-        raise DataError(f"{path}: holds arrays {', '.join(arrays) or 'none'} but no 'x'")
-    x = as_sequences(arrays["x"], str(path))
-    lengths = arrays["lengths"].astype(np.int64) if "lengths" in arrays else None
-    y = arrays.get("y")
-    _same_rows(path, x, lengths=lengths, y=y)
-    if lengths is not None and ((lengths < 1) | (lengths > x.shape[-1])).any():
-        raise DataError(f"{path}: 'lengths' must lie between 1 and the series' length {x.shape[-1]}")
-    return x, lengths, y
-
-
-def _same_rows(source, x, **others) -> None:
-    """Every array given holds one entry per series of ``x``."""
-    for name, array in others.items():
-        if array is not None and len(array) != len(x):
-            raise DataError(f"{source}: 'x' holds {len(x)} series but '{name}' holds {len(array)}; they must match")
 
 
 class SequenceState(State):
@@ -103,7 +37,7 @@ class SequenceState(State):
 
         from pydantic import Field
 
-        steps = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]],
+        steps = Annotated[list[Annotated[float, Field(allow_inf_nan=False, strict=True)]],
                           Field(min_length=1 if self.variable_length else self.length, max_length=self.length)]
         if len(self.mean) == 1:
             return Annotated[steps, Field(title=title, description=f"{self.length} steps")]
@@ -121,20 +55,6 @@ def fit_scaling(x: np.ndarray, lengths: np.ndarray | None) -> tuple[list[float],
     return mean.tolist(), std.tolist()
 
 
-def scale(x: np.ndarray, mean: list[float], std: list[float], lengths: np.ndarray | None = None) -> np.ndarray:
-    """Standardise each channel; padding stays 0."""
-    x = as_sequences(x)
-    if x.shape[1] != len(mean):
-        raise DataError(f"expected {len(mean)} channel(s) per series, got {x.shape[1]} (shape {x.shape})")
-    with np.errstate(over="ignore", invalid="ignore"):
-        scaled = x - np.asarray(mean, np.float32)[None, :, None]  # a new array (x may be the caller's)
-        scaled /= np.asarray(std, np.float32)[None, :, None]
-    if lengths is not None:
-        padding = np.arange(x.shape[2])[None, :] >= lengths[:, None]  # (N, L)
-        scaled[np.broadcast_to(padding[:, None, :], scaled.shape)] = 0.0
-    return bounded(scaled, "series")
-
-
 class SequenceEncoder(Encoder):
     state: SequenceState
 
@@ -145,28 +65,12 @@ class SequenceEncoder(Encoder):
 
     def _encoded(self, series: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         x, lengths = pad(series, self.state.length, self.state.variable_length, channels=len(self.state.mean))
-        x = scale(x, self.state.mean, self.state.std, lengths)
+        x = scale_sequences(x, self.state.mean, self.state.std, lengths)
         return (x,) if lengths is None else (x, lengths)
 
     def encode(self, source: Source, parts: dict[str, np.ndarray]):
         return {name: (self._encoded([source.payload[i] for i in rows]), source.labels.iloc[rows])
                 for name, rows in parts.items()}
-
-    def encode_new(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
-        """Series from an array (N, [C,] L), or an .npz (x, optional lengths and y) / .npy file."""
-        import pandas as pd
-
-        if isinstance(data, (str, Path)):
-            x, lengths, labels = read_sequences(data)
-        else:
-            x, lengths, labels = as_sequences(data), None, None
-        inputs = (scale(x, self.state.mean, self.state.std, lengths),)
-        if lengths is not None:
-            inputs += (np.asarray(lengths, dtype=np.int64),)
-        elif self.state.variable_length:
-            inputs += (np.full(len(x), x.shape[-1], dtype=np.int64),)
-        return inputs, None if labels is None else pd.Series(labels, name=self.target)
-
 
 class SequenceKind(Kind):
     name = "sequence"
@@ -233,10 +137,10 @@ def _read_training_npz(path) -> dict:
         raise DataError(f"{path}: needs arrays 'x' and 'y' (optionally 'x_test', 'y_test'); "
                         f"it holds {', '.join(arrays) or 'none'}")
     raw = {"x_train": as_sequences(arrays["x"], str(path)), "y_train": arrays["y"]}
-    _same_rows(path, raw["x_train"], y=raw["y_train"])
+    same_rows(path, raw["x_train"], y=raw["y_train"])
     if "x_test" in arrays and "y_test" in arrays:
         raw.update(x_test=as_sequences(arrays["x_test"], str(path)), y_test=arrays["y_test"])
-        _same_rows(path, raw["x_test"], y_test=raw["y_test"])
+        same_rows(path, raw["x_test"], y_test=raw["y_test"])
     return raw
 
 
@@ -270,3 +174,6 @@ def _read_training_table(data_spec) -> dict:
         series.append(steps.astype(np.float32))
         labels.append(group[target].iloc[0])
     return {"x_train": series, "y_train": np.asarray(labels)}
+
+
+scale = scale_sequences  # the name the kind's users know

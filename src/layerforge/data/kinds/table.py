@@ -10,13 +10,12 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...codecs.tables import PARQUET_FILES, frame_columns
 from ...errors import DataError, did_you_mean
 from ...models.inputs import Inputs
 from .. import builtin
 from ..labels import row_label
 from .base import Encoder, Kind, Perturbation, Source, State
-
-TABLE_FILES = (".csv", ".tsv", ".parquet", ".pq")  # what read_table and TableFile read
 
 
 class NumericColumn(BaseModel):
@@ -119,7 +118,7 @@ def load_frame(data_spec):
 
     if data_spec.dataset:
         return builtin.load(data_spec.dataset), data_spec.dataset
-    return read_table(data_spec.path), data_spec.path
+    return read_table(data_spec.path, text=data_spec.categorical), data_spec.path
 
 
 def table_columns(data_spec, frame, source: str, target_required: bool) -> tuple[str | None, list[str], str | None]:
@@ -239,25 +238,36 @@ class TableEncoder(Encoder):
         return f"evaluation data needs the target column '{self.target}'"
 
     def encode(self, source: Source, parts: dict[str, np.ndarray]):
+        """Each part's rows by the codec, as new rows are encoded (categories first seen outside
+        the training rows go to the unknown bucket)."""
         frame = source.payload
-        return {name: ((self.preprocessor.transform(frame.iloc[rows], unknown="bucket", source=source.label),),
-                       None if source.labels is None else source.labels.iloc[rows])
-                for name, rows in parts.items()}
+        encoded = {}
+        for name, rows in parts.items():
+            part = frame.iloc[rows]
+            columns = frame_columns(part[self.features])
+            columns.where.source = source.label
+            encoded[name] = ((self.codec.matrix(columns, "bucket"),),
+                             None if source.labels is None else source.labels.iloc[rows])
+        return encoded
 
     def encode_new(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
-        frame, source = self._frame(data)
-        allowed = (self.target,) if self.target else ()
-        self.preprocessor.check_columns(frame, allowed_extra=allowed, ignore_extra=ignore_extra, source=source)
-        x = self.preprocessor.transform(frame, unknown=unknown or self.state.unknown_categories, source=source)
-        labels = frame[self.target] if self.target and self.target in frame.columns else None
-        return (x,), labels
+        columns = self.codec.read(data)
+        inputs, labels = self.codec.encode(columns, unknown=unknown, ignore_extra=ignore_extra, target=self.target)
+        if labels is not None:
+            import pandas as pd
+
+            where = columns.where
+            index = where.rows if where.rows is not None else pd.RangeIndex(where.first, where.first + columns.rows)
+            labels = pd.Series(labels, name=self.target, index=index)
+        return inputs, labels
 
     def pieces(self, data) -> Iterator:
-        """A .csv, .tsv or .parquet file's rows in chunks (``TableFile``: about 8 MB of values
-        each, indexed by their rows in the file and naming it in ``attrs['source']``, so that
-        messages name the file's row); anything else whole."""
-        if not isinstance(data, (str, Path)) or not str(data).lower().endswith(TABLE_FILES):
-            yield data
+        """A .csv or .tsv file's rows in blocks, read as text by the codec
+        (``codecs.tables.csv_blocks``); a .parquet file's in chunks (``TableFile``: about 8 MB of
+        values each, indexed by their rows in the file and naming it in ``attrs['source']``, so
+        that messages name the file's row); anything else whole."""
+        if not isinstance(data, (str, Path)) or not str(data).lower().endswith(PARQUET_FILES):
+            yield from self.codec.pieces(data)
             return
         from ..tablefile import TableFile
 
@@ -269,26 +279,6 @@ class TableEncoder(Encoder):
                 yield frame
         if not rows:
             raise DataError(f"{data}: holds no rows")
-
-    def _frame(self, data):
-        import pandas as pd
-
-        from ..tabular import read_table
-
-        if isinstance(data, (str, Path)):
-            return read_table(data), str(data)
-        if isinstance(data, pd.DataFrame):
-            return data, data.attrs.get("source")
-        array = np.asarray(data)
-        if array.ndim == 1:
-            array = array[None, :]
-        names = self.features
-        if array.ndim != 2 or array.shape[1] != len(names):
-            raise DataError(
-                f"expected rows of {len(names)} values ({', '.join(names[:10])}"
-                f"{', ...' if len(names) > 10 else ''}), got an array of shape {array.shape}"
-            )
-        return pd.DataFrame(array, columns=names), None
 
     def unscale(self, rows: np.ndarray):
         """A DataFrame with the original columns: numbers unscaled, categories decoded."""

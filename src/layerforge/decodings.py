@@ -1,0 +1,212 @@
+"""Decodings: how a task's outputs become answers, with numpy alone. Each task gives one
+(``Task.decoding()``); the run keeps what it needs (model.json rebuilds the task, runtime.json
+keeps ``to_json()``), and ``predict``'s table, the runtime's answers and the service's JSON all
+come from it, whichever backend computed the outputs.
+
+Example:
+    >>> decoding = Classes(["cat", "dog"])
+    >>> decoding.predictions(np.array([[0.1, 2.0]], np.float32), ()).tolist()
+    ['dog']
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import DataError
+
+
+class Decoding:
+    """Outputs of one kind, decoded. Subclasses name their ``kind`` and fields."""
+
+    kind: ClassVar[str] = "outputs"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        """One prediction per row (``run.predict``)."""
+        raise DataError("this run's outputs are not decoded into predictions")
+
+    def columns(self, outputs: np.ndarray, inputs: tuple, target: str | None) -> dict[str, Any]:
+        """The prediction table's columns (``layerforge predict``), name -> one value per row."""
+        values = self.predictions(outputs, inputs)
+        return {target or "prediction": list(values) if values.ndim > 1 else values}
+
+    def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
+        """One JSON answer per row (the HTTP service): ``prediction`` and what the task adds."""
+        return [{"prediction": value} for value in self.predictions(outputs, inputs).tolist()]
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        raise DataError("predict_proba is for classification runs")
+
+
+def check_finite_rows(outputs: np.ndarray) -> None:
+    """Raise naming the first row whose outputs are not all finite numbers."""
+    bad = np.flatnonzero(~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)) if len(outputs) else []
+    if len(bad):
+        raise DataError(f"the model's outputs for row {bad[0] + 1} are not finite numbers: that row lies far outside "
+                        "the values the model was trained on; check it")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, returned as float32."""
+    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+class Classes(Decoding):
+    """Logits to a class and each class's probability (the softmax, after dividing by the
+    run's ``temperature`` when it was calibrated)."""
+
+    kind = "classes"
+
+    def __init__(self, classes: list, temperature: float | None = None):
+        if temperature is not None and not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
+            raise DataError(f"decoding.temperature: expected a number > 0, got {temperature!r}")
+        self.classes, self.temperature = list(classes), temperature
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "classes": self.classes, "temperature": self.temperature}
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        return softmax(outputs / self.temperature if self.temperature else outputs)
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        return np.asarray(self.classes, dtype=object)[self.probabilities(outputs).argmax(axis=1)]
+
+    def columns(self, outputs: np.ndarray, inputs: tuple, target: str | None) -> dict[str, Any]:
+        found = self.probabilities(outputs)
+        table = {target or "prediction": np.asarray(self.classes, dtype=object)[found.argmax(axis=1)]}
+        for i, name in enumerate(self.classes):
+            table[f"proba_{name}"] = found[:, i]
+        return table
+
+    def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
+        found = self.probabilities(outputs)
+        chosen = found.argmax(axis=1).tolist()
+        return [{"prediction": self.classes[best], "probabilities": dict(zip(map(str, self.classes), row))}
+                for best, row in zip(chosen, found.astype(np.float64).tolist())]
+
+
+class Values(Decoding):
+    """Standardised outputs to values on the target's scale (one or several targets)."""
+
+    kind = "values"
+
+    def __init__(self, mean: list[float], std: list[float]):
+        self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "mean": self.mean, "std": self.std}
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        values = outputs.astype(np.float64) * np.asarray(self.std) + np.asarray(self.mean)
+        return values[:, 0] if values.shape[1] == 1 else values
+
+
+class Forecast(Decoding):
+    """Scaled outputs to the next ``horizon`` steps of the target, on its scale (the exponential
+    when the run forecast its logarithm). One history gives a row per step."""
+
+    kind = "forecast"
+
+    def __init__(self, mean: float, std: float, log: bool):
+        self.mean, self.std, self.log = float(mean), float(std), bool(log)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "mean": self.mean, "std": self.std, "log": self.log}
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        """(histories, horizon) forecasts."""
+        values = outputs.astype(np.float64) * self.std + self.mean
+        return np.exp(values) if self.log else values
+
+    def columns(self, outputs: np.ndarray, inputs: tuple, target: str | None) -> dict[str, Any]:
+        """``step`` and the forecast, one row per step of each history (``history`` numbers them
+        from 1 when there are several)."""
+        values = self.predictions(outputs, inputs)
+        steps = values.shape[1] if values.ndim == 2 else 0
+        table = {} if len(values) == 1 else {"history": np.repeat(np.arange(1, len(values) + 1), steps)}
+        return {**table, "step": np.tile(np.arange(1, steps + 1), len(values)), target or "forecast": values.ravel()}
+
+
+class AnomalyScores(Decoding):
+    """Reconstructions to each row's anomaly score (its mean squared error, weighted per input
+    when the data's units ask it), and whether it passes the threshold chosen on validation rows."""
+
+    kind = "anomaly_scores"
+
+    def __init__(self, weights: list[float] | None = None, threshold: float | None = None):
+        self.weights, self.threshold = weights, threshold
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "weights": self.weights, "threshold": self.threshold}
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        squared = (outputs.astype(np.float32) - inputs[0].astype(np.float32)) ** 2
+        squared = squared.reshape(len(squared), -1)
+        if self.weights is not None:
+            squared = squared * np.asarray(self.weights, dtype=np.float32)
+        return squared.mean(axis=1)
+
+    def columns(self, outputs: np.ndarray, inputs: tuple, target: str | None) -> dict[str, Any]:
+        return self.scored(self.predictions(outputs, inputs))
+
+    def scored(self, scores: np.ndarray) -> dict[str, Any]:
+        """The table's columns for these scores: ``anomaly_score``, and ``anomaly`` with a threshold."""
+        table = {"anomaly_score": scores}
+        if self.threshold is not None:
+            table["anomaly"] = scores > self.threshold
+        return table
+
+    def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
+        scores = self.predictions(outputs, inputs).astype(np.float64).tolist()
+        extra = (lambda s: {}) if self.threshold is None else (lambda s: {"anomaly": s > self.threshold})
+        return [{"prediction": score, "anomaly_score": score, **extra(score)} for score in scores]
+
+
+class Samples(Decoding):
+    """A generator's outputs are rows in model space, not answers to rows; ``classes`` names
+    what a conditional generator is conditioned on."""
+
+    kind = "samples"
+
+    def __init__(self, classes: list | None = None):
+        self.classes = classes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "classes": self.classes}
+
+
+class NextToken(Decoding):
+    """A language model's outputs are next-token logits, read by text generation."""
+
+    kind = "next_token"
+
+
+DECODINGS: dict[str, type[Decoding]] = {cls.kind: cls for cls in (Decoding, Classes, Values, Forecast,
+                                                                   AnomalyScores, Samples, NextToken)}
+
+
+def from_json(record: dict) -> Decoding:
+    """The decoding ``to_json()`` wrote (runtime.json's ``decoding``).
+
+    Raises:
+        DataError: a kind no decoding has, or fields it does not take.
+    """
+    kind = record.get("kind") if isinstance(record, dict) else None
+    if kind not in DECODINGS:
+        raise DataError(f"decoding: unknown kind {kind!r} (known: {', '.join(DECODINGS)})")
+    fields = {key: value for key, value in record.items() if key != "kind"}
+    try:
+        return DECODINGS[kind](**fields)
+    except TypeError as error:
+        raise DataError(f"decoding of kind {kind!r}: {error}") from None
+
+
+__all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "NextToken", "Samples", "Values",
+           "check_finite_rows", "from_json", "softmax"]
