@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from . import __version__
-from .errors import CheckpointError, DataError, LayerforgeError, OutputError, SpecError, TrainingError
+from .errors import CheckpointError, LayerforgeError, OutputError, SpecError, TrainingError
 
 app = typer.Typer(
     add_completion=False,
@@ -516,12 +516,9 @@ def _runtime_table(run: Path, data: Path, int8: bool, options: dict):
     """Predictions through the exported model and ``layerforge.runtime`` (no torch)."""
     import pandas as pd
 
-    from .runtime import load
+    from .export import current
 
-    folder = run / "export"
-    if not (folder / "runtime.json").is_file():
-        raise DataError(f"{run} has no export: write one with `layerforge export {run}`")
-    runtime = load(folder, int8=int8)
+    runtime = current(run, int8=int8)
     return (pd.DataFrame(table) for table in runtime.predict_pieces(str(data), **options))  # a block at a time
 
 

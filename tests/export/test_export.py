@@ -281,7 +281,7 @@ def test_command_line_export_and_onnx_backend(runs_dir, tmp_path):
     cli = [sys.executable, "-m", "layerforge"]
     missing = subprocess.run([*cli, "predict", str(run.path), str(rows), "--backend", "onnx"], capture_output=True,
                              text=True)
-    assert missing.returncode == 2 and "has no export: write one with `layerforge export" in missing.stderr
+    assert missing.returncode == 2 and "has no export for --backend onnx: write one with `layerforge export" in missing.stderr
     done = subprocess.run([*cli, "export", str(run.path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(run.path / "export") and "decoded predictions identical" in done.stderr

@@ -8,7 +8,10 @@ to go from raw rows to decoded predictions.
     model.onnx            rows -> outputs (encoder.onnx, decoder.onnx: an autoencoder's halves;
                           generator.onnx: a GAN's sampler)
     model.int8.onnx       when --quantize int8 kept it
-    runtime.json          preprocessing, decoding and the graphs' inputs, for layerforge.runtime
+    runtime.json          preprocessing, decoding and the graphs' inputs, for layerforge.runtime;
+                          the SHA-256 of every graph, of the run's model.json and weights it was
+                          made from, and of its own content (an edited, replaced or stale file is
+                          refused, see ``current``)
     parity.json           what was proven: differences, decoded agreement, metrics, sizes, latency
 """
 
@@ -18,9 +21,9 @@ import time
 from pathlib import Path
 
 from .. import files
-from ..errors import ExportError
+from ..errors import CheckpointError, ExportError
+from ..runtime import FORMAT, load
 
-FORMAT = "layerforge.export/1"
 RUNTIME = "runtime.json"
 PARITY = "parity.json"
 EXPORT_DIR = "export"
@@ -112,8 +115,8 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
             graph, exported = graphs["model"]
             timings = record.get("int8", {}).get("latency")
             record["latency"] = timings or {"float": latency(exported.path, graph, rows)}
-        files.write_json(building / RUNTIME, runtime_record(run, graphs, record))
-        files.write_json(building / PARITY, record)
+        files.write_json(building / RUNTIME, files.sealed(runtime_record(run, graphs, record, building)))
+        files.write_json(building / PARITY, files.sealed(record))
         _replace(building, target)
     except BaseException:
         files.remove(building)
@@ -132,4 +135,29 @@ def _replace(building: Path, target: Path) -> None:
         files.rename(building, target)
 
 
-__all__ = ["export_run", "FORMAT"]
+def current(run_dir: str | Path, folder: str | Path | None = None, *, int8: bool = False, threads: int | None = None):
+    """The runtime of a run's export (``RUN/export`` unless ``folder``), refused when the run
+    changed after it was made: its model.json or weights are not those runtime.json records
+    (fairness thresholds set afterwards, a run continued or replaced).
+
+    Raises:
+        CheckpointError: no export, an export that was edited or damaged, or one older than the run.
+    """
+    from ..run.store import answer_state
+
+    run_dir = Path(run_dir)
+    folder = Path(folder) if folder is not None else run_dir / EXPORT_DIR
+    if not (folder / RUNTIME).is_file():
+        raise CheckpointError(f"{run_dir} has no export for --backend onnx: write one with "
+                              f"`layerforge export {run_dir}`")
+    runtime = load(folder, int8=int8, threads=threads)
+    now = answer_state(run_dir)
+    for name, digest in runtime.record["made_from"].items():
+        if now.get(name) != digest:
+            raise CheckpointError(f"{folder / RUNTIME}: this export was made from an earlier state of {run_dir} "
+                                  f"({name} has changed since), so it would not answer as the run does; export it "
+                                  f"again with `layerforge export {run_dir}`")
+    return runtime
+
+
+__all__ = ["export_run", "current", "FORMAT"]

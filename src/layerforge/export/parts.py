@@ -10,7 +10,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..files import sha256_file
 from ..models.protocol import Graph, finite_outputs, predict_outputs
+from ..run.store import answer_state
 from .onnx import PARITY_ROWS, RTOL, OnnxModule, session
 
 
@@ -126,10 +128,15 @@ def latency(path: Path, graph: Graph, inputs: tuple, sizes=(1, 256), budget: flo
     return result
 
 
-def runtime_record(run, graphs: dict, record: dict) -> dict:
-    """What ``layerforge.runtime`` reads: the data's fitted preprocessing, how outputs decode, and
-    each graph's file and inputs."""
+def runtime_record(run, graphs: dict, record: dict, folder: Path) -> dict:
+    """What ``layerforge.runtime`` reads: the data's fitted preprocessing, how outputs decode,
+    each graph's file, inputs and SHA-256, and the SHA-256 of the run's files it was made from
+    (``export.current`` refuses the export once they change). Sealed by its writer."""
     manifest = run.manifest
+
+    def digest(name: str | None) -> str | None:
+        return sha256_file(folder / name) if name else None
+
     return {
         "format": record["format"],
         "task": manifest.task,
@@ -139,6 +146,8 @@ def runtime_record(run, graphs: dict, record: dict) -> dict:
         "preprocessing": manifest.preprocessing.model_dump(mode="json"),
         "decoding": run.task.decoding().to_json(),
         "graphs": {name: {"file": entry["file"], "int8": entry.get("int8_file"), "inputs": entry["inputs"],
-                          "outputs": entry["outputs"], "reads": entry["reads"]}
+                          "outputs": entry["outputs"], "reads": entry["reads"], "sha256": digest(entry["file"]),
+                          "int8_sha256": digest(entry.get("int8_file"))}
                    for name, entry in record["graphs"].items()},
+        "made_from": answer_state(run.path),
     }

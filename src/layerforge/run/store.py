@@ -25,6 +25,7 @@ from safetensors.numpy import load, save
 from ..data.splits import from_ranges, to_ranges
 from ..errors import CheckpointError, DataError
 from ..files import (
+    SEAL,
     atomic_write,
     is_locked,
     make_dir,
@@ -32,6 +33,7 @@ from ..files import (
     read_jsonl,
     remove,
     rename,
+    sealed,
     sha256_file,
     writable_directory,
     write_json,
@@ -139,6 +141,23 @@ def finished(run_dir: Path) -> None:
 
 def write_spec(path: Path, spec) -> None:
     atomic_write(path, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+
+
+def answer_state(run_dir: str | Path) -> dict[str, str | None]:
+    """What a run answers with, as digests: its weights' SHA-256, and model.json's content but for
+    the checksums of the files it lists (a rebuilt report changes those, not the answers)."""
+    run_dir = Path(run_dir)
+    found: dict[str, str | None] = {}
+    try:
+        manifest = read_json(run_dir / MODEL)
+    except Exception:  # noqa: BLE001 - a missing or broken model.json matches no export
+        manifest = None
+    body = {key: value for key, value in manifest.items() if key not in ("files", SEAL)} \
+        if isinstance(manifest, dict) else None
+    found[MODEL] = sealed(body)[SEAL] if body is not None else None
+    weights = run_dir / WEIGHTS
+    found[WEIGHTS] = sha256_file(weights) if weights.is_file() else None
+    return found
 
 
 def file_checksums(run_dir: Path) -> dict[str, str]:

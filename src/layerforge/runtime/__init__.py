@@ -23,7 +23,10 @@ import numpy as np
 
 from .. import decodings
 from ..codecs import codec_for
-from ..errors import DataError
+from ..errors import CheckpointError, DataError
+from ..files import SEAL, sha256_file, unsealed
+
+FORMAT = "layerforge.export/2"  # what layerforge.export writes
 
 RuntimeDataError = DataError  # what the runtime raised before it shared layerforge's codecs
 
@@ -47,11 +50,21 @@ class Runtime:
         if not record_path.is_file():
             raise RuntimeDataError(f"{self.folder} is not an export folder: it has no runtime.json "
                                    "(write one with `layerforge export RUN`)")
-        self.record = json.loads(record_path.read_text(encoding="utf-8"))
-        if self.record.get("format") != "layerforge.export/1":
-            raise RuntimeDataError(f"{record_path}: format {self.record.get('format')!r} is not layerforge.export/1")
+        try:
+            raw = json.loads(record_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise CheckpointError(f"{record_path}: is not valid JSON ({error}); export the run again") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT or SEAL not in raw:
+            found = raw.get("format") if isinstance(raw, dict) else None
+            raise CheckpointError(f"{record_path}: format {found!r} is not {FORMAT} with its {SEAL} (an export written "
+                                  "by an earlier layerforge, or not an export); export the run again with "
+                                  "`layerforge export RUN`")
+        self.record, _ = unsealed(raw, record_path)
         self.task, self.target = self.record["task"], self.record["target"]
-        self.decoding = decodings.from_json(self.record["decoding"])
+        try:
+            self.decoding = decodings.from_json(self.record["decoding"])
+        except DataError as error:
+            raise CheckpointError(f"{record_path}: {error}") from None
         self.codec = codec_for(self.record["preprocessing"])
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -62,17 +75,42 @@ class Runtime:
         graph = self.record["graphs"].get("model")
         if int8 and not (graph and graph.get("int8")):
             raise RuntimeDataError(f"{self.folder} keeps no int8 model (see parity.json for why)")
+        for name in self.record["graphs"]:  # every graph is the one the export proved, before any is used
+            self.graph_path(name)
 
     def _session(self, name: str):
         graphs = self.record["graphs"]
         if name not in graphs:
             raise RuntimeDataError(f"this export has no {name} graph (it has: {', '.join(graphs)})")
         if name not in self._sessions:
-            entry = graphs[name]
-            file = entry["int8"] if self.int8 and name == "model" and entry.get("int8") else entry["file"]
-            self._sessions[name] = (self._ort.InferenceSession(str(self.folder / file), self._options,
-                                                               providers=["CPUExecutionProvider"]), entry["inputs"])
+            path = self.graph_path(name)
+            session = self._ort.InferenceSession(str(path), self._options, providers=["CPUExecutionProvider"])
+            self._sessions[name] = (session, graphs[name]["inputs"])
         return self._sessions[name]
+
+    def graph_path(self, name: str = "model") -> Path:
+        """The file of graph ``name`` this runtime runs (the int8 one when asked), checked against
+        the SHA-256 runtime.json records for it.
+
+        Raises:
+            CheckpointError: the file is missing, or was replaced or damaged after the export.
+        """
+        entry = self.record["graphs"][name]
+        small = self.int8 and name == "model" and entry.get("int8")
+        file, expected = (entry["int8"], entry["int8_sha256"]) if small else (entry["file"], entry["sha256"])
+        path = self.folder / file
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing (runtime.json lists it); export the run again")
+        if sha256_file(path) != expected:
+            raise CheckpointError(f"{path} does not match its SHA-256 in runtime.json: it was replaced or damaged "
+                                  "after the export was written, and was not used; export the run again")
+        return path
+
+    @property
+    def graph_sha256(self) -> str:
+        """The SHA-256 of the model graph this runtime answers with."""
+        entry = self.record["graphs"]["model"]
+        return entry["int8_sha256"] if self.int8 and entry.get("int8") else entry["sha256"]
 
     def _run(self, name: str, inputs: tuple[np.ndarray, ...], batch_size: int = 1024, check: bool = True) -> np.ndarray:
         session, names = self._session(name)

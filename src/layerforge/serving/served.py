@@ -17,8 +17,8 @@ import numpy as np
 from .. import __version__
 from ..decodings import check_finite_rows
 from ..errors import CheckpointError, DataError
+from ..export import current
 from ..files import finite
-from ..runtime import load
 from .schema import schema_title
 
 BACKENDS = ("torch", "onnx")
@@ -36,6 +36,7 @@ class TorchBackend:
         self._torch = torch
         self.model = run.predictor.model
         self.version = torch.__version__
+        self.graph_sha256 = None  # no graph: the run's weights answer
 
     def forward(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
         torch = self._torch
@@ -55,14 +56,11 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, run_dir: Path, int8: bool):
-        folder = run_dir / "export"
-        if not (folder / "runtime.json").is_file():
-            raise CheckpointError(f"{run_dir} has no export for --backend onnx: write one with "
-                                  f"`layerforge export {run_dir}`")
-        self.runtime = load(folder, int8=int8)
+        self.runtime = current(run_dir, int8=int8)
         import onnxruntime
 
         self.version = onnxruntime.__version__
+        self.graph_sha256 = self.runtime.graph_sha256
 
     def forward(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
         return self.runtime.forward(inputs, check=False)
@@ -102,6 +100,7 @@ class Served:
         self.codec = self.run.predictor.encoder.codec if self.task.serves == "rows" else None
         self.backend = OnnxBackend(self.run_dir, int8) if backend == "onnx" else TorchBackend(self.run)
         self.row = self.manifest.preprocessing.request_row(schema_title(name, "Row"))
+        self._warm_up()
         self.named_columns = isinstance(self.row, type)  # a model of named columns: tables (and CSV)
 
     # -- rows -------------------------------------------------------------------------------------
@@ -144,6 +143,20 @@ class Served:
         model = self.run.model
         for size in sizes:
             self.backend.forward(tuple(t.cpu().numpy() for t in model.example_inputs(size)))
+
+    def _warm_up(self) -> None:
+        """One forward pass on an example row, before the service says it is ready: a model that
+        cannot answer stops the start instead of failing every request.
+
+        Raises:
+            CheckpointError: the backend failed on the example row.
+        """
+        try:
+            self.warm([1])
+        except Exception as error:  # noqa: BLE001 - any failure of the backend stops the start, said in one line
+            said = " ".join(str(error).split())[:300] or type(error).__name__
+            raise CheckpointError(f"{self.run_dir}: the model failed its warm-up on the {self.backend.name} backend "
+                                  f"({said}); the service was not started") from None
 
     def answers(self, outputs: np.ndarray, inputs: tuple[np.ndarray, ...]) -> list[dict]:
         """One answer per row; a row whose outputs are not finite is an error naming it."""
@@ -197,6 +210,7 @@ class Served:
                 "backend_version": self.backend.version,
                 "run": self.run_dir.name,
                 "weights_sha256": (manifest.files or {}).get("model.safetensors"),
+                "graph_sha256": self.backend.graph_sha256,
             },
         }
 
