@@ -169,6 +169,92 @@ class AnomalyScores(Decoding):
         return [{"prediction": score, "anomaly_score": score, **extra(score)} for score in scores]
 
 
+class Thresholds:
+    """A decision stage after a binary classifier's decoding: a row of group ``g`` (its key in
+    ``column``, see ``codecs.cells.group_keys``) is decided ``positive`` when the probability of
+    ``positive`` reaches ``thresholds[g]``, else ``other``. The probabilities stay the model's.
+
+    The torch Predictor, the runtime and the service all decide with it (fairness mitigation
+    sets it; model.json and runtime.json keep ``to_json()``).
+    """
+
+    def __init__(self, column: str, positive, other, thresholds: dict[str, float]):
+        self.column, self.positive, self.other, self.thresholds = column, positive, other, dict(thresholds)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"column": self.column, "positive": self.positive, "other": self.other, "thresholds": self.thresholds}
+
+    def split(self, columns, features: list[str], *, required: bool = True):
+        """``(columns for the codec, each row's group)`` of rows read by a codec (``Columns``): the
+        decision's column is taken out when the model does not read it. Rows without the column
+        give ``(columns, None)`` unless ``required`` (what decisions need; probabilities and
+        metrics do not).
+
+        Raises:
+            DataError: decisions asked of rows without the column, or a group without a threshold.
+        """
+        from .codecs.cells import group_keys
+
+        values = getattr(columns, "values", None)
+        if not isinstance(values, dict) or self.column not in values:
+            if not required:
+                return columns, None
+            raise DataError(f"column '{self.column}': this run decides by per-group thresholds on it (fairness "
+                            "mitigation), so the rows must be a table that carries it; remove the thresholds with "
+                            "`layerforge fairness RUN --mitigate none` to predict without it")
+        groups = np.asarray(group_keys(values[self.column]), dtype=object)
+        unknown = [g for g in dict.fromkeys(groups.tolist()) if g not in self.thresholds]
+        if unknown:
+            row = int(np.flatnonzero(groups == unknown[0])[0])
+            raise DataError(f"column '{self.column}': group {unknown[0]!r} in {columns.where(row)} has no decision "
+                            f"threshold (the thresholds cover {', '.join(map(repr, sorted(self.thresholds)))})")
+        if self.column not in features:
+            from .codecs.tables import Columns
+
+            columns = Columns({k: v for k, v in values.items() if k != self.column}, columns.where, columns.rows)
+        return columns, groups
+
+    def decide(self, classes: list, probabilities: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Class labels for rows with these probabilities (columns in the order of ``classes``)."""
+        return self.decide_by(probabilities[:, [str(c) for c in classes].index(str(self.positive))], groups)
+
+    def decoding(self, decoding: Classes, groups: np.ndarray | None) -> Decoding:
+        """``decoding`` with its classes picked by this stage, for rows of these groups (itself
+        when the rows' groups are not known: probabilities need none)."""
+        return decoding if groups is None else Decided(decoding, self, groups)
+
+    def decide_by(self, chance: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Class labels for rows whose probability of ``positive`` is ``chance``."""
+        cut = np.array([self.thresholds[g] for g in groups], dtype=np.float64)
+        return np.where(chance >= cut, self.positive, self.other).astype(object)
+
+
+class Decided(Decoding):
+    """A classification decoding whose classes a decision stage picks (``Thresholds``), for rows
+    of known groups: the table's and the answers' ``prediction`` change, the probabilities not."""
+
+    def __init__(self, decoding: Classes, decision: Thresholds, groups: np.ndarray):
+        self.decoding, self.decision, self.groups = decoding, decision, groups
+        self.kind = decoding.kind
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        return self.decoding.probabilities(outputs)
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        return self.decision.decide(self.decoding.classes, self.probabilities(outputs), self.groups)
+
+    def columns(self, outputs: np.ndarray, inputs: tuple, target: str | None) -> dict[str, Any]:
+        table = self.decoding.columns(outputs, inputs, target)
+        table[next(iter(table))] = self.predictions(outputs, inputs)
+        return table
+
+    def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
+        found = self.decoding.answers(outputs, inputs)
+        for answer, chosen in zip(found, self.predictions(outputs, inputs).tolist()):
+            answer["prediction"] = chosen
+        return found
+
+
 class Samples(Decoding):
     """A generator's outputs are rows in model space, not answers to rows; ``classes`` names
     what a conditional generator is conditioned on."""
@@ -208,5 +294,5 @@ def from_json(record: dict) -> Decoding:
         raise DataError(f"decoding of kind {kind!r}: {error}") from None
 
 
-__all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "NextToken", "Samples", "Values",
-           "check_finite_rows", "from_json", "softmax"]
+__all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "NextToken", "Samples", "Thresholds",
+           "Values", "check_finite_rows", "from_json", "softmax"]

@@ -102,8 +102,10 @@ def test_an_export_older_than_a_change_to_its_run_is_refused(exported, tmp_path)
         current(path)
     result = _predict_onnx(path, folder / "new.csv")
     assert result.exit_code == 2 and words in " ".join(result.output.split()) and "layerforge export" in result.output
-    with pytest.raises(lf.DataError, match="per-group thresholds on column 'group'"):  # not served yet at all
+    with pytest.raises(CheckpointError, match=words):
         load_models([str(path)], backend="onnx")
+    lf.load_run(path).export()  # exported again: the thresholds go with it
+    assert list(current(path).predict(folder / "new.csv")) == list(lf.load_run(path).predict(folder / "new.csv"))
 
 
 def test_the_service_reports_the_digest_of_the_graph_it_serves(exported):

@@ -12,8 +12,6 @@ import torch
 
 import layerforge as lf
 from layerforge.data.batches import InMemoryBatches
-from layerforge.errors import ExportError
-from layerforge.export import export_run
 from layerforge.fairness import remove_mitigation, reweighing
 from layerforge.run.decisions import fit_thresholds
 
@@ -73,10 +71,8 @@ def test_mitigation_cuts_the_parity_gap_and_predict_applies_it(biased, tmp_path)
     audited = lf.audit_fairness(reloaded, ["group"], positive="approve").columns["group"]
     assert audited["disparities"]["demographic_parity_difference"]["value"] == pytest.approx(after)
 
-    with pytest.raises(lf.DataError, match="column 'group', row 2: group 'c' has no decision threshold"):
+    with pytest.raises(lf.DataError, match="column 'group': group 'c' in row 2 has no decision threshold"):
         reloaded.predict(rows.iloc[:3].assign(group=["a", "c", "b"]))
-    with pytest.raises(ExportError, match="per-group thresholds on column 'group'"):
-        export_run(reloaded, out=tmp_path / "export")
     assert remove_mitigation(run.path)
     plain = lf.load_run(run.path)
     assert plain.manifest.decision is None and not (run.path / "fairness" / "mitigation.json").exists()
@@ -191,3 +187,42 @@ def test_weighted_batches_draw_rows_in_proportion_and_repeat_with_the_generator(
     assert counts[9] / counts[5:9].mean() == pytest.approx(4.0, rel=0.15)
     again = InMemoryBatches((x,), y, 4, generator=torch.Generator().manual_seed(0), weights=weights)
     assert [int(v) for _, part in again for v in part] == drawn[:10]
+
+
+def test_a_mitigated_run_exports_and_serves_its_decisions_through_every_door(biased, tmp_path):
+    """The thresholds are a stage of the one inference path: the torch Predictor, the exported
+    runtime and the service on either backend decide every row alike, and an export made before
+    the mitigation is refused rather than answering without it."""
+    from fastapi.testclient import TestClient
+
+    from layerforge import runtime
+    from layerforge.errors import CheckpointError
+    from layerforge.export import current
+    from layerforge.serving import create_app
+
+    trained, frame = biased
+    shutil.copytree(trained.path, tmp_path / "run")
+    run = lf.load_run(tmp_path / "run")
+    run.export()
+    lf.mitigate_fairness(run, "group", "demographic_parity", positive="approve")
+    with pytest.raises(CheckpointError, match="this export was made from an earlier state"):
+        current(run.path)
+    run = lf.load_run(run.path)
+    folder = run.export()
+    rows = frame.drop(columns=["outcome"]).iloc[:300]
+    decided = list(run.predict(rows))
+    argmax = np.asarray(run.task.classes, dtype=object)[run.predict_proba(rows).argmax(1)]
+    assert (np.asarray(decided) != argmax).sum() > 0  # the thresholds change some decisions
+    exported = runtime.load(folder)
+    assert list(exported.predict(rows)) == decided
+    assert list(exported.predict_table(rows)["outcome"]) == decided
+    np.testing.assert_allclose(exported.predict_proba(rows), run.predict_proba(rows), rtol=1e-4, atol=1e-5)
+    records = json.loads(rows.to_json(orient="records"))
+    for backend in ("torch", "onnx"):
+        with TestClient(create_app([f"m={run.path}"], backend=backend)) as client:
+            answered = client.post("/v1/models/m/predict", json={"rows": records})
+            assert answered.status_code == 200, answered.text
+            assert [a["prediction"] for a in answered.json()["predictions"]] == decided
+            lacking = client.post("/v1/models/m/predict", json={"rows": [{k: v for k, v in records[0].items()
+                                                                          if k != "group"}]})
+            assert lacking.status_code == 422 and "column 'group'" in lacking.json()["error"]

@@ -276,6 +276,13 @@ def _aliases(value):
             yield category_key(single)
 
 
+def group_keys(values) -> list[str]:
+    """The group each cell of a column puts its row in (fairness audits and per-group
+    decisions): its category key, and one group for every missing value, ``MISSING_CATEGORY``."""
+    cells = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return [MISSING_CATEGORY if is_missing(v) else category_key(v) for v in cells]
+
+
 def lookup_classes(values, classes: list, describe: Callable[[int, object], str]) -> np.ndarray:
     """Class indices of labels (as the target column holds them), by the category rules;
     ``describe(row, value)`` words the error for a label that is missing or not a class."""

@@ -150,4 +150,5 @@ def runtime_record(run, graphs: dict, record: dict, folder: Path) -> dict:
                           "int8_sha256": digest(entry.get("int8_file"))}
                    for name, entry in record["graphs"].items()},
         "made_from": answer_state(run.path),
+        "decision": manifest.decision.stage().to_json() if manifest.decision is not None else None,
     }

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..codecs.cells import group_keys
 from ..data.prepare import load_source
 from ..errors import DataError, SpecError
 from ..files import locked, make_dir, write_json
@@ -76,6 +77,12 @@ def _rows(run: Run, data, sensitive: list[str], part: str = "test"):
 
 
 PARTS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def _groups(column) -> np.ndarray:
+    """Each row's group in a sensitive column: its category key, missing values one group
+    (``codecs.cells.group_keys``, as per-group decisions read them)."""
+    return np.asarray(group_keys(column.to_numpy()), dtype=object)
 
 
 def _measured(truth: np.ndarray, chosen: np.ndarray, probability: np.ndarray, groups: np.ndarray,
@@ -194,7 +201,7 @@ def audit(run: Run | str | Path, sensitive: list[str], data=None, *, positive=No
     found = Audited(run.path / FOLDER, positive, int(len(frame)))
     rng = np.random.default_rng(seed)
     for column in sensitive:
-        found.columns[column] = _measured(truth, chosen, probability, frame[column].astype(str).to_numpy(), limits,
+        found.columns[column] = _measured(truth, chosen, probability, _groups(frame[column]), limits,
                                           rng, bootstrap)
     if not found.path.is_dir():
         make_dir(found.path)
@@ -271,7 +278,7 @@ def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demograph
 
     def scored(part: str):
         frame = _rows(run, None, [column], part)
-        return *_scored(run, frame, positive), frame[column].astype(str).to_numpy()
+        return *_scored(run, frame, positive), _groups(frame[column])
 
     truth, probability, groups = scored(fit_on)
     for group in sorted(set(groups)):
@@ -332,7 +339,7 @@ def reweighing(wanted, prepared) -> np.ndarray:
         listed = f"; its columns: {', '.join(map(str, frame.columns))}" if hasattr(frame, "columns") else ""
         raise SpecError(f"train.fairness.sensitive: column '{column}' is not in {prepared.source.label}{listed}")
     rows = prepared.parts["train"]
-    groups = frame[column].iloc[rows].astype(str).to_numpy()
+    groups = _groups(frame[column].iloc[rows])
     labels = prepared.source.labels.iloc[rows].astype(str).to_numpy()
     weights = np.empty(len(rows))
     for group in set(groups):

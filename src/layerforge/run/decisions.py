@@ -5,13 +5,12 @@ column of the raw rows, which need not be a feature)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import DataError
+from ..decodings import Thresholds
 
 CONSTRAINTS = ("demographic_parity", "true_positive_rate_parity", "equalized_odds")
 
@@ -29,44 +28,17 @@ class GroupThresholds(BaseModel):
     thresholds: dict[str, float] = Field(min_length=1)
     fitted_on: str
 
-    def split(self, data, features: list[str] | None, *, required: bool = True):
-        """``(rows for the encoder, each row's group)``: the column is taken out of table rows
-        when the model does not read it. Rows without the column give ``(data, None)`` unless
-        ``required`` (what decisions need; probabilities and metrics do not).
-
-        Raises:
-            DataError: decisions asked of rows that are not a table or lack the column, or a
-                group without a threshold.
-        """
-        import pandas as pd
-
-        from ..data.tabular import read_table
-
-        frame = read_table(Path(data)) if isinstance(data, (str, Path)) else data
-        if not isinstance(frame, pd.DataFrame) or self.column not in frame.columns:
-            if not required:
-                return data, None
-            raise DataError(f"column '{self.column}': this run decides by per-group thresholds on it (fairness "
-                            "mitigation), so the rows must be a table that carries it; remove the thresholds with "
-                            "`layerforge fairness RUN --mitigate none` to predict without it")
-        groups = frame[self.column].astype(str).to_numpy()
-        unknown = sorted(set(groups) - set(self.thresholds))
-        if unknown:
-            row = int(np.flatnonzero(groups == unknown[0])[0]) + 1
-            raise DataError(f"column '{self.column}', row {row}: group {unknown[0]!r} has no decision threshold "
-                            f"(the thresholds cover {', '.join(map(repr, sorted(self.thresholds)))})")
-        if self.column not in (features or []):
-            frame = frame.drop(columns=[self.column])
-        return frame, groups
+    def stage(self) -> Thresholds:
+        """The decision stage every door applies (``decodings.Thresholds``)."""
+        return Thresholds(self.column, self.positive, self.other, self.thresholds)
 
     def decide(self, classes: list, probabilities: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """Class labels for rows with these probabilities (columns in the order of ``classes``)."""
-        return self.decide_by(probabilities[:, [str(c) for c in classes].index(str(self.positive))], groups)
+        return self.stage().decide(classes, probabilities, groups)
 
     def decide_by(self, chance: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """Class labels for rows whose probability of ``positive`` is ``chance``."""
-        cut = np.array([self.thresholds[g] for g in groups], dtype=np.float64)
-        return np.where(chance >= cut, self.positive, self.other).astype(object)
+        return self.stage().decide_by(chance, groups)
 
 
 def _cut(scores: np.ndarray, chosen: int, below: np.ndarray | None = None) -> float:

@@ -118,10 +118,6 @@ class Manifest(_Record):
     def runtime_problem(self) -> str | None:
         """Why the torch-free runtime (ONNX export, the HTTP service) cannot answer for this
         run as ``predict`` does, or None when it can."""
-        if self.decision is not None:
-            return (f"its decisions use per-group thresholds on column '{self.decision.column}' (fairness "
-                    "mitigation), which the exported runtime and the service do not apply; remove them with "
-                    "`layerforge fairness RUN --mitigate none`, or predict with `layerforge predict`")
         return self.model.spec.runtime_problem()
 
     def write(self, path: Path) -> None:

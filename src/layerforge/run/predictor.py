@@ -165,7 +165,9 @@ class Predictor:
         read it, and each row's group; ``(data, None)`` when the run has no per-group thresholds
         (or, unless ``required``, the rows lack their column)."""
         decision = self.manifest.decision
-        return (data, None) if decision is None else decision.split(data, self.manifest.features, required=required)
+        if decision is None:
+            return data, None
+        return decision.stage().split(self.encoder.codec.read(data), self.manifest.features or [], required=required)
 
     @_answers
     def predict(self, data, **options) -> np.ndarray:

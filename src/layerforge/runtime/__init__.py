@@ -66,6 +66,8 @@ class Runtime:
         except DataError as error:
             raise CheckpointError(f"{record_path}: {error}") from None
         self.codec = codec_for(self.record["preprocessing"])
+        decision = self.record.get("decision")
+        self.decision = decodings.Thresholds(**decision) if decision else None
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if threads:
@@ -128,6 +130,15 @@ class Runtime:
         (``options``: ``unknown`` and ``ignore_extra``, as ``layerforge predict`` takes them)."""
         return self.codec.encode(rows, target=self.target, **options)
 
+    def _decided(self, rows, required: bool = True, **options):
+        """(inputs, the decoding that answers for them): with a decision stage (fairness
+        thresholds), each row's group is read from its column first."""
+        if self.decision is None:
+            return self.encode(rows, **options)[0], self.decoding
+        columns, groups = self.decision.split(self.codec.read(rows), self.record["features"] or [],
+                                              required=required)
+        return self.encode(columns, **options)[0], self.decision.decoding(self.decoding, groups)
+
     def forward(self, inputs: tuple[np.ndarray, ...], check: bool = True) -> np.ndarray:
         """The model's raw outputs for encoded inputs (what ``encode`` gives); ``check``: raise
         when a row's outputs are not finite numbers."""
@@ -135,14 +146,15 @@ class Runtime:
 
     def outputs(self, rows, **options) -> np.ndarray:
         """The model's raw outputs (logits, scaled values, reconstructions)."""
-        inputs, _ = self.encode(rows, **options)
+        inputs, _ = self._decided(rows, required=False, **options)
         return self._run("model", inputs)
 
     def predict(self, rows, **options) -> np.ndarray:
-        """Decoded predictions: class labels, values on the target's scale, the next steps of a
-        series, or anomaly scores."""
-        inputs, _ = self.encode(rows, **options)
-        return self.decoding.predictions(self._run("model", inputs), inputs)
+        """Decoded predictions: class labels (by the run's per-group thresholds when fairness
+        mitigation set them), values on the target's scale, the next steps of each history, or
+        anomaly scores."""
+        inputs, decoding = self._decided(rows, **options)
+        return decoding.predictions(self._run("model", inputs), inputs)
 
     def predict_proba(self, rows, **options) -> np.ndarray:
         """Class probabilities (rows, classes), columns in the order of the classes."""
@@ -150,8 +162,8 @@ class Runtime:
 
     def predict_table(self, rows, **options) -> dict[str, list]:
         """The columns ``layerforge predict`` writes, as name -> values."""
-        inputs, _ = self.encode(rows, **options)
-        return self.decoding.columns(self._run("model", inputs), inputs, self.target)
+        inputs, decoding = self._decided(rows, **options)
+        return decoding.columns(self._run("model", inputs), inputs, self.target)
 
     def predict_pieces(self, rows, **options) -> Iterator[dict[str, list]]:
         """``predict_table`` a block of rows at a time: for a table or text in a .csv or .tsv
@@ -162,8 +174,8 @@ class Runtime:
     def answers(self, rows, **options) -> list[dict]:
         """One answer per row, as the HTTP service returns them (``prediction`` and what the
         task adds: ``probabilities``, ``anomaly_score`` and ``anomaly``)."""
-        inputs, _ = self.encode(rows, **options)
-        return self.decoding.answers(self._run("model", inputs), inputs)
+        inputs, decoding = self._decided(rows, **options)
+        return decoding.answers(self._run("model", inputs), inputs)
 
     def embed(self, rows, **options) -> np.ndarray:
         """An autoencoder's codes (rows, latent_size)."""

@@ -25,6 +25,21 @@ BACKENDS = ("torch", "onnx")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
+class Encoded(tuple):
+    """The model inputs of a request's rows, and each row's group when a decision stage picks
+    their classes (``groups``; None otherwise)."""
+
+    def __new__(cls, inputs: tuple, groups: np.ndarray | None = None):
+        found = super().__new__(cls, inputs)
+        found.groups = groups
+        return found
+
+    def part(self, start: int, stop: int) -> Encoded:
+        """Rows ``start`` to ``stop`` of these."""
+        return Encoded(tuple(array[start:stop] for array in self), None if self.groups is None else
+                       self.groups[start:stop])
+
+
 class TorchBackend:
     """The run's network in PyTorch (inference mode, on the CPU or the run's device)."""
 
@@ -98,6 +113,7 @@ class Served:
                             "--backend torch")
         self.decoding = self.task.decoding()
         self.codec = self.run.predictor.encoder.codec if self.task.serves == "rows" else None
+        self.decision = self.manifest.decision.stage() if self.manifest.decision is not None else None
         self.backend = OnnxBackend(self.run_dir, int8) if backend == "onnx" else TorchBackend(self.run)
         self.row = self.manifest.preprocessing.request_row(schema_title(name, "Row"))
         self._warm_up()
@@ -105,14 +121,18 @@ class Served:
 
     # -- rows -------------------------------------------------------------------------------------
 
-    def encode(self, rows) -> tuple[np.ndarray, ...]:
-        """Model inputs for the rows of one request (validated list, columns or CSV text).
+    def encode(self, rows) -> Encoded:
+        """Model inputs for the rows of one request (validated list, columns or CSV text), with
+        each row's group when the run decides by per-group thresholds.
 
         Raises:
             DataError: rows the model cannot read, named by column and row.
         """
+        groups = None
+        if self.decision is not None:
+            rows, groups = self.decision.split(self.codec.read(rows), self.manifest.features or [])
         inputs, _ = self.codec.encode(rows, target=self.manifest.target)
-        return inputs
+        return Encoded(inputs, groups)
 
     def encode_all(self, payloads: list) -> list:
         """Inputs for the rows of each of several requests, or the error that names what is wrong
@@ -126,7 +146,7 @@ class Served:
                 pass
             else:
                 bounds = np.cumsum([0] + [len(rows) for rows in payloads])
-                return [tuple(array[start:stop] for array in inputs) for start, stop in zip(bounds, bounds[1:])]
+                return [inputs.part(start, stop) for start, stop in zip(bounds, bounds[1:])]
         found = []
         for rows in payloads:
             try:
@@ -158,10 +178,11 @@ class Served:
             raise CheckpointError(f"{self.run_dir}: the model failed its warm-up on the {self.backend.name} backend "
                                   f"({said}); the service was not started") from None
 
-    def answers(self, outputs: np.ndarray, inputs: tuple[np.ndarray, ...]) -> list[dict]:
+    def answers(self, outputs: np.ndarray, inputs: Encoded) -> list[dict]:
         """One answer per row; a row whose outputs are not finite is an error naming it."""
         check_finite_rows(outputs)
-        found = self.decoding.answers(outputs, inputs)
+        decoding = self.decoding if self.decision is None else self.decision.decoding(self.decoding, inputs.groups)
+        found = decoding.answers(outputs, inputs)
         for answer in found:
             _finite_answer(answer)
         return found
