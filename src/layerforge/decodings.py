@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .codecs.cells import group_keys
+from .codecs.tables import Columns
 from .errors import DataError
 
 
@@ -41,6 +43,15 @@ class Decoding:
 
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         raise DataError("predict_proba is for classification runs")
+
+    def combine(self, members: list[tuple[Decoding, np.ndarray]]) -> np.ndarray:
+        """An ensemble's outputs, in this decoding's terms, from each member's decoding and
+        outputs on the same rows (each member decodes its own scaling)."""
+        raise DataError(f"outputs decoded as {self.kind} do not combine into an ensemble")
+
+    def spread(self, members: list[tuple[Decoding, np.ndarray]], combined: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-row columns that say how much an ensemble's members disagree."""
+        return {}
 
 
 def check_finite_rows(outputs: np.ndarray) -> None:
@@ -85,6 +96,18 @@ class Classes(Decoding):
             table[f"proba_{name}"] = found[:, i]
         return table
 
+    def combine(self, members: list[tuple[Decoding, np.ndarray]]) -> np.ndarray:
+        """The log of the members' mean probability (each with its own temperature): logits whose
+        softmax is that mean."""
+        mean = np.mean([decoding.probabilities(outputs).astype(np.float64) for decoding, outputs in members], axis=0)
+        return np.log(np.maximum(mean, 1e-12)).astype(np.float32)
+
+    def spread(self, members: list[tuple[Decoding, np.ndarray]], combined: np.ndarray) -> dict[str, np.ndarray]:
+        """``disagreement``: the share of members whose class differs from the ensemble's."""
+        chosen = combined.argmax(axis=1)
+        votes = [decoding.probabilities(outputs).argmax(axis=1) != chosen for decoding, outputs in members]
+        return {"disagreement": np.mean(votes, axis=0)}
+
     def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
         found = self.probabilities(outputs)
         chosen = found.argmax(axis=1).tolist()
@@ -103,9 +126,23 @@ class Values(Decoding):
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "mean": self.mean, "std": self.std}
 
+    def values(self, outputs: np.ndarray) -> np.ndarray:
+        """(rows, targets) on the targets' scale."""
+        return outputs.astype(np.float64) * np.asarray(self.std) + np.asarray(self.mean)
+
     def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
-        values = outputs.astype(np.float64) * np.asarray(self.std) + np.asarray(self.mean)
+        values = self.values(outputs)
         return values[:, 0] if values.shape[1] == 1 else values
+
+    def combine(self, members: list[tuple[Decoding, np.ndarray]]) -> np.ndarray:
+        """The members' mean on the targets' scale, standardised as this decoding reads outputs."""
+        mean = np.mean([decoding.values(outputs) for decoding, outputs in members], axis=0)
+        return ((mean - np.asarray(self.mean)) / np.asarray(self.std)).astype(np.float32)
+
+    def spread(self, members: list[tuple[Decoding, np.ndarray]], combined: np.ndarray) -> dict[str, np.ndarray]:
+        """``uncertainty``: the members' standard deviation on the target's scale (the first
+        target's, when there are several)."""
+        return {"uncertainty": np.std([decoding.values(outputs) for decoding, outputs in members], axis=0)[:, 0]}
 
 
 class Forecast(Decoding):
@@ -193,8 +230,6 @@ class Thresholds:
         Raises:
             DataError: decisions asked of rows without the column, or a group without a threshold.
         """
-        from .codecs.cells import group_keys
-
         values = getattr(columns, "values", None)
         if not isinstance(values, dict) or self.column not in values:
             if not required:
@@ -209,8 +244,6 @@ class Thresholds:
             raise DataError(f"column '{self.column}': group {unknown[0]!r} in {columns.where(row)} has no decision "
                             f"threshold (the thresholds cover {', '.join(map(repr, sorted(self.thresholds)))})")
         if self.column not in features:
-            from .codecs.tables import Columns
-
             columns = Columns({k: v for k, v in values.items() if k != self.column}, columns.where, columns.rows)
         return columns, groups
 

@@ -75,8 +75,6 @@ def test_ensembles_refuse_what_they_cannot_combine(tmp_path):
     ens = lf.ensemble([iris.path, other.path], runs_dir=tmp_path)  # different splits: few shared test rows
     with pytest.raises(lf.DataError, match="is itself an ensemble"):
         lf.ensemble([ens.path, iris.path], runs_dir=tmp_path)
-    with pytest.raises(lf.DataError, match="exporting an ensemble"):
-        ens.export()
     with pytest.raises(lf.DataError, match="not offered by ensembles"):
         ens.embed(_rows(tiny_spec())[0])
     assert not list(tmp_path.glob(".*.tmp"))
@@ -97,3 +95,44 @@ def test_the_command_builds_from_runs_and_predicts(tmp_path):
     assert predicted.returncode == 0, predicted.stderr
     header = predicted.stdout.splitlines()[0]
     assert "proba_setosa" in header and "disagreement" in header and len(predicted.stdout.splitlines()) == 6
+
+
+@pytest.mark.parametrize("spec", [tiny_spec(epochs=3), {"name": "diab", "data": {"dataset": "diabetes"},
+                                                        "model": {"layers": [8]}, "train": {"epochs": 3}}],
+                         ids=["classification", "regression"])
+def test_an_ensemble_exports_and_serves_what_it_predicts(spec, tmp_path):
+    """Each member exported with its own codec and graph; the runtime and the service (either
+    backend) combine them as the ensemble's task does, and the export proved it on the run's own
+    raw rows."""
+    from fastapi.testclient import TestClient
+
+    from layerforge import runtime
+    from layerforge.serving import create_app
+
+    ens = lf.ensemble(spec, seeds=2, runs_dir=tmp_path)
+    folder = ens.export()
+    proof = json.loads((folder / "parity.json").read_text())
+    assert proof["pipeline"]["identical"] and proof["pipeline"]["rows"] > 0
+    assert sorted(proof["members"]) == sorted(ens.manifest.ensemble.members)
+    rows, _ = _rows(spec, 30)
+    ours = ens.predictor.predict_table(rows)
+    exported = runtime.load(folder)
+    theirs = exported.predict_table(rows)
+    assert list(theirs) == list(ours.columns)  # the members' spread too: disagreement or uncertainty
+    for column in ours.columns:
+        if ours[column].dtype.kind == "f":
+            np.testing.assert_allclose(theirs[column], ours[column], rtol=1e-4, atol=1e-5)
+        else:
+            assert list(theirs[column]) == list(ours[column])
+    records = json.loads(rows.to_json(orient="records"))
+    for backend in ("torch", "onnx"):
+        with TestClient(create_app([f"e={ens.path}"], backend=backend)) as client:
+            answered = client.post("/v1/models/e/predict", json={"rows": records})
+            assert answered.status_code == 200, answered.text
+            found = [a["prediction"] for a in answered.json()["predictions"]]
+            if ours[ours.columns[0]].dtype.kind == "f":
+                np.testing.assert_allclose(found, ours[ours.columns[0]], rtol=1e-4)
+            else:
+                assert found == list(ours[ours.columns[0]])
+            info = client.get("/v1/models/e").json()["versions"]
+            assert (info["graph_sha256"] is None) == (backend == "torch")

@@ -49,6 +49,55 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
         CheckpointError: the run cannot be loaded.
     """
 
+    if quantize not in (None, "int8"):
+        raise ExportError(f"--quantize: '{quantize}' is not a quantization layerforge makes (choices: int8)")
+    refused = run.manifest.runtime_problem()
+    if refused:
+        raise ExportError(f"{run.path}: {refused}")
+    say = log or (lambda line: None)
+    target = Path(out) if out is not None else run.path / EXPORT_DIR
+    building = target.parent / f".{target.name}.building-{int(time.time() * 1000)}"
+    files.make_dir(building)
+    try:
+        if run.manifest.ensemble:
+            record = _write_ensemble(run, building, quantize, opset, max_drop, say)
+        else:
+            record = _write_single(run, building, quantize, opset, max_drop, say)
+        record["pipeline"] = _proven_on_raw_rows(run, building, say)
+        files.write_json(building / PARITY, files.sealed(record))
+        _replace(building, target)
+    except BaseException:
+        files.remove(building)
+        raise
+    return target
+
+
+def _write_ensemble(run, building: Path, quantize, opset, max_drop, say) -> dict:
+    """Each member exported into ``members/`` (its own codec, graphs and decoding), and a
+    runtime.json that combines them as the ensemble's task does."""
+    from ..run.store import answer_state
+
+    names = list(run.manifest.ensemble.members)
+    members = {}
+    for name, member in zip(names, run.members):
+        say(f"member {name}:")
+        if not (building / name).parent.is_dir():
+            files.make_dir((building / name).parent)
+        export_run(member, quantize=quantize, opset=opset, out=building / name, max_drop=max_drop,
+                   log=lambda line: say(f"  {line}"))
+        members[name] = files.read_json(building / name / PARITY)
+    manifest = run.manifest
+    files.write_json(building / RUNTIME, files.sealed({
+        "format": FORMAT, "task": manifest.task, "target": manifest.target, "features": manifest.features,
+        "decoding": run.task.decoding().to_json(), "ensemble": {"members": names}, "graphs": {},
+        "made_from": answer_state(run.path), "decision": None}))
+    proven = {name: {k: v for k, v in found.items() if k != files.SEAL} for name, found in members.items()}
+    return {"format": FORMAT, "run": str(run.path), "members": proven}
+
+
+def _write_single(run, building: Path, quantize, opset, max_drop, say) -> dict:
+    """Each graph the run's network offers, proven and timed, int8 versions when asked, and the
+    runtime.json the runtime reads; returns parity.json's record."""
     from .onnx import OnnxModule, export_graph
     from .parts import (
         decoded_agreement,
@@ -60,68 +109,72 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
         seeded_codes,
     )
 
-    if quantize not in (None, "int8"):
-        raise ExportError(f"--quantize: '{quantize}' is not a quantization layerforge makes (choices: int8)")
-    refused = run.manifest.runtime_problem()
-    if refused:
-        raise ExportError(f"{run.path}: {refused}")
-    say = log or (lambda line: None)
     predictor = run.predictor
     model, task = predictor.model.cpu().eval(), predictor.task
-    target = Path(out) if out is not None else run.path / EXPORT_DIR
-    building = target.parent / f".{target.name}.building-{int(time.time() * 1000)}"
-    files.make_dir(building)
-    try:
-        rows, rows_from = held_out_rows(run)
-        graphs, record = {}, {"format": FORMAT, "run": str(run.path), "rows": rows_from, "graphs": {}}
-        for graph in model.export_graphs():
-            started = time.perf_counter()
-            if graph.reads == "rows" and rows is None:
-                raise ExportError("the run keeps no rows to prove its export on, and its source data is gone")
-            inputs = rows if graph.reads == "rows" else seeded_codes(graph, 256)
-            exported = export_graph(graph, tuple(model.exporters), building / f"{graph.name}.onnx", inputs, opset)
-            graphs[graph.name] = (graph, exported)
-            entry = {"file": exported.path.name, "exporter": exported.exporter, "inputs": graph.input_names,
-                     "outputs": graph.output_names, "dynamic": {k: {str(a): v for a, v in axes.items()}
-                                                                for k, axes in graph.dynamic.items()},
-                     "reads": graph.reads, **{k: v for k, v in exported.parity.items() if k != "passed"},
-                     "failed_exporters": exported.tried, "bytes": exported.path.stat().st_size,
-                     "seconds": round(time.perf_counter() - started, 2)}
-            record["graphs"][graph.name] = entry
-            say(f"{graph.name}.onnx: {exported.exporter} exporter, outputs within "
-                f"{exported.parity['max_rel_diff']:.1e} of PyTorch's on {len(exported.parity['shapes'])} batches")
-        if "model" in graphs and rows is not None:
-            graph, exported = graphs["model"]
-            agreement = decoded_agreement(task, model, exported.path, graph, rows)
-            record["graphs"]["model"]["decoded"] = agreement
-            if not agreement["identical"]:
-                raise ExportError(f"model.onnx decodes {agreement['differing']} of {agreement['rows']} rows "
-                                  f"differently from the network ({agreement['what']}); it was not kept")
-            say(f"decoded predictions identical on {agreement['rows']} rows")
-        labelled = labelled_rows(run) if "model" in graphs else None
-        if labelled is not None:
-            graph, exported = graphs["model"]
-            part, _, y = labelled
-            record["metrics"] = {"part": part, "rows": int(len(y)), "pytorch": metrics_of(run, model, labelled),
-                                 "onnx": metrics_of(run, OnnxModule(exported.path, graph.input_names), labelled)}
-        if quantize:
-            from .quantize import quantize_graphs
+    rows, rows_from = held_out_rows(run)
+    graphs, record = {}, {"format": FORMAT, "run": str(run.path), "rows": rows_from, "graphs": {}}
+    for graph in model.export_graphs():
+        started = time.perf_counter()
+        if graph.reads == "rows" and rows is None:
+            raise ExportError("the run keeps no rows to prove its export on, and its source data is gone")
+        inputs = rows if graph.reads == "rows" else seeded_codes(graph, 256)
+        exported = export_graph(graph, tuple(model.exporters), building / f"{graph.name}.onnx", inputs, opset)
+        graphs[graph.name] = (graph, exported)
+        entry = {"file": exported.path.name, "exporter": exported.exporter, "inputs": graph.input_names,
+                 "outputs": graph.output_names, "dynamic": {k: {str(a): v for a, v in axes.items()}
+                                                            for k, axes in graph.dynamic.items()},
+                 "reads": graph.reads, **{k: v for k, v in exported.parity.items() if k != "passed"},
+                 "failed_exporters": exported.tried, "bytes": exported.path.stat().st_size,
+                 "seconds": round(time.perf_counter() - started, 2)}
+        record["graphs"][graph.name] = entry
+        say(f"{graph.name}.onnx: {exported.exporter} exporter, outputs within "
+            f"{exported.parity['max_rel_diff']:.1e} of PyTorch's on {len(exported.parity['shapes'])} batches")
+    if "model" in graphs and rows is not None:
+        graph, exported = graphs["model"]
+        agreement = decoded_agreement(task, model, exported.path, graph, rows)
+        record["graphs"]["model"]["decoded"] = agreement
+        if not agreement["identical"]:
+            raise ExportError(f"model.onnx decodes {agreement['differing']} of {agreement['rows']} rows "
+                              f"differently from the network ({agreement['what']}); it was not kept")
+        say(f"decoded predictions identical on {agreement['rows']} rows")
+    labelled = labelled_rows(run) if "model" in graphs else None
+    if labelled is not None:
+        graph, exported = graphs["model"]
+        part, _, y = labelled
+        record["metrics"] = {"part": part, "rows": int(len(y)), "pytorch": metrics_of(run, model, labelled),
+                             "onnx": metrics_of(run, OnnxModule(exported.path, graph.input_names), labelled)}
+    if quantize:
+        from .quantize import quantize_graphs
 
-            int8 = record["int8"] = quantize_graphs(run, graphs, rows, labelled, record.get("metrics"), building,
-                                                    max_drop, say)
-            if int8["kept"]:
-                record["graphs"]["model"]["int8_file"] = "model.int8.onnx"
-        if "model" in graphs and rows is not None:  # timed once: beside int8 when it was made
-            graph, exported = graphs["model"]
-            timings = record.get("int8", {}).get("latency")
-            record["latency"] = timings or {"float": latency(exported.path, graph, rows)}
-        files.write_json(building / RUNTIME, files.sealed(runtime_record(run, graphs, record, building)))
-        files.write_json(building / PARITY, files.sealed(record))
-        _replace(building, target)
-    except BaseException:
-        files.remove(building)
-        raise
-    return target
+        int8 = record["int8"] = quantize_graphs(run, graphs, rows, labelled, record.get("metrics"), building,
+                                                max_drop, say)
+        if int8["kept"]:
+            record["graphs"]["model"]["int8_file"] = "model.int8.onnx"
+    if "model" in graphs and rows is not None:  # timed once: beside int8 when it was made
+        graph, exported = graphs["model"]
+        timings = record.get("int8", {}).get("latency")
+        record["latency"] = timings or {"float": latency(exported.path, graph, rows)}
+    files.write_json(building / RUNTIME, files.sealed(runtime_record(run, graphs, record, building)))
+    return record
+
+
+def _proven_on_raw_rows(run, building: Path, say) -> dict:
+    """The whole road on the run's own raw rows: its Predictor (codec, PyTorch, decoding,
+    decision) against the exported runtime (the same codec and decoding, ONNX Runtime).
+
+    Raises:
+        ExportError: the exported runtime answers a row otherwise.
+    """
+    from .parts import pipeline_parity
+
+    found = pipeline_parity(run, building)
+    if found.get("identical") is False:
+        raise ExportError(f"the exported runtime answers {found['differing']} of {found['rows']} of the run's own rows "
+                          f"differently from the run ({found['what']}); it was not kept")
+    if "rows" in found:
+        say(f"raw rows to answers: identical on {found['rows']} of the run's own rows, through the codec, "
+            "ONNX Runtime and the decoding")
+    return found
 
 
 def _replace(building: Path, target: Path) -> None:

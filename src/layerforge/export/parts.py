@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.kinds import kind_of
+from ..data.prepare import load_source
 from ..errors import DataError
 from ..files import sha256_file
 from ..models.protocol import Graph, finite_outputs, predict_outputs
-from ..run.store import answer_state
+from ..run.store import answer_state, recorded_parts
+from ..runtime import Runtime
 from .onnx import PARITY_ROWS, RTOL, OnnxModule, session
 
 
@@ -75,6 +78,53 @@ def decoded_agreement(task, model, path: Path, graph: Graph, inputs: tuple) -> d
     else:
         same = (ours == theirs).reshape(len(ours), -1).all(axis=1)
     return {"rows": int(len(same)), "differing": int((~same).sum()), "identical": bool(same.all()), "what": what}
+
+
+def raw_rows(run, limit: int = PARITY_ROWS) -> tuple[object | None, str]:
+    """Up to ``limit`` of the run's own rows as a user passes them to predict (its test rows
+    first, then validation and training rows), and which they are; ``(None, why)`` when its
+    source is gone or its rows are not answered one by one. An ensemble's are its first member's."""
+    lead = run.members[0] if run.manifest.ensemble else run
+    recorded = recorded_parts(lead.path, lead.manifest.files)
+    if recorded is None:
+        return None, "the run has no split.json"
+    positions = np.concatenate([recorded[1].get(part, np.zeros(0, np.int64)) for part in ("test", "val", "train")])
+    try:
+        source = load_source(lead.spec.data, lead.manifest.task)
+    except DataError as error:
+        return None, f"its source cannot be read again ({error})"
+    rows = kind_of(lead.spec.data).raw_rows(source, positions[:limit])
+    return (rows, f"{min(len(positions), limit)} of the run's own rows") if rows is not None else \
+        (None, "its rows are not answered one by one")
+
+
+def pipeline_parity(run, folder: Path) -> dict:
+    """The run's Predictor against the runtime of the export in ``folder`` on the run's own raw
+    rows (``raw_rows``): the same classes and flags, values within ten times the graphs'
+    parity tolerance (a decoding scales them)."""
+    import pandas as pd
+
+    rows, said = raw_rows(run)
+    if rows is None:
+        return {"skipped": said}
+    try:
+        ours = run.predictor.predict_table(rows)
+    except DataError as error:  # a generator or a language model answers no rows
+        return {"skipped": str(error)}
+    theirs = pd.DataFrame(Runtime(folder).predict_table(rows))
+    if list(theirs.columns) != list(ours.columns):
+        return {"rows": len(ours), "identical": False, "differing": len(ours),
+                "what": f"columns {list(theirs.columns)} instead of {list(ours.columns)}"}
+    same, tolerance = np.ones(len(ours), dtype=bool), 10 * RTOL
+    for column in ours.columns:
+        mine, other = ours[column].to_numpy(), theirs[column].to_numpy()
+        if mine.dtype.kind == "f":
+            scale = max(1.0, float(np.abs(mine).max())) if len(mine) else 1.0
+            same &= np.abs(mine - other.astype(np.float64)) <= tolerance * scale
+        else:
+            same &= mine.astype(str) == other.astype(str)
+    return {"rows": int(len(ours)), "from": said, "identical": bool(same.all()), "differing": int((~same).sum()),
+            "what": f"decoded answers; numbers within {tolerance:g} of their scale"}
 
 
 def labelled_rows(run) -> tuple[str, tuple, torch.Tensor] | None:

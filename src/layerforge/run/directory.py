@@ -206,9 +206,6 @@ class Run:
         Returns:
             The export folder: model.onnx (or the family's graphs), runtime.json, parity.json.
         """
-        if self.manifest.ensemble:
-            raise DataError("exporting an ensemble is not offered yet; export its members (runs in "
-                            f"{self.path / 'members'}) one by one")
         return export_run(self, quantize=quantize, opset=opset, out=out, max_drop=max_drop, log=log)
 
 

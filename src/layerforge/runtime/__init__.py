@@ -15,6 +15,7 @@ the ``.onnx`` files beside it, so an export folder copied to a device is all it 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +66,11 @@ class Runtime:
             self.decoding = decodings.from_json(self.record["decoding"])
         except DataError as error:
             raise CheckpointError(f"{record_path}: {error}") from None
-        self.codec = codec_for(self.record["preprocessing"])
+        ensemble = self.record.get("ensemble")
+        # an ensemble's members are exports of their own, each with its codec, graph and decoding
+        self.members = [Runtime(self.folder / name, int8=int8, threads=threads) for name in ensemble["members"]] \
+            if ensemble else None
+        self.codec = self.members[0].codec if self.members else self._codec(self.record["preprocessing"])
         decision = self.record.get("decision")
         self.decision = decodings.Thresholds(**decision) if decision else None
         options = ort.SessionOptions()
@@ -75,10 +80,19 @@ class Runtime:
         self._ort, self._options, self._sessions = ort, options, {}
         self.int8 = int8
         graph = self.record["graphs"].get("model")
-        if int8 and not (graph and graph.get("int8")):
+        if int8 and not self.members and not (graph and graph.get("int8")):
             raise RuntimeDataError(f"{self.folder} keeps no int8 model (see parity.json for why)")
         for name in self.record["graphs"]:  # every graph is the one the export proved, before any is used
             self.graph_path(name)
+
+    @staticmethod
+    def _codec(state: dict):
+        """The codec of the rows the model reads, or one that says why rows are not read one by
+        one (a language model continues a corpus)."""
+        try:
+            return codec_for(state)
+        except DataError as error:
+            return _NoRows(str(error))
 
     def _session(self, name: str):
         graphs = self.record["graphs"]
@@ -110,7 +124,10 @@ class Runtime:
 
     @property
     def graph_sha256(self) -> str:
-        """The SHA-256 of the model graph this runtime answers with."""
+        """The SHA-256 of the model graph this runtime answers with (of an ensemble: of its
+        members' digests, in order)."""
+        if self.members:
+            return hashlib.sha256("".join(m.graph_sha256 for m in self.members).encode("ascii")).hexdigest()
         entry = self.record["graphs"]["model"]
         return entry["int8_sha256"] if self.int8 and entry.get("int8") else entry["sha256"]
 
@@ -139,31 +156,46 @@ class Runtime:
                                               required=required)
         return self.encode(columns, **options)[0], self.decision.decoding(self.decoding, groups)
 
+    def _answered(self, rows, required: bool = True, **options):
+        """(outputs, inputs, decoding, extra columns) for raw rows: the model's outputs, or an
+        ensemble's, combined by its decoding from each member's (each reads the rows with its own
+        codec), with the columns that say how much the members disagree."""
+        if not self.members:
+            inputs, decoding = self._decided(rows, required, **options)
+            return self._run("model", inputs), inputs, decoding, {}
+        parts, inputs = [], ()
+        for member in self.members:
+            inputs, _ = member.encode(rows, **options)
+            parts.append((member.decoding, member._run("model", inputs)))
+        combined = self.decoding.combine(parts)
+        return combined, inputs, self.decoding, self.decoding.spread(parts, combined)
+
     def forward(self, inputs: tuple[np.ndarray, ...], check: bool = True) -> np.ndarray:
         """The model's raw outputs for encoded inputs (what ``encode`` gives); ``check``: raise
         when a row's outputs are not finite numbers."""
         return self._run("model", inputs, check=check)
 
     def outputs(self, rows, **options) -> np.ndarray:
-        """The model's raw outputs (logits, scaled values, reconstructions)."""
-        inputs, _ = self._decided(rows, required=False, **options)
-        return self._run("model", inputs)
+        """The model's raw outputs (logits, scaled values, reconstructions); an ensemble's
+        combined outputs."""
+        return self._answered(rows, required=False, **options)[0]
 
     def predict(self, rows, **options) -> np.ndarray:
         """Decoded predictions: class labels (by the run's per-group thresholds when fairness
         mitigation set them), values on the target's scale, the next steps of each history, or
         anomaly scores."""
-        inputs, decoding = self._decided(rows, **options)
-        return decoding.predictions(self._run("model", inputs), inputs)
+        outputs, inputs, decoding, _ = self._answered(rows, **options)
+        return decoding.predictions(outputs, inputs)
 
     def predict_proba(self, rows, **options) -> np.ndarray:
         """Class probabilities (rows, classes), columns in the order of the classes."""
         return self.decoding.probabilities(self.outputs(rows, **options))
 
     def predict_table(self, rows, **options) -> dict[str, list]:
-        """The columns ``layerforge predict`` writes, as name -> values."""
-        inputs, decoding = self._decided(rows, **options)
-        return decoding.columns(self._run("model", inputs), inputs, self.target)
+        """The columns ``layerforge predict`` writes, as name -> values (an ensemble adds how much
+        its members disagree: ``disagreement`` or ``uncertainty``)."""
+        outputs, inputs, decoding, extra = self._answered(rows, **options)
+        return {**decoding.columns(outputs, inputs, self.target), **extra}
 
     def predict_pieces(self, rows, **options) -> Iterator[dict[str, list]]:
         """``predict_table`` a block of rows at a time: for a table or text in a .csv or .tsv
@@ -174,8 +206,8 @@ class Runtime:
     def answers(self, rows, **options) -> list[dict]:
         """One answer per row, as the HTTP service returns them (``prediction`` and what the
         task adds: ``probabilities``, ``anomaly_score`` and ``anomaly``)."""
-        inputs, decoding = self._decided(rows, **options)
-        return decoding.answers(self._run("model", inputs), inputs)
+        outputs, inputs, decoding, _ = self._answered(rows, **options)
+        return decoding.answers(outputs, inputs)
 
     def embed(self, rows, **options) -> np.ndarray:
         """An autoencoder's codes (rows, latent_size)."""
@@ -195,6 +227,18 @@ class Runtime:
             labels = np.full(n, label_index, np.int64) if label_index is not None else np.arange(n) % classes
             inputs += (labels.astype(np.int64),)
         return self._run(name, inputs)
+
+
+class _NoRows:
+    """The codec of data that is not read row by row: says so when asked to read rows."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def encode(self, rows, **options):
+        raise DataError(self.why)
+
+    pieces = read = encode
 
 
 def load(folder: str | Path, *, int8: bool = False, threads: int | None = None) -> Runtime:

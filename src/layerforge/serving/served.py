@@ -7,6 +7,7 @@ answers decoded by it, so the torch and onnx backends differ only in the forward
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -70,15 +71,52 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, run_dir: Path, int8: bool):
-        self.runtime = current(run_dir, int8=int8)
+    def __init__(self, run_dir: Path | None, int8: bool, runtime=None):
+        self.runtime = runtime if runtime is not None else current(run_dir, int8=int8)
         import onnxruntime
 
         self.version = onnxruntime.__version__
         self.graph_sha256 = self.runtime.graph_sha256
 
+    @classmethod
+    def of(cls, runtime) -> OnnxBackend:
+        """The backend of an exported runtime already loaded (an ensemble's member)."""
+        return cls(None, runtime.int8, runtime)
+
     def forward(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
         return self.runtime.forward(inputs, check=False)
+
+
+class Members:
+    """An ensemble as one model: each member reads the rows with its own codec, runs on its own
+    backend, and the ensemble's decoding combines their outputs (``Decoding.combine``), as
+    ``layerforge predict`` and the exported runtime combine them. Stands in for the codec and
+    the backend of a single run: encoded rows are every member's inputs, one after another."""
+
+    def __init__(self, codecs: list, backends: list, decodings: list, decoding):
+        self.codecs, self.backends, self.decodings, self.decoding = codecs, backends, decodings, decoding
+        self.name, self.version = backends[0].name, backends[0].version
+        digests = [backend.graph_sha256 for backend in backends]
+        self.graph_sha256 = None if None in digests else hashlib.sha256("".join(digests).encode("ascii")).hexdigest()
+        self.arity: list[int] = []
+
+    def read(self, rows):
+        return self.codecs[0].read(rows)
+
+    def encode(self, rows, **options):
+        found, labels, self.arity = (), None, []
+        for codec in self.codecs:
+            inputs, labels = codec.encode(rows, **options)
+            found += tuple(inputs)
+            self.arity.append(len(inputs))
+        return found, labels
+
+    def forward(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        parts, start = [], 0
+        for backend, decoding, count in zip(self.backends, self.decodings, self.arity):
+            parts.append((decoding, backend.forward(tuple(inputs[start : start + count]))))
+            start += count
+        return self.decoding.combine(parts)
 
 
 class Served:
@@ -101,9 +139,6 @@ class Served:
             raise DataError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
         self.name, self.run_dir = name, Path(run_dir)
         self.run = load_run(self.run_dir)
-        if self.run.manifest.ensemble:
-            raise DataError(f"{self.run_dir} is an ensemble: serving ensembles is not offered yet; serve a member "
-                            "(its runs are in members/), or several members under their own names")
         refused = self.run.manifest.runtime_problem()
         if refused:
             raise DataError(f"{self.run_dir}: {refused}")
@@ -115,9 +150,28 @@ class Served:
         self.codec = self.run.predictor.encoder.codec if self.task.serves == "rows" else None
         self.decision = self.manifest.decision.stage() if self.manifest.decision is not None else None
         self.backend = OnnxBackend(self.run_dir, int8) if backend == "onnx" else TorchBackend(self.run)
+        if self.manifest.ensemble:
+            self.backend = self.codec = self._members(backend, int8)
         self.row = self.manifest.preprocessing.request_row(schema_title(name, "Row"))
         self._warm_up()
         self.named_columns = isinstance(self.row, type)  # a model of named columns: tables (and CSV)
+
+    def _members(self, backend: str, int8: bool) -> Members:
+        """An ensemble's members on ``backend``: their runs, or the members of its export."""
+        members = self.run.members
+        if backend == "onnx":
+            backends = [OnnxBackend.of(runtime) for runtime in self.backend.runtime.members]
+        else:
+            backends = [TorchBackend(member) for member in members]
+        return Members([member.predictor.encoder.codec for member in members], backends,
+                       [member.task.decoding() for member in members], self.decoding)
+
+    def _examples(self, size: int) -> tuple[np.ndarray, ...]:
+        """Example inputs of ``size`` rows (every member's, for an ensemble)."""
+        models = [member.model for member in self.run.members] if self.manifest.ensemble else [self.run.model]
+        if self.manifest.ensemble:
+            self.backend.arity = [len(model.example_inputs(1)) for model in models]
+        return tuple(t.cpu().numpy() for model in models for t in model.example_inputs(size))
 
     # -- rows -------------------------------------------------------------------------------------
 
@@ -160,9 +214,8 @@ class Served:
         the backend plans its work for a new shape."""
         if self.task.serves != "rows":
             return
-        model = self.run.model
         for size in sizes:
-            self.backend.forward(tuple(t.cpu().numpy() for t in model.example_inputs(size)))
+            self.backend.forward(self._examples(size))
 
     def _warm_up(self) -> None:
         """One forward pass on an example row, before the service says it is ready: a model that

@@ -316,3 +316,15 @@ def answer_outputs(model, inputs: tuple) -> np.ndarray:
 def input_arrays(inputs: tuple) -> tuple[np.ndarray, ...]:
     """Encoded inputs (tensors) as arrays, for decodings that read them (anomaly scores)."""
     return tuple(t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t) for t in inputs)
+
+
+def decoded_members(members) -> list:
+    """Each member's decoding and outputs (an array), from its task and outputs (a tensor)."""
+    return [(task.decoding(), outputs.detach().float().cpu().numpy()) for task, outputs in members]
+
+
+def combined_outputs(decoding, members):
+    """An ensemble's outputs as a tensor, combined by ``decoding``'s rule."""
+    import torch
+
+    return torch.as_tensor(decoding.combine(decoded_members(members)), dtype=members[0][1].dtype)

@@ -12,7 +12,7 @@ from ..decodings import Classes
 from ..errors import DataError
 from ..figures import Note, Picture
 from ..metrics import classification_scores
-from .base import Task, answer_outputs
+from .base import Task, answer_outputs, combined_outputs, decoded_members
 
 __all__ = ["ClassificationTask"]
 
@@ -127,16 +127,12 @@ class ClassificationTask(Task):
         return ClassificationTask(self.classes)
 
     def ensemble_outputs(self, members):
-        """The log of the members' mean probability (each with its own temperature): logits
-        whose softmax is that mean."""
-        mean = sum(task._softmax(outputs).double() for task, outputs in members) / len(members)
-        return mean.clamp_min(1e-12).log().to(members[0][1].dtype)
+        """The log of the members' mean probability, by the decoding's rule (``Classes.combine``)."""
+        return combined_outputs(self.decoding(), members)
 
     def ensemble_columns(self, members, combined) -> dict[str, np.ndarray]:
-        """``disagreement``: the share of members whose class differs from the ensemble's."""
-        chosen = combined.argmax(dim=-1)
-        votes = [(task._softmax(outputs).argmax(dim=-1) != chosen).double() for task, outputs in members]
-        return {"disagreement": (sum(votes) / len(votes)).cpu().numpy()}
+        """``disagreement`` (``Classes.spread``)."""
+        return self.decoding().spread(decoded_members(members), combined.cpu().numpy())
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         from ..figures import charts
@@ -152,3 +148,4 @@ class ClassificationTask(Task):
         return [Picture("confusion matrix", charts.confusion_matrix(true, probabilities.argmax(1), self.classes)),
                 Picture("ROC curve", charts.roc_curves(true, probabilities, self.classes)),
                 Picture(f"reliability diagram ({calibrated})", charts.reliability(true, probabilities))]
+

@@ -10,7 +10,7 @@ from ..data.labels import row_label, row_of
 from ..decodings import Values
 from ..errors import DataError
 from ..figures import Note, Picture
-from .base import Task, answer_outputs
+from .base import Task, answer_outputs, combined_outputs, decoded_members
 
 
 class RegressionTask(Task):
@@ -106,17 +106,13 @@ class RegressionTask(Task):
         return self
 
     def ensemble_outputs(self, members):
-        """The members' mean on the original scale, standardised as this task's outputs are."""
-        import torch
-
-        values = np.stack([task.decode(outputs) for task, outputs in members]).mean(axis=0)
-        return torch.as_tensor((values - self.mean) / self.std, dtype=members[0][1].dtype)
+        """The members' mean on the original scale, standardised as this task's outputs are
+        (``Values.combine``)."""
+        return combined_outputs(self.decoding(), members)
 
     def ensemble_columns(self, members, combined) -> dict[str, np.ndarray]:
-        """``uncertainty``: the members' standard deviation on the original scale (the first
-        target's, when there are several)."""
-        values = np.stack([task.decode(outputs) for task, outputs in members])
-        return {"uncertainty": values.std(axis=0)[:, 0]}
+        """``uncertainty`` (``Values.spread``)."""
+        return self.decoding().spread(decoded_members(members), combined.cpu().numpy())
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         from ..figures import charts

@@ -237,6 +237,21 @@ class Kind(ABC):
             return ExpandingWindow(folds, fold, test_rows)
         return KFold(folds, fold, seed, split.test, stratify=stratify and split.stratify, deal=deal)
 
+    def raw_rows(self, source: Source, positions: np.ndarray):
+        """The rows at ``positions`` as a user passes them to predict (a table without its
+        target column, a list of series or texts, an array of images), or None when the data's
+        rows are not answered one by one. Export parity runs every door's road on them."""
+        if source.streamed:
+            order = np.sort(positions)
+            source, positions = source.payload.take(order), np.arange(len(order))
+        payload = source.payload
+        if hasattr(payload, "iloc"):
+            frame = payload.iloc[positions]
+            return frame.drop(columns=[source.target]) if source.target in frame.columns else frame
+        if isinstance(payload, list):
+            return [payload[i] for i in positions]
+        return np.asarray(payload)[positions]
+
     @abstractmethod
     def fit(self, source: Source, train: np.ndarray, data_spec) -> Encoder:
         """An encoder fitted on the training rows ``train`` of ``source``."""

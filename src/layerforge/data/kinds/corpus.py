@@ -80,6 +80,10 @@ class CorpusKind(Kind):
         """Expanding windows over the text before the test part, in order."""
         return ExpandingWindow(folds, fold, test_rows=source.rows - int(source.rows * (1 - data_spec.split.test)))
 
+    def raw_rows(self, source: Source, positions: np.ndarray):
+        """None: a corpus is continued, not answered row by row."""
+        return None
+
     def fit(self, source: Source, train: np.ndarray, data_spec) -> CorpusEncoder:
         if len(train) == 0:
             raise DataError(f"{source.label}: no text left for training after the split")

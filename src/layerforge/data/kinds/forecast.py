@@ -176,6 +176,11 @@ class ForecastKind(Kind):
         to its validation block and never on a later one."""
         return ExpandingWindow(folds, fold, test_rows=self._test_steps(data_spec, source.rows))
 
+    def raw_rows(self, source: Source, positions: np.ndarray):
+        """One history: the series up to the first of ``positions`` (its steps)."""
+        start = int(np.min(positions)) if len(positions) else len(source.payload)
+        return np.asarray(source.payload)[: max(start, 1)]
+
     def fit(self, source: Source, train: np.ndarray, data_spec) -> ForecastEncoder:
         values, names, season = source.payload, source.facts["channels"], source.facts["season"]
         total, horizon = len(values), data_spec.horizon
