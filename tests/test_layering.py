@@ -136,3 +136,22 @@ def test_help_and_spec_validation_stay_free_of_torch_and_pandas():
             "print(sorted(m for m in ('torch', 'pandas', 'matplotlib', 'sklearn') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+# the names of the other registries, and the package that owns each kind of name: data kinds and
+# built-in datasets' kinds (data/), the input kinds models read (models/), what a task serves
+# (tasks/), recipes (recipes/), decodings (decodings.py)
+REGISTRY_NAMES = ("table", "sequence", "image", "text", "corpus", "forecast", "tokens", "classes", "values",
+                  "anomaly_scores", "next_token", "samples", "rows", "supervised", "gan", "lr_range", "outputs")
+OWNERS = ("data", "models", "tasks", "recipes", "decodings.py")
+
+
+def test_no_comparison_of_a_kind_decoding_serves_or_recipe_name_outside_its_package():
+    names = "|".join(REGISTRY_NAMES)
+    subject = r"(?:kind|reads|recipe|serves|decoding)\w*(?:\.\w+|\[[^\]]+\])*"
+    pattern = re.compile(rf"{subject}\s*(?:==|!=)\s*['\"]({names})['\"]|['\"]({names})['\"]\s*(?:==|!=)\s*{subject}"
+                         rf"|{subject}\s+(?:not\s+)?in\s+[(\[{{]\s*['\"]({names})['\"]")
+    found = [f"{path.relative_to(SOURCE)}:{number}: {line.strip()}"
+             for path in SOURCE.rglob("*.py") if path.relative_to(SOURCE).parts[0] not in OWNERS
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert found == []

@@ -138,9 +138,10 @@ def train(
     if spec.train.calibrate != "none" and not task.calibrates:
         raise SpecError(f"train.calibrate: temperature scaling is for classification; this run does {task.name}")
     row_weights = reweighing(spec.train.fairness, prepared) if spec.train.fairness else None
-    if distributed is not None and task.recipe != "supervised":
+    recipe = recipes.get(task.recipe)
+    if distributed is not None and not recipe.abilities.distributed:
         raise SpecError(f"--nproc: data-parallel training trains one network with one loss; a {task.name} run trains "
-                        "two; train it in one process")
+                        f"{recipe.trains}; train it in one process")
     if prepared.source.streamed:
         _check_streamed(spec, task)
     # the spec as run: its task, and whether its table streamed (data.streaming: auto decides by size)
@@ -196,8 +197,9 @@ def _check_streamed(spec, task) -> None:
     if spec.train.fairness is not None:
         problems.append("train.fairness: reweighing draws rows from memory; the data are streamed "
                         "(data.streaming): remove it, or mitigate after training (layerforge fairness --mitigate)")
-    if task.recipe != "supervised":
-        problems.append(f"data.streaming: a {task.name} run trains two networks on rows in memory; set "
+    recipe = recipes.get(task.recipe)
+    if not recipe.abilities.streaming:
+        problems.append(f"data.streaming: a {task.name} run trains {recipe.trains} on rows in memory; set "
                         "data.streaming: false")
     if problems:
         raise SpecError(problems)

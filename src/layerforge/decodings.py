@@ -44,6 +44,11 @@ class Decoding:
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         raise DataError("predict_proba is for classification runs")
 
+    def answer_fields(self) -> dict[str, tuple[Any, str]]:
+        """The fields of one answer (``answers``), each with its type and what it holds, for the
+        service's schema."""
+        return {"prediction": (float | list[float], "the prediction")}
+
     def combine(self, members: list[tuple[Decoding, np.ndarray]]) -> np.ndarray:
         """An ensemble's outputs, in this decoding's terms, from each member's decoding and
         outputs on the same rows (each member decodes its own scaling)."""
@@ -85,6 +90,12 @@ class Classes(Decoding):
 
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         return softmax(outputs / self.temperature if self.temperature else outputs)
+
+    def answer_fields(self) -> dict[str, tuple[Any, str]]:
+        from typing import Literal
+
+        return {"prediction": (Literal[tuple(self.classes)], "the class"),
+                "probabilities": (dict[str, float], "class -> probability")}
 
     def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
         return np.asarray(self.classes, dtype=object)[self.probabilities(outputs).argmax(axis=1)]
@@ -157,6 +168,9 @@ class Forecast(Decoding):
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "mean": self.mean, "std": self.std, "log": self.log}
 
+    def answer_fields(self) -> dict[str, tuple[Any, str]]:
+        return {"prediction": (list[float], "the next steps")}
+
     def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
         """(histories, horizon) forecasts."""
         values = outputs.astype(np.float64) * self.std + self.mean
@@ -192,6 +206,12 @@ class AnomalyScores(Decoding):
 
     def columns(self, outputs: np.ndarray, inputs: tuple, target: str | None) -> dict[str, Any]:
         return self.scored(self.predictions(outputs, inputs))
+
+    def answer_fields(self) -> dict[str, tuple[Any, str]]:
+        fields = {"prediction": (float, "the anomaly score"), "anomaly_score": (float, "the anomaly score")}
+        if self.threshold is not None:
+            fields["anomaly"] = (bool, "the score exceeds the threshold chosen on validation rows")
+        return fields
 
     def scored(self, scores: np.ndarray) -> dict[str, Any]:
         """The table's columns for these scores: ``anomaly_score``, and ``anomaly`` with a threshold."""

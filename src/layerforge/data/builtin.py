@@ -127,15 +127,24 @@ def _need(package: str, name: str):
         ) from None
 
 
+def _of_kind(name: str, kind: str, what: str):
+    """The built-in dataset ``name``, which must hold ``kind`` data ('what' words the choices).
+
+    Raises:
+        DataError: no built-in dataset of that kind has that name; the choices are listed.
+    """
+    choices = [n for n, info in DATASETS.items() if info.kind == kind]
+    if name not in choices:
+        raise DataError(unknown_name(what, name, choices))
+    return DATASETS[name]
+
+
 def load_arrays(name: str) -> dict:
     """A built-in sequence dataset with its official split: x_train, y_train, x_test, y_test.
 
     x is an array (N, C, L), or a list of (C, L_i) arrays when lengths differ.
     """
-    info = DATASETS.get(name)
-    if info is None or info.kind != "sequence":
-        choices = [n for n, d in DATASETS.items() if d.kind == "sequence"]
-        raise DataError(unknown_name("sequence dataset", name, choices))
+    _of_kind(name, "sequence", "sequence dataset")
     if name == "mnist1d":
         _need("mnist1d", name)
         from mnist1d.data import get_dataset_args, make_dataset
@@ -168,12 +177,10 @@ def load(name: str):
     Raises:
         DataError: ``name`` is not a built-in dataset.
     """
-    if name not in DATASETS or DATASETS[name].kind != "table":
-        raise DataError(unknown_name("table dataset", name, [n for n, d in DATASETS.items() if d.kind == "table"]))
+    info = _of_kind(name, "table", "table dataset")
     import pandas as pd
     from sklearn import datasets as sk
 
-    info = DATASETS[name]
     if name == "diabetes":
         bunch = sk.load_diabetes(as_frame=True, scaled=False)
         frame = bunch.frame.rename(columns={"target": info.target})
@@ -190,10 +197,7 @@ def load(name: str):
 
 def load_series(name: str) -> tuple[np.ndarray, str, int]:
     """A built-in forecasting series: values (T,), the target's name and its season length."""
-    info = DATASETS.get(name)
-    if info is None or info.kind != "forecast":
-        choices = [n for n, d in DATASETS.items() if d.kind == "forecast"]
-        raise DataError(unknown_name("forecasting dataset", name, choices))
+    info = _of_kind(name, "forecast", "forecasting dataset")
     if name == "airline":
         _need("sktime", name)
         from sktime.datasets import load_airline
@@ -207,9 +211,7 @@ def load_series(name: str) -> tuple[np.ndarray, str, int]:
 
 def load_text(name: str) -> str:
     """A built-in text corpus for language modelling."""
-    info = DATASETS.get(name)
-    if info is None or info.kind != "corpus":
-        raise DataError(unknown_name("text corpus", name, [n for n, d in DATASETS.items() if d.kind == "corpus"]))
+    _of_kind(name, "corpus", "text corpus")
     from pydoc_data.topics import topics  # ships with CPython
 
     return "\n\n".join(topics[key] for key in sorted(topics))
@@ -217,9 +219,7 @@ def load_text(name: str) -> str:
 
 def load_images(name: str) -> tuple[np.ndarray, list]:
     """A built-in image dataset: images (N, C, H, W) in [0, 1] and labels."""
-    info = DATASETS.get(name)
-    if info is None or info.kind != "image":
-        raise DataError(unknown_name("image dataset", name, [n for n, d in DATASETS.items() if d.kind == "image"]))
+    _of_kind(name, "image", "image dataset")
     from sklearn.datasets import load_digits
 
     digits = load_digits()

@@ -59,7 +59,7 @@ def _rows(run: Run, data, sensitive: list[str], part: str = "test"):
         frame = data if isinstance(data, pd.DataFrame) else read_table(Path(data))
         where = str(data) if not isinstance(data, pd.DataFrame) else "the rows"
     else:
-        if run.manifest.preprocessing.kind != "table":
+        if not run.manifest.preprocessing.named_columns:
             raise DataError("a fairness audit reads table rows; pass rows that carry the sensitive columns")
         source = load_source(run.spec.data, run.manifest.task)
         recorded = recorded_parts(run.path, run.manifest.files)

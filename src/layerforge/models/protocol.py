@@ -86,6 +86,11 @@ class Graph:
     reads: str = "rows"
     classes: int = 0
 
+    @property
+    def reads_rows(self) -> bool:
+        """Whether it reads the data's encoded rows (rather than latent codes)."""
+        return self.reads == "rows"
+
 
 class Call(nn.Module):
     """A module whose forward is one method of ``network`` (first element of a tuple result)."""

@@ -329,16 +329,12 @@ def _add_predict(app, service: Service, served, schemas: Schemas, common: dict, 
             service.arriving -= 1
         if not isinstance(parsed, tuple):
             return parsed
-        kind, payload, count = parsed
+        payload, count = parsed
         try:
-            if kind == "rows":
+            if served.task.answers_rows:
                 found = await batcher.predict(payload, count)
-            elif kind == "samples":
-                found = await batcher.run(lambda: served.sample(payload.n, getattr(payload, "label", None),
-                                                                payload.seed))
             else:
-                found = await batcher.run(lambda: served.generate(payload.prompt, payload.length,
-                                                                  payload.temperature, payload.top_k, payload.seed))
+                found = await batcher.run(lambda: _GENERATE[served.task.serves](served, payload))
         except Busy:
             return _error(503, f"the queue for {name} is full ({service.options.queue_size} requests); retry shortly",
                           headers={"Retry-After": "1"})
@@ -365,17 +361,23 @@ def _add_predict(app, service: Service, served, schemas: Schemas, common: dict, 
     service.definitions.update({**request_definitions, **answer_definitions})
 
 
+_GENERATE = {  # what a request asks of a model that does not answer rows, by what its task serves
+    "samples": lambda served, payload: served.sample(payload.n, getattr(payload, "label", None), payload.seed),
+    "text": lambda served, payload: served.generate(payload.prompt, payload.length, payload.temperature,
+                                                    payload.top_k, payload.seed),
+}
+
+
 async def _parse(request, served, schemas: Schemas):
-    """(kind, payload, rows) for a request body, or the error response that answers it."""
+    """(payload, rows) for a request body, or the error response that answers it."""
     body = await request.body()
     media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    kind = served.task.serves
     if media == "text/csv" and schemas.csv:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as error:
             return _error(422, f"the CSV body is not UTF-8 text ({error.reason} at byte {error.start})")
-        return kind, CsvText(text), max(1, text.count("\n"))
+        return CsvText(text), max(1, text.count("\n"))
     if media not in ("application/json", "") and not media.endswith("+json"):
         accepted = "application/json or text/csv" if schemas.csv else "application/json"
         return _error(415, f"send the body as {accepted}, not {media}")
@@ -389,9 +391,9 @@ async def _parse(request, served, schemas: Schemas):
     except ValidationError as error:
         problems = _problems(error, served.named_columns)
         return _error(422, f"{len(problems)} problem(s) in the request: {problems[0].problem}", problems)
-    if kind != "rows":
-        return kind, validated, 1
+    if not served.task.answers_rows:
+        return validated, 1
     if key == "columns":
         columns = validated.columns
-        return kind, columns, len(next(iter(columns.values())))
-    return kind, validated.rows, len(validated.rows)
+        return columns, len(next(iter(columns.values())))
+    return validated.rows, len(validated.rows)

@@ -59,47 +59,56 @@ class Schemas:
     def __init__(self, served):
         name, task = served.name, served.task
         self.csv = False
-        if task.serves == "rows":
-            row = served.row
-            rows = _strict_model(schema_title(name, "Rows"),
-                                 rows=(Annotated[list[row], Field(min_length=1)], Field(description="rows in order")))
-            self.bodies = {"rows": rows}
-            if served.named_columns:  # a table: also a mapping of columns, or CSV text
-                columns = _strict_model(
-                    schema_title(name, "ColumnValues"),
-                    **{key: (Annotated[list[info.annotation], Field(min_length=1)],
-                             Field(alias=info.alias, description=info.description))
-                       for key, info in row.model_fields.items()})
-                self.bodies["columns"] = _strict_model(schema_title(name, "Columns"),
-                                                       columns=(columns, Field(description="column -> values")))
-                self.csv = True
-            self.answer = _row_answer(schema_title(name, "Answer"), served.decoding)
-        elif task.serves == "samples":
-            label = Literal[tuple(task.classes)] | None if task.classes else None
-            fields = {"n": (int, Field(1, ge=1, le=MAX_SAMPLES, description="how many samples")),
-                      "seed": (int, Field(0, ge=0, lt=2**63, description="the same seed gives the same samples"))}
-            if label is not None:
-                fields["label"] = (label, Field(None, description="the class to generate (default: each in turn)"))
-            self.bodies = {"n": _strict_model(schema_title(name, "Request"), **fields)}
-            answer = {"prediction": (dict[str, Any] | list[Any], Field(description="a sample in the data's scale"))}
-            if label is not None:
-                answer["label"] = (Literal[tuple(task.classes)] | None, None)
-            self.answer = create_model(schema_title(name, "Answer"), **answer)
-        else:  # text
-            fields = {"prompt": (Annotated[str, Field(max_length=MAX_TEXT)], ""),
-                      "length": (int, Field(200, ge=1, le=MAX_TEXT, description="tokens to generate")),
-                      "temperature": (float, Field(1.0, gt=0, le=10)),
-                      "top_k": (int | None, Field(None, ge=1, le=100_000)),
-                      "seed": (int, Field(0, ge=0, lt=2**63))}
-            self.bodies = {"prompt": _strict_model(schema_title(name, "Request"), **fields)}
-            self.answer = create_model(schema_title(name, "Answer"), prediction=(str, ...))
+        _BODIES[task.serves](self, served)
         self.response = create_model(schema_title(name, "Response"), predictions=(list[self.answer], ...))
         self.adapters = {key: TypeAdapter(body) for key, body in self.bodies.items()}
-        if task.serves == "rows" and served.named_columns:
+        if task.answers_rows and served.named_columns:
             # a table's cells are read by its codec, by the same rules as a CSV file's (JSON true in a
             # number column is refused, JSON 1 is the category '1'); the schema above documents them
             self.adapters = {key: TypeAdapter(body) for key, body in _envelopes(name).items()}
-        self.row_schema = TypeAdapter(served.row).json_schema() if task.serves == "rows" else None
+        self.row_schema = TypeAdapter(served.row).json_schema() if task.answers_rows else None
+
+    def _rows(self, served) -> None:
+        """Rows to answer one by one (and, for a table, a mapping of columns or CSV text)."""
+        name, row = served.name, served.row
+        rows = _strict_model(schema_title(name, "Rows"),
+                             rows=(Annotated[list[row], Field(min_length=1)], Field(description="rows in order")))
+        self.bodies = {"rows": rows}
+        if served.named_columns:  # a table: also a mapping of columns, or CSV text
+            columns = _strict_model(
+                schema_title(name, "ColumnValues"),
+                **{key: (Annotated[list[info.annotation], Field(min_length=1)],
+                         Field(alias=info.alias, description=info.description))
+                   for key, info in row.model_fields.items()})
+            self.bodies["columns"] = _strict_model(schema_title(name, "Columns"),
+                                                   columns=(columns, Field(description="column -> values")))
+            self.csv = True
+        self.answer = _row_answer(schema_title(name, "Answer"), served.decoding)
+
+    def _samples(self, served) -> None:
+        """How many samples to generate, of which class."""
+        name, task = served.name, served.task
+        label = Literal[tuple(task.classes)] | None if task.classes else None
+        fields = {"n": (int, Field(1, ge=1, le=MAX_SAMPLES, description="how many samples")),
+                  "seed": (int, Field(0, ge=0, lt=2**63, description="the same seed gives the same samples"))}
+        if label is not None:
+            fields["label"] = (label, Field(None, description="the class to generate (default: each in turn)"))
+        self.bodies = {"n": _strict_model(schema_title(name, "Request"), **fields)}
+        answer = {"prediction": (dict[str, Any] | list[Any], Field(description="a sample in the data's scale"))}
+        if label is not None:
+            answer["label"] = (Literal[tuple(task.classes)] | None, None)
+        self.answer = create_model(schema_title(name, "Answer"), **answer)
+
+    def _text(self, served) -> None:
+        """A prompt to continue."""
+        name = served.name
+        fields = {"prompt": (Annotated[str, Field(max_length=MAX_TEXT)], ""),
+                  "length": (int, Field(200, ge=1, le=MAX_TEXT, description="tokens to generate")),
+                  "temperature": (float, Field(1.0, gt=0, le=10)),
+                  "top_k": (int | None, Field(None, ge=1, le=100_000)),
+                  "seed": (int, Field(0, ge=0, lt=2**63))}
+        self.bodies = {"prompt": _strict_model(schema_title(name, "Request"), **fields)}
+        self.answer = create_model(schema_title(name, "Answer"), prediction=(str, ...))
 
     def body_for(self, payload: Any) -> str:
         """Which body a parsed JSON payload is: the first key it has that picks one."""
@@ -123,6 +132,9 @@ class Schemas:
         return schema, schema.pop("$defs", {})
 
 
+_BODIES = {"rows": Schemas._rows, "samples": Schemas._samples, "text": Schemas._text}  # by what a task serves
+
+
 def _envelopes(name: str) -> dict[str, type[BaseModel]]:
     """A table's request bodies with their cells left to the codec: rows of mappings, or a
     mapping of columns."""
@@ -134,17 +146,6 @@ def _envelopes(name: str) -> dict[str, type[BaseModel]]:
 
 
 def _row_answer(title: str, decoding) -> type[BaseModel]:
-    decoding = decoding.to_json()
-    kind = decoding["kind"]
-    if kind == "classes":
-        classes = tuple(decoding["classes"])
-        return create_model(title, prediction=(Literal[classes], ...),
-                            probabilities=(dict[str, float], Field(description="class -> probability")))
-    if kind == "anomaly_scores":
-        fields = {"prediction": (float, Field(description="the anomaly score")), "anomaly_score": (float, ...)}
-        if decoding.get("threshold") is not None:
-            fields["anomaly"] = (bool, Field(description="the score exceeds the threshold chosen on validation rows"))
-        return create_model(title, **fields)
-    if kind == "forecast":
-        return create_model(title, prediction=(list[float], Field(description="the next steps")))
-    return create_model(title, prediction=(float | list[float], ...))
+    """One answer's type: the decoding's fields."""
+    return create_model(title, **{name: (kind, Field(description=about))
+                                  for name, (kind, about) in decoding.answer_fields().items()})

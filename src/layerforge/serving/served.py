@@ -143,11 +143,11 @@ class Served:
         if refused:
             raise DataError(f"{self.run_dir}: {refused}")
         self.manifest, self.task = self.run.manifest, self.run.task
-        if backend == "onnx" and self.task.serves != "rows":
+        if backend == "onnx" and not self.task.answers_rows:
             raise DataError(f"{self.run_dir}: a {self.manifest.task} run generates with PyTorch; serve it with "
                             "--backend torch")
         self.decoding = self.task.decoding()
-        self.codec = self.run.predictor.encoder.codec if self.task.serves == "rows" else None
+        self.codec = self.run.predictor.encoder.codec if self.task.answers_rows else None
         self.decision = self.manifest.decision.stage() if self.manifest.decision is not None else None
         self.backend = OnnxBackend(self.run_dir, int8) if backend == "onnx" else TorchBackend(self.run)
         if self.manifest.ensemble:
@@ -212,7 +212,7 @@ class Served:
     def warm(self, sizes: list[int]) -> None:
         """One forward pass at each batch size on example inputs, so that no request waits while
         the backend plans its work for a new shape."""
-        if self.task.serves != "rows":
+        if not self.task.answers_rows:
             return
         for size in sizes:
             self.backend.forward(self._examples(size))

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .. import tasks
+from .. import recipes, tasks
 from ..data.builtin import DATASETS
 from ..data.kinds import kind_of
 from ..errors import SpecError, did_you_mean
@@ -227,16 +227,20 @@ def cross_checks(spec: Spec) -> list[str]:
             problems.append(f"train.calibrate: temperature scaling is for classification; this run does {known}")
         if spec.data.split.val <= 0:
             problems.append("train.calibrate: calibration is fitted on the validation rows; set data.split.val above 0")
-    if train.adversarial is not None and task_class is not None and task_class.recipe != "supervised":
-        problems.append(f"train.adversarial: applies to one network trained with one loss; a {task} trains two")
+    recipe = recipes.get(task_class.recipe) if task_class is not None else None
+    able = recipe.abilities if recipe is not None else None
+    if train.adversarial is not None and able is not None and not able.adversarial:
+        problems.append(f"train.adversarial: applies to one network trained with one loss; a {task} trains "
+                        f"{recipe.trains}")
     for key in ("precision", "compile"):
-        if getattr(train, key) not in ("fp32", False) and task_class is not None and task_class.recipe != "supervised":
-            problems.append(f"train.{key}: applies to one network trained with one loss; a {task} trains two")
-    if train.fairness is not None and task_class is not None and task_class.recipe != "supervised":
-        problems.append(f"train.fairness: reweighs the rows of one classifier; a {task} trains two networks")
-    if train.discriminative_lr is not None and task_class is not None and task_class.recipe != "supervised":
+        if getattr(train, key) not in ("fp32", False) and able is not None and not able.precision:
+            problems.append(f"train.{key}: applies to one network trained with one loss; a {task} trains "
+                            f"{recipe.trains}")
+    if train.fairness is not None and able is not None and not able.fairness:
+        problems.append(f"train.fairness: reweighs the rows of one classifier; a {task} trains {recipe.trains}")
+    if train.discriminative_lr is not None and able is not None and not able.discriminative_lr:
         problems.append(f"train.discriminative_lr: applies to one network trained with one optimizer; a {task} "
-                        "trains two")
+                        f"trains {recipe.trains}")
     if train.unfreeze_at is not None and not spec.model.freeze:
         problems.append("train.unfreeze_at: nothing is frozen; set model.freeze (e.g. [features]) or remove it")
     if spec.model.freeze and train.unfreeze_at is not None and train.unfreeze_at > train.epochs:

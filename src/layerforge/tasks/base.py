@@ -101,6 +101,12 @@ class Task(ABC):
 
     # -- declarations: answered without data or torch ----------------------------------------
 
+    @property
+    def answers_rows(self) -> bool:
+        """Whether it answers rows one by one (``serves`` is 'rows'): a codec reads them, a
+        backend runs the network and a decoding answers, through every door."""
+        return self.serves == "rows"
+
     @classmethod
     def monitors(cls, has_val: bool) -> list[str]:
         """The values of an epoch record that early stopping and plateau can monitor."""

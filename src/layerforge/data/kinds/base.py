@@ -78,6 +78,7 @@ class State(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    named_columns: ClassVar[bool] = False  # rows are tables of named columns (audits by column need them)
     kind: str
 
     def attribution_groups(self) -> list[tuple[str, list[int]]] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +40,7 @@ class CategoricalColumn(BaseModel):
 class TableState(State):
     """The fitted preprocessing of each input column (see ``Preprocessor``)."""
 
+    named_columns: ClassVar[bool] = True
     kind: Literal["table"] = "table"
     columns: list[Annotated[NumericColumn | CategoricalColumn, Field(discriminator="kind")]]
     encoded_features: list[str]
