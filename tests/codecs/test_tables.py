@@ -127,3 +127,39 @@ def test_json_cells_follow_the_csv_rules():
         codec.encode([row, {"zip": "A1", "flag": True}])
     with pytest.raises(DataError, match="column 'x' holds 1 values but 'zip' holds 2"):
         codec.encode({"zip": ["A1", "A1"], "x": [1], "flag": [True, True]})
+
+
+def test_reading_number_columns_at_once_gives_what_reading_them_one_by_one_gives(monkeypatch):
+    """The one-pass path for plain numbers (a request's row of many columns) and the
+    column-by-column path agree on numbers, missing values and every refusal."""
+    rng = np.random.default_rng(0)
+    state = {"kind": "table", "columns": [
+        {"name": f"c{i}", "kind": "numeric", "mean": float(i), "std": 2.0, "fill": 0.5, "indicator": i % 2 == 0}
+        for i in range(6)]}
+    values = rng.normal(size=(5, 6)).round(3)
+    forms = [
+        [dict(zip([f"c{i}" for i in range(6)], row.tolist())) for row in values],  # JSON numbers
+        [{**dict(zip([f"c{i}" for i in range(6)], row.tolist())), "c0": None} for row in values],  # nulls
+        CsvText("c0,c1,c2,c3,c4,c5\n" + "\n".join(",".join(map(str, row)) for row in values) + "\n1,,3,4,5,6\n"),
+        pd.DataFrame(values, columns=[f"c{i}" for i in range(6)]),
+        [{**dict(zip([f"c{i}" for i in range(6)], row.tolist())), "c3": True} for row in values],  # refused
+        CsvText("c0,c1,c2,c3,c4,c5\n1,2,inf,4,5,6\n"),  # refused: infinite
+        CsvText("c0,c1,c2,c3,c4,c5\n1,2,3,1_000,5,6\n"),  # refused
+        [{**dict(zip([f"c{i}" for i in range(6)], row.tolist())), "c5": 1e300} for row in values],  # too far
+    ]
+
+    def encoded(rows):
+        try:
+            return TableCodec(state).encode(rows)[0][0]
+        except DataError as error:
+            return str(error)
+
+    fast = [encoded(rows) for rows in forms]
+    monkeypatch.setattr(tables, "plain_numbers", lambda columns: None)
+    slow = [encoded(rows) for rows in forms]
+    for one, other in zip(fast, slow):
+        if isinstance(one, str):
+            assert one == other
+        else:
+            np.testing.assert_array_equal(one, other)
+    assert sum(isinstance(found, str) for found in fast) == 4

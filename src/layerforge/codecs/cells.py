@@ -127,6 +127,34 @@ def _text_numbers(values: Sequence) -> np.ndarray | None:
         return None
 
 
+_PLAIN = (float, int, type(None))
+
+
+def plain_numbers(columns: list) -> np.ndarray | None:
+    """Several number columns' cells at once, (columns, rows) float64 with NaN where a cell is
+    missing, when every cell is plainly a finite number or missing: numeric arrays, JSON numbers
+    and nulls, or decimal text (and the empty cell). None sends the columns through ``numbers``
+    one by one, which names the first cell it refuses. A request's row of 64 columns is read in
+    one conversion instead of 64."""
+    if not columns:
+        return None
+    try:
+        if all(isinstance(c, np.ndarray) and c.dtype.kind in "fiu" for c in columns):
+            found = np.stack([c.astype(np.float64, copy=False) for c in columns])
+        elif all(type(v) in _PLAIN for c in columns for v in c):  # not bool: JSON true is refused
+            found = np.array(columns, dtype=np.float64)
+        elif all(type(v) is str for c in columns for v in c):
+            cells = [["nan" if v == "" else v for v in c] for c in columns]  # the empty cell: missing
+            if _NOT_DECIMAL.search(_SEPARATOR.join(_SEPARATOR.join(c) for c in columns).replace("nan", "")):
+                return None
+            found = np.array(cells, dtype=np.float64)
+        else:
+            return None
+    except (TypeError, ValueError):
+        return None
+    return None if np.isinf(found).any() else found
+
+
 def numbers(values, column: str, where: Where, *, boolean: bool = False,
             hint: str = "fix the values") -> np.ndarray:
     """A column's cells as float64, NaN where a cell is missing.
