@@ -193,8 +193,8 @@ def _pruner(search, epochs: int):
 
 
 def _spawn(spec_path: Path, trials: int, timeout, url: str, name: str, runs_dir, worker: int):
-    command = [sys.executable, "-m", "layerforge", "tune", str(spec_path), "--trials", str(trials), "--storage", url,
-               "--study", name, "--runs-dir", str(runs_dir), "--worker", str(worker), "--quiet"]
+    command = [sys.executable, "-m", "layerforge.search.worker", str(spec_path), "--trials", str(trials),
+               "--storage", url, "--study", name, "--runs-dir", str(runs_dir), "--worker", str(worker)]
     if timeout:
         command += ["--timeout", str(timeout)]
     return subprocess.Popen(command)

@@ -1,0 +1,39 @@
+"""``layerforge evaluate``: evaluate a trained run on its test split or on another file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import Unknown, guard, make_console, metrics_table, training_stack, usable_output, write_json, writing
+
+
+def evaluate(
+    run: Path = typer.Argument(..., help="Run directory."),
+    data: Path | None = typer.Option(None, "--data", help="CSV/Parquet with the target column (default: the run's test split)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the metrics to this JSON file."),
+    unknown_categories: Unknown | None = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
+    ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
+) -> None:
+    """Evaluate a trained run on its test split or on another file."""
+    training_stack()
+    from ..run.directory import load_run
+
+    def call():
+        if out is not None:
+            usable_output(out, example="metrics.json")
+        loaded = load_run(run)
+        metrics = loaded.evaluate(data, unknown=unknown_categories and unknown_categories.value,
+                                  ignore_extra=ignore_extra)
+        if out is not None:
+            with writing(out):
+                write_json(out, metrics)
+        return metrics
+
+    metrics = guard(call)
+    label = str(data) if data else "its test split"
+    console = make_console()
+    console.print(f"{run.name} on {label} ({metrics.pop('rows')} rows)")
+    console.print(metrics_table({"test": metrics}))
+

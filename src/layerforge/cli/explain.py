@@ -1,0 +1,42 @@
+"""``layerforge explain``: explain a run's answers: attributions per input column (or step, or pixel), global"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import checked_and_reported, guard, make_console, training_stack
+
+
+def explain(
+    run: Path = typer.Argument(..., help="Run directory."),
+    data: Path | None = typer.Argument(None, help="Rows to explain (default: the run's test rows)."),
+    method: str = typer.Option("integrated_gradients", "--method", help="integrated_gradients, saliency, gradient_shap, deeplift, occlusion or feature_ablation."),
+    target: str | None = typer.Option(None, "--target", help="The class to explain (default: each row's predicted class)."),
+    rows: int = typer.Option(200, "--rows", min=1, help="Explain at most this many rows."),
+    out: Path | None = typer.Option(None, "--out", help="Write attributions: .csv per row and input, or .png (images, series)."),
+) -> None:
+    """Explain a run's answers: attributions per input column (or step, or pixel), global
+    importance, and checks of the explanation (completeness, model randomisation)."""
+    training_stack()
+    from rich.table import Table
+
+    from ..explanations import explain as run_explain
+    from ..explanations import write_out
+
+    console = make_console()
+    found = guard(lambda: run_explain(run, data, method=method, target=target, rows=rows))
+    table = Table(title=f"{found.method}: {len(found.attributions)} rows")
+    table.add_column("input")
+    table.add_column("mean |attribution|", justify="right")
+    if found.permutation:
+        table.add_column("permutation importance", justify="right")
+    for name, value in sorted(found.importance.items(), key=lambda kv: -kv[1])[:15]:
+        extra = [f"{found.permutation[name]:.4f}"] if found.permutation else []
+        table.add_row(name, f"{value:.4g}", *extra)
+    console.print(table)
+    if out is not None:
+        console.print(f"attributions: {guard(lambda: write_out(found, out))}", markup=False)
+    checked_and_reported(run, found.checks, found.path, "Explanations")
+

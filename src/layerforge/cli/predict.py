@@ -1,0 +1,47 @@
+"""``layerforge predict``: predict new rows with a trained run (classes and probabilities, values, or an"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import OutputError
+from .common import Backend, Unknown, training_stack, write_frames
+
+
+def predict(
+    run: Path = typer.Argument(..., help="Run directory."),
+    data: Path = typer.Argument(..., help="CSV or Parquet file of new rows."),
+    out: Path | None = typer.Option(None, "--out", help="Write predictions here (.csv or .parquet); default: standard output."),
+    unknown_categories: Unknown | None = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
+    ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
+    backend: Backend = typer.Option(Backend.torch, "--backend", help="torch (the run), or onnx: its export through the torch-free runtime."),
+    int8: bool = typer.Option(False, "--int8", help="With --backend onnx: the int8 model the export kept."),
+) -> None:
+    """Predict new rows with a trained run (classes and probabilities, values, or an
+    autoencoder's anomaly scores)."""
+
+    def call():
+        options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra}
+        if backend is Backend.onnx:
+            return _runtime_table(run, data, int8, options)
+        if int8:
+            raise OutputError("--int8 needs --backend onnx")
+        training_stack()
+        from ..run.directory import load_run
+
+        return load_run(run).predictor.predict_pieces(data, **options)  # a large table: chunk by chunk
+
+    write_frames(call, out, "predictions.csv")
+
+
+def _runtime_table(run: Path, data: Path, int8: bool, options: dict):
+    """Predictions through the exported model and ``layerforge.runtime`` (no torch)."""
+    import pandas as pd
+
+    from ..export import current
+
+    runtime = current(run, int8=int8)
+    return (pd.DataFrame(table) for table in runtime.predict_pieces(str(data), **options))  # a block at a time
+
