@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -88,13 +88,6 @@ def is_missing(value) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")  # pandas' NA and NaT, without importing pandas
 
 
-def missing_mask(values: np.ndarray) -> np.ndarray:
-    """Which cells of a column are missing values."""
-    if values.dtype.kind == "f":
-        return np.isnan(values)
-    if values.dtype.kind in "iub":
-        return np.zeros(len(values), dtype=bool)
-    return np.fromiter((is_missing(v) for v in values), dtype=bool, count=len(values))
 
 
 def _more(count: int) -> str:
@@ -317,15 +310,3 @@ def group_keys(values) -> list[str]:
     cells = values.tolist() if isinstance(values, np.ndarray) else list(values)
     return [MISSING_CATEGORY if is_missing(v) else category_key(v) for v in cells]
 
-
-def lookup_classes(values, classes: list, describe: Callable[[int, object], str]) -> np.ndarray:
-    """Class indices of labels (as the target column holds them), by the category rules;
-    ``describe(row, value)`` words the error for a label that is missing or not a class."""
-    index = {category_key(c): i for i, c in enumerate(classes)}
-    codes, _ = category_codes(values, index)
-    bad = np.flatnonzero(codes < 0)
-    if len(bad):
-        row = int(bad[0])
-        cells = values.tolist() if isinstance(values, np.ndarray) else list(values)
-        raise DataError(describe(row, cells[row]))
-    return codes

@@ -172,9 +172,6 @@ def table_pieces(rows) -> Iterator:
         yield rows
 
 
-def is_table_file(rows) -> bool:
-    return isinstance(rows, (str, Path)) and not isinstance(rows, CsvText) and \
-        str(rows).lower().endswith(CSV_FILES + PARQUET_FILES)
 
 
 def columns_of(rows, features: list[str]) -> Columns:

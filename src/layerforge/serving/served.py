@@ -1,8 +1,9 @@
 """One run as the service holds it: its name, what its requests and answers look like (read
 from the run's model.json), and the backend that runs its network.
 
-Rows are encoded by ``layerforge.runtime`` (numpy, the same code the ONNX export ships) and
-answers decoded by it, so the torch and onnx backends differ only in the forward pass.
+Rows are encoded by the run's codec (``layerforge.codecs``) and answers decoded by its task's
+decoding (``layerforge.decodings``), the code ``layerforge predict`` and the ONNX export's runtime
+use, so the torch and onnx backends differ only in the forward pass.
 """
 
 from __future__ import annotations
