@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -92,8 +92,6 @@ class Classes(Decoding):
         return softmax(outputs / self.temperature if self.temperature else outputs)
 
     def answer_fields(self) -> dict[str, tuple[Any, str]]:
-        from typing import Literal
-
         return {"prediction": (Literal[tuple(self.classes)], "the class"),
                 "probabilities": (dict[str, float], "class -> probability")}
 

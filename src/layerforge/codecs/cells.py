@@ -88,8 +88,6 @@ def is_missing(value) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")  # pandas' NA and NaT, without importing pandas
 
 
-
-
 def _more(count: int) -> str:
     return f" and {count} more row{'s' if count > 1 else ''}" if count else ""
 
@@ -254,12 +252,20 @@ def number_key(value) -> str | None:
     return None if number is None or math.isinf(number) else category_key(number)
 
 
+def _cells(values) -> list:
+    """A column's cells as a list; a numeric array's as numpy scalars, which keep their
+    precision's text (``tolist`` would make float32 0.1 the double 0.10000000149011612)."""
+    if isinstance(values, np.ndarray):
+        return values.tolist() if values.dtype.kind == "O" else list(values)
+    return list(values)
+
+
 def category_codes(values, index: dict[str, int]) -> tuple[np.ndarray, list]:
     """Each cell's position in ``index`` (key -> position; a missing cell is ``MISSING_CATEGORY``),
     -1 where the cell is not a known category; and the cells' keys (None for a missing cell).
 
     Each distinct cell is looked up once."""
-    cells = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    cells = _cells(values)
     looked: dict = {}
     codes = np.empty(len(cells), dtype=np.int64)
     keys: list = [None] * len(cells)
@@ -307,6 +313,5 @@ def _aliases(value):
 def group_keys(values) -> list[str]:
     """The group each cell of a column puts its row in (fairness audits and per-group
     decisions): its category key, and one group for every missing value, ``MISSING_CATEGORY``."""
-    cells = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    return [MISSING_CATEGORY if is_missing(v) else category_key(v) for v in cells]
+    return [MISSING_CATEGORY if is_missing(v) else category_key(v) for v in _cells(values)]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.arrays import MAX_STANDARD_SCORE
 from ..errors import DataError
 from .cells import MISSING_CATEGORY, Where, category_codes, numbers, plain_numbers
 
-MAX_STANDARD_SCORE = 1e6  # as data.arrays: a value this many standard deviations away is refused
 BLOCK_CELLS = 1 << 20  # values of a CSV file read at a time (csv_blocks)
 CSV_FILES = (".csv", ".tsv")
 PARQUET_FILES = (".parquet", ".pq")
@@ -172,8 +172,6 @@ def table_pieces(rows) -> Iterator:
         yield rows
 
 
-
-
 def columns_of(rows, features: list[str]) -> Columns:
     """The cells of raw rows by column, from any of the table forms: a file, CSV text, a
     DataFrame, JSON columns (name -> values), JSON rows (mappings), or arrays whose columns are
@@ -247,13 +245,13 @@ class TableCodec:
         self.columns = state["columns"]
         self.features = [column["name"] for column in self.columns]
         self.unknown = state.get("unknown_categories", "error")
-        self.width = sum(len(c["categories"]) if c["kind"] == "categorical" else 1 + bool(c["indicator"])
-                         for c in self.columns)
-        self._numeric, position = [], 0  # (position, column) of each number column, read at once when plain
+        self._slots, position = [], 0  # (column, its first position in the matrix)
         for column in self.columns:
-            if column["kind"] == "numeric":
-                self._numeric.append((position, column))
+            self._slots.append((column, position))
             position += len(column["categories"]) if column["kind"] == "categorical" else 1 + bool(column["indicator"])
+        self.width = position
+        # the number columns, read at once when their cells are plain
+        self._numeric = [(position, column) for column, position in self._slots if column["kind"] == "numeric"]
         self._positions = np.array([position for position, _ in self._numeric], dtype=np.int64)
         self._means, self._stds, self._fills = (np.array([[c[key]] for _, c in self._numeric], dtype=np.float64)
                                                 for key in ("mean", "std", "fill"))
@@ -305,25 +303,21 @@ class TableCodec:
             raise DataError(f"unknown categories: expected 'error' or 'bucket', got {unknown!r}")
         out = np.zeros((columns.rows, self.width), dtype=np.float32)
         done = self._numbers_at_once(out, columns)
-        position = 0
-        for column in self.columns:
+        for column, position in self._slots:
             if column["name"] in done:
-                position += 1 + bool(column["indicator"])
                 continue
             cells = columns.values[column["name"]]
             if column["kind"] == "categorical":
                 width = len(column["categories"])
                 self._one_hot(out[:, position : position + width], column, cells, unknown, columns.where)
-                position += width
                 continue
             values = numbers(cells, column["name"], columns.where, boolean=column["kind"] == "boolean",
                              hint="fix the values")
             absent = np.isnan(values)
             values[absent] = column["fill"]
-            out[:, position] = _standardised(values, column, columns.where)
+            out[:, position] = standardised(values, column, columns.where)
             if column["indicator"]:
                 out[:, position + 1] = absent
-            position += 1 + bool(column["indicator"])
         return out
 
     def _numbers_at_once(self, out: np.ndarray, columns: Columns) -> set[str]:
@@ -364,9 +358,13 @@ class TableCodec:
         out[known, codes[known]] = 1.0
 
 
-def _standardised(values: np.ndarray, column: dict, where: Where) -> np.ndarray:
-    """``(values - mean) / std``, refusing a value more than ``MAX_STANDARD_SCORE`` standard
-    deviations from the training mean: not a measurement of the same thing."""
+def standardised(values: np.ndarray, column: dict, where: Where) -> np.ndarray:
+    """``(values - mean) / std`` of ``column`` (its ``name``, ``mean`` and ``std``), refusing a
+    value more than ``MAX_STANDARD_SCORE`` standard deviations from the training mean: not a
+    measurement of the same thing, and a step away from outputs that are not numbers at all.
+
+    Raises:
+        DataError: naming the column, the row and the training scale."""
     mean, std = column["mean"], column["std"]
     with np.errstate(over="ignore", invalid="ignore"):
         scaled = (values - mean) / std

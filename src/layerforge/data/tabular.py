@@ -15,10 +15,10 @@ import pandas as pd
 
 from ..codecs.cells import MISSING_CATEGORY as MISSING
 from ..codecs.cells import Where, category_key, numbers
-from ..codecs.tables import TableCodec, frame_columns
+from ..codecs.tables import Columns, TableCodec, frame_columns, standardised
 from ..errors import DataError
 from ..files import atomic_file
-from .arrays import MAX_STANDARD_SCORE, scaling
+from .arrays import scaling
 from .labels import row_label, row_of
 
 MAX_CATEGORIES = 1000
@@ -97,24 +97,13 @@ def scale_of(values: np.ndarray, column: str) -> tuple[float, float]:
 
 
 def standardise(numbers: np.ndarray, mean: float, std: float, series, source: str | None) -> np.ndarray:
-    """``(numbers - mean) / std``, refusing a value more than ``MAX_STANDARD_SCORE`` standard
-    deviations from the training mean: not a measurement of the same thing, and a step away
-    from outputs that are not numbers at all.
+    """``(numbers - mean) / std`` of a column (``series``), refusing values too far from training
+    (``codecs.tables.standardised``, as new rows are refused).
 
     Raises:
         DataError: naming the column, the row and the training scale.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        scaled = (numbers - mean) / std
-        usable = np.abs(scaled) <= MAX_STANDARD_SCORE
-    bad = np.flatnonzero(~usable & np.isfinite(numbers))
-    if len(bad):
-        raise DataError(
-            f"column '{series.name}': {numbers[bad[0]]:.3g} in {row_label(row_of(series, bad[0]), source)} is too far "
-            f"from the values seen in training (mean {mean:.3g}, standard deviation {std:.3g}) to be used"
-            + (f"; so are {len(bad) - 1} more rows" if len(bad) > 1 else "") + "; fix or drop those rows"
-        )
-    return scaled
+    return standardised(numbers, {"name": series.name, "mean": mean, "std": std}, where_of(series, source))
 
 
 def infer_task(series) -> str:
@@ -248,11 +237,8 @@ class Preprocessor:
     def check_columns(self, frame, *, allowed_extra: tuple[str, ...] = (), ignore_extra: bool = False,
                       source: str | None = None) -> None:
         """Raise DataError when ``frame`` lacks a training column or has unexpected ones."""
-        columns = _columns(frame, source)
-        extra = [name for name in columns.values if name in allowed_extra]
-        for name in extra:  # the target is allowed; the codec is told of one column it may skip
-            columns.values.pop(name)
-        self.codec().check_columns(columns, ignore_extra=ignore_extra)
+        names = {str(name): () for name in frame.columns if name not in allowed_extra}
+        self.codec().check_columns(Columns(names, Where(source), len(frame)), ignore_extra=ignore_extra)
 
     def transform(self, frame, *, unknown: str = "error", source: str | None = None) -> np.ndarray:
         """The model's input matrix (float32, one row per frame row), by ``codec()``.

@@ -82,7 +82,7 @@ def latency_ms(config: FamilyConfig, inputs: Inputs, output_size: int, num_class
 
 def _examples(inputs: Inputs, batch: int) -> tuple[torch.Tensor, ...]:
     shape = (batch, *inputs.shape)
-    x = torch.zeros(shape, dtype=torch.long) if inputs.kind == "tokens" else torch.zeros(shape)
+    x = torch.zeros(shape, dtype=torch.long) if inputs.tokens else torch.zeros(shape)
     if inputs.variable_length:
         return x, torch.full((batch,), inputs.length, dtype=torch.long)
     return (x,)

@@ -277,7 +277,7 @@ class AutoencoderConfig(FamilyConfig):
         return None
 
     def problems(self, kind) -> list[str]:
-        if self.blocks == "cnn" and kind.reads == "table":
+        if self.blocks == "cnn" and kind.reads_table:
             return ["model.blocks: cnn blocks read sequences or images, not a table; use blocks: mlp"]
         return []
 
@@ -307,7 +307,7 @@ class GANConfig(FamilyConfig):
     _known_discriminator_activation = field_validator("discriminator_activation")(_known_activation)
 
     def problems(self, kind) -> list[str]:
-        if self.blocks == "cnn" and kind.reads != "image":
+        if self.blocks == "cnn" and not kind.reads_images:
             return ["model.blocks: a cnn gan generates images; use blocks: mlp for tables"]
         return []
 

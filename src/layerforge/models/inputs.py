@@ -55,6 +55,16 @@ class Inputs(BaseModel):
         return cls(kind="table", features=features)
 
     @property
+    def tokens(self) -> bool:
+        """Whether a row is token ids (read through an embedding)."""
+        return self.kind == "tokens"
+
+    @property
+    def images(self) -> bool:
+        """Whether a row is an image (C, H, W)."""
+        return self.kind == "image"
+
+    @property
     def shape(self) -> list[int]:
         """The shape of one row: ``[F]``, ``[C, L]``, ``[C, H, W]`` or ``[L]`` (token ids)."""
         if self.kind == "table":

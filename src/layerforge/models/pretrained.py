@@ -86,10 +86,10 @@ class Pretrained(Network):
         return {"architecture": json.loads(self.backbone.config.to_json_string(use_diff=False))}
 
     def token_embedding(self) -> nn.Module | None:
-        return self.backbone.get_input_embeddings() if self.inputs.kind == "tokens" else None
+        return self.backbone.get_input_embeddings() if self.inputs.tokens else None
 
     def pooled(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        if self.inputs.kind == "tokens":
+        if self.inputs.tokens:
             steps = torch.arange(x.shape[1], device=x.device)[None, :]
             mask = steps < (lengths if lengths is not None else torch.full_like(x[:, 0], x.shape[1]))[:, None]
             hidden = self.backbone(input_ids=x, attention_mask=mask.long()).last_hidden_state
@@ -115,7 +115,7 @@ class Pretrained(Network):
 
 def _check_fit(hf, inputs: Inputs) -> None:
     """The data must be what the backbone reads: its tokenizer's ids, its channels and size."""
-    if inputs.kind == "tokens":
+    if inputs.tokens:
         vocab = getattr(hf, "vocab_size", None)
         if vocab is not None and inputs.vocab_size > vocab:
             raise SpecError(f"data.tokenizer: gives {inputs.vocab_size} token ids, the backbone knows {vocab}; use "

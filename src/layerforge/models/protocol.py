@@ -48,7 +48,7 @@ def example_inputs(inputs: Inputs, batch: int = 2, *, seed: int = 0, device=None
     """Random model inputs of the right shapes for ``inputs``; lengths are included (all full)
     when the inputs carry them. Drawn from their own generator: the global RNG is untouched."""
     generator = torch.Generator().manual_seed(seed)
-    if inputs.kind == "tokens":
+    if inputs.tokens:
         x = torch.randint(1, inputs.vocab_size, (batch, inputs.length), generator=generator)
     else:
         x = torch.randn(batch, *inputs.shape, generator=generator)
@@ -136,7 +136,7 @@ class Network(nn.Module):
         names = ["x", "lengths"][: len(example)]
         dynamic = {name: {0: "batch"} for name in names}
         if self.inputs.variable_length:
-            dynamic["x"][1 if self.inputs.kind == "tokens" else 2] = "steps"
+            dynamic["x"][1 if self.inputs.tokens else 2] = "steps"
         return [Graph("model", self, example, names, dynamic=dynamic)]
 
     # -- predictive families ----------------------------------------------------------------

@@ -40,7 +40,7 @@ class RNN(DenseHeaded):
     def __init__(self, inputs: Inputs, output_size: int, *, cell: str, hidden_size: int, num_layers: int,
                  bidirectional: bool, dropout: float, pooling: str, embedding_size: int, head: list[int]):
         super().__init__(inputs)
-        tokens = inputs.kind == "tokens"
+        tokens = inputs.tokens
         step_size = embedding_size if tokens else inputs.channels
         self.embed = nn.Embedding(inputs.vocab_size, embedding_size) if tokens else None
         self.rnn = _CELLS[cell](step_size, hidden_size, num_layers=num_layers, batch_first=True,

@@ -14,7 +14,7 @@ from .protocol import DenseHeaded, Graph
 
 def positions_needed(inputs: Inputs, patch_size: int | None) -> int:
     """How many positions the encoder sees: time steps, tokens, or image patches."""
-    if inputs.kind == "image":
+    if inputs.images:
         if not patch_size:
             raise SpecError("model.patch_size: a transformer reads an image as patches; set patch_size")
         if patch_size > min(inputs.height, inputs.width):
@@ -45,11 +45,11 @@ class Transformer(DenseHeaded):
                  ff_size: int | None, dropout: float, positional: str, pooling: str, causal: bool,
                  patch_size: int | None, max_length: int | None, head: list[int]):
         super().__init__(inputs)
-        self.kind, self.causal = inputs.kind, causal
+        self.tokens, self.images, self.causal = inputs.tokens, inputs.images, causal
         self.pooling = "none" if causal else pooling
-        if self.kind == "tokens":
+        if self.tokens:
             self.embed = nn.Embedding(inputs.vocab_size, d_model)
-        elif self.kind == "image":
+        elif self.images:
             self.embed = nn.Conv2d(inputs.channels, d_model, patch_size, stride=patch_size)
         else:
             self.embed = nn.Linear(inputs.channels, d_model)
@@ -68,9 +68,9 @@ class Transformer(DenseHeaded):
         self.head = dense_head(d_model, list(head), output_size, "gelu", dropout)
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "tokens":
+        if self.tokens:
             return self.embed(x)  # (B, L) -> (B, L, D)
-        if self.kind == "image":
+        if self.images:
             return self.embed(x).flatten(2).transpose(1, 2)  # (B, C, H, W) -> (B, patches, D)
         return self.embed(x.transpose(1, 2))  # (B, C, L) -> (B, L, D)
 

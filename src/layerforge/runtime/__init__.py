@@ -82,8 +82,8 @@ class Runtime:
         graph = self.record["graphs"].get("model")
         if int8 and not self.members and not (graph and graph.get("int8")):
             raise RuntimeDataError(f"{self.folder} keeps no int8 model (see parity.json for why)")
-        for name in self.record["graphs"]:  # every graph is the one the export proved, before any is used
-            self.graph_path(name)
+        # every graph is checked to be the one the export proved, once, before any is used
+        self._paths = {name: self.graph_path(name) for name in self.record["graphs"]}
 
     @staticmethod
     def _codec(state: dict):
@@ -99,8 +99,8 @@ class Runtime:
         if name not in graphs:
             raise RuntimeDataError(f"this export has no {name} graph (it has: {', '.join(graphs)})")
         if name not in self._sessions:
-            path = self.graph_path(name)
-            session = self._ort.InferenceSession(str(path), self._options, providers=["CPUExecutionProvider"])
+            session = self._ort.InferenceSession(str(self._paths[name]), self._options,
+                                                 providers=["CPUExecutionProvider"])
             self._sessions[name] = (session, graphs[name]["inputs"])
         return self._sessions[name]
 

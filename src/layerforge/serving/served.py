@@ -8,7 +8,6 @@ use, so the torch and onnx backends differ only in the forward pass.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -94,22 +93,20 @@ class Members:
     ``layerforge predict`` and the exported runtime combine them. Stands in for the codec and
     the backend of a single run: encoded rows are every member's inputs, one after another."""
 
-    def __init__(self, codecs: list, backends: list, decodings: list, decoding):
-        self.codecs, self.backends, self.decodings, self.decoding = codecs, backends, decodings, decoding
+    def __init__(self, codecs: list, backends: list, decodings: list, arity: list[int], decoding,
+                 graph_sha256: str | None):
+        self.codecs, self.backends, self.decodings, self.arity = codecs, backends, decodings, arity
+        self.decoding, self.graph_sha256 = decoding, graph_sha256
         self.name, self.version = backends[0].name, backends[0].version
-        digests = [backend.graph_sha256 for backend in backends]
-        self.graph_sha256 = None if None in digests else hashlib.sha256("".join(digests).encode("ascii")).hexdigest()
-        self.arity: list[int] = []
 
     def read(self, rows):
         return self.codecs[0].read(rows)
 
     def encode(self, rows, **options):
-        found, labels, self.arity = (), None, []
+        found, labels = (), None
         for codec in self.codecs:
             inputs, labels = codec.encode(rows, **options)
             found += tuple(inputs)
-            self.arity.append(len(inputs))
         return found, labels
 
     def forward(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -152,12 +149,12 @@ class Served:
         self.decision = self.manifest.decision.stage() if self.manifest.decision is not None else None
         self.backend = OnnxBackend(self.run_dir, int8) if backend == "onnx" else TorchBackend(self.run)
         if self.manifest.ensemble:
-            self.backend = self.codec = self._members(backend, int8)
+            self.backend = self.codec = self._members(backend)
         self.row = self.manifest.preprocessing.request_row(schema_title(name, "Row"))
         self._warm_up()
         self.named_columns = isinstance(self.row, type)  # a model of named columns: tables (and CSV)
 
-    def _members(self, backend: str, int8: bool) -> Members:
+    def _members(self, backend: str) -> Members:
         """An ensemble's members on ``backend``: their runs, or the members of its export."""
         members = self.run.members
         if backend == "onnx":
@@ -165,13 +162,13 @@ class Served:
         else:
             backends = [TorchBackend(member) for member in members]
         return Members([member.predictor.encoder.codec for member in members], backends,
-                       [member.task.decoding() for member in members], self.decoding)
+                       [member.task.decoding() for member in members],
+                       [len(member.model.example_inputs(1)) for member in members],  # the inputs each reads
+                       self.decoding, self.backend.graph_sha256)
 
     def _examples(self, size: int) -> tuple[np.ndarray, ...]:
         """Example inputs of ``size`` rows (every member's, for an ensemble)."""
         models = [member.model for member in self.run.members] if self.manifest.ensemble else [self.run.model]
-        if self.manifest.ensemble:
-            self.backend.arity = [len(model.example_inputs(1)) for model in models]
         return tuple(t.cpu().numpy() for model in models for t in model.example_inputs(size))
 
     # -- rows -------------------------------------------------------------------------------------

@@ -281,12 +281,16 @@ class Task(ABC):
 
     def ensemble_outputs(self, members: list[tuple[Task, Any]]):
         """One output tensor for the rows, in ``for_ensemble()``'s terms, from each member's task
-        and outputs on the same rows (each member decodes its own scaling)."""
-        raise DataError(f"{self.name} runs do not combine into an ensemble")
+        and outputs on the same rows (each member decodes its own scaling): the decoding's rule
+        (``Decoding.combine``), which the exported runtime and the service combine by too."""
+        if not self.ensembles:
+            raise DataError(f"{self.name} runs do not combine into an ensemble")
+        return combined_outputs(self.decoding(), members)
 
     def ensemble_columns(self, members: list[tuple[Task, Any]], combined) -> dict[str, np.ndarray]:
-        """Per-row columns that say how much the members disagree (an uncertainty)."""
-        return {}
+        """Per-row columns that say how much the members disagree (an uncertainty), by the
+        decoding's rule (``Decoding.spread``)."""
+        return self.decoding().spread(decoded_members(members), combined.cpu().numpy())
 
     # -- when training ends --------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from ..decodings import Classes
 from ..errors import DataError
 from ..figures import Note, Picture
 from ..metrics import classification_scores
-from .base import Task, answer_outputs, combined_outputs, decoded_members
+from .base import Task, answer_outputs
 
 __all__ = ["ClassificationTask"]
 
@@ -125,14 +125,6 @@ class ClassificationTask(Task):
 
     def for_ensemble(self) -> ClassificationTask:
         return ClassificationTask(self.classes)
-
-    def ensemble_outputs(self, members):
-        """The log of the members' mean probability, by the decoding's rule (``Classes.combine``)."""
-        return combined_outputs(self.decoding(), members)
-
-    def ensemble_columns(self, members, combined) -> dict[str, np.ndarray]:
-        """``disagreement`` (``Classes.spread``)."""
-        return self.decoding().spread(decoded_members(members), combined.cpu().numpy())
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         from ..figures import charts

@@ -10,7 +10,7 @@ from ..data.labels import row_label, row_of
 from ..decodings import Values
 from ..errors import DataError
 from ..figures import Note, Picture
-from .base import Task, answer_outputs, combined_outputs, decoded_members
+from .base import Task, answer_outputs
 
 
 class RegressionTask(Task):
@@ -104,15 +104,6 @@ class RegressionTask(Task):
 
     def for_ensemble(self) -> RegressionTask:
         return self
-
-    def ensemble_outputs(self, members):
-        """The members' mean on the original scale, standardised as this task's outputs are
-        (``Values.combine``)."""
-        return combined_outputs(self.decoding(), members)
-
-    def ensemble_columns(self, members, combined) -> dict[str, np.ndarray]:
-        """``uncertainty`` (``Values.spread``)."""
-        return self.decoding().spread(decoded_members(members), combined.cpu().numpy())
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         from ..figures import charts

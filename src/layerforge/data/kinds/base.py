@@ -204,6 +204,16 @@ class Kind(ABC):
     state: ClassVar[type[State]]
 
     @property
+    def reads_table(self) -> bool:
+        """Whether its encoder gives models table rows (numbers, one-hot categories)."""
+        return self.reads == "table"
+
+    @property
+    def reads_images(self) -> bool:
+        """Whether its encoder gives models images (C, H, W)."""
+        return self.reads == "image"
+
+    @property
     def tasks(self) -> list[str]:
         """The registered tasks this kind of data serves; the first is the default."""
         return [name for name, task in tasks.TASKS.items() if task.trains_on == self.targets]

@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from ...codecs.texts import PAD, UNK, Tokenizer, encode_texts  # noqa: F401 (PAD, UNK: the names users know)
+from ...codecs.texts import Tokenizer, encode_texts
 from ...errors import DataError
 from ...models.configs import pretrained_path
 from ...models.inputs import Inputs
