@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 import layerforge as lf
-from layerforge.fairness import remove_mitigation
 from layerforge.run.store import recorded_parts
 
 FAST = {"checkpoint_every": 100000, "report": False}
@@ -97,7 +96,7 @@ def main() -> None:
                 for fit_on in ("val", "train"):
                     for constraint in ("demographic_parity", "true_positive_rate_parity"):
                         done = lf.mitigate_fairness(run, column, constraint, positive=positive, fit_on=fit_on,
-                                                    bootstrap=0)
+                                                    bootstrap=0)  # a new version each time; run is unchanged
                         results.setdefault((set_name, f"thresholds: {constraint}, fitted on {fit_on}"), []).append({
                             "accuracy": done.before["accuracy"],
                             "parity": done.before["disparities"]["demographic_parity_difference"]["value"],
@@ -105,7 +104,6 @@ def main() -> None:
                             "after_accuracy": done.after["accuracy"],
                             "after_parity": done.after["disparities"]["demographic_parity_difference"]["value"],
                             "after_odds": done.after["disparities"]["equalized_odds_difference"]["value"]})
-                remove_mitigation(run)
                 reweighed = lf.train({**spec, "train": {**spec["train"], "fairness": {"sensitive": column}}},
                                      runs_dir=folder / "runs")
                 plain = lf.audit_fairness(run, [column], positive=positive, bootstrap=0).columns[column]

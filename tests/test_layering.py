@@ -155,3 +155,25 @@ def test_no_comparison_of_a_kind_decoding_serves_or_recipe_name_outside_its_pack
              for path in SOURCE.rglob("*.py") if path.relative_to(SOURCE).parts[0] not in OWNERS
              for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert found == []
+
+
+def test_no_capability_record_is_read_by_its_name_outside_capabilities():
+    """A capability's JSON is read through its typed result (``capabilities.RECORDED``), never by
+    the file's name and its keys: no string in code (docstrings aside) names one of the records."""
+    from layerforge.capabilities import RECORDED
+
+    names = {result.record for result in RECORDED}
+    found = []
+    for module, path in MODULES.items():
+        if module.startswith("layerforge.capabilities"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        documents = {id(node.body[0].value) for node in ast.walk(tree)
+                     if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                     and node.body and isinstance(node.body[0], ast.Expr)
+                     and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in documents
+                    and any(re.search(rf"(^|/){re.escape(name)}$", node.value) for name in names)):
+                found.append(f"{module}:{node.lineno}: {node.value!r}")
+    assert found == []

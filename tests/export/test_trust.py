@@ -19,6 +19,7 @@ from layerforge.cli import app
 from layerforge.errors import CheckpointError
 from layerforge.export import current
 from layerforge.files import sha256_file
+from layerforge.run.manifest import read_manifest
 from layerforge.run.store import answer_state
 from layerforge.serving import create_app, load_models
 
@@ -92,11 +93,16 @@ def test_a_replaced_graph_is_refused(exported, tmp_path):
 
 
 def test_an_export_older_than_a_change_to_its_run_is_refused(exported, tmp_path):
-    """Fairness thresholds set after the export change the run's decisions: its export would
-    answer otherwise, so every door that reads it through the run refuses it."""
+    """Fairness thresholds set in the run after the export (as layerforge did before mitigation
+    made new versions) change its decisions: its export would answer otherwise, so every door
+    that reads it through the run refuses it."""
     run, folder = exported
     path = _copy(run, tmp_path)
-    lf.mitigate_fairness(lf.load_run(path), "group", "demographic_parity", positive="yes")
+    version = lf.mitigate_fairness(lf.load_run(path), "group", "demographic_parity", positive="yes").version_dir
+    current(path)  # mitigation made a new version: the run and its export are unchanged
+    decided = read_manifest(path / "model.json").model_copy(
+        update={"decision": read_manifest(version / "model.json").decision})
+    decided.write(path / "model.json")  # the thresholds set in place
     words = "this export was made from an earlier state of"
     with pytest.raises(CheckpointError, match=words):
         current(path)
@@ -133,3 +139,30 @@ def test_a_model_that_fails_its_warm_up_stops_the_start(exported, monkeypatch):
         load_models([str(run.path)])
     result = CliRunner().invoke(app, ["serve", str(run.path), "--port", "0"])
     assert result.exit_code == 2 and "failed its warm-up" in result.output
+
+
+def test_evaluate_runs_on_the_export_with_the_same_codec_and_decoding(exported, tmp_path):
+    """``evaluate --backend onnx`` scores the exported graph on the run's own test rows or a file,
+    as parity.json measured it, and refuses an export that no longer answers for the run."""
+    run, folder = exported
+    parity = json.loads((run.path / "export" / "parity.json").read_text())["metrics"]
+    own = run.evaluate(backend="onnx")
+    assert own["rows"] == parity["rows"]
+    for name, value in parity["onnx"].items():
+        assert own[name] == pytest.approx(value, rel=1e-6, abs=1e-9)
+    torch_scores = run.evaluate()
+    assert own["accuracy"] == torch_scores["accuracy"] and own["loss"] == pytest.approx(torch_scores["loss"], rel=1e-4)
+    rows = pd.read_csv(folder / "rows.csv").tail(200)
+    rows.to_csv(tmp_path / "scored.csv", index=False)
+    on_file = run.evaluate(tmp_path / "scored.csv", backend="onnx")
+    assert on_file["rows"] == 200 and on_file["accuracy"] == run.evaluate(tmp_path / "scored.csv")["accuracy"]
+    result = CliRunner().invoke(app, ["evaluate", str(run.path), "--backend", "onnx"])
+    assert result.exit_code == 0 and "through its ONNX export" in result.output
+    with pytest.raises(lf.DataError, match="--int8 needs --backend onnx"):
+        run.evaluate(int8=True)
+
+    path = _copy(run, tmp_path)
+    retrained = read_manifest(path / "model.json")
+    retrained.model_copy(update={"temperature": 2.0}).write(path / "model.json")  # the run changed after its export
+    result = CliRunner().invoke(app, ["evaluate", str(path), "--backend", "onnx"])
+    assert result.exit_code == 2 and "this export was made from an earlier state" in " ".join(result.output.split())

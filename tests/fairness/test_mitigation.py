@@ -11,9 +11,11 @@ import pytest
 import torch
 
 import layerforge as lf
+from layerforge.capabilities import Mitigation
 from layerforge.data.batches import InMemoryBatches
 from layerforge.fairness import remove_mitigation, reweighing
 from layerforge.run.decisions import fit_thresholds
+from layerforge.run.versions import versions_of
 
 
 @pytest.fixture
@@ -44,19 +46,27 @@ def test_thresholds_give_every_group_the_same_rate_on_the_rows_they_were_fitted_
         assert chosen[positives].sum() == round(rate * positives.sum())
 
 
-def test_mitigation_cuts_the_parity_gap_and_predict_applies_it(biased, tmp_path):
+def test_mitigation_cuts_the_parity_gap_in_a_new_version_that_predict_applies(biased, tmp_path):
     trained, frame = biased
     shutil.copytree(trained.path, tmp_path / "run")
     run = lf.load_run(tmp_path / "run")
+    files_before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
     done = lf.mitigate_fairness(run, "group", "demographic_parity", positive="approve")
     before = done.before["disparities"]["demographic_parity_difference"]["value"]
     after = done.after["disparities"]["demographic_parity_difference"]["value"]
     assert before > 0.2 and after < 0.3 * before  # the labels carry a gap of about 0.24
     assert done.after["accuracy"] > done.before["accuracy"] - 0.06  # biased labels: parity costs some accuracy
-    manifest = json.loads((run.path / "model.json").read_text())
+    # the run it was made from is not touched: a new version beside it holds the thresholds
+    assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == files_before
+    version = done.version_dir
+    assert version.parent == run.path.parent and version.name.startswith(f"{run.spec.name}-v-")
+    manifest = json.loads((version / "model.json").read_text())
     assert manifest["decision"]["thresholds"] == done.thresholds and manifest["decision"]["column"] == "group"
+    assert manifest["version_of"]["of"] == "run" and "demographic_parity" in manifest["version_of"]["change"]
+    assert versions_of(run.path) == [version]
+    assert Mitigation.read(version).thresholds == done.thresholds and Mitigation.read(run.path) is None
 
-    reloaded = lf.load_run(run.path)
+    reloaded = lf.load_run(version)
     rows = frame.drop(columns=["outcome"]).iloc[:400]
     chance = reloaded.predict_proba(rows)[:, reloaded.task.classes.index("approve")]
     cut = rows["group"].map(done.thresholds).to_numpy()
@@ -64,6 +74,7 @@ def test_mitigation_cuts_the_parity_gap_and_predict_applies_it(biased, tmp_path)
     decided = reloaded.predict(rows)
     assert list(decided) == list(expected)
     assert (decided != np.asarray(reloaded.task.classes, dtype=object)[reloaded.predict_proba(rows).argmax(1)]).any()
+    assert list(lf.load_run(run.path).predict(rows)) == list(np.where(chance >= 0.5, "approve", "deny"))
     table = reloaded.predictor.predict_table(rows)
     assert list(table["outcome"]) == list(expected)
     scored = reloaded.evaluate(frame.iloc[:400])
@@ -73,22 +84,38 @@ def test_mitigation_cuts_the_parity_gap_and_predict_applies_it(biased, tmp_path)
 
     with pytest.raises(lf.DataError, match="column 'group': group 'c' in row 2 has no decision threshold"):
         reloaded.predict(rows.iloc[:3].assign(group=["a", "c", "b"]))
-    assert remove_mitigation(run.path)
-    plain = lf.load_run(run.path)
-    assert plain.manifest.decision is None and not (run.path / "fairness" / "mitigation.json").exists()
+    plain_path = remove_mitigation(version)
+    assert lf.load_run(version).manifest.decision is not None  # the version keeps deciding as it did
+    plain = lf.load_run(plain_path)
+    assert plain.manifest.decision is None and not (plain_path / "fairness" / "mitigation.json").exists()
     assert list(plain.predict(rows)) == list(np.where(chance >= 0.5, "approve", "deny"))
+    assert remove_mitigation(plain_path) is None
+
+
+def test_a_failed_mitigation_leaves_no_version_behind(biased, tmp_path, monkeypatch):
+    trained, _ = biased
+    shutil.copytree(trained.path, tmp_path / "runs" / "run")
+
+    def broken(self):
+        raise OSError("the disk is full")
+
+    monkeypatch.setattr(Mitigation, "write", broken)
+    with pytest.raises(OSError, match="the disk is full"):
+        lf.mitigate_fairness(tmp_path / "runs" / "run", "group", positive="approve", bootstrap=0)
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["run"]
 
 
 def test_a_column_the_model_does_not_read_is_taken_out_before_encoding(unaware):
     run, frame = unaware
     done = lf.mitigate_fairness(run, "group", "true_positive_rate_parity", positive="approve", fit_on="train")
     rows = frame.drop(columns=["outcome"]).iloc[:300]
-    chance = run.predict_proba(rows)[:, run.task.classes.index("approve")]
-    assert list(lf.load_run(run.path).predict(rows)) == list(
+    chance = run.predict_proba(rows.drop(columns=["group"]))[:, run.task.classes.index("approve")]
+    version = lf.load_run(done.version_dir)
+    assert list(version.predict(rows)) == list(
         np.where(chance >= rows["group"].map(done.thresholds).to_numpy(), "approve", "deny"))
-    assert np.allclose(run.predict_proba(rows.drop(columns=["group"])), run.predict_proba(rows))
+    assert np.allclose(version.predict_proba(rows.drop(columns=["group"])), version.predict_proba(rows))
     with pytest.raises(lf.DataError, match="column 'group': this run decides by per-group thresholds"):
-        run.predict(rows.drop(columns=["group"]))
+        version.predict(rows.drop(columns=["group"]))
 
 
 def test_equalized_odds_thresholds_narrow_both_error_rate_gaps(biased, tmp_path):
@@ -98,7 +125,7 @@ def test_equalized_odds_thresholds_narrow_both_error_rate_gaps(biased, tmp_path)
     before = done.before["disparities"]["equalized_odds_difference"]["value"]
     assert done.after["disparities"]["equalized_odds_difference"]["value"] < 0.5 * before
     assert done.after["accuracy"] > done.before["accuracy"] - 0.06
-    run = lf.load_run(tmp_path / "run")
+    run = lf.load_run(done.version_dir)
     rows = frame.drop(columns=["outcome"]).iloc[:200]
     chance = run.predict_proba(rows)[:, run.task.classes.index("approve")]
     expected = np.where(chance >= rows["group"].map(done.thresholds).to_numpy(), "approve", "deny")
@@ -118,7 +145,7 @@ def test_mitigation_refuses_what_it_cannot_do(biased, tmp_path):
     with pytest.raises(lf.DataError, match="per-group thresholds decide between two classes; this run does "
                                            "classification with 3 classes"):
         lf.mitigate_fairness(three, "sepal length (cm)")
-    assert lf.load_run(run.path).manifest.decision is None  # nothing was written
+    assert lf.load_run(run.path).manifest.decision is None and versions_of(run.path) == []  # nothing was written
 
 
 def test_the_command_mitigates_shows_before_and_after_and_removes(biased, tmp_path):
@@ -129,12 +156,20 @@ def test_the_command_mitigates_shows_before_and_after_and_removes(biased, tmp_pa
                "approve"]
     done = subprocess.run([*command, "--mitigate", "demographic_parity"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "demographic parity difference" in done.stdout and "predict applies these thresholds" in done.stdout
-    page = (copy / "report.html").read_text()
-    assert "Fairness mitigation" in page and "selection after" in page
-    done = subprocess.run([*command, "--mitigate", "none"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "per-group thresholds removed" in done.stdout
+    said = " ".join(done.stdout.split())
+    assert "demographic parity difference" in said and "selection after" in said
+    version, = versions_of(copy)
+    assert f"a new version of the run decides by these thresholds: {version}" in said
+    page = (version / "report.html").read_text()
+    assert "Fairness mitigation" in page and "selection after" in page and "made from run" in page
+    assert "Fairness mitigation" not in (copy / "report.html").read_text()
     assert lf.load_run(copy).manifest.decision is None
+    command[4] = str(version)
+    done = subprocess.run([*command, "--mitigate", "none"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "a new version without the per-group thresholds" in done.stdout
+    assert lf.load_run(version).manifest.decision is not None
+    plain, = versions_of(version)
+    assert lf.load_run(plain).manifest.decision is None
 
 
 def test_reweighing_makes_the_label_independent_of_the_group_and_narrows_the_gap(biased, tmp_path):
@@ -202,12 +237,13 @@ def test_a_mitigated_run_exports_and_serves_its_decisions_through_every_door(bia
 
     trained, frame = biased
     shutil.copytree(trained.path, tmp_path / "run")
-    run = lf.load_run(tmp_path / "run")
-    run.export()
-    lf.mitigate_fairness(run, "group", "demographic_parity", positive="approve")
-    with pytest.raises(CheckpointError, match="this export was made from an earlier state"):
-        current(run.path)
-    run = lf.load_run(run.path)
+    original = lf.load_run(tmp_path / "run")
+    original.export()
+    done = lf.mitigate_fairness(original, "group", "demographic_parity", positive="approve")
+    current(original.path)  # the run it was made from is unchanged: its export still answers for it
+    run = lf.load_run(done.version_dir)
+    with pytest.raises(CheckpointError, match="no export"):
+        current(run.path)  # the version starts without the other version's export
     folder = run.export()
     rows = frame.drop(columns=["outcome"]).iloc[:300]
     decided = list(run.predict(rows))

@@ -190,10 +190,12 @@ def test_trust_sections_render_in_headless_chromium(runs_dir, tmp_path):
     people = lf.train({"data": {"path": str(tmp_path / "people.csv"), "target": "y"}, "model": {"layers": [4]},
                        "train": {"epochs": 3}}, runs_dir=runs_dir)
     lf.audit_fairness(people, ["group"], positive="yes", bootstrap=20)
-    lf.mitigate_fairness(people, "group", positive="yes", bootstrap=20)
+    version = lf.mitigate_fairness(people, "group", positive="yes", bootstrap=20).version_dir
     build_report(people.path)
-    for run, sections in ((images, ("explanations", "robustness")), (people, ("fairness", "fairness-mitigation"))):
-        page = (run.path / "report.html").read_text()
+    build_report(version)
+    for path, sections in ((images.path, ("explanations", "robustness")), (people.path, ("fairness",)),
+                           (version, ("fairness-mitigation",))):
+        page = (path / "report.html").read_text()
         assert all(f'<section id="{name}">' in page for name in sections)
-        errors, loaded = render(run.path / "report.html")
+        errors, loaded = render(path / "report.html")
         assert errors == [] and all(loaded)

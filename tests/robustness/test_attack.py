@@ -92,7 +92,7 @@ def test_the_command_prints_the_curve_and_the_report_shows_it(image_run):
     done = subprocess.run([sys.executable, "-m", "layerforge", "attack", str(image_run.path), "--eps", "0.05",
                            "--eps", "0.2", "--steps", "10"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "accuracy (pgd)" in done.stdout and "check stronger_than_fgsm: True" in done.stdout
+    assert "accuracy under pgd" in done.stdout and "check stronger_than_fgsm: True" in done.stdout
     page = (image_run.path / "report.html").read_text()
     assert "Robustness" in page and "at least as strong as FGSM" in page
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import checked_and_reported, fail, guard, make_console, training_stack
+from .common import checked_and_reported, fail, guard, training_stack
 
 
 def attack(
@@ -20,20 +20,9 @@ def attack(
     """Attack a run's test rows with FGSM or PGD: its headline metric against epsilon, and
     checks that the attack was strong enough to trust (written to RUN/robustness, shown in the report)."""
     training_stack()
-    from rich.table import Table
-
     from ..robustness import attack as run_attack
 
     if eps and eps_sweep:
         fail("give --eps or --eps-sweep, not both", 2)
-    console = make_console()
     found = guard(lambda: run_attack(run, method=method, eps=eps or None, steps=steps, norm=norm))
-    table = Table(title=f"{found.rows} test rows, epsilon in {found.units}")
-    table.add_column("epsilon", justify="right")
-    for name in dict.fromkeys(["fgsm", found.method]):
-        table.add_column(f"{found.metric} ({name})", justify="right")
-    for point in found.points:
-        table.add_row(f"{point['eps']:g}", *(f"{point[k]:.4f}" for k in dict.fromkeys(["fgsm", found.method])))
-    console.print(table)
-    checked_and_reported(run, found.checks, found.path, "Robustness")
-
+    checked_and_reported(run, found)

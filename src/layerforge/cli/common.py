@@ -120,16 +120,46 @@ def training_stack() -> None:
         gc.enable()
 
 
-def checked_and_reported(run: Path, checks: dict, folder: Path, section: str) -> None:
-    """What attack, explain and fairness end with: their checks, the report rebuilt with their
-    section, and where the results are."""
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.4g}"
+    return str(value)
+
+
+def show(blocks, console=None) -> None:
+    """A capability's blocks on the console: its tables and sentences (pictures are in the
+    report and its folder)."""
+    from rich.table import Table
+
+    from ..figures import Note
+    from ..figures import Table as Rows
+
+    console = console or make_console()
+    for block in blocks:
+        if isinstance(block, Rows):
+            table = Table(title=block.title or None)
+            for i, name in enumerate(block.header):
+                table.add_column(name, justify="left" if i == 0 else "right")
+            for row in block.rows:
+                table.add_row(*(_cell(value) for value in row))
+            console.print(table)
+        elif isinstance(block, Note):
+            console.print(block.text, markup=False)
+
+
+def checked_and_reported(run: Path, result) -> None:
+    """What attack, explain and fairness end with: the result's blocks and checks, the report
+    rebuilt with its section, and where the results are."""
     from ..report.html import build_report
 
     console = make_console()
-    for key, value in checks.items():
+    show(result.blocks(), console)
+    for key, value in result.checks.items():
         console.print(f"check {key}: {value}", markup=False)
     guard(lambda: build_report(run))
-    console.print(f"results: {folder} (and the report's {section} section)", markup=False)
+    console.print(f"results: {result.path} (and the report's {result.title} section)", markup=False)
 
 
 def write_frames(call, out: Path | None, example: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import RUNS_DIR, guard, make_console, training_stack
+from .common import RUNS_DIR, guard, make_console, show, training_stack
 
 
 def cv(
@@ -20,8 +20,6 @@ def cv(
     """Cross-validate a spec: one run per fold (stratified, grouped by data.groups, or in time
     order), out-of-fold predictions, and each metric's mean, spread and 95% interval."""
     training_stack()
-    from rich.table import Table
-
     from ..evaluation.cv import OOF, PAGE, SUMMARY, cross_validate
 
     console = make_console()
@@ -30,14 +28,7 @@ def cv(
     if quiet:
         print(found.path)
         return
-    table = Table(title=f"{len(found.runs)} folds")
-    for column in ("metric", "mean", "std", "95% interval"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
-    for split, metrics in found.summary.items():
-        for name, entry in metrics.items():
-            low, high = entry["ci95"]
-            table.add_row(f"{split} {name}", f"{entry['mean']:.4f}", f"{entry['std']:.4f}", f"{low:.4f} to {high:.4f}")
-    console.print(table)
+    show(found.blocks(), console)
     console.print(f"folds, {SUMMARY}, {OOF} and {PAGE}: {found.path}", markup=False)
     console.print(f"ship the {len(found.runs)} fold models as one: layerforge ensemble {found.path}", markup=False)
 

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from .common import Unknown, guard, make_console, metrics_table, training_stack, usable_output, write_json, writing
+from .common import (
+    Backend,
+    Unknown,
+    guard,
+    make_console,
+    metrics_table,
+    training_stack,
+    usable_output,
+    write_json,
+    writing,
+)
 
 
 def evaluate(
@@ -15,6 +25,8 @@ def evaluate(
     out: Path | None = typer.Option(None, "--out", help="Write the metrics to this JSON file."),
     unknown_categories: Unknown | None = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
+    backend: Backend = typer.Option(Backend.torch, "--backend", help="torch (the run), or onnx: its export (RUN/export) in place of the network."),
+    int8: bool = typer.Option(False, "--int8", help="With --backend onnx: the int8 model the export kept."),
 ) -> None:
     """Evaluate a trained run on its test split or on another file."""
     training_stack()
@@ -25,7 +37,7 @@ def evaluate(
             usable_output(out, example="metrics.json")
         loaded = load_run(run)
         metrics = loaded.evaluate(data, unknown=unknown_categories and unknown_categories.value,
-                                  ignore_extra=ignore_extra)
+                                  ignore_extra=ignore_extra, backend=backend.value, int8=int8)
         if out is not None:
             with writing(out):
                 write_json(out, metrics)
@@ -34,6 +46,7 @@ def evaluate(
     metrics = guard(call)
     label = str(data) if data else "its test split"
     console = make_console()
-    console.print(f"{run.name} on {label} ({metrics.pop('rows')} rows)")
+    through = "" if backend is Backend.torch else f", through its {'int8 ' if int8 else ''}ONNX export"
+    console.print(f"{run.name} on {label} ({metrics.pop('rows')} rows{through})", markup=False)
     console.print(metrics_table({"test": metrics}))
 

@@ -20,23 +20,10 @@ def explain(
     """Explain a run's answers: attributions per input column (or step, or pixel), global
     importance, and checks of the explanation (completeness, model randomisation)."""
     training_stack()
-    from rich.table import Table
-
     from ..explanations import explain as run_explain
     from ..explanations import write_out
 
-    console = make_console()
     found = guard(lambda: run_explain(run, data, method=method, target=target, rows=rows))
-    table = Table(title=f"{found.method}: {len(found.attributions)} rows")
-    table.add_column("input")
-    table.add_column("mean |attribution|", justify="right")
-    if found.permutation:
-        table.add_column("permutation importance", justify="right")
-    for name, value in sorted(found.importance.items(), key=lambda kv: -kv[1])[:15]:
-        extra = [f"{found.permutation[name]:.4f}"] if found.permutation else []
-        table.add_row(name, f"{value:.4g}", *extra)
-    console.print(table)
     if out is not None:
-        console.print(f"attributions: {guard(lambda: write_out(found, out))}", markup=False)
-    checked_and_reported(run, found.checks, found.path, "Explanations")
-
+        make_console().print(f"attributions: {guard(lambda: write_out(found, out))}", markup=False)
+    checked_and_reported(run, found.summary())

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import LayerforgeError
-from .common import ExportFormat, Quantization, guard, make_console, training_stack
+from .common import ExportFormat, Quantization, guard, make_console, show, training_stack
 
 
 def export(
@@ -20,6 +20,7 @@ def export(
 ) -> None:
     """Export a run to ONNX with its parity proven on the run's own rows (RUN/export)."""
     training_stack()
+    from ..capabilities import ExportParity
     from ..export import EXPORT_DIR, PARITY
     from ..report.html import build_report
     from ..run.directory import load_run
@@ -39,6 +40,7 @@ def export(
         return folder
 
     folder = guard(call)
+    show(guard(lambda: ExportParity.read_in(folder)).blocks(), console)
     print(folder)
     console.print(f"proof: {folder / PARITY}", markup=False)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .common import RUNS_DIR, guard, make_console, training_stack
+from .common import RUNS_DIR, guard, make_console, show, training_stack
 
 
 def tune(
@@ -38,10 +38,6 @@ def tune(
         console.print("interrupted: the study keeps its finished trials; run the same command to continue it",
                       markup=False)
         raise typer.Exit(130) from None
-    counts = ", ".join(f"{count} {name}" for name, count in tuned.counts.items() if count)
     print(tuned.path)
-    console.print(f"{counts}; best: trial {tuned.best_trial}, validation {tuned.metric} {tuned.best_value}"
-                  if tuned.best_trial is not None else f"{counts}; no trial completed", markup=False)
-    if tuned.best_spec:
-        console.print(f"train the best: layerforge train {tuned.best_spec}", markup=False)
+    show(tuned.blocks(), console)
 

@@ -29,7 +29,7 @@ from ..api import DEFAULT_SPEC, train
 from ..data.kinds import kind_of
 from ..data.prepare import load_source, split_parts
 from ..errors import DataError
-from ..figures import charts
+from ..figures import Block, Table, charts
 from ..files import write_json
 from ..run.directory import Run
 from ..run.store import recorded_parts, usable_runs_dir
@@ -44,6 +44,14 @@ class CrossValidated(RunGroup):
     """The fold runs of a cross-validation, its summary and out-of-fold predictions."""
 
     oof: Any = None  # a DataFrame
+
+    def blocks(self) -> list[Block]:
+        """Each metric's mean, spread and 95% interval over the folds (the console and pages)."""
+        rows = [[f"{split} {name}", entry["mean"], entry["std"],
+                 "-" if entry["ci95"][0] is None or math.isnan(entry["ci95"][0])
+                 else f"{entry['ci95'][0]:.4f} to {entry['ci95'][1]:.4f}"]
+                for split, metrics in self.summary.items() for name, entry in metrics.items()]
+        return [Table(["metric", "mean", "std", "95% interval"], rows, title=f"{len(self.runs)} folds")]
 
 
 def interval(values: list[float]) -> dict[str, Any]:

@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..capabilities import Explanation
+from ..capabilities import get as capability
 from ..errors import DataError
 from ..figures.pictures import image_grid
-from ..files import make_dir, write_json
 from ..models.check import checked_build
 from ..recipes.scaffold import as_tensors
 from ..run.directory import Run
@@ -38,7 +39,7 @@ from ..run.ensemble import shared_test_rows
 
 METHODS = ("integrated_gradients", "saliency", "gradient_shap", "deeplift", "occlusion", "feature_ablation")
 TOKEN_METHODS = ("integrated_gradients", "feature_ablation", "occlusion")  # ids cannot move along a gradient
-FOLDER, RECORD = "explain", "explain.json"  # RUN/explain/explain.json
+FOLDER = Explanation.folder  # RUN/explain/explain.json
 RANDOMISED_AT = 0.5  # rank correlation above which an explanation does not depend enough on the weights
 COMPLETE_WITHIN = 1e-2  # integrated gradients refine rows whose completeness gap is above this share
 
@@ -56,6 +57,13 @@ class Explained:
     permutation: dict[str, float] = field(default_factory=dict)  # headline drop per input (tables)
     checks: dict[str, Any] = field(default_factory=dict)
     tokens: list[list[str]] | None = None  # text: each row's tokens (attributions: (rows, positions))
+
+    def summary(self) -> Explanation:
+        """What ``RUN/explain/explain.json`` keeps: the method, the 20 largest importances and the
+        checks (the console and the report show it)."""
+        top = sorted(self.importance.items(), key=lambda kv: -kv[1])[:20]
+        return Explanation(path=self.path, method=self.method, rows=len(self.attributions), importance=dict(top),
+                           permutation=self.permutation, checks=self.checks)
 
     def table(self):
         """One row per explained row and one column per input; for text, one row per token
@@ -172,9 +180,8 @@ def explain(run: Run | str | Path, data=None, *, method: str = "integrated_gradi
     run = run if isinstance(run, Run) else Run(run)
     if method not in METHODS:
         raise DataError(f"--method: expected one of {', '.join(METHODS)}, got {method!r}")
+    capability("explain").check(run)
     task = run.task
-    if not task.attacks:
-        raise DataError(f"explanations are for classification and regression runs; this run does {run.manifest.task}")
     members = run.members if run.manifest.ensemble else [run]
     for member in members:
         _check_method(member, method)
@@ -193,7 +200,7 @@ def explain(run: Run | str | Path, data=None, *, method: str = "integrated_gradi
     found = [_explained(member, inputs, y, method, chosen, targets, seed)
              for member, (inputs, y) in zip(members, parts)]
     result = found[0] if len(found) == 1 else _combined(run, found)
-    _write(result)
+    result.summary().write()
     if log:
         log(f"{method} on {len(chosen)} rows; checks: {result.checks}")
     return result
@@ -381,15 +388,6 @@ def write_out(result: Explained, out: Path) -> Path:
     heat = np.abs(result.attributions).mean(axis=0)  # (C, H, W) for images, (C, L) for series
     heat = heat[None] if heat.ndim == 2 else heat  # a series as one picture of its channels and steps
     return image_grid(heat[None], out, columns=1, title=f"mean |{result.method}|")
-
-
-def _write(result: Explained) -> None:
-    if not result.path.is_dir():
-        make_dir(result.path)
-    top = sorted(result.importance.items(), key=lambda kv: -kv[1])[:20]
-    write_json(result.path / RECORD, {"method": result.method, "rows": len(result.attributions),
-                                       "importance": dict(top), "permutation": result.permutation,
-                                       "checks": result.checks})
 
 
 __all__ = ["METHODS", "TOKEN_METHODS", "Explained", "explain"]

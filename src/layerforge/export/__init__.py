@@ -21,12 +21,13 @@ import time
 from pathlib import Path
 
 from .. import files
+from ..capabilities import ExportParity
 from ..errors import CheckpointError, ExportError
 from ..runtime import FORMAT, load
 
 RUNTIME = "runtime.json"
-PARITY = "parity.json"
-EXPORT_DIR = "export"
+PARITY = ExportParity.record
+EXPORT_DIR = ExportParity.folder
 
 
 def export_run(run, *, quantize: str | None = None, opset: int | None = None,
@@ -191,7 +192,8 @@ def _replace(building: Path, target: Path) -> None:
 def current(run_dir: str | Path, folder: str | Path | None = None, *, int8: bool = False, threads: int | None = None):
     """The runtime of a run's export (``RUN/export`` unless ``folder``), refused when the run
     changed after it was made: its model.json or weights are not those runtime.json records
-    (fairness thresholds set afterwards, a run continued or replaced).
+    (a run continued or replaced, or given fairness thresholds in place by a layerforge before
+    mitigation made new versions).
 
     Raises:
         CheckpointError: no export, an export that was edited or damaged, or one older than the run.

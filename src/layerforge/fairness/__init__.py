@@ -11,42 +11,34 @@ definitions), each with a 95% bootstrap interval, flagged against thresholds. Re
 Mitigation (``mitigate``) post-processes a binary classifier: per-group thresholds on its
 probability of ``positive``, fitted on the validation (or training) rows so that every group gets
 the same selection rate (demographic parity) or true positive rate, with the best accuracy that
-allows. They are stored in model.json, so ``predict`` applies them; the test rows measure the
-disparities and the accuracy before and after (``RUN/fairness/mitigation.json``).
+allows. They make a new version of the run (a run directory beside it whose model.json holds them,
+so that ``predict`` applies them there); the run it was made from answers as before. The test rows
+measure the disparities and the accuracy before and after (``fairness/mitigation.json`` of the new
+version).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..capabilities import FairnessAudit, Mitigation
+from ..capabilities import get as capability
 from ..codecs.cells import group_keys
 from ..data.prepare import load_source
 from ..errors import DataError, SpecError
-from ..files import locked, make_dir, write_json
 from ..run.decisions import CONSTRAINTS, GroupThresholds, fit_thresholds
 from ..run.directory import Run
-from ..run.manifest import read_manifest
-from ..run.store import MODEL, recorded_parts
+from ..run.store import recorded_parts
+from ..run.versions import new_version
 
-FOLDER, RECORD, MITIGATION = "fairness", "fairness.json", "mitigation.json"
 THRESHOLDS = {"demographic_parity_difference": 0.1, "equalized_odds_difference": 0.1}
 
 
-@dataclass
-class Audited:
-    """Per sensitive column: its groups' metrics and the disparities, with intervals and flags."""
-
-    path: Path
-    positive: Any
-    rows: int
-    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"positive": self.positive, "rows": self.rows, "columns": self.columns}
+Audited = FairnessAudit  # the result of ``audit``
+Mitigated = Mitigation  # the result of ``mitigate``
 
 
 def _rows(run: Run, data, sensitive: list[str], part: str = "test"):
@@ -187,9 +179,8 @@ def audit(run: Run | str | Path, sensitive: list[str], data=None, *, positive=No
     """
     _fairlearn()
     run = run if isinstance(run, Run) else Run(run)
+    capability("fairness").check(run)
     task = run.task
-    if not task.classes:
-        raise DataError(f"fairness metrics compare classifications; this run does {run.manifest.task}")
     if not sensitive:
         raise DataError("--sensitive: name at least one column whose groups to compare")
     positive = _positive(task, positive)
@@ -198,47 +189,12 @@ def audit(run: Run | str | Path, sensitive: list[str], data=None, *, positive=No
     truth, probability = _scored(run, frame, positive)
     decided = run.predict(frame.drop(columns=[run.manifest.target]), ignore_extra=True)
     chosen = np.asarray(decided).astype(str) == str(positive)
-    found = Audited(run.path / FOLDER, positive, int(len(frame)))
     rng = np.random.default_rng(seed)
-    for column in sensitive:
-        found.columns[column] = _measured(truth, chosen, probability, _groups(frame[column]), limits,
-                                          rng, bootstrap)
-    if not found.path.is_dir():
-        make_dir(found.path)
-    write_json(found.path / RECORD, found.to_json())
+    found = FairnessAudit(path=run.path / FairnessAudit.folder, positive=positive, rows=int(len(frame)), columns={
+        column: _measured(truth, chosen, probability, _groups(frame[column]), limits, rng, bootstrap)
+        for column in sensitive})
+    found.write()
     return found
-
-
-@dataclass
-class Mitigated:
-    """Per-group thresholds fitted for ``constraint``, and the test rows before and after."""
-
-    path: Path
-    column: str
-    constraint: str
-    positive: Any
-    fitted_on: str
-    rate: float
-    thresholds: dict[str, float]
-    before: dict[str, Any]
-    after: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"column": self.column, "constraint": self.constraint, "positive": self.positive,
-                "fitted_on": self.fitted_on, "rate": self.rate, "thresholds": self.thresholds,
-                "before": self.before, "after": self.after}
-
-    def summary(self) -> str:
-        """One line: the disparity the constraint targets, and accuracy, before and after."""
-        name = MEASURED_BY[self.constraint]
-        return (f"{name.replace('_', ' ')} {self.before['disparities'][name]['value']:.3f} -> "
-                f"{self.after['disparities'][name]['value']:.3f}; accuracy {self.before['accuracy']:.4f} -> "
-                f"{self.after['accuracy']:.4f} on {sum(g['rows'] for g in self.after['groups'].values())} test rows")
-
-
-MEASURED_BY = {"demographic_parity": "demographic_parity_difference",
-               "true_positive_rate_parity": "equalized_odds_difference",
-               "equalized_odds": "equalized_odds_difference"}
 
 
 def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demographic_parity", *, positive=None,
@@ -251,8 +207,10 @@ def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demograph
     selection rate (``demographic_parity``) or true positive rate
     (``true_positive_rate_parity``), at the common rate that classifies those rows best; or
     (``equalized_odds``) true and false positive rates as near a common point as single
-    thresholds allow (exact equality needs randomised ones, which predict would not repeat). They go
-    into model.json, and ``predict`` applies them from then on (rows must carry the column).
+    thresholds allow (exact equality needs randomised ones, which predict would not repeat).
+
+    They make a new version of the run beside it (``Mitigation.version_dir``), whose ``predict``
+    applies them (rows must carry the column); ``run`` itself is not changed.
 
     Raises:
         DataError: not a two-class run, an ensemble, an unknown constraint or part, a missing
@@ -260,12 +218,8 @@ def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demograph
     """
     _fairlearn()
     run = run if isinstance(run, Run) else Run(run)
-    if run.manifest.ensemble:
-        raise DataError(f"{run.path} is an ensemble: mitigate one of its members, or a single run")
+    capability("mitigate").check(run)
     task = run.task
-    if not task.classes or len(task.classes) != 2:
-        raise DataError(f"--mitigate: per-group thresholds decide between two classes; this run does "
-                        f"{run.manifest.task}" + (f" with {len(task.classes)} classes" if task.classes else ""))
     if constraint not in CONSTRAINTS:
         raise DataError(f"--mitigate: {constraint!r} is not a constraint layerforge meets "
                         f"(choices: {', '.join(CONSTRAINTS)}, none)")
@@ -301,27 +255,29 @@ def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demograph
     before = test_probability >= 0.5
     after = decision.decide_by(test_probability, test_groups).astype(str) == str(positive)
     limits = {**THRESHOLDS, **(thresholds or {})}
-    found = Mitigated(run.path / FOLDER, column, constraint, positive, decision.fitted_on, rate, fitted,
-                      _measured(test_truth, before, test_probability, test_groups, limits,
-                                np.random.default_rng(seed), bootstrap),
-                      _measured(test_truth, after, test_probability, test_groups, limits,
-                                np.random.default_rng(seed), bootstrap))
-    _decide_with(run, decision)
-    if not found.path.is_dir():
-        make_dir(found.path)
-    write_json(found.path / MITIGATION, found.to_json())
+    found = Mitigation(column=column, constraint=constraint, positive=positive, fitted_on=decision.fitted_on,
+                       rate=rate, thresholds=fitted, made_from=run.path.name,
+                       before=_measured(test_truth, before, test_probability, test_groups, limits,
+                                        np.random.default_rng(seed), bootstrap),
+                       after=_measured(test_truth, after, test_probability, test_groups, limits,
+                                       np.random.default_rng(seed), bootstrap))
+
+    def recorded(version: Path) -> None:
+        found.path, found.version = version / Mitigation.folder, version.name
+        found.write()
+
+    new_version(run, f"fairness mitigation: {constraint} on '{column}'", {"decision": decision}, recorded)
     return found
 
 
-def remove_mitigation(run: Run | str | Path) -> bool:
-    """Take a run's per-group thresholds out of model.json (``predict`` decides by the model's
-    probabilities again); returns whether it had them."""
+def remove_mitigation(run: Run | str | Path) -> Path | None:
+    """A new version of a run that decides by per-group thresholds, without them (``predict``
+    decides by the model's probabilities there); returns it, or None when the run has none.
+    The run itself is not changed."""
     run = run if isinstance(run, Run) else Run(run)
-    had = run.manifest.decision is not None
-    if had:
-        _decide_with(run, None)
-        (run.path / FOLDER / MITIGATION).unlink(missing_ok=True)
-    return had
+    if run.manifest.decision is None:
+        return None
+    return new_version(run, "per-group thresholds removed", {"decision": None})
 
 
 def reweighing(wanted, prepared) -> np.ndarray:
@@ -348,16 +304,6 @@ def reweighing(wanted, prepared) -> np.ndarray:
             if both.any():
                 weights[both] = (groups == group).mean() * (labels == label).mean() / both.mean()
     return weights
-
-
-def _decide_with(run: Run, decision: GroupThresholds | None) -> None:
-    """Rewrite model.json with ``decision`` (atomically, the run's lock held)."""
-    with locked(run.path, "fairness mitigation"):
-        manifest = read_manifest(run.path / MODEL)
-        manifest.model_copy(update={"decision": decision}).write(run.path / MODEL)
-    run.manifest = read_manifest(run.path / MODEL)
-    run.meta = run.manifest.to_json()
-    run._predictor = None
 
 
 audit_fairness = audit  # layerforge.audit_fairness

@@ -30,4 +30,13 @@ class Note:
     text: str
 
 
-Block = Picture | Passage | Note
+@dataclass(frozen=True)
+class Table:
+    """Rows under a header (cells: text, numbers or None for none), with an optional title."""
+
+    header: list[str]
+    rows: list[list]
+    title: str = ""
+
+
+Block = Picture | Passage | Note | Table

@@ -12,14 +12,15 @@ from typing import Any
 
 import torch
 
+from ..capabilities import RECORDED
 from ..doctor.verdicts import late, per_layer, unit_health
 from ..errors import DataError, LayerforgeError
-from ..figures import Note, Passage, Picture, charts
-from ..files import atomic_write, read_json, read_jsonl, sha256_file
+from ..figures import Note, Passage, Picture, Table, charts
+from ..files import atomic_write, read_jsonl, sha256_file
 from ..recipes.scaffold import as_tensors
 from ..run.directory import Run
 from ..run.records import Diagnosis
-from ..run.store import DIAGNOSIS, DOCTOR_LOG, MODEL, REPORT, ROBUSTNESS, SPEC, read_record, verified
+from ..run.store import DIAGNOSIS, DOCTOR_LOG, MODEL, REPORT, SPEC, read_record, verified
 from ..summary import layer_table
 
 # The page may show its own inline style and embedded (data:) pictures; nothing else loads or
@@ -126,6 +127,9 @@ def _block(block) -> str:
         return _image(block.png, block.alt)
     if isinstance(block, Passage):
         return f"<p>{html.escape(block.intro)}</p><pre>{html.escape(block.text)}</pre>"
+    if isinstance(block, Table):
+        title = f"<h3>{html.escape(block.title)}</h3>" if block.title else ""
+        return title + _table(block.header, block.rows)
     return f"<p>{html.escape(block.text)}</p>"
 
 
@@ -175,139 +179,19 @@ def _doctor_section(run: Run) -> str:
     return "".join(parts)
 
 
-def _export_section(run: Run) -> str | None:
-    """The export's proof (export/parity.json): each graph's exporter, size and largest
-    difference, metrics through ONNX Runtime, int8, and latency; None when there is no export."""
-    path = run.path / "export" / "parity.json"
-    if not path.is_file():
-        return None
-    try:
-        record = read_json(path)
-        graphs = []
-        for name, entry in record["graphs"].items():
-            decoded = entry.get("decoded")
-            agreed = f"{decoded['rows'] - decoded['differing']}/{decoded['rows']} identical" if decoded else "-"
-            graphs.append([f"{name}.onnx", entry["exporter"], f"{entry['bytes'] / 1024:.1f} KiB",
-                           f"{entry['max_rel_diff']:.1e}", agreed])
-        parts = [_table(["graph", "exporter", "size", "largest difference", "decoded predictions"], graphs)]
-        int8 = record.get("int8") or {}
-        metrics = record.get("metrics")
-        if metrics:
-            names = [k for k in metrics["pytorch"] if k != "rows"]
-            rows = [["PyTorch", *(metrics["pytorch"][k] for k in names)],
-                    ["ONNX float", *(metrics["onnx"][k] for k in names)]]
-            if "metrics" in int8:
-                rows.append(["ONNX int8" + ("" if int8.get("kept") else " (not kept)"),
-                             *(int8["metrics"].get(k, "-") for k in names)])
-            parts.append(f"<p>{metrics['part']} rows ({metrics['rows']}):</p>" + _table(["model", *names], rows))
-        latency = record.get("latency") or {}
-        rows = [[model, size, f"{t['p50_ms']:.3f}", f"{t['p99_ms']:.3f}", f"{t['rows_per_s']:,.0f}"]
-                for model, sizes in latency.items() for size, t in sizes.items()]
-        if rows:
-            parts.append(_table(["model", "batch", "p50 ms", "p99 ms", "rows/s"], rows))
-        if int8:
-            said = (f"int8 kept: {int8['size_ratio']:.2f} of the float size" if int8.get("kept")
-                    else f"int8 not kept: {int8.get('why', '')}")
-            parts.append(f"<p>{html.escape(said)}</p>")
-        return "".join(parts)
-    except (LayerforgeError, KeyError, TypeError, ValueError) as error:
-        return f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"
-
-
-def _explanation(record: dict, folder: Path) -> str:
-    """The last ``layerforge explain``: global importance and the explanation's own checks."""
-    checks = record.get("checks") or {}
-    said = [f"{record['method']} on {record['rows']} rows."]
-    if "completeness_delta_median" in checks:
-        median, worst = checks["completeness_delta_median"], checks["completeness_delta_max"]
-        said.append(f"Completeness: the attributions sum to the output's change from the baseline within "
-                    f"{median:.2%} (median; worst {worst:.2%}).")
-    if "randomisation_rank_correlation" in checks:
-        correlation = checks["randomisation_rank_correlation"]
-        verdict = ("the explanation depends on what was learned." if checks["depends_on_weights"] else
-                   "too similar: it reflects the input more than the model. Do not trust it.")
-        said.append(f"Model randomisation: rank correlation {correlation:.2f} with the same network given "
-                    f"random weights; {verdict}")
-    permutation = record.get("permutation") or {}
-    rows = [[name, value, permutation.get(name)] for name, value in record["importance"].items()]
-    return (f"<p>{html.escape(' '.join(said))}</p>"
-            + _table(["input", "mean |attribution|", "permutation importance"], rows))
-
-
-def _fairness(record: dict, folder: Path) -> str:
-    """The last ``layerforge fairness``: each group's rates and the flagged disparities."""
-    parts = [f"<p>{record['rows']} rows; favourable outcome: {html.escape(str(record['positive']))}.</p>"]
-    for column, result in record["columns"].items():
-        rows = [[group, m["rows"], m["accuracy"], m["selection_rate"], m["true_positive_rate"],
-                 m["false_positive_rate"], m["mean_probability"], m["observed_rate"]]
-                for group, m in result["groups"].items()]
-        parts.append(f"<h3>{html.escape(column)}</h3>" + _table(
-            ["group", "rows", "accuracy", "selection rate", "TPR", "FPR", "mean probability", "observed rate"], rows))
-        disparities = [[name, entry["value"], entry["ci95"][0], entry["ci95"][1], entry.get("threshold"),
-                        "FLAGGED" if entry.get("flagged") else ""] for name, entry in result["disparities"].items()]
-        parts.append(_table(["disparity", "value", "95% low", "95% high", "threshold", ""], disparities))
-    return "".join(parts)
-
-
-def _mitigation(record: dict, folder: Path) -> str:
-    """The per-group thresholds ``predict`` applies, and the test rows before and after them."""
-    before, after = record["before"], record["after"]
-    said = (f"predict decides by per-group thresholds on '{record['column']}' ({record['constraint']}, fitted on "
-            f"{record['fitted_on']}); favourable outcome: {record['positive']}. Test accuracy "
-            f"{before['accuracy']:.4f} before, {after['accuracy']:.4f} after.")
-    rows = [[group, cut, before["groups"].get(group, {}).get("selection_rate"),
-             after["groups"].get(group, {}).get("selection_rate"), before["groups"].get(group, {}).get("accuracy"),
-             after["groups"].get(group, {}).get("accuracy")] for group, cut in record["thresholds"].items()]
-    disparities = [[name, entry["value"], after["disparities"][name]["value"],
-                    "FLAGGED" if after["disparities"][name].get("flagged") else ""]
-                   for name, entry in before["disparities"].items()]
-    return (f"<p>{html.escape(said)}</p>"
-            + _table(["group", "threshold", "selection before", "selection after", "accuracy before",
-                      "accuracy after"], rows)
-            + _table(["disparity", "before", "after", ""], disparities))
-
-
-def _robustness(record: dict, folder: Path) -> str:
-    """The last ``layerforge attack``: the metric against epsilon and the attack's own checks."""
-    method = record["method"]
-    rows = [[p["eps"], p.get("fgsm"), p.get(method)] for p in record["points"]]
-    checks = record.get("checks") or {}
-    said = [f"{record['rows']} test rows; epsilon in {record['units']}; {method} with {record['steps']} steps, "
-            f"{record['norm']} norm."]
-    if "stronger_than_fgsm" in checks:
-        said.append("PGD was at least as strong as FGSM at every epsilon." if checks["stronger_than_fgsm"] else
-                    f"PGD was weaker than FGSM at epsilon {checks.get('weaker_at')}: the attack is not reliable there.")
-    if "falls_to_chance" in checks:
-        masked = (" (no sign of masked gradients)." if checks["falls_to_chance"] else
-                  ": above chance, gradients may be masked.")
-        said.append(f"At epsilon {checks['largest_eps']:g} {record['metric']} falls to "
-                    f"{checks['metric_at_largest_eps']:.3f}{masked}")
-    parts = [f"<p>{html.escape(' '.join(said))}</p>",
-             _table(["epsilon", f"{record['metric']} under FGSM", f"{record['metric']} under {method}"], rows)]
-    for name in ("attack.png", "attacked_examples.png"):
-        if (folder / name).is_file():
-            parts.append(_image((folder / name).read_bytes(), name))
-    return "".join(parts)
-
-
-# sections drawn from what a command left in the run: title, the record's path, how it is drawn
-RECORDED = (("Explanations", "explain/explain.json", _explanation),
-            ("Fairness", "fairness/fairness.json", _fairness),
-            ("Fairness mitigation", "fairness/mitigation.json", _mitigation),
-            ("Robustness", f"{ROBUSTNESS}/attack.json", _robustness))
-
-
 def _recorded_sections(run: Run) -> list[tuple[str, str]]:
-    """The sections whose records the run holds; a damaged record is said on the page, not raised."""
+    """The sections of the capabilities whose records the run holds (``capabilities.RECORDED``);
+    a damaged record is said on the page, not raised."""
     sections = []
-    for title, name, draw in RECORDED:
-        path = run.path / name
-        if not path.is_file():
-            continue
+    for result in RECORDED:
         try:
-            sections.append((title, draw(read_json(path), path.parent)))
+            found = result.read(run.path)
+            if found is not None:
+                sections.append((result.title, "".join(_block(block) for block in found.blocks())))
         except (LayerforgeError, KeyError, TypeError, ValueError, OSError) as error:
-            sections.append((title, f"<p>{html.escape(str(path))} cannot be read: {html.escape(str(error))}</p>"))
+            where = run.path / result.folder / result.record
+            sections.append((result.title, f"<p>{html.escape(str(where))} cannot be read: "
+                                           f"{html.escape(str(error))}</p>"))
     return sections
 
 
@@ -341,9 +225,6 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
     sections.append(("Doctor", _doctor_section(run)))
     sections.append(("Data", _data_section(run.manifest)))
     sections.append(("Model", _model_section(run)))
-    exported = _export_section(run)
-    if exported is not None:
-        sections.append(("Export", exported))
     sections += _recorded_sections(run)
     spec_text = (run.path / SPEC).read_text(encoding="utf-8")
     sections.append(("Spec", f"<pre>{html.escape(spec_text)}</pre>"))

@@ -13,43 +13,26 @@ the run's report shows them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..capabilities import Robustness
+from ..capabilities import get as capability
 from ..errors import DataError
 from ..figures import charts
 from ..figures.pictures import reconstruction_grid
-from ..files import make_dir, read_json, write_json
 from ..recipes.scaffold import as_tensors
 from ..run.directory import Run
-from ..run.store import ROBUSTNESS as FOLDER
 from ..training.adversarial import METHODS, NORMS, Budget, perturb
 
-RECORD, CURVE, EXAMPLES = "attack.json", "attack.png", "attacked_examples.png"
+CURVE, EXAMPLES = Robustness.pictures
 SWEEPS = {"pixels in [0, 1]": [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3],
           "standardised values": [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]}
 
 
-@dataclass
-class Attacked:
-    """An attack's results: per epsilon the headline under FGSM and under the chosen method."""
-
-    path: Path
-    metric: str
-    units: str
-    method: str
-    norm: str
-    steps: int
-    rows: int
-    points: list[dict[str, Any]] = field(default_factory=list)
-    checks: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"metric": self.metric, "units": self.units, "method": self.method, "norm": self.norm,
-                "steps": self.steps, "rows": self.rows, "points": self.points, "checks": self.checks}
+Attacked = Robustness  # the result of ``attack``: its record, console rows and report blocks
 
 
 def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[float] | None = None, steps: int = 20,
@@ -73,9 +56,8 @@ def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[floa
         raise DataError(f"--norm: expected one of {', '.join(NORMS)}, got {norm!r}")
     if run.manifest.ensemble:
         raise DataError("attacking an ensemble is not offered; attack its members (members/ in the ensemble)")
+    capability("attack").check(run)
     task = run.task
-    if not task.attacks:
-        raise DataError(f"attacks measure classification and regression runs; this run does {run.manifest.task}")
     perturbation = run.manifest.preprocessing.perturbation()
     if perturbation is None:
         raise DataError("these inputs are token ids, which an attack of small steps cannot move; attack a run "
@@ -91,7 +73,8 @@ def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[floa
     loss_fn = run.loss()
     objective = task.objective(loss_fn)
     metric = task.headline
-    found = Attacked(run.path / FOLDER, metric, perturbation.units, method, norm, steps, int(len(y)))
+    found = Robustness(path=run.path / Robustness.folder, metric=metric, units=perturbation.units, method=method,
+                       norm=norm, steps=steps, rows=int(len(y)))
 
     def score(rows) -> float:
         with torch.no_grad():
@@ -135,9 +118,7 @@ def _checks(found: Attacked, task) -> dict[str, Any]:
 
 
 def _write(found: Attacked, run, inputs, examples) -> None:
-    if not found.path.is_dir():
-        make_dir(found.path)
-    write_json(found.path / RECORD, found.to_json())
+    found.write()
     if len(found.points) > 1:
         (found.path / CURVE).write_bytes(charts.robustness_curve(found.points, found.metric, found.units,
                                                                  found.method))
@@ -150,10 +131,9 @@ def _write(found: Attacked, run, inputs, examples) -> None:
                                 title=f"test images and their {found.method} attacks at eps {examples[0]:g}")
 
 
-def read_attack(run_dir: Path) -> dict | None:
+def read_attack(run_dir: Path) -> Robustness | None:
     """The last attack's record, or None."""
-    path = Path(run_dir) / FOLDER / RECORD
-    return read_json(path) if path.is_file() else None
+    return Robustness.read(run_dir)
 
 
 __all__ = ["Attacked", "attack", "read_attack"]

@@ -3,6 +3,7 @@ its ``Predictor``. No pickle anywhere: YAML, JSON and safetensors."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from .. import tasks
 from ..data.kinds import kind_of
 from ..data.prepare import encode_parts, load_source, split_parts, taken
 from ..errors import CheckpointError, DataError
-from ..export import export_run
+from ..export import current, export_run
+from ..export.onnx import OnnxModule
 from ..files import read_json, read_jsonl
 from ..models.protocol import finite_outputs
 from ..recipes.scaffold import as_tensors
@@ -138,10 +140,21 @@ class Run:
         answers = [method(piece, **options) for piece in self.predictor.encoder.pieces(data)]
         return answers[0] if len(answers) == 1 else np.concatenate(answers)
 
-    def evaluate(self, data=None, *, unknown: str | None = None, ignore_extra: bool = False) -> dict[str, float]:
+    def evaluate(self, data=None, *, unknown: str | None = None, ignore_extra: bool = False,
+                 backend: str = "torch", int8: bool = False) -> dict[str, float]:
         """Loss and metrics on ``data`` (which must hold the targets), or on the run's own test
-        split when ``data`` is None."""
-        predictor = self.predictor
+        split when ``data`` is None.
+
+        Args:
+            backend: 'torch' (the run's network) or 'onnx' (its export, ``RUN/export``, checked to
+                be current; ``int8``: the int8 model the export kept). Rows are encoded and
+                answers decoded the same way for both; only the network differs.
+
+        Raises:
+            CheckpointError: no export, or one older than the run (``backend='onnx'``).
+            DataError: rows without targets, an ensemble on ONNX, or an unknown backend.
+        """
+        predictor = self._backed(backend, int8)
         if data is not None:
             return predictor.evaluate(data, self.loss(), unknown=unknown, ignore_extra=ignore_extra)
         if self.manifest.ensemble:
@@ -151,6 +164,27 @@ class Run:
         inputs, y = as_tensors(self.held_out("test"), predictor.task, "cpu")
         with finite_outputs():
             return {**predictor.task.evaluate(predictor.model, inputs, y, self.loss()), "rows": int(len(y))}
+
+    def _backed(self, backend: str, int8: bool) -> Predictor:
+        """The run's predictor on ``backend``: torch, or the same codec and decoding with the
+        exported graph in place of the network."""
+        if backend == "torch":
+            if int8:
+                raise DataError("--int8 needs --backend onnx")
+            return self.predictor
+        if backend != "onnx":
+            raise DataError(f"--backend: expected torch or onnx, got {backend!r}")
+        if self.manifest.ensemble:
+            raise DataError("evaluating an ensemble on ONNX is not offered: evaluate it on torch, or its members "
+                            "on ONNX")
+        runtime = current(self.path, int8=int8)
+        graphs = runtime.record["graphs"]
+        if list(graphs) != ["model"]:
+            raise DataError(f"--backend onnx evaluates runs exported as one graph; this export has "
+                            f"{', '.join(graphs)}: evaluate on torch")
+        exported = copy.copy(self.predictor)
+        exported.model = OnnxModule(runtime.graph_path("model"), graphs["model"]["inputs"])
+        return exported
 
     def embed(self, data, *, unknown: str | None = None, ignore_extra: bool = False) -> np.ndarray:
         """Latent codes of new rows (N, latent_size): an autoencoder as dimensionality reduction.

@@ -83,6 +83,16 @@ class EnsembleRecord(_Record):
     made_from: Literal["cross-validation", "seeds", "runs"]
 
 
+class VersionRecord(_Record):
+    """This run is a new version of the run ``of`` (a directory beside it): what changed, and
+    the digests of what that run answered with when this version was made."""
+
+    of: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")]
+    change: str
+    model_sha256: str | None
+    weights_sha256: str | None
+
+
 class Manifest(_Record):
     format: Literal["layerforge.model/2"] = FORMAT
     task: str
@@ -104,6 +114,7 @@ class Manifest(_Record):
     baseline: dict[str, dict[str, float | None]] | None = None
     ensemble: EnsembleRecord | None = None  # the run combines these members' predictions
     decision: GroupThresholds | None = None  # per-group thresholds (layerforge fairness --mitigate)
+    version_of: VersionRecord | None = None  # made from another run by a change to its answers
     # the spec the run trains (but for train.epochs, which a resumed run may change)
     spec_sha256: str | None = None
     # SHA-256 of every file the run wrote, listed when it ends and checked whenever one is read

@@ -45,7 +45,6 @@ SPEC, WEIGHTS, MODEL, HISTORY, METRICS, CHECKPOINTS = (
     "spec.yaml", "model.safetensors", "model.json", "history.jsonl", "metrics.json", "checkpoints",
 )
 DIAGNOSIS, DOCTOR_LOG, REPORT, SPLIT, IMAGES = "diagnosis.json", "doctor.jsonl", "report.html", "split.json", "images"
-ROBUSTNESS = "robustness"  # layerforge attack: attack.json, attack.png, attacked_examples.png
 HELD_OUT = "heldout.safetensors"
 # the held-out rows are kept in the run directory up to this size; larger ones are rebuilt from
 # the source (split.json says which rows they are)

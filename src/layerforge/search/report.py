@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from ..figures import charts
+from ..figures import Block, Note, charts
 from ..files import atomic_write
 from ..report.html import build_study_page
 
@@ -30,6 +30,16 @@ class Tuned:
     best_trial: int | None = None
     best_run: Path | None = None
     best_spec: Path | None = None
+
+    def blocks(self) -> list[Block]:
+        """The trials' counts and the best trial (the console)."""
+        counts = ", ".join(f"{count} {name}" for name, count in self.counts.items() if count)
+        if self.best_trial is None:
+            return [Note(f"{counts}; no trial completed")]
+        said = [Note(f"{counts}; best: trial {self.best_trial}, validation {self.metric} {self.best_value}")]
+        if self.best_spec:
+            said.append(Note(f"train the best: layerforge train {self.best_spec}"))
+        return said
 
 
 def _trial_rows(study, metric: str) -> tuple[list[str], list[list]]:

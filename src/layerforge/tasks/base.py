@@ -75,6 +75,8 @@ class Task(ABC):
         ensembles: whether runs of this task combine into an ensemble (``ensemble_outputs``).
         attacks: whether adversarial attacks measure it (``layerforge attack``): its headline
             metric on perturbed inputs means something.
+        explains: whether attributions explain its answers (``layerforge explain``): a class's
+            probability or a predicted value, per input.
     """
 
     name: ClassVar[str]
@@ -96,6 +98,7 @@ class Task(ABC):
     calibrates: ClassVar[bool] = False
     ensembles: ClassVar[bool] = False
     attacks: ClassVar[bool] = False
+    explains: ClassVar[bool] = False
 
     classes: list | None = None
 

@@ -37,6 +37,7 @@ class ClassificationTask(Task):
     calibrates = True
     ensembles = True
     attacks = True
+    explains = True
 
     def __init__(self, classes: list, temperature: float | None = None):
         self.classes = list(classes)

@@ -26,6 +26,7 @@ class RegressionTask(Task):
     example = {"data": {"dataset": "diabetes"}, "model": {"type": "mlp", "layers": [8]}}
     ensembles = True
     attacks = True
+    explains = True
 
     def __init__(self, mean: list[float], std: list[float]):
         self.mean = np.asarray(mean, dtype=np.float64)
