@@ -121,10 +121,12 @@ def training_stack() -> None:
 
 
 def _cell(value) -> str:
+    from ..figures import number_text
+
     if value is None:
         return "-"
     if isinstance(value, float):
-        return "-" if value != value else f"{value:.4g}"
+        return number_text(value)
     return str(value)
 
 

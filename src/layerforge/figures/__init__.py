@@ -40,3 +40,13 @@ class Table:
 
 
 Block = Picture | Passage | Note | Table
+
+
+def number_text(value: float) -> str:
+    """A number as tables show it: four significant digits, and large ones in full with
+    thousands separators (28,310,000 rather than 2.831e+07); NaN as '-'."""
+    if value != value:
+        return "-"
+    if abs(value) >= 1e4 and abs(value) < 1e15:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"

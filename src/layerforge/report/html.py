@@ -15,7 +15,7 @@ import torch
 from ..capabilities import RECORDED
 from ..doctor.verdicts import late, per_layer, unit_health
 from ..errors import DataError, LayerforgeError
-from ..figures import Note, Passage, Picture, Table, charts
+from ..figures import Note, Passage, Picture, Table, charts, number_text
 from ..files import atomic_write, read_jsonl, sha256_file
 from ..recipes.scaffold import as_tensors
 from ..run.directory import Run
@@ -60,8 +60,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
         if value is None:
             return '<td class="num">-</td>'
         if isinstance(value, float):
-            text = "-" if math.isnan(value) else f"{value:.4g}"
-            return f'<td class="num">{text}</td>'
+            return f'<td class="num">{number_text(value)}</td>'
         if isinstance(value, int) and not isinstance(value, bool):
             return f'<td class="num">{value:,}</td>'
         return f"<td>{html.escape(str(value))}</td>"
