@@ -13,9 +13,12 @@ from pydantic_core import PydanticCustomError
 from .errors import unknown_name
 
 PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, lt=1)]
+# float bounds (0.0, not 0) let messages say "a number > 0" even when a user wrote 0
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+FinitePositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 
 
 class Section(BaseModel):

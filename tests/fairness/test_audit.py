@@ -72,3 +72,13 @@ def test_the_bootstrap_formulas_equal_fairlearns():
                       "equalized_odds_difference": equalized_odds_difference(truth, chosen, sensitive_features=groups)}
         for name, value in theirs.items():
             assert ours[name] == pytest.approx(value, nan_ok=True), (name, groups, truth, chosen)
+
+
+def test_rows_of_one_group_have_no_disparity_and_say_so(biased, tmp_path):
+    run, frame = biased
+    frame[frame["group"] == "a"].to_csv(tmp_path / "only_a.csv", index=False)
+    found = lf.audit_fairness(run, ["group"], tmp_path / "only_a.csv", positive="approve", bootstrap=5)
+    measured = found.columns["group"]
+    assert list(measured["groups"]) == ["a"] and measured["disparities"] == {}
+    assert "one group only ('a')" in measured["note"]
+    assert any("disparities compare two or more groups" in getattr(block, "text", "") for block in found.blocks())

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -107,3 +108,24 @@ def test_the_robust_digits_example_holds_under_pgd(tmp_path):
     assert run.metrics["test"]["accuracy"] >= 0.98
     attacked = lf.attack(run, eps=[0.1], steps=20)
     assert attacked.points[0]["pgd"] >= 0.84 and attacked.checks["stronger_than_fgsm"], attacked.points
+
+
+def test_a_budget_beyond_the_units_is_one_clear_error(image_run):
+    with pytest.raises(lf.DataError, match=r"--eps: expected numbers from 0 to 1 \(pixels in \[0, 1\]\), got 1e\+308"):
+        lf.attack(image_run, eps=[1e308])
+    done = subprocess.run([sys.executable, "-m", "layerforge", "attack", str(image_run.path), "--eps", "1e308"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "--eps: expected numbers" in done.stderr
+
+
+def test_a_run_at_chance_is_not_said_to_fall_to_it(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300),
+                          "y": rng.choice(["a", "b", "c", "d"], 300)})  # labels that nothing predicts
+    frame.to_csv(tmp_path / "noise.csv", index=False)
+    run = lf.train({"data": {"path": str(tmp_path / "noise.csv"), "target": "y"}, "model": {"layers": [4]},
+                    "train": {"epochs": 1}}, runs_dir=tmp_path)
+    found = lf.attack(run, eps=[1e-300], steps=2)
+    assert found.checks["clean_at_chance"] and "falls_to_chance" not in found.checks
+    assert found.checks["clean_metric"] <= 0.375
+    assert any("nothing for an attack to take" in getattr(block, "text", "") for block in found.blocks())

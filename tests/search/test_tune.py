@@ -224,3 +224,29 @@ def test_other_samplers_and_pruners_and_the_timeout(tmp_path, sampler, pruner):
     assert all(0.003 <= t.params["train.optimizer.lr"] <= 0.1 for t in trials)
     timed = lf.tune(spec, timeout=0.01, runs_dir=tmp_path / "timed")  # no trial starts after the timeout
     assert sum(timed.counts.values()) == 1
+
+
+def test_best_yaml_of_a_spec_with_a_relative_data_path_trains_from_anywhere(tmp_path, monkeypatch):
+    """The command tune prints (`layerforge train runs/STUDY/best.yaml`) finds the spec's data,
+    whether the spec was a file beside its data or a mapping read from the working folder."""
+    import numpy as np
+    import pandas as pd
+
+    (tmp_path / "project" / "data").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=120), "z": rng.normal(size=120)})
+    frame["y"] = np.where(frame["x"] > 0, "up", "down")
+    frame.to_csv(tmp_path / "project" / "data" / "rows.csv", index=False)
+    spec = {"name": "rel", "data": {"path": "data/rows.csv", "target": "y"}, "model": {"layers": [4]},
+            "train": {"epochs": 1}, "search": {"trials": 1, "space": {"train.optimizer.lr": {"choice": [0.01]}}}}
+    (tmp_path / "project" / "search.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    tuned = lf.tune("project/search.yaml", runs_dir=tmp_path / "runs")
+    monkeypatch.chdir(tmp_path / "project")
+    from_mapping = lf.tune({**spec, "name": "mapped"}, runs_dir=tmp_path / "runs")
+    monkeypatch.chdir(tmp_path / "runs")
+    for best in (tuned.best_spec, from_mapping.best_spec):
+        done = subprocess.run([sys.executable, "-m", "layerforge", "train", str(best), "--runs-dir", str(tmp_path / "again"),
+                               "--quiet"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert yaml.safe_load(best.read_text())["data"]["path"] == str(tmp_path / "project" / "data" / "rows.csv")

@@ -110,6 +110,7 @@ class Measured(TypedDict):
     accuracy: float
     groups: dict[str, GroupRates]
     disparities: dict[str, Disparity]
+    note: NotRequired[str]  # why there are no disparities
 
 
 def _disparity_rows(measured: Measured) -> list[list]:
@@ -136,8 +137,11 @@ class FairnessAudit(Result):
                     for group, m in measured["groups"].items()]
             blocks.append(Table(["group", "rows", "accuracy", "selection rate", "TPR", "FPR", "mean probability",
                                  "observed rate"], rows, title=column))
-            blocks.append(Table(["disparity", "value", "95% low", "95% high", "threshold", ""],
-                                _disparity_rows(measured)))
+            if "note" in measured:
+                blocks.append(Note(measured["note"]))
+            else:
+                blocks.append(Table(["disparity", "value", "95% low", "95% high", "threshold", ""],
+                                    _disparity_rows(measured)))
         return blocks
 
 
@@ -258,6 +262,9 @@ class Robustness(Result):
             said.append("PGD was at least as strong as FGSM at every epsilon." if checks["stronger_than_fgsm"] else
                         f"PGD was weaker than FGSM at epsilon {checks.get('weaker_at')}: the attack is not reliable "
                         "there.")
+        if checks.get("clean_at_chance"):
+            said.append(f"Unattacked, {self.metric} is already {checks['clean_metric']:.3f}, about chance: there is "
+                        "nothing for an attack to take, and whether gradients are masked cannot be told.")
         if "falls_to_chance" in checks:
             masked = (" (no sign of masked gradients)." if checks["falls_to_chance"] else
                       ": above chance, gradients may be masked.")

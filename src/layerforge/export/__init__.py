@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import files
 from ..capabilities import ExportParity
-from ..errors import CheckpointError, ExportError
+from ..errors import CheckpointError, ExportError, OutputError
 from ..runtime import FORMAT, load
 
 RUNTIME = "runtime.json"
@@ -39,8 +39,9 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
     Args:
         quantize: 'int8' to add int8 versions of the graphs that predict rows.
         opset: the ONNX opset (default: each exporter's own, 17 or 18).
-        out: the folder to write (default: ``RUN/export``); an earlier export there is replaced
-            only once the new one is complete and proven.
+        out: the folder to write (default: ``RUN/export``): absent, empty, or an earlier export
+            of the same run holding only what an export writes, which is replaced only once the
+            new one is complete and proven. Anything else is refused and left as it is.
         max_drop: the largest loss of the headline metric an int8 model may cost, in points
             (hundredths) for metrics between 0 and 1 (accuracy, r2), in percent otherwise.
         log: called with one line per step (progress); default: silent.
@@ -48,6 +49,7 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
     Raises:
         ExportError: a graph no exporter writes faithfully, or decoded predictions that differ.
         CheckpointError: the run cannot be loaded.
+        OutputError: ``out`` holds something that is not an earlier export of this run.
     """
 
     if quantize not in (None, "int8"):
@@ -57,6 +59,7 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
         raise ExportError(f"{run.path}: {refused}")
     say = log or (lambda line: None)
     target = Path(out) if out is not None else run.path / EXPORT_DIR
+    _check_target(run, target, "--out" if out is not None else "the export folder")
     building = target.parent / f".{target.name}.building-{int(time.time() * 1000)}"
     files.make_dir(building)
     try:
@@ -176,6 +179,55 @@ def _proven_on_raw_rows(run, building: Path, say) -> dict:
         say(f"raw rows to answers: identical on {found['rows']} of the run's own rows, through the codec, "
             "ONNX Runtime and the decoding")
     return found
+
+
+def _written_by_export(folder: Path) -> tuple[str | None, set[Path]] | None:
+    """The run an export in ``folder`` was made from (as parity.json names it) and the files an
+    export writes there (of an ensemble, its members' too); None when ``folder`` holds no
+    readable export."""
+    try:
+        record = files.read_json(folder / RUNTIME)
+        proof = files.read_json(folder / PARITY)
+    except CheckpointError:
+        return None
+    if not isinstance(record, dict) or not isinstance(proof, dict) or not isinstance(record.get("graphs"), dict):
+        return None
+    written = {folder / RUNTIME, folder / PARITY}
+    for entry in record["graphs"].values():
+        names = [entry.get("file"), entry.get("int8")] if isinstance(entry, dict) else []
+        written |= {folder / name for name in names if isinstance(name, str)}
+    for name in (record.get("ensemble") or {}).get("members") or []:
+        member = _written_by_export(folder / str(name))
+        if member is None:
+            return None
+        written |= member[1]
+    run = proof.get("run")
+    return (run if isinstance(run, str) else None), written
+
+
+def _check_target(run, target: Path, option: str) -> None:
+    """Refuse an export folder that holds anything but an earlier export of ``run``: what an
+    export replaces, it must have written."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise OutputError(f"{option} {target} is a file, not a folder; name a new folder for the export "
+                          "(nothing was written)")
+    if target.is_dir() and any(target.iterdir()):
+        found = _written_by_export(target)
+        if found is None or found[0] is None or Path(found[0]).resolve() != run.path.resolve():
+            raise OutputError(f"{option} {target} is not empty and is not an earlier export of {run.path}; "
+                              "it was left as it is. Name a new or empty folder")
+        others = sorted(p for p in target.rglob("*") if not p.is_dir() and p not in found[1])
+        if others:
+            raise OutputError(f"{option} {target} holds {others[0].relative_to(target)}, which no export wrote; "
+                              "it was left as it is. Move it, or name a new folder")
+    if not target.parent.is_dir():
+        try:
+            target.parent.mkdir(parents=True)
+        except OSError as error:
+            raise OutputError(f"{option} {target}: cannot create {target.parent} ({error.strerror})") from None
+    reason = files.writable_directory(target.parent)
+    if reason is not None:
+        raise OutputError(f"{option} {target}: cannot write in {target.parent} ({reason}); choose another place")
 
 
 def _replace(building: Path, target: Path) -> None:

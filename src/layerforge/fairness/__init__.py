@@ -99,6 +99,11 @@ def _measured(truth: np.ndarray, chosen: np.ndarray, probability: np.ndarray, gr
             "mean_probability": float(probability[inside].mean()),
             "observed_rate": float(truth[inside].mean()),
         }
+    if len(per_group) < 2:  # a disparity compares groups: one group has none, rather than a perfect score
+        only = next(iter(per_group), None)
+        return {"accuracy": float(np.mean(chosen == truth)) if len(truth) else float("nan"), "groups": per_group,
+                "disparities": {}, "note": f"these rows hold one group only ({only!r}): disparities compare two or "
+                                           "more groups, so none is measured"}
     measures = {"demographic_parity_difference": demographic_parity_difference,
                 "demographic_parity_ratio": demographic_parity_ratio,
                 "equalized_odds_difference": equalized_odds_difference}
@@ -235,6 +240,9 @@ def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demograph
         return *_scored(run, frame, positive), _groups(frame[column])
 
     truth, probability, groups = scored(fit_on)
+    if len(set(groups)) < 2:
+        raise DataError(f"--sensitive {column}: the {PARTS[fit_on]} rows hold one group only ({groups[0]!r}); "
+                        "per-group thresholds need two or more groups to treat alike")
     for group in sorted(set(groups)):
         if constraint == "equalized_odds" and truth[groups == group].all():
             raise DataError(f"--sensitive {column}: group {group!r} has only '{positive}' rows among the "

@@ -28,6 +28,9 @@ from ..run.directory import Run
 from ..training.adversarial import METHODS, NORMS, Budget, perturb
 
 CURVE, EXAMPLES = Robustness.pictures
+# the largest budget that means something in each unit: a whole pixel range, or 10,000 standard
+# deviations (beyond, the numbers overflow before they say anything)
+LARGEST_EPS = {"pixels in [0, 1]": 1.0, None: 1e4}
 SWEEPS = {"pixels in [0, 1]": [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3],
           "standardised values": [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]}
 
@@ -65,8 +68,10 @@ def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[floa
     if not run.manifest.rows.get("test"):
         raise DataError("this run has no test rows to attack (data.split.test is 0)")
     budgets = SWEEPS[perturbation.units] if eps is None else ([eps] if isinstance(eps, (int, float)) else list(eps))
-    if any(not math.isfinite(e) or e < 0 for e in budgets):
-        raise DataError(f"--eps: expected numbers >= 0, got {budgets}")
+    largest = LARGEST_EPS.get(perturbation.units, LARGEST_EPS[None])
+    if any(not math.isfinite(e) or e < 0 or e > largest for e in budgets):
+        raise DataError(f"--eps: expected numbers from 0 to {largest:g} ({perturbation.units}), got "
+                        f"{', '.join(f'{e:g}' for e in budgets)}")
     model = run.model.cpu().eval()
     inputs, y = as_tensors(run.held_out("test"), task, "cpu")
     budget = Budget.of(perturbation, "cpu")
@@ -81,6 +86,7 @@ def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[floa
             return float(task.evaluate(model, rows, y, loss_fn)[metric])
 
     examples = None
+    clean = score(inputs)
     for value in sorted(set(budgets)):
         point = {"eps": value}
         for name in dict.fromkeys(["fgsm", method]):
@@ -92,13 +98,14 @@ def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[floa
         found.points.append(point)
         if log:
             log(f"eps {value:g}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "eps"))
-    found.checks = _checks(found, task)
+    found.checks = _checks(found, task, clean)
     _write(found, run, inputs, examples)
     return found
 
 
-def _checks(found: Attacked, task) -> dict[str, Any]:
-    """Whether the attack was strong enough to trust its numbers."""
+def _checks(found: Attacked, task, clean: float) -> dict[str, Any]:
+    """Whether the attack was strong enough to trust its numbers (``clean``: the metric on the
+    rows unattacked)."""
     higher = task.higher_is_better(found.metric)
     checks: dict[str, Any] = {}
     if found.method != "fgsm":
@@ -108,12 +115,16 @@ def _checks(found: Attacked, task) -> dict[str, Any]:
         if worse:
             checks["weaker_at"] = worse
     largest = found.points[-1]
+    checks["clean_metric"] = clean
     if task.classes and largest["eps"] > 0:
-        chance = 1.0 / len(task.classes)
+        at_chance = max(0.1, 1.5 / len(task.classes))
         value = largest[found.method]
         checks["largest_eps"] = largest["eps"]
         checks["metric_at_largest_eps"] = value
-        checks["falls_to_chance"] = bool(value <= max(0.1, 1.5 * chance))
+        if clean <= at_chance:  # nothing to fall from: the check cannot say whether gradients are masked
+            checks["clean_at_chance"] = True
+        else:
+            checks["falls_to_chance"] = bool(value <= at_chance)
     return checks
 
 

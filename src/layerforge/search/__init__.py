@@ -124,8 +124,14 @@ def _spec(source: Any, overrides) -> tuple[dict, Any]:
     if spec.search is None:
         raise SpecError("the spec has no search section: add `search: {space: {...}}` (or architecture: true) to "
                         "say what to search", source=str(source) if base_dir else None)
-    if base_dir is not None and spec.data.path and not Path(spec.data.path).is_absolute():
-        raw.setdefault("data", {})["path"] = str((base_dir / spec.data.path).resolve())
+    if spec.data.path:  # validated: the absolute path of the file the spec means
+        raw.setdefault("data", {})["path"] = spec.data.path
+    model = raw.get("model")
+    if isinstance(model, dict):  # the runs and models named by folder, as this process finds them
+        for key in ("init_from", "source"):
+            value = model.get(key)
+            if isinstance(value, str) and not Path(value).expanduser().is_absolute() and Path(value).is_dir():
+                model[key] = str(Path(value).resolve())
     return raw, spec
 
 

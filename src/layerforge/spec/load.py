@@ -295,9 +295,12 @@ def _expected(error: dict) -> str | None:
     bounds = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", "less_than_equal": "≤"}
     if kind in bounds:
         limit = next(iter(ctx.values()))
+        noun = "a number" if isinstance(limit, float) else _kind(value)  # a float's bound: any number
         if isinstance(limit, float) and limit.is_integer():
             limit = int(limit)
-        return f"{_kind(value)} {bounds[kind]} {limit}"
+        return f"{noun} {bounds[kind]} {limit}"
+    if kind == "finite_number":
+        return "a finite number"
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         return expected if " " not in expected else f"one of {expected}"
@@ -339,13 +342,23 @@ def _family(raw: Any) -> type[BaseModel]:
     return FAMILIES[family].config if isinstance(family, str) and family in FAMILIES else FamilyConfig
 
 
+def _keyed(annotation: Any) -> bool:
+    """Whether an annotation is a mapping from keys a user chooses to sections."""
+    for arg in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(arg) is dict and _models_in(typing.get_args(arg)[-1]):
+            return True
+    return False
+
+
 def _walk(loc: tuple, raw: Any = None) -> tuple[str, type[BaseModel] | None]:
     """Turn a pydantic error location into a spec path, dropping union-member tags.
 
     Returns the path and the model class the location ends in (for unknown-key hints).
     """
     path, models = "", [Spec]
-    for part in loc:
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
         if isinstance(part, int):
             path += f"[{part}]"
             continue
@@ -358,7 +371,10 @@ def _walk(loc: tuple, raw: Any = None) -> tuple[str, type[BaseModel] | None]:
             models = tagged  # e.g. 'cnn' in ('model', 'cnn', 'channels'): a union member's tag
         elif holder is not None:
             path += f".{part}" if path else part
-            models = _models_in(holder.model_fields[part].annotation)
+            annotation = holder.model_fields[part].annotation
+            models = _models_in(annotation)
+            if _keyed(annotation) and parts:  # the next part is a key the user chose, e.g. a searched key
+                path += f".{parts.pop(0)}"
         elif not models or (part[:1].islower() and ("[" in part or part in _TAGS)):
             continue  # a scalar union member's tag such as 'int' or "literal['full']"
         else:

@@ -8,6 +8,7 @@ completely before anything is built. The model section is the chosen family's co
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,7 +28,17 @@ from .. import tasks
 from ..data.builtin import DATASETS
 from ..data.kinds import KINDS
 from ..errors import unknown_name
-from ..fields import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, known, problem, raise_first
+from ..fields import (
+    FiniteFloat,
+    FinitePositiveFloat,
+    Fraction,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    known,
+    problem,
+    raise_first,
+)
 from ..fields import Section as _Section
 from ..models import FAMILIES
 from ..models.configs import FamilyConfig, MLPConfig
@@ -389,8 +400,8 @@ class Distribution(_Section):
     ``log_uniform``, ``int_uniform``, ``log_int_uniform``: [low, high]) or ``choice`` (a list
     of values, any of which the key accepts)."""
 
-    uniform: tuple[float, float] | None = None
-    log_uniform: tuple[PositiveFloat, PositiveFloat] | None = None
+    uniform: tuple[FiniteFloat, FiniteFloat] | None = None
+    log_uniform: tuple[FinitePositiveFloat, FinitePositiveFloat] | None = None
     int_uniform: tuple[int, int] | None = None
     log_int_uniform: tuple[PositiveInt, PositiveInt] | None = None
     choice: Annotated[list[Any], Field(min_length=1)] | None = None
@@ -406,6 +417,8 @@ class Distribution(_Section):
             if not low < high:
                 raise problem(f"expected low < high, got [{low}, {high}]; a fixed value belongs in the spec itself",
                               given[0])
+            if not math.isfinite(float(high) - float(low)):
+                raise problem(f"the range [{low}, {high}] is wider than a number can hold; narrow it", given[0])
         return self
 
     @property
