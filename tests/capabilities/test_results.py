@@ -91,3 +91,25 @@ def test_each_capability_says_what_it_applies_to(examined, tmp_path):
     with pytest.raises(lf.DataError, match="explanations are for classification and regression runs; this run "
                                            "does reconstruction"):
         lf.explain(codes)
+
+
+def test_failed_checks_are_said_as_warnings_with_what_they_mean():
+    from layerforge.capabilities import Explanation, Robustness
+
+    shallow = Explanation(method="saliency", rows=10, importance={"x": 1.0},
+                          checks={"randomisation_rank_correlation": 0.93, "depends_on_weights": False})
+    assert "do not trust it" in shallow.warnings()[0] and "0.93" in shallow.warnings()[0]
+    assert Explanation(method="saliency", rows=10, importance={"x": 1.0},
+                       checks={"randomisation_rank_correlation": 0.1, "depends_on_weights": True}).warnings() == []
+    weak = Robustness(metric="accuracy", units="standardised values", method="pgd", norm="linf", steps=2, rows=9,
+                      checks={"stronger_than_fgsm": False, "weaker_at": [0.5], "falls_to_chance": False,
+                              "metric_at_largest_eps": 0.8})
+    said = weak.warnings()
+    assert len(said) == 2 and "try more --steps" in said[0] and "gradients may be masked" in said[1]
+
+
+def test_explaining_a_regression_with_a_target_class_is_refused(tmp_path):
+    values = lf.train({"data": {"dataset": "diabetes"}, "model": {"layers": [4]}, "train": {"epochs": 1}},
+                      runs_dir=tmp_path)
+    with pytest.raises(lf.DataError, match="--target: this run does regression, which has no classes"):
+        lf.explain(values, target="yes", rows=5)

@@ -154,3 +154,17 @@ def test_the_command_prints_intervals_and_how_to_ensemble(tmp_path):
                            str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "95% interval" in done.stdout and "val accuracy" in done.stdout and "layerforge ensemble" in done.stdout
+
+
+def test_intervals_stay_within_the_metrics_range_and_say_when_they_were_cut():
+    from layerforge import tasks
+    from layerforge.evaluation.cv import interval
+
+    classification = tasks.get("classification")
+    accuracy = interval([0.98, 1.0, 0.95, 1.0, 0.99], classification.bounds_of("accuracy"))
+    assert accuracy["ci95"][1] == 1.0 and accuracy["clipped_to"] == [0.0, 1.0] and accuracy["ci95"][0] > 0.95
+    loss = interval([0.001, 0.02, 0.0005, 0.04, 0.002], classification.bounds_of("loss"))
+    assert loss["ci95"][0] == 0.0 and loss["clipped_to"] == [0.0, None]
+    inside = interval([0.5, 0.6, 0.55], classification.bounds_of("accuracy"))
+    assert "clipped_to" not in inside and inside["ci95"][0] > 0.4
+    assert interval([0.98, 1.0, 0.95], tasks.get("regression").bounds_of("r2"))["ci95"][1] == 1.0

@@ -9,6 +9,7 @@ import pytest
 
 import layerforge as lf
 from layerforge.data.prepare import load_source
+from layerforge.evaluation.ensemble import build_ensemble
 from layerforge.spec.load import load_spec
 
 from ..conftest import tiny_spec
@@ -136,3 +137,15 @@ def test_an_ensemble_exports_and_serves_what_it_predicts(spec, tmp_path):
                 assert found == list(ours[ours.columns[0]])
             info = client.get("/v1/models/e").json()["versions"]
             assert (info["graph_sha256"] is None) == (backend == "torch")
+
+
+def test_the_same_model_twice_is_not_an_ensemble(tmp_path):
+    import shutil
+
+    run = lf.train({"data": {"dataset": "iris"}, "model": {"layers": [4]}, "train": {"epochs": 1}}, runs_dir=tmp_path)
+    with pytest.raises(lf.DataError, match="is given twice: an ensemble combines different models"):
+        build_ensemble([run.path, run.path], runs_dir=tmp_path / "ens")
+    shutil.copytree(run.path, tmp_path / "copy")
+    with pytest.raises(lf.DataError, match="hold the same weights"):
+        build_ensemble([run.path, tmp_path / "copy"], runs_dir=tmp_path / "ens")
+    assert not (tmp_path / "ens").exists()

@@ -250,3 +250,22 @@ def test_best_yaml_of_a_spec_with_a_relative_data_path_trains_from_anywhere(tmp_
                                "--quiet"], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         assert yaml.safe_load(best.read_text())["data"]["path"] == str(tmp_path / "project" / "data" / "rows.csv")
+
+
+def test_a_study_name_that_is_not_a_plain_name_is_refused(tmp_path):
+    for name in ("../escaped", "a/b", "..", ".hidden", "x/../../y"):
+        with pytest.raises(SpecError, match="--study: .* is not a plain name"):
+            lf.tune(_spec(trials=1), study=name, runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_study_continued_with_an_edited_search_is_refused(tmp_path):
+    lf.tune({**_spec(trials=1), "train": {"epochs": 1}}, runs_dir=tmp_path)
+    kept = (tmp_path / "iris-search" / "spec.yaml").read_text()
+    edited = {**_spec(trials=1), "train": {"epochs": 1}}
+    edited["search"]["space"]["train.optimizer.lr"] = {"log_uniform": [0.5, 0.9]}
+    with pytest.raises(SpecError, match="study 'iris-search' was started from another spec"):
+        lf.tune(edited, runs_dir=tmp_path)
+    assert (tmp_path / "iris-search" / "spec.yaml").read_text() == kept  # the study's spec is untouched
+    more = lf.tune({**_spec(trials=1), "train": {"epochs": 1}}, trials=1, runs_dir=tmp_path)  # more trials: fine
+    assert sum(more.counts.values()) == 2

@@ -45,6 +45,10 @@ class Result(BaseModel):
         """What the console and the report show of it."""
         raise NotImplementedError
 
+    def warnings(self) -> list[str]:
+        """What its failed checks mean, one sentence each (the console prints them as warnings)."""
+        return []
+
     def write(self) -> Path:
         """Write the record into ``path`` (created if needed); returns the file."""
         if not self.path.is_dir():
@@ -236,6 +240,21 @@ class Explanation(Result):
         header = ["input", "mean |attribution|"] + (["permutation importance"] if self.permutation else [])
         return [Note(" ".join(said)), Table(header, [row[:len(header)] for row in rows])]
 
+    def warnings(self) -> list[str]:
+        return _explanation_warnings(self.checks)
+
+
+def _explanation_warnings(checks: dict[str, Any]) -> list[str]:
+    said = []
+    if checks.get("depends_on_weights") is False:
+        said.append(f"the explanation barely depends on what the network learned (rank correlation "
+                    f"{checks.get('randomisation_rank_correlation', float('nan')):.2f} with the same network given "
+                    "random weights): it reflects the inputs more than the model; do not trust it")
+    if checks.get("completeness_delta_max", 0) > 0.05:
+        said.append(f"the attributions miss the output's change from the baseline by up to "
+                    f"{checks['completeness_delta_max']:.1%}: they are approximate for some rows")
+    return said
+
 
 class Robustness(Result):
     """An attack's results: per epsilon the headline metric under FGSM and under the method."""
@@ -278,6 +297,16 @@ class Robustness(Result):
             if self.path is not None and (self.path / name).is_file():
                 blocks.append(Picture(name, (self.path / name).read_bytes()))
         return blocks
+
+    def warnings(self) -> list[str]:
+        checks, said = self.checks, []
+        if checks.get("stronger_than_fgsm") is False:
+            said.append(f"PGD was weaker than FGSM at epsilon {checks.get('weaker_at')}: the attack did not converge "
+                        "there, and its numbers flatter the model; try more --steps")
+        if checks.get("falls_to_chance") is False:
+            said.append(f"at the largest epsilon {self.metric} stays at {checks.get('metric_at_largest_eps', 0):.3f}, "
+                        "above chance: the gradients may be masked, and the model may be weaker than it looks")
+        return said
 
 
 # -- export ----------------------------------------------------------------------------------------

@@ -160,6 +160,8 @@ def checked_and_reported(run: Path, result) -> None:
     show(result.blocks(), console)
     for key, value in result.checks.items():
         console.print(f"check {key}: {value}", markup=False)
+    for said in result.warnings():
+        console.print(styled("warning:", "bold yellow", f" {said}"), soft_wrap=True)
     guard(lambda: build_report(run))
     console.print(f"results: {result.path} (and the report's {result.title} section)", markup=False)
 

@@ -48,5 +48,8 @@ def evaluate(
     console = make_console()
     through = "" if backend is Backend.torch else f", through its {'int8 ' if int8 else ''}ONNX export"
     console.print(f"{run.name} on {label} ({metrics.pop('rows')} rows{through})", markup=False)
-    console.print(metrics_table({"test": metrics}))
+    table = metrics_table({"test": metrics})
+    if data is not None:
+        table.columns[1].header = data.name  # the rows scored are the file's, not the run's test split
+    console.print(table)
 

@@ -47,22 +47,39 @@ class CrossValidated(RunGroup):
 
     def blocks(self) -> list[Block]:
         """Each metric's mean, spread and 95% interval over the folds (the console and pages)."""
-        rows = [[f"{split} {name}", entry["mean"], entry["std"],
-                 "-" if entry["ci95"][0] is None or math.isnan(entry["ci95"][0])
-                 else f"{entry['ci95'][0]:.4f} to {entry['ci95'][1]:.4f}"]
+        def said(entry) -> str:
+            low, high = entry["ci95"]
+            if low is None or math.isnan(low):
+                return "-"
+            cut = " (cut at the metric's range)" if entry.get("clipped_to") else ""
+            return f"{low:.4f} to {high:.4f}{cut}"
+
+        rows = [[f"{split} {name}", entry["mean"], entry["std"], said(entry)]
                 for split, metrics in self.summary.items() for name, entry in metrics.items()]
         return [Table(["metric", "mean", "std", "95% interval"], rows, title=f"{len(self.runs)} folds")]
 
 
-def interval(values: list[float]) -> dict[str, Any]:
-    """Mean, sample standard deviation and the 95% interval of the mean (Student's t)."""
+def interval(values: list[float], bounds: tuple[float | None, float | None] = (None, None)) -> dict[str, Any]:
+    """Mean, sample standard deviation and the 95% interval of the mean (Student's t), cut at
+    the metric's ``bounds`` (its lowest and highest possible values; None: unbounded), with
+    ``clipped_to`` saying so when it was."""
     from scipy import stats
 
     n = len(values)
     mean = float(np.mean(values))
     std = float(np.std(values, ddof=1)) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else float("nan")
-    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "values": values}
+    low, high = mean - half, mean + half
+    floor, ceiling = bounds
+    clipped = (floor is not None and low < floor) or (ceiling is not None and high > ceiling)
+    if floor is not None:
+        low = max(low, floor)
+    if ceiling is not None:
+        high = min(high, ceiling)
+    found = {"mean": mean, "std": std, "ci95": [low, high], "values": values}
+    if clipped:  # Student's t does not know the metric's range: its interval is cut at the range's ends
+        found["clipped_to"] = [floor, ceiling]
+    return found
 
 
 def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
@@ -133,7 +150,7 @@ def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
     for split, metrics in found.values().items():
         for name, values in metrics.items():
             found.summary.setdefault(split, {})[name] = interval(
-                [float(v) for v in values if v is not None and math.isfinite(v)])
+                [float(v) for v in values if v is not None and math.isfinite(v)], task_class.bounds_of(name))
     write_json(folder / SUMMARY, {"spec": base.name, "folds": folds, "repeats": repeats,
                                   "plan": found.runs[0].manifest.split.plan if found.runs[0].manifest.split else None,
                                   "runs": [run.path.name for run in found.runs], "headline": found.headline,

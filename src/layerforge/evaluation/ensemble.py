@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, DataError
-from ..files import make_dir, read_json, remove, rename, write_json
+from ..files import make_dir, read_json, remove, rename, sha256_file, write_json
 from ..run.directory import Run
 from ..run.ensemble import MEMBERS, EnsemblePredictor, same_task, score_on_shared_rows
 from ..run.manifest import EnsembleRecord
@@ -52,6 +52,15 @@ def build_ensemble(runs: list[str | Path | Run], *, runs_dir: str | Path = "runs
     runs = [run if isinstance(run, Run) else Run(run) for run in runs]
     if len(runs) < 2:
         raise DataError(f"an ensemble needs at least two runs, got {len(runs)}")
+    seen: dict[str, Path] = {}
+    for run in runs:  # the same model twice would be counted as two opinions
+        weights = run.path / "model.safetensors"
+        digest = sha256_file(weights) if weights.is_file() else str(run.path.resolve())
+        if digest in seen:
+            same = "is given twice" if seen[digest].resolve() == run.path.resolve() else \
+                f"and {seen[digest]} hold the same weights"
+            raise DataError(f"{run.path} {same}: an ensemble combines different models; give each run once")
+        seen[digest] = run.path
     same_task([run.manifest for run in runs], [str(run.path) for run in runs])
     for run in runs:
         run.predictor  # noqa: B018 -- a run without final weights fails here, before anything is written

@@ -236,6 +236,9 @@ def _targets(task, answers: torch.Tensor, target) -> tuple[torch.Tensor, list]:
     """The output explained for each row: the predicted class, ``target``, or a regression's
     first output."""
     if not task.classes:
+        if target is not None:
+            raise DataError(f"--target: this run does {task.name}, which has no classes to choose from; its "
+                            "predicted value is explained (leave out --target)")
         return torch.zeros(len(answers), dtype=torch.long), ["output"] * len(answers)
     if target is None:
         chosen = answers.argmax(dim=1)

@@ -25,6 +25,7 @@ import copy
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -80,12 +81,11 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
     raw, spec_obj = _spec(spec, overrides)
     search = spec_obj.search
     name = study or spec_obj.name
+    if not STUDY_NAME.fullmatch(name) or name in (".", ".."):
+        raise SpecError(f"--study: {name!r} is not a plain name (letters, digits, '.', '_' and '-', starting with a "
+                        "letter or digit); the study's folder is made under --runs-dir with this name")
     folder = usable_runs_dir(Path(runs_dir) / name)
     spec_path = folder / SPEC
-    if worker == 0:
-        import yaml
-
-        atomic_write(spec_path, yaml.safe_dump(raw, sort_keys=False))
     url = storage or f"sqlite:///{(folder / STUDY_DB).resolve()}"
     metric, direction = _objective_of(spec_obj)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial has its own line (log)
@@ -94,7 +94,17 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
     if study_obj.user_attrs.get("metric", metric) != metric:
         raise SpecError(f"study {name!r} was searching {study_obj.user_attrs['metric']}, not {metric}; use another "
                         "--study name")
+    digest = _searched_digest(raw)
+    if study_obj.user_attrs.get("spec_sha256", digest) != digest:
+        raise SpecError(f"study {name!r} was started from another spec (its search or training settings differ; the "
+                        f"spec it searches is {spec_path}): its trials would mix two searches. Continue it with that "
+                        "spec, or start a new study with --study NAME")
     study_obj.set_user_attr("metric", metric)
+    study_obj.set_user_attr("spec_sha256", digest)
+    if worker == 0:
+        import yaml
+
+        atomic_write(spec_path, yaml.safe_dump(raw, sort_keys=False))
     total = trials or search.trials
     shares = [total // jobs + (i < total % jobs) for i in range(jobs)]
     children = [_spawn(spec_path, share, timeout, url, name, runs_dir, i)
@@ -112,6 +122,22 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
         raise LayerforgeError(f"{sum(1 for c in children if c.returncode)} of {len(children)} worker processes "
                               "failed; their trials are recorded in the study")
     return summarise(study_obj, folder, metric, direction, raw)
+
+
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _searched_digest(raw: dict) -> str:
+    """SHA-256 of what a study searches: the spec but for how many trials a command runs and for
+    how long (``search.trials``, ``search.timeout``), which each command may change."""
+    import hashlib
+    import json
+
+    body = copy.deepcopy(raw)
+    if isinstance(body.get("search"), dict):
+        for key in ("trials", "timeout"):
+            body["search"].pop(key, None)
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 def _spec(source: Any, overrides) -> tuple[dict, Any]:

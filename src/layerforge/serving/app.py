@@ -80,8 +80,8 @@ def _words(item: dict, column: str | None, row: int | None) -> str:
                 "categories to an unknown bucket with data.unknown_categories: bucket (--unknown-categories bucket)")
     if kind.startswith(("float", "finite", "bool")):
         expected = "true/false values" if kind.startswith("bool") else "numbers"
-        return (f"column '{column}': expected {expected}, found {value!r}{where}; fix the values or declare the "
-                "column categorical (data.categorical)")
+        return (f"column '{column}': expected {expected}, found {value!r}{where}; send {expected} in this column, "
+                "as the model was trained on")
     return f"column '{column}'{where}: {item['msg']}"
 
 

@@ -99,6 +99,8 @@ class Task(ABC):
     ensembles: ClassVar[bool] = False
     attacks: ClassVar[bool] = False
     explains: ClassVar[bool] = False
+    # the lowest and highest value each metric can take (None: unbounded), where it has them
+    metric_bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
 
     classes: list | None = None
 
@@ -265,6 +267,11 @@ class Task(ABC):
     def generate(self, model, encoder, prompt: str, length: int, temperature: float, top_k: int | None,
                  seed: int) -> str:
         raise DataError("generate is for language-model runs (a causal transformer on a text corpus)")
+
+    @classmethod
+    def bounds_of(cls, metric: str) -> tuple[float | None, float | None]:
+        """The range of ``metric``'s values ((None, None) when the task does not know one)."""
+        return cls.metric_bounds.get(metric, (None, None))
 
     def decoding(self) -> Decoding:
         """How this task's outputs become answers (``layerforge.decodings``): what ``predict``,

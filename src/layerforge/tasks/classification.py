@@ -31,6 +31,8 @@ class ClassificationTask(Task):
     target_form = "classes"
     manifest_fields = ("classes",)
     metrics = {"accuracy": True, "f1_macro": True, "roc_auc": True, "nll": False, "ece": False, "brier": False}
+    metric_bounds = {"accuracy": (0.0, 1.0), "f1_macro": (0.0, 1.0), "roc_auc": (0.0, 1.0), "ece": (0.0, 1.0),
+                     "nll": (0.0, None), "brier": (0.0, 2.0), "loss": (0.0, None)}
     headline = "accuracy"
     example = {"data": {"dataset": "iris"}, "model": {"type": "mlp", "layers": [8]}}
     stratify = True

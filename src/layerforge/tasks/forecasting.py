@@ -26,6 +26,7 @@ class ForecastTask(Task):
     trains_on = "future"
     target_form = "values"
     metrics = {"mae": False, "rmse": False, "mape": False}
+    metric_bounds = {"mae": (0.0, None), "rmse": (0.0, None), "mape": (0.0, None)}
     headline = "mape"
     example = {"data": {"dataset": "airline", "lookback": 12, "horizon": 3, "test_size": 12},
                "model": {"type": "mlp", "layers": [8]}}

@@ -22,6 +22,7 @@ class RegressionTask(Task):
     target_form = "values"
     manifest_fields = ("target_scaling",)
     metrics = {"mse": False, "mae": False, "r2": True}
+    metric_bounds = {"mse": (0.0, None), "mae": (0.0, None), "r2": (None, 1.0)}
     headline = "r2"
     example = {"data": {"dataset": "diabetes"}, "model": {"type": "mlp", "layers": [8]}}
     ensembles = True
