@@ -311,3 +311,29 @@ def test_int8_keeps_the_default_digits_mlp_small_and_accurate(runs_dir):
     assert int8["kept"], int8.get("why")
     assert int8["size_ratio"] <= 0.31 and int8["drop"]["value"] <= 1.0
     assert load(folder, int8=True).predict_proba(np.zeros((3, 64))).shape == (3, 10)
+
+
+def test_int8_is_slower_only_when_every_round_says_so_by_more_than_noise():
+    from layerforge.export.quantize import is_slower
+
+    def rounds(*p50s):
+        return [{"1": {"p50_ms": value}} for value in p50s]
+
+    floats = rounds(0.0087, 0.0087, 0.0090, 0.0085, 0.0088)
+    assert not is_slower(floats, rounds(0.0108, 0.0110, 0.0105, 0.0109, 0.0108), "1")  # 2 us a call: noise
+    assert is_slower(rounds(0.20, 0.21, 0.19, 0.20, 0.20), rounds(0.30, 0.31, 0.29, 0.30, 0.30), "1")
+    assert not is_slower(rounds(0.20, 0.21, 0.19, 0.20, 0.20), rounds(0.30, 0.31, 0.20, 0.30, 0.30), "1")
+
+
+def test_keep_int8_keeps_a_smaller_accurate_model_that_is_slower(runs_dir, monkeypatch):
+    from layerforge.export import quantize
+
+    monkeypatch.setattr(quantize, "is_slower", lambda *args: True)  # a machine where int8 loses every round
+    run = lf.train({"data": {"dataset": "digits"}, "model": {"layers": [64]}, "train": {"epochs": 3}},
+                   runs_dir=runs_dir)
+    refused = json.loads((run.export(quantize="int8") / "parity.json").read_text())["int8"]
+    assert not refused["kept"] and "slower than the float model in every round" in refused["why"]
+    assert "--keep-int8 keeps it for its size" in refused["why"]
+    kept = json.loads((run.export(quantize="int8", keep_int8=True) / "parity.json").read_text())["int8"]
+    assert kept["kept"] and kept["kept_for"].startswith("its size (--keep-int8)")
+    assert load(run.path / "export", int8=True).predict_proba(np.zeros((2, 64))).shape == (2, 10)

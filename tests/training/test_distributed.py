@@ -105,3 +105,39 @@ def test_a_gan_is_refused_in_several_processes(tmp_path):
     done = _layerforge("train", tmp_path / "spec.yaml", "--nproc", 2, "--runs-dir", tmp_path / "runs")
     out, err = done.communicate(timeout=300)
     assert done.returncode != 0 and "--nproc: data-parallel training trains one network" in out + err
+
+
+def _rank_process(launcher: int, rank: int) -> int | None:
+    """The training process of ``rank`` under the launcher ``launcher`` (read from /proc)."""
+    for pid in _descendants(launcher):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and pid != launcher:
+            return pid
+    return None
+
+
+def test_a_killed_process_is_said_in_one_line_with_the_command_that_resumes(tmp_path):
+    spec = {**SPEC, "train": {**SPEC["train"], "epochs": 30, "batch_size": 8}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    training = _layerforge("train", tmp_path / "spec.yaml", "--nproc", 2, "--runs-dir", tmp_path / "runs", "--quiet")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list((tmp_path / "runs").glob("*/checkpoints/epoch-*")):
+        time.sleep(0.02)
+    os.kill(_rank_process(training.pid, 1), signal.SIGKILL)
+    out, err = training.communicate(timeout=120)
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert training.returncode == 1 and "Traceback" not in err and len(err.strip().splitlines()) <= 2, err[-3000:]
+    assert "training process 2 of 2 (rank 1) was killed by SIGKILL; the others were stopped" in err
+    assert f"Resume from the last checkpoint: layerforge train --resume {run} --nproc 2" in err
+
+
+def test_more_processes_than_cores_are_refused_with_the_count(tmp_path):
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(SPEC))
+    cores = os.cpu_count()
+    done = _layerforge("train", tmp_path / "spec.yaml", "--nproc", cores + 1, "--runs-dir", tmp_path / "runs")
+    out, err = done.communicate(timeout=120)
+    assert done.returncode == 2 and f"--nproc {cores + 1}: this machine has {cores} CPU cores" in err
+    assert not (tmp_path / "runs").exists()

@@ -351,7 +351,8 @@ class ExportParity(Result):
         if rows:
             blocks.append(Table(["model", "batch", "p50 ms", "p99 ms", "rows/s"], rows))
         if int8:
-            blocks.append(Note(f"int8 kept: {int8['size_ratio']:.2f} of the float size" if int8.get("kept")
+            kept_for = f"; kept for {int8['kept_for']}" if int8.get("kept_for") else ""
+            blocks.append(Note(f"int8 kept: {int8['size_ratio']:.2f} of the float size{kept_for}" if int8.get("kept")
                                else f"int8 not kept: {int8.get('why', '')}"))
         return blocks
 

@@ -17,6 +17,7 @@ def export(
     opset: int | None = typer.Option(None, "--opset", min=7, help="ONNX opset (default: the exporter's, 17 or 18)."),
     out: Path | None = typer.Option(None, "--out", help="Folder to write (default: RUN/export)."),
     max_drop: float = typer.Option(1.0, "--max-drop", min=0, help="Largest headline-metric loss int8 may cost: points for accuracy-like metrics, else percent."),
+    keep_int8: bool = typer.Option(False, "--keep-int8", help="Keep an int8 model that is as accurate and smaller even when it is slower."),
 ) -> None:
     """Export a run to ONNX with its parity proven on the run's own rows (RUN/export)."""
     training_stack()
@@ -30,7 +31,7 @@ def export(
     def call():
         loaded = load_run(run)
         folder = loaded.export(quantize=quantize and quantize.value, opset=opset, out=out, max_drop=max_drop,
-                               log=lambda line: console.print(line, markup=False))
+                               keep_int8=keep_int8, log=lambda line: console.print(line, markup=False))
         if folder == loaded.path / EXPORT_DIR and (loaded.path / "report.html").is_file():
             try:
                 build_report(loaded.path)

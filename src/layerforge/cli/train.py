@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import typer
@@ -19,7 +17,7 @@ def train(
     runs_dir: Path = RUNS_DIR,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the run directory."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Train under this many seeds (the spec's, then the next) and report each metric's median, range and worst seed."),
-    nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel training in this many processes on this machine (torchrun; Gloo on CPUs, NCCL on GPUs)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel training in this many processes on this machine (Gloo on CPUs, NCCL on GPUs)."),
 ) -> None:
     """Train a network from a spec and write its run directory."""
     if spec is not None and resume is not None:
@@ -39,7 +37,7 @@ def train(
         _launch(nproc, spec, set_, resume, runs_dir, quiet)
         return
     if os.environ.get("RANK", "0") != "0":  # another process of data-parallel training: the first one speaks
-        guard(lambda: train_run(spec, overrides=set_, runs_dir=runs_dir, resume=resume))
+        _with_peers(lambda: guard(lambda: train_run(spec, overrides=set_, runs_dir=runs_dir, resume=resume)))
         return
     if seeds > 1:
         if resume is not None:
@@ -53,8 +51,8 @@ def train(
                                                                             ": an MLP on the digits dataset"))
         console.print(f"training {what}")
     try:
-        run = guard(lambda: train_run(spec, overrides=set_, runs_dir=runs_dir, resume=resume,
-                                       progress=show_progress, console=console))
+        run = _with_peers(lambda: guard(lambda: train_run(spec, overrides=set_, runs_dir=runs_dir, resume=resume,
+                                                          progress=show_progress, console=console)))
     except TrainingInterrupted as interrupted:
         if interrupted.run_dir is None:
             fail(f"interrupted after epoch {interrupted.epoch}, before the first checkpoint: nothing was saved "
@@ -90,14 +88,33 @@ def train(
 
 def _launch(nproc: int, spec: Path | None, overrides: list[str], resume: Path | None, runs_dir: Path,
             quiet: bool) -> None:
-    """``layerforge train`` again in ``nproc`` processes under torchrun on this machine."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "layerforge", "train", *([str(spec)] if spec is not None else []),
-               *(part for override in overrides for part in ("--set", override)),
-               *(["--resume", str(resume)] if resume is not None else []), "--runs-dir", str(runs_dir),
-               *(["--quiet"] if quiet else [])]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
-    raise typer.Exit(subprocess.run(command, env=env).returncode)
+    """``layerforge train`` again in ``nproc`` processes on this machine (``training.launch``)."""
+    from ..training.launch import launch
+
+    cores = os.cpu_count() or 1
+    if nproc > cores:
+        fail(f"--nproc {nproc}: this machine has {cores} CPU cores; use at most {cores} processes", 2)
+    arguments = [*([str(spec)] if spec is not None else []),
+                 *(part for override in overrides for part in ("--set", override)),
+                 *(["--resume", str(resume)] if resume is not None else []), "--runs-dir", str(runs_dir),
+                 *(["--quiet"] if quiet else [])]
+    ended = launch(nproc, arguments, runs_dir, resume)
+    if ended.message:
+        fail(ended.message, ended.code)
+    raise typer.Exit(ended.code)
+
+
+def _with_peers(call):
+    """``call``, in a process of data-parallel training: losing another process of the group is
+    one line and ``PEER_LOST``, not the backend's traceback (the launcher says what happened)."""
+    from ..training.distributed import PEER_LOST, lost_peer
+
+    try:
+        return call()
+    except Exception as error:
+        if not lost_peer(error):
+            raise
+        fail("another training process stopped (the connection to it was lost); this one stops too", PEER_LOST)
 
 
 def _train_seeds(spec: Path | None, overrides: list[str], runs_dir: Path, seeds: int, quiet: bool) -> None:

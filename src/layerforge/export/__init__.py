@@ -31,7 +31,7 @@ EXPORT_DIR = ExportParity.folder
 
 
 def export_run(run, *, quantize: str | None = None, opset: int | None = None,
-               out: str | Path | None = None, max_drop: float = 1.0, log=None) -> Path:
+               out: str | Path | None = None, max_drop: float = 1.0, keep_int8: bool = False, log=None) -> Path:
     """Export a trained run (a ``layerforge.Run``) to ONNX (see the module's docstring) and
     return the folder. ``run.export(...)`` and ``layerforge export`` call it; the command also
     rebuilds report.html with an Export section.
@@ -44,6 +44,7 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
             new one is complete and proven. Anything else is refused and left as it is.
         max_drop: the largest loss of the headline metric an int8 model may cost, in points
             (hundredths) for metrics between 0 and 1 (accuracy, r2), in percent otherwise.
+        keep_int8: keep an int8 model that is as accurate and smaller even when it is slower.
         log: called with one line per step (progress); default: silent.
 
     Raises:
@@ -64,9 +65,9 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
     files.make_dir(building)
     try:
         if run.manifest.ensemble:
-            record = _write_ensemble(run, building, quantize, opset, max_drop, say)
+            record = _write_ensemble(run, building, quantize, opset, max_drop, say, keep_int8)
         else:
-            record = _write_single(run, building, quantize, opset, max_drop, say)
+            record = _write_single(run, building, quantize, opset, max_drop, say, keep_int8)
         record["pipeline"] = _proven_on_raw_rows(run, building, say)
         files.write_json(building / PARITY, files.sealed(record))
         _replace(building, target)
@@ -76,7 +77,7 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
     return target
 
 
-def _write_ensemble(run, building: Path, quantize, opset, max_drop, say) -> dict:
+def _write_ensemble(run, building: Path, quantize, opset, max_drop, say, keep_int8: bool = False) -> dict:
     """Each member exported into ``members/`` (its own codec, graphs and decoding), and a
     runtime.json that combines them as the ensemble's task does."""
     from ..run.store import answer_state
@@ -87,7 +88,7 @@ def _write_ensemble(run, building: Path, quantize, opset, max_drop, say) -> dict
         say(f"member {name}:")
         if not (building / name).parent.is_dir():
             files.make_dir((building / name).parent)
-        export_run(member, quantize=quantize, opset=opset, out=building / name, max_drop=max_drop,
+        export_run(member, quantize=quantize, opset=opset, out=building / name, max_drop=max_drop, keep_int8=keep_int8,
                    log=lambda line: say(f"  {line}"))
         members[name] = files.read_json(building / name / PARITY)
     manifest = run.manifest
@@ -99,7 +100,7 @@ def _write_ensemble(run, building: Path, quantize, opset, max_drop, say) -> dict
     return {"format": FORMAT, "run": str(run.path), "members": proven}
 
 
-def _write_single(run, building: Path, quantize, opset, max_drop, say) -> dict:
+def _write_single(run, building: Path, quantize, opset, max_drop, say, keep_int8: bool = False) -> dict:
     """Each graph the run's network offers, proven and timed, int8 versions when asked, and the
     runtime.json the runtime reads; returns parity.json's record."""
     from .onnx import OnnxModule, export_graph
@@ -151,7 +152,7 @@ def _write_single(run, building: Path, quantize, opset, max_drop, say) -> dict:
         from .quantize import quantize_graphs
 
         int8 = record["int8"] = quantize_graphs(run, graphs, rows, labelled, record.get("metrics"), building,
-                                                max_drop, say)
+                                                max_drop, say, keep_int8)
         if int8["kept"]:
             record["graphs"]["model"]["int8_file"] = "model.int8.onnx"
     if "model" in graphs and rows is not None:  # timed once: beside int8 when it was made

@@ -22,10 +22,18 @@ from .manifest import VersionRecord, read_manifest
 from .store import CHECKPOINTS, MODEL, REPORT, SPEC, answer_state, file_checksums, finished, new_run_dir
 
 
-def _carried(name: str) -> bool:
-    """Whether a file of the run (a path relative to it) goes into a new version."""
-    first = name.split("/", 1)[0]
-    return name not in (MODEL, REPORT, SPEC) and first not in RESULT_FOLDERS and first != CHECKPOINTS
+def _carried(run_dir: Path) -> list[str]:
+    """The run's files (paths relative to it) that go into a new version: all but model.json,
+    the spec and the report (written anew), its checkpoints and TensorBoard logs, hidden files,
+    and the capabilities' records."""
+    names = []
+    for path in sorted(run_dir.rglob("*")):
+        relative = path.relative_to(run_dir)
+        if (path.is_file() and relative.as_posix() not in (MODEL, REPORT, SPEC)
+                and not any(part.startswith(".") for part in relative.parts)
+                and relative.parts[0] not in {*RESULT_FOLDERS, CHECKPOINTS, "tensorboard"}):
+            names.append(relative.as_posix())
+    return names
 
 
 def _place(source: Path, target: Path) -> None:
@@ -51,13 +59,11 @@ def new_version(run, change: str, updates: dict[str, Any], write=None) -> Path:
         The new run directory (named after the run's spec with ``-v`` and a timestamp).
     """
     made_from = answer_state(run.path)
-    files = run.manifest.files or {}
     path = new_run_dir(run.path.parent, f"{run.spec.name}-v", spec=None)
     try:
         _place(run.path / SPEC, path / SPEC)
-        for name in files:
-            if _carried(name) and (run.path / name).is_file():
-                _place(run.path / name, path / name)
+        for name in _carried(run.path):
+            _place(run.path / name, path / name)
         if write is not None:
             write(path)
         record = VersionRecord(of=run.path.name, change=change, model_sha256=made_from[MODEL],

@@ -1,5 +1,5 @@
-"""Data-parallel training with torch.distributed, launched by ``torchrun`` (``layerforge train
-SPEC --nproc N`` launches it on one machine; ``torchrun ... -m layerforge train SPEC`` anywhere).
+"""Data-parallel training with torch.distributed (``layerforge train SPEC --nproc N`` launches it on
+one machine, ``training.launch``; ``torchrun ... -m layerforge train SPEC`` anywhere).
 
 Every process prepares the same rows and walks the same shuffled order; each global batch of
 ``train.batch_size`` rows is cut into one contiguous part per process, and each process's loss
@@ -17,6 +17,23 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import SpecError
+
+# the exit code of a process whose peer of data-parallel training went away (it says so in a line)
+PEER_LOST = 3
+
+
+def lost_peer(error: BaseException) -> bool:
+    """Whether ``error`` is this process losing another process of its group (killed, or failed):
+    the backend's error on a broken connection, in a process that trains with others."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch.distributed as dist
+
+    if isinstance(error, getattr(dist, "DistError", ())):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(
+        words in text for words in ("Connection reset by peer", "Connection closed by peer", "gloo", "NCCL"))
 
 
 @dataclass
