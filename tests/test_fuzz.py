@@ -414,3 +414,149 @@ def test_fuzzed_history_never_breaks_the_listing_and_is_refused_or_rebuilt(runs,
         assert resumed is not None  # the checkpoint holds the history: a damaged file is rewritten
         _resumed_equals(resumed, finished)
         assert read_jsonl(history, complete=True) == resumed.history
+
+
+# -- the commands on a finished run, and the files they write ---------------------------------------
+
+BOUNDS = st.one_of(NUMBERS, st.sampled_from([float("inf"), -float("inf"), 1e308, -1e308, 1e-300, 0.0, 0.5, "a"]))
+DISTRIBUTIONS = st.one_of(
+    st.sampled_from(["uniform", "log_uniform", "int_uniform", "log_int_uniform"]).flatmap(
+        lambda kind: st.fixed_dictionaries({kind: st.lists(BOUNDS, min_size=0, max_size=3)})),
+    st.dictionaries(st.sampled_from(["uniform", "log_uniform", "int_uniform", "log_int_uniform", "choice", "normal"]),
+                    st.one_of(st.lists(BOUNDS, max_size=3), JSON), max_size=2))
+SEARCHED = st.sampled_from(["train.optimizer.lr", "model.layers", "train.batch_size", "model.dropout", "nope.key",
+                            "train.epochs", "model.activation"])
+
+
+@budget(80)
+@given(space=st.dictionaries(SEARCHED, DISTRIBUTIONS, min_size=1, max_size=3), trials=NUMBERS)
+def test_fuzzed_search_spaces_validate_and_sample_or_name_their_problem(space, trials):
+    import optuna
+
+    from layerforge.search.space import sample
+
+    spec = {**IRIS, "search": {"space": space, "trials": trials}}
+    validated = ends_well("search space", lambda: load_spec(spec))
+    if validated is None:
+        return
+    trial = optuna.create_study().ask()
+    values = sample(trial, validated.search, validated.model)  # every validated range samples
+    for key, value in values.items():
+        distribution = space[key]
+        (kind, bounds), = distribution.items()
+        if kind != "choice":
+            assert bounds[0] <= value <= bounds[1] and math.isfinite(value)
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+    """A two-class run on a table with a group column, and its export."""
+    folder = tmp_path_factory.mktemp("people")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=240), "group": rng.choice(["a", "b", None], 240)})
+    frame["y"] = np.where(frame["x"] > 0, "yes", "no")
+    frame.to_csv(folder / "rows.csv", index=False)
+    run = lf.train({"data": {"path": str(folder / "rows.csv"), "target": "y"}, "model": {"layers": [4]},
+                    "train": {"epochs": 2, "report": False}}, runs_dir=folder / "runs")
+    run.export()
+    return run, frame
+
+
+@budget(20)
+@given(eps=st.lists(st.one_of(NUMBERS, st.sampled_from([1e308, 1e-300, float("nan")])), min_size=1, max_size=3),
+       steps=st.sampled_from([1, 2]), norm=st.sampled_from(["linf", "l2", "l3", ""]),
+       method=st.sampled_from(["pgd", "fgsm", "cw"]))
+def test_fuzzed_attack_options_measure_or_name_the_option(people, eps, steps, norm, method):
+    run, _ = people
+    found = ends_well("attack", lambda: lf.attack(run, eps=eps, steps=steps, norm=norm, method=method))
+    if found is not None:
+        assert [p["eps"] for p in found.points] == sorted(set(eps))
+        assert all(0.0 <= p[name] <= 1.0 for p in found.points for name in ("fgsm", method))
+
+
+@budget(20)
+@given(sensitive=st.lists(st.sampled_from(["group", "x", "y", "nope", ""]), max_size=2),
+       positive=st.one_of(st.none(), st.sampled_from(["yes", "no", "maybe", 1])),
+       limit=st.one_of(NUMBERS, st.just(-1.0)))
+def test_fuzzed_fairness_options_audit_or_name_the_option(people, sensitive, positive, limit):
+    run, _ = people
+    found = ends_well("fairness", lambda: lf.audit_fairness(run, sensitive, positive=positive, bootstrap=3,
+                                                            thresholds={"demographic_parity_difference": limit}))
+    if found is not None:
+        for measured in found.columns.values():
+            assert sum(g["rows"] for g in measured["groups"].values()) == found.rows
+            for entry in measured["disparities"].values():
+                assert entry["value"] is None or -1e-9 <= entry["value"] <= 1 + 1e-9
+
+
+@budget(12)
+@given(target=st.sampled_from(["absent", "empty", "file", "users", "runs", "run", "export", "nested"]))
+def test_fuzzed_export_targets_write_or_leave_everything_as_it_was(people, target, tmp_path_factory):
+    run, _ = people
+    place = tmp_path_factory.mktemp("out")
+    paths = {"absent": place / "new", "empty": place / "empty", "file": place / "file.csv", "users": place / "users",
+             "runs": run.path.parent, "run": run.path, "export": run.path / "export", "nested": place / "a" / "b"}
+    (place / "empty").mkdir()
+    (place / "file.csv").write_text("x\n1\n")
+    (place / "users").mkdir()
+    (place / "users" / "notes.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in [*place.rglob("*"), *run.path.parent.rglob("*")]
+              if p.is_file() and "export" not in p.parts and p.name != "report.html" and p.name != "model.json"}
+    folder = ends_well("export --out", lambda: run.export(out=paths[target]))
+    after = {p: p.read_bytes() for p in before if p.is_file()}
+    assert after == before  # nothing it did not write was changed or deleted
+    if folder is not None:
+        assert (folder / "runtime.json").is_file() and target in ("absent", "empty", "export", "nested")
+
+
+@budget(30)
+@given(data=st.data(), which=st.sampled_from(["runtime.json", "parity.json"]), reseal=st.booleans())
+def test_fuzzed_export_records_are_refused_or_answer_right(people, data, which, reseal, tmp_path_factory):
+    from layerforge import runtime
+    from layerforge.capabilities import ExportParity
+
+    run, frame = people
+    copy = _fresh(run.path / "export", tmp_path_factory)
+    original = json.loads((copy / which).read_text())
+    edited = data.draw(edits({k: v for k, v in original.items() if k != SEAL}))
+    (copy / which).write_text(json.dumps(sealed(edited) if reseal else {**edited, SEAL: original[SEAL]}))
+    rows = frame.drop(columns=["y"]).head(20)
+    if which == "parity.json":
+        found = ends_well("parity.json", lambda: ExportParity.read_in(copy))
+        if found is not None:
+            ends_well("parity.json", lambda: found.blocks())
+        return
+    answered = ends_well("runtime.json", lambda: runtime.load(copy).predict_proba(rows))
+    if answered is not None:
+        assert answered.shape == (20, 2) and np.isfinite(answered).all()
+        if not reseal:
+            np.testing.assert_array_equal(answered, runtime.load(run.path / "export").predict_proba(rows))
+
+
+@budget(10)
+@given(members=st.lists(st.sampled_from(["run", "run", "other", "missing", "file", "folder"]), max_size=4))
+def test_fuzzed_ensemble_member_lists_combine_or_name_the_member(people, runs, members, tmp_path_factory):
+    from layerforge.evaluation.ensemble import build_ensemble
+
+    run, _ = people
+    place = tmp_path_factory.mktemp("members")
+    (place / "file").write_text("not a run")
+    (place / "folder").mkdir()
+    paths = {"run": run.path, "other": runs[0].path, "missing": place / "missing", "file": place / "file",
+             "folder": place / "folder"}
+    made = ends_well("ensemble", lambda: build_ensemble([paths[m] for m in members], runs_dir=place / "ensembles"))
+    if made is not None:
+        assert len(set(members)) == len(members) >= 2
+
+
+@budget(8)
+@given(name=st.one_of(TEXT, st.sampled_from(["../escaped", "a/../../b", ".", "..", "ok-name", "x" * 300])))
+def test_fuzzed_study_names_stay_inside_the_runs_folder(name, tmp_path_factory):
+    place = tmp_path_factory.mktemp("study")
+    spec = {**IRIS, "train": {"epochs": 1, "report": False},
+            "search": {"trials": 1, "space": {"train.optimizer.lr": {"choice": [0.01]}}}}
+    tuned = ends_well("study name", lambda: lf.tune(spec, study=name or None, runs_dir=place / "runs"))
+    outside = [p for p in place.rglob("*") if place / "runs" not in [p, *p.parents]]
+    assert outside == []  # nothing is written beside --runs-dir, whatever the name
+    if tuned is not None:
+        assert tuned.path.parent == place / "runs"

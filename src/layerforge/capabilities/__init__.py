@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import NotRequired, Self, TypedDict
@@ -311,6 +311,45 @@ class Robustness(Result):
 
 # -- export ----------------------------------------------------------------------------------------
 
+class _Open(BaseModel):
+    """A part of an export's proof: the fields it draws are checked; others it keeps as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Decoded(_Open):
+    rows: Annotated[int, Field(ge=0)]
+    differing: Annotated[int, Field(ge=0)]
+
+
+class GraphProof(_Open):
+    exporter: str
+    bytes: Annotated[int, Field(ge=0)]
+    max_rel_diff: float
+    decoded: Decoded | None = None
+
+
+class Measures(_Open):
+    part: str
+    rows: int
+    pytorch: dict[str, float | None]
+    onnx: dict[str, float | None]
+
+
+class Int8Proof(_Open):
+    kept: bool
+    why: str | None = None
+    kept_for: str | None = None
+    size_ratio: float | None = None
+    metrics: dict[str, float | None] | None = None
+
+
+class Timing(_Open):
+    p50_ms: float
+    p99_ms: float
+    rows_per_s: float
+
+
 class ExportParity(Result):
     """The export's proof (``export/parity.json``): each graph's exporter, size and largest
     difference from PyTorch, the decoded answers through the whole road, metrics through ONNX
@@ -323,37 +362,43 @@ class ExportParity(Result):
     model_config = ConfigDict(extra="allow")
 
     format: str
-    graphs: dict[str, dict[str, Any]]
-    metrics: dict[str, Any] | None = None
-    int8: dict[str, Any] | None = None
-    latency: dict[str, dict[str, dict[str, float]]] | None = None
+    graphs: dict[str, GraphProof] = {}
+    metrics: Measures | None = None
+    int8: Int8Proof | None = None
+    latency: dict[str, dict[str, Timing]] | None = None
+    members: dict[str, ExportParity] | None = None  # an ensemble: each member's own proof
+
+    def _graph_rows(self, prefix: str = "") -> list[list]:
+        rows = []
+        for name, entry in self.graphs.items():
+            decoded = entry.decoded
+            agreed = f"{decoded.rows - decoded.differing}/{decoded.rows} identical" if decoded else "-"
+            rows.append([f"{prefix}{name}.onnx", entry.exporter, f"{entry.bytes / 1024:.1f} KiB",
+                         f"{entry.max_rel_diff:.1e}", agreed])
+        for member, proof in (self.members or {}).items():
+            rows += proof._graph_rows(f"{prefix}{member}/")
+        return rows
 
     def blocks(self) -> list[Block]:
-        graphs = []
-        for name, entry in self.graphs.items():
-            decoded = entry.get("decoded")
-            agreed = f"{decoded['rows'] - decoded['differing']}/{decoded['rows']} identical" if decoded else "-"
-            graphs.append([f"{name}.onnx", entry["exporter"], f"{entry['bytes'] / 1024:.1f} KiB",
-                           f"{entry['max_rel_diff']:.1e}", agreed])
+        graphs = self._graph_rows()
         blocks: list[Block] = [Table(["graph", "exporter", "size", "largest difference", "decoded predictions"],
                                      graphs)]
-        int8, metrics = self.int8 or {}, self.metrics
+        int8, metrics = self.int8, self.metrics
         if metrics:
-            names = [k for k in metrics["pytorch"] if k != "rows"]
-            rows = [["PyTorch", *(metrics["pytorch"][k] for k in names)],
-                    ["ONNX float", *(metrics["onnx"][k] for k in names)]]
-            if "metrics" in int8:
-                rows.append(["ONNX int8" + ("" if int8.get("kept") else " (not kept)"),
-                             *(int8["metrics"].get(k) for k in names)])
-            blocks.append(Table(["model", *names], rows, title=f"{metrics['part']} rows ({metrics['rows']})"))
-        rows = [[model, size, t["p50_ms"], t["p99_ms"], t["rows_per_s"]]
+            names = [k for k in metrics.pytorch if k != "rows"]
+            rows = [["PyTorch", *(metrics.pytorch[k] for k in names)],
+                    ["ONNX float", *(metrics.onnx.get(k) for k in names)]]
+            if int8 is not None and int8.metrics is not None:
+                rows.append(["ONNX int8" + ("" if int8.kept else " (not kept)"), *(int8.metrics.get(k) for k in names)])
+            blocks.append(Table(["model", *names], rows, title=f"{metrics.part} rows ({metrics.rows})"))
+        rows = [[model, size, t.p50_ms, t.p99_ms, t.rows_per_s]
                 for model, sizes in (self.latency or {}).items() for size, t in sizes.items()]
         if rows:
             blocks.append(Table(["model", "batch", "p50 ms", "p99 ms", "rows/s"], rows))
-        if int8:
-            kept_for = f"; kept for {int8['kept_for']}" if int8.get("kept_for") else ""
-            blocks.append(Note(f"int8 kept: {int8['size_ratio']:.2f} of the float size{kept_for}" if int8.get("kept")
-                               else f"int8 not kept: {int8.get('why', '')}"))
+        if int8 is not None:
+            kept_for = f"; kept for {int8.kept_for}" if int8.kept_for else ""
+            size = f"{int8.size_ratio:.2f} of the float size" if int8.size_ratio is not None else "its size unknown"
+            blocks.append(Note(f"int8 kept: {size}{kept_for}" if int8.kept else f"int8 not kept: {int8.why or ''}"))
         return blocks
 
 

@@ -214,7 +214,9 @@ def _check_target(run, target: Path, option: str) -> None:
                           "(nothing was written)")
     if target.is_dir() and any(target.iterdir()):
         found = _written_by_export(target)
-        if found is None or found[0] is None or Path(found[0]).resolve() != run.path.resolve():
+        own = target.resolve() == (run.path / EXPORT_DIR).resolve()  # the run's own export folder, moved or not
+        made_here = found is not None and found[0] is not None and Path(found[0]).resolve() == run.path.resolve()
+        if found is None or not (own or made_here):
             raise OutputError(f"{option} {target} is not empty and is not an earlier export of {run.path}; "
                               "it was left as it is. Name a new or empty folder")
         others = sorted(p for p in target.rglob("*") if not p.is_dir() and p not in found[1])

@@ -34,6 +34,41 @@ RuntimeDataError = DataError  # what the runtime raised before it shared layerfo
 __all__ = ["load", "Runtime", "RuntimeDataError"]
 
 
+_NOT_FITTING = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+class _fitting:
+    """Turns what a record that does not fit its graphs or rows raises (a field of the wrong type,
+    an array of the wrong size, ONNX Runtime refusing its inputs) into one CheckpointError naming
+    runtime.json; layerforge's own errors (a refused row, say) pass as they are."""
+
+    def __init__(self, path: Path, said: str = "does not fit its graphs or these rows"):
+        self.path, self.said = path, said
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, trace):
+        if error is None or isinstance(error, (DataError, CheckpointError)):
+            return False
+        if isinstance(error, _NOT_FITTING) or type(error).__module__.startswith("onnxruntime"):
+            raise CheckpointError(f"{self.path} {self.said} ({type(error).__name__}: {str(error)[:200]}); it was "
+                                  "changed after the export was written, or damaged: export the run again") from None
+        return False
+
+
+def _answering(method):
+    """A method of ``Runtime`` whose failures from a record that does not fit are one error."""
+    import functools
+
+    @functools.wraps(method)
+    def checked(self, *args, **options):
+        with _fitting(self.folder / "runtime.json"):
+            return method(self, *args, **options)
+
+    return checked
+
+
 class Runtime:
     """One exported run.
 
@@ -44,8 +79,6 @@ class Runtime:
     """
 
     def __init__(self, folder: str | Path, *, int8: bool = False, threads: int | None = None):
-        import onnxruntime as ort
-
         self.folder = Path(folder)
         record_path = self.folder / "runtime.json"
         if not record_path.is_file():
@@ -61,6 +94,15 @@ class Runtime:
                                   "by an earlier layerforge, or not an export); export the run again with "
                                   "`layerforge export RUN`")
         self.record, _ = unsealed(raw, record_path)
+        with _fitting(record_path, "is malformed"):
+            self._read(int8, threads)
+
+    def _read(self, int8: bool, threads: int | None) -> None:
+        """The runtime's parts from runtime.json's record (``__init__`` turns a malformed record
+        into one error naming the file)."""
+        import onnxruntime as ort
+
+        record_path = self.folder / "runtime.json"
         self.task, self.target = self.record["task"], self.record["target"]
         try:
             self.decoding = decodings.from_json(self.record["decoding"])
@@ -142,6 +184,7 @@ class Runtime:
             decodings.check_finite_rows(out)
         return out
 
+    @_answering
     def encode(self, rows, **options) -> tuple[tuple[np.ndarray, ...], list | None]:
         """Model inputs for raw rows, and their labels when the rows carry the target
         (``options``: ``unknown`` and ``ignore_extra``, as ``layerforge predict`` takes them)."""
@@ -156,6 +199,7 @@ class Runtime:
                                               required=required)
         return self.encode(columns, **options)[0], self.decision.decoding(self.decoding, groups)
 
+    @_answering
     def _answered(self, rows, required: bool = True, **options):
         """(outputs, inputs, decoding, extra columns) for raw rows: the model's outputs, or an
         ensemble's, combined by its decoding from each member's (each reads the rows with its own
@@ -170,6 +214,7 @@ class Runtime:
         combined = self.decoding.combine(parts)
         return combined, inputs, self.decoding, self.decoding.spread(parts, combined)
 
+    @_answering
     def forward(self, inputs: tuple[np.ndarray, ...], check: bool = True) -> np.ndarray:
         """The model's raw outputs for encoded inputs (what ``encode`` gives); ``check``: raise
         when a row's outputs are not finite numbers."""
@@ -209,11 +254,13 @@ class Runtime:
         outputs, inputs, decoding, _ = self._answered(rows, **options)
         return decoding.answers(outputs, inputs)
 
+    @_answering
     def embed(self, rows, **options) -> np.ndarray:
         """An autoencoder's codes (rows, latent_size)."""
         inputs, _ = self.encode(rows, **options)
         return self._run("encoder", inputs[:1])
 
+    @_answering
     def sample(self, n: int, *, seed: int = 0, label_index: int | None = None) -> np.ndarray:
         """``n`` rows from standard-normal codes (a GAN's generator or a variational decoder), in
         model space; numpy's generator, so not the same rows as ``layerforge sample``."""
