@@ -269,3 +269,39 @@ def test_a_study_continued_with_an_edited_search_is_refused(tmp_path):
     assert (tmp_path / "iris-search" / "spec.yaml").read_text() == kept  # the study's spec is untouched
     more = lf.tune({**_spec(trials=1), "train": {"epochs": 1}}, trials=1, runs_dir=tmp_path)  # more trials: fine
     assert sum(more.counts.values()) == 2
+
+
+def test_a_study_killed_mid_trial_continues_with_each_trial_counted_once(tmp_path, monkeypatch):
+    """kill -9 of `layerforge tune` while a trial trains; the next command marks that trial failed
+    (its heartbeat stopped), runs its own trials, and best.yaml trains the best again."""
+    import signal
+    import time
+
+    import layerforge.search as search
+
+    spec = {"name": "killed", "data": {"dataset": "digits"}, "model": {"layers": [16]},
+            "train": {"epochs": 30, "batch_size": 32, "checkpoint_every": 1},
+            "search": {"trials": 3, "pruner": "none", "space": {"train.optimizer.lr": {"choice": [0.01, 0.003]}}}}
+    (tmp_path / "search.yaml").write_text(yaml.safe_dump(spec))
+    killed = subprocess.Popen([sys.executable, "-m", "layerforge", "tune", str(tmp_path / "search.yaml"), "--runs-dir",
+                               str(tmp_path / "runs"), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list((tmp_path / "runs" / "killed").glob("killed-t0001*/checkpoints/*")):
+        time.sleep(0.02)
+    os.killpg(killed.pid, signal.SIGKILL)  # mid-trial: trial 1 has a checkpoint, not its end
+    killed.communicate(timeout=60)
+    monkeypatch.setattr(search, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(search, "GRACE_SECONDS", 1)
+    time.sleep(1.5)
+    after = lf.tune(str(tmp_path / "search.yaml"), trials=2, runs_dir=tmp_path / "runs")
+    trials = _trials(after)
+    numbers = [t.number for t in trials]
+    assert sorted(numbers) == list(range(len(numbers))) and len(numbers) == 4  # 0 done, 1 killed, 2 and 3 new
+    states = {t.number: t.state for t in trials}
+    assert states[1] == optuna.trial.TrialState.FAIL and after.counts["running"] == 0
+    assert after.counts["complete"] == 3 and after.counts["failed"] == 1
+    with open(after.path / "trials.csv", newline="") as handle:
+        assert sorted(int(row["trial"]) for row in csv.DictReader(handle)) == [0, 1, 2, 3]
+    again = lf.train(str(after.best_spec), runs_dir=tmp_path / "again")
+    assert again.metrics["val"]["accuracy"] == after.best_value
