@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from .codecs.cells import group_keys
+from .codecs.cells import group_keys, shown
 from .codecs.tables import Columns
 from .errors import DataError
 
@@ -82,7 +82,7 @@ class Classes(Decoding):
 
     def __init__(self, classes: list, temperature: float | None = None):
         if temperature is not None and not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
-            raise DataError(f"decoding.temperature: expected a number > 0, got {temperature!r}")
+            raise DataError(f"decoding.temperature: expected a number > 0, got {shown(temperature)}")
         self.classes, self.temperature = list(classes), temperature
 
     def to_json(self) -> dict[str, Any]:
@@ -259,8 +259,9 @@ class Thresholds:
         unknown = [g for g in dict.fromkeys(groups.tolist()) if g not in self.thresholds]
         if unknown:
             row = int(np.flatnonzero(groups == unknown[0])[0])
-            raise DataError(f"column '{self.column}': group {unknown[0]!r} in {columns.where(row)} has no decision "
-                            f"threshold (the thresholds cover {', '.join(map(repr, sorted(self.thresholds)))})")
+            covered = ", ".join(map(repr, sorted(self.thresholds)))
+            raise DataError(f"column '{self.column}': group {shown(unknown[0])} in {columns.where(row)} has no "
+                            f"decision threshold (the thresholds cover {covered})")
         if self.column not in features:
             columns = Columns({k: v for k, v in values.items() if k != self.column}, columns.where, columns.rows)
         return columns, groups

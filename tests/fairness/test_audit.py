@@ -82,3 +82,11 @@ def test_rows_of_one_group_have_no_disparity_and_say_so(biased, tmp_path):
     assert list(measured["groups"]) == ["a"] and measured["disparities"] == {}
     assert "one group only ('a')" in measured["note"]
     assert any("disparities compare two or more groups" in getattr(block, "text", "") for block in found.blocks())
+
+
+def test_a_numpy_value_is_quoted_as_the_user_wrote_it(biased):
+    import numpy as np
+
+    run, _ = biased
+    with pytest.raises(lf.DataError, match=r"--positive: 5 is not a class of this run \(approve, deny\)"):
+        lf.audit_fairness(run, ["group"], positive=np.int64(5))

@@ -30,6 +30,7 @@ import torch
 
 from ..capabilities import Explanation
 from ..capabilities import get as capability
+from ..codecs.cells import shown
 from ..errors import DataError
 from ..figures.pictures import image_grid
 from ..models.check import checked_build
@@ -245,7 +246,7 @@ def _targets(task, answers: torch.Tensor, target) -> tuple[torch.Tensor, list]:
     else:
         names = [str(c) for c in task.classes]
         if str(target) not in names:
-            raise DataError(f"--target: {target!r} is not a class of this run ({', '.join(names)})")
+            raise DataError(f"--target: {shown(target)} is not a class of this run ({', '.join(names)})")
         chosen = torch.full((len(answers),), names.index(str(target)), dtype=torch.long)
     return chosen, [task.classes[i] for i in chosen.tolist()]
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..capabilities import FairnessAudit, Mitigation
 from ..capabilities import get as capability
-from ..codecs.cells import group_keys
+from ..codecs.cells import group_keys, shown
 from ..data.prepare import load_source
 from ..errors import DataError, SpecError
 from ..run.decisions import CONSTRAINTS, GroupThresholds, fit_thresholds
@@ -102,8 +102,8 @@ def _measured(truth: np.ndarray, chosen: np.ndarray, probability: np.ndarray, gr
     if len(per_group) < 2:  # a disparity compares groups: one group has none, rather than a perfect score
         only = next(iter(per_group), None)
         return {"accuracy": float(np.mean(chosen == truth)) if len(truth) else float("nan"), "groups": per_group,
-                "disparities": {}, "note": f"these rows hold one group only ({only!r}): disparities compare two or "
-                                           "more groups, so none is measured"}
+                "disparities": {}, "note": f"these rows hold one group only ({shown(only)}): disparities compare "
+                                           "two or more groups, so none is measured"}
     measures = {"demographic_parity_difference": demographic_parity_difference,
                 "demographic_parity_ratio": demographic_parity_ratio,
                 "equalized_odds_difference": equalized_odds_difference}
@@ -166,7 +166,7 @@ def _positive(task, positive):
                             f"({', '.join(names)})")
         return task.classes[1]
     if str(positive) not in names:
-        raise DataError(f"--positive: {positive!r} is not a class of this run ({', '.join(names)})")
+        raise DataError(f"--positive: {shown(positive)} is not a class of this run ({', '.join(names)})")
     return task.classes[names.index(str(positive))]
 
 
@@ -241,23 +241,23 @@ def mitigate(run: Run | str | Path, sensitive: str, constraint: str = "demograph
 
     truth, probability, groups = scored(fit_on)
     if len(set(groups)) < 2:
-        raise DataError(f"--sensitive {column}: the {PARTS[fit_on]} rows hold one group only ({groups[0]!r}); "
+        raise DataError(f"--sensitive {column}: the {PARTS[fit_on]} rows hold one group only ({shown(groups[0])}); "
                         "per-group thresholds need two or more groups to treat alike")
     for group in sorted(set(groups)):
         if constraint == "equalized_odds" and truth[groups == group].all():
-            raise DataError(f"--sensitive {column}: group {group!r} has only '{positive}' rows among the "
+            raise DataError(f"--sensitive {column}: group {shown(group)} has only '{positive}' rows among the "
                             f"{PARTS[fit_on]} rows, so its false positive rate cannot be matched; fit on more rows "
                             "(--fit-on train)")
         if constraint != "demographic_parity" and not truth[groups == group].any():
-            raise DataError(f"--sensitive {column}: group {group!r} has no '{positive}' rows among the "
+            raise DataError(f"--sensitive {column}: group {shown(group)} has no '{positive}' rows among the "
                             f"{PARTS[fit_on]} rows, so its true positive rate cannot be matched; fit on more rows "
                             "(--fit-on train)")
     fitted, rate = fit_thresholds(probability, truth, groups, constraint)
     test_truth, test_probability, test_groups = scored("test")
     unseen = sorted(set(test_groups) - set(fitted))
     if unseen:
-        raise DataError(f"--sensitive {column}: group {unseen[0]!r} of the test rows has no {PARTS[fit_on]} rows to "
-                        "fit its threshold on")
+        raise DataError(f"--sensitive {column}: group {shown(unseen[0])} of the test rows has no {PARTS[fit_on]} "
+                        "rows to fit its threshold on")
     decision = GroupThresholds(column=column, positive=positive, other=other, constraint=constraint,
                                thresholds=fitted, fitted_on=f"{PARTS[fit_on]} rows ({len(truth)})")
     before = test_probability >= 0.5

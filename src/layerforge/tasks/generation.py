@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codecs.cells import shown
 from ..data.labels import category_key, checked_classes, encode_classes
 from ..decodings import Samples
 from ..errors import CheckpointError, DataError
@@ -174,7 +175,7 @@ class GenerationTask(Task):
                             "samples of every class at random")
         keys = [category_key(c) for c in self.classes]
         if category_key(label) not in keys:
-            raise DataError(f"label {label!r} is not a class of this model "
+            raise DataError(f"label {shown(label)} is not a class of this model "
                             f"(classes: {', '.join(map(str, self.classes))})")
         return torch.full((n,), keys.index(category_key(label)), dtype=torch.long)
 
