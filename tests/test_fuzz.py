@@ -420,6 +420,9 @@ def test_fuzzed_history_never_breaks_the_listing_and_is_refused_or_rebuilt(runs,
 
 BOUNDS = st.one_of(NUMBERS, st.sampled_from([float("inf"), -float("inf"), 1e308, -1e308, 1e-300, 0.0, 0.5, "a"]))
 DISTRIBUTIONS = st.one_of(
+    st.sampled_from([{"uniform": [0.001, 0.1]}, {"log_uniform": [1e-4, 0.1]}, {"int_uniform": [1, 64]},
+                     {"log_int_uniform": [8, 256]}, {"choice": [0.01, 0.1]}, {"choice": [[8], [16, 8]]},
+                     {"choice": ["relu", "tanh"]}, {"uniform": [0.0, 0.5]}]),
     st.sampled_from(["uniform", "log_uniform", "int_uniform", "log_int_uniform"]).flatmap(
         lambda kind: st.fixed_dictionaries({kind: st.lists(BOUNDS, min_size=0, max_size=3)})),
     st.dictionaries(st.sampled_from(["uniform", "log_uniform", "int_uniform", "log_int_uniform", "choice", "normal"]),
@@ -429,12 +432,14 @@ SEARCHED = st.sampled_from(["train.optimizer.lr", "model.layers", "train.batch_s
 
 
 @budget(80)
-@given(space=st.dictionaries(SEARCHED, DISTRIBUTIONS, min_size=1, max_size=3), trials=NUMBERS)
+@given(space=st.dictionaries(SEARCHED, DISTRIBUTIONS, min_size=1, max_size=3),
+       trials=st.one_of(st.sampled_from([1, 5, 20]), NUMBERS))
 def test_fuzzed_search_spaces_validate_and_sample_or_name_their_problem(space, trials):
     import optuna
 
     from layerforge.search.space import sample
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = {**IRIS, "search": {"space": space, "trials": trials}}
     validated = ends_well("search space", lambda: load_spec(spec))
     if validated is None:
@@ -459,7 +464,9 @@ def people(tmp_path_factory):
     run = lf.train({"data": {"path": str(folder / "rows.csv"), "target": "y"}, "model": {"layers": [4]},
                     "train": {"epochs": 2, "report": False}}, runs_dir=folder / "runs")
     run.export()
-    return run, frame
+    twin = lf.train({"seed": 1, "data": {"path": str(folder / "rows.csv"), "target": "y"}, "model": {"layers": [4]},
+                     "train": {"epochs": 2, "report": False}}, runs_dir=folder / "twins")
+    return run, frame, twin
 
 
 @budget(20)
@@ -467,7 +474,7 @@ def people(tmp_path_factory):
        steps=st.sampled_from([1, 2]), norm=st.sampled_from(["linf", "l2", "l3", ""]),
        method=st.sampled_from(["pgd", "fgsm", "cw"]))
 def test_fuzzed_attack_options_measure_or_name_the_option(people, eps, steps, norm, method):
-    run, _ = people
+    run, _, _ = people
     found = ends_well("attack", lambda: lf.attack(run, eps=eps, steps=steps, norm=norm, method=method))
     if found is not None:
         assert [p["eps"] for p in found.points] == sorted(set(eps))
@@ -479,7 +486,7 @@ def test_fuzzed_attack_options_measure_or_name_the_option(people, eps, steps, no
        positive=st.one_of(st.none(), st.sampled_from(["yes", "no", "maybe", 1])),
        limit=st.one_of(NUMBERS, st.just(-1.0)))
 def test_fuzzed_fairness_options_audit_or_name_the_option(people, sensitive, positive, limit):
-    run, _ = people
+    run, _, _ = people
     found = ends_well("fairness", lambda: lf.audit_fairness(run, sensitive, positive=positive, bootstrap=3,
                                                             thresholds={"demographic_parity_difference": limit}))
     if found is not None:
@@ -492,7 +499,7 @@ def test_fuzzed_fairness_options_audit_or_name_the_option(people, sensitive, pos
 @budget(12)
 @given(target=st.sampled_from(["absent", "empty", "file", "users", "runs", "run", "export", "nested"]))
 def test_fuzzed_export_targets_write_or_leave_everything_as_it_was(people, target, tmp_path_factory):
-    run, _ = people
+    run, _, _ = people
     place = tmp_path_factory.mktemp("out")
     paths = {"absent": place / "new", "empty": place / "empty", "file": place / "file.csv", "users": place / "users",
              "runs": run.path.parent, "run": run.path, "export": run.path / "export", "nested": place / "a" / "b"}
@@ -515,7 +522,7 @@ def test_fuzzed_export_records_are_refused_or_answer_right(people, data, which, 
     from layerforge import runtime
     from layerforge.capabilities import ExportParity
 
-    run, frame = people
+    run, frame, _ = people
     copy = _fresh(run.path / "export", tmp_path_factory)
     original = json.loads((copy / which).read_text())
     edited = data.draw(edits({k: v for k, v in original.items() if k != SEAL}))
@@ -534,19 +541,22 @@ def test_fuzzed_export_records_are_refused_or_answer_right(people, data, which, 
 
 
 @budget(10)
-@given(members=st.lists(st.sampled_from(["run", "run", "other", "missing", "file", "folder"]), max_size=4))
+@given(members=st.lists(st.sampled_from(["run", "twin", "twin", "other", "missing", "file", "folder"]), max_size=4))
 def test_fuzzed_ensemble_member_lists_combine_or_name_the_member(people, runs, members, tmp_path_factory):
     from layerforge.evaluation.ensemble import build_ensemble
 
-    run, _ = people
+    run, _, _ = people
     place = tmp_path_factory.mktemp("members")
     (place / "file").write_text("not a run")
     (place / "folder").mkdir()
-    paths = {"run": run.path, "other": runs[0].path, "missing": place / "missing", "file": place / "file",
-             "folder": place / "folder"}
+    paths = {"run": run.path, "twin": people[2].path, "other": runs[0].path, "missing": place / "missing",
+             "file": place / "file", "folder": place / "folder"}
     made = ends_well("ensemble", lambda: build_ensemble([paths[m] for m in members], runs_dir=place / "ensembles"))
     if made is not None:
-        assert len(set(members)) == len(members) >= 2
+        assert sorted(members) == ["run", "twin"]
+        rows = people[1].drop(columns=["y"]).head(10)
+        expected = np.mean([run.predict_proba(rows), people[2].predict_proba(rows)], axis=0)
+        np.testing.assert_allclose(made.predict_proba(rows), expected, rtol=1e-5, atol=1e-6)
 
 
 @budget(8)
