@@ -142,9 +142,4 @@ def _write(found: Attacked, run, inputs, examples) -> None:
                                 title=f"test images and their {found.method} attacks at eps {examples[0]:g}")
 
 
-def read_attack(run_dir: Path) -> Robustness | None:
-    """The last attack's record, or None."""
-    return Robustness.read(run_dir)
-
-
-__all__ = ["Attacked", "attack", "read_attack"]
+__all__ = ["Attacked", "attack"]
