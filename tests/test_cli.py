@@ -161,3 +161,10 @@ def test_summary_and_generate_commands(workdir):
     lm_dir = next(p for p in (workdir / "runs").iterdir() if p.name.startswith("lm-"))
     result = invoke("generate", lm_dir, "--prompt", "hello", "--length", "30", "--temperature", "0.8", "--top-k", "5")
     assert result.exit_code == 0 and result.output.startswith("hello") and len(result.output.rstrip("\n")) == 35
+
+
+def test_evaluate_on_a_file_labels_its_scores_with_the_file(workdir):
+    assert invoke("train", "spec.yaml", "--set", "train.epochs=1").exit_code == 0
+    run_dir = next((workdir / "runs").iterdir())
+    result = invoke("evaluate", run_dir, "--data", "mixed.csv")
+    assert result.exit_code == 0 and "mixed.csv" in result.output.splitlines()[2] and " test " not in result.output

@@ -90,3 +90,17 @@ def test_a_numpy_value_is_quoted_as_the_user_wrote_it(biased):
     run, _ = biased
     with pytest.raises(lf.DataError, match=r"--positive: 5 is not a class of this run \(approve, deny\)"):
         lf.audit_fairness(run, ["group"], positive=np.int64(5))
+
+
+def test_missing_values_in_a_sensitive_column_are_a_group_of_their_own(biased, tmp_path):
+    import numpy as np
+
+    run, frame = biased
+    rows = frame.head(600).copy()
+    rows["age"] = np.where(np.arange(600) % 3 == 0, np.nan, np.where(np.arange(600) % 2 == 0, 30.0, 50.0))
+    rows["site"] = np.where(np.arange(600) % 5 == 0, None, np.where(np.arange(600) % 2 == 0, "north", "south"))
+    rows.to_csv(tmp_path / "gaps.csv", index=False)  # columns the model does not read, with gaps
+    found = lf.audit_fairness(run, ["site", "age"], tmp_path / "gaps.csv", positive="approve", bootstrap=5)
+    assert sorted(found.columns["site"]["groups"]) == ["<missing>", "north", "south"]
+    assert sorted(found.columns["age"]["groups"]) == ["30", "50", "<missing>"]
+    assert found.columns["site"]["groups"]["<missing>"]["rows"] == 120

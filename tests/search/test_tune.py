@@ -305,3 +305,17 @@ def test_a_study_killed_mid_trial_continues_with_each_trial_counted_once(tmp_pat
         assert sorted(int(row["trial"]) for row in csv.DictReader(handle)) == [0, 1, 2, 3]
     again = lf.train(str(after.best_spec), runs_dir=tmp_path / "again")
     assert again.metrics["val"]["accuracy"] == after.best_value
+
+
+def test_search_ranges_say_what_they_expect_and_name_their_keys():
+    cases = [({"uniform": [0.001, float("inf")]}, "search.space.train.optimizer.lr.uniform[1]: expected a finite "
+                                                   "number, got inf"),
+             ({"uniform": [-1e308, 1e308]}, "search.space.train.optimizer.lr.uniform: the range [-1e+308, 1e+308] is "
+                                            "wider than a number can hold"),
+             ({"log_uniform": [0, 1]}, "search.space.train.optimizer.lr.log_uniform[0]: expected a number > 0, got 0"),
+             ({"normal": [0, 1]}, "search.space.train.optimizer.lr: unknown key 'normal' — did you mean 'uniform'? "
+                                  "(valid keys: choice, int_uniform, log_int_uniform, log_uniform, uniform)")]
+    for distribution, words in cases:
+        with pytest.raises(SpecError) as raised:
+            lf.load_spec({**BASE, "search": {"space": {"train.optimizer.lr": distribution}}})
+        assert words in "\n".join(raised.value.problems), raised.value.problems

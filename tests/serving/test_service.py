@@ -90,6 +90,7 @@ def test_bad_rows_are_422_naming_field_row_and_problem_in_the_words_of_predict(c
         problem = response.json()["problems"][0]
         assert (problem.get("field"), problem.get("row")) == (field, row)
         assert problem["problem"].startswith(words), problem
+        assert "data.categorical" not in problem["problem"]  # a training setting means nothing to an API client
     # the same mistakes through `layerforge predict` and the service: the same words
     for mistake in ({"color": "purple"}, {"size": "big"}, {"size": 1e12}):
         bad = tmp_path / "bad.csv"
