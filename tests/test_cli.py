@@ -168,3 +168,31 @@ def test_evaluate_on_a_file_labels_its_scores_with_the_file(workdir):
     run_dir = next((workdir / "runs").iterdir())
     result = invoke("evaluate", run_dir, "--data", "mixed.csv")
     assert result.exit_code == 0 and "mixed.csv" in result.output.splitlines()[2] and " test " not in result.output
+
+
+def test_predictions_keep_a_frames_index_and_the_columns_asked_for(workdir):
+    assert invoke("train", "spec.yaml", "--set", "train.epochs=1").exit_code == 0
+    run_dir = next((workdir / "runs").iterdir())
+    run = lf.load_run(run_dir)
+    rows = pd.read_csv("mixed.csv").drop(columns=["label"]).head(6)
+    rows.index = [f"customer-{i}" for i in range(6)]
+    table = run.predictor.predict_table(rows)
+    assert list(table.index) == list(rows.index)  # a user's row labels stay with their predictions
+    rows.insert(0, "id", [f"c{i:03d}" for i in range(6)])
+    rows.to_csv("with_ids.csv", index=False)
+    assert invoke("export", run_dir).exit_code == 0
+    outputs = []
+    for backend in ("torch", "onnx"):
+        result = invoke("predict", run_dir, "with_ids.csv", "--keep-columns", "id", "--backend", backend,
+                        "--out", f"kept_{backend}.csv")
+        assert result.exit_code == 0, result.output
+        kept = pd.read_csv(f"kept_{backend}.csv")
+        assert list(kept.columns) == ["id", "label", "proba_big", "proba_small"]
+        assert list(kept["id"]) == [f"c{i:03d}" for i in range(6)]
+        outputs.append(kept)
+    assert list(outputs[0]["label"]) == list(outputs[1]["label"])
+    missing = invoke("predict", run_dir, "with_ids.csv", "--keep-columns", "ref")
+    assert missing.exit_code == 2 and "--keep-columns: column 'ref' is not in the rows" in missing.output
+    rows.drop(columns=["id"]).assign(label="x").to_csv("clash.csv", index=False)
+    clash = invoke("predict", run_dir, "clash.csv", "--keep-columns", "label")
+    assert clash.exit_code == 2 and "'label' is also a column of the predictions" in " ".join(clash.output.split())

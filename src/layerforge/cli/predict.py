@@ -18,12 +18,15 @@ def predict(
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
     backend: Backend = typer.Option(Backend.torch, "--backend", help="torch (the run), or onnx: its export through the torch-free runtime."),
     int8: bool = typer.Option(False, "--int8", help="With --backend onnx: the int8 model the export kept."),
+    keep_columns: list[str] = typer.Option([], "--keep-columns", help="Copy these columns of the rows (e.g. an identifier) into the predictions, first (comma-separated or repeated)."),
 ) -> None:
     """Predict new rows with a trained run (classes and probabilities, values, or an
     autoencoder's anomaly scores)."""
 
     def call():
-        options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra}
+        keep = [name.strip() for given in keep_columns for name in given.split(",") if name.strip()]
+        options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra,
+                   "keep": keep}
         if backend is Backend.onnx:
             return _runtime_table(run, data, int8, options)
         if int8:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data.arrays import bounded, numbers, read_npz
 from ..errors import DataError
+from .tables import no_kept_columns
 
 IMAGE_FILES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -129,6 +130,8 @@ class SequenceCodec:
     def __init__(self, state: dict):
         self.mean, self.std = state["mean"], state["std"]
         self.length, self.variable = state["length"], state.get("variable_length", False)
+
+    kept = no_kept_columns("sequences")
 
     def pieces(self, rows):
         yield rows
@@ -263,6 +266,8 @@ class ImageCodec:
     def __init__(self, state: dict):
         self.mean, self.std = state["mean"], state["std"]
         self.size, self.channels = tuple(state["size"]), state["channels"]
+
+    kept = no_kept_columns("images")
 
     def pieces(self, rows):
         yield rows

@@ -10,7 +10,7 @@ import numpy as np
 from ..data.arrays import bounded, scaling
 from ..errors import DataError
 from .cells import numbers
-from .tables import columns_of
+from .tables import columns_of, no_kept_columns
 
 
 class SeriesScaler:
@@ -58,6 +58,8 @@ class ForecastCodec:
     def __init__(self, state: dict):
         self.names, self.lookback = state["channels"], state["lookback"]
         self.scaler = SeriesScaler(state["mean"], state["std"], state["log"])
+
+    kept = no_kept_columns("a series")
 
     def pieces(self, rows):
         yield rows

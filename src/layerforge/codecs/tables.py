@@ -266,6 +266,21 @@ class TableCodec:
         """A .csv or .tsv file's rows a block at a time; other rows whole."""
         yield from table_pieces(rows)
 
+    def kept(self, rows, keep: Sequence[str]) -> tuple[dict[str, Sequence], Columns]:
+        """The cells of the columns ``keep`` names (copied into the predictions as they are, e.g.
+        identifiers), and the rows without those of them the model does not read.
+
+        Raises:
+            DataError: a kept column that is not in the rows.
+        """
+        columns = self.read(rows)
+        for name in keep:
+            if name not in columns.values:
+                raise DataError(f"--keep-columns: column '{name}' is not in the rows{columns.where.file}; their "
+                                f"columns: {', '.join(map(str, columns.values))}")
+        rest = {name: cells for name, cells in columns.values.items() if name not in keep or name in self.features}
+        return {name: columns.values[name] for name in keep}, Columns(rest, columns.where, columns.rows)
+
     def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
                target: str | None = None) -> tuple[tuple[np.ndarray], Sequence | None]:
         """``((x,), labels)``: the input matrix (rows, features) as float32, and the target
@@ -375,3 +390,22 @@ def standardised(values: np.ndarray, column: dict, where: Where) -> np.ndarray:
                         f"values seen in training (mean {mean:.3g}, standard deviation {std:.3g}) to be used"
                         + (f"; so are {more} more rows" if more else "") + "; fix or drop those rows")
     return scaled
+
+
+def no_kept_columns(kind: str):
+    """``kept`` of a codec whose rows have no named columns: refuses."""
+    def kept(self, rows, keep):
+        raise DataError(f"--keep-columns copies columns of a table into the predictions; this run reads {kind}")
+    return kept
+
+
+def with_kept(table: dict, kept: dict[str, Sequence]) -> dict:
+    """``table`` (column name -> values) with the kept columns first.
+
+    Raises:
+        DataError: a kept column named like a column of the predictions.
+    """
+    for name in kept:
+        if name in table:
+            raise DataError(f"--keep-columns: '{name}' is also a column of the predictions; keep another column")
+    return {**{name: list(cells) for name, cells in kept.items()}, **table}

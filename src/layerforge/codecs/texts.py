@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import DataError
 from .cells import is_missing
-from .tables import columns_of, table_pieces
+from .tables import columns_of, no_kept_columns, table_pieces
 
 PAD, UNK = "<pad>", "<unk>"
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -133,6 +133,8 @@ class TextCodec:
     def __init__(self, state: dict):
         self.tokenizer = Tokenizer.from_json(state)
         self.max_length, self.column = state["max_length"], state["text"]
+
+    kept = no_kept_columns("texts")
 
     @staticmethod
     def pieces(rows):

@@ -16,7 +16,7 @@ from ..models.protocol import finite_outputs, predict_outputs
 from ..recipes.scaffold import as_tensors
 from ..training import losses
 from .manifest import read_manifest
-from .predictor import Predictor, _answers
+from .predictor import Predictor, _answers, indexed_like
 from .store import MODEL, recorded_parts
 
 MEMBERS = "members"
@@ -80,7 +80,7 @@ class EnsemblePredictor(Predictor):
         table = self.task.prediction_table(model, index, self.manifest.target)
         for name, values in self.members[0].task.ensemble_columns(members, model.outputs).items():
             table[name] = values
-        return table
+        return indexed_like(table, data)
 
     @_answers
     def evaluate(self, data, loss_fn, **options) -> dict[str, float]:

@@ -4,13 +4,14 @@ the HTTP service and exports all predict through it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import tasks
+from ..codecs.tables import with_kept
 from ..data.kinds import get as get_kind
 from ..errors import CheckpointError, DataError, LayerforgeError, SpecError, unknown_name
 from ..figures.pictures import image_grid
@@ -44,6 +45,15 @@ def _answers(method):
         return result
 
     return checked
+
+
+def indexed_like(table, rows):
+    """``table`` with the index of ``rows`` when they are a DataFrame of as many rows (a user's
+    own row labels stay with their predictions); otherwise as it is."""
+    index = getattr(rows, "index", None)
+    if hasattr(rows, "columns") and index is not None and len(index) == len(table):
+        table.index = index
+    return table
 
 
 def _finite_result(result) -> None:
@@ -192,19 +202,32 @@ class Predictor:
 
     @_answers
     def predict_table(self, data, **options):
-        """The predictions as a table, one row per input row (what ``layerforge predict`` writes)."""
+        """The predictions as a table, one row per input row (what ``layerforge predict`` writes);
+        rows given as a DataFrame keep its index."""
+        given = data
         data, groups = self._decided(data)
         inputs, _ = self.encode(data, **options)
         table = self.task.prediction_table(self.model, inputs, self.manifest.target)
         if groups is not None:
             table[table.columns[0]] = self._decisions(inputs, groups)
-        return table
+        return indexed_like(table, given)
 
-    def predict_pieces(self, data, **options) -> Iterator:
+    def predict_pieces(self, data, keep: Sequence[str] = (), **options) -> Iterator:
         """``predict_table`` a piece at a time: a table file in chunks, so that predicting a file
-        larger than memory holds one chunk of it (``Encoder.pieces``); other data whole."""
+        larger than memory holds one chunk of it (``Encoder.pieces``); other data whole.
+
+        Args:
+            keep: columns of the rows copied into the predictions first, as they are (an
+                identifier, say); the model does not read those it was not trained on.
+        """
         for piece in self.encoder.pieces(data):
-            yield self.predict_table(piece, **options)
+            if not keep:
+                yield self.predict_table(piece, **options)
+                continue
+            kept, rest = self.encoder.codec.kept(piece, keep)
+            table = self.predict_table(rest, **options)
+            columns = with_kept({name: table[name].to_numpy() for name in table.columns}, kept)
+            yield type(table)(columns, index=indexed_like(table, piece).index)
 
     @_answers
     def evaluate(self, data, loss_fn, **options) -> dict[str, float]:

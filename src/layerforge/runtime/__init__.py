@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import decodings
 from ..codecs import codec_for
+from ..codecs.tables import with_kept
 from ..errors import CheckpointError, DataError
 from ..files import SEAL, sha256_file, unsealed
 
@@ -242,11 +243,16 @@ class Runtime:
         outputs, inputs, decoding, extra = self._answered(rows, **options)
         return {**decoding.columns(outputs, inputs, self.target), **extra}
 
-    def predict_pieces(self, rows, **options) -> Iterator[dict[str, list]]:
+    def predict_pieces(self, rows, keep=(), **options) -> Iterator[dict[str, list]]:
         """``predict_table`` a block of rows at a time: for a table or text in a .csv or .tsv
-        file larger than memory (``codecs.tables.csv_blocks``); other rows come as one table."""
+        file larger than memory (``codecs.tables.csv_blocks``); other rows come as one table.
+        ``keep``: columns of the rows copied into the predictions first, as they are."""
         for block in self.codec.pieces(rows):
-            yield self.predict_table(block, **options)
+            if not keep:
+                yield self.predict_table(block, **options)
+                continue
+            kept, rest = self.codec.kept(block, keep)
+            yield with_kept(self.predict_table(rest, **options), kept)
 
     def answers(self, rows, **options) -> list[dict]:
         """One answer per row, as the HTTP service returns them (``prediction`` and what the
@@ -285,7 +291,7 @@ class _NoRows:
     def encode(self, rows, **options):
         raise DataError(self.why)
 
-    pieces = read = encode
+    pieces = read = kept = encode
 
 
 def load(folder: str | Path, *, int8: bool = False, threads: int | None = None) -> Runtime:
