@@ -163,3 +163,19 @@ def test_reading_number_columns_at_once_gives_what_reading_them_one_by_one_gives
         else:
             np.testing.assert_array_equal(one, other)
     assert sum(isinstance(found, str) for found in fast) == 4
+
+
+def test_pixels_of_0_255_are_refused_by_a_run_trained_on_0_1():
+    import numpy as np
+
+    from layerforge.codecs.arrays import ImageCodec
+
+    codec = ImageCodec({"mean": [0.3], "std": [0.4], "size": [8, 8], "channels": 1})
+    bright = np.random.default_rng(0).integers(0, 256, size=(2, 8, 8)).astype(np.uint8)
+    with pytest.raises(DataError, match=r"pixels go up to 2\d\d, but this run was trained on pixels in \[0, 1\]; "
+                                        r"divide the images by 255"):
+        codec.encode(bright)
+    (x,), _ = codec.encode(bright / 255.0)
+    assert x.shape == (2, 1, 8, 8)
+    wide = ImageCodec({"mean": [33.0], "std": [78.0], "size": [8, 8], "channels": 1})  # trained on 0-255
+    assert wide.encode(bright)[0][0].shape == (2, 1, 8, 8)

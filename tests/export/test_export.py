@@ -149,7 +149,7 @@ def test_cnn_on_images(runs_dir, tmp_path):
 
     digits = load_digits()
     new = tmp_path / "new.npz"
-    np.savez(new, x=digits.images[:40].astype(np.float32), y=digits.target[:40])
+    np.savez(new, x=(digits.images[:40] / 16.0).astype(np.float32), y=digits.target[:40])  # as trained: [0, 1]
     _same_predictions(run, folder, new)
 
 

@@ -71,7 +71,7 @@ def test_an_image_backbone_gets_a_new_head_and_learns(tmp_path, saved, backbone)
                     "train": {"epochs": 3, "optimizer": {"lr": 0.003}}}, runs_dir=tmp_path)
     assert run.model.output_layer.out_features == 10 and run.model.head[1].linear.in_features > 0
     assert run.metrics["test"]["accuracy"] > 0.4  # chance: 0.1
-    images = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32) * 16
+    images = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)  # pixels in [0, 1], as trained
     assert run.predict_proba(images).shape == (3, 10)
     again = lf.load_run(run.path)
     assert np.allclose(again.predict_proba(images), run.predict_proba(images), atol=1e-5)

@@ -279,12 +279,25 @@ class ImageCodec:
             x, labels = self.read(rows)
         elif isinstance(rows, list) and any(isinstance(item, str) for item in rows):
             x = self._pictures(rows)
+            self._check_range(x)
         else:
             x = as_images(rows)
+            self._check_range(x)
         shape = (self.channels, *self.size)
         if tuple(x.shape[1:]) != shape:
             raise DataError(f"expected images of shape {shape}, got {tuple(x.shape[1:])}")
         return (scale_images(x, self.mean, self.std),), labels
+
+    def _check_range(self, x: np.ndarray) -> None:
+        """Pixels given as numbers must be on the scale the run learned: a run trained on pixels
+        in [0, 1] (images read from files, whose mean and spread are below 1) refuses arrays of
+        0-255 instead of reading them 255 times too bright."""
+        if not len(x) or max(self.mean) > 1 or max(self.std) > 1:
+            return
+        top = float(np.nanmax(x))
+        if 2.0 < top <= 255.0:
+            raise DataError(f"pixels go up to {top:g}, but this run was trained on pixels in [0, 1]; divide the "
+                            "images by 255 (or pass the image files, which are read as training read them)")
 
     def _pictures(self, rows: list) -> np.ndarray:
         """Images given one by one: base64 PNG/JPEG text or pixel arrays (H, W) / (C, H, W)."""
@@ -323,6 +336,7 @@ class ImageCodec:
             if "x" not in arrays:
                 raise DataError(f"{path}: holds arrays {', '.join(arrays) or 'none'} but no 'x' (the images)")
             x, y = as_images(arrays["x"], str(path)), arrays.get("y")
+            self._check_range(x)
             if y is not None and len(y) != len(x):
                 raise DataError(f"{path}: 'x' holds {len(x)} images but 'y' holds {len(y)}; they must match")
             return x, (None if y is None else y.tolist())
