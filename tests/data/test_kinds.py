@@ -197,6 +197,19 @@ def test_image_folder_end_to_end(tmp_path, runs_dir):
     assert run.evaluate(root)["accuracy"] >= 0.95
     with pytest.raises(DataError, match=r"expected images of shape \(1, 12, 12\)"):
         run.predict(np.zeros((2, 3, 12, 12), dtype=np.float32))
+    # predictions for image files say which file each is for, on both backends
+    table = run.predictor.predict_table(root)
+    assert list(table.columns[:2]) == ["file", "label"] and table["file"][0] == "bar/0.png" and len(table) == 60
+    assert list(table["file"][:3]) == ["bar/0.png", "bar/1.png", "bar/10.png"]
+    assert run.predictor.predict_table(root / "dot" / "7.png")["file"].tolist() == ["7.png"]
+    assert run.predictor.predict_table(root / "dot")["file"].tolist()[:2] == ["0.png", "1.png"]
+    from layerforge import runtime
+
+    exported = runtime.load(run.export())
+    assert list(exported.predict_table(root)["file"]) == table["file"].tolist()
+    assert list(exported.predict_table(root)["label"]) == table["label"].tolist()
+    with pytest.raises(DataError, match=r"pixels go up to 255, but this run was trained on pixels in \[0, 1\]"):
+        run.predict(np.full((1, 12, 12), 255, dtype=np.uint8))
 
 
 def test_augmentation_keeps_shapes_and_changes_values():

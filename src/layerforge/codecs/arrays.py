@@ -13,7 +13,7 @@ import numpy as np
 
 from ..data.arrays import bounded, numbers, read_npz
 from ..errors import DataError
-from .tables import no_kept_columns
+from .tables import no_kept_columns, no_row_names
 
 IMAGE_FILES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -132,6 +132,7 @@ class SequenceCodec:
         self.length, self.variable = state["length"], state.get("variable_length", False)
 
     kept = no_kept_columns("sequences")
+    row_names = staticmethod(no_row_names)
 
     def pieces(self, rows):
         yield rows
@@ -271,6 +272,21 @@ class ImageCodec:
 
     def pieces(self, rows):
         yield rows
+
+    @staticmethod
+    def row_names(rows) -> list[str] | None:
+        """The file each row was read from, for images read from files (relative to the folder
+        given, e.g. ``cat/001.png``); None for images given as arrays or an .npz file."""
+        if not isinstance(rows, (str, Path)):
+            return None
+        path = Path(rows)
+        if path.is_file():
+            return None if path.suffix == ".npz" else [path.name]
+        if path.is_dir() and any(p.is_dir() for p in path.iterdir()):
+            return [file.relative_to(path).as_posix() for file in list_folder(path)[0]]
+        if path.is_dir():
+            return sorted(p.name for p in path.iterdir() if p.suffix.lower() in IMAGE_FILES)
+        return None
 
     def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
                target: str | None = None) -> tuple[tuple[np.ndarray], list | None]:

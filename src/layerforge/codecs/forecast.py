@@ -10,7 +10,7 @@ import numpy as np
 from ..data.arrays import bounded, scaling
 from ..errors import DataError
 from .cells import numbers
-from .tables import columns_of, no_kept_columns
+from .tables import columns_of, no_kept_columns, no_row_names
 
 
 class SeriesScaler:
@@ -60,6 +60,7 @@ class ForecastCodec:
         self.scaler = SeriesScaler(state["mean"], state["std"], state["log"])
 
     kept = no_kept_columns("a series")
+    row_names = staticmethod(no_row_names)
 
     def pieces(self, rows):
         yield rows

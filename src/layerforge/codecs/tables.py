@@ -229,6 +229,11 @@ def _json_rows(rows: list[dict]) -> Columns:
 # -- the codec --------------------------------------------------------------------------------------
 
 
+def no_row_names(rows) -> None:
+    """``row_names`` of a codec whose rows are not files: they have none of their own."""
+    return None
+
+
 class TableCodec:
     """Encodes raw rows of a table as the run's preprocessing says: numbers and true/false
     values standardised (a missing value filled with the training median, plus a missing
@@ -265,6 +270,8 @@ class TableCodec:
     def pieces(rows) -> Iterator:
         """A .csv or .tsv file's rows a block at a time; other rows whole."""
         yield from table_pieces(rows)
+
+    row_names = staticmethod(no_row_names)
 
     def kept(self, rows, keep: Sequence[str]) -> tuple[dict[str, Sequence], Columns]:
         """The cells of the columns ``keep`` names (copied into the predictions as they are, e.g.
@@ -397,6 +404,14 @@ def no_kept_columns(kind: str):
     def kept(self, rows, keep):
         raise DataError(f"--keep-columns copies columns of a table into the predictions; this run reads {kind}")
     return kept
+
+
+def named_rows(table: dict, names: list[str] | None) -> dict:
+    """``table`` (column name -> values) with each row's file first (``file``), when the rows
+    were read from files (``row_names``) and there is one answer per file."""
+    if names is None or "file" in table or len(next(iter(table.values()), [])) != len(names):
+        return table
+    return {"file": names, **table}
 
 
 def with_kept(table: dict, kept: dict[str, Sequence]) -> dict:

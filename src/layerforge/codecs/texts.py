@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import DataError
 from .cells import is_missing
-from .tables import columns_of, no_kept_columns, table_pieces
+from .tables import columns_of, no_kept_columns, no_row_names, table_pieces
 
 PAD, UNK = "<pad>", "<unk>"
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -135,6 +135,7 @@ class TextCodec:
         self.max_length, self.column = state["max_length"], state["text"]
 
     kept = no_kept_columns("texts")
+    row_names = staticmethod(no_row_names)
 
     @staticmethod
     def pieces(rows):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .. import tasks
-from ..codecs.tables import with_kept
+from ..codecs.tables import named_rows, with_kept
 from ..data.kinds import get as get_kind
 from ..errors import CheckpointError, DataError, LayerforgeError, SpecError, unknown_name
 from ..figures.pictures import image_grid
@@ -210,6 +210,9 @@ class Predictor:
         table = self.task.prediction_table(self.model, inputs, self.manifest.target)
         if groups is not None:
             table[table.columns[0]] = self._decisions(inputs, groups)
+        names = self.encoder.codec.row_names(given)  # images read from files: which file each answer is for
+        if names is not None:
+            table = type(table)(named_rows({name: table[name] for name in table.columns}, names))
         return indexed_like(table, given)
 
     def predict_pieces(self, data, keep: Sequence[str] = (), **options) -> Iterator:

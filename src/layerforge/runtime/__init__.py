@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import decodings
 from ..codecs import codec_for
-from ..codecs.tables import with_kept
+from ..codecs.tables import named_rows, with_kept
 from ..errors import CheckpointError, DataError
 from ..files import SEAL, sha256_file, unsealed
 
@@ -241,7 +241,7 @@ class Runtime:
         """The columns ``layerforge predict`` writes, as name -> values (an ensemble adds how much
         its members disagree: ``disagreement`` or ``uncertainty``)."""
         outputs, inputs, decoding, extra = self._answered(rows, **options)
-        return {**decoding.columns(outputs, inputs, self.target), **extra}
+        return named_rows({**decoding.columns(outputs, inputs, self.target), **extra}, self.codec.row_names(rows))
 
     def predict_pieces(self, rows, keep=(), **options) -> Iterator[dict[str, list]]:
         """``predict_table`` a block of rows at a time: for a table or text in a .csv or .tsv
@@ -292,6 +292,10 @@ class _NoRows:
         raise DataError(self.why)
 
     pieces = read = kept = encode
+
+    @staticmethod
+    def row_names(rows) -> None:
+        return None
 
 
 def load(folder: str | Path, *, int8: bool = False, threads: int | None = None) -> Runtime:
