@@ -118,3 +118,39 @@ def test_list_runs(csv_run, runs_dir):
     rows = list_runs(runs_dir)
     assert [r["run"] for r in rows] == [csv_run.path.name]
     assert rows[0]["status"] == "complete" and rows[0]["epochs"] == 30
+
+
+def test_rows_in_memory_train_predict_and_resume(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "c": rng.choice(["a", "b"], 300)},
+                         index=[f"r{i}" for i in range(300)])
+    frame["y"] = np.where(frame["x"] + (frame["c"] == "a") > 0.5, "yes", "no")
+    run = lf.train({"data": {"target": "y"}, "train": {"epochs": 10}}, data=frame, runs_dir=tmp_path)
+    assert run.metrics["test"]["accuracy"] > 0.9 and run.spec.data.frame == "DataFrame (300 rows, 3 columns)"
+    assert list(run.predictor.predict_table(frame.drop(columns=["y"]).head(3)).index) == ["r0", "r1", "r2"]
+    assert lf.load_run(run.path).evaluate()["accuracy"] == run.metrics["test"]["accuracy"]  # kept held-out rows
+
+    x = rng.normal(size=(200, 3))
+    arrays = lf.train({"train": {"epochs": 10}}, data=(x, (x[:, 0] > 0).astype(int)), runs_dir=tmp_path)
+    assert arrays.task.classes == [0, 1] and arrays.manifest.features == ["x0", "x1", "x2"]
+    assert arrays.metrics["test"]["accuracy"] > 0.85
+    with pytest.raises(lf.SpecError, match="rows given in memory \\(data=\\) take the place of both"):
+        lf.train({"data": {"dataset": "iris"}}, data=frame, runs_dir=tmp_path)
+    with pytest.raises(lf.DataError, match="data=: expected a DataFrame or arrays \\(X, y\\), got list"):
+        lf.train({"data": {"target": "y"}}, data=[1, 2, 3], runs_dir=tmp_path)
+
+    class Stop(lf.Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(lf.TrainingInterrupted) as stopped:
+        lf.train({"data": {"target": "y"}, "train": {"epochs": 4}}, data=frame, runs_dir=tmp_path / "stopped",
+                 callbacks=[Stop()])
+    with pytest.raises(lf.DataError, match="this run's rows were given in memory .* pass them again"):
+        lf.train(resume=stopped.value.run_dir)
+    with pytest.raises(lf.DataError, match="the source data changed since this run was trained"):
+        lf.train(resume=stopped.value.run_dir, data=frame.head(200))
+    resumed = lf.train(resume=stopped.value.run_dir, data=frame)
+    whole = lf.train({"data": {"target": "y"}, "train": {"epochs": 4}}, data=frame, runs_dir=tmp_path / "whole")
+    assert resumed.history[-1]["train_loss"] == pytest.approx(whole.history[-1]["train_loss"], rel=1e-6)

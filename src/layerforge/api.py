@@ -11,7 +11,7 @@ import torch
 from . import recipes
 from .data.augment import Augment
 from .data.kinds import Source
-from .data.prepare import load_source, prepare
+from .data.prepare import frame_source, load_source, prepare, rows_in_memory
 from .data.splits import Recorded, SplitPlan
 from .errors import CheckpointError, DataError, SpecError, TrainingError
 from .fairness import reweighing
@@ -91,6 +91,7 @@ def train(
     console=None,
     plan: SplitPlan | None = None,
     source: Source | None = None,
+    data: Any = None,
 ) -> Run:
     """Train the network a spec describes and write its run directory.
 
@@ -105,6 +106,9 @@ def train(
             fold k of a cross-validation).
         source: the spec's rows already loaded (``layerforge.data.prepare.load_source``), so
             that several runs on one data set read it once.
+        data: rows in memory instead of the spec's ``data.path`` or ``data.dataset``: a DataFrame
+            (the spec names its target), or arrays ``(X, y)`` (columns ``x0, x1, ...`` and
+            ``target``). A run trained on them resumes with them given again.
 
     Returns:
         The finished ``Run`` (metrics, history, model, predict).
@@ -118,11 +122,24 @@ def train(
         >>> run = train({"data": {"dataset": "iris"}, "train": {"epochs": 5}})  # doctest: +SKIP
         >>> run.metrics["test"]["accuracy"]                                    # doctest: +SKIP
     """
+    frame = None
+    if data is not None:
+        if source is not None:
+            raise SpecError("give the rows as data= or as source=, not both")
+        frame, called = rows_in_memory(data)
     if resume is not None:
         run_dir = Path(resume)
         spec = _resume_spec(run_dir, overrides)
+    elif frame is not None:
+        asked = {"data": {}} if spec is None else spec  # the rows are given: the defaults but for data
+        given = [*overrides, f"data.frame={called}"]
+        spec = load_spec(asked, given)
+        if spec.data.target is None and isinstance(data, tuple):  # arrays: y is the target
+            spec = load_spec(asked, [*given, "data.target=target"])
     else:
         spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
+    if frame is not None:
+        source = frame_source(spec.data, frame, spec.task)
     device = resolve_device(spec.train.device)
     Precision.of(spec.train.precision, device)  # refused before a directory is made
     distributed = Distributed.from_env(device)

@@ -89,6 +89,39 @@ def load_source(data_spec, task: str | None = None) -> Source:
     return source
 
 
+def frame_source(data_spec, frame, task: str | None = None) -> Source:
+    """The rows of a DataFrame given in memory, as ``load_source`` reads a file's."""
+    needs_target = task is None or tasks.get(task).needs_target
+    source = kind_of(data_spec).from_frame(data_spec, frame, data_spec.frame or "the rows",
+                                           target_required=needs_target)
+    if source.rows == 0:
+        raise DataError(f"{source.label}: holds no rows to learn from")
+    return source
+
+
+def rows_in_memory(data) -> tuple[Any, str]:
+    """A DataFrame of rows given in memory (a DataFrame, or arrays ``(X, y)`` whose columns
+    become ``x0, x1, ...`` and ``target``), and what to call them.
+
+    Raises:
+        DataError: anything else, or arrays of unequal length.
+    """
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        frame = data
+    elif isinstance(data, tuple) and len(data) == 2:
+        x, y = np.asarray(data[0]), np.asarray(data[1])
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+            raise DataError(f"data=(X, y): expected X of (rows, columns) and y of (rows,), got {x.shape} and "
+                            f"{y.shape}")
+        frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
+        frame["target"] = y
+    else:
+        raise DataError(f"data=: expected a DataFrame or arrays (X, y), got {type(data).__name__}")
+    return frame, f"DataFrame ({len(frame)} rows, {len(frame.columns)} columns)"
+
+
 def encode_parts(encoder: Encoder, task: tasks.Task, source: Source, parts: dict[str, np.ndarray]) -> dict[str, Arrays]:
     """Inputs and encoded targets of each part, with the run's fitted encoder and task."""
     encoded = {}

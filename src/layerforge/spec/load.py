@@ -188,7 +188,7 @@ def _implied_task(spec: Spec) -> str | None:
     data kind supports (a corpus is language modelling); None: the data's target decides."""
     if spec.model.implied_task() is not None:
         return spec.model.implied_task()
-    kind = kind_of(spec.data) if spec.data.dataset is not None or spec.data.path is not None else None
+    kind = kind_of(spec.data) if spec.data.named else None
     return kind.tasks[0] if kind is not None and len(kind.tasks) == 1 else None
 
 
@@ -253,7 +253,7 @@ def cross_checks(spec: Spec) -> list[str]:
     if needed and spec.model.type not in needed:
         problems.append(f"model.type: task '{task}' needs model type {' or '.join(needed)}, not {spec.model.type}")
     problems += (task_class or tasks.Task).spec_problems(spec)
-    if spec.data.dataset is not None or spec.data.path is not None:
+    if spec.data.named:
         kind = kind_of(spec.data)
         if kind.reads not in FAMILIES[spec.model.type].reads:
             suited = [name for name, family in FAMILIES.items() if kind.reads in family.reads]

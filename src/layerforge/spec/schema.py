@@ -123,6 +123,8 @@ class DataSpec(_Section):
 
     dataset: str | None = None
     path: str | None = None
+    # rows given in memory (``lf.train(spec, data=frame)``): what they were; set by the library
+    frame: Annotated[str, Field(max_length=200)] | None = None
     kind: str | None = None  # a data kind (table, sequence, image, forecast, text, corpus); default: from the file
     target: str | None = None
     features: list[str] | None = None
@@ -188,13 +190,19 @@ class DataSpec(_Section):
 
     @model_validator(mode="after")
     def _one_source(self):
-        if (self.dataset is None) == (self.path is None):
+        if sum(value is not None for value in (self.dataset, self.path, self.frame)) != 1:
             choices = ", ".join(sorted(DATASETS))
             raise ValueError(
                 "give exactly one of 'dataset' (a built-in: "
                 f"{choices}) or 'path' (a .csv or .parquet file)"
+                + ("; rows given in memory (data=) take the place of both" if self.frame is not None else "")
             )
         return self
+
+    @property
+    def named(self) -> bool:
+        """Whether the spec names its rows (a built-in, a file, or rows given in memory)."""
+        return self.dataset is not None or self.path is not None or self.frame is not None
 
     @model_validator(mode="after")
     def _streams_files(self):

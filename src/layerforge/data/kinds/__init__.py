@@ -32,6 +32,8 @@ def kind_of(data_spec) -> Kind:
         return KINDS[DATASETS[data_spec.dataset].kind]
     if data_spec.kind:
         return get(data_spec.kind)
+    if data_spec.frame is not None:  # rows given in memory: a table (of texts with data.text)
+        return KINDS["text"] if data_spec.text else KINDS["table"]
     suffix = data_spec.path.lower().rsplit(".", 1)[-1]
     if suffix == "npz":
         return KINDS["sequence"]

@@ -226,6 +226,15 @@ class Kind(ABC):
             DataError: the file cannot be read, or columns are missing or of the wrong type.
         """
 
+    def from_frame(self, data_spec, frame, source: str, *, target_required: bool = True) -> Source:
+        """The rows of a DataFrame given in memory (``lf.train(spec, data=frame)``).
+
+        Raises:
+            DataError: this kind does not read rows from a DataFrame.
+        """
+        raise DataError(f"rows given in memory are read as a table; {self.name} data comes from files "
+                        "(data.path) or a built-in data set")
+
     def default_task(self, source: Source) -> str:
         return self.tasks[0]
 

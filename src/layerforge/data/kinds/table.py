@@ -305,8 +305,9 @@ class TableKind(Kind):
     state = TableState
 
     def load(self, data_spec, *, target_required: bool = True) -> Source:
-        from ..tabular import fingerprint_frame
-
+        if data_spec.frame is not None:
+            raise DataError(f"this run's rows were given in memory ({data_spec.frame}), so they cannot be read "
+                            "again here: pass them again (lf.train(resume=RUN, data=rows)), or evaluate on a file")
         if data_spec.path is not None:
             from ..tablefile import TableFile, check_fits
 
@@ -315,6 +316,12 @@ class TableKind(Kind):
                 return _load_streamed(data_spec, file, target_required)
             check_fits(file.estimated_bytes(), data_spec.path)
         frame, source = load_frame(data_spec)
+        return self.from_frame(data_spec, frame, source, target_required=target_required)
+
+    def from_frame(self, data_spec, frame, source: str, *, target_required: bool = True) -> Source:
+        """The rows of a DataFrame (read from the spec's file or data set, or given in memory)."""
+        from ..tabular import fingerprint_frame
+
         target, features, groups = table_columns(data_spec, frame, source, target_required)
         labels = None
         if target is not None:
