@@ -85,11 +85,13 @@ def test_autoencoder_codes_keep_the_digit_classes(runs_dir):
     assert run.metrics["test"]["latent_knn_accuracy"] >= 0.90, run.metrics["test"]
 
 
+@pytest.mark.slow  # trains to a target, or waits out a kill: run with -m slow
 def test_autoencoder_flags_unseen_nines_as_anomalies(runs_dir):
     test = lf.train(GENERATIVE / "digits_anomaly.yaml", runs_dir=runs_dir).metrics["test"]
     assert test["anomaly_rows"] == 180 and test["anomaly_roc_auc"] >= 0.90, test
 
 
+@pytest.mark.slow  # trains to a target, or waits out a kill: run with -m slow
 def test_a_variational_code_score_finds_malignant_rows_a_reconstruction_misses(runs_dir):
     run = lf.train(GENERATIVE / "breast_cancer_anomaly.yaml", runs_dir=runs_dir)
     reconstruction = lf.train(GENERATIVE / "breast_cancer_anomaly.yaml", overrides=["model.anomaly_score=reconstruction"],
@@ -103,6 +105,7 @@ def test_a_variational_code_score_finds_malignant_rows_a_reconstruction_misses(r
         lf.train(GENERATIVE / "breast_cancer_anomaly.yaml", overrides=["model.variant=plain"], runs_dir=runs_dir)
 
 
+@pytest.mark.slow  # trains to a target, or waits out a kill: run with -m slow
 def test_denoising_beats_plain_on_noisy_digits(runs_dir):
     denoising = lf.train(GENERATIVE / "digits_denoising.yaml", runs_dir=runs_dir).metrics["test"]
     plain = lf.train(GENERATIVE / "digits_denoising.yaml", overrides=["model.variant=plain"],
@@ -110,6 +113,7 @@ def test_denoising_beats_plain_on_noisy_digits(runs_dir):
     assert denoising["noisy_mse"] < 0.85 * plain["noisy_mse"], (denoising, plain)
 
 
+@pytest.mark.slow  # trains to a target, or waits out a kill: run with -m slow
 def test_conditional_gan_draws_the_requested_digits(runs_dir):
     run = lf.train(GENERATIVE / "digits_cgan.yaml", runs_dir=runs_dir)
     test = run.metrics["test"]

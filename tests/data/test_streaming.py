@@ -276,6 +276,7 @@ def _run_limited(spec, runs_dir, limit: int | None = None, command: tuple = ()) 
     return json.loads(lines[-1])
 
 
+@pytest.mark.slow  # trains to a target, or waits out a kill: run with -m slow
 def test_a_parquet_file_four_times_the_memory_allowed_trains_with_bounded_memory(tmp_path):
     """The big file's values take about 1 GB as a DataFrame (2M rows x 65 columns); the process
     may use 256 MB more than a small streamed run of the same spec ended with."""

@@ -99,6 +99,7 @@ def test_the_command_prints_the_curve_and_the_report_shows_it(image_run):
     torch.manual_seed(0)
 
 
+@pytest.mark.slow  # trains to a target, or waits out a kill: run with -m slow
 def test_the_robust_digits_example_holds_under_pgd(tmp_path):
     """bench/robustness.py: clean 0.996 and PGD-20 0.859 at eps 0.1 (medians of 3 seeds)."""
     from pathlib import Path

@@ -271,6 +271,7 @@ def test_a_study_continued_with_an_edited_search_is_refused(tmp_path):
     assert sum(more.counts.values()) == 2
 
 
+@pytest.mark.slow  # trains to a target, or waits out a kill: run with -m slow
 def test_a_study_killed_mid_trial_continues_with_each_trial_counted_once(tmp_path, monkeypatch):
     """kill -9 of `layerforge tune` while a trial trains; the next command marks that trial failed
     (its heartbeat stopped), runs its own trials, and best.yaml trains the best again."""
