@@ -11,7 +11,7 @@ import torch
 from . import recipes
 from .data.augment import Augment
 from .data.kinds import Source
-from .data.prepare import frame_source, load_source, prepare, rows_in_memory
+from .data.prepare import load_source, prepare, rows_in_memory
 from .data.splits import Recorded, SplitPlan
 from .errors import CheckpointError, DataError, SpecError, TrainingError
 from .fairness import reweighing
@@ -139,7 +139,7 @@ def train(
     else:
         spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
     if frame is not None:
-        source = frame_source(spec.data, frame, spec.task)
+        source = load_source(spec.data, spec.task, frame)
     device = resolve_device(spec.train.device)
     Precision.of(spec.train.precision, device)  # refused before a directory is made
     distributed = Distributed.from_env(device)

@@ -442,14 +442,11 @@ class Capability:
 
     command: str
     result: type[Result]
-    why_not: Callable[[Any], str | None]
-
-    def applies(self, run) -> str | None:
-        return self.why_not(run)
+    applies: Callable[[Any], str | None]  # why it does not apply to a run, or None
 
     def check(self, run) -> None:
         """Raises DataError saying why the capability does not apply to ``run``."""
-        reason = self.why_not(run)
+        reason = self.applies(run)
         if reason is not None:
             raise DataError(reason)
 

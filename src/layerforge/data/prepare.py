@@ -80,20 +80,13 @@ class Prepared:
         return self.inputs.describe()
 
 
-def load_source(data_spec, task: str | None = None) -> Source:
-    """The rows a data spec names, read once; ``prepare(..., source=)`` reuses them."""
+def load_source(data_spec, task: str | None = None, frame=None) -> Source:
+    """The rows a data spec names, read once (``frame``: the rows given in memory instead);
+    ``prepare(..., source=)`` reuses them."""
     needs_target = task is None or tasks.get(task).needs_target
-    source = kind_of(data_spec).load(data_spec, target_required=needs_target)
-    if source.rows == 0:
-        raise DataError(f"{source.label}: holds no rows to learn from")
-    return source
-
-
-def frame_source(data_spec, frame, task: str | None = None) -> Source:
-    """The rows of a DataFrame given in memory, as ``load_source`` reads a file's."""
-    needs_target = task is None or tasks.get(task).needs_target
-    source = kind_of(data_spec).from_frame(data_spec, frame, data_spec.frame or "the rows",
-                                           target_required=needs_target)
+    kind = kind_of(data_spec)
+    source = kind.load(data_spec, target_required=needs_target) if frame is None else \
+        kind.from_frame(data_spec, frame, data_spec.frame or "the rows", target_required=needs_target)
     if source.rows == 0:
         raise DataError(f"{source.label}: holds no rows to learn from")
     return source

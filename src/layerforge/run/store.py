@@ -159,18 +159,23 @@ def answer_state(run_dir: str | Path) -> dict[str, str | None]:
     return found
 
 
-def file_checksums(run_dir: Path) -> dict[str, str]:
-    """SHA-256 of every file a finished run wrote (checkpoints and TensorBoard logs verify or
-    belong elsewhere; model.json, which keeps this list, cannot list itself)."""
+def run_files(run_dir: Path) -> list[str]:
+    """The files a run wrote (paths relative to it, in order), but for checkpoints and
+    TensorBoard logs (they verify or belong elsewhere), hidden files, and model.json (which lists
+    the others and cannot list itself)."""
     run_dir = Path(run_dir)
-    checksums = {}
+    names = []
     for path in sorted(run_dir.rglob("*")):
         relative = path.relative_to(run_dir)
-        if (not path.is_file() or path.name == MODEL or any(part.startswith(".") for part in relative.parts)
-                or relative.parts[0] in (CHECKPOINTS, "tensorboard")):
-            continue
-        checksums[relative.as_posix()] = sha256_file(path)
-    return checksums
+        if (path.is_file() and path.name != MODEL and not any(part.startswith(".") for part in relative.parts)
+                and relative.parts[0] not in (CHECKPOINTS, "tensorboard")):
+            names.append(relative.as_posix())
+    return names
+
+
+def file_checksums(run_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file a finished run wrote (``run_files``)."""
+    return {name: sha256_file(Path(run_dir) / name) for name in run_files(run_dir)}
 
 
 def verified(run_dir: Path, name: str, checksums: dict[str, str] | None) -> Path:

@@ -19,21 +19,14 @@ from typing import Any
 from ..capabilities import RESULT_FOLDERS
 from ..files import remove
 from .manifest import VersionRecord, read_manifest
-from .store import CHECKPOINTS, MODEL, REPORT, SPEC, answer_state, file_checksums, finished, new_run_dir
+from .store import MODEL, REPORT, SPEC, answer_state, file_checksums, finished, new_run_dir, run_files
 
 
 def _carried(run_dir: Path) -> list[str]:
-    """The run's files (paths relative to it) that go into a new version: all but model.json,
-    the spec and the report (written anew), its checkpoints and TensorBoard logs, hidden files,
-    and the capabilities' records."""
-    names = []
-    for path in sorted(run_dir.rglob("*")):
-        relative = path.relative_to(run_dir)
-        if (path.is_file() and relative.as_posix() not in (MODEL, REPORT, SPEC)
-                and not any(part.startswith(".") for part in relative.parts)
-                and relative.parts[0] not in {*RESULT_FOLDERS, CHECKPOINTS, "tensorboard"}):
-            names.append(relative.as_posix())
-    return names
+    """The run's files that go into a new version: all it wrote (``run_files``) but the spec and
+    the report (written anew) and the capabilities' records."""
+    return [name for name in run_files(run_dir)
+            if name not in (REPORT, SPEC) and name.split("/", 1)[0] not in RESULT_FOLDERS]
 
 
 def _place(source: Path, target: Path) -> None:

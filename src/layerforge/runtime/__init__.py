@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import decodings
 from ..codecs import codec_for
-from ..codecs.tables import named_rows, with_kept
+from ..codecs.tables import named_rows, no_row_names, with_kept
 from ..errors import CheckpointError, DataError
 from ..files import SEAL, sha256_file, unsealed
 
@@ -292,10 +292,7 @@ class _NoRows:
         raise DataError(self.why)
 
     pieces = read = kept = encode
-
-    @staticmethod
-    def row_names(rows) -> None:
-        return None
+    row_names = staticmethod(no_row_names)
 
 
 def load(folder: str | Path, *, int8: bool = False, threads: int | None = None) -> Runtime:
