@@ -106,8 +106,8 @@ def test_target_problems_are_reported(tmp_path, mixed_frame):
 def test_dates_and_unreadable_files(tmp_path):
     path = tmp_path / "d.parquet"
     pd.DataFrame({"when": pd.date_range("2020", periods=5), "y": [1.0, 2, 3, 4, 5]}).to_parquet(path)
-    with pytest.raises(DataError, match="column 'when' holds dates"):
-        prepare(lf.load_spec({"data": {"path": str(path), "target": "y"}}).data, None, 0)
+    prepared = prepare(lf.load_spec({"data": {"path": str(path), "target": "y"}}).data, None, 0)
+    assert [column.kind for column in prepared.encoder.state.columns] == ["date"]  # read as a date
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not parquet at all")
     with pytest.raises(DataError, match="bad.parquet: cannot be read as a table"):

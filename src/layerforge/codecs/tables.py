@@ -20,6 +20,7 @@ import numpy as np
 from ..data.arrays import MAX_STANDARD_SCORE
 from ..errors import DataError
 from .cells import MISSING_CATEGORY, Where, category_codes, numbers, plain_numbers
+from .columns import COLUMN_CODECS, column_codec
 
 BLOCK_CELLS = 1 << 20  # values of a CSV file read at a time (csv_blocks)
 CSV_FILES = (".csv", ".tsv")
@@ -250,10 +251,13 @@ class TableCodec:
         self.columns = state["columns"]
         self.features = [column["name"] for column in self.columns]
         self.unknown = state.get("unknown_categories", "error")
+        self.ignored = set(state.get("ignored", ()))
         self._slots, position = [], 0  # (column, its first position in the matrix)
+        self._codecs = {column["name"]: column_codec(column) for column in self.columns
+                        if column["kind"] in COLUMN_CODECS}
         for column in self.columns:
             self._slots.append((column, position))
-            position += len(column["categories"]) if column["kind"] == "categorical" else 1 + bool(column["indicator"])
+            position += self._width(column)
         self.width = position
         # the number columns, read at once when their cells are plain
         self._numeric = [(position, column) for column, position in self._slots if column["kind"] == "numeric"]
@@ -261,6 +265,30 @@ class TableCodec:
         self._means, self._stds, self._fills = (np.array([[c[key]] for _, c in self._numeric], dtype=np.float64)
                                                 for key in ("mean", "std", "fill"))
         self._indicators = [(row, position) for row, (position, c) in enumerate(self._numeric) if c["indicator"]]
+
+    def _width(self, column: dict) -> int:
+        if column["name"] in self._codecs:
+            return self._codecs[column["name"]].width
+        return len(column["categories"]) if column["kind"] == "categorical" else 1 + bool(column["indicator"])
+
+    @property
+    def blocks(self) -> list[tuple[str, int, int, int]]:
+        """Each input column's positions in the matrix: (name, first, width, code size), the code
+        size being the number of codes where the column is a category code read through an
+        embedding (0 otherwise)."""
+        return [(column["name"], position, self._width(column),
+                 self._codecs[column["name"]].code_size if column["name"] in self._codecs else 0)
+                for column, position in self._slots]
+
+    def scaled(self) -> list[int]:
+        """The positions of standardised values (which small perturbations move)."""
+        found = []
+        for column, position in self._slots:
+            if column["name"] in self._codecs:
+                found += [position + i for i in self._codecs[column["name"]].scaled]
+            elif column["kind"] == "numeric":
+                found.append(position)
+        return found
 
     def read(self, rows) -> Columns:
         """The cells of ``rows`` by column (see ``columns_of``)."""
@@ -314,7 +342,8 @@ class TableCodec:
         if missing:
             raise DataError(f"missing column{'s' if len(missing) > 1 else ''}{where}: {', '.join(missing)} "
                             f"(the model was trained on: {', '.join(self.features)})")
-        extra = [name for name in columns.values if name not in self.features and name != target]
+        extra = [name for name in columns.values if name not in self.features and name != target
+                 and name not in self.ignored]
         if extra and not ignore_extra:
             raise DataError(f"unexpected column{'s' if len(extra) > 1 else ''}{where}: {', '.join(extra)}; "
                             "remove them or pass ignore_extra (--ignore-extra)")
@@ -329,6 +358,10 @@ class TableCodec:
             if column["name"] in done:
                 continue
             cells = columns.values[column["name"]]
+            codec = self._codecs.get(column["name"])
+            if codec is not None:
+                out[:, position : position + codec.width] = codec.encode(cells, columns.where, unknown)
+                continue
             if column["kind"] == "categorical":
                 width = len(column["categories"])
                 self._one_hot(out[:, position : position + width], column, cells, unknown, columns.where)

@@ -180,12 +180,28 @@ class Preprocessor:
         self.columns = columns
 
     @classmethod
-    def fit(cls, frame, features: list[str], categorical: list[str] = (), source: str | None = None) -> Preprocessor:
-        """Fit on the training rows ``frame`` (``source``: the file, for messages)."""
+    def fit(cls, frame, features: list[str], categorical: list[str] = (), source: str | None = None,
+            types: dict[str, str] | None = None) -> Preprocessor:
+        """Fit on the training rows ``frame`` (``source``: the file, for messages).
+
+        Args:
+            types: column -> type (``data.columns.TYPES``), as the schema inferred or the spec
+                named them; a column not in it is typed by ``infer_kind``.
+        """
+        from ..codecs.columns import COLUMN_CODECS, fit_column
+        from .columns import codec_kind
+
         columns = []
         for name in features:
             series = frame[name]
-            kind = infer_kind(series, name in categorical, source)
+            type_ = (types or {}).get(name)
+            if type_ is None:
+                kind = infer_kind(series, name in categorical, source)
+            else:
+                kind = codec_kind("category" if type_ == "identifier" else type_, series.nunique(dropna=True))
+            if kind in COLUMN_CODECS:
+                columns.append(fit_column(kind, series.to_numpy(), name, where_of(series, source)))
+                continue
             missing = bool(series.isna().any())
             if kind == "categorical":
                 keys = sorted({category_key(v) for v in series.dropna().to_numpy()})  # float32 0.1 is "0.1"
@@ -216,9 +232,13 @@ class Preprocessor:
     @property
     def feature_names(self) -> list[str]:
         """Names of the input columns the model sees, in order."""
+        from ..codecs.columns import COLUMN_CODECS, column_codec
+
         names = []
         for column in self.columns:
-            if column["kind"] == "categorical":
+            if column["kind"] in COLUMN_CODECS:
+                names += column_codec(column).feature_names
+            elif column["kind"] == "categorical":
                 names += [f"{column['name']}={c}" for c in column["categories"]]
             else:
                 names.append(column["name"])
@@ -255,8 +275,15 @@ class Preprocessor:
         unscaled, booleans thresholded at 0.5, categories by their largest one-hot entry."""
         import pandas as pd
 
+        from ..codecs.columns import COLUMN_CODECS, column_codec
+
         data, position = {}, 0
         for column in self.columns:
+            if column["kind"] in COLUMN_CODECS:
+                codec = column_codec(column)
+                data[column["name"]] = codec.inverse(matrix[:, position : position + codec.width])
+                position += codec.width
+                continue
             if column["kind"] == "categorical":
                 categories = column["categories"]
                 block = matrix[:, position : position + len(categories)]

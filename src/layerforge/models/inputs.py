@@ -42,17 +42,35 @@ class Inputs(BaseModel):
     variable_length: bool | None = None
     relative: bool | None = None
     season: PositiveInt | None = None
+    # a table's input columns: [first position, width, codes] each; codes > 0 where the column is
+    # one category code (0, 1, ...) read through a learned embedding
+    blocks: list[tuple[int, int, int]] | None = None
 
     @model_validator(mode="after")
     def _sizes_of_the_kind(self):
         missing = [name for name in _REQUIRED[self.kind] if getattr(self, name) is None]
         if missing:
             raise ValueError(f"{self.kind} inputs need {', '.join(missing)}")
+        if self.blocks and sum(width for _, width, _ in self.blocks) != self.features:
+            raise ValueError(f"the columns' widths add up to {sum(w for _, w, _ in self.blocks)}, not {self.features}")
         return self
 
     @classmethod
-    def table(cls, features: int) -> Inputs:
-        return cls(kind="table", features=features)
+    def table(cls, features: int, blocks: list | None = None) -> Inputs:
+        return cls(kind="table", features=features, blocks=[tuple(b) for b in blocks] if blocks else None)
+
+    @property
+    def columns(self) -> list[tuple[int, int, int]]:
+        """A table's input columns (first position, width, codes); one per number when not
+        recorded."""
+        if self.blocks:
+            return list(self.blocks)
+        return [(i, 1, 0) for i in range(self.flat_size)]
+
+    @property
+    def codes(self) -> list[tuple[int, int]]:
+        """(position, number of codes) of each category code read through an embedding."""
+        return [(first, codes) for first, _, codes in self.columns if codes] if self.kind == "table" else []
 
     @property
     def tokens(self) -> bool:

@@ -7,6 +7,7 @@ from torch import nn
 
 from ..nn import activations
 from ..nn.init import init_linear
+from ..nn.layers import CodeEmbeddings
 from .configs import MLPConfig
 from .inputs import Inputs
 from .protocol import Network
@@ -53,7 +54,8 @@ class MLP(Network):
     def __init__(self, inputs: Inputs, output_size: int, *, layers: list[int], activation: str, dropout: float,
                  norm: str, init: str):
         super().__init__(inputs)
-        sizes = [inputs.flat_size, *layers]
+        self.embed = CodeEmbeddings(inputs.flat_size, inputs.codes) if inputs.codes else None
+        sizes = [self.embed.out_features if self.embed is not None else inputs.flat_size, *layers]
         self.blocks = nn.Sequential(
             *(DenseBlock(a, b, activation, norm, dropout) for a, b in zip(sizes, sizes[1:]))
         )
@@ -63,7 +65,10 @@ class MLP(Network):
         init_linear(self.head, "xavier" if init != "default" else "default", "identity")
 
     def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.blocks(x.flatten(1))  # (B, F) or (B, C, *S) -> (B, hidden)
+        x = x.flatten(1)  # (B, F) or (B, C, *S) -> (B, F)
+        if self.embed is not None:
+            x = self.embed(x)  # category codes through their embeddings
+        return self.blocks(x)  # (B, hidden)
 
     @property
     def output_layer(self) -> nn.Linear:

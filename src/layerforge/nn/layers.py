@@ -78,3 +78,34 @@ def sinusoidal_positions(length: int, features: int) -> torch.Tensor:
     table[:, 0::2] = torch.sin(position * frequency)
     table[:, 1::2] = torch.cos(position * frequency[: features // 2])
     return table
+
+
+def embedding_size(codes: int) -> int:
+    """The width of a learned embedding of ``codes`` categories (grows slowly, at most 32)."""
+    return int(min(32, max(2, round(1.6 * codes ** 0.56))))
+
+
+class CodeEmbeddings(nn.Module):
+    """A table row whose category codes (one position each) are read through learned
+    embeddings: the other positions as they are, then each code's embedding.
+
+    Args:
+        features: positions in a row.
+        codes: (position, number of codes) of each code; a value outside 0..codes-1 is clamped.
+    """
+
+    def __init__(self, features: int, codes: list[tuple[int, int]]):
+        super().__init__()
+        coded = {position for position, _ in codes}
+        self.register_buffer("kept", torch.tensor([i for i in range(features) if i not in coded], dtype=torch.long),
+                             persistent=False)
+        self.positions = [position for position, _ in codes]
+        self.limits = [count - 1 for _, count in codes]
+        self.embeddings = nn.ModuleList(nn.Embedding(count, embedding_size(count)) for _, count in codes)
+        self.out_features = len(self.kept) + sum(e.embedding_dim for e in self.embeddings)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, out_features)
+        parts = [x.index_select(1, self.kept)]
+        for position, limit, embedding in zip(self.positions, self.limits, self.embeddings):
+            parts.append(embedding(x[:, position].round().long().clamp(0, limit)))  # (B, E)
+        return torch.cat(parts, dim=1)

@@ -118,6 +118,9 @@ class TokenizerSpec(_Section):
     lowercase: bool = False
 
 
+ColumnType = Literal["number", "binary", "category", "date", "datetime", "text", "set", "vector", "image"]
+
+
 class DataSpec(_Section):
     """Where the rows come from and which column is the target."""
 
@@ -127,7 +130,9 @@ class DataSpec(_Section):
     frame: Annotated[str, Field(max_length=200)] | None = None
     kind: str | None = None  # a data kind (table, sequence, image, forecast, text, corpus); default: from the file
     target: str | None = None
-    features: list[str] | None = None
+    # a list: the only feature columns; a mapping: column -> type for the columns it names (number,
+    # binary, category, date, datetime, text, set, vector, image), the others typed by their cells
+    features: list[str] | dict[str, ColumnType] | None = None
     drop: list[str] = []
     categorical: list[str] = []
     groups: str | None = None  # a column naming each row's group: splits keep a group's rows together
@@ -156,6 +161,16 @@ class DataSpec(_Section):
     context: PositiveInt = 128
     # anomaly detection: rows of these target classes are kept out of training and validation
     anomaly_classes: list[int | str] | None = None
+
+    @property
+    def feature_list(self) -> list[str] | None:
+        """The only feature columns, when ``features`` lists them."""
+        return self.features if isinstance(self.features, list) else None
+
+    @property
+    def feature_types(self) -> dict[str, str]:
+        """Column -> type, when ``features`` is a mapping."""
+        return dict(self.features) if isinstance(self.features, dict) else {}
 
     @field_validator("dataset")
     @classmethod

@@ -33,7 +33,7 @@ def load_series(data_spec) -> tuple[np.ndarray, list[str], int | None, str]:
     frame = read_table(data_spec.path)
     if data_spec.target is None or data_spec.target not in frame.columns:
         raise DataError(f"data.target: name the column to forecast (columns: {', '.join(map(str, frame.columns))})")
-    names = [data_spec.target, *[c for c in (data_spec.features or []) if c != data_spec.target]]
+    names = [data_spec.target, *[c for c in (data_spec.feature_list or []) if c != data_spec.target]]
     columns = []
     for name in names:
         if name not in frame.columns:

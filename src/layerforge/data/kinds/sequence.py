@@ -154,7 +154,7 @@ def _read_training_table(data_spec) -> dict:
     source = data_spec.path
     target = resolve_target(data_spec, frame, source)
     if data_spec.id is None:  # wide: one row per series
-        columns = data_spec.features or [c for c in frame.columns if c != target and c not in data_spec.drop]
+        columns = data_spec.feature_list or [c for c in frame.columns if c != target and c not in data_spec.drop]
         values = np.stack([to_numbers(frame[c], str(c), source, boolean=False) for c in columns], axis=1)
         if np.isnan(values).any():
             row = int(np.flatnonzero(np.isnan(values).any(axis=1))[0])
@@ -163,7 +163,7 @@ def _read_training_table(data_spec) -> dict:
     for key, column in (("data.id", data_spec.id), ("data.time", data_spec.time)):
         if column is not None and column not in frame.columns:
             raise DataError(f"{key}: no column '{column}' in {source}")
-    channels = data_spec.features or [c for c in frame.columns
+    channels = data_spec.feature_list or [c for c in frame.columns
                                       if c not in (target, data_spec.id, data_spec.time, *data_spec.drop)]
     series, labels = [], []
     ordered = frame.sort_values([data_spec.id, data_spec.time]) if data_spec.time else frame

@@ -37,32 +37,89 @@ class CategoricalColumn(BaseModel):
     categories: list[str]
 
 
+class DateColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["date", "datetime"]
+    format: str | None
+    days_mean: float
+    days_std: float
+    year_mean: float
+    year_std: float
+    fill: float
+    indicator: bool
+
+
+class TextColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["text"]
+    words: list[str]
+    idf: list[float]
+    length_mean: float
+    length_std: float
+
+
+class SetColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["set"]
+    separator: str
+    values: list[str]
+
+
+class VectorColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["vector"]
+    means: list[float]
+    stds: list[float]
+    indicator: bool
+
+
+class EmbeddedColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["embedded"]
+    categories: list[str]
+
+
+Column = Annotated[NumericColumn | CategoricalColumn | DateColumn | TextColumn | SetColumn | VectorColumn
+                   | EmbeddedColumn, Field(discriminator="kind")]
+
+
 class TableState(State):
-    """The fitted preprocessing of each input column (see ``Preprocessor``)."""
+    """The fitted preprocessing of each input column (see ``Preprocessor``), and the columns
+    left out (identifiers, ``data.drop``), which rows may carry."""
 
     named_columns: ClassVar[bool] = True
     kind: Literal["table"] = "table"
-    columns: list[Annotated[NumericColumn | CategoricalColumn, Field(discriminator="kind")]]
+    columns: list[Column]
     encoded_features: list[str]
     unknown_categories: Literal["error", "bucket"] = "error"
     image_shape: list[int] | None = None  # (C, H, W) when every row is an image (the digits)
+    ignored: list[str] = []
+
+    def _codec(self):
+        from ...codecs.tables import TableCodec
+
+        return TableCodec(self.model_dump(mode="json"))
 
     def attribution_groups(self):
         """Each input column with its encoded features: the value (and its missing indicator),
-        or one one-hot feature per category."""
-        groups = []
-        for column in self.columns:
-            prefix = f"{column.name}="
-            members = [i for i, name in enumerate(self.encoded_features)
-                       if name in (column.name, f"{column.name}__missing") or name.startswith(prefix)]
-            groups.append((column.name, members))
-        return groups
+        one one-hot feature per category, a date's parts, a text's words."""
+        return [(name, list(range(first, first + width))) for name, first, width, _ in self._codec().blocks]
 
     def perturbation(self):
-        """Standardised values of the number columns; category one-hots and missing-value
-        indicators stay as they are."""
-        numbers = {column.name for column in self.columns if column.kind == "numeric"}
-        scale = np.asarray([1.0 if name in numbers else 0.0 for name in self.encoded_features], dtype=np.float32)
+        """Standardised values (numbers, a date's time and year, vectors); category one-hots and
+        codes, words and missing-value indicators stay as they are."""
+        scale = np.zeros(len(self.encoded_features), dtype=np.float32)
+        scale[self._codec().scaled()] = 1.0
         return Perturbation("standardised values", scale)
 
     def request_row(self, title: str):
@@ -74,7 +131,9 @@ class TableState(State):
 
         fields = {}
         for i, column in enumerate(self.columns):
-            if column.kind == "categorical":
+            if column.kind in _REQUEST_CELLS:
+                annotation, about = _REQUEST_CELLS[column.kind]
+            elif column.kind == "categorical":
                 known = tuple(c for c in column.categories if c != MISSING)
                 kind = str if self.unknown_categories == "bucket" or not known else Literal[known]
                 absent = MISSING in column.categories or self.unknown_categories == "bucket"
@@ -86,6 +145,17 @@ class TableState(State):
                 about += "; null: missing"
             fields[f"column_{i}"] = (annotation, Field(alias=column.name, description=about))
         return create_model(title, __config__=ConfigDict(extra="forbid", title=title), **fields)
+
+
+# what a request's cell is for the column kinds read by ``codecs.columns``
+_REQUEST_CELLS = {
+    "date": (str | None, "a date (ISO 8601, e.g. 2024-03-15, or the form of the training data); null: missing"),
+    "datetime": (str | None, "a date and time (ISO 8601, e.g. 2024-03-15T14:30); null: missing"),
+    "text": (str | None, "text; null: none"),
+    "set": (str | list[str] | None, "values joined by the column's separator, or a list; null: none"),
+    "vector": (list[Annotated[float, Field(allow_inf_nan=False)]] | str | None, "a list of numbers; null: missing"),
+    "embedded": (str | int | None, "a category (unseen ones go to the column's bucket)"),
+}
 
 
 def _check_named_columns(frame, names: list[str], key: str, source: str) -> None:
@@ -137,9 +207,11 @@ def table_columns(data_spec, frame, source: str, target_required: bool) -> tuple
         if groups == target:
             raise DataError(f"data.groups: '{groups}' is the target column; name the column that groups rows "
                             "(a patient, a site)")
-    if data_spec.features is not None:
-        _check_named_columns(frame, data_spec.features, "data.features", source)
-        features = [f for f in data_spec.features if f not in (target, groups)]
+    if data_spec.feature_types:
+        _check_named_columns(frame, list(data_spec.feature_types), "data.features", source)
+    if data_spec.feature_list is not None:
+        _check_named_columns(frame, data_spec.feature_list, "data.features", source)
+        features = [f for f in data_spec.feature_list if f not in (target, groups)]
     else:
         features = [c for c in frame.columns if c not in (target, groups) and c not in data_spec.drop]
     if not features:
@@ -227,9 +299,12 @@ class TableEncoder(Encoder):
         super().__init__(state, target)
         self.preprocessor = Preprocessor.from_json(state.model_dump(include={"columns"}))
 
+    schema = None  # the columns as ``data.columns.describe`` saw them when fitted
+
     @property
     def inputs(self) -> Inputs:
-        return Inputs.table(len(self.state.encoded_features))
+        blocks = [[first, width, codes] for _, first, width, codes in self.codec.blocks]
+        return Inputs.table(len(self.state.encoded_features), blocks)
 
     @property
     def features(self) -> list[str]:
@@ -340,13 +415,29 @@ class TableKind(Kind):
         return source.facts["builtin_task"] or infer_task(source.labels)
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> TableEncoder:
+        """The preprocessing of the feature columns, each by its type (``data.columns``: the
+        spec's, or inferred from the cells of every row, labels aside), fitted on the training
+        rows; identifier-like columns are left out."""
+        from ..columns import describe, feature_types
         from ..tabular import Preprocessor
 
-        preprocessor = Preprocessor.fit(source.payload.iloc[train], source.facts["features"], data_spec.categorical,
-                                        source.label)
+        features = source.facts["features"]
+        frame = source.payload
+        columns = describe(frame[features], types=data_spec.feature_types, categorical=data_spec.categorical,
+                           features=data_spec.feature_list)
+        types = feature_types(columns)
+        left_out = [column.name for column in columns if column.role == "left out"]
+        kept = [name for name in features if name in types]
+        if not kept:
+            raise DataError(f"no feature columns left in {source.label}: {', '.join(left_out)} look like identifiers "
+                            "(a different value in every row); name their types in data.features to use them")
+        preprocessor = Preprocessor.fit(frame.iloc[train], kept, data_spec.categorical, source.label, types)
         state = TableState(**preprocessor.to_json(), encoded_features=preprocessor.feature_names,
-                           unknown_categories=data_spec.unknown_categories, image_shape=source.facts["image_shape"])
-        return TableEncoder(state, source.target)
+                           unknown_categories=data_spec.unknown_categories, image_shape=source.facts["image_shape"],
+                           ignored=[*left_out, *(str(c) for c in data_spec.drop)])
+        encoder = TableEncoder(state, source.target)
+        encoder.schema = columns
+        return encoder
 
     def encoder(self, state: TableState, target: str | None) -> TableEncoder:
         return TableEncoder(state, target)
