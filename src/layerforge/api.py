@@ -152,6 +152,8 @@ def train(
 
     prepared = prepare(spec.data, spec.task, spec.seed, plan=plan, source=source)
     task = prepared.task
+    if console is not None and resume is None and prepared.encoder.schema:
+        _show_schema(prepared, console)
     if spec.train.calibrate != "none" and not task.calibrates:
         raise SpecError(f"train.calibrate: temperature scaling is for classification; this run does {task.name}")
     row_weights = reweighing(spec.train.fairness, prepared) if spec.train.fairness else None
@@ -203,6 +205,17 @@ def train(
             return _follow(run_dir, spec, prepared, model, resuming, callbacks, row_weights, distributed)
         return _train(run_dir, spec, prepared, model, previous, resuming, progress, callbacks, console, row_weights,
                       distributed)
+
+
+def _show_schema(prepared, console) -> None:
+    """How the table's columns are read, before training on them (plain numbers counted, not
+    listed, in a wide table)."""
+    from .cli.common import show
+    from .data.columns import schema_table
+
+    source = prepared.source
+    show([schema_table(prepared.encoder.schema, all_rows=False,
+                       title=f"{Path(source.label).name}: {source.rows} rows, columns as read")], console)
 
 
 def _check_streamed(spec, task) -> None:

@@ -43,7 +43,33 @@ def _table(n: int = 240, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"size": size, "code": code, "level": level, "flag": flag, "label": label, "value": value})
 
 
+WORDS = ["good", "fine", "poor", "broken", "fast", "slow", "the", "box", "item", "was"]
+
+
+def _mixed(n: int = 240, seed: int = 0) -> pd.DataFrame:
+    """A column of each type the table codec reads beyond numbers and small categories: ISO dates
+    and day-first dates, free text, sets, vectors, a category of many values (an embedding), and a
+    class to predict."""
+    rng = np.random.default_rng(seed)
+    days = rng.integers(0, 700, n)
+    when = (np.datetime64("2023-01-01") + days).astype(str)
+    stamp = [f"{d[8:10]}/{d[5:7]}/{d[:4]} {h:02d}:30" for d, h in zip(when, rng.integers(0, 24, n))]
+    notes = [" ".join(rng.choice(WORDS, 5)) for _ in range(n)]
+    tags = ["|".join(rng.choice(["gift", "sale", "bulk", "new"], rng.integers(1, 3), replace=False))
+            for _ in range(n)]
+    point = [f"[{a:.3f}, {b:.3f}]" for a, b in rng.normal(size=(n, 2))]
+    shop = [f"shop{i}" for i in rng.integers(0, 80, n)]
+    good = np.array([sum(w in ("good", "fine", "fast") for w in t.split()) for t in notes])
+    label = np.where(good + (days > 350) >= 2, "keep", "return")
+    frame = pd.DataFrame({"when": when, "stamp": stamp, "notes": notes, "tags": tags, "point": point, "shop": shop,
+                          "amount": rng.normal(size=n), "label": label})
+    frame.loc[[4 % n, 11 % n], "notes"] = None
+    return frame
+
+
 CASES = {
+    "table-mixed": lambda root: ({"data": {"path": str(_mixed_csv(root)), "target": "label"},
+                                  "model": {"type": "mlp", "layers": [16]}}, "classification"),
     "table-classification": lambda root: ({"data": {"path": str(_parquet(root)), "target": "label",
                                                     "drop": ["value"], "categorical": ["code", "level"]},
                                            "model": {"type": "mlp", "layers": [16]}}, "classification"),
@@ -71,6 +97,13 @@ CASES = {
                                                     "test_size": 12},
                                            "model": {"type": "mlp", "layers": [8]}}, "forecasting"),
 }
+
+
+def _mixed_csv(root):
+    path = root / "mixed.csv"
+    if not path.exists():
+        _mixed().to_csv(path, index=False)
+    return path
 
 
 def _parquet(root):
@@ -129,7 +162,8 @@ def trained(root):
 def _rows(case: str, run, root) -> tuple:
     """(raw rows as a Python caller or a file gives them, the same rows as JSON rows)."""
     if case.startswith("table"):
-        frame = _table(12, seed=1).drop(columns=["label", "value"])
+        frame = _mixed(12, seed=1).drop(columns=["label"]) if case == "table-mixed" else \
+            _table(12, seed=1).drop(columns=["label", "value"])
         path = root / f"{case}-rows.csv"
         frame.to_csv(path, index=False)
         rows = [{k: None if pd.isna(v) else v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
@@ -333,3 +367,42 @@ def test_a_file_read_in_blocks_answers_each_row_as_the_whole_file_does(trained, 
         np.testing.assert_allclose(chance[:9], chance[0], rtol=1e-6)  # 01001 in every block alike
         np.testing.assert_allclose(chance[10::2], chance[10], rtol=1e-6)  # the unseen 99999 alike
     np.testing.assert_allclose(onnx_rows["proba_big"], torch_rows["proba_big"], rtol=PROBABILITY, atol=PROBABILITY)
+
+
+MIXED_HOSTILE = {  # a cell of each typed column that is not what its type reads, and the words of the error
+    "a date in another form": ("when", "March 5th", "column 'when': 'March 5th' in row 1"),
+    "a vector too short": ("point", "[0.5]", "column 'point': row 1 holds 1 numbers"),
+    "a vector of words": ("point", "[a, b]", "column 'point': '[a, b]' in row 1 is not a list of numbers"),
+    "a time in another form": ("stamp", "5pm", "column 'stamp': '5pm' in row 1 is not a date in the form "
+                                               "%d/%m/%Y %H:%M or ISO 8601"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MIXED_HOSTILE))
+def test_a_bad_cell_of_a_typed_column_gets_one_error_through_every_door(name, trained, root):
+    run = trained("table-mixed")
+    column, cell, words = MIXED_HOSTILE[name]
+    frame = _mixed(3, seed=2).drop(columns=["label"])
+    frame[column] = frame[column].astype(object)
+    frame.loc[0, column] = cell
+    path = root / f"mixed-{re.sub(r'[^a-z]+', '-', name)}.csv"
+    frame.to_csv(path, index=False)
+    rows = [{k: None if pd.isna(v) else v for k, v in row.items()} for row in frame.to_dict("records")]
+    predictor, onnx = lf.load_run(run.path).predictor, runtime.load(run.path / "export")
+    found = []
+    for call in (lambda: predictor.predict(rows), lambda: onnx.predict(rows)):
+        with pytest.raises(DataError) as raised:
+            call()
+        found.append(" ".join(str(raised.value).split()))
+    with TestClient(create_app([f"m={run.path}"], backend="onnx")) as client:
+        answered = client.post("/v1/models/m/predict", json={"rows": rows})
+        assert answered.status_code == 422
+        found.append(answered.json()["error"])
+    assert len(set(found)) == 1 and found[0].startswith(words), found
+    assert re.split(r" (in )?row 1", words)[0] in _cli_error(run, path)  # the command line names the file's line
+
+
+def _cli_error(run, path) -> str:
+    result = CliRunner().invoke(app, ["predict", str(run.path), str(path)])
+    assert result.exit_code != 0
+    return " ".join(result.output.split())

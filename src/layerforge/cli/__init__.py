@@ -29,6 +29,7 @@ from . import (
     report,
     runs,
     sample,
+    schema,
     serve,
     summary,
     train,
@@ -62,6 +63,7 @@ app.command()(doctor.doctor)
 app.command()(report.report)
 app.command()(compare.compare)
 app.command("lr-find")(lr_find.lr_find)
+app.command()(schema.schema)
 app.command()(datasets.datasets)
 app.command()(runs.runs)
 

@@ -75,15 +75,15 @@ def _seconds(moment) -> float:
     return float((moment - _dt.date(1970, 1, 1)).days) * SECONDS_PER_DAY
 
 
-def date_format(cells: Sequence) -> str | None:
-    """The first of ``DATE_FORMATS`` that reads every present text cell (None when none does, or
-    when a cell is a number: numbers are not read as dates)."""
+def date_format(cells: Sequence, forms: Sequence[str] = DATE_FORMATS) -> str | None:
+    """The first of ``forms`` that reads every present text cell (None when none does, or when a
+    cell is a number: numbers are not read as dates)."""
     texts = {value.strip() for value in cells if isinstance(value, str) and not is_missing(value)}
     if not texts or any(not isinstance(v, str) and not is_missing(v) and not _is_moment(v) for v in cells):
         return None
     if all(re.fullmatch(r"[+-]?\d+(\.\d*)?", text) for text in texts):
         return None
-    for form in DATE_FORMATS:
+    for form in forms:
         try:
             for text in texts:
                 _parse_text(text, form)

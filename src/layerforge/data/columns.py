@@ -136,7 +136,10 @@ def infer(series, name: str | None = None) -> tuple[str, str]:
     if form is not None:
         kind = _date_or_time(pd.to_datetime(pd.Series(values[:SAMPLE]), format="ISO8601" if form == "iso" else form,
                                             utc=True, errors="coerce").dropna())
-        return kind, f"dates as text ({'ISO 8601' if form == 'iso' else form})"
+        swapped = _swapped(form)
+        either = swapped is not None and date_format(values, (swapped,)) is not None
+        return kind, f"dates as text ({'ISO 8601' if form == 'iso' else form}" + \
+            (f"; {swapped} reads them too)" if either else ")")
     if all(t.strip().startswith("[") and t.strip().endswith("]") for t in texts):
         try:
             sizes = {len(vector_of(t)) for t in values}
@@ -156,6 +159,13 @@ def infer(series, name: str | None = None) -> tuple[str, str]:
     if distinct == rows and rows >= MIN_IDENTIFIER_ROWS:
         return "identifier", "a different value in every row"
     return "category", ""
+
+
+def _swapped(form: str) -> str | None:
+    """The form with day and month the other way round (None when there is no such form)."""
+    if "%m" not in form or "%d" not in form:
+        return None
+    return form.replace("%m", "\0").replace("%d", "%m").replace("\0", "%d")
 
 
 def _date_or_time(moments) -> str:
@@ -244,6 +254,9 @@ def _warnings(column: Column, series, rows: int, how: str) -> list[str]:
         found.append(f"{column.missing:.0%} missing")
     if how.startswith("dates as text"):
         found.append("dates stored as text: read as dates")
+        if "reads them too" in how:
+            found.append("day and month could be either way round: read as the first form; write the dates as "
+                         "ISO 8601 (2024-03-15) to be sure")
     if how == "numbers stored as text":
         found.append("numbers stored as text: read as numbers")
     if how.startswith("numbers, but"):
@@ -297,3 +310,16 @@ def rows_of(columns: list[Column]) -> list[list[str]]:
 
 
 HEADER = ["column", "type", "role", "missing", "distinct", "read as", "warnings"]
+
+
+def schema_table(columns: list[Column], *, all_rows: bool = True, title: str = "columns"):
+    """The schema as a ``figures.Table``; with ``all_rows`` False, plain number columns without
+    warnings are counted in the title instead of listed (a table of 64 pixels)."""
+    from ..figures import Table
+
+    shown = columns if all_rows or len(columns) <= 20 else \
+        [c for c in columns if c.type != "number" or c.warnings or c.role != "feature"]
+    hidden = len(columns) - len(shown)
+    if hidden:
+        title += f" ({hidden} more plain number columns not listed)"
+    return Table(HEADER, rows_of(shown), title)

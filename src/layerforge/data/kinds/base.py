@@ -107,6 +107,8 @@ class Encoder(ABC):
         target: the target column's name, when there is one.
     """
 
+    schema = None  # the columns of a table as they were typed (``data.columns.Column``), where they have types
+
     def __init__(self, state: State, target: str | None = None):
         self.state, self.target = state, target
         self._codec = None

@@ -299,8 +299,6 @@ class TableEncoder(Encoder):
         super().__init__(state, target)
         self.preprocessor = Preprocessor.from_json(state.model_dump(include={"columns"}))
 
-    schema = None  # the columns as ``data.columns.describe`` saw them when fitted
-
     @property
     def inputs(self) -> Inputs:
         blocks = [[first, width, codes] for _, first, width, codes in self.codec.blocks]
@@ -423,8 +421,9 @@ class TableKind(Kind):
 
         features = source.facts["features"]
         frame = source.payload
-        columns = describe(frame[features], types=data_spec.feature_types, categorical=data_spec.categorical,
-                           features=data_spec.feature_list)
+        target = [source.target] if source.target is not None and source.target in frame.columns else []
+        columns = describe(frame[[*features, *target]], target=source.target, types=data_spec.feature_types,
+                           categorical=data_spec.categorical, features=data_spec.feature_list)
         types = feature_types(columns)
         left_out = [column.name for column in columns if column.role == "left out"]
         kept = [name for name in features if name in types]
