@@ -22,6 +22,7 @@ from .configs import (
     AutoencoderConfig,
     CNNConfig,
     FamilyConfig,
+    FTTransformerConfig,
     GANConfig,
     MLPConfig,
     PretrainedConfig,
@@ -68,6 +69,7 @@ FAMILIES: dict[str, Family] = {
                           predictive=False),
     "gan": Family(GANConfig, _module_builder("gan"), ("table", "image"), predictive=False),
     "pretrained": Family(PretrainedConfig, _module_builder("pretrained"), ("image", "tokens")),
+    "ft_transformer": Family(FTTransformerConfig, _module_builder("ft_transformer"), ("table",)),
 }
 
 

@@ -215,6 +215,36 @@ class TransformerConfig(FamilyConfig):
         return []
 
 
+class FTTransformerConfig(FamilyConfig):
+    """A Transformer over a table's columns (FT-Transformer): each input column becomes a token
+    (a number ``x * w + b``, a block of one-hots, date parts or words through a linear map, a
+    category code through an embedding), a [CLS] token joins them, pre-norm self-attention
+    blocks mix them, and the head reads the [CLS] token."""
+
+    example: ClassVar[dict[str, Any]] = {"d_model": 16, "num_heads": 2, "num_layers": 1}
+
+    type: Literal["ft_transformer"] = "ft_transformer"
+    d_model: PositiveInt = 64
+    num_heads: PositiveInt = 4
+    num_layers: PositiveInt = 3
+    ff_size: PositiveInt | None = None  # default: 4/3 of d_model, as the FT-Transformer paper
+    dropout: Fraction = 0.1
+    attention_dropout: Fraction = 0.2
+    head: list[PositiveInt] = []
+
+    def architecture_space(self) -> dict[str, dict]:
+        return {"d_model": {"choice": [32, 64, 128]},
+                "num_layers": {"int_uniform": [1, 4]},
+                "dropout": {"choice": [0.0, 0.1, 0.2]},
+                "attention_dropout": {"choice": [0.0, 0.1, 0.2, 0.3]}}
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.d_model % self.num_heads:
+            raise problem(f"d_model ({self.d_model}) must be a multiple of num_heads ({self.num_heads})", "num_heads")
+        return self
+
+
 class NoiseConfig(Section):
     """Input corruption: ``gaussian`` adds noise of standard deviation ``amount`` (inputs are
     standardised); ``mask`` sets a fraction ``amount`` of the inputs to their mean."""
