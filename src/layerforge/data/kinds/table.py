@@ -410,7 +410,13 @@ class TableKind(Kind):
     def default_task(self, source: Source) -> str:
         from ..tabular import infer_task
 
-        return source.facts["builtin_task"] or infer_task(source.labels)
+        if source.facts["builtin_task"]:
+            return source.facts["builtin_task"]
+        from ..columns import infer
+
+        if source.labels is not None and infer(source.labels)[0] == "set":
+            return "multilabel"  # a target of label sets (a|b)
+        return infer_task(source.labels)
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> TableEncoder:
         """The preprocessing of the feature columns, each by its type (``data.columns``: the
