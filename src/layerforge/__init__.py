@@ -49,10 +49,14 @@ __all__ = [
     "CheckpointError",
     "TrainingError",
     "TrainingInterrupted",
+    "Classifier",
+    "Regressor",
 ]
 
 # public name -> module that defines it (imported on first use)
 _LAZY = {
+    "Classifier": ".estimators",
+    "Regressor": ".estimators",
     "Spec": ".spec.schema",
     "load_spec": ".spec.load",
     "train": ".api",

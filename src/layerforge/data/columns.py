@@ -80,6 +80,11 @@ def _distinct(values: list) -> int:
         return len({repr(v) for v in values})
 
 
+def distinct_values(series) -> int:
+    """Different present values of a column (lists in cells counted by their contents)."""
+    return _distinct(_present(series))
+
+
 def _as_numbers(values: list) -> np.ndarray | None:
     if any(isinstance(v, (bool, np.bool_)) for v in values):
         return None

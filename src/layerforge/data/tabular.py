@@ -189,7 +189,7 @@ class Preprocessor:
                 named them; a column not in it is typed by ``infer_kind``.
         """
         from ..codecs.columns import COLUMN_CODECS, fit_column
-        from .columns import codec_kind
+        from .columns import codec_kind, distinct_values
 
         columns = []
         for name in features:
@@ -198,7 +198,7 @@ class Preprocessor:
             if type_ is None:
                 kind = infer_kind(series, name in categorical, source)
             else:
-                kind = codec_kind("category" if type_ == "identifier" else type_, series.nunique(dropna=True))
+                kind = codec_kind("category" if type_ == "identifier" else type_, distinct_values(series))
             if kind in COLUMN_CODECS:
                 columns.append(fit_column(kind, series.to_numpy(), name, where_of(series, source)))
                 continue
@@ -315,5 +315,26 @@ def fingerprint_frame(frame) -> str:
     """SHA-256 of a table's content: column names, types and every value."""
     digest = hashlib.sha256()
     digest.update("\x1f".join(f"{c}:{t}" for c, t in frame.dtypes.items()).encode("utf-8"))
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    try:
+        hashed = pd.util.hash_pandas_object(frame, index=False)
+    except TypeError:  # lists in cells (vectors, sets), or cells no table holds
+        hashed = pd.util.hash_pandas_object(frame.apply(_cells_as_text), index=False)
+    digest.update(hashed.to_numpy().tobytes())
     return digest.hexdigest()
+
+
+def _cells_as_text(series):
+    """A column whose cells may be lists, as text (for its fingerprint).
+
+    Raises:
+        DataError: a cell that no column type reads (a mapping, a set object), naming it."""
+    if series.dtype.kind != "O":
+        return series
+    values = series.to_numpy()
+    for row, value in enumerate(values):
+        if isinstance(value, (dict, set, frozenset)) or (not isinstance(value, (str, bytes, list, tuple, np.ndarray))
+                                                         and not hasattr(value, "__hash__")):
+            raise DataError(f"column '{series.name}': {value!r} in row {row + 1} is a {type(value).__name__}; a cell "
+                            "holds a number, text, a date or a list (a vector or a set)")
+    return pd.Series([repr(v.tolist()) if isinstance(v, np.ndarray) else repr(v) if isinstance(v, (list, tuple))
+                      else v for v in values], index=series.index, name=series.name, dtype=object)
