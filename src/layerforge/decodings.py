@@ -394,5 +394,5 @@ def from_json(record: dict) -> Decoding:
         raise DataError(f"decoding of kind {kind!r}: {error}") from None
 
 
-__all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "Labels", "NextToken", "Samples", "Thresholds",
-           "Values", "check_finite_rows", "from_json", "softmax"]
+__all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "Labels", "NextToken", "Samples",
+           "Thresholds", "Values", "check_finite_rows", "from_json", "softmax"]

@@ -113,7 +113,8 @@ class _Network(BaseEstimator):
                 X = validate_data(self, X, **options)
             if X.dtype.kind == "c":
                 raise ValueError("Complex data not supported")
-            names = self._columns if not fitting else [f"x{i}" for i in range(X.shape[1])]  # a DataFrame's, if fitted on one
+            # the fit's names (a DataFrame's, when it was fitted on one)
+            names = self._columns if not fitting else [f"x{i}" for i in range(X.shape[1])]
             frame = pd.DataFrame(X, columns=names)
         if fitting:
             self._columns = [str(c) for c in frame.columns]

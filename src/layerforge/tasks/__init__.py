@@ -14,7 +14,8 @@ from .reconstruction import ReconstructionTask
 from .regression import RegressionTask
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (
-    ClassificationTask, MultiLabelTask, RegressionTask, ForecastTask, LanguageModelTask, ReconstructionTask, GenerationTask,
+    ClassificationTask, MultiLabelTask, RegressionTask, ForecastTask, LanguageModelTask, ReconstructionTask,
+    GenerationTask,
 )}
 
 
