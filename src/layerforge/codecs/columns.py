@@ -444,6 +444,73 @@ class VectorColumn:
         return [list(row) for row in block[:, : self.size] * self.stds + self.means]
 
 
+# -- numbers by their quantiles ---------------------------------------------------------------------
+
+QUANTILES = 200  # points of a number column's distribution kept to map it onto a normal's
+
+
+class QuantileColumn:
+    """A number read by its place among the training values: each value goes to the standard
+    normal's value at its quantile (piecewise linear between ``QUANTILES`` training quantiles;
+    beyond the training range, the end points), so that a heavy tail or a few huge values do not
+    squeeze the rest into a sliver. A missing value is the median, with a missing indicator where
+    training had missing values."""
+
+    def __init__(self, state: dict):
+        self.state = state
+        self.name = state["name"]
+        self.points = np.asarray(state["points"], dtype=np.float64)
+        self.scores = np.asarray(state["scores"], dtype=np.float64)
+        self.width = 1 + (1 if state["indicator"] else 0)
+
+    @classmethod
+    def fit(cls, kind: str, cells, name: str, where: Where) -> dict:
+        from scipy.special import ndtri  # fitting runs where scipy is (scikit-learn's dependency)
+
+        from .cells import numbers
+
+        values = numbers(cells, name, where, hint="fix the values or give the column another type in data.features")
+        present = values[~np.isnan(values)]
+        if not len(present):
+            raise DataError(f"column '{name}' has no values in the training rows; drop it with data.drop")
+        levels = np.linspace(0, 1, min(QUANTILES, len(present)))
+        found = np.quantile(present, levels)
+        scores = ndtri(np.clip(levels, 1e-3, 1 - 1e-3))
+        points, inverse = np.unique(found, return_inverse=True)  # tied quantiles: their mean score
+        merged = np.bincount(inverse, weights=scores) / np.bincount(inverse)
+        return {"name": name, "kind": kind, "points": points.tolist(), "scores": merged.tolist(),
+                "fill": float(np.median(present)), "indicator": bool(np.isnan(values).any())}
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [self.name] + ([f"{self.name}__missing"] if self.state["indicator"] else [])
+
+    code_size = 0
+
+    @property
+    def scaled(self) -> list[int]:
+        return [0]
+
+    def encode(self, cells, where: Where, unknown: str = "error") -> np.ndarray:
+        from .cells import numbers
+
+        values = numbers(cells, self.name, where, hint="fix the values")
+        absent = np.isnan(values)
+        values[absent] = self.state["fill"]
+        if len(self.points) == 1:
+            out = np.zeros((len(values), 1))
+        else:
+            out = np.interp(values, self.points, self.scores)[:, None]
+        if self.state["indicator"]:
+            out = np.concatenate([out, absent[:, None]], axis=1)
+        return out.astype(np.float32)
+
+    def inverse(self, block: np.ndarray) -> list:
+        if len(self.points) == 1:
+            return [float(self.points[0])] * len(block)
+        return np.interp(block[:, 0], self.scores, self.points).tolist()
+
+
 # -- categories through an embedding ----------------------------------------------------------------
 
 
@@ -482,7 +549,7 @@ class EmbeddedColumn:
 
 
 COLUMN_CODECS = {"date": DateColumn, "datetime": DateColumn, "text": TextColumn, "set": SetColumn,
-                 "vector": VectorColumn, "embedded": EmbeddedColumn}
+                 "vector": VectorColumn, "embedded": EmbeddedColumn, "quantile": QuantileColumn}
 
 
 def column_codec(state: dict):

@@ -118,6 +118,8 @@ class Predictor:
         if manifest.features is not None and list(encoder.features or []) != manifest.features:
             raise CheckpointError(f"{where}: 'features' ({len(manifest.features)} names) do not match the columns its "
                                   f"preprocessing reads ({len(encoder.features or [])})")
+        if manifest.inputs.blocks is None:  # recorded before tables' columns were (no codes, no column tokens)
+            reads.pop("blocks", None)
         if reads != manifest.inputs.describe():
             raise CheckpointError(f"{where}: 'inputs' ({manifest.inputs.describe()}) do not match what its "
                                   f"preprocessing gives ({reads})")

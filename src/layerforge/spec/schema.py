@@ -135,6 +135,9 @@ class DataSpec(_Section):
     features: list[str] | dict[str, ColumnType] | None = None
     drop: list[str] = []
     categorical: list[str] = []
+    # a table's number columns: standardised, or mapped onto a normal by their training quantiles
+    # (heavy tails and outliers)
+    numbers: Literal["standard", "quantile"] = "standard"
     groups: str | None = None  # a column naming each row's group: splits keep a group's rows together
     unknown_categories: Literal["error", "bucket"] = "error"
     split: SplitSpec = SplitSpec()

@@ -81,6 +81,17 @@ class VectorColumn(BaseModel):
     indicator: bool
 
 
+class QuantileColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["quantile"]
+    points: list[float]
+    scores: list[float]
+    fill: float
+    indicator: bool
+
+
 class EmbeddedColumn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -90,7 +101,7 @@ class EmbeddedColumn(BaseModel):
 
 
 Column = Annotated[NumericColumn | CategoricalColumn | DateColumn | TextColumn | SetColumn | VectorColumn
-                   | EmbeddedColumn, Field(discriminator="kind")]
+                   | EmbeddedColumn | QuantileColumn, Field(discriminator="kind")]
 
 
 class TableState(State):
@@ -155,6 +166,7 @@ _REQUEST_CELLS = {
     "set": (str | list[str] | None, "values joined by the column's separator, or a list; null: none"),
     "vector": (list[Annotated[float, Field(allow_inf_nan=False)]] | str | None, "a list of numbers; null: missing"),
     "embedded": (str | int | None, "a category (unseen ones go to the column's bucket)"),
+    "quantile": (Annotated[float, Field(allow_inf_nan=False)] | None, "a number; null: missing"),
 }
 
 
@@ -220,9 +232,14 @@ def table_columns(data_spec, frame, source: str, target_required: bool) -> tuple
 
 
 def check_labels(labels, target: str, source: str) -> None:
-    """Refuse a target column with missing values, naming the first rows."""
+    """Refuse a target column with missing values, naming the first rows; in a column of label
+    sets (multi-label) an empty cell is the empty set."""
     missing = np.flatnonzero(labels.isna().to_numpy())
     if len(missing):
+        from ..columns import infer
+
+        if infer(labels)[0] == "set":
+            return
         rows = ", ".join(row_label(i, source) for i in missing[:3])
         raise DataError(
             f"target column '{target}' has {len(missing)} missing value(s) ({rows}"
@@ -436,6 +453,8 @@ class TableKind(Kind):
         if not kept:
             raise DataError(f"no feature columns left in {source.label}: {', '.join(left_out)} look like identifiers "
                             "(a different value in every row); name their types in data.features to use them")
+        if data_spec.numbers == "quantile":  # numbers read by their quantiles
+            types = {name: "quantile" if kind == "number" else kind for name, kind in types.items()}
         preprocessor = Preprocessor.fit(frame.iloc[train], kept, data_spec.categorical, source.label, types)
         state = TableState(**preprocessor.to_json(), encoded_features=preprocessor.feature_names,
                            unknown_categories=data_spec.unknown_categories, image_shape=source.facts["image_shape"],
