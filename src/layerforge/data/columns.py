@@ -59,8 +59,8 @@ class Column:
     name: str
     type: str
     role: str = "feature"
-    missing: float = 0.0
-    distinct: int = 0
+    missing: float | None = 0.0
+    distinct: int | None = 0
     detail: str = ""
     warnings: list[str] = field(default_factory=list)
     given: bool = False
@@ -310,8 +310,8 @@ def feature_types(columns: list[Column]) -> dict[str, str]:
 
 def rows_of(columns: list[Column]) -> list[list[str]]:
     """The schema as table rows: column, type, role, missing, distinct, how it is read, warnings."""
-    return [[c.name, c.type, c.role, f"{c.missing:.0%}", str(c.distinct), c.detail, "; ".join(c.warnings)]
-            for c in columns]
+    return [[c.name, c.type, c.role, "-" if c.missing is None else f"{c.missing:.0%}",
+             "-" if c.distinct is None else str(c.distinct), c.detail, "; ".join(c.warnings)] for c in columns]
 
 
 HEADER = ["column", "type", "role", "missing", "distinct", "read as", "warnings"]

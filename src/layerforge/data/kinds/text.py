@@ -91,6 +91,21 @@ class TextEncoder(Encoder):
         return {name: (self._encoded([texts[i] for i in rows]), source.labels.iloc[rows])
                 for name, rows in parts.items()}
 
+def _schema(source: Source) -> list | None:
+    """The table's columns as this kind reads them: the text, and the others left out (said when
+    training starts: ``data.text`` reads one column)."""
+    from ..columns import Column
+
+    others = source.facts.get("others") or []
+    if not others:
+        return None
+    column = source.facts["column"]
+    why = f"data.text reads only '{column}'; remove data.text to read every column by its type"
+    return [Column(column, "text", missing=None, distinct=None, detail="tokens"),
+            Column(", ".join(others), "-", "left out", None, None, warnings=[why]),
+            Column(str(source.target), "category", "target", None, None)]
+
+
 class TextKind(Kind):
     name = "text"
     reads = "tokens"
@@ -108,14 +123,17 @@ class TextKind(Kind):
             columns = ", ".join(map(str, frame.columns))
             raise DataError(f"data.text: name the column that holds the text (columns: {columns})")
         texts = frame[column].fillna("").astype(str).tolist()
+        others = [str(name) for name in frame.columns if name not in (column, target)]
         return Source(source, len(frame), texts, fingerprint_frame(frame[[column, target]]), target, frame[target],
-                      facts={"column": column})
+                      facts={"column": column, "others": others})
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> TextEncoder:
         options = data_spec.tokenizer
         tokenizer = fit_tokenizer([source.payload[i] for i in train], options)
         state = TextState(**tokenizer.to_json(), max_length=options.max_length, text=source.facts["column"])
-        return TextEncoder(state, source.target)
+        encoder = TextEncoder(state, source.target)
+        encoder.schema = _schema(source)
+        return encoder
 
     def encoder(self, state: TextState, target: str | None) -> TextEncoder:
         return TextEncoder(state, target)
