@@ -51,6 +51,12 @@ def test_movie_genres_are_learnt_as_sets_of_labels(runs_dir):
     assert run.metrics["test"]["f1_micro"] >= 0.49, run.metrics["test"]
 
 
+def test_penguins_species_and_body_mass_are_learnt_together(runs_dir):
+    """A linear model of body mass on the same columns explains about 0.87 of its variance."""
+    test = lf.train(EXAMPLES / "tables" / "penguins_two_targets.yaml", runs_dir=runs_dir).metrics["test"]
+    assert test["species_accuracy"] >= 0.95 and test["body_mass_g_r2"] >= 0.8, test
+
+
 def test_airline_forecast_beats_the_bar_and_seasonal_naive(runs_dir):
     """sktime's tutorial: ExponentialSmoothing MAPE 0.051, seasonal naive 0.132 on the last 36 months."""
     test = lf.train(EXAMPLES / "forecasting" / "airline.yaml", runs_dir=runs_dir).metrics["test"]

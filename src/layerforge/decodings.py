@@ -202,6 +202,56 @@ class Labels(Decoding):
                 for row, values in zip(chosen.tolist(), found.astype(np.float64).tolist())]
 
 
+class Targets(Decoding):
+    """Several targets' outputs side by side (multi-target): each target's slice of the outputs
+    decoded by its own decoding, under its name.
+
+    Args:
+        parts: each target's ``{"name", "decoding" (its to_json()), "start", "stop"}``.
+    """
+
+    kind = "targets"
+
+    def __init__(self, parts: list[dict]):
+        if not isinstance(parts, list) or not parts:
+            raise DataError("decoding.parts: expected a list of each target's decoding")
+        self.parts = [dict(part) for part in parts]
+        self.decodings = [from_json(part["decoding"]) for part in self.parts]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "parts": self.parts}
+
+    def _each(self, outputs: np.ndarray):
+        for part, decoding in zip(self.parts, self.decodings):
+            yield part["name"], decoding, outputs[:, part["start"] : part["stop"]]
+
+    def answer_fields(self) -> dict[str, tuple[Any, str]]:
+        return {"prediction": (dict[str, Any], "target -> its prediction"),
+                "probabilities": (dict[str, dict[str, float]], "classification target -> class -> probability")}
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        """(rows, targets) of each target's prediction, as objects."""
+        columns = [np.asarray(decoding.predictions(block, inputs), dtype=object)
+                   for _, decoding, block in self._each(outputs)]
+        return np.stack(columns, axis=1)
+
+    def columns(self, outputs: np.ndarray, inputs: tuple, target: str | None) -> dict[str, Any]:
+        table = {}
+        for name, decoding, block in self._each(outputs):  # each target's column first, then its probabilities
+            found = decoding.columns(block, inputs, name)
+            table.update({(key if key == name else f"{name}:{key}"): value for key, value in found.items()})
+        return table
+
+    def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
+        answers = [{"prediction": {}, "probabilities": {}} for _ in range(len(outputs))]
+        for name, decoding, block in self._each(outputs):
+            for answer, found in zip(answers, decoding.answers(block, inputs)):
+                answer["prediction"][name] = found["prediction"]
+                if "probabilities" in found:
+                    answer["probabilities"][name] = found["probabilities"]
+        return answers
+
+
 class Forecast(Decoding):
     """Scaled outputs to the next ``horizon`` steps of the target, on its scale (the exponential
     when the run forecast its logarithm). One history gives a row per step."""
@@ -374,8 +424,8 @@ class NextToken(Decoding):
     kind = "next_token"
 
 
-DECODINGS: dict[str, type[Decoding]] = {cls.kind: cls for cls in (Decoding, Classes, Labels, Values, Forecast,
-                                                                   AnomalyScores, Samples, NextToken)}
+DECODINGS: dict[str, type[Decoding]] = {cls.kind: cls for cls in (Decoding, Classes, Labels, Targets, Values,
+                                                                   Forecast, AnomalyScores, Samples, NextToken)}
 
 
 def from_json(record: dict) -> Decoding:
@@ -395,4 +445,4 @@ def from_json(record: dict) -> Decoding:
 
 
 __all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "Labels", "NextToken", "Samples",
-           "Thresholds", "Values", "check_finite_rows", "from_json", "softmax"]
+           "Targets", "Thresholds", "Values", "check_finite_rows", "from_json", "softmax"]

@@ -317,14 +317,14 @@ class TableCodec:
         return {name: columns.values[name] for name in keep}, Columns(rest, columns.where, columns.rows)
 
     def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
-               target: str | None = None) -> tuple[tuple[np.ndarray], Sequence | None]:
+               target: str | list[str] | None = None) -> tuple[tuple[np.ndarray], Sequence | dict | None]:
         """``((x,), labels)``: the input matrix (rows, features) as float32, and the target
         column's cells when the rows carry it.
 
         Args:
             unknown: 'error' or 'bucket' for categories unseen in training (default: the run's).
             ignore_extra: drop columns the model does not know instead of refusing them.
-            target: the target column, which rows may carry besides the features.
+            target: the target column (or columns), which rows may carry besides the features.
 
         Raises:
             DataError: a missing or unexpected column, or a cell the column cannot read, named
@@ -333,16 +333,22 @@ class TableCodec:
         columns = self.read(rows)
         self.check_columns(columns, target=target, ignore_extra=ignore_extra)
         x = self.matrix(columns, unknown or self.unknown)
-        labels = columns.values.get(target) if target else None
+        if isinstance(target, list):  # several targets: their cells by column, when the rows carry them all
+            labels = {name: columns.values[name] for name in target} if all(
+                name in columns.values for name in target) else None
+        else:
+            labels = columns.values.get(target) if target else None
         return (x,), labels
 
-    def check_columns(self, columns: Columns, *, target: str | None = None, ignore_extra: bool = False) -> None:
+    def check_columns(self, columns: Columns, *, target: str | list[str] | None = None,
+                      ignore_extra: bool = False) -> None:
         where = columns.where.file
         missing = [name for name in self.features if name not in columns.values]
         if missing:
             raise DataError(f"missing column{'s' if len(missing) > 1 else ''}{where}: {', '.join(missing)} "
                             f"(the model was trained on: {', '.join(self.features)})")
-        extra = [name for name in columns.values if name not in self.features and name != target
+        targets = target if isinstance(target, list) else [target]
+        extra = [name for name in columns.values if name not in self.features and name not in targets
                  and name not in self.ignored]
         if extra and not ignore_extra:
             raise DataError(f"unexpected column{'s' if len(extra) > 1 else ''}{where}: {', '.join(extra)}; "

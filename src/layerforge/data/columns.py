@@ -205,12 +205,13 @@ def detail_of(type_: str, distinct: int, how: str) -> str:
     return how
 
 
-def describe(frame, *, target: str | None = None, types: dict[str, str] | None = None,
+def describe(frame, *, target: str | list[str] | None = None, types: dict[str, str] | None = None,
              categorical: list[str] = (), drop: list[str] = (), features: list[str] | None = None) -> list[Column]:
     """Every column of ``frame`` with its type, role, missing share, distinct values and warnings.
 
     Args:
-        target: the column to predict: checked for imbalance, and the others for leaking it.
+        target: the column to predict (or several): checked for imbalance, and the others for
+            leaking it.
         types: column -> type named by the spec (``data.features`` as a mapping).
         categorical: columns the spec makes categories.
         drop: columns the spec drops.
@@ -224,6 +225,7 @@ def describe(frame, *, target: str | None = None, types: dict[str, str] | None =
             raise DataError(f"data.features.{name}: unknown type '{types[name]}' (choices: {', '.join(TYPES[:-1])})")
     columns = []
     rows = len(frame)
+    targets = target if isinstance(target, list) else [target]
     for name in frame.columns:
         series = frame[name]
         given = name in types or name in categorical
@@ -237,15 +239,16 @@ def describe(frame, *, target: str | None = None, types: dict[str, str] | None =
                 kind = "number" if how.startswith("a different whole number") else "category"
         present = _present(series)
         distinct = _distinct(present)
-        role = "target" if name == target else "dropped" if name in drop else \
+        role = "target" if name in targets else "dropped" if name in drop else \
             "dropped" if features is not None and name not in features else \
             "left out" if kind == "identifier" and features is None else "feature"
         column = Column(str(name), kind, role, float(1 - len(present) / rows) if rows else 0.0, distinct,
                         detail_of(kind, distinct, how), given=given)
         column.warnings = _warnings(column, series, rows, how)
         columns.append(column)
-    if target is not None and target in frame.columns:
-        _leaks(columns, frame, target)
+    for name in targets:
+        if name is not None and name in frame.columns:
+            _leaks(columns, frame, name)
     return columns
 
 

@@ -85,6 +85,9 @@ def load_source(data_spec, task: str | None = None, frame=None) -> Source:
     ``prepare(..., source=)`` reuses them."""
     needs_target = task is None or tasks.get(task).needs_target
     kind = kind_of(data_spec)
+    if data_spec.targets and not kind.several_targets:
+        raise DataError(f"data.target: several target columns are read from tables; this is {kind.name} data: name "
+                        "one target")
     source = kind.load(data_spec, target_required=needs_target) if frame is None else \
         kind.from_frame(data_spec, frame, data_spec.frame or "the rows", target_required=needs_target)
     if source.rows == 0:

@@ -71,13 +71,26 @@ def decoded_agreement(task, model, path: Path, graph: Graph, inputs: tuple) -> d
         theirs = predict_outputs(onnx_model, inputs).argmax(-1).numpy()
         what = "next tokens"
     ours, theirs = np.asarray(ours), np.asarray(theirs)
-    if ours.dtype.kind in "fc":
-        scale = max(1.0, float(np.abs(ours).max()))
-        same = (np.abs(ours - theirs) <= RTOL * scale).reshape(len(ours), -1).all(axis=1)
-        what += f" (values within {RTOL:g} of {scale:.3g})"
+    if ours.dtype.kind == "O" and ours.ndim == 2:  # several targets: each column by its own rule
+        judged = [_same_answers(ours[:, i], theirs[:, i]) for i in range(ours.shape[1])]
+        same = np.all([found for found, _ in judged], axis=0)
+        what += "".join(said for _, said in judged)
     else:
-        same = (ours == theirs).reshape(len(ours), -1).all(axis=1)
+        same, said = _same_answers(ours, theirs)
+        what += said
     return {"rows": int(len(same)), "differing": int((~same).sum()), "identical": bool(same.all()), "what": what}
+
+
+def _same_answers(ours: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, str]:
+    """Per row, whether two decodings agree: values within ``RTOL`` of their scale, anything else
+    equal; and what was compared."""
+    if ours.dtype.kind == "O" and len(ours) and all(isinstance(v, (float, np.floating)) for v in ours.ravel()):
+        ours, theirs = ours.astype(np.float64), theirs.astype(np.float64)
+    if ours.dtype.kind in "fc":
+        scale = max(1.0, float(np.abs(ours).max())) if ours.size else 1.0
+        same = (np.abs(ours - theirs) <= RTOL * scale).reshape(len(ours), -1).all(axis=1)
+        return same, f" (values within {RTOL:g} of {scale:.3g})"
+    return (ours == theirs).reshape(len(ours), -1).all(axis=1), ""
 
 
 def raw_rows(run, limit: int = PARITY_ROWS) -> tuple[object | None, str]:

@@ -68,6 +68,18 @@ class LabelsRecord(_Record):
     separator: str = "|"
 
 
+class TargetRecord(_Record):
+    """One target of a multi-target run: its column, its task and what that task keeps, and its
+    weight in the loss."""
+
+    name: str
+    task: Literal["classification", "regression"]
+    weight: float = 1.0
+    classes: list[int | str] | None = None
+    target_scaling: TargetScaling | None = None
+    temperature: float | None = None
+
+
 class AnomalyRecord(_Record):
     threshold: float
     quantile: float
@@ -103,7 +115,7 @@ class VersionRecord(_Record):
 class Manifest(_Record):
     format: Literal["layerforge.model/2"] = FORMAT
     task: str
-    target: str | None
+    target: str | list[str] | None
     classes: list[int | str] | None = None
     target_scaling: TargetScaling | None = None
     temperature: Annotated[float, Field(gt=0)] | None = None  # classification calibrated on validation rows
@@ -118,6 +130,7 @@ class Manifest(_Record):
     anomaly_classes: list[int | str] | None = None
     anomaly: AnomalyRecord | None = None
     labels: LabelsRecord | None = None  # multi-label runs
+    targets: list[TargetRecord] | None = None  # multi-target runs
     evaluator: JudgeRecord | None = None
     baseline: dict[str, dict[str, float | None]] | None = None
     ensemble: EnsembleRecord | None = None  # the run combines these members' predictions

@@ -129,7 +129,10 @@ class DataSpec(_Section):
     # rows given in memory (``lf.train(spec, data=frame)``): what they were; set by the library
     frame: Annotated[str, Field(max_length=200)] | None = None
     kind: str | None = None  # a data kind (table, sequence, image, forecast, text, corpus); default: from the file
-    target: str | None = None
+    # the column to predict, or several (one head each: multi-target)
+    target: str | Annotated[list[str], Field(min_length=2)] | None = None
+    # multi-target: each target's weight in the loss (default 1 each)
+    target_weights: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
     # a list: the only feature columns; a mapping: column -> type for the columns it names (number,
     # binary, category, date, datetime, text, set, vector, image), the others typed by their cells
     features: list[str] | dict[str, ColumnType] | None = None
@@ -164,6 +167,11 @@ class DataSpec(_Section):
     context: PositiveInt = 128
     # anomaly detection: rows of these target classes are kept out of training and validation
     anomaly_classes: list[int | str] | None = None
+
+    @property
+    def targets(self) -> list[str] | None:
+        """Several target columns, when ``target`` lists them."""
+        return list(self.target) if isinstance(self.target, list) else None
 
     @property
     def feature_list(self) -> list[str] | None:
@@ -205,6 +213,17 @@ class DataSpec(_Section):
             if not path.is_file():
                 raise problem(f"file not found: {path}")
         return str(path.resolve())
+
+    @model_validator(mode="after")
+    def _targets_once(self):
+        if isinstance(self.target, list) and len(set(self.target)) != len(self.target):
+            twice = next(t for t in self.target if self.target.count(t) > 1)
+            raise problem(f"names '{twice}' twice; list each target column once", "target")
+        unknown = [name for name in self.target_weights if name not in (self.targets or [])]
+        if unknown:
+            raise problem(f"'{unknown[0]}' is not one of data.target's columns ({', '.join(self.targets or [])}); "
+                          "weights are for several targets", "target_weights")
+        return self
 
     @model_validator(mode="after")
     def _one_source(self):

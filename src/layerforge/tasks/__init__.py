@@ -10,12 +10,13 @@ from .forecasting import ForecastTask
 from .generation import GenerationTask
 from .language_model import LanguageModelTask
 from .multilabel import MultiLabelTask
+from .multitarget import MultiTargetTask
 from .reconstruction import ReconstructionTask
 from .regression import RegressionTask
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (
-    ClassificationTask, MultiLabelTask, RegressionTask, ForecastTask, LanguageModelTask, ReconstructionTask,
-    GenerationTask,
+    ClassificationTask, MultiLabelTask, MultiTargetTask, RegressionTask, ForecastTask, LanguageModelTask,
+    ReconstructionTask, GenerationTask,
 )}
 
 

@@ -200,6 +200,11 @@ class Task(ABC):
         """Training targets from raw labels (a pandas Series) or targets the data made."""
         return np.asarray(labels)
 
+    def own_loss(self, loss_spec) -> Any:
+        """The training loss this task builds itself (``(outputs, y) -> loss``), or None when
+        ``train.loss`` (or the task's ``default_loss``) names one from the registry."""
+        return None
+
     def target_tensor(self, y: np.ndarray):
         import torch
 

@@ -93,6 +93,11 @@ def _hinge(form: str, margin: float = 1.0) -> Callable:
     return lambda output, target: F.multi_margin_loss(output, target, margin=margin)
 
 
+def _per_target(form: str) -> Callable:
+    raise SpecError("train.loss: per_target is each target's own loss, which a multi-target run builds itself "
+                    "(several data.target columns)")
+
+
 @dataclass(frozen=True)
 class AdversarialLoss:
     """The two halves of a GAN loss, on the discriminator's raw scores (logits).
@@ -157,6 +162,7 @@ LOSSES: dict[str, LossEntry] = {
     "non_saturating": LossEntry(_non_saturating, ("adversarial",), ("label_smoothing",)),
     "wasserstein_gp": LossEntry(_wasserstein_gp, ("adversarial",), ("gp_weight",)),
     "kl_div": LossEntry(_kl_div, ("classes",), ("label_smoothing",)),
+    "per_target": LossEntry(_per_target, ("multi",), ()),
 }
 
 
@@ -219,7 +225,13 @@ def get(name: str, task, params: dict | None = None) -> Callable:
 
 
 def for_task(loss_spec, task) -> Callable:
-    """The loss a spec's ``train.loss`` names (``None``: the task's default) for ``task``."""
+    """The loss a spec's ``train.loss`` names (``None``: the task's default) for ``task``, or
+    the loss the task builds itself (``Task.own_loss``: several targets)."""
+    from ..tasks.base import Task
+
+    own = task.own_loss(loss_spec) if isinstance(task, Task) else None
+    if own is not None:
+        return own
     if loss_spec is None:
         return get(task.default_loss, task)
     return get(loss_spec.name, task, loss_spec.params())

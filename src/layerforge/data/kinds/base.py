@@ -185,7 +185,9 @@ def _labels(labels, target: str | None):
         return None
     import pandas as pd
 
-    return labels if isinstance(labels, pd.Series) else pd.Series(labels, name=target)
+    if isinstance(labels, (pd.Series, pd.DataFrame)):
+        return labels
+    return pd.DataFrame(labels) if isinstance(labels, dict) else pd.Series(labels, name=target)
 
 
 class Kind(ABC):
@@ -198,12 +200,14 @@ class Kind(ABC):
             column, when there is one), 'future' (a series' next steps) or 'next_tokens'. It
             serves the tasks whose ``trains_on`` matches.
         state: the pydantic class of its encoder's state.
+        several_targets: whether ``data.target`` may list several columns (multi-target).
     """
 
     name: ClassVar[str]
     reads: ClassVar[str]
     targets: ClassVar[str] = "labels"
     state: ClassVar[type[State]]
+    several_targets: ClassVar[bool] = False
 
     @property
     def reads_table(self) -> bool:
@@ -269,7 +273,8 @@ class Kind(ABC):
         payload = source.payload
         if hasattr(payload, "iloc"):
             frame = payload.iloc[positions]
-            return frame.drop(columns=[source.target]) if source.target in frame.columns else frame
+            targets = source.target if isinstance(source.target, list) else [source.target]
+            return frame.drop(columns=[name for name in targets if name in frame.columns])
         if isinstance(payload, list):
             return [payload[i] for i in positions]
         return np.asarray(payload)[positions]

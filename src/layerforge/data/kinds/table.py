@@ -180,10 +180,14 @@ def _check_named_columns(frame, names: list[str], key: str, source: str) -> None
             )
 
 
-def resolve_target(data_spec, frame, source: str) -> str:
-    """The target column a data spec names (a built-in knows its own), checked to exist."""
+def resolve_target(data_spec, frame, source: str) -> str | list[str]:
+    """The target column a data spec names (a built-in knows its own), or its several target
+    columns, checked to exist."""
 
     target = data_spec.target
+    if isinstance(target, list):
+        _check_named_columns(frame, target, "data.target", source)
+        return list(target)
     if target is None and data_spec.dataset:
         target = builtin.DATASETS[data_spec.dataset].target
     if target is None:
@@ -213,27 +217,32 @@ def table_columns(data_spec, frame, source: str, target_required: bool) -> tuple
         target = resolve_target(data_spec, frame, source)
     _check_named_columns(frame, data_spec.drop, "data.drop", source)
     _check_named_columns(frame, data_spec.categorical, "data.categorical", source)
+    targets = target if isinstance(target, list) else [target]
     groups = data_spec.groups
     if groups is not None:
         _check_named_columns(frame, [groups], "data.groups", source)
-        if groups == target:
+        if groups in targets:
             raise DataError(f"data.groups: '{groups}' is the target column; name the column that groups rows "
                             "(a patient, a site)")
     if data_spec.feature_types:
         _check_named_columns(frame, list(data_spec.feature_types), "data.features", source)
     if data_spec.feature_list is not None:
         _check_named_columns(frame, data_spec.feature_list, "data.features", source)
-        features = [f for f in data_spec.feature_list if f not in (target, groups)]
+        features = [f for f in data_spec.feature_list if f not in (*targets, groups)]
     else:
-        features = [c for c in frame.columns if c not in (target, groups) and c not in data_spec.drop]
+        features = [c for c in frame.columns if c not in (*targets, groups) and c not in data_spec.drop]
     if not features:
         raise DataError(f"no feature columns left in {source} besides the target '{target}'")
     return target, features, groups
 
 
-def check_labels(labels, target: str, source: str) -> None:
+def check_labels(labels, target: str | list[str], source: str) -> None:
     """Refuse a target column with missing values, naming the first rows; in a column of label
     sets (multi-label) an empty cell is the empty set."""
+    if isinstance(target, list):
+        for name in target:
+            check_labels(labels[name], name, source)
+        return
     missing = np.flatnonzero(labels.isna().to_numpy())
     if len(missing):
         from ..columns import infer
@@ -258,6 +267,9 @@ def _load_streamed(data_spec, file, target_required: bool) -> Source:
 
     header = pd.DataFrame(columns=file.names)
     target, features, groups = table_columns(data_spec, header, file.path, target_required)
+    if isinstance(target, list):
+        raise DataError(f"data.target: several targets are read from a table in memory; {file.path} is streamed "
+                        "(data.streaming): set data.streaming: false")
     if data_spec.anomaly_classes is not None:
         raise DataError(f"data.anomaly_classes: moves every row of those classes into the test part, which a "
                         f"streamed table holds in memory; {file.path} is streamed (data.streaming): set "
@@ -326,6 +338,8 @@ class TableEncoder(Encoder):
         return self.preprocessor.input_names
 
     def missing_labels(self) -> str:
+        if isinstance(self.target, list):
+            return f"evaluation data needs the target columns {', '.join(repr(t) for t in self.target)}"
         return f"evaluation data needs the target column '{self.target}'"
 
     def encode(self, source: Source, parts: dict[str, np.ndarray]):
@@ -349,7 +363,8 @@ class TableEncoder(Encoder):
 
             where = columns.where
             index = where.rows if where.rows is not None else pd.RangeIndex(where.first, where.first + columns.rows)
-            labels = pd.Series(labels, name=self.target, index=index)
+            labels = pd.DataFrame(labels, index=index) if isinstance(labels, dict) else \
+                pd.Series(labels, name=self.target, index=index)
         return inputs, labels
 
     def pieces(self, data) -> Iterator:
@@ -393,6 +408,7 @@ class TableKind(Kind):
     name = "table"
     reads = "table"
     state = TableState
+    several_targets = True
 
     def load(self, data_spec, *, target_required: bool = True) -> Source:
         if data_spec.frame is not None:
@@ -427,6 +443,8 @@ class TableKind(Kind):
     def default_task(self, source: Source) -> str:
         from ..tabular import infer_task
 
+        if isinstance(source.target, list):
+            return "multitarget"
         if source.facts["builtin_task"]:
             return source.facts["builtin_task"]
         from ..columns import infer
@@ -444,7 +462,8 @@ class TableKind(Kind):
 
         features = source.facts["features"]
         frame = source.payload
-        target = [source.target] if source.target is not None and source.target in frame.columns else []
+        named = source.target if isinstance(source.target, list) else [source.target]
+        target = [name for name in named if name is not None and name in frame.columns]
         columns = describe(frame[[*features, *target]], target=source.target, types=data_spec.feature_types,
                            categorical=data_spec.categorical, features=data_spec.feature_list)
         types = feature_types(columns)
