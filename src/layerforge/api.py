@@ -126,16 +126,14 @@ def train(
     if data is not None:
         if source is not None:
             raise SpecError("give the rows as data= or as source=, not both")
-        frame, called = rows_in_memory(data)
     if resume is not None:
         run_dir = Path(resume)
         spec = _resume_spec(run_dir, overrides)
-    elif frame is not None:
-        asked = {"data": {}} if spec is None else spec  # the rows are given: the defaults but for data
-        given = [*overrides, f"data.frame={called}"]
+        if data is not None:
+            frame, _ = rows_in_memory(data)
+    elif data is not None:
+        asked, given, frame = in_memory(spec, overrides, data)
         spec = load_spec(asked, given)
-        if spec.data.target is None and isinstance(data, tuple):  # arrays: y is the target
-            spec = load_spec(asked, [*given, "data.target=target"])
     else:
         spec = load_spec(DEFAULT_SPEC if spec is None else spec, overrides)
     if frame is not None:
@@ -205,6 +203,18 @@ def train(
             return _follow(run_dir, spec, prepared, model, resuming, callbacks, row_weights, distributed)
         return _train(run_dir, spec, prepared, model, previous, resuming, progress, callbacks, console, row_weights,
                       distributed)
+
+
+def in_memory(spec: Any, overrides: list[str] | tuple[str, ...], data) -> tuple[Any, list[str], Any]:
+    """For rows given in memory (``data=``): the spec to load (the defaults but for data, when
+    none is given), the overrides that record the rows (``data.frame``; arrays' target column
+    ``target``) and the rows as a DataFrame."""
+    frame, called = rows_in_memory(data)
+    asked = {"data": {}} if spec is None else spec
+    given = [*overrides, f"data.frame={called}"]
+    if isinstance(data, tuple) and load_spec(asked, given).data.target is None:  # arrays: y is the target
+        given.append("data.target=target")
+    return asked, given, frame
 
 
 def _show_schema(prepared, console) -> None:

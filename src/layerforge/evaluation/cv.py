@@ -84,7 +84,7 @@ def interval(values: list[float], bounds: tuple[float | None, float | None] = (N
 
 def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
                    overrides: list[str] | tuple[str, ...] = (), runs_dir: str | Path = "runs",
-                   log=None) -> CrossValidated:
+                   log=None, data: Any = None) -> CrossValidated:
     """Train ``spec`` on each of ``folds`` folds (``repeats`` times, each dealing the folds anew).
 
     Args:
@@ -94,6 +94,8 @@ def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
         overrides: ``key=value`` settings, as ``layerforge train --set``.
         runs_dir: where the cross-validation directory is made.
         log: called with a line per finished fold.
+        data: rows in memory instead of the spec's file (a DataFrame or arrays ``(X, y)``, as
+            ``train`` takes them).
 
     Returns:
         ``CrossValidated``: the runs, the summary of cv.json and the out-of-fold table.
@@ -105,11 +107,16 @@ def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
         raise ValueError(f"folds: expected at least 2, got {folds}")
     if repeats < 1:
         raise ValueError(f"repeats: expected at least 1, got {repeats}")
+    frame = None
+    if data is not None:
+        from ..api import in_memory
+
+        spec, overrides, frame = in_memory(spec, overrides, data)
     spec = DEFAULT_SPEC if spec is None else spec
     base = load_spec(spec, overrides)
     data = base.data
     kind = kind_of(data)
-    source = load_source(data, base.task)
+    source = load_source(data, base.task, frame)
     task_class = tasks.get(base.task or kind.default_task(source))
     seed = data.split.seed_or(base.seed)
     stratify = task_class.stratify and source.labels is not None

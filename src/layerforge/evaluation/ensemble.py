@@ -127,20 +127,24 @@ def ensemble_from(source: str | Path, *, runs_dir: str | Path | None = None, log
 
 
 def train_ensemble(spec: Any, seeds: int = 5, *, overrides: list[str] | tuple[str, ...] = (),
-                   runs_dir: str | Path = "runs", log=None) -> Run:
+                   runs_dir: str | Path = "runs", log=None, data: Any = None) -> Run:
     """A deep ensemble: ``spec`` trained under ``seeds`` seeds on one split (its seed's), so the
     members differ only in initialisation and batch order and share their test rows."""
     from .seeds import train_seeds
 
+    if data is not None:
+        from ..api import in_memory
+
+        spec, overrides, _ = in_memory(spec, overrides, data)
     base = load_spec(spec, overrides)
     split_seed = base.data.split.seed_or(base.seed)
     trained = train_seeds(spec, seeds, overrides=[*overrides, f"data.split.seed={split_seed}"], runs_dir=runs_dir,
-                          log=log)
+                          log=log, data=data)
     return build_ensemble(trained.runs, runs_dir=trained.path, name=base.name, made_from="seeds", log=log)
 
 
 def ensemble(source: Any, *, seeds: int = 0, overrides: list[str] | tuple[str, ...] = (),
-             runs_dir: str | Path | None = None, log=None) -> Run:
+             runs_dir: str | Path | None = None, log=None, data: Any = None) -> Run:
     """An ensemble run directory (``layerforge.ensemble``).
 
     Args:
@@ -149,6 +153,7 @@ def ensemble(source: Any, *, seeds: int = 0, overrides: list[str] | tuple[str, .
         seeds: train the spec under this many seeds on one split (a deep ensemble).
         overrides: ``key=value`` settings for the spec (with ``seeds``).
         runs_dir: where the ensemble is written (default: beside its members, or ``runs``).
+        data: with ``seeds``, rows in memory instead of the spec's file (as ``train`` takes them).
 
     Example:
         >>> cv = layerforge.cross_validate("examples/wine.yaml", folds=5)  # doctest: +SKIP
@@ -156,7 +161,9 @@ def ensemble(source: Any, *, seeds: int = 0, overrides: list[str] | tuple[str, .
         >>> ens.predict_proba(rows)                                        # doctest: +SKIP
     """
     if seeds:
-        return train_ensemble(source, seeds, overrides=overrides, runs_dir=runs_dir or "runs", log=log)
+        return train_ensemble(source, seeds, overrides=overrides, runs_dir=runs_dir or "runs", log=log, data=data)
+    if data is not None:
+        raise ValueError("data= gives the rows a spec trains on: it applies only with seeds")
     if overrides:
         raise ValueError("overrides change a spec: they apply only with seeds")
     if isinstance(source, (list, tuple)):

@@ -31,7 +31,7 @@ class Seeds(RunGroup):
 
 
 def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tuple[str, ...] = (),
-                runs_dir: str | Path = "runs", log=None) -> Seeds:
+                runs_dir: str | Path = "runs", log=None, data: Any = None) -> Seeds:
     """Train ``spec`` under ``seeds`` seeds (its own seed, then the next ones).
 
     Args:
@@ -40,6 +40,8 @@ def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tupl
         overrides: ``key=value`` settings, as ``layerforge train --set``.
         runs_dir: where the directory of the runs is made.
         log: called with a line per finished run.
+        data: rows in memory instead of the spec's file (a DataFrame or arrays ``(X, y)``, as
+            ``train`` takes them).
 
     Returns:
         ``Seeds``: the runs, and per split and metric the median, min, max, spread (max - min),
@@ -47,13 +49,17 @@ def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tupl
     """
     if seeds < 2:
         raise ValueError(f"seeds: expected at least 2, got {seeds}")
+    if data is not None:
+        from ..api import in_memory
+
+        spec, overrides, _ = in_memory(spec, overrides, data)
     spec = DEFAULT_SPEC if spec is None else spec
     base = load_spec(spec, overrides)
     folder = usable_runs_dir(Path(runs_dir) / f"{base.name}-seeds-{time.strftime('%Y%m%d-%H%M%S')}")
     found = Seeds(path=folder)
     numbers = [base.seed + i for i in range(seeds)]
     for seed in numbers:
-        run = train(spec, runs_dir=folder,
+        run = train(spec, runs_dir=folder, data=data,
                     overrides=[*overrides, f"seed={seed}", f"name={base.name}-seed{seed}"])
         found.runs.append(run)
         if log:

@@ -56,7 +56,7 @@ STORAGE_ATTEMPTS = 5
 
 def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int | None = None,
          timeout: float | None = None, storage: str | None = None, study: str | None = None, jobs: int = 1,
-         runs_dir: str | Path = "runs", log=None, worker: int = 0) -> Tuned:
+         runs_dir: str | Path = "runs", log=None, worker: int = 0, data: Any = None) -> Tuned:
     """Run a search and write the study directory.
 
     Args:
@@ -69,6 +69,8 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
         jobs: worker processes on this machine (this one and jobs - 1 more).
         runs_dir: where the study directory is.
         log: called with one line per finished trial (default: silent).
+        data: rows in memory instead of the spec's file (a DataFrame or arrays ``(X, y)``, as
+            ``train`` takes them); read once, for every trial, in this process (``jobs`` 1).
 
     Returns:
         ``Tuned``: the counts of complete, pruned and failed trials and the best trial.
@@ -78,7 +80,18 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
     """
     import optuna
 
+    source = None
+    if data is not None:
+        from ..api import in_memory
+        from ..data.prepare import load_source
+
+        if jobs > 1:
+            raise SpecError("--jobs: rows given in memory (data=) are searched in this process; use jobs=1, or write "
+                            "the rows to a file for several processes")
+        spec, overrides, frame = in_memory(spec, overrides, data)
     raw, spec_obj = _spec(spec, overrides)
+    if data is not None:
+        source = load_source(spec_obj.data, spec_obj.task, frame)
     search = spec_obj.search
     name = study or spec_obj.name
     if not STUDY_NAME.fullmatch(name) or name in (".", ".."):
@@ -87,7 +100,7 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
     folder = usable_runs_dir(Path(runs_dir) / name)
     spec_path = folder / SPEC
     url = storage or f"sqlite:///{(folder / STUDY_DB).resolve()}"
-    metric, direction = _objective_of(spec_obj)
+    metric, direction = _objective_of(spec_obj, source)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial has its own line (log)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's
     study_obj = _study(url, name, direction, search, spec_obj, worker)
@@ -110,7 +123,7 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
     children = [_spawn(spec_path, share, timeout, url, name, runs_dir, i)
                 for i, share in enumerate(shares) if i and share]
     budget = _Budget(spec_obj, search) if search.architecture is not None else None
-    objective = _Objective(raw, spec_obj, name, folder, metric, budget)
+    objective = _Objective(raw, spec_obj, name, folder, metric, budget, source)
     callbacks = [lambda study, trial: log(_line(trial, metric))] if log else []
     try:
         study_obj.optimize(objective, n_trials=shares[0], timeout=timeout or search.timeout,
@@ -161,12 +174,12 @@ def _spec(source: Any, overrides) -> tuple[dict, Any]:
     return raw, spec
 
 
-def _objective_of(spec) -> tuple[str, str]:
+def _objective_of(spec, source=None) -> tuple[str, str]:
     """The metric trials are compared on and whether to maximise it (asked of the task)."""
     if spec.task is not None:
         task = tasks.get(spec.task)
     else:  # the data's target decides the task
-        task = type(prepare(spec.data, None, spec.seed).task)
+        task = type(prepare(spec.data, None, spec.seed, source=source).task)
     metric = spec.search.metric or task.headline
     known = task.metric_names()
     if metric not in known:
@@ -269,10 +282,12 @@ class _Budget:
 class _Objective:
     """One trial: sample, check the budget, train (pruned from its epoch records), report."""
 
-    def __init__(self, raw: dict, spec, study: str, folder: Path, metric: str, budget: _Budget | None):
+    def __init__(self, raw: dict, spec, study: str, folder: Path, metric: str, budget: _Budget | None,
+                 source=None):
         self.base = {key: value for key, value in raw.items() if key != "search"}  # what each trial starts from
         self.spec, self.study, self.folder = spec, study, folder
         self.metric, self.budget = metric, budget
+        self.source = source  # rows given in memory, read once
 
     def __call__(self, trial) -> float:
         import optuna
@@ -306,7 +321,7 @@ class _Objective:
         pruning = _Pruning(trial, f"val_{self.metric}")
         started = time.perf_counter()
         try:
-            run = train(spec, runs_dir=self.folder, callbacks=[pruning])
+            run = train(spec, runs_dir=self.folder, callbacks=[pruning], source=self.source)
         except LayerforgeError as error:
             trial.set_user_attr("error", " ".join(str(error).split())[:500])
             raise
