@@ -231,8 +231,8 @@ def words(text) -> list[str]:
 class TextColumn:
     """Free text as a bag of words: the training rows' most frequent words (at most
     ``MAX_WORDS``, each in at least two rows when there are enough), each weighted by its rarity
-    (TF-IDF, sublinear counts, each row scaled to length 1), and the number of words (log,
-    standardised). Words not in the vocabulary are left out. The model's first layer over this
+    (TF-IDF, sublinear counts, each row scaled to length sqrt(its distinct words), so that a word
+    weighs about 1 as a one-hot does), and the number of words (log, standardised). Words not in the vocabulary are left out. The model's first layer over this
     block is an embedding bag of the words."""
 
     def __init__(self, state: dict):
@@ -283,7 +283,9 @@ class TextColumn:
                     out[row, position] = 1.0 + math.log(count)
         out[:, :-1] *= self.idf
         norms = np.linalg.norm(out[:, :-1], axis=1, keepdims=True)
-        out[:, :-1] /= np.where(norms > 0, norms, 1.0)
+        present = np.sqrt((out[:, :-1] > 0).sum(axis=1, keepdims=True))
+        # each row scaled to length sqrt(its words): a word's value is about 1, as a one-hot's, whatever the length
+        out[:, :-1] *= np.where(norms > 0, present / np.where(norms > 0, norms, 1.0), 0.0)
         out[:, -1] = (np.log1p(out[:, -1]) - self.state["length_mean"]) / self.state["length_std"]
         return out.astype(np.float32)
 
@@ -511,6 +513,89 @@ class QuantileColumn:
         return np.interp(block[:, 0], self.scores, self.points).tolist()
 
 
+# -- pictures ---------------------------------------------------------------------------------------
+
+IMAGE_SIDE = 32  # the largest side a picture column's images are resized to
+
+
+def _base_folder(where: Where):
+    """The folder a table's image paths are relative to: its file's, or the current one."""
+    from pathlib import Path
+
+    source = Path(str(where.source)) if where.source else None
+    return source.parent if source is not None and source.is_file() else Path.cwd()
+
+
+class ImageColumn:
+    """A path to a picture file (relative to the table's folder, or absolute): the picture,
+    converted to the training images' channels, resized to ``size``, its pixels scaled to [-1, 1]
+    in the matrix (channels, rows, columns flattened). A missing path is a blank (zero) picture."""
+
+    def __init__(self, state: dict):
+        self.state = state
+        self.name = state["name"]
+        self.channels, self.size = state["channels"], tuple(state["size"])
+        self.width = self.channels * self.size[0] * self.size[1]
+
+    @classmethod
+    def fit(cls, kind: str, cells, name: str, where: Where) -> dict:
+        from .arrays import _pillow
+
+        Image = _pillow()
+        base = _base_folder(where)
+        paths = [v for v in _cells(cells) if not is_missing(v)][:50]
+        if not paths:
+            raise DataError(f"column '{name}' has no picture paths in the training rows; drop it with data.drop")
+        sizes, colour = [], False
+        for value in paths:
+            path = _image_path(value, base)
+            try:
+                with Image.open(path) as image:
+                    sizes.append(image.size)  # (width, height)
+                    colour = colour or image.mode not in ("L", "1", "I", "I;16", "F", "LA")
+            except OSError as error:
+                raise DataError(f"column '{name}': {path} cannot be read as a picture ({error})") from None
+        width, height = (int(np.median([size[i] for size in sizes])) for i in (0, 1))
+        scale = min(1.0, IMAGE_SIDE / max(width, height))
+        size = [max(1, round(height * scale)), max(1, round(width * scale))]
+        return {"name": name, "kind": kind, "channels": 3 if colour else 1, "size": size}
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f"{self.name}[{i}]" for i in range(self.width)]
+
+    code_size = 0
+    scaled: list[int] = []
+
+    def encode(self, cells, where: Where, unknown: str = "error") -> np.ndarray:
+        from .arrays import read_image
+
+        base = _base_folder(where)
+        values = _cells(cells)
+        out = np.zeros((len(values), self.width), dtype=np.float32)
+        for row, value in enumerate(values):
+            if is_missing(value):
+                continue
+            if not isinstance(value, str):
+                raise DataError(f"column '{self.name}': {shown(value)} in {where(row)} is not a path to a picture")
+            path = _image_path(value, base)
+            if not path.is_file():
+                raise DataError(f"column '{self.name}': {where(row)} names {path}, which is not a file; give a picture's "
+                                "path, relative to the table's folder")
+            out[row] = read_image(path, self.size, self.channels).ravel() * 2 - 1
+        return out
+
+    def inverse(self, block: np.ndarray) -> list:
+        return [None] * len(block)
+
+
+def _image_path(value, base):
+    from pathlib import Path
+
+    path = Path(str(value).strip()).expanduser()
+    return path if path.is_absolute() else base / path
+
+
 # -- categories through an embedding ----------------------------------------------------------------
 
 
@@ -549,7 +634,7 @@ class EmbeddedColumn:
 
 
 COLUMN_CODECS = {"date": DateColumn, "datetime": DateColumn, "text": TextColumn, "set": SetColumn,
-                 "vector": VectorColumn, "embedded": EmbeddedColumn, "quantile": QuantileColumn}
+                 "vector": VectorColumn, "embedded": EmbeddedColumn, "quantile": QuantileColumn, "image": ImageColumn}
 
 
 def column_codec(state: dict):

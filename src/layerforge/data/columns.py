@@ -193,9 +193,6 @@ def codec_kind(type_: str, distinct: int) -> str:
     'embedded'."""
     if type_ == "category":
         return "categorical" if distinct <= MAX_ONE_HOT else "embedded"
-    if type_ == "image":
-        raise DataError("image columns in tables are not read yet: drop the column (data.drop), or train on the "
-                        "pictures as a folder of images (data.path: FOLDER)")
     return {"number": "numeric", "binary": "boolean"}.get(type_, type_)
 
 

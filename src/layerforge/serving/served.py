@@ -140,6 +140,10 @@ class Served:
         refused = self.run.manifest.runtime_problem()
         if refused:
             raise DataError(f"{self.run_dir}: {refused}")
+        files = self.run.manifest.preprocessing.reads_files()
+        if files:
+            raise DataError(f"{self.run_dir}: its rows name files ({files}), which a request would make the service "
+                            "read from this machine; predict with layerforge predict or the runtime instead")
         self.manifest, self.task = self.run.manifest, self.run.task
         if backend == "onnx" and not self.task.answers_rows:
             raise DataError(f"{self.run_dir}: a {self.manifest.task} run generates with PyTorch; serve it with "

@@ -92,6 +92,11 @@ class State(BaseModel):
         an attack can move (token ids)."""
         return None
 
+    def reads_files(self) -> str | None:
+        """What a row names that is read from this machine's files (a table's picture paths), or
+        None: an HTTP request must not make the service read its files."""
+        return None
+
     def request_row(self, title: str) -> Any:
         """The type of one row of an HTTP prediction request (pydantic validates requests with it
         and the service's OpenAPI schema shows it), or None when rows are not what the data's

@@ -92,6 +92,15 @@ class QuantileColumn(BaseModel):
     indicator: bool
 
 
+class ImageColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["image"]
+    channels: Literal[1, 3]
+    size: list[int]
+
+
 class EmbeddedColumn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -101,7 +110,7 @@ class EmbeddedColumn(BaseModel):
 
 
 Column = Annotated[NumericColumn | CategoricalColumn | DateColumn | TextColumn | SetColumn | VectorColumn
-                   | EmbeddedColumn | QuantileColumn, Field(discriminator="kind")]
+                   | EmbeddedColumn | QuantileColumn | ImageColumn, Field(discriminator="kind")]
 
 
 class TableState(State):
@@ -132,6 +141,10 @@ class TableState(State):
         scale = np.zeros(len(self.encoded_features), dtype=np.float32)
         scale[self._codec().scaled()] = 1.0
         return Perturbation("standardised values", scale)
+
+    def reads_files(self) -> str | None:
+        pictures = [column.name for column in self.columns if column.kind == "image"]
+        return f"the picture paths of column '{pictures[0]}'" if pictures else None
 
     def request_row(self, title: str):
         """A mapping of every input column: numbers (null: a missing value), true/false, or one of
@@ -167,6 +180,7 @@ _REQUEST_CELLS = {
     "vector": (list[Annotated[float, Field(allow_inf_nan=False)]] | str | None, "a list of numbers; null: missing"),
     "embedded": (str | int | None, "a category (unseen ones go to the column's bucket)"),
     "quantile": (Annotated[float, Field(allow_inf_nan=False)] | None, "a number; null: missing"),
+    "image": (str | None, "a path to a picture file on the server (relative to its working folder)"),
 }
 
 
