@@ -232,8 +232,9 @@ class TextColumn:
     """Free text as a bag of words: the training rows' most frequent words (at most
     ``MAX_WORDS``, each in at least two rows when there are enough), each weighted by its rarity
     (TF-IDF, sublinear counts, each row scaled to length sqrt(its distinct words), so that a word
-    weighs about 1 as a one-hot does), and the number of words (log, standardised). Words not in the vocabulary are left out. The model's first layer over this
-    block is an embedding bag of the words."""
+    weighs about 1 as a one-hot does), and the number of words (log, standardised). Words not in
+    the vocabulary are left out. The model's first layer over this block is an embedding bag of
+    the words."""
 
     def __init__(self, state: dict):
         self.state = state
@@ -580,8 +581,8 @@ class ImageColumn:
                 raise DataError(f"column '{self.name}': {shown(value)} in {where(row)} is not a path to a picture")
             path = _image_path(value, base)
             if not path.is_file():
-                raise DataError(f"column '{self.name}': {where(row)} names {path}, which is not a file; give a picture's "
-                                "path, relative to the table's folder")
+                raise DataError(f"column '{self.name}': {where(row)} names {path}, which is not a file; give a "
+                                "picture's path, relative to the table's folder")
             out[row] = read_image(path, self.size, self.channels).ravel() * 2 - 1
         return out
 
