@@ -10,11 +10,13 @@ import torch
 
 from . import recipes
 from .data.augment import Augment
+from .data.columns import schema_table
 from .data.kinds import Source
 from .data.prepare import load_source, prepare, rows_in_memory
 from .data.splits import Recorded, SplitPlan
 from .errors import CheckpointError, DataError, SpecError, TrainingError
 from .fairness import reweighing
+from .figures.console import show
 from .files import locked, read_json, remove, write_json
 from .models import count_parameters
 from .models.check import checked_build
@@ -220,9 +222,6 @@ def in_memory(spec: Any, overrides: list[str] | tuple[str, ...], data) -> tuple[
 def _show_schema(prepared, console) -> None:
     """How the table's columns are read, before training on them (plain numbers counted, not
     listed, in a wide table)."""
-    from .cli.common import show
-    from .data.columns import schema_table
-
     source = prepared.source
     show([schema_table(prepared.encoder.schema, all_rows=False,
                        title=f"{Path(source.label).name}: {source.rows} rows, columns as read")], console)

@@ -35,6 +35,7 @@ class _Network(BaseEstimator):
     """What both estimators share; see ``Classifier``."""
 
     _task = "classification"
+    _classes = True  # its targets are classes: splits keep their shares, and they need not be numbers
 
     def __init__(self, model: str = "mlp", layers: tuple[int, ...] | None = (128, 64), epochs: int = 50,
                  batch_size: int = 64, lr: float = 1e-3, validation_fraction: float = 0.15, seed: int = 0,
@@ -58,7 +59,7 @@ class _Network(BaseEstimator):
                  **spec.get("train", {})}
         train.setdefault("optimizer", {"name": "adam", "lr": self.lr})
         data = {"target": "target", "features": columns, **spec.get("data", {}),
-                "split": {"val": self.validation_fraction, "test": 0.0, "stratify": self._task == "classification"}}
+                "split": {"val": self.validation_fraction, "test": 0.0, "stratify": self._classes}}
         return {**spec, "name": spec.get("name", type(self).__name__.lower()), "task": self._task, "seed": self.seed,
                 "model": model, "train": train, "data": data}
 
@@ -107,7 +108,7 @@ class _Network(BaseEstimator):
         else:
             options = {"accept_sparse": False, "dtype": None, "ensure_all_finite": "allow-nan", "reset": fitting}
             if fitting:
-                X, y = validate_data(self, X, y, ensure_min_samples=2, y_numeric=self._task == "regression",
+                X, y = validate_data(self, X, y, ensure_min_samples=2, y_numeric=not self._classes,
                                      **options)
             else:
                 X = validate_data(self, X, **options)
@@ -212,6 +213,7 @@ class Regressor(RegressorMixin, _Network):
     are ``Classifier``'s."""
 
     _task = "regression"
+    _classes = False
 
     def predict(self, X) -> np.ndarray:
         return np.asarray(super().predict(X), dtype=np.float64).ravel()

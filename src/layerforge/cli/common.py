@@ -120,35 +120,12 @@ def training_stack() -> None:
         gc.enable()
 
 
-def _cell(value) -> str:
-    from ..figures import number_text
-
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return number_text(value)
-    return str(value)
-
-
 def show(blocks, console=None) -> None:
     """A capability's blocks on the console: its tables and sentences (pictures are in the
     report and its folder)."""
-    from rich.table import Table
+    from ..figures.console import show as draw
 
-    from ..figures import Note
-    from ..figures import Table as Rows
-
-    console = console or make_console()
-    for block in blocks:
-        if isinstance(block, Rows):
-            table = Table(title=block.title or None)
-            for i, name in enumerate(block.header):
-                table.add_column(name, justify="left" if i == 0 else "right")
-            for row in block.rows:
-                table.add_row(*(_cell(value) for value in row))
-            console.print(table)
-        elif isinstance(block, Note):
-            console.print(block.text, markup=False)
+    draw(blocks, console or make_console())
 
 
 def checked_and_reported(run: Path, result) -> None:

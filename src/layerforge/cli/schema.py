@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..errors import DataError
 from .common import fail, guard, make_console, show
 
 
@@ -27,7 +28,6 @@ def schema(
     def described():
         from ..data.columns import describe, schema_table
         from ..data.tabular import read_table
-        from ..errors import DataError
 
         frame = read_table(data)
         for name in [*drop, *([target] if target else [])]:

@@ -52,7 +52,8 @@ def train(
         console.print(f"training {what}")
     try:
         run = _with_peers(lambda: guard(lambda: train_run(spec, overrides=set_, runs_dir=runs_dir, resume=resume,
-                                                          progress=show_progress, console=console)))
+                                                          progress=show_progress,
+                                                          console=None if quiet else console)))
     except TrainingInterrupted as interrupted:
         if interrupted.run_dir is None:
             fail(f"interrupted after epoch {interrupted.epoch}, before the first checkpoint: nothing was saved "

@@ -6,13 +6,13 @@ rows with the same ``scale_sequences`` and ``scale_images``.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..data.arrays import bounded, numbers, read_npz
 from ..errors import DataError
+from .pictures import _opened, _picture, _pillow, read_image  # noqa: F401  (read here and by picture columns)
 from .tables import no_kept_columns, no_row_names
 
 IMAGE_FILES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -164,44 +164,6 @@ class SequenceCodec:
 
 
 # -- images -----------------------------------------------------------------------------------------
-
-
-def _pillow():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataError("reading images needs Pillow: pip install 'layerforge[images]'") from None
-    return Image
-
-
-def _picture(image, size: tuple[int, int] | None, channels: int) -> np.ndarray:
-    """An opened image as float32 (C, H, W) in [0, 1], converted to ``channels`` and resized."""
-    Image = _pillow()
-    image = image.convert("L" if channels == 1 else "RGB")
-    if size is not None and image.size != (size[1], size[0]):
-        image = image.resize((size[1], size[0]), Image.BILINEAR)
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-
-
-def _opened(source, size: tuple[int, int] | None, channels: int, name: str) -> np.ndarray:
-    """An image file (a path or file object) read as ``_picture`` reads it; huge images refused."""
-    Image = _pillow()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse, rather than warn of, huge images
-            with Image.open(source) as image:
-                return _picture(image, size, channels)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-        raise DataError(f"{name}: refused: {error}") from None
-    except (OSError, ValueError) as error:
-        detail = "not a PNG or JPEG image" if not isinstance(source, (str, Path)) else str(error)
-        raise DataError(f"{name}: cannot be read as an image ({detail})") from None
-
-
-def read_image(path: Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
-    """One image file as float32 (C, H, W) in [0, 1], converted to ``channels`` and resized."""
-    return _opened(path, size, channels, str(path))
 
 
 def list_folder(root: Path) -> tuple[list[Path], list[str]]:

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import DataError
-from .cells import Where, _cells, _more, category_codes, category_key, is_missing, shown
+from .cells import Where, _cells, _more, category_codes, category_key, is_missing, numbers, shown
+from .pictures import _pillow, read_image
 
 MAX_WORDS = 1000  # a text column's vocabulary: its most frequent words in the training rows
 MAX_SET_VALUES = 256  # a set column's values read one by one; the rest count together
@@ -470,8 +471,6 @@ class QuantileColumn:
     def fit(cls, kind: str, cells, name: str, where: Where) -> dict:
         from scipy.special import ndtri  # fitting runs where scipy is (scikit-learn's dependency)
 
-        from .cells import numbers
-
         values = numbers(cells, name, where, hint="fix the values or give the column another type in data.features")
         present = values[~np.isnan(values)]
         if not len(present):
@@ -495,8 +494,6 @@ class QuantileColumn:
         return [0]
 
     def encode(self, cells, where: Where, unknown: str = "error") -> np.ndarray:
-        from .cells import numbers
-
         values = numbers(cells, self.name, where, hint="fix the values")
         absent = np.isnan(values)
         values[absent] = self.state["fill"]
@@ -540,8 +537,6 @@ class ImageColumn:
 
     @classmethod
     def fit(cls, kind: str, cells, name: str, where: Where) -> dict:
-        from .arrays import _pillow
-
         Image = _pillow()
         base = _base_folder(where)
         paths = [v for v in _cells(cells) if not is_missing(v)][:50]
@@ -569,8 +564,6 @@ class ImageColumn:
     scaled: list[int] = []
 
     def encode(self, cells, where: Where, unknown: str = "error") -> np.ndarray:
-        from .arrays import read_image
-
         base = _base_folder(where)
         values = _cells(cells)
         out = np.zeros((len(values), self.width), dtype=np.float32)

@@ -31,6 +31,7 @@ import numpy as np
 from ..codecs.cells import is_missing
 from ..codecs.columns import date_format, vector_of
 from ..errors import DataError
+from ..figures import Table
 
 TYPES = ("number", "binary", "category", "date", "datetime", "text", "set", "vector", "image", "identifier")
 MAX_ONE_HOT = 50  # a category column of more values is read through a learned embedding
@@ -288,14 +289,17 @@ def _leaks(columns: list[Column], frame, target: str) -> None:
             continue
         series = frame[column.name]
         if numeric_target:
-            values = pd.to_numeric(series, errors="coerce")
+            values = pd.to_numeric(series, errors="coerce").replace([np.inf, -np.inf], np.nan)
             if values.nunique() > 1 and abs(values.corr(labels.astype(float))) >= 0.99:
                 column.warnings.append(f"predicts the target '{target}' almost perfectly (correlation "
                                        f"{values.corr(labels.astype(float)):.3f}): a leak?")
             continue
         keys = series.astype(str)
         if column.type == "number" and column.distinct > 20:
-            keys = pd.qcut(pd.to_numeric(series, errors="coerce"), 20, duplicates="drop").astype(str)
+            values = pd.to_numeric(series, errors="coerce").replace([np.inf, -np.inf], np.nan)
+            if values.nunique() < 2:
+                continue
+            keys = pd.qcut(values, 20, duplicates="drop").astype(str)
         if keys.nunique() >= 0.5 * len(keys):
             continue
         right = labels.groupby(keys.to_numpy()).agg(lambda s: s.value_counts().iloc[0]).sum()
@@ -320,8 +324,6 @@ HEADER = ["column", "type", "role", "missing", "distinct", "read as", "warnings"
 def schema_table(columns: list[Column], *, all_rows: bool = True, title: str = "columns"):
     """The schema as a ``figures.Table``; with ``all_rows`` False, plain number columns without
     warnings are counted in the title instead of listed (a table of 64 pixels)."""
-    from ..figures import Table
-
     shown = columns if all_rows or len(columns) <= 20 else \
         [c for c in columns if c.type != "number" or c.warnings or c.role != "feature"]
     hidden = len(columns) - len(shown)

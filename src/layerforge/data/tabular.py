@@ -15,10 +15,12 @@ import pandas as pd
 
 from ..codecs.cells import MISSING_CATEGORY as MISSING
 from ..codecs.cells import Where, category_key, numbers
+from ..codecs.columns import COLUMN_CODECS, column_codec, fit_column
 from ..codecs.tables import Columns, TableCodec, frame_columns, standardised
 from ..errors import DataError
 from ..files import atomic_file
 from .arrays import scaling
+from .columns import codec_kind, distinct_values
 from .labels import row_label, row_of
 
 MAX_CATEGORIES = 1000
@@ -188,9 +190,6 @@ class Preprocessor:
             types: column -> type (``data.columns.TYPES``), as the schema inferred or the spec
                 named them; a column not in it is typed by ``infer_kind``.
         """
-        from ..codecs.columns import COLUMN_CODECS, fit_column
-        from .columns import codec_kind, distinct_values
-
         columns = []
         for name in features:
             series = frame[name]
@@ -198,6 +197,8 @@ class Preprocessor:
             if type_ is None:
                 kind = infer_kind(series, name in categorical, source)
             else:
+                if type_ == "number" and series.dtype.kind == "O":
+                    infer_kind(series, False, source)  # names a stray word among numbers, and how many more
                 kind = codec_kind("category" if type_ == "identifier" else type_, distinct_values(series))
             if kind in COLUMN_CODECS:
                 columns.append(fit_column(kind, series.to_numpy(), name, where_of(series, source)))
@@ -232,8 +233,6 @@ class Preprocessor:
     @property
     def feature_names(self) -> list[str]:
         """Names of the input columns the model sees, in order."""
-        from ..codecs.columns import COLUMN_CODECS, column_codec
-
         names = []
         for column in self.columns:
             if column["kind"] in COLUMN_CODECS:
@@ -274,8 +273,6 @@ class Preprocessor:
         """Rows of the model's input space back to the original columns (a DataFrame): numbers
         unscaled, booleans thresholded at 0.5, categories by their largest one-hot entry."""
         import pandas as pd
-
-        from ..codecs.columns import COLUMN_CODECS, column_codec
 
         data, position = {}, 0
         for column in self.columns:

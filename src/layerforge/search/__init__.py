@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import tasks
-from ..api import train
-from ..data.prepare import prepare
+from ..api import in_memory, train
+from ..data.prepare import load_source, prepare
 from ..errors import LayerforgeError, SpecError
 from ..files import atomic_write
 from ..models.check import latency_ms, parameter_count
@@ -82,9 +82,6 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
 
     source = None
     if data is not None:
-        from ..api import in_memory
-        from ..data.prepare import load_source
-
         if jobs > 1:
             raise SpecError("--jobs: rows given in memory (data=) are searched in this process; use jobs=1, or write "
                             "the rows to a file for several processes")

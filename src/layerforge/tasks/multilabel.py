@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codecs.columns import set_separator, set_values
+from ..data.labels import row_label, row_of
 from ..decodings import Labels
 from ..errors import DataError
 from ..figures import Note, Table, number_text
@@ -40,8 +42,6 @@ class MultiLabelTask(Task):
 
     @classmethod
     def fit(cls, labels, train: np.ndarray, encoder, data_spec, source: str) -> MultiLabelTask:
-        from ..codecs.columns import set_separator, set_values
-
         if labels is None:
             raise DataError(f"{source}: multi-label classification needs a target column of label sets (data.target)")
         cells = labels.tolist()
@@ -70,9 +70,6 @@ class MultiLabelTask(Task):
 
     def encode_targets(self, labels, source: str | None = None) -> np.ndarray:
         """(rows, labels) of 0/1; a label the run does not know is refused, naming its row."""
-        from ..codecs.columns import set_values
-        from ..data.labels import row_label, row_of
-
         index = {name: i for i, name in enumerate(self.classes)}
         out = np.zeros((len(labels), len(self.classes)), dtype=np.float32)
         for row, cell in enumerate(labels.tolist()):

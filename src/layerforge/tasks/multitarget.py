@@ -10,7 +10,7 @@ import numpy as np
 
 from ..decodings import Targets
 from ..errors import DataError, SpecError
-from ..figures import Note
+from ..figures import Note, Table, number_text
 from .base import Task, answer_outputs
 from .classification import ClassificationTask
 from .regression import RegressionTask
@@ -137,8 +137,6 @@ class MultiTargetTask(Task):
         return self.decoding().predictions(answer_outputs(model, inputs), inputs)
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
-        from ..figures import Table, number_text
-
         rows = held_out()
         if rows is None:
             return [Note("no held-out rows")]

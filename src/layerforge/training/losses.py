@@ -227,9 +227,7 @@ def get(name: str, task, params: dict | None = None) -> Callable:
 def for_task(loss_spec, task) -> Callable:
     """The loss a spec's ``train.loss`` names (``None``: the task's default) for ``task``, or
     the loss the task builds itself (``Task.own_loss``: several targets)."""
-    from ..tasks.base import Task
-
-    own = task.own_loss(loss_spec) if isinstance(task, Task) else None
+    own = task.own_loss(loss_spec) if isinstance(task, tasks.Task) else None
     if own is not None:
         return own
     if loss_spec is None:

@@ -10,7 +10,7 @@ from typing import Annotated, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...codecs.tables import PARQUET_FILES, frame_columns
+from ...codecs.tables import PARQUET_FILES, TableCodec, frame_columns
 from ...errors import DataError, did_you_mean
 from ...models.inputs import Inputs
 from .. import builtin
@@ -126,8 +126,6 @@ class TableState(State):
     ignored: list[str] = []
 
     def _codec(self):
-        from ...codecs.tables import TableCodec
-
         return TableCodec(self.model_dump(mode="json"))
 
     def attribution_groups(self):

@@ -1,0 +1,49 @@
+"""Picture files read as arrays: Pillow at the edge, float32 (C, H, W) in [0, 1]. The image
+codec and a table's picture columns read files through these."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+
+def _pillow():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError("reading images needs Pillow: pip install 'layerforge[images]'") from None
+    return Image
+
+
+def _picture(image, size: tuple[int, int] | None, channels: int) -> np.ndarray:
+    """An opened image as float32 (C, H, W) in [0, 1], converted to ``channels`` and resized."""
+    Image = _pillow()
+    image = image.convert("L" if channels == 1 else "RGB")
+    if size is not None and image.size != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.BILINEAR)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _opened(source, size: tuple[int, int] | None, channels: int, name: str) -> np.ndarray:
+    """An image file (a path or file object) read as ``_picture`` reads it; huge images refused."""
+    Image = _pillow()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse, rather than warn of, huge images
+            with Image.open(source) as image:
+                return _picture(image, size, channels)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise DataError(f"{name}: refused: {error}") from None
+    except (OSError, ValueError) as error:
+        detail = "not a PNG or JPEG image" if not isinstance(source, (str, Path)) else str(error)
+        raise DataError(f"{name}: cannot be read as an image ({detail})") from None
+
+
+def read_image(path: Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
+    """One image file as float32 (C, H, W) in [0, 1], converted to ``channels`` and resized."""
+    return _opened(path, size, channels, str(path))
