@@ -12,6 +12,8 @@ train + validation rows (layerforge picks its epoch on the validation rows, as i
 - layerforge ``mlp_quantile``: the same with numbers read by their quantiles (``data.numbers``);
 - layerforge ``ft_transformer``: the same training (quantiles), each column a token;
 - layerforge ``ensemble``: five ``mlp_quantile`` under five seeds, their probabilities averaged;
+- layerforge ``tuned``: ``mlp_quantile`` searched (``lf.tune``, 12 trials of learning rate, dropout,
+  weight decay and layers, judged on the validation rows); the best trial's run;
 - ``hgb``: HistGradientBoosting with native categorical columns, dates as year, month, day of
   week and day of year, free text left out (it cannot read it);
 - ``linear``: logistic or ridge regression over standardised numbers, one-hot categories, date
@@ -89,7 +91,12 @@ LAYERFORGE = {  # name -> (model, data.numbers, seeds)
     "mlp_quantile": ({"type": "mlp"}, "quantile", 1),
     "ft_transformer": ({"type": "ft_transformer"}, "quantile", 1),  # batches of 128 rows (CPU time)
     "ensemble": ({"type": "mlp"}, "quantile", 5),
+    "tuned": ({"type": "mlp"}, "quantile", 0),  # a search of TUNED_TRIALS trials; the best trial's run
 }
+TUNED_TRIALS = 12
+TUNED_SPACE = {"train.optimizer.lr": {"log_uniform": [3e-4, 3e-3]}, "model.dropout": {"choice": [0.0, 0.1, 0.3]},
+               "train.optimizer.weight_decay": {"choice": [0.0, 1e-4, 1e-3]},
+               "model.layers": {"choice": [[64], [128, 64], [256, 128]]}}
 
 
 def _layerforge(name: str, path: Path, target: str, task: str, seed: int, runs: Path):
@@ -101,6 +108,10 @@ def _layerforge(name: str, path: Path, target: str, task: str, seed: int, runs: 
                       "doctor": False, **({"batch_size": 128} if model["type"] == "ft_transformer" else {})}}
     if seeds > 1:
         return lf.ensemble(spec, seeds=seeds, runs_dir=runs)
+    if seeds == 0:
+        spec["name"] = f"tuned-{path.stem}"
+        spec["search"] = {"trials": TUNED_TRIALS, "seed": seed, "space": TUNED_SPACE}
+        return lf.load_run(lf.tune(spec, runs_dir=runs).best_run)
     return lf.train(spec, runs_dir=runs)
 
 

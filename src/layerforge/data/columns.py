@@ -24,6 +24,7 @@ column a ``category``.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -246,7 +247,9 @@ def describe(frame, *, target: str | list[str] | None = None, types: dict[str, s
         columns.append(column)
     for name in targets:
         if name is not None and name in frame.columns:
-            _leaks(columns, frame, name)
+            with np.errstate(all="ignore"), warnings.catch_warnings():  # huge or constant values: no warning to give
+                warnings.simplefilter("ignore", RuntimeWarning)
+                _leaks(columns, frame, name)
     return columns
 
 
