@@ -311,8 +311,10 @@ def _leaks(columns: list[Column], frame, target: str) -> None:
 
 
 def feature_types(columns: list[Column]) -> dict[str, str]:
-    """The feature columns' types, in order."""
-    return {column.name: column.type for column in columns if column.role == "feature"}
+    """The feature columns' types, in order; a category of more than ``MAX_ONE_HOT`` values in
+    the whole table is 'embedded' (read through an embedding), as the schema says."""
+    return {column.name: "embedded" if column.type == "category" and (column.distinct or 0) > MAX_ONE_HOT
+            else column.type for column in columns if column.role == "feature"}
 
 
 def rows_of(columns: list[Column]) -> list[list[str]]:

@@ -20,7 +20,7 @@ from ..codecs.tables import Columns, TableCodec, frame_columns, standardised
 from ..errors import DataError
 from ..files import atomic_file
 from .arrays import scaling
-from .columns import codec_kind, distinct_values
+from .columns import codec_kind, distinct_values, infer
 from .labels import row_label, row_of
 
 MAX_CATEGORIES = 1000
@@ -188,18 +188,15 @@ class Preprocessor:
 
         Args:
             types: column -> type (``data.columns.TYPES``), as the schema inferred or the spec
-                named them; a column not in it is typed by ``infer_kind``.
+                named them; a column not in it is typed by ``data.columns.infer``.
         """
         columns = []
         for name in features:
             series = frame[name]
-            type_ = (types or {}).get(name)
-            if type_ is None:
-                kind = infer_kind(series, name in categorical, source)
-            else:
-                if type_ == "number" and series.dtype.kind == "O":
-                    infer_kind(series, False, source)  # names a stray word among numbers, and how many more
-                kind = codec_kind("category" if type_ == "identifier" else type_, distinct_values(series))
+            type_ = (types or {}).get(name) or ("category" if name in categorical else infer(series, name)[0])
+            if type_ == "number" and series.dtype.kind == "O":
+                infer_kind(series, False, source)  # names a stray word among numbers, and how many more
+            kind = codec_kind("category" if type_ == "identifier" else type_, distinct_values(series))
             if kind in COLUMN_CODECS:
                 columns.append(fit_column(kind, series.to_numpy(), name, where_of(series, source)))
                 continue

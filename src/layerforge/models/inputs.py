@@ -70,7 +70,7 @@ class Inputs(BaseModel):
     @property
     def codes(self) -> list[tuple[int, int]]:
         """(position, number of codes) of each category code read through an embedding."""
-        return [(first, codes) for first, _, codes in self.columns if codes] if self.kind == "table" else []
+        return [(first, codes) for first, _, codes in self.blocks or () if codes]
 
     @property
     def tokens(self) -> bool:
