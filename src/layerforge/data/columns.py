@@ -97,7 +97,8 @@ def _as_numbers(values: list) -> np.ndarray | None:
 
 
 def _identifier_numbers(name: str, numbers: np.ndarray, rows: int) -> bool:
-    if len(numbers) < MIN_IDENTIFIER_ROWS or len(numbers) != rows or not np.all(np.mod(numbers, 1) == 0):
+    if len(numbers) < MIN_IDENTIFIER_ROWS or len(numbers) != rows or not np.isfinite(numbers).all() \
+            or not np.all(np.mod(numbers, 1) == 0):
         return False
     if len(np.unique(numbers)) != len(numbers):
         return False
