@@ -201,10 +201,18 @@ def tables(draw):
     a drawn seed; hypothesis decides the shape and the poison."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     rows = draw(st.sampled_from([0, 1, 3, 6, *range(12, 41)]))
-    kinds = draw(st.lists(st.sampled_from(["number", "integer", "word", "flag"]), min_size=1, max_size=4))
+    kinds = draw(st.lists(st.sampled_from(["number", "integer", "word", "flag", "date", "text", "set", "vector",
+                                           "many"]), min_size=1, max_size=4))
+    words = ["the", "box", "was", "late", "fine", "é", "a,b", 'q"uote']
     make = {"number": lambda: rng.normal(0, 50, rows), "integer": lambda: rng.integers(-5, 6, rows),
             "word": lambda: rng.choice(["red", "green", "blue", "a,b", 'q"uote', "[/x]", "é"], rows),
-            "flag": lambda: rng.random(rows) > 0.5}
+            "flag": lambda: rng.random(rows) > 0.5,
+            "date": lambda: [f"{d:02d}/{m:02d}/20{y:02d}" for d, m, y in rng.integers(1, [29, 13, 30], (rows, 3))],
+            "text": lambda: [" ".join(rng.choice(words, rng.integers(1, 8))) for _ in range(rows)],
+            "set": lambda: ["|".join(rng.choice(["x", "y", "z"], rng.integers(1, 3), replace=False))
+                            for _ in range(rows)],
+            "vector": lambda: [f"[{a:.2f}, {b:.2f}]" for a, b in rng.normal(size=(rows, 2))],
+            "many": lambda: [f"k{v}" for v in rng.integers(0, 30, rows)]}
     frame = pd.DataFrame({f"c{i}_{kind}": make[kind]() for i, kind in enumerate(kinds)})
     frame["label"] = rng.choice(["a", "b", "c"], rows) if draw(st.booleans()) else rng.normal(0, 3, rows)
     for _ in range(draw(st.sampled_from([0, 0, 1, 2])) if rows else 0):
