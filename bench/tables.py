@@ -10,6 +10,7 @@ train + validation rows (layerforge picks its epoch on the validation rows, as i
 
 - layerforge ``mlp``: the default MLP with early stopping (patience 10) on the validation rows;
 - layerforge ``mlp_quantile``: the same with numbers read by their quantiles (``data.numbers``);
+- layerforge ``mlp_periodic``: ``mlp_quantile`` with its numbers through periodic embeddings;
 - layerforge ``ft_transformer``: the same training (quantiles), each column a token;
 - layerforge ``ensemble``: five ``mlp_quantile`` under five seeds, their probabilities averaged;
 - layerforge ``tuned``: ``mlp_quantile`` searched (``lf.tune``, 12 trials of learning rate, dropout,
@@ -90,6 +91,7 @@ LAYERFORGE = {  # name -> (model, data.numbers, seeds)
     "mlp": ({"type": "mlp"}, "standard", 1),
     "mlp_quantile": ({"type": "mlp"}, "quantile", 1),
     "ft_transformer": ({"type": "ft_transformer"}, "quantile", 1),  # batches of 128 rows (CPU time)
+    "mlp_periodic": ({"type": "mlp", "numbers": "periodic"}, "quantile", 1),
     "ensemble": ({"type": "mlp"}, "quantile", 5),
     "tuned": ({"type": "mlp"}, "quantile", 0),  # a search of TUNED_TRIALS trials; the best trial's run
 }

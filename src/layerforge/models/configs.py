@@ -93,6 +93,8 @@ class MLPConfig(FamilyConfig):
     dropout: Fraction = 0.0
     norm: Norm = "none"
     init: str = "kaiming"
+    # a table's numbers as they are, or through periodic embeddings (sin/cos of learned frequencies)
+    numbers: Literal["linear", "periodic"] = "linear"
 
     def architecture_space(self) -> dict[str, dict]:
         return {"layers": {"repeat": {"length": [1, 4], "choice": [16, 32, 64, 128, 256, 512]}},
@@ -231,6 +233,8 @@ class FTTransformerConfig(FamilyConfig):
     dropout: Fraction = 0.1
     attention_dropout: Fraction = 0.2
     head: list[PositiveInt] = []
+    # a number's token: x * w + b, or a periodic embedding (sin/cos of learned frequencies)
+    numbers: Literal["linear", "periodic"] = "linear"
 
     def architecture_space(self) -> dict[str, dict]:
         return {"d_model": {"choice": [32, 64, 128]},

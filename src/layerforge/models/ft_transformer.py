@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn.layers import dense_head
+from ..nn.layers import PeriodicNumbers, dense_head
 from .configs import FTTransformerConfig
 from .inputs import Inputs
 from .protocol import DenseHeaded
@@ -21,9 +21,11 @@ class ColumnTokens(nn.Module):
         d_model: the token width.
     """
 
-    def __init__(self, columns: list[tuple[int, int, int]], d_model: int):
+    def __init__(self, columns: list[tuple[int, int, int]], d_model: int, periodic: list[int] = ()):
         super().__init__()
-        scalars = [first for first, width, codes in columns if width == 1 and not codes]
+        waves = {first for first, width, codes in columns if width == 1 and not codes and first in set(periodic)}
+        self.periodic = PeriodicNumbers(sorted(waves), size=d_model) if waves else None
+        scalars = [first for first, width, codes in columns if width == 1 and not codes and first not in waves]
         self.register_buffer("scalars", torch.tensor(scalars, dtype=torch.long), persistent=False)
         self.weight = nn.Parameter(torch.randn(len(scalars), d_model) / d_model ** 0.5)
         self.bias = nn.Parameter(torch.randn(len(scalars), d_model) / d_model ** 0.5)
@@ -31,7 +33,7 @@ class ColumnTokens(nn.Module):
         self.block_maps = nn.ModuleList(nn.Linear(width, d_model) for _, width in self.blocks)
         self.codes = [(first, codes - 1) for first, _, codes in columns if codes]
         self.embeddings = nn.ModuleList(nn.Embedding(limit + 1, d_model) for _, limit in self.codes)
-        self.count = len(scalars) + len(self.blocks) + len(self.codes)
+        self.count = len(scalars) + len(self.blocks) + len(self.codes) + len(waves)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, columns, D)
         tokens = [x.index_select(1, self.scalars).unsqueeze(-1) * self.weight + self.bias]  # (B, S, D)
@@ -39,6 +41,8 @@ class ColumnTokens(nn.Module):
             tokens.append(linear(x[:, first : first + width]).unsqueeze(1))  # (B, 1, D)
         for (first, limit), embedding in zip(self.codes, self.embeddings):
             tokens.append(embedding(x[:, first].round().long().clamp(0, limit)).unsqueeze(1))  # (B, 1, D)
+        if self.periodic is not None:
+            tokens.append(self.periodic(x))  # (B, numbers, D)
         return torch.cat(tokens, dim=1)
 
 
@@ -58,9 +62,10 @@ class FTTransformer(DenseHeaded):
     """
 
     def __init__(self, inputs: Inputs, output_size: int, *, d_model: int, num_heads: int, num_layers: int,
-                 ff_size: int | None, dropout: float, attention_dropout: float, head: list[int]):
+                 ff_size: int | None, dropout: float, attention_dropout: float, head: list[int],
+                 numbers: str = "linear"):
         super().__init__(inputs)
-        self.tokens = ColumnTokens(inputs.columns, d_model)
+        self.tokens = ColumnTokens(inputs.columns, d_model, list(inputs.numbers or ()) if numbers == "periodic" else [])
         self.cls = nn.Parameter(torch.randn(1, 1, d_model) / d_model ** 0.5)
         layer = nn.TransformerEncoderLayer(d_model, num_heads, ff_size or max(1, round(4 * d_model / 3)), dropout,
                                            activation="gelu", batch_first=True, norm_first=True)

@@ -45,6 +45,8 @@ class Inputs(BaseModel):
     # a table's input columns: [first position, width, codes] each; codes > 0 where the column is
     # one category code (0, 1, ...) read through a learned embedding
     blocks: list[tuple[int, int, int]] | None = None
+    # a table's positions that hold standardised numbers (which a periodic embedding may read)
+    numbers: list[int] | None = None
 
     @model_validator(mode="after")
     def _sizes_of_the_kind(self):
@@ -56,8 +58,9 @@ class Inputs(BaseModel):
         return self
 
     @classmethod
-    def table(cls, features: int, blocks: list | None = None) -> Inputs:
-        return cls(kind="table", features=features, blocks=[tuple(b) for b in blocks] if blocks else None)
+    def table(cls, features: int, blocks: list | None = None, numbers: list[int] | None = None) -> Inputs:
+        return cls(kind="table", features=features, blocks=[tuple(b) for b in blocks] if blocks else None,
+                   numbers=numbers or None)
 
     @property
     def columns(self) -> list[tuple[int, int, int]]:

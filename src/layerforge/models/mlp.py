@@ -52,9 +52,10 @@ class MLP(Network):
     """
 
     def __init__(self, inputs: Inputs, output_size: int, *, layers: list[int], activation: str, dropout: float,
-                 norm: str, init: str):
+                 norm: str, init: str, numbers: str = "linear"):
         super().__init__(inputs)
-        self.embed = CodeEmbeddings(inputs.flat_size, inputs.codes) if inputs.codes else None
+        periodic = list(inputs.numbers or ()) if numbers == "periodic" else []
+        self.embed = CodeEmbeddings(inputs.flat_size, inputs.codes, periodic) if inputs.codes or periodic else None
         sizes = [self.embed.out_features if self.embed is not None else inputs.flat_size, *layers]
         self.blocks = nn.Sequential(
             *(DenseBlock(a, b, activation, norm, dropout) for a, b in zip(sizes, sizes[1:]))

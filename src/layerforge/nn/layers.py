@@ -87,25 +87,57 @@ def embedding_size(codes: int) -> int:
 
 class CodeEmbeddings(nn.Module):
     """A table row whose category codes (one position each) are read through learned
-    embeddings: the other positions as they are, then each code's embedding.
+    embeddings, and its numbers (``periodic``) through periodic embeddings: the other positions
+    as they are, then each code's embedding, then the numbers'.
 
     Args:
         features: positions in a row.
         codes: (position, number of codes) of each code; a value outside 0..codes-1 is clamped.
+        periodic: the positions of numbers read through ``PeriodicNumbers``.
     """
 
-    def __init__(self, features: int, codes: list[tuple[int, int]]):
+    def __init__(self, features: int, codes: list[tuple[int, int]], periodic: list[int] = ()):
         super().__init__()
-        coded = {position for position, _ in codes}
-        self.register_buffer("kept", torch.tensor([i for i in range(features) if i not in coded], dtype=torch.long),
+        taken = {position for position, _ in codes} | set(periodic)
+        self.register_buffer("kept", torch.tensor([i for i in range(features) if i not in taken], dtype=torch.long),
                              persistent=False)
         self.positions = [position for position, _ in codes]
         self.limits = [count - 1 for _, count in codes]
         self.embeddings = nn.ModuleList(nn.Embedding(count, embedding_size(count)) for _, count in codes)
-        self.out_features = len(self.kept) + sum(e.embedding_dim for e in self.embeddings)
+        self.periodic = PeriodicNumbers(list(periodic)) if periodic else None
+        self.out_features = (len(self.kept) + sum(e.embedding_dim for e in self.embeddings)
+                             + (len(periodic) * self.periodic.size if periodic else 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, out_features)
         parts = [x.index_select(1, self.kept)]
         for position, limit, embedding in zip(self.positions, self.limits, self.embeddings):
             parts.append(embedding(x[:, position].round().long().clamp(0, limit)))  # (B, E)
+        if self.periodic is not None:
+            parts.append(self.periodic(x).flatten(1))  # (B, numbers * size)
         return torch.cat(parts, dim=1)
+
+
+class PeriodicNumbers(nn.Module):
+    """Numbers read through periodic embeddings (Gorishniy et al., 2022, "PLR"): each number x
+    becomes ``ReLU(W [sin(2π c x), cos(2π c x)] + b)``, with ``frequencies`` learned frequencies
+    c (drawn from N(0, ``sigma``)) and its own W and b per number.
+
+    Args:
+        positions: the positions of the numbers in a row.
+        frequencies, sigma: the frequencies per number and their initial spread.
+        size: each number's embedding width.
+    """
+
+    def __init__(self, positions: list[int], frequencies: int = 16, sigma: float = 1.0, size: int = 16):
+        super().__init__()
+        count = len(positions)
+        self.register_buffer("positions", torch.tensor(positions, dtype=torch.long), persistent=False)
+        self.frequencies = nn.Parameter(torch.randn(count, frequencies) * sigma)
+        self.weight = nn.Parameter(torch.randn(count, 2 * frequencies, size) / math.sqrt(2 * frequencies))
+        self.bias = nn.Parameter(torch.zeros(count, size))
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, numbers, size)
+        angles = 2 * math.pi * x.index_select(1, self.positions).unsqueeze(-1) * self.frequencies  # (B, N, K)
+        waves = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)  # (B, N, 2K)
+        return torch.relu(torch.einsum("bnk,nkd->bnd", waves, self.weight) + self.bias)

@@ -120,6 +120,7 @@ class Predictor:
                                   f"preprocessing reads ({len(encoder.features or [])})")
         if manifest.inputs.blocks is None:  # recorded before tables' columns were (no codes, no column tokens)
             reads.pop("blocks", None)
+            reads.pop("numbers", None)
         if reads != manifest.inputs.describe():
             raise CheckpointError(f"{where}: 'inputs' ({manifest.inputs.describe()}) do not match what its "
                                   f"preprocessing gives ({reads})")

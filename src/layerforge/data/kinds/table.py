@@ -343,7 +343,7 @@ class TableEncoder(Encoder):
     @property
     def inputs(self) -> Inputs:
         blocks = [[first, width, codes] for _, first, width, codes in self.codec.blocks]
-        return Inputs.table(len(self.state.encoded_features), blocks)
+        return Inputs.table(len(self.state.encoded_features), blocks, self.codec.scaled())
 
     @property
     def features(self) -> list[str]:
