@@ -120,4 +120,4 @@ def test_a_new_run_writes_a_typed_manifest_that_validates(runs_dir):
     raw.pop("content_sha256")
     assert Manifest.model_validate(raw).to_json() == raw
     assert raw["model"]["spec"] == {"type": "mlp", "layers": [4], "activation": "relu", "dropout": 0.0,
-                                    "norm": "none", "init": "kaiming"}
+                                    "norm": "none", "init": "kaiming", "numbers": "linear"}
