@@ -63,7 +63,7 @@ class FTTransformer(DenseHeaded):
 
     def __init__(self, inputs: Inputs, output_size: int, *, d_model: int, num_heads: int, num_layers: int,
                  ff_size: int | None, dropout: float, attention_dropout: float, head: list[int],
-                 numbers: str = "linear"):
+                 numbers: str):
         super().__init__(inputs)
         self.tokens = ColumnTokens(inputs.columns, d_model, list(inputs.numbers or ()) if numbers == "periodic" else [])
         self.cls = nn.Parameter(torch.randn(1, 1, d_model) / d_model ** 0.5)

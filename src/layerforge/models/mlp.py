@@ -52,7 +52,7 @@ class MLP(Network):
     """
 
     def __init__(self, inputs: Inputs, output_size: int, *, layers: list[int], activation: str, dropout: float,
-                 norm: str, init: str, numbers: str = "linear"):
+                 norm: str, init: str, numbers: str):
         super().__init__(inputs)
         periodic = list(inputs.numbers or ()) if numbers == "periodic" else []
         self.embed = CodeEmbeddings(inputs.flat_size, inputs.codes, periodic) if inputs.codes or periodic else None
