@@ -12,7 +12,7 @@ import numpy as np
 
 from ..data.arrays import bounded, numbers, read_npz
 from ..errors import DataError
-from .pictures import _opened, _picture, _pillow, read_image  # noqa: F401  (read here and by picture columns)
+from .pictures import _opened, read_image
 from .tables import no_kept_columns, no_row_names
 
 IMAGE_FILES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")

@@ -110,7 +110,7 @@ class MultiLabelTask(Task):
         test = {}
         if "test" in tensors:
             inputs, y = tensors["test"]
-            test = self.scores(answer_outputs_tensor(model, inputs), y)
+            test = self.scores(self.outputs_for(model, inputs, y), y)
         return Finished(test=test, record=self.record())
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
@@ -132,9 +132,3 @@ class MultiLabelTask(Task):
         return [Table(["label", "rows with it", "threshold", "precision", "recall", "F1"], table,
                       "each label on the held-out rows")]
 
-
-def answer_outputs_tensor(model, inputs: tuple):
-    """The model's outputs for rows, as a tensor (evaluation mode, batched)."""
-    from ..models.protocol import predict_outputs
-
-    return predict_outputs(model, inputs)

@@ -140,16 +140,11 @@ class MultiTargetTask(Task):
         rows = held_out()
         if rows is None:
             return [Note("no held-out rows")]
-        scores = self.scores(*_outputs_and_targets(model, rows))
+        inputs, y = rows
+        scores = self.scores(self.outputs_for(model, inputs, y), y)
         table = [[name, task.name, number_text(self.weights[name]),
                   ", ".join(f"{m} {number_text(scores[f'{name}_{m}'])}" for m in task.metrics
                             if f"{name}_{m}" in scores)]
                  for name, task in self.parts]
         return [Table(["target", "task", "weight", "held-out metrics"], table, "each target")]
 
-
-def _outputs_and_targets(model, rows):
-    from ..models.protocol import predict_outputs
-
-    inputs, y = rows
-    return predict_outputs(model, inputs), y

@@ -9,7 +9,8 @@ from typing import Literal
 
 import numpy as np
 
-from ...codecs.arrays import as_images, list_folder, read_folder, read_image, scale_images
+from ...codecs.arrays import as_images, list_folder, read_folder, scale_images
+from ...codecs.pictures import read_image
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
