@@ -13,6 +13,8 @@ train + validation rows (layerforge picks its epoch on the validation rows, as i
 - layerforge ``mlp_periodic``: ``mlp_quantile`` with its numbers through periodic embeddings;
 - layerforge ``ft_transformer``: the same training (quantiles), each column a token;
 - layerforge ``ensemble``: five ``mlp_quantile`` under five seeds, their probabilities averaged;
+- layerforge ``small_ensemble``: the same with narrow networks (one hidden layer of 32, dropout 0.3),
+  the size that suits a few hundred rows; the same spec on every table;
 - layerforge ``tuned``: ``mlp_quantile`` searched (``lf.tune``, 12 trials of learning rate, dropout,
   weight decay and layers, judged on the validation rows); the best trial's run;
 - ``hgb``: HistGradientBoosting with native categorical columns, dates as year, month, day of
@@ -93,6 +95,7 @@ LAYERFORGE = {  # name -> (model, data.numbers, seeds)
     "ft_transformer": ({"type": "ft_transformer"}, "quantile", 1),  # batches of 128 rows (CPU time)
     "mlp_periodic": ({"type": "mlp", "numbers": "periodic"}, "quantile", 1),
     "ensemble": ({"type": "mlp"}, "quantile", 5),
+    "small_ensemble": ({"type": "mlp", "layers": [32], "dropout": 0.3}, "quantile", 5),  # 5 narrow networks
     "tuned": ({"type": "mlp"}, "quantile", 0),  # a search of TUNED_TRIALS trials; the best trial's run
 }
 TUNED_TRIALS = 12
