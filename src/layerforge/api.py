@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ from .run.store import (
 )
 from .spec.defaults import DEFAULT_SPEC
 from .spec.load import load_spec
-from .training.callbacks import Callback, HistoryWriter, ProgressBar, TensorBoardLogger
+from .training.callbacks import Callback, EpochProgress, HistoryWriter, TensorBoardLogger
 from .training.checkpoint import save_weights
 from .training.distributed import Distributed
 from .training.precision import Precision
@@ -102,7 +103,8 @@ def train(
         overrides: ``"key.path=value"`` strings applied on top of the spec.
         runs_dir: where the new run directory is created.
         resume: a run directory to continue from its last checkpoint (its own spec is used).
-        progress: show a Rich progress bar.
+        progress: show progress over the epochs: a bar on a terminal, a line every ten seconds
+            when output is a file or a pipe, one updating line in a notebook.
         callbacks: extra ``Callback`` objects.
         plan: how to split the rows instead of ``data.split`` (``layerforge.data.splits``; e.g.
             fold k of a cross-validation).
@@ -286,7 +288,8 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
     manifest = _write_manifest(run_dir, spec, prepared, model, recipe, previous)
 
     monitor = recipe.monitor(spec.train, run_dir / DOCTOR_LOG)
-    extra = [*([ProgressBar(console)] if progress else []), *callbacks, *([monitor] if monitor else [])]
+    shown = [EpochProgress(console if console is not None else sys.stdout)] if progress else []
+    extra = [*shown, *callbacks, *([monitor] if monitor else [])]
     if "tensorboard" in spec.train.log:
         extra.append(TensorBoardLogger(run_dir / "tensorboard"))
     scaffold = _scaffold(run_dir, spec, prepared, [HistoryWriter(run_dir / HISTORY), *extra], row_weights,

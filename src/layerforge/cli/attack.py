@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import checked_and_reported, fail, guard, training_stack
+from .common import checked_and_reported, fail, guard, make_console, training_stack
 
 
 def attack(
@@ -24,5 +24,6 @@ def attack(
 
     if eps and eps_sweep:
         fail("give --eps or --eps-sweep, not both", 2)
-    found = guard(lambda: run_attack(run, method=method, eps=eps or None, steps=steps, norm=norm))
+    found = guard(lambda: run_attack(run, method=method, eps=eps or None, steps=steps, norm=norm,
+                                     progress=make_console(stderr=True)))
     checked_and_reported(run, found)

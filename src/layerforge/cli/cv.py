@@ -23,8 +23,8 @@ def cv(
     from ..evaluation.cv import OOF, PAGE, SUMMARY, cross_validate
 
     console = make_console()
-    log = None if quiet else (lambda line: console.print(line, markup=False))
-    found = guard(lambda: cross_validate(spec, folds, repeats=repeats, overrides=set_, runs_dir=runs_dir, log=log))
+    found = guard(lambda: cross_validate(spec, folds, repeats=repeats, overrides=set_, runs_dir=runs_dir,
+                                         progress=None if quiet else console))
     if quiet:
         print(found.path)
         return

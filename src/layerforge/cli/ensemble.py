@@ -28,7 +28,7 @@ def ensemble(
         if len(paths) != 1:
             fail("--seeds trains one spec: give exactly one spec file", 2)
         made = guard(lambda: ensembles.train_ensemble(paths[0], seeds, overrides=set_, runs_dir=runs_dir or Path("runs"),
-                                                        log=log))
+                                                        log=log, progress=None if quiet else console))
     elif set_:
         fail("--set changes a spec; it applies only with --seeds", 2)
     elif len(paths) == 1:

@@ -23,7 +23,8 @@ def explain(
     from ..explanations import explain as run_explain
     from ..explanations import write_out
 
-    found = guard(lambda: run_explain(run, data, method=method, target=target, rows=rows))
+    found = guard(lambda: run_explain(run, data, method=method, target=target, rows=rows,
+                                      progress=make_console(stderr=True)))
     if out is not None:
         make_console().print(f"attributions: {guard(lambda: write_out(found, out))}", markup=False)
     checked_and_reported(run, found.summary())

@@ -31,7 +31,8 @@ def export(
     def call():
         loaded = load_run(run)
         folder = loaded.export(quantize=quantize and quantize.value, opset=opset, out=out, max_drop=max_drop,
-                               keep_int8=keep_int8, log=lambda line: console.print(line, markup=False))
+                               keep_int8=keep_int8, log=lambda line: console.print(line, markup=False),
+                               progress=console)
         if folder == loaded.path / EXPORT_DIR and (loaded.path / "report.html").is_file():
             try:
                 build_report(loaded.path)

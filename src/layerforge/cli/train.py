@@ -15,7 +15,7 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override a spec key, e.g. --set train.epochs=30 (repeatable)."),
     resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
     runs_dir: Path = RUNS_DIR,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the run directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no tables; print only the run directory."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Train under this many seeds (the spec's, then the next) and report each metric's median, range and worst seed."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel training in this many processes on this machine (Gloo on CPUs, NCCL on GPUs)."),
 ) -> None:
@@ -45,14 +45,13 @@ def train(
         _train_seeds(spec, set_, runs_dir, seeds, quiet)
         return
     console = make_console()
-    show_progress = not quiet and console.is_terminal
     if not quiet and resume is None:
         what = spec if spec else ("the built-in default (digits MLP)" + (" with your --set changes" if set_ else
                                                                             ": an MLP on the digits dataset"))
         console.print(f"training {what}")
     try:
         run = _with_peers(lambda: guard(lambda: train_run(spec, overrides=set_, runs_dir=runs_dir, resume=resume,
-                                                          progress=show_progress,
+                                                          progress=not quiet,
                                                           console=None if quiet else console)))
     except TrainingInterrupted as interrupted:
         if interrupted.run_dir is None:
@@ -124,8 +123,8 @@ def _train_seeds(spec: Path | None, overrides: list[str], runs_dir: Path, seeds:
     from ..evaluation.seeds import PAGE, SUMMARY, spread_sentence, train_seeds
 
     console = make_console()
-    log = None if quiet else (lambda line: console.print(line, markup=False))
-    found = guard(lambda: train_seeds(spec, seeds, overrides=overrides, runs_dir=runs_dir, log=log))
+    found = guard(lambda: train_seeds(spec, seeds, overrides=overrides, runs_dir=runs_dir,
+                                      progress=None if quiet else console))
     if quiet:
         print(found.path)
         return

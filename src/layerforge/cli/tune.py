@@ -19,18 +19,18 @@ def tune(
     jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes on this machine."),
     overrides: list[str] = typer.Option([], "--set", help="Override a spec value, e.g. --set search.trials=10."),
     runs_dir: Path = RUNS_DIR,
-    quiet: bool = typer.Option(False, "--quiet", help="No line per trial."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress and no line per trial."),
 ) -> None:
     """Search hyperparameters (and architectures) with Optuna; write best.yaml, trials.csv and report.html."""
     training_stack()
     from ..search import tune as run_search
 
     console = make_console(stderr=True)
-    log = None if quiet else (lambda line: console.print(line, markup=False))
 
     def call():
         return run_search(spec, overrides=overrides, trials=trials, timeout=timeout, storage=storage, study=study,
-                          jobs=jobs, runs_dir=runs_dir, log=log)
+                          jobs=jobs, runs_dir=runs_dir,
+                          progress=None if quiet else console)
 
     try:
         tuned = guard(call)

@@ -31,6 +31,7 @@ from ..data.prepare import load_source, split_parts
 from ..errors import DataError
 from ..figures import Block, Table, charts
 from ..files import write_json
+from ..progress import Meter
 from ..run.directory import Run
 from ..run.store import recorded_parts, usable_runs_dir
 from ..spec.load import load_spec
@@ -84,7 +85,7 @@ def interval(values: list[float], bounds: tuple[float | None, float | None] = (N
 
 def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
                    overrides: list[str] | tuple[str, ...] = (), runs_dir: str | Path = "runs",
-                   log=None, data: Any = None) -> CrossValidated:
+                   log=None, progress=None, data: Any = None) -> CrossValidated:
     """Train ``spec`` on each of ``folds`` folds (``repeats`` times, each dealing the folds anew).
 
     Args:
@@ -94,6 +95,8 @@ def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
         overrides: ``key=value`` settings, as ``layerforge train --set``.
         runs_dir: where the cross-validation directory is made.
         log: called with a line per finished fold.
+        progress: where to show the folds' progress and time left (a Rich console or a text stream;
+            ``layerforge.progress``); None shows nothing.
         data: rows in memory instead of the spec's file (a DataFrame or arrays ``(X, y)``, as
             ``train`` takes them).
 
@@ -138,16 +141,20 @@ def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
     folder = usable_runs_dir(Path(runs_dir) / f"{base.name}-cv-{time.strftime('%Y%m%d-%H%M%S')}")
     found = CrossValidated(path=folder, headline=task_class.headline)
     frames = []
+    meter = Meter("fold", len(plans), progress)
     for repeat, fold, plan in plans:
         label = f"fold{fold + 1}" + (f"-r{repeat + 1}" if repeats > 1 else "")
         run = train(spec, overrides=[*overrides, f"name={base.name}-{label}"], runs_dir=folder, plan=plan,
                     source=source)
         found.runs.append(run)
         frames.append(_out_of_fold(run, source, fold + 1, repeat + 1 if repeats > 1 else None))
+        scores = run.metrics.get("val") or {}
+        line = f"{label}: " + ", ".join(f"val {k} {v:.4g}" for k, v in list(scores.items())[:3]
+                                        if isinstance(v, (int, float)))
+        meter.advance(line=line)
         if log:
-            scores = run.metrics.get("val") or {}
-            log(f"{label}: " + ", ".join(f"val {k} {v:.4g}" for k, v in list(scores.items())[:3]
-                                         if isinstance(v, (int, float))))
+            log(line)
+    meter.close()
     import pandas as pd
 
     found.oof = pd.concat([f for f in frames if f is not None], ignore_index=True) if any(

@@ -127,7 +127,7 @@ def ensemble_from(source: str | Path, *, runs_dir: str | Path | None = None, log
 
 
 def train_ensemble(spec: Any, seeds: int = 5, *, overrides: list[str] | tuple[str, ...] = (),
-                   runs_dir: str | Path = "runs", log=None, data: Any = None) -> Run:
+                   runs_dir: str | Path = "runs", log=None, progress=None, data: Any = None) -> Run:
     """A deep ensemble: ``spec`` trained under ``seeds`` seeds on one split (its seed's), so the
     members differ only in initialisation and batch order and share their test rows."""
     from .seeds import train_seeds
@@ -139,12 +139,12 @@ def train_ensemble(spec: Any, seeds: int = 5, *, overrides: list[str] | tuple[st
     base = load_spec(spec, overrides)
     split_seed = base.data.split.seed_or(base.seed)
     trained = train_seeds(spec, seeds, overrides=[*overrides, f"data.split.seed={split_seed}"], runs_dir=runs_dir,
-                          log=log, data=data)
+                          log=log if progress is None else None, progress=progress, data=data)
     return build_ensemble(trained.runs, runs_dir=trained.path, name=base.name, made_from="seeds", log=log)
 
 
 def ensemble(source: Any, *, seeds: int = 0, overrides: list[str] | tuple[str, ...] = (),
-             runs_dir: str | Path | None = None, log=None, data: Any = None) -> Run:
+             runs_dir: str | Path | None = None, log=None, progress=None, data: Any = None) -> Run:
     """An ensemble run directory (``layerforge.ensemble``).
 
     Args:
@@ -153,6 +153,9 @@ def ensemble(source: Any, *, seeds: int = 0, overrides: list[str] | tuple[str, .
         seeds: train the spec under this many seeds on one split (a deep ensemble).
         overrides: ``key=value`` settings for the spec (with ``seeds``).
         runs_dir: where the ensemble is written (default: beside its members, or ``runs``).
+        log: called with a line per step.
+        progress: with ``seeds``, where to show the members' progress and time left (a Rich
+            console or a text stream); None shows nothing.
         data: with ``seeds``, rows in memory instead of the spec's file (as ``train`` takes them).
 
     Example:
@@ -161,7 +164,8 @@ def ensemble(source: Any, *, seeds: int = 0, overrides: list[str] | tuple[str, .
         >>> ens.predict_proba(rows)                                        # doctest: +SKIP
     """
     if seeds:
-        return train_ensemble(source, seeds, overrides=overrides, runs_dir=runs_dir or "runs", log=log, data=data)
+        return train_ensemble(source, seeds, overrides=overrides, runs_dir=runs_dir or "runs", log=log,
+                              progress=progress, data=data)
     if data is not None:
         raise ValueError("data= gives the rows a spec trains on: it applies only with seeds")
     if overrides:

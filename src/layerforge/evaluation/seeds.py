@@ -19,6 +19,7 @@ from typing import Any
 from .. import tasks
 from ..api import DEFAULT_SPEC, train
 from ..files import write_json
+from ..progress import Meter
 from ..run.store import usable_runs_dir
 from ..spec.load import load_spec
 from . import RunGroup
@@ -31,7 +32,7 @@ class Seeds(RunGroup):
 
 
 def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tuple[str, ...] = (),
-                runs_dir: str | Path = "runs", log=None, data: Any = None) -> Seeds:
+                runs_dir: str | Path = "runs", log=None, progress=None, data: Any = None) -> Seeds:
     """Train ``spec`` under ``seeds`` seeds (its own seed, then the next ones).
 
     Args:
@@ -40,6 +41,8 @@ def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tupl
         overrides: ``key=value`` settings, as ``layerforge train --set``.
         runs_dir: where the directory of the runs is made.
         log: called with a line per finished run.
+        progress: where to show the runs' progress and time left (a Rich console or a text stream;
+            ``layerforge.progress``); None shows nothing.
         data: rows in memory instead of the spec's file (a DataFrame or arrays ``(X, y)``, as
             ``train`` takes them).
 
@@ -58,14 +61,18 @@ def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tupl
     folder = usable_runs_dir(Path(runs_dir) / f"{base.name}-seeds-{time.strftime('%Y%m%d-%H%M%S')}")
     found = Seeds(path=folder)
     numbers = [base.seed + i for i in range(seeds)]
+    meter = Meter("seed", len(numbers), progress)
     for seed in numbers:
         run = train(spec, runs_dir=folder, data=data,
                     overrides=[*overrides, f"seed={seed}", f"name={base.name}-seed{seed}"])
         found.runs.append(run)
+        test = run.metrics.get("test") or run.metrics.get("val") or {}
+        line = f"seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in list(test.items())[:3]
+                                            if isinstance(v, (int, float)))
+        meter.advance(line=line)
         if log:
-            test = run.metrics.get("test") or run.metrics.get("val") or {}
-            log(f"seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in list(test.items())[:3]
-                                             if isinstance(v, (int, float))))
+            log(line)
+    meter.close()
     task = tasks.get(found.runs[0].manifest.task)
     found.headline = task.headline
     for split, metrics in found.values().items():

@@ -34,6 +34,7 @@ from ..codecs.cells import shown
 from ..errors import DataError
 from ..figures.pictures import image_grid
 from ..models.check import checked_build
+from ..progress import SHOW_AFTER, Meter
 from ..recipes.scaffold import as_tensors
 from ..run.directory import Run
 from ..run.ensemble import shared_test_rows
@@ -162,7 +163,7 @@ def _names(groups, shape: tuple) -> list[str]:
 
 
 def explain(run: Run | str | Path, data=None, *, method: str = "integrated_gradients", target=None,
-            rows: int = 200, seed: int = 0, log=None) -> Explained:
+            rows: int = 200, seed: int = 0, log=None, progress=None) -> Explained:
     """Explain ``run``'s answers for ``data`` (default: up to ``rows`` of its test split).
 
     An ensemble is explained through its members, on the same rows and for the class the
@@ -173,6 +174,10 @@ def explain(run: Run | str | Path, data=None, *, method: str = "integrated_gradi
         method: one of ``METHODS`` (``TOKEN_METHODS`` for text).
         target: the class to explain (default: each row's predicted class); regression explains
             its (first) output.
+        log: called with a line when it is done.
+        progress: where to show the steps done (attributions, their convergence, the
+            randomisation check, column shuffles; per member of an ensemble) and the time left once
+            it takes more than a few seconds (a Rich console or a text stream); None shows nothing.
 
     Raises:
         DataError: an unknown method or class, a task without per-row outputs to explain, a
@@ -198,8 +203,9 @@ def explain(run: Run | str | Path, data=None, *, method: str = "integrated_gradi
         else:
             answers = torch.zeros(len(parts[0][0][0]), 1)
     chosen, targets = _targets(task, answers, target)
-    found = [_explained(member, inputs, y, method, chosen, targets, seed)
-             for member, (inputs, y) in zip(members, parts)]
+    with Meter("step", len(members) * len(STEPS), progress, after=SHOW_AFTER) as meter:
+        found = [_explained(member, inputs, y, method, chosen, targets, seed, meter)
+                 for member, (inputs, y) in zip(members, parts)]
     result = found[0] if len(found) == 1 else _combined(run, found)
     result.summary().write()
     if log:
@@ -251,14 +257,21 @@ def _targets(task, answers: torch.Tensor, target) -> tuple[torch.Tensor, list]:
     return chosen, [task.classes[i] for i in chosen.tolist()]
 
 
-def _explained(run: Run, inputs: tuple, y, method: str, chosen: torch.Tensor, targets: list, seed: int) -> Explained:
-    """One network's attributions of ``inputs`` for the outputs ``chosen``, with their checks."""
+STEPS = ("attributions", "their convergence", "randomisation check", "column shuffles")
+
+
+def _explained(run: Run, inputs: tuple, y, method: str, chosen: torch.Tensor, targets: list, seed: int,
+               meter: Meter) -> Explained:
+    """One network's attributions of ``inputs`` for the outputs ``chosen``, with their checks
+    (each of ``STEPS`` advances ``meter``)."""
     model, state = run.model.cpu().eval(), run.manifest.preprocessing
     tokens = state.perturbation() is None
     x, extra = (inputs[0] if tokens else inputs[0].float()), tuple(inputs[1:])
     found, delta = _attribute(method, model, x, extra, chosen, seed)
+    meter.advance({"done": STEPS[0]})
     if delta is not None:
         found, delta = _converged(model, x, extra, chosen, found, delta, seed)
+    meter.advance({"done": STEPS[1]})
     values = found.detach().numpy()
     groups = state.attribution_groups()
     grouped = _grouped(values, groups) if groups is not None else values
@@ -272,8 +285,10 @@ def _explained(run: Run, inputs: tuple, y, method: str, chosen: torch.Tensor, ta
         result.checks["completeness_delta_max"] = float(relative.max())
     result.checks.update(_randomisation(run, method, x, extra, chosen, grouped.reshape(len(grouped), -1), groups,
                                         seed))
+    meter.advance({"done": STEPS[2]})
     if groups is not None and y is not None:
         result.permutation = _permutation(run, model, inputs, y, groups, names, seed)
+    meter.advance({"done": STEPS[3]})
     return result
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import files
 from ..capabilities import ExportParity
 from ..errors import CheckpointError, ExportError, OutputError
+from ..progress import SHOW_AFTER, Meter
 from ..runtime import FORMAT, load
 
 RUNTIME = "runtime.json"
@@ -31,7 +32,8 @@ EXPORT_DIR = ExportParity.folder
 
 
 def export_run(run, *, quantize: str | None = None, opset: int | None = None,
-               out: str | Path | None = None, max_drop: float = 1.0, keep_int8: bool = False, log=None) -> Path:
+               out: str | Path | None = None, max_drop: float = 1.0, keep_int8: bool = False, log=None,
+               progress=None) -> Path:
     """Export a trained run (a ``layerforge.Run``) to ONNX (see the module's docstring) and
     return the folder. ``run.export(...)`` and ``layerforge export`` call it; the command also
     rebuilds report.html with an Export section.
@@ -45,19 +47,28 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
         max_drop: the largest loss of the headline metric an int8 model may cost, in points
             (hundredths) for metrics between 0 and 1 (accuracy, r2), in percent otherwise.
         keep_int8: keep an int8 model that is as accurate and smaller even when it is slower.
-        log: called with one line per step (progress); default: silent.
+        log: called with one line per step; default: silent.
+        progress: where to show the graphs exported and the time left once the export takes more
+            than a few seconds (a Rich console or a text stream); None shows nothing.
 
     Raises:
         ExportError: a graph no exporter writes faithfully, or decoded predictions that differ.
         CheckpointError: the run cannot be loaded.
         OutputError: ``out`` holds something that is not an earlier export of this run.
     """
-
     if quantize not in (None, "int8"):
         raise ExportError(f"--quantize: '{quantize}' is not a quantization layerforge makes (choices: int8)")
     refused = run.manifest.runtime_problem()
     if refused:
         raise ExportError(f"{run.path}: {refused}")
+    members = run.members if run.manifest.ensemble else [run]
+    graphs = sum(len(member.predictor.model.export_graphs()) for member in members)
+    with Meter("graph", graphs, progress, after=SHOW_AFTER) as meter:
+        return _export(run, quantize, opset, out, max_drop, keep_int8, log, meter)
+
+
+def _export(run, quantize, opset, out, max_drop, keep_int8, log, meter: Meter) -> Path:
+    """``export_run``'s work, each graph exported advancing ``meter``."""
     say = log or (lambda line: None)
     target = Path(out) if out is not None else run.path / EXPORT_DIR
     _check_target(run, target, "--out" if out is not None else "the export folder")
@@ -65,9 +76,9 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
     files.make_dir(building)
     try:
         if run.manifest.ensemble:
-            record = _write_ensemble(run, building, quantize, opset, max_drop, say, keep_int8)
+            record = _write_ensemble(run, building, quantize, opset, max_drop, say, keep_int8, meter)
         else:
-            record = _write_single(run, building, quantize, opset, max_drop, say, keep_int8)
+            record = _write_single(run, building, quantize, opset, max_drop, say, keep_int8, meter)
         record["pipeline"] = _proven_on_raw_rows(run, building, say)
         files.write_json(building / PARITY, files.sealed(record))
         _replace(building, target)
@@ -77,7 +88,7 @@ def export_run(run, *, quantize: str | None = None, opset: int | None = None,
     return target
 
 
-def _write_ensemble(run, building: Path, quantize, opset, max_drop, say, keep_int8: bool = False) -> dict:
+def _write_ensemble(run, building: Path, quantize, opset, max_drop, say, keep_int8: bool, meter: Meter) -> dict:
     """Each member exported into ``members/`` (its own codec, graphs and decoding), and a
     runtime.json that combines them as the ensemble's task does."""
     from ..run.store import answer_state
@@ -88,8 +99,7 @@ def _write_ensemble(run, building: Path, quantize, opset, max_drop, say, keep_in
         say(f"member {name}:")
         if not (building / name).parent.is_dir():
             files.make_dir((building / name).parent)
-        export_run(member, quantize=quantize, opset=opset, out=building / name, max_drop=max_drop, keep_int8=keep_int8,
-                   log=lambda line: say(f"  {line}"))
+        _export(member, quantize, opset, building / name, max_drop, keep_int8, lambda line: say(f"  {line}"), meter)
         members[name] = files.read_json(building / name / PARITY)
     manifest = run.manifest
     files.write_json(building / RUNTIME, files.sealed({
@@ -100,7 +110,7 @@ def _write_ensemble(run, building: Path, quantize, opset, max_drop, say, keep_in
     return {"format": FORMAT, "run": str(run.path), "members": proven}
 
 
-def _write_single(run, building: Path, quantize, opset, max_drop, say, keep_int8: bool = False) -> dict:
+def _write_single(run, building: Path, quantize, opset, max_drop, say, keep_int8: bool, meter: Meter) -> dict:
     """Each graph the run's network offers, proven and timed, int8 versions when asked, and the
     runtime.json the runtime reads; returns parity.json's record."""
     from .onnx import OnnxModule, export_graph
@@ -134,6 +144,7 @@ def _write_single(run, building: Path, quantize, opset, max_drop, say, keep_int8
         record["graphs"][graph.name] = entry
         say(f"{graph.name}.onnx: {exported.exporter} exporter, outputs within "
             f"{exported.parity['max_rel_diff']:.1e} of PyTorch's on {len(exported.parity['shapes'])} batches")
+        meter.advance({"done": f"{graph.name}.onnx"})
     if "model" in graphs and rows is not None:
         graph, exported = graphs["model"]
         agreement = decoded_agreement(task, model, exported.path, graph, rows)

@@ -23,6 +23,7 @@ from ..capabilities import get as capability
 from ..errors import DataError
 from ..figures import charts
 from ..figures.pictures import reconstruction_grid
+from ..progress import SHOW_AFTER, Meter
 from ..recipes.scaffold import as_tensors
 from ..run.directory import Run
 from ..training.adversarial import METHODS, NORMS, Budget, perturb
@@ -39,7 +40,7 @@ Attacked = Robustness  # the result of ``attack``: its record, console rows and 
 
 
 def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[float] | None = None, steps: int = 20,
-           norm: str = "linf", seed: int = 0, log=None) -> Attacked:
+           norm: str = "linf", seed: int = 0, log=None, progress=None) -> Attacked:
     """Attack ``run``'s test rows (see the module).
 
     Args:
@@ -47,6 +48,9 @@ def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[floa
         eps: one budget, several, or None for the sweep that suits the data's units.
         steps: PGD steps.
         norm: 'linf' or 'l2'.
+        log: called with a line per budget.
+        progress: where to show the budgets done and the time left once the attack takes more
+            than a few seconds (a Rich console or a text stream); None shows nothing.
 
     Raises:
         DataError: the task has no meaningful score under attack, the inputs are token ids, the
@@ -87,6 +91,7 @@ def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[floa
 
     examples = None
     clean = score(inputs)
+    meter = Meter("budget", len(set(budgets)), progress, after=SHOW_AFTER)
     for value in sorted(set(budgets)):
         point = {"eps": value}
         for name in dict.fromkeys(["fgsm", method]):
@@ -96,8 +101,11 @@ def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[floa
             if name == method and value > 0:
                 examples = (value, crafted)
         found.points.append(point)
+        line = f"eps {value:g}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "eps")
+        meter.advance(line=line)
         if log:
-            log(f"eps {value:g}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "eps"))
+            log(line)
+    meter.close()
     found.checks = _checks(found, task, clean)
     _write(found, run, inputs, examples)
     return found

@@ -232,7 +232,7 @@ class Run:
     # -- export -----------------------------------------------------------------------------------
 
     def export(self, *, quantize: str | None = None, opset: int | None = None, out: str | Path | None = None,
-               max_drop: float = 1.0, keep_int8: bool = False, log=None) -> Path:
+               max_drop: float = 1.0, keep_int8: bool = False, log=None, progress=None) -> Path:
         """Export to ONNX with parity proven on the run's own rows (``RUN/export``); see
         ``layerforge.export.export_run`` for the options. ``layerforge export`` also adds an
         Export section to report.html (``layerforge report RUN`` does too, once exported).
@@ -241,7 +241,7 @@ class Run:
             The export folder: model.onnx (or the family's graphs), runtime.json, parity.json.
         """
         return export_run(self, quantize=quantize, opset=opset, out=out, max_drop=max_drop, keep_int8=keep_int8,
-                          log=log)
+                          log=log, progress=progress)
 
 
 def load_run(path: str | Path) -> Run:

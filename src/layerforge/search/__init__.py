@@ -39,6 +39,7 @@ from ..data.prepare import load_source, prepare
 from ..errors import LayerforgeError, SpecError
 from ..files import atomic_write
 from ..models.check import latency_ms, parameter_count
+from ..progress import Meter
 from ..run.store import usable_runs_dir
 from ..spec.load import apply_override, load_spec, read_yaml, set_key, validate
 from ..spec.schema import TrainSpec
@@ -56,7 +57,7 @@ STORAGE_ATTEMPTS = 5
 
 def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int | None = None,
          timeout: float | None = None, storage: str | None = None, study: str | None = None, jobs: int = 1,
-         runs_dir: str | Path = "runs", log=None, worker: int = 0, data: Any = None) -> Tuned:
+         runs_dir: str | Path = "runs", log=None, progress=None, worker: int = 0, data: Any = None) -> Tuned:
     """Run a search and write the study directory.
 
     Args:
@@ -69,6 +70,8 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
         jobs: worker processes on this machine (this one and jobs - 1 more).
         runs_dir: where the study directory is.
         log: called with one line per finished trial (default: silent).
+        progress: where to show this process's trials done, the best value so far and the time
+            left (a Rich console or a text stream; ``layerforge.progress``); None shows nothing.
         data: rows in memory instead of the spec's file (a DataFrame or arrays ``(X, y)``, as
             ``train`` takes them); read once, for every trial, in this process (``jobs`` 1).
 
@@ -121,11 +124,20 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
                 for i, share in enumerate(shares) if i and share]
     budget = _Budget(spec_obj, search) if search.architecture is not None else None
     objective = _Objective(raw, spec_obj, name, folder, metric, budget, source)
-    callbacks = [lambda study, trial: log(_line(trial, metric))] if log else []
+    meter = Meter("trial", shares[0], progress)
+
+    def finished(study, trial) -> None:
+        line = _line(trial, metric)
+        meter.advance({f"best {metric}": _best(study)}, line=line)
+        if log:
+            log(line)
+
+    callbacks = [finished]
     try:
         study_obj.optimize(objective, n_trials=shares[0], timeout=timeout or search.timeout,
                            catch=(LayerforgeError, ValueError, RuntimeError), callbacks=callbacks, gc_after_trial=True)
     finally:
+        meter.close()
         for child in children:
             child.wait()
     if any(child.returncode for child in children):
@@ -240,6 +252,14 @@ def _spawn(spec_path: Path, trials: int, timeout, url: str, name: str, runs_dir,
     if timeout:
         command += ["--timeout", str(timeout)]
     return subprocess.Popen(command)
+
+
+def _best(study) -> float | None:
+    """The best value of the study's complete trials so far (every worker's), or None."""
+    try:
+        return study.best_value
+    except ValueError:
+        return None
 
 
 def _line(trial, metric: str) -> str:

@@ -103,37 +103,31 @@ class HistoryWriter(Callback):
         self._waiting, self._written_at = [], time.perf_counter()
 
 
-class ProgressBar(Callback):
-    """A Rich progress bar over epochs showing the latest loss and metrics."""
+class EpochProgress(Callback):
+    """Progress over epochs (``layerforge.progress``): a bar on a terminal, a line every few seconds
+    in a log, one updating line in a notebook; with the losses, the monitored metric, the time
+    elapsed and the time left."""
 
-    def __init__(self, console=None):
-        self.console = console
-        self._progress = None
-        self._task = None
+    def __init__(self, out):
+        self.out = out
+        self._meter = None
 
     def on_fit_start(self, trainer) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from ..progress import Meter
 
-        self._progress = Progress(
-            TextColumn("[bold]epoch"),
-            MofNCompleteColumn(),
-            BarColumn(bar_width=20),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=self.console,
-            transient=False,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task("", total=trainer.epochs, completed=trainer.epoch)
+        self._meter = Meter("epoch", trainer.epochs, self.out, done=trainer.epoch)
+        early = trainer.early_stopping_
+        self._keys = list(dict.fromkeys(["train_loss", "val_loss",
+                                          early.monitor if early is not None else f"val_{trainer.task.headline}"]))
+        self._latest = {}
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        keys = ("train_loss", "val_loss", "val_accuracy", "val_r2")
-        shown = [f"{k} {record[k]:.4g}" for k in keys if k in record]
-        self._progress.update(self._task, completed=record["epoch"], description="  ".join(shown))
+        self._latest.update({key: record[key] for key in self._keys if key in record})  # validated every k epochs
+        self._meter.update(record["epoch"], self._latest)
 
     def on_fit_end(self, trainer) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self._meter is not None:
+            self._meter.close()
 
 
 class TensorBoardLogger(Callback):
