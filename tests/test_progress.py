@@ -163,3 +163,22 @@ def test_export_and_attack_show_progress_once_they_take_long(tmp_path, monkeypat
     quiet = io.StringIO()
     run.export(progress=quiet)  # quicker than the threshold: nothing shown
     assert quiet.getvalue() == ""
+
+
+def test_a_real_notebook_kernel_shows_progress_as_html(tmp_path):
+    """``lf.train(progress=True)`` in a Jupyter kernel: one HTML line, updated in place, no widgets."""
+    import nbclient
+    import nbformat
+
+    cell = ("import layerforge as lf\n"
+            "run = lf.train({'data': {'dataset': 'iris'}, 'train': {'epochs': 4, 'report': False, 'doctor': False}},"
+            f" runs_dir={str(tmp_path / 'runs')!r}, progress=True)\n")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+    outputs = notebook.cells[0].outputs
+    shown = [o for o in outputs if o.output_type == "display_data"]
+    # the client applies each update to the one display, in place: it ends at the last epoch
+    assert len(shown) == 1
+    assert "<progress value='4' max='4'" in shown[0].data["text/html"]
+    assert "epoch 4/4 · train_loss " in shown[0].data["text/html"] and "val_accuracy" in shown[0].data["text/html"]
+    assert not any("ipywidgets" in str(o) or o.output_type == "error" for o in outputs)
