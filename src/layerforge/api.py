@@ -51,7 +51,7 @@ from .run.store import (
     write_split,
 )
 from .spec.defaults import DEFAULT_SPEC
-from .spec.load import load_spec
+from .spec.load import dotted, load_spec
 from .training.callbacks import Callback, EpochProgress, HistoryWriter, TensorBoardLogger
 from .training.checkpoint import save_weights
 from .training.distributed import Distributed
@@ -291,7 +291,15 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
     shown = [EpochProgress(console if console is not None else sys.stdout)] if progress else []
     extra = [*shown, *callbacks, *([monitor] if monitor else [])]
     if "tensorboard" in spec.train.log:
-        extra.append(TensorBoardLogger(run_dir / "tensorboard"))
+        extra.append(TensorBoardLogger(run_dir / "tensorboard", dotted(spec.model_dump(mode="json"))))
+    tracker = None
+    if "mlflow" in spec.train.log and (distributed is None or distributed.leader):
+        from .tracking import MlflowTracker
+
+        fingerprint = manifest.split.fingerprint if manifest.split is not None else "-"
+        tracker = MlflowTracker(run_dir, spec, {"layerforge.task": task.name, "layerforge.data": manifest.source,
+                                                "layerforge.data_fingerprint": fingerprint})
+        extra.append(tracker)
     scaffold = _scaffold(run_dir, spec, prepared, [HistoryWriter(run_dir / HISTORY), *extra], row_weights,
                          distributed)
     early_stopping = bool(spec.train.early_stopping and spec.train.early_stopping.restore_best)
@@ -305,6 +313,8 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
     except TrainingError as error:
         _write_diagnosis(run_dir, monitor, scaffold, failure=str(error), early_stopping=early_stopping)
         finished(run_dir)
+        if tracker is not None:
+            tracker.failed()
         raise
 
     save_weights(run_dir / WEIGHTS, model.state_dict(), {"format": manifest.format})
@@ -319,6 +329,8 @@ def _train(run_dir: Path, spec, prepared, model, previous: dict, resuming: bool,
         build_report(run_dir, prepared)
     read_manifest(run_dir / MODEL).model_copy(update={"files": file_checksums(run_dir)}).write(run_dir / MODEL)
     finished(run_dir)
+    if tracker is not None:
+        tracker.finish(metrics)
     if distributed is not None:
         distributed.wait()  # the other processes return the finished run
     return Run(run_dir)

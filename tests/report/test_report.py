@@ -140,6 +140,14 @@ def test_tensorboard_logging_writes_every_epoch_scalar(runs_dir):
     assert {"train/loss", "val/loss", "val/accuracy", "run/lr"} <= tags
     assert [e.step for e in events.Scalars("val/accuracy")] == [1, 2, 3]
     assert events.Scalars("train/loss")[-1].value == pytest.approx(run.history[-1]["train_loss"], rel=1e-6)
+    # the HParams view: the spec's values and the last epoch's numbers
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    hparams = events.PluginTagToContent("hparams")
+    started = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/session_start_info"])
+    values = started.session_start_info.hparams
+    assert values["train.epochs"].number_value == 3 and values["model.type"].string_value == "mlp"
+    assert events.Scalars("hparam/val_accuracy")[-1].value == pytest.approx(run.history[-1]["val_accuracy"])
 
 
 def test_the_report_page_forbids_scripts_even_if_one_were_slipped_in(runs_dir, tmp_path):

@@ -35,6 +35,7 @@ from ..progress import Meter
 from ..run.directory import Run
 from ..run.store import recorded_parts, usable_runs_dir
 from ..spec.load import load_spec
+from ..tracking import parent_run
 from . import RunGroup
 
 SUMMARY, OOF, PAGE = "cv.json", "oof.csv", "cv.html"
@@ -141,20 +142,23 @@ def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
     folder = usable_runs_dir(Path(runs_dir) / f"{base.name}-cv-{time.strftime('%Y%m%d-%H%M%S')}")
     found = CrossValidated(path=folder, headline=task_class.headline)
     frames = []
-    meter = Meter("fold", len(plans), progress)
-    for repeat, fold, plan in plans:
-        label = f"fold{fold + 1}" + (f"-r{repeat + 1}" if repeats > 1 else "")
-        run = train(spec, overrides=[*overrides, f"name={base.name}-{label}"], runs_dir=folder, plan=plan,
-                    source=source)
-        found.runs.append(run)
-        frames.append(_out_of_fold(run, source, fold + 1, repeat + 1 if repeats > 1 else None))
-        scores = run.metrics.get("val") or {}
-        line = f"{label}: " + ", ".join(f"val {k} {v:.4g}" for k, v in list(scores.items())[:3]
-                                        if isinstance(v, (int, float)))
-        meter.advance(line=line)
-        if log:
-            log(line)
-    meter.close()
+    with parent_run(base, folder.name, "cross-validation") as record:
+        meter = Meter("fold", len(plans), progress)
+        for repeat, fold, plan in plans:
+            label = f"fold{fold + 1}" + (f"-r{repeat + 1}" if repeats > 1 else "")
+            run = train(spec, overrides=[*overrides, f"name={base.name}-{label}"], runs_dir=folder, plan=plan,
+                        source=source)
+            found.runs.append(run)
+            frames.append(_out_of_fold(run, source, fold + 1, repeat + 1 if repeats > 1 else None))
+            scores = run.metrics.get("val") or {}
+            line = f"{label}: " + ", ".join(f"val {k} {v:.4g}" for k, v in list(scores.items())[:3]
+                                            if isinstance(v, (int, float)))
+            meter.advance(line=line)
+            if log:
+                log(line)
+        meter.close()
+        record({f"mean_val_{k}": float(np.mean(v)) for k, v in (found.values().get("val") or {}).items()
+                if v and all(isinstance(x, (int, float)) for x in v)})
     import pandas as pd
 
     found.oof = pd.concat([f for f in frames if f is not None], ignore_index=True) if any(

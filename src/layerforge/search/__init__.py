@@ -21,6 +21,7 @@ Study directory (``RUNS/<study>/``)::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -43,6 +44,7 @@ from ..progress import Meter
 from ..run.store import usable_runs_dir
 from ..spec.load import apply_override, load_spec, read_yaml, set_key, validate
 from ..spec.schema import TrainSpec
+from ..tracking import parent_run
 from ..training.callbacks import Callback
 from . import space as spaces
 from .report import Tuned, summarise
@@ -120,26 +122,31 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
         atomic_write(spec_path, yaml.safe_dump(raw, sort_keys=False))
     total = trials or search.trials
     shares = [total // jobs + (i < total % jobs) for i in range(jobs)]
-    children = [_spawn(spec_path, share, timeout, url, name, runs_dir, i)
-                for i, share in enumerate(shares) if i and share]
-    budget = _Budget(spec_obj, search) if search.architecture is not None else None
-    objective = _Objective(raw, spec_obj, name, folder, metric, budget, source)
-    meter = Meter("trial", shares[0], progress)
+    # MLflow (train.log: [mlflow]): one run for the study, the trials nested under it, also those
+    # of the worker processes (they inherit its id)
+    study_run = parent_run(spec_obj, name, "study") if worker == 0 else contextlib.nullcontext(lambda numbers: None)
+    with study_run as record:
+        children = [_spawn(spec_path, share, timeout, url, name, runs_dir, i)
+                    for i, share in enumerate(shares) if i and share]
+        budget = _Budget(spec_obj, search) if search.architecture is not None else None
+        objective = _Objective(raw, spec_obj, name, folder, metric, budget, source)
+        meter = Meter("trial", shares[0], progress)
 
-    def finished(study, trial) -> None:
-        line = _line(trial, metric)
-        meter.advance({f"best {metric}": _best(study)}, line=line)
-        if log:
-            log(line)
+        def finished(study, trial) -> None:
+            line = _line(trial, metric)
+            meter.advance({f"best {metric}": _best(study)}, line=line)
+            if log:
+                log(line)
 
-    callbacks = [finished]
-    try:
-        study_obj.optimize(objective, n_trials=shares[0], timeout=timeout or search.timeout,
-                           catch=(LayerforgeError, ValueError, RuntimeError), callbacks=callbacks, gc_after_trial=True)
-    finally:
-        meter.close()
-        for child in children:
-            child.wait()
+        try:
+            study_obj.optimize(objective, n_trials=shares[0], timeout=timeout or search.timeout,
+                               catch=(LayerforgeError, ValueError, RuntimeError), callbacks=[finished],
+                               gc_after_trial=True)
+        finally:
+            meter.close()
+            for child in children:
+                child.wait()
+        record({f"best_{metric}": _best(study_obj)})
     if any(child.returncode for child in children):
         raise LayerforgeError(f"{sum(1 for c in children if c.returncode)} of {len(children)} worker processes "
                               "failed; their trials are recorded in the study")

@@ -426,3 +426,20 @@ def format_errors(error: ValidationError, raw: Any = None) -> list[str]:
 
 
 __all__ = ["load_spec", "apply_override", "validate", "format_errors"]
+
+
+def dotted(values: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping (a resolved spec) as dotted keys; numbers, text, booleans and None stay
+    as they are, lists become their text (what MLflow params and TensorBoard's hparams take).
+
+    >>> dotted({"train": {"optimizer": {"lr": 0.001}, "log": ["mlflow"]}, "seed": None})
+    {'train.optimizer.lr': 0.001, 'train.log': "['mlflow']", 'seed': None}
+    """
+    found: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            found.update(dotted(value, f"{name}."))
+        else:
+            found[name] = value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+    return found

@@ -418,7 +418,7 @@ class TrainSpec(_Section):
     compile: bool = False  # torch.compile the network for training (the first step's time is reported apart)
     unfreeze_at: PositiveInt | None = None
     report: bool = True  # write report.html when training ends
-    log: list[Literal["tensorboard"]] = []  # extra loggers (tensorboard: the tensorboard extra)
+    log: list[Literal["tensorboard", "mlflow"]] = []  # extra loggers (their extras: tensorboard, mlflow)
 
     @field_validator("early_stopping", mode="before")
     @classmethod

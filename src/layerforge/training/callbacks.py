@@ -9,6 +9,7 @@ import torch
 
 from ..errors import SpecError
 from ..files import append_jsonl, atomic_write, jsonl
+from ..progress import Meter
 
 
 class Callback:
@@ -113,8 +114,6 @@ class EpochProgress(Callback):
         self._meter = None
 
     def on_fit_start(self, trainer) -> None:
-        from ..progress import Meter
-
         self._meter = Meter("epoch", trainer.epochs, self.out, done=trainer.epoch)
         early = trainer.early_stopping_
         self._keys = list(dict.fromkeys(["train_loss", "val_loss",
@@ -132,11 +131,14 @@ class EpochProgress(Callback):
 
 class TensorBoardLogger(Callback):
     """Writes every number of each epoch's record (losses, metrics, learning rate) as a
-    TensorBoard scalar under ``log_dir``. Needs the ``tensorboard`` package."""
+    TensorBoard scalar under ``log_dir``, and, when training ends, the spec's values with the
+    last epoch's numbers for TensorBoard's HParams view. Needs the ``tensorboard`` package."""
 
-    def __init__(self, log_dir):
+    def __init__(self, log_dir, hparams: dict | None = None):
         self.log_dir = log_dir
+        self.hparams = hparams or {}
         self.writer = None
+        self._last: dict[str, float] = {}
 
     def on_fit_start(self, trainer) -> None:
         try:
@@ -152,8 +154,14 @@ class TensorBoardLogger(Callback):
                 group = "train" if key.startswith("train_") else "val" if key.startswith("val_") else "run"
                 self.writer.add_scalar(f"{group}/{key.split('_', 1)[1] if group != 'run' else key}", value,
                                        record["epoch"])
+                self._last[key] = float(value)
         self.writer.flush()
 
     def on_fit_end(self, trainer) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self.writer is None:
+            return
+        if self.hparams and self._last:
+            values = {key: ("None" if value is None else value) for key, value in self.hparams.items()}
+            self.writer.add_hparams(values, {f"hparam/{key}": value for key, value in self._last.items()},
+                                    run_name=".")
+        self.writer.close()
