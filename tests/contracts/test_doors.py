@@ -223,7 +223,46 @@ def _served(run, backend: str, json_rows: list, csv: str | None = None) -> list:
             by_csv = client.post("/v1/models/m/predict", content=csv, headers={"content-type": "text/csv"})
             assert by_csv.status_code == 200, by_csv.text
             assert by_csv.json()["predictions"] == found
+        kserve = client.post("/v1/models/m:predict", json={"instances": json_rows})  # KServe V1
+        assert kserve.status_code == 200, kserve.text
+        assert kserve.json()["predictions"] == found
+        inferred = client.post("/v2/models/m/infer", json={"inputs": _v2_inputs(json_rows)})  # Open Inference V2
+        assert inferred.status_code == 200, inferred.text
+        _same(_v2_answers(inferred.json()["outputs"]), found, 1e-9)
         return found
+
+
+def _v2_inputs(json_rows: list) -> list[dict]:
+    """V2 input tensors for rows: a tensor per column of a table, else one tensor of the rows."""
+    def datatype(values):
+        flat = np.asarray(values, dtype=object).reshape(-1).tolist()
+        if all(isinstance(v, bool) for v in flat):
+            return "BOOL"
+        return "BYTES" if any(isinstance(v, str) for v in flat) else "FP64"
+
+    if isinstance(json_rows[0], dict):
+        return [{"name": name, "shape": [len(json_rows)], "datatype": datatype([r[name] for r in json_rows]),
+                 "data": [r[name] for r in json_rows]} for name in json_rows[0]]
+    shape = list(np.asarray(json_rows, dtype=object).shape)
+    return [{"name": "input", "shape": shape, "datatype": datatype(json_rows), "data": json_rows}]
+
+
+def _v2_answers(outputs: list[dict]) -> list[dict]:
+    """V2 output tensors back into one answer per row."""
+    rows = outputs[0]["shape"][0]
+    found = [{} for _ in range(rows)]
+    for tensor in outputs:
+        data, parameters = tensor["data"], tensor.get("parameters") or {}
+        width = len(data) // rows
+        for i, answer in enumerate(found):
+            values = data[i * width:(i + 1) * width]
+            if "columns" in parameters:
+                answer[tensor["name"]] = dict(zip(json.loads(parameters["columns"]), values))
+            elif parameters.get("content") == "json":
+                answer[tensor["name"]] = json.loads(values[0])
+            else:
+                answer[tensor["name"]] = values if len(tensor["shape"]) > 1 else values[0]
+    return found
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

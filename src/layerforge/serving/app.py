@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from .. import __version__
 from ..codecs.tables import CsvText
 from ..errors import LayerforgeError
+from . import protocols
 from .batching import Batcher, Busy
 from .metrics import Metrics
 from .options import ServeOptions
@@ -31,8 +32,11 @@ access_log = logging.getLogger("layerforge.serving.access")
 error_log = logging.getLogger("layerforge.serving")
 
 REF = "#/components/schemas/{model}"
-PROTECTED = ("/v1/", "/metrics")
-_PREDICT = re.compile(r"^/v1/models/([^/]+)/predict$")
+JSON_MEDIA = ("application/json", "", "application/x-www-form-urlencoded")  # the last: curl -d's default
+PROTECTED = ("/v1/", "/v2/models", "/metrics")
+_PREDICT = re.compile(r"^/v1/models/([^/:]+)(/predict|:predict)$|^/v2/models/([^/]+)(/infer|/versions/1/infer)$")
+_ROUTES = {"/predict": "/v1/models/{name}/predict", ":predict": "/v1/models/{name}:predict",
+           "/infer": "/v2/models/{name}/infer", "/versions/1/infer": "/v2/models/{name}/versions/1/infer"}
 _ROW = re.compile(r"\b(?:row|line|history|image|series) (\d+)")
 _COLUMN = re.compile(r"column '([^']+)'|^(?:missing|unexpected) columns?(?: in [^:]+)?: ([^ ,;(]+)")
 
@@ -202,12 +206,15 @@ class _Gate:
     def _record(self, scope, path: str, status: int, seconds: float, request_id: str) -> None:
         match = _PREDICT.match(path)
         if match:
-            model = match.group(1) if match.group(1) in self.service.models else "unknown"
-            route = "/v1/models/{name}/predict"
+            named = match.group(1) or match.group(3)
+            model = named if named in self.service.models else "unknown"
+            route = _ROUTES[match.group(2) or match.group(4)]
         else:
             model = ""
-            route = path if path in ("/healthz", "/readyz", "/metrics", "/v1/models", "/docs", "/openapi.json") \
-                else ("/v1/models/{name}" if path.startswith("/v1/models/") else "other")
+            route = path if path in ("/healthz", "/readyz", "/metrics", "/v1/models", "/docs", "/redoc",
+                                     "/openapi.json", "/v2", "/v2/health/live", "/v2/health/ready") \
+                else ("/v1/models/{name}" if path.startswith("/v1/models/") else
+                      "/v2/models/{name}" if path.startswith("/v2/models/") else "other")
         self.service.metrics.request(model, route, status, seconds)
         if access_log.isEnabledFor(logging.INFO):
             client = scope.get("client") or ("", 0)
@@ -234,8 +241,9 @@ def create_app(models: list, options: ServeOptions | None = None):
         finally:
             service.stop()
 
-    app = FastAPI(title="layerforge", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="layerforge", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Predictions from trained layerforge runs: " + ", ".join(service.models))
+    _add_pages(app)
     app.state.service = service
     secured = {"security": [{"bearer": []}, {"apiKey": []}]} if options.api_key else {}
     common = {413: {"model": ErrorBody, "description": "the body is larger than --max-body"},
@@ -278,6 +286,30 @@ def create_app(models: list, options: ServeOptions | None = None):
 
     for name, served in service.models.items():
         _add_predict(app, service, served, service.schemas[name], common, secured)
+        _add_protocols(app, service, served, service.schemas[name], secured)
+
+    @app.get("/v2", tags=["open inference protocol (V2)"], summary="The server's name, version and extensions")
+    async def v2_server() -> dict[str, Any]:
+        return {"name": "layerforge", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live", tags=["open inference protocol (V2)"], summary="The process is alive")
+    async def v2_live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", tags=["open inference protocol (V2)"], summary="Models are loaded",
+             responses={503: {"description": "starting or shutting down"}})
+    async def v2_ready():
+        return JSONResponse({"ready": service.ready}, status_code=200 if service.ready else 503)
+
+    @app.api_route("/v2/models/{name}", methods=["GET"], include_in_schema=False)
+    @app.api_route("/v2/models/{name}/ready", methods=["GET"], include_in_schema=False)
+    @app.api_route("/v2/models/{name}/infer", methods=["POST"], include_in_schema=False)
+    async def v2_unknown(name: str):
+        return _unknown(name)
+
+    @app.api_route("/v1/models/{target}", methods=["POST"], include_in_schema=False)
+    async def v1_unknown(target: str):  # NAME:predict of a model not served
+        return _unknown(target.split(":", 1)[0])
 
     @app.post("/v1/models/{name}/predict", tags=["predict"], summary="Any other name: no such model",
               responses={**common, 404: {"model": ErrorBody, "description": "no model of that name"}},
@@ -305,9 +337,55 @@ def create_app(models: list, options: ServeOptions | None = None):
     return app
 
 
+# the API pages may load only from the service itself (ReDoc would fetch its maker's logo from a CDN)
+PAGE_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'")
+PAGE_FILES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
+              "redoc.standalone.js": "text/javascript", "favicon.png": "image/png"}
+
+
+def _add_pages(app) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc), their scripts and styles served from the files the
+    fastapi-offline package ships, and a policy that lets the pages load only from the service:
+    nothing is requested from another machine."""
+    from importlib.resources import files
+
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import Response
+
+    folder = files("fastapi_offline").joinpath("static")
+    cache: dict[str, bytes] = {}
+
+    async def page_file(request: Request):
+        name = request.path_params["name"]
+        if name not in PAGE_FILES:
+            return _error(404, f"no page file named {name!r}")
+        if name not in cache:
+            cache[name] = folder.joinpath(name).read_bytes()
+        return Response(cache[name], media_type=PAGE_FILES[name], headers={"Cache-Control": "public, max-age=86400"})
+
+    def kept_local(page):
+        page.headers["Content-Security-Policy"] = PAGE_POLICY
+        return page
+
+    async def docs(request: Request):
+        return kept_local(get_swagger_ui_html(openapi_url="/openapi.json", title="layerforge: API",
+                                   swagger_js_url="/docs/files/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/files/swagger-ui.css",
+                                   swagger_favicon_url="/docs/files/favicon.png"))
+
+    async def redoc(request: Request):
+        return kept_local(get_redoc_html(openapi_url="/openapi.json", title="layerforge: API",
+                              redoc_js_url="/docs/files/redoc.standalone.js",
+                              redoc_favicon_url="/docs/files/favicon.png", with_google_fonts=False))
+
+    app.add_route("/docs", docs, methods=["GET"], include_in_schema=False)
+    app.add_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
+    app.add_route("/docs/files/{name}", page_file, methods=["GET"], include_in_schema=False)
+
+
 def _add_predict(app, service: Service, served, schemas: Schemas, common: dict, secured: dict) -> None:
     name = served.name
-    batcher = service.batchers[name]
     request_schema, request_definitions = schemas.request_schema(REF)
     content = {"application/json": {"schema": request_schema}}
     if schemas.csv:
@@ -329,19 +407,8 @@ def _add_predict(app, service: Service, served, schemas: Schemas, common: dict, 
             service.arriving -= 1
         if not isinstance(parsed, tuple):
             return parsed
-        payload, count = parsed
-        try:
-            if served.task.answers_rows:
-                found = await batcher.predict(payload, count)
-            else:
-                found = await batcher.run(lambda: _GENERATE[served.task.serves](served, payload))
-        except Busy:
-            return _error(503, f"the queue for {name} is full ({service.options.queue_size} requests); retry shortly",
-                          headers={"Retry-After": "1"})
-        except (LayerforgeError, ValueError) as error:
-            message = " ".join(str(error).split())
-            return _error(422, message, [_data_problem(message)])
-        return JSONResponse({"predictions": found})
+        found = await _answers(service, served, parsed, 422)
+        return found if not isinstance(found, list) else JSONResponse({"predictions": found})
 
     # a plain Starlette route: the hot path skips FastAPI's parameter machinery (it has none to
     # solve), and its OpenAPI entry is written here, from the same schemas
@@ -368,6 +435,22 @@ _GENERATE = {  # what a request asks of a model that does not answer rows, by wh
 }
 
 
+async def _answers(service: Service, served, parsed: tuple, refused: int):
+    """The answers to validated rows (through the model's batch worker), or the error response:
+    ``refused`` is the status for rows the model cannot read (422 here, 400 in the protocols)."""
+    payload, count = parsed
+    try:
+        if served.task.answers_rows:
+            return await service.batchers[served.name].predict(payload, count)
+        return await service.batchers[served.name].run(lambda: _GENERATE[served.task.serves](served, payload))
+    except Busy:
+        return _error(503, f"the queue for {served.name} is full ({service.options.queue_size} requests); retry "
+                           "shortly", headers={"Retry-After": "1"})
+    except (LayerforgeError, ValueError) as error:
+        message = " ".join(str(error).split())
+        return _error(refused, message, [_data_problem(message)])
+
+
 async def _parse(request, served, schemas: Schemas):
     """(payload, rows) for a request body, or the error response that answers it."""
     body = await request.body()
@@ -378,22 +461,127 @@ async def _parse(request, served, schemas: Schemas):
         except UnicodeDecodeError as error:
             return _error(422, f"the CSV body is not UTF-8 text ({error.reason} at byte {error.start})")
         return CsvText(text), max(1, text.count("\n"))
-    if media not in ("application/json", "") and not media.endswith("+json"):
+    if media not in JSON_MEDIA and not media.endswith("+json"):
         accepted = "application/json or text/csv" if schemas.csv else "application/json"
         return _error(415, f"send the body as {accepted}, not {media}")
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError) as error:
         return _error(422, f"the body is not JSON: {error}")
+    return _validated(payload, served, schemas, 422)
+
+
+def _validated(payload, served, schemas: Schemas, refused: int):
+    """(payload, rows) for a parsed JSON body in the own route's form, or the error response
+    (status ``refused``) that names each problem."""
     key = schemas.body_for(payload)
     try:
         validated = schemas.adapters[key].validate_python(payload)
     except ValidationError as error:
         problems = _problems(error, served.named_columns)
-        return _error(422, f"{len(problems)} problem(s) in the request: {problems[0].problem}", problems)
+        return _error(refused, f"{len(problems)} problem(s) in the request: {problems[0].problem}", problems)
     if not served.task.answers_rows:
         return validated, 1
     if key == "columns":
         columns = validated.columns
         return columns, len(next(iter(columns.values())))
     return validated.rows, len(validated.rows)
+
+
+V2_TENSOR = {"type": "object", "required": ["name", "shape", "datatype"],
+             "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
+                            "datatype": {"type": "string", "enum": list(protocols.V2_TYPES)},
+                            "parameters": {"type": "object"}, "data": {"type": "array", "items": {}}}}
+
+
+def _protocol_operations(served, secured: dict) -> dict[str, dict]:
+    """The OpenAPI entries of a model's KServe V1 and V2 routes."""
+    name, error = served.name, {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}}
+    instances = ("a mapping of columns, or a list of values in the order of the features"
+                 if served.named_columns else "a row, as the own route's rows")
+    v1 = {"tags": ["KServe V1"], "summary": f"Predict with {name} (KServe V1)",
+          "operationId": f"kserve_v1_{re.sub(r'[^A-Za-z0-9_]', '_', name)}",
+          "requestBody": {"required": True, "content": {"application/json": {"schema": {
+              "type": "object", "required": ["instances"],
+              "properties": {"instances": {"type": "array", "minItems": 1, "items": {}, "description": instances}}}}}},
+          "responses": {"200": {"description": "one prediction per instance", "content": {"application/json": {
+              "schema": {"type": "object", "properties": {"predictions": {"type": "array", "items": {}}}}}}},
+              "400": {"description": "rows the model cannot read, in the words of the own route",
+                      "content": error}}, **secured}
+    v2 = {"tags": ["Open Inference Protocol (V2)"], "summary": f"Infer with {name} (V2 tensors)",
+          "operationId": f"v2_infer_{re.sub(r'[^A-Za-z0-9_]', '_', name)}",
+          "requestBody": {"required": True, "content": {"application/json": {"schema": {
+              "type": "object", "required": ["inputs"],
+              "properties": {"id": {"type": "string"}, "inputs": {"type": "array", "items": V2_TENSOR},
+                             "outputs": {"type": "array", "items": {"type": "object"}}}}}}},
+          "responses": {"200": {"description": "one output tensor per answer field", "content": {"application/json": {
+              "schema": {"type": "object", "properties": {"model_name": {"type": "string"},
+                                                          "outputs": {"type": "array", "items": V2_TENSOR}}}}}},
+              "400": {"description": "rows the model cannot read, in the words of the own route",
+                      "content": error}}, **secured}
+    return {f"/v1/models/{name}:predict": {"post": v1}, f"/v2/models/{name}/infer": {"post": v2}}
+
+
+def _add_protocols(app, service: Service, served, schemas: Schemas, secured: dict) -> None:
+    """KServe V1 and Open Inference Protocol (V2) routes for one model (``protocols``): each
+    request is translated into the own route's body and answered by the same road."""
+    name = served.name
+
+    async def v1_predict(request: Request):
+        try:
+            payload = json.loads(await request.body())
+        except (ValueError, RecursionError) as error:
+            return _error(400, f"the body is not JSON: {error}")
+        try:
+            body = protocols.v1_body(payload, served)
+        except protocols.Refused as error:
+            return _error(400, str(error))
+        parsed = _validated(body, served, schemas, 400)
+        if not isinstance(parsed, tuple):
+            return parsed
+        found = await _answers(service, served, parsed, 400)
+        return found if not isinstance(found, list) else JSONResponse({"predictions": found})
+
+    async def v2_infer(request: Request):
+        if not served.task.answers_rows:
+            return _error(400, f"{name} generates ({served.manifest.task}); V2 inference answers rows: use "
+                               f"POST /v1/models/{name}/predict")
+        try:
+            inference = protocols.v2_request(await request.body(),
+                                             request.headers.get("inference-header-content-length"))
+            body = protocols.v2_body(inference, served)
+        except protocols.Refused as error:
+            return _error(400, str(error))
+        parsed = _validated(body, served, schemas, 400)
+        if not isinstance(parsed, tuple):
+            return parsed
+        found = await _answers(service, served, parsed, 400)
+        if not isinstance(found, list):
+            return found
+        try:
+            outputs = protocols.v2_outputs(found, inference.get("outputs"))
+        except protocols.Refused as error:
+            return _error(400, str(error))
+        answer = {"model_name": name, "model_version": "1", "outputs": outputs}
+        if "id" in inference:
+            answer["id"] = inference["id"]
+        return JSONResponse(answer)
+
+    metadata = None
+
+    async def v2_metadata(request: Request):
+        nonlocal metadata
+        if metadata is None:
+            metadata = protocols.v2_metadata(served, schemas.row_schema, served.example_answers())
+        return JSONResponse(metadata)
+
+    async def v2_ready(request: Request):
+        return JSONResponse({"name": name, "ready": service.ready}, status_code=200 if service.ready else 503)
+
+    if served.task.answers_rows:
+        service.paths.update(_protocol_operations(served, secured))
+    app.add_route(f"/v1/models/{name}:predict", v1_predict, methods=["POST"], include_in_schema=False)
+    app.add_route(f"/v2/models/{name}/infer", v2_infer, methods=["POST"], include_in_schema=False)
+    app.add_route(f"/v2/models/{name}/versions/1/infer", v2_infer, methods=["POST"], include_in_schema=False)
+    app.add_route(f"/v2/models/{name}", v2_metadata, methods=["GET"], include_in_schema=False)
+    app.add_route(f"/v2/models/{name}/ready", v2_ready, methods=["GET"], include_in_schema=False)

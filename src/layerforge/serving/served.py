@@ -242,6 +242,13 @@ class Served:
             _finite_answer(answer)
         return found
 
+    def example_answers(self) -> list[dict]:
+        """The answers to one example row (what the answer of a request looks like)."""
+        if not self.task.answers_rows:
+            return []
+        inputs = self._examples(1)
+        return self.answers(self.backend.forward(inputs), Encoded(inputs))
+
     # -- generation ---------------------------------------------------------------------------------
 
     def sample(self, n: int, label, seed: int) -> list[dict]:
