@@ -205,6 +205,31 @@ def _out_of_fold(run: Run, source, fold: int, repeat: int | None):
     return table
 
 
+def _out_of_fold_pictures(found: CrossValidated) -> list[tuple[str, bytes]]:
+    """Every row's out-of-fold prediction against its truth: a confusion matrix for classes, the
+    predicted values against the true ones otherwise."""
+    oof = found.oof
+    if oof is None or "true" not in oof.columns or not found.runs:
+        return []
+    task = found.runs[0].task
+    predicted = oof.columns[list(oof.columns).index("true") + 1]
+    if task.classes:
+        names = [str(c) for c in task.classes]
+        index = {name: i for i, name in enumerate(names)}
+        true = oof["true"].astype(str).map(index)
+        guess = oof[predicted].astype(str).map(index)
+        known = true.notna() & guess.notna()
+        return [(f"out-of-fold confusion matrix ({int(known.sum())} rows)",
+                 charts.confusion_matrix(true[known].to_numpy(int), guess[known].to_numpy(int), list(task.classes),
+                                         rows="out-of-fold"))]
+    try:
+        true, guess = oof["true"].to_numpy(float), oof[predicted].to_numpy(float)
+    except (TypeError, ValueError):  # answers that are not one number per row
+        return []
+    return [(f"out-of-fold predictions ({len(true)} rows)",
+             charts.regression(true, guess, predicted, rows="out-of-fold"))]
+
+
 def _write_page(found: CrossValidated, name: str, folds: int, repeats: int) -> None:
     from ..report.html import build_study_page
 
@@ -222,6 +247,7 @@ def _write_page(found: CrossValidated, name: str, folds: int, repeats: int) -> N
               for m, entry in metrics.items() if m in (found.headline, "loss")}
     if spread:
         pictures.append(("fold spread", charts.fold_spread(spread)))
+    pictures += _out_of_fold_pictures(found)
     build_study_page(found.path / PAGE, f"layerforge cross-validation: {name}",
                      f"{len(found.runs)} fold runs · {found.path.name}", summary, (header, rows), pictures,
                      trials_title="Folds")

@@ -23,37 +23,48 @@ def _numbers(values) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
-def learning_curves(history: list[dict]) -> bytes:
-    """Losses per epoch (train and validation), and each validation metric."""
+def learning_curves(history: list[dict], higher_is_better=None) -> bytes:
+    """Losses per epoch (train and validation), then the validation metrics in two panels: those
+    where higher is better (accuracy, F1, R²) and those where lower is (NLL, ECE, Brier, errors),
+    so that no metric is flattened by another's scale. ``higher_is_better(name)`` says which (by
+    default every metric is a score)."""
     plt = pyplot()
     keys = list(dict.fromkeys(k for r in history for k in r))  # validation keys: validated epochs only
     losses = [k for k in keys if k.endswith("loss")]
     metrics = [k for k in keys if k.startswith("val_") and not k.endswith("loss")]
-    panels = 2 if metrics else 1
-    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.6), squeeze=False)
+    better = higher_is_better or (lambda name: True)
+    scores = [k for k in metrics if better(k[len("val_"):])]
+    errors = [k for k in metrics if k not in scores]
+    groups = [("loss", losses), ("validation scores (higher is better)", scores),
+              ("validation errors (lower is better)", errors)]
+    groups = [group for group in groups if group[1] or group[0] == "loss"]
+    figure, axes = plt.subplots(1, len(groups), figsize=(5.0 * len(groups), 3.6), squeeze=False)
 
     def curve(axis, key):
         kept = [r for r in history if key in r]
         axis.plot([r["epoch"] for r in kept], _numbers(r[key] for r in kept), label=key,
                   marker="o" if len(kept) < len(history) and len(kept) <= 30 else None, markersize=3)
 
-    for key in losses:
-        curve(axes[0, 0], key)
-    axes[0, 0].set_xlabel("epoch")
-    axes[0, 0].set_title("loss")
+    for axis, (title, names) in zip(axes.flat, groups):
+        for key in names:
+            curve(axis, key)
+        axis.set_xlabel("epoch")
+        axis.set_title(title, fontsize=10)
+        axis.xaxis.set_major_locator(_whole_numbers())
+        if names:
+            axis.legend(frameon=False, fontsize=8)
+        axis.grid(alpha=0.3)
     positive = all(r.get(k) is None or r[k] > 0 for r in history for k in losses)  # None: not finite
     if positive and losses:
         axes[0, 0].set_yscale("log")
-    axes[0, 0].legend(frameon=False)
-    if metrics:
-        for key in metrics:
-            curve(axes[0, 1], key)
-        axes[0, 1].set_xlabel("epoch")
-        axes[0, 1].set_title("validation metrics")
-        axes[0, 1].legend(frameon=False, fontsize=8)
-    for axis in axes.flat:
-        axis.grid(alpha=0.3)
     return png(figure)
+
+
+def _whole_numbers():
+    """Ticks at whole numbers only (epochs, trials)."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def learning_rate(history: list[dict]) -> bytes:
@@ -66,7 +77,8 @@ def learning_rate(history: list[dict]) -> bytes:
     return png(figure)
 
 
-def confusion_matrix(true: np.ndarray, pred: np.ndarray, classes: list) -> bytes:
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, classes: list, rows: str = "test") -> bytes:
+    """Counts of each true class (rows) predicted as each class; ``rows`` names the rows counted."""
     plt = pyplot()
     size = len(classes)
     counts = np.zeros((size, size), dtype=int)
@@ -84,33 +96,72 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, classes: list) -> bytes
                 if counts[i, j]:
                     axis.text(j, i, counts[i, j], ha="center", va="center", fontsize=8,
                               color="white" if counts[i, j] > counts.max() / 2 else "black")
-    axis.set_title("test confusion matrix")
+    axis.set_title(f"{rows} confusion matrix")
     return png(figure)
 
 
+ROC_CURVES = 4  # beyond this many classes: the macro average and the classes with the lowest AUC
+
+
 def roc_curves(true: np.ndarray, probabilities: np.ndarray, classes: list) -> bytes:
-    """ROC of the positive class (two classes) or of each class against the rest."""
+    """ROC of the positive class (two classes) or of each class against the rest; with more than
+    ``ROC_CURVES`` classes, their macro average and the three with the lowest AUC (the table of
+    per-class results has every class)."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(4.6, 4.2))
-    columns = [1] if len(classes) == 2 else range(len(classes))
-    for column in list(columns)[:10]:
+    columns = [1] if len(classes) == 2 else list(range(len(classes)))
+    grid = np.linspace(0, 1, 201)
+
+    def roc(column):
         positive = (true == column).astype(int)
         score = probabilities[:, column]
         order = np.argsort(-score, kind="mergesort")
         hits = positive[order]
         tpr = np.concatenate([[0], np.cumsum(hits) / max(hits.sum(), 1)])
         fpr = np.concatenate([[0], np.cumsum(1 - hits) / max((1 - hits).sum(), 1)])
+        return fpr, tpr, roc_auc(positive, score)
+
+    curves = {column: roc(column) for column in columns}
+    shown = columns
+    if len(columns) > ROC_CURVES:
+        mean_tpr = np.mean([np.interp(grid, fpr, tpr) for fpr, tpr, _ in curves.values()], axis=0)
+        aucs = [auc for _, _, auc in curves.values() if auc == auc]
+        axis.plot(grid, mean_tpr, color="#111827", linewidth=2,
+                  label=f"macro average of {len(columns)} (AUC {np.mean(aucs):.3f})")
+        shown = sorted(columns, key=lambda c: curves[c][2] if curves[c][2] == curves[c][2] else -1)[:3]
+    for column in shown:
+        fpr, tpr, auc = curves[column]
         name = f"{classes[column]}" if len(classes) > 2 else "positive class"
-        axis.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(positive, score):.3f})", linewidth=1.2)
+        if len(columns) > ROC_CURVES:
+            name = f"lowest: {name}"
+        axis.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})", linewidth=1.2)
     axis.plot([0, 1], [0, 1], color="#9ca3af", linestyle="--", linewidth=0.8)
     axis.set_xlabel("false positive rate")
     axis.set_ylabel("true positive rate")
     axis.set_title("test ROC" + (" (one class against the rest)" if len(classes) > 2 else ""))
-    axis.legend(frameon=False, fontsize=7)
+    axis.legend(frameon=False, fontsize=7, loc="lower right")
     return png(figure)
 
 
-def regression(true: np.ndarray, pred: np.ndarray, name: str) -> bytes:
+def captioned_pictures(images: np.ndarray, captions: list[str], title: str, columns: int = 8) -> bytes:
+    """Pictures (N, C, H, W) in rows of ``columns``, each with its caption under it."""
+    from .pictures import _show, display_range
+
+    plt = pyplot()
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    low, high = display_range(images)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3 + 0.4), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        if index < len(images):
+            _show(axis, images[index], low, high)
+            axis.set_xlabel(captions[index], fontsize=7)
+        else:
+            axis.axis("off")
+    figure.suptitle(title, fontsize=10)
+    return png(figure)
+
+
+def regression(true: np.ndarray, pred: np.ndarray, name: str, rows: str = "test") -> bytes:
     """Predicted against true, and residuals against predicted."""
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -119,12 +170,12 @@ def regression(true: np.ndarray, pred: np.ndarray, name: str) -> bytes:
     axes[0].plot([low, high], [low, high], color="#9ca3af", linestyle="--")
     axes[0].set_xlabel(f"true {name}")
     axes[0].set_ylabel(f"predicted {name}")
-    axes[0].set_title("test: predicted vs true")
+    axes[0].set_title(f"{rows}: predicted vs true")
     axes[1].scatter(pred, true - pred, s=10, alpha=0.6)
     axes[1].axhline(0, color="#9ca3af", linestyle="--")
     axes[1].set_xlabel(f"predicted {name}")
     axes[1].set_ylabel("residual (true - predicted)")
-    axes[1].set_title("test residuals")
+    axes[1].set_title(f"{rows} residuals")
     for axis in axes:
         axis.grid(alpha=0.3)
     return png(figure)
@@ -164,6 +215,7 @@ def gradient_flow(layers: list[str], rms: list[float], update: list[float] | Non
     axes[0, 0].set_yticks(positions, layers, fontsize=8)
     if np.isfinite(safe).any():  # a log axis needs one positive value (gradients clipped to 0 have none)
         axes[0, 0].set_xscale("log")
+        _sparse_log_ticks(axes[0, 0])
     axes[0, 0].set_xlabel("RMS gradient (median over measured steps)")
     axes[0, 0].set_title("gradient flow (input at the top)")
     if update:
@@ -172,10 +224,24 @@ def gradient_flow(layers: list[str], rms: list[float], update: list[float] | Non
         axes[0, 1].set_yticks(positions, [""] * len(layers))
         if np.isfinite(safe).any():
             axes[0, 1].set_xscale("log")
+            _sparse_log_ticks(axes[0, 1])
         axes[0, 1].axvline(1e-3, color="#9ca3af", linestyle="--", linewidth=0.8)
         axes[0, 1].set_xlabel("update / weight per step (dashed: 1e-3)")
         axes[0, 1].set_title("step size")
     return png(figure)
+
+
+def _sparse_log_ticks(axis) -> None:
+    """A log axis labelled at powers of ten only (with at most four labels), never at the minor
+    ticks whose labels print on top of each other over a narrow range."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    axis.xaxis.set_major_locator(LogLocator(base=10, numticks=4))
+    axis.xaxis.set_major_formatter(LogFormatterSciNotation(base=10))
+    axis.xaxis.set_minor_formatter(NullFormatter())
+    low, high = axis.get_xlim()
+    if high / max(low, 1e-300) < 10:  # within one decade: widen it to the powers of ten around it
+        axis.set_xlim(10 ** math.floor(math.log10(low)), 10 ** math.ceil(math.log10(high)))
 
 
 def unit_health(names: list[str], dead: list[float | None], saturated: list[float | None]) -> bytes:
@@ -215,6 +281,7 @@ def search_history(numbers: list[int], values: list[float], best: list[float], m
     axis.scatter(numbers, values, s=18, color="#3b82f6", label="trial")
     axis.step(numbers, best, where="post", color="#dc2626", label="best so far")
     axis.set_xlabel("trial")
+    axis.xaxis.set_major_locator(_whole_numbers())
     axis.set_ylabel(f"validation {metric}")
     axis.grid(alpha=0.3)
     axis.legend(frameon=False)
@@ -226,7 +293,9 @@ def importances(names: list[str], values: list[float]) -> bytes:
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 0.4 * len(names) + 1.2))
     order = np.argsort(values)
-    axis.barh([names[i] for i in order], [values[i] for i in order], color="#3b82f6")
+    bars = axis.barh([names[i] for i in order], [values[i] for i in order], color="#3b82f6")
+    axis.bar_label(bars, labels=[f"{values[i]:.3g}" for i in order], padding=3, fontsize=8)
+    axis.set_xlim(0, max(values, default=1) * 1.15 or 1)
     axis.set_xlabel("importance (share of explained variance)")
     axis.grid(alpha=0.3, axis="x")
     return png(figure)
@@ -234,10 +303,12 @@ def importances(names: list[str], values: list[float]) -> bytes:
 
 def parallel_coordinates(axes: list[tuple[str, list[float], list[str] | None]], values: list[float],
                          metric: str) -> bytes:
-    """One line per finished trial across the searched keys (each scaled to its own range;
-    choices at their positions), coloured by the trial's value."""
+    """One line per finished trial across the searched keys and, last, the metric (each scaled to
+    its own range, its lowest and highest values written at its ends; choices at their
+    positions, named), coloured by the trial's value."""
     plt = pyplot()
-    figure, axis = plt.subplots(figsize=(max(6.5, 1.5 * len(axes) + 2), 3.8))
+    axes = [*axes, (f"validation {metric}", list(values), None)]
+    figure, axis = plt.subplots(figsize=(max(6.5, 1.6 * len(axes) + 2), 4.0))
     columns = []
     for _, numbers, _ in axes:
         numbers = np.asarray(numbers, dtype=float)
@@ -249,14 +320,24 @@ def parallel_coordinates(axes: list[tuple[str, list[float], list[str] | None]], 
     for row, value in zip(scaled, values):
         share = (value - span[0]) / (span[1] - span[0]) if span[1] > span[0] else 0.5
         axis.plot(range(len(axes)), row, color=colours(share), alpha=0.7, linewidth=1.2)
-    axis.set_xticks(range(len(axes)), [name for name, _, _ in axes], rotation=20, ha="right", fontsize=8)
-    axis.set_yticks([0, 1], ["low", "high"])
+    axis.set_xticks(range(len(axes)), [name for name, _, _ in axes], rotation=15, ha="right", fontsize=8)
+    axis.set_yticks([])
+    axis.set_ylim(-0.12, 1.12)
     axis.set_title(f"trials coloured by validation {metric} (yellow: highest)", fontsize=9)
-    for i, (_, _, labels) in enumerate(axes):
+    for i, (_, numbers, labels) in enumerate(axes):
+        axis.axvline(i, color="#d1d5db", linewidth=0.8, zorder=0)
         if labels:
             for position, label in enumerate(labels):
-                axis.annotate(label, (i, position / max(1, len(labels) - 1)), fontsize=7, color="#374151")
-    axis.grid(alpha=0.3)
+                axis.annotate(label, (i, position / max(1, len(labels) - 1)), xytext=(3, 0),
+                              textcoords="offset points", fontsize=7, color="#374151", va="center")
+            continue
+        numbers = np.asarray(numbers, dtype=float)
+        low, high = np.nanmin(numbers), np.nanmax(numbers)
+        for value, position, where in ((low, 0.0, "top"), (high, 1.0, "bottom")):
+            axis.annotate(f"{value:.3g}", (i, position), xytext=(0, -4 if where == "top" else 4),
+                          textcoords="offset points", fontsize=7, color="#374151", ha="center", va=where)
+    for side in ("left", "right", "top"):
+        axis.spines[side].set_visible(False)
     return png(figure)
 
 

@@ -47,6 +47,7 @@ img { max-width: 100%; background: white; border: 1px solid #e5e7eb; margin: 6px
 .badge.info { background: #3b82f6; } .badge.warning { background: #f59e0b; } .badge.error { background: #dc2626; }
 .ok { color: #047857; }
 details summary { cursor: pointer; color: #374151; }
+.wide { overflow-x: auto; max-width: 100%; }
 """
 
 
@@ -67,7 +68,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'  # scrolls
 
 
 def _page(title: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
@@ -83,9 +84,14 @@ def _page(title: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
 
 # -- sections ---------------------------------------------------------------------------------
 
+def _short(value) -> str:
+    """A value of the inputs' description; a long list (positions of blocks) as its length."""
+    return f"{len(value)} entries" if isinstance(value, (list, tuple)) and len(value) > 8 else str(value)
+
+
 def _data_section(manifest) -> str:
     inputs = manifest.inputs.describe()
-    shape = ", ".join(f"{k} {v}" for k, v in inputs.items() if k != "kind")
+    shape = ", ".join(f"{k} {_short(v)}" for k, v in inputs.items() if k != "kind")
     rows = [["source", manifest.source], ["task", manifest.task], ["target", manifest.target or "-"],
             ["input", f"{inputs['kind']} ({shape})"]]
     rows += [[f"{name} rows", count] for name, count in manifest.rows.items()]
@@ -98,6 +104,20 @@ def _data_section(manifest) -> str:
     if manifest.split is not None:
         rows.append(["split", ", ".join(f"{k} {v}" for k, v in manifest.split.plan.items())])
     return _table(["", ""], rows)
+
+
+def _spec_section(run: Run) -> str:
+    """The keys the run's author set (those that differ from their defaults), then the whole
+    resolved spec folded away."""
+    import yaml
+
+    from ..spec.load import changed, nested
+
+    resolved = (run.path / SPEC).read_text(encoding="utf-8")
+    given = yaml.safe_dump(nested(changed(run.spec)), sort_keys=False, default_flow_style=None)
+    return (f"<p>What this run set (the keys that differ from their defaults):</p><pre>{html.escape(given)}</pre>"
+            f"<details><summary>the resolved spec: every key, defaults filled in "
+            f"({resolved.count(chr(10))} lines)</summary><pre>{html.escape(resolved)}</pre></details>")
 
 
 def _model_section(run: Run) -> str:
@@ -216,7 +236,7 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
     history = run.history
     sections = [("Summary", _metrics_section(run.metrics) if run.metrics else "<p>the run did not finish</p>")]
     if history:
-        curves = _image(charts.learning_curves(history), "learning curves")
+        curves = _image(charts.learning_curves(history, run.task.higher_is_better), "learning curves")
         curves += _image(charts.learning_rate(history), "learning rate")
         sections.append(("Learning curves", curves))
     with torch.no_grad():
@@ -225,8 +245,7 @@ def build_report(run_dir: str | Path, prepared=None) -> Path:
     sections.append(("Data", _data_section(run.manifest)))
     sections.append(("Model", _model_section(run)))
     sections += _recorded_sections(run)
-    spec_text = (run.path / SPEC).read_text(encoding="utf-8")
-    sections.append(("Spec", f"<pre>{html.escape(spec_text)}</pre>"))
+    sections.append(("Spec", _spec_section(run)))
     subtitle = f"{run.manifest.task} on {run.manifest.source} · {run.path.name} · report written " \
                f"{time.strftime('%Y-%m-%d %H:%M')}"
     path = run.path / REPORT
@@ -294,13 +313,11 @@ def build_comparison(run_dirs: list[str | Path], out: str | Path) -> Path:
 
 def build_study_page(out: str | Path, title: str, subtitle: str, summary: list[list[Any]],
                      trials: tuple[list[str], list[list[Any]]], pictures: list[tuple[str, bytes]],
-                     importances: list[list[Any]] | None = None, trials_title: str = "Trials") -> Path:
+                     trials_title: str = "Trials") -> Path:
     """A search's page (or a cross-validation's): a summary table, the trials (or folds), and its
     charts (PNG bytes with their titles)."""
     sections = [("Summary", _table(["", ""], summary))]
-    if importances:
-        sections.append(("Parameter importances", _table(["key", "importance"], importances)))
-    sections += [(name, _image(data, name)) for name, data in pictures]
+    sections += [(name, _image(data, name)) for name, data in pictures]  # importances: a labelled chart
     sections.append((trials_title, _table(*trials)))
     atomic_write(out, _page(title, subtitle, sections))
     return Path(out)

@@ -139,6 +139,9 @@ def summarise(study, folder: Path, metric: str, direction: str, raw: dict):
                ["best run", tuned.best_run and tuned.best_run.name], ["best spec", tuned.best_spec and "best.yaml"]]
     sign = -1 if direction == "maximize" else 1
     ordered = sorted(rows, key=lambda row: (row[2] is None, sign * (row[2] or 0)))
+    # on the page the searched values come right after the scores, the run's name last
+    order = [*range(4), *range(10, len(header)), *range(4, 10)]
+    shown = ([header[i] for i in order], [[row[i] for i in order] for row in ordered])
     build_study_page(folder / "report.html", f"layerforge: study {study.study_name}",
-                     f"{len(rows)} trials, validation {metric}", summary, (header, ordered), pictures, importances)
+                     f"{len(rows)} trials, validation {metric}", summary, shown, pictures)
     return tuned

@@ -10,9 +10,25 @@ import numpy as np
 from ..data.labels import checked_classes, encode_classes
 from ..decodings import Classes
 from ..errors import DataError
-from ..figures import Note, Picture
+from ..figures import Note, Picture, Table
 from ..metrics import classification_scores
 from .base import Task, answer_outputs
+
+MISCLASSIFIED = 16  # the wrong answers a report shows
+
+
+def per_class_table(true: np.ndarray, predicted: np.ndarray, classes: list) -> Table:
+    """Each class's precision, recall, F1 and support on the test rows, the weakest recall first."""
+    rows = []
+    for index, name in enumerate(classes):
+        hits = int(np.sum((predicted == index) & (true == index)))
+        said, actual = int(np.sum(predicted == index)), int(np.sum(true == index))
+        precision = hits / said if said else float("nan")
+        recall = hits / actual if actual else float("nan")
+        f1 = 2 * precision * recall / (precision + recall) if said and actual and precision + recall else float("nan")
+        rows.append([str(name), precision, recall, f1, actual])
+    rows.sort(key=lambda row: (row[2] != row[2], row[2]))  # NaN recall (no rows of the class) last
+    return Table(["class", "precision", "recall", "F1", "test rows"], rows, "per class (the weakest recall first)")
 
 __all__ = ["ClassificationTask"]
 
@@ -140,7 +156,31 @@ class ClassificationTask(Task):
         probabilities = self._softmax(predict_outputs(model, inputs)).double().cpu().numpy()
         true = y.cpu().numpy()
         calibrated = f"temperature {self.temperature:.3g}" if self.temperature else "not calibrated"
-        return [Picture("confusion matrix", charts.confusion_matrix(true, probabilities.argmax(1), self.classes)),
-                Picture("ROC curve", charts.roc_curves(true, probabilities, self.classes)),
-                Picture(f"reliability diagram ({calibrated})", charts.reliability(true, probabilities))]
+        predicted = probabilities.argmax(1)
+        blocks = [Picture("confusion matrix", charts.confusion_matrix(true, predicted, self.classes)),
+                  Picture("ROC curve", charts.roc_curves(true, probabilities, self.classes)),
+                  Picture(f"reliability diagram ({calibrated})", charts.reliability(true, probabilities)),
+                  per_class_table(true, predicted, self.classes)]
+        return blocks + self._misclassified(inputs, true, probabilities, encoder)
+
+    def _misclassified(self, inputs, true: np.ndarray, probabilities: np.ndarray, encoder) -> list:
+        """The wrong answers the network was surest of: pictures (images) or a table of test rows."""
+        from ..figures import charts
+
+        predicted = probabilities.argmax(1)
+        wrong = np.flatnonzero(predicted != true)
+        if not len(wrong):
+            return [Note("every test row is classified correctly")]
+        wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:MISCLASSIFIED]
+        names = [str(c) for c in self.classes]
+        pictures = encoder.pictures(inputs[0][wrong.tolist()].cpu().numpy()) if encoder is not None else None
+        title = f"misclassified test rows ({len(np.flatnonzero(predicted != true))} of {len(true)}; the surest first)"
+        if pictures is not None:
+            captions = [f"{names[true[i]]} → {names[predicted[i]]} ({probabilities[i, predicted[i]]:.2f})"
+                        for i in wrong]
+            return [Picture(title, charts.captioned_pictures(pictures, captions, title))]
+        rows = [[int(i) + 1, names[true[i]], names[predicted[i]], float(probabilities[i, predicted[i]]),
+                 float(probabilities[i, true[i]])] for i in wrong]
+        return [Table(["test row", "true", "predicted", "its probability", "probability of the truth"], rows,
+                      title)]
 
