@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..metrics import calibration_bins, expected_calibration_error, roc_auc
-from .pictures import pyplot
+from .pictures import _show, display_range, pyplot
 
 
 def png(figure) -> bytes:
@@ -145,8 +145,6 @@ def roc_curves(true: np.ndarray, probabilities: np.ndarray, classes: list) -> by
 
 def captioned_pictures(images: np.ndarray, captions: list[str], title: str, columns: int = 8) -> bytes:
     """Pictures (N, C, H, W) in rows of ``columns``, each with its caption under it."""
-    from .pictures import _show, display_range
-
     plt = pyplot()
     rows = max(1, int(np.ceil(len(images) / columns)))
     low, high = display_range(images)
