@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.layerforge-installed
 
-.PHONY: demo test test-all setup clean
+.PHONY: demo test test-all docs setup clean
 
 demo: $(STAMP)
 	$(VENV)/bin/layerforge train
@@ -15,6 +15,9 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -m "not gpu"
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 setup: $(STAMP)
 
@@ -31,4 +34,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

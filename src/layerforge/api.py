@@ -122,7 +122,7 @@ def train(
         TrainingError: the loss became non-finite; the last good checkpoint is kept.
         TrainingInterrupted: Ctrl-C; the run directory can be resumed.
 
-    Example:
+    Examples:
         >>> run = train({"data": {"dataset": "iris"}, "train": {"epochs": 5}})  # doctest: +SKIP
         >>> run.metrics["test"]["accuracy"]                                    # doctest: +SKIP
     """

@@ -134,6 +134,19 @@ class Run:
         """Class probabilities, shape (rows, classes) in the order of ``meta['classes']``."""
         return self._by_pieces(self.predictor.predict_proba, data, unknown=unknown, ignore_extra=ignore_extra)
 
+    def predict_table(self, data, *, unknown: str | None = None, ignore_extra: bool = False, keep=()):
+        """The predictions as the table ``layerforge predict`` writes: the prediction, and what the
+        task adds (each class's probability, an ensemble's spread); a DataFrame's index is kept,
+        and files read from a folder are named in a ``file`` column.
+
+        Args:
+            keep: columns of the rows copied into the table first, as they are (an identifier).
+        """
+        import pandas as pd
+
+        pieces = list(self.predictor.predict_pieces(data, keep=keep, unknown=unknown, ignore_extra=ignore_extra))
+        return pieces[0] if len(pieces) == 1 else pd.concat(pieces)
+
     def _by_pieces(self, method, data, **options) -> np.ndarray:
         """``method`` on ``data`` a piece at a time (a table file in chunks, so that only one is
         in memory), its answers joined."""
