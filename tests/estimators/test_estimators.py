@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 import layerforge as lf
 
-# the checks of scikit-learn's check_estimator that do not pass, and why (README lists them too)
+# the checks of scikit-learn's check_estimator that do not pass, and why (docs/python.md lists them too)
 EXPECTED_FAILURES = {
     "check_estimators_pickle": "a fitted estimator is a run directory (safetensors + JSON), not a pickle: "
                                "save it with .save(path) and load it with lf.load_run(path)",

@@ -181,7 +181,7 @@ def test_the_search_examples_validate():
 
 @pytest.mark.slow
 def test_mnist1d_architecture_search_beats_the_cnn_example_per_parameter_within_20k(tmp_path):
-    """The README's mnist1d CNN example: test accuracy 0.993 with 51,274 parameters."""
+    """The mnist1d CNN example of docs/search.md: test accuracy 0.993 with 51,274 parameters."""
     tuned = lf.tune(EXAMPLES / "mnist1d_architecture.yaml", trials=12, runs_dir=tmp_path)
     best = lf.load_run(tuned.best_run)
     parameters, accuracy = best.manifest.model.parameters, best.metrics["test"]["accuracy"]
