@@ -173,3 +173,21 @@ def best_thresholds(true: np.ndarray, probabilities: np.ndarray) -> list[float]:
                 best, best_f1 = float(cut), f1
         thresholds.append(round(min(max(best, 0.0), 1.0), 6))
     return thresholds
+
+
+def sequence_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
+    """Decoded sequences against their references: corpus BLEU and chrF as sacreBLEU computes
+    them (on the 0-100 scale), and the share of rows decoded exactly.
+
+    Raises:
+        ValueError: the two lists differ in length, or sacreBLEU is not installed.
+    """
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} decoded sequences for {len(references)} references")
+    try:
+        import sacrebleu
+    except ImportError:
+        raise ValueError("BLEU and chrF need the sacrebleu package: pip install 'layerforge[language]'") from None
+    exact = float(np.mean([h == r for h, r in zip(hypotheses, references)])) if references else float("nan")
+    return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, [references]).score),
+            "chrf": float(sacrebleu.corpus_chrf(hypotheses, [references]).score), "exact_match": exact}
