@@ -24,7 +24,7 @@ from .models.check import checked_build
 from .recipes.scaffold import Scaffold, as_tensors, resolve_device
 from .report.html import build_report
 from .run.directory import Run
-from .run.manifest import Manifest, read_manifest, spec_digest
+from .run.manifest import Manifest, read_manifest, spec_digest, spec_matches
 from .run.store import (
     CHECKPOINTS,
     DIAGNOSIS,
@@ -190,7 +190,7 @@ def train(
         previous = {}
         if resume is not None:
             previous = _previous_manifest(run_dir)
-            if previous.get("spec_sha256") not in (None, spec_digest(spec)):
+            if not spec_matches(spec, previous.get("spec_sha256"), _written_spec(run_dir)):
                 raise CheckpointError(f"cannot resume {run_dir}: its {SPEC} was changed after the run started (only "
                                       "train.epochs may change); restore it, or train the new spec as a new run")
             if leader:
@@ -268,6 +268,17 @@ def _fit(scaffold: Scaffold, prepared, model, resuming: bool) -> None:
     splits = prepared.splits
     recipes.get(prepared.task.recipe).fit(scaffold, model, splits["train"],
                                           splits["val"] if prepared.rows("val") else None, resume=resuming)
+
+
+def _written_spec(run_dir: Path) -> dict | None:
+    """The run's spec.yaml as it is written (its keys, for ``spec_matches``), or None."""
+    import yaml
+
+    try:
+        found = yaml.safe_load((run_dir / SPEC).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _previous_manifest(run_dir: Path) -> dict:

@@ -117,6 +117,31 @@ def test_resume_refuses_spec_changes_but_may_extend_epochs(runs_dir):
     assert run.metrics["epochs"] == 5 and len(run.history) == 5
 
 
+def test_a_spec_digest_survives_new_keys_and_runs_of_earlier_versions_still_resume(runs_dir):
+    """The digest covers what a spec sets (keys that differ from their defaults): a new key with
+    a default leaves it as it was; a run written before a key existed (whose model.json holds the
+    digest of its whole resolved spec, over the keys its spec.yaml has) still matches."""
+    import hashlib
+    import json
+
+    import yaml
+
+    from layerforge.run.manifest import spec_digest, spec_matches
+
+    spec = lf.load_spec(tiny_spec(epochs=4))
+    assert spec_digest(spec) == spec_digest(lf.load_spec(tiny_spec(epochs=9)))  # epochs may change
+    assert spec_digest(spec) != spec_digest(lf.load_spec({**tiny_spec(epochs=4), "seed": 7}))
+    written = yaml.safe_load(yaml.safe_dump(spec.model_dump(mode="json")))
+    del written["data"]["numbers"]  # a key an earlier version did not have
+    old = {key: value for key, value in spec.model_dump(mode="json").items()}
+    old["data"] = {key: value for key, value in old["data"].items() if key != "numbers"}
+    old["train"] = {key: value for key, value in old["train"].items() if key != "epochs"}
+    legacy = hashlib.sha256(json.dumps(old, sort_keys=True).encode("utf-8")).hexdigest()
+    assert spec_matches(spec, legacy, written) and spec_matches(spec, spec_digest(spec), written)
+    changed = lf.load_spec({**tiny_spec(epochs=4), "seed": 7})
+    assert not spec_matches(changed, legacy, written) and not spec_matches(spec, legacy, None)
+
+
 def test_corrupt_checkpoint_is_detected_not_used(runs_dir):
     with pytest.raises(lf.TrainingInterrupted) as caught:
         lf.train(tiny_spec(epochs=4), runs_dir=runs_dir, callbacks=[StopAfter(2)])

@@ -158,13 +158,37 @@ class Manifest(_Record):
 
 
 def spec_digest(spec) -> str:
-    """SHA-256 of a spec, but for ``train.epochs`` (what a resumed run may change)."""
+    """SHA-256 of what a spec sets: its keys whose values differ from their defaults, but for
+    ``train.epochs`` (what a resumed run may change). A later version of layerforge that adds a
+    key with a default leaves the digest of an earlier spec as it was."""
     import hashlib
     import json
 
-    dumped = spec.model_dump(mode="json")
-    dumped["train"].pop("epochs", None)
-    return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode("utf-8")).hexdigest()
+    from ..spec.load import changed
+
+    keys = {key: value for key, value in changed(spec).items() if key != "train.epochs"}
+    return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def spec_matches(spec, digest: str | None, written: dict | None = None) -> bool:
+    """Whether a run's recorded ``digest`` is ``spec``'s: ``spec_digest``, or the digest earlier
+    versions wrote (of the whole resolved spec) over the keys the run's own spec.yaml has
+    (``written``), so that runs from before a key was added still resume."""
+    import hashlib
+    import json
+
+    if digest is None or digest == spec_digest(spec):
+        return True
+    if not isinstance(written, dict):
+        return False
+
+    def only(values: dict, kept: dict) -> dict:
+        return {key: only(value, kept[key]) if isinstance(value, dict) and isinstance(kept[key], dict) else value
+                for key, value in values.items() if key in kept}
+
+    dumped = only(spec.model_dump(mode="json"), written)
+    dumped.get("train", {}).pop("epochs", None)
+    return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode("utf-8")).hexdigest() == digest
 
 
 def read_manifest(path: Path) -> Manifest:
