@@ -116,6 +116,7 @@ def test_errors_carry_the_words_of_the_own_route(table):
         own_missing = client.post("/v1/models/shapes/predict", json={"columns": {"size": [3.0]}})
         assert missing.json()["error"] == own_missing.json()["error"]
         assert "missing column: color" in missing.json()["error"]
+        assert missing.json()["problems"][0]["field"] == "color"
         shape = client.post("/v2/models/shapes/infer", json={"inputs": [
             {"name": "size", "shape": [2], "datatype": "FP64", "data": [3.0]}]})
         assert shape.json()["error"] == "input 'size': shape [2] holds 2 values; its data has 1"

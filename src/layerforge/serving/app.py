@@ -89,9 +89,14 @@ def _words(item: dict, column: str | None, row: int | None) -> str:
     return f"column '{column}'{where}: {item['msg']}"
 
 
-def _data_problem(message: str) -> Problem:
+def _data_problem(message: str, columns: list[str] | None = None) -> Problem:
+    """The field and row a message names. A name after "missing column: " is the longest of the
+    model's ``columns`` the message goes on with (names may hold spaces), else its first word."""
     row, column = _ROW.search(message), _COLUMN.search(message)
     field = column and (column.group(1) or column.group(2))
+    if column and column.group(2) and columns:
+        rest = message[column.start(2):]
+        field = max((name for name in columns if rest.startswith(name)), key=len, default=field)
     return Problem(field=field, row=row and int(row.group(1)), problem=message)
 
 
@@ -448,7 +453,7 @@ async def _answers(service: Service, served, parsed: tuple, refused: int):
                            "shortly", headers={"Retry-After": "1"})
     except (LayerforgeError, ValueError) as error:
         message = " ".join(str(error).split())
-        return _error(refused, message, [_data_problem(message)])
+        return _error(refused, message, [_data_problem(message, served.manifest.features)])
 
 
 async def _parse(request, served, schemas: Schemas):
