@@ -26,21 +26,15 @@ LANGUAGES = ("fr", "de", "es", "it", "nl", "pt")
 FIRST_DAY, DAYS = datetime.date(1950, 1, 1), 100 * 365 + 25  # 1950 to 2049
 
 
-def _need(package: str, extra: str = "language"):
-    import importlib
-
-    try:
-        return importlib.import_module(package)
-    except ImportError:
-        raise DataError(f"these pairs need the '{package}' package: pip install 'layerforge[{extra}]'") from None
-
-
 def dates(rows: int = 20_000, seed: int = 0):
     """A DataFrame of ``rows`` dates: ``source`` (written in a locale's format), ``target`` (ISO
     8601), ``style`` (``locale/format``, for grouped splits)."""
     import pandas as pd
 
-    babel_dates = _need("babel.dates")
+    try:
+        from babel.dates import format_date
+    except ImportError:
+        raise DataError("dates need the 'babel' package: pip install 'layerforge[language]'") from None
     rng = np.random.default_rng(seed)
     days = rng.integers(0, DAYS, rows)
     locales = rng.integers(0, len(LOCALES), rows)
@@ -48,7 +42,7 @@ def dates(rows: int = 20_000, seed: int = 0):
     sources, targets, styles = [], [], []
     for day, locale, form in zip(days.tolist(), locales.tolist(), formats.tolist()):
         date = FIRST_DAY + datetime.timedelta(days=day)
-        sources.append(babel_dates.format_date(date, format=FORMATS[form], locale=LOCALES[locale]))
+        sources.append(format_date(date, format=FORMATS[form], locale=LOCALES[locale]))
         targets.append(date.isoformat())
         styles.append(f"{LOCALES[locale]}/{FORMATS[form]}")
     return pd.DataFrame({"source": sources, "target": targets, "style": styles})
@@ -62,7 +56,10 @@ def numbers(rows: int = 20_000, seed: int = 0, language: str = "fr", largest: in
 
     if language not in LANGUAGES:
         raise DataError(f"numbers: language {language!r} is not one of {', '.join(LANGUAGES)}")
-    words = _need("num2words").num2words
+    try:
+        from num2words import num2words as words
+    except ImportError:
+        raise DataError("numbers need the 'num2words' package: pip install 'layerforge[language]'") from None
     rng = np.random.default_rng(seed)
     digits = rng.integers(1, len(str(largest)) + 1, rows)
     low = np.where(digits == 1, 0, 10 ** (digits - 1))

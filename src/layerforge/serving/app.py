@@ -532,6 +532,14 @@ def _add_protocols(app, service: Service, served, schemas: Schemas, secured: dic
     request is translated into the own route's body and answered by the same road."""
     name = served.name
 
+    async def answered(body: dict):
+        """The answers to a body in the own route's form, or the error response (a 400, as these
+        protocols answer errors, with the own route's words)."""
+        parsed = _validated(body, served, schemas, 400)
+        if not isinstance(parsed, tuple):
+            return parsed
+        return await _answers(service, served, parsed, 400)
+
     async def v1_predict(request: Request):
         try:
             payload = json.loads(await request.body())
@@ -541,10 +549,7 @@ def _add_protocols(app, service: Service, served, schemas: Schemas, secured: dic
             body = protocols.v1_body(payload, served)
         except protocols.Refused as error:
             return _error(400, str(error))
-        parsed = _validated(body, served, schemas, 400)
-        if not isinstance(parsed, tuple):
-            return parsed
-        found = await _answers(service, served, parsed, 400)
+        found = await answered(body)
         return found if not isinstance(found, list) else JSONResponse({"predictions": found})
 
     async def v2_infer(request: Request):
@@ -557,10 +562,7 @@ def _add_protocols(app, service: Service, served, schemas: Schemas, secured: dic
             body = protocols.v2_body(inference, served)
         except protocols.Refused as error:
             return _error(400, str(error))
-        parsed = _validated(body, served, schemas, 400)
-        if not isinstance(parsed, tuple):
-            return parsed
-        found = await _answers(service, served, parsed, 400)
+        found = await answered(body)
         if not isinstance(found, list):
             return found
         try:
