@@ -124,7 +124,7 @@ def _figure(value) -> str:
 
 
 def _view_for(out):
-    if in_notebook() and not hasattr(out, "is_terminal"):
+    if in_notebook() and out in (sys.stdout, sys.stderr):  # a cell's output (another stream stays plain)
         return _Notebook()
     if hasattr(out, "is_terminal"):  # a Rich console
         return _Bar(out) if out.is_terminal else _Lines(out.file)
