@@ -72,6 +72,8 @@ SEQUENCE_TARGETS = [  # published references in the comments of each spec
     ("sequences/italy_power_resfcn.yaml", 0.96),
     ("sequences/arrowhead_resfcn.yaml", 0.84),
     ("images/digits_cnn.yaml", 0.97),
+    ("speech/spoken_digits_cnn.yaml", 0.98),  # keyword spotting on voices never heard in training
+    ("speech/spoken_commands_cnn.yaml", 0.98),
 ]
 
 

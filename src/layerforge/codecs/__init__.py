@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from ..errors import DataError
 from .arrays import ImageCodec, SequenceCodec
+from .audio import AudioCodec
 from .forecast import ForecastCodec
 from .tables import TableCodec
 from .texts import TextCodec
 
 CODECS = {"table": TableCodec, "sequence": SequenceCodec, "image": ImageCodec, "text": TextCodec,
-          "forecast": ForecastCodec}
+          "forecast": ForecastCodec, "audio": AudioCodec}
 
 
 def codec_for(state: dict):

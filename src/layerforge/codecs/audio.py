@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .tables import no_kept_columns
+
 FLOOR = 1e-10  # the smallest power the logarithm sees
 
 
@@ -76,3 +78,122 @@ def log_mel(samples: np.ndarray, sample_rate: int, *, n_fft: int = 400, hop: int
     if normalise:
         found = (found - found.mean(axis=1, keepdims=True)) / (found.std(axis=1, keepdims=True) + 1e-5)
     return found.astype(np.float32)
+
+
+AUDIO_FILES = (".wav", ".flac", ".ogg")
+
+
+def resampled(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """``samples`` at ``rate`` Hz read at ``target`` Hz by linear interpolation (clips recorded at
+    another rate than the training clips')."""
+    if rate == target:
+        return np.asarray(samples, dtype=np.float64)
+    count = max(1, int(round(len(samples) * target / rate)))
+    return np.interp(np.arange(count) * (rate / target), np.arange(len(samples)), samples)
+
+
+def read_clip(path, sample_rate: int) -> np.ndarray:
+    """A sound file's samples (its channels averaged) at ``sample_rate``.
+
+    Raises:
+        DataError: the file cannot be read as sound, or soundfile is not installed.
+    """
+    from ..errors import DataError
+
+    try:
+        import soundfile
+    except ImportError:
+        raise DataError("reading sound files needs soundfile: pip install 'layerforge[speech]'") from None
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise DataError(f"{path}: not a sound file soundfile can read ({error})") from None
+    return resampled(samples.mean(axis=1), rate, sample_rate)
+
+
+def list_clips(root) -> tuple[list, list[str]]:
+    """The sound files of a folder with one subfolder per class, and their classes."""
+    from pathlib import Path
+
+    from ..errors import DataError
+
+    root = Path(root)
+    files, labels = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in AUDIO_FILES):
+            files.append(file)
+            labels.append(folder.name)
+    if not files:
+        raise DataError(f"{root}: no sound files ({', '.join(AUDIO_FILES)}) in class folders; put each class's "
+                        "clips in a folder named after it")
+    return files, labels
+
+
+class AudioCodec:
+    """Encodes sound as the run's features say: clips as arrays of samples (a list, at the run's
+    sample rate), a sound file, a folder of sound files, or a folder of class folders; each
+    clip's log-mel spectrogram, normalised per clip, padded or cut to the run's frames, as one
+    picture (N, 1, mels, frames).
+
+    Args:
+        state: the fitted state (``sample_rate``, ``n_fft``, ``hop``, ``mels``, ``frames``).
+    """
+
+    kind = "audio"
+
+    def __init__(self, state: dict):
+        self.sample_rate, self.n_fft, self.hop = state["sample_rate"], state["n_fft"], state["hop"]
+        self.mels, self.frames = state["mels"], state["frames"]
+
+    kept = no_kept_columns("sound clips")
+
+    def pieces(self, rows):
+        yield rows
+
+    @staticmethod
+    def row_names(rows) -> list[str] | None:
+        """The file each clip was read from (relative to the folder given), for clips read from files."""
+        from pathlib import Path
+
+        if not isinstance(rows, (str, Path)):
+            return None
+        path = Path(rows)
+        if path.is_file():
+            return [path.name]
+        if path.is_dir() and any(p.is_dir() for p in path.iterdir()):
+            return [file.relative_to(path).as_posix() for file in list_clips(path)[0]]
+        if path.is_dir():
+            return sorted(p.name for p in path.iterdir() if p.suffix.lower() in AUDIO_FILES)
+        return None
+
+    def features(self, clip: np.ndarray) -> np.ndarray:
+        """(1, mels, frames): one clip's normalised log-mel spectrogram, padded with zeros (the
+        clip's mean, once normalised) or cut at the end to the run's frames."""
+        found = log_mel(clip, self.sample_rate, n_fft=self.n_fft, hop=self.hop, mels=self.mels)[:, :self.frames]
+        return np.pad(found, ((0, 0), (0, self.frames - found.shape[1])))[None]
+
+    def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
+               target: str | None = None) -> tuple[tuple[np.ndarray], list | None]:
+        from pathlib import Path
+
+        from ..errors import DataError
+
+        labels = None
+        if isinstance(rows, (str, Path)):
+            path = Path(rows)
+            if path.is_dir() and any(p.is_dir() for p in path.iterdir()):
+                files, labels = list_clips(path)
+            elif path.is_dir():
+                files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_FILES)
+            else:
+                files = [path]
+            clips = [read_clip(file, self.sample_rate) for file in files]
+        else:
+            clips = [np.asarray(clip, dtype=np.float64) for clip in rows]
+            for number, clip in enumerate(clips, start=1):
+                if clip.ndim != 1 or not len(clip) or not np.isfinite(clip).all():
+                    raise DataError(f"clip {number}: expected one channel of finite samples at {self.sample_rate} Hz, "
+                                    f"got shape {clip.shape}")
+        x = np.stack([self.features(clip) for clip in clips]) if clips else \
+            np.zeros((0, 1, self.mels, self.frames), np.float32)
+        return (x.astype(np.float32),), labels

