@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DataError
 from .tables import no_kept_columns
 
 FLOOR = 1e-10  # the smallest power the logarithm sees
@@ -98,8 +99,6 @@ def read_clip(path, sample_rate: int) -> np.ndarray:
     Raises:
         DataError: the file cannot be read as sound, or soundfile is not installed.
     """
-    from ..errors import DataError
-
     try:
         import soundfile
     except ImportError:
@@ -114,8 +113,6 @@ def read_clip(path, sample_rate: int) -> np.ndarray:
 def list_clips(root) -> tuple[list, list[str]]:
     """The sound files of a folder with one subfolder per class, and their classes."""
     from pathlib import Path
-
-    from ..errors import DataError
 
     root = Path(root)
     files, labels = [], []
@@ -175,8 +172,6 @@ class AudioCodec:
     def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
                target: str | None = None) -> tuple[tuple[np.ndarray], list | None]:
         from pathlib import Path
-
-        from ..errors import DataError
 
         labels = None
         if isinstance(rows, (str, Path)):
