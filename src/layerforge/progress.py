@@ -46,6 +46,8 @@ class Meter:
         done: steps already done (a resumed run), not counted in the pace.
         after: show nothing until this many seconds have passed (work that is usually quick).
         every: seconds between plain lines when output is not a terminal.
+        log: also called with each line printed above the progress (a finished trial or fold),
+            whatever ``out`` is.
 
     Example:
         >>> import io
@@ -57,8 +59,9 @@ class Meter:
         True
     """
 
-    def __init__(self, what: str, total: int, out, *, done: int = 0, after: float = 0.0, every: float = LINE_EVERY):
-        self.what, self.total, self.out = what, max(int(total), 1), out
+    def __init__(self, what: str, total: int, out, *, done: int = 0, after: float = 0.0, every: float = LINE_EVERY,
+                 log=None):
+        self.what, self.total, self.out, self.log = what, max(int(total), 1), out, log
         self.done = self._first = int(done)
         self.after, self.every = after, every
         self._started = time.perf_counter()
@@ -71,6 +74,8 @@ class Meter:
         """``done`` steps finished; ``numbers`` the latest figures to show; ``line`` a line to print
         above the progress (a finished trial or fold)."""
         self.done = min(int(done), self.total)
+        if line and self.log is not None:
+            self.log(line)
         if self._view is None:
             return
         if not self._shown and self.elapsed() < self.after:  # quick work shows nothing

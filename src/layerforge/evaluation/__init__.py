@@ -13,6 +13,16 @@ from ..figures import charts
 from ..run.directory import Run
 
 
+def run_line(label: str, scores: dict, prefix: str = "") -> str:
+    """A finished run in one line: its label and its first three scores (``prefix`` names their split).
+
+    >>> run_line("fold1", {"loss": 0.25, "accuracy": 0.9, "f1_macro": 0.88, "nll": 0.3}, "val ")
+    'fold1: val loss 0.25, val accuracy 0.9, val f1_macro 0.88'
+    """
+    return f"{label}: " + ", ".join(f"{prefix}{key} {value:.4g}" for key, value in list(scores.items())[:3]
+                                    if isinstance(value, (int, float)))
+
+
 @dataclass
 class RunGroup:
     """Runs of one spec kept together, with the summary of their metrics."""

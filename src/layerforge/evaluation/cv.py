@@ -36,7 +36,7 @@ from ..run.directory import Run
 from ..run.store import recorded_parts, usable_runs_dir
 from ..spec.load import load_spec
 from ..tracking import parent_run
-from . import RunGroup
+from . import RunGroup, run_line
 
 SUMMARY, OOF, PAGE = "cv.json", "oof.csv", "cv.html"
 
@@ -143,19 +143,14 @@ def cross_validate(spec: Any = None, folds: int = 5, *, repeats: int = 1,
     found = CrossValidated(path=folder, headline=task_class.headline)
     frames = []
     with parent_run(base, folder.name, "cross-validation") as record:
-        meter = Meter("fold", len(plans), progress)
+        meter = Meter("fold", len(plans), progress, log=log)
         for repeat, fold, plan in plans:
             label = f"fold{fold + 1}" + (f"-r{repeat + 1}" if repeats > 1 else "")
             run = train(spec, overrides=[*overrides, f"name={base.name}-{label}"], runs_dir=folder, plan=plan,
                         source=source)
             found.runs.append(run)
             frames.append(_out_of_fold(run, source, fold + 1, repeat + 1 if repeats > 1 else None))
-            scores = run.metrics.get("val") or {}
-            line = f"{label}: " + ", ".join(f"val {k} {v:.4g}" for k, v in list(scores.items())[:3]
-                                            if isinstance(v, (int, float)))
-            meter.advance(line=line)
-            if log:
-                log(line)
+            meter.advance(line=run_line(label, run.metrics.get("val") or {}, "val "))
         meter.close()
         record({f"mean_val_{k}": float(np.mean(v)) for k, v in (found.values().get("val") or {}).items()
                 if v and all(isinstance(x, (int, float)) for x in v)})

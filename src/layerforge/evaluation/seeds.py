@@ -22,7 +22,7 @@ from ..files import write_json
 from ..progress import Meter
 from ..run.store import usable_runs_dir
 from ..spec.load import load_spec
-from . import RunGroup
+from . import RunGroup, run_line
 
 SUMMARY, PAGE = "seeds.json", "seeds.html"
 
@@ -61,17 +61,12 @@ def train_seeds(spec: Any = None, seeds: int = 5, *, overrides: list[str] | tupl
     folder = usable_runs_dir(Path(runs_dir) / f"{base.name}-seeds-{time.strftime('%Y%m%d-%H%M%S')}")
     found = Seeds(path=folder)
     numbers = [base.seed + i for i in range(seeds)]
-    meter = Meter("seed", len(numbers), progress)
+    meter = Meter("seed", len(numbers), progress, log=log)
     for seed in numbers:
         run = train(spec, runs_dir=folder, data=data,
                     overrides=[*overrides, f"seed={seed}", f"name={base.name}-seed{seed}"])
         found.runs.append(run)
-        test = run.metrics.get("test") or run.metrics.get("val") or {}
-        line = f"seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in list(test.items())[:3]
-                                            if isinstance(v, (int, float)))
-        meter.advance(line=line)
-        if log:
-            log(line)
+        meter.advance(line=run_line(f"seed {seed}", run.metrics.get("test") or run.metrics.get("val") or {}))
     meter.close()
     task = tasks.get(found.runs[0].manifest.task)
     found.headline = task.headline

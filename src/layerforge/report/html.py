@@ -111,10 +111,13 @@ def _spec_section(run: Run) -> str:
     resolved spec folded away."""
     import yaml
 
-    from ..spec.load import changed, nested
+    from ..spec.load import changed, set_key
 
     resolved = (run.path / SPEC).read_text(encoding="utf-8")
-    given = yaml.safe_dump(nested(changed(run.spec)), sort_keys=False, default_flow_style=None)
+    keys: dict = {}
+    for key, value in changed(run.spec).items():
+        set_key(keys, key, value, key)
+    given = yaml.safe_dump(keys, sort_keys=False, default_flow_style=None)
     return (f"<p>What this run set (the keys that differ from their defaults):</p><pre>{html.escape(given)}</pre>"
             f"<details><summary>the resolved spec: every key, defaults filled in "
             f"({resolved.count(chr(10))} lines)</summary><pre>{html.escape(resolved)}</pre></details>")

@@ -91,7 +91,7 @@ def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[floa
 
     examples = None
     clean = score(inputs)
-    meter = Meter("budget", len(set(budgets)), progress, after=SHOW_AFTER)
+    meter = Meter("budget", len(set(budgets)), progress, after=SHOW_AFTER, log=log)
     for value in sorted(set(budgets)):
         point = {"eps": value}
         for name in dict.fromkeys(["fgsm", method]):
@@ -101,10 +101,7 @@ def attack(run: Run | str | Path, *, method: str = "pgd", eps: float | list[floa
             if name == method and value > 0:
                 examples = (value, crafted)
         found.points.append(point)
-        line = f"eps {value:g}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "eps")
-        meter.advance(line=line)
-        if log:
-            log(line)
+        meter.advance(line=f"eps {value:g}: " + ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k != "eps"))
     meter.close()
     found.checks = _checks(found, task, clean)
     _write(found, run, inputs, examples)

@@ -130,13 +130,10 @@ def tune(spec: Any, *, overrides: list[str] | tuple[str, ...] = (), trials: int 
                     for i, share in enumerate(shares) if i and share]
         budget = _Budget(spec_obj, search) if search.architecture is not None else None
         objective = _Objective(raw, spec_obj, name, folder, metric, budget, source)
-        meter = Meter("trial", shares[0], progress)
+        meter = Meter("trial", shares[0], progress, log=log)
 
         def finished(study, trial) -> None:
-            line = _line(trial, metric)
-            meter.advance({f"best {metric}": _best(study)}, line=line)
-            if log:
-                log(line)
+            meter.advance({f"best {metric}": _best(study)}, line=_line(trial, metric))
 
         try:
             study_obj.optimize(objective, n_trials=shares[0], timeout=timeout or search.timeout,

@@ -455,39 +455,16 @@ def changed(spec) -> dict[str, Any]:
 
     def walk(model, prefix: str) -> None:
         for name, field in type(model).model_fields.items():
-            value = getattr(model, name)
-            key = f"{prefix}{name}"
-            try:
-                default = field.get_default(call_default_factory=True)
-            except Exception:  # noqa: BLE001 - a required field: always the author's
-                default = _REQUIRED
+            value, key = getattr(model, name), f"{prefix}{name}"
+            default = None if field.is_required() else field.get_default(call_default_factory=True)
             if isinstance(value, BaseModel) and isinstance(default, BaseModel) and type(value) is type(default):
                 walk(value, f"{key}.")
             elif isinstance(value, BaseModel):  # a section without a default (data) or set where the default is none
                 before = len(found)
                 walk(value, f"{key}.")
-                if len(found) == before and default is not _REQUIRED:
+                if len(found) == before and not field.is_required():
                     found[key] = {}
             elif value != default:
                 found[key] = value
     walk(spec, "")
-    return found
-
-
-_REQUIRED = object()
-
-
-def nested(keys: dict[str, Any]) -> dict:
-    """Dotted keys back into nested mappings.
-
-    >>> nested({"train.epochs": 5, "train.optimizer.lr": 0.01, "seed": 1})
-    {'train': {'epochs': 5, 'optimizer': {'lr': 0.01}}, 'seed': 1}
-    """
-    found: dict = {}
-    for key, value in keys.items():
-        *parents, last = key.split(".")
-        place = found
-        for parent in parents:
-            place = place.setdefault(parent, {})
-        place[last] = value
     return found

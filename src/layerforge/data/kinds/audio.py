@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from ...codecs.audio import AudioCodec, list_clips, read_clip
+from ...codecs.audio import AudioCodec, list_clips, read_clip, resampled
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
@@ -76,8 +76,7 @@ class AudioKind(Kind):
         fixed = {}
         if data_spec.dataset:
             clips, labels, rate, test = builtin.load_clips(data_spec.dataset)
-            clips = [np.interp(np.arange(int(len(c) * SAMPLE_RATE / rate)) * (rate / SAMPLE_RATE),
-                               np.arange(len(c)), c) for c in clips]
+            clips = [resampled(clip, rate, SAMPLE_RATE) for clip in clips]
             fixed["test"] = test
         else:
             path = Path(data_spec.path)
