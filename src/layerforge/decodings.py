@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -27,6 +28,13 @@ class Decoding:
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind}
+
+    def outputs(self, run: Callable[[str, tuple], np.ndarray], inputs: tuple) -> np.ndarray:
+        """The outputs this decoding reads for encoded rows, from a backend that runs the
+        network's graphs by name (``run(name, inputs)``: PyTorch or ONNX Runtime): by default
+        the 'model' graph on the rows; a sequence-to-sequence decoding searches with the encoder
+        and decoder graphs."""
+        return run("model", inputs)
 
     def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
         """One prediction per row (``run.predict``)."""
@@ -424,8 +432,79 @@ class NextToken(Decoding):
     kind = "next_token"
 
 
+class Texts(Decoding):
+    """A sequence-to-sequence model's answers: the encoder graph reads the source rows once, then
+    the decoder graph gives the next token's log-probabilities for the answers written so far,
+    and a search (``layerforge.beams``: greedy, or beam search with a length penalty) writes
+    each answer a token at a time until its end token or ``answer_length`` tokens. The outputs
+    are the answers' token ids (rows, ``answer_length``), zero after each answer's end; the
+    target tokenizer turns them into text.
+
+    Args:
+        tokenizer: the target tokenizer's fields (``Tokenizer.to_json``); ids below its
+            vocabulary size are its tokens, the next two the start and the end of an answer.
+        beam_size, length_penalty, answer_length: the search (``data.decoding``).
+    """
+
+    kind = "texts"
+
+    def __init__(self, tokenizer: dict, beam_size: int = 1, length_penalty: float = 1.0, answer_length: int = 64):
+        from .codecs.texts import Tokenizer
+
+        if not (isinstance(beam_size, int) and beam_size >= 1):
+            raise DataError(f"beam_size: expected a whole number >= 1, got {shown(beam_size)}")
+        self.record, self.tokenizer = dict(tokenizer), Tokenizer.from_json(tokenizer)
+        self.beam_size, self.length_penalty, self.answer_length = beam_size, float(length_penalty), int(answer_length)
+        self.start = self.tokenizer.vocab_size
+        self.end = self.start + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "tokenizer": self.record, "beam_size": self.beam_size,
+                "length_penalty": self.length_penalty, "answer_length": self.answer_length}
+
+    def searching(self, beam_size: int | None = None) -> Texts:
+        """This decoding with another beam size (None: this one)."""
+        if beam_size is None or beam_size == self.beam_size:
+            return self
+        return Texts(self.record, beam_size, self.length_penalty, self.answer_length)
+
+    def outputs(self, run: Callable[[str, tuple], np.ndarray], inputs: tuple) -> np.ndarray:
+        from . import beams
+
+        x, lengths = inputs[0], inputs[1]
+        memory = run("encoder", (x, lengths))
+        if not len(x):
+            return np.zeros((0, self.answer_length), np.int64)
+
+        def step(prefixes: np.ndarray, owners: np.ndarray) -> np.ndarray:
+            scores = run("decoder", (memory[owners], lengths[owners], prefixes)).astype(np.float64)
+            scores[:, 0] = scores[:, self.start] = -np.inf  # an answer holds no padding, and starts once
+            return scores
+
+        options = {"start": self.start, "end": self.end, "max_length": self.answer_length}
+        found = beams.greedy(step, len(x), **options) if self.beam_size == 1 else \
+            beams.beam(step, len(x), beam_size=self.beam_size, length_penalty=self.length_penalty, **options)
+        ids = np.zeros((len(x), self.answer_length), np.int64)
+        for row, tokens in enumerate(found):
+            ids[row, : len(tokens)] = tokens
+        return ids
+
+    def texts(self, outputs: np.ndarray) -> list[str]:
+        """The answers' texts from their token ids."""
+        return [self.tokenizer.decode([int(i) for i in row if 0 < i < self.start]) for row in np.asarray(outputs)]
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        return np.asarray(self.texts(outputs), dtype=object)
+
+    def answer_fields(self) -> dict[str, tuple[Any, str]]:
+        return {"prediction": (str, "the answer text")}
+
+    def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
+        return [{"prediction": text} for text in self.texts(outputs)]
+
+
 DECODINGS: dict[str, type[Decoding]] = {cls.kind: cls for cls in (Decoding, Classes, Labels, Targets, Values,
-                                                                   Forecast, AnomalyScores, Samples, NextToken)}
+                                                                   Forecast, AnomalyScores, Samples, NextToken, Texts)}
 
 
 def from_json(record: dict) -> Decoding:
@@ -445,4 +524,4 @@ def from_json(record: dict) -> Decoding:
 
 
 __all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "Labels", "NextToken", "Samples",
-           "Targets", "Thresholds", "Values", "check_finite_rows", "from_json", "softmax"]
+           "Targets", "Texts", "Thresholds", "Values", "check_finite_rows", "from_json", "softmax"]

@@ -22,14 +22,17 @@ from layerforge.recipes import RECIPES
 from layerforge.training import losses
 from layerforge.training.checkpoint import load_weights, save_weights
 
+OUTPUTS, CLASSES = 5, 3
+
 # one example of every input kind a family may read
 INPUTS = {
     "table": Inputs.table(6),
     "sequence": Inputs(kind="sequence", channels=3, length=16),
     "image": Inputs(kind="image", channels=1, height=8, width=8),
     "tokens": Inputs(kind="tokens", vocab_size=30, length=12, variable_length=True),
+    "pairs": Inputs(kind="pairs", vocab_size=30, length=12, variable_length=True, target_vocab_size=OUTPUTS,
+                    target_length=9),  # the outputs: the target vocabulary's logits at every position
 }
-OUTPUTS, CLASSES = 5, 3
 
 
 def _build(family: str, inputs: Inputs):
@@ -57,8 +60,9 @@ def check_family(family: str, kind: str, tmp_path) -> None:
     model.train()
     output = model(*example)
     assert torch.isfinite(output).all()
+    per_position = inputs.pairs  # the next token's logits at every position of the answer begun
     if entry.predictive:
-        assert output.shape == (4, OUTPUTS)
+        assert output.shape == ((4, example[2].shape[1], OUTPUTS) if per_position else (4, OUTPUTS))
     output.float().square().mean().backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
@@ -76,11 +80,11 @@ def check_family(family: str, kind: str, tmp_path) -> None:
 
     if entry.predictive:
         features = model.features(*example)
-        assert features.shape == (4, model.output_layer.in_features)
+        assert features.shape[0] == 4 and features.shape[-1] == model.output_layer.in_features
         model.reset_head(7)
         model.train()
         output = model(*example)
-        assert output.shape == (4, 7)
+        assert output.shape[0] == 4 and output.shape[-1] == 7
         output.square().mean().backward()
         assert model.output_layer.weight.grad is not None
     else:
@@ -141,11 +145,11 @@ def check_export(family: str, kind: str, tmp_path) -> None:
 
     model = _build(family, INPUTS[kind]).eval()
     rows = model.example_inputs(16, seed=1)
-    if len(rows) == 2:  # unequal lengths
+    if len(rows) >= 2:  # unequal lengths
         rows = (rows[0], torch.randint(1, INPUTS[kind].length + 1, (16,), generator=torch.Generator().manual_seed(1)))
     graphs = model.export_graphs()
     assert graphs and len({g.name for g in graphs}) == len(graphs)
     for graph in graphs:
-        inputs = rows if graph.reads == "rows" else seeded_codes(graph, 16)
+        inputs = (graph.from_rows(rows) if graph.from_rows else rows) if graph.reads_rows else seeded_codes(graph, 16)
         exported = export_graph(graph, tuple(model.exporters), tmp_path / f"{graph.name}.onnx", inputs, None)
         assert exported.parity["passed"] and exported.parity["max_rel_diff"] <= RTOL

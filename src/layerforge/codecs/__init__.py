@@ -13,10 +13,11 @@ from .arrays import ImageCodec, SequenceCodec
 from .audio import AudioCodec
 from .forecast import ForecastCodec
 from .tables import TableCodec
-from .texts import TextCodec
+from .texts import PairsCodec, TextCodec
 
 CODECS = {"table": TableCodec, "sequence": SequenceCodec, "image": ImageCodec, "text": TextCodec,
-          "forecast": ForecastCodec, "audio": AudioCodec}
+          "forecast": ForecastCodec, "audio": AudioCodec,
+          "pairs": PairsCodec}
 
 
 def codec_for(state: dict):

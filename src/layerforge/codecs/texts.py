@@ -129,6 +129,7 @@ class TextCodec:
     """
 
     kind = "text"
+    reads = "the text to classify"
 
     def __init__(self, state: dict):
         self.tokenizer = Tokenizer.from_json(state)
@@ -149,7 +150,16 @@ class TextCodec:
         else:
             columns = columns_of(rows, [self.column])
             if self.column not in columns.values:
-                raise DataError(f"missing column{columns.where.file}: {self.column} (the text to classify)")
+                raise DataError(f"missing column{columns.where.file}: {self.column} ({self.reads})")
             texts = [text_of(t) for t in columns.values[self.column]]
             labels = columns.values.get(target) if target else None
         return encode_texts(self.tokenizer, texts, self.max_length), labels
+
+
+class PairsCodec(TextCodec):
+    """Encodes the source texts of sequence-to-sequence pairs as the run's source tokenizer does
+    (a table with the source column and, for evaluation, the target column; or texts one by one):
+    the same reading as ``TextCodec``, of the source column."""
+
+    kind = "pairs"
+    reads = "the text to answer"

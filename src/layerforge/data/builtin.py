@@ -66,6 +66,25 @@ DATASETS: dict[str, BuiltinDataset] = {
         "ten short commands (yes, no, up, down, left, right, on, off, stop, go) spoken as spoken_digits is",
         shape="1920 clips, 10 classes", kind="audio", package="espeakng-loader",
     ),
+    "dates": BuiltinDataset(
+        "dates", "seq2seq", "target", "written by Babel (CLDR date patterns), made offline",
+        "20,000 dates from 1950 to 2049 as people write them in 12 locales and 8 formats ('7 mars 2021', "
+        "'Sonntag, 7. März 2021', '3/7/21'), each with its ISO form (2021-03-07); the test rows are 12 pairs of "
+        "locale and format never seen in training (every locale and every format is seen in others)",
+        shape="20000 pairs", kind="pairs", package="babel",
+    ),
+    "numbers_fr": BuiltinDataset(
+        "numbers_fr", "seq2seq", "target", "written by num2words, made offline",
+        "20,000 numbers below a million in English words ('three hundred and twelve') and in French words "
+        "('trois cent douze'), drawn evenly over their count of digits",
+        shape="20000 pairs", kind="pairs", package="num2words",
+    ),
+    "numbers_de": BuiltinDataset(
+        "numbers_de", "seq2seq", "target", "written by num2words, made offline",
+        "20,000 numbers below a million in English words and in German words ('dreihundertzwölf'), drawn evenly "
+        "over their count of digits",
+        shape="20000 pairs", kind="pairs", package="num2words",
+    ),
     "diabetes": BuiltinDataset(
         "diabetes", "regression", "progression", "scikit-learn load_diabetes",
         "baseline measurements and disease progression one year later",
@@ -262,6 +281,19 @@ def load_text(name: str) -> str:
     from pydoc_data.topics import topics  # ships with CPython
 
     return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+def load_pairs(name: str):
+    """A built-in set of text pairs: a DataFrame with ``source`` and ``target`` columns (and what
+    else the set knows), and the positions of its test rows (None: split at random)."""
+    _of_kind(name, "pairs", "set of text pairs")
+    from . import pairs
+
+    if name == "dates":
+        frame = pairs.dates()
+        held = set(pairs.held_out_styles())
+        return frame, np.flatnonzero(frame["style"].isin(held).to_numpy())
+    return pairs.numbers(language=name.rsplit("_", 1)[1]), None
 
 
 SPEAKING = {"accents": ("en-US", "en-GB-x-rp", "en-GB-scotland", "en-029"),

@@ -48,6 +48,13 @@ def dates(rows: int = 20_000, seed: int = 0):
     return pd.DataFrame({"source": sources, "target": targets, "style": styles})
 
 
+def held_out_styles() -> list[str]:
+    """The 12 pairs of locale and format the ``dates`` set tests on: one format per locale, each
+    format held out in one or two locales, so that training sees every locale and every format,
+    never these pairs of them."""
+    return [f"{locale}/{FORMATS[(3 * i) % len(FORMATS)]}" for i, locale in enumerate(LOCALES)]
+
+
 def numbers(rows: int = 20_000, seed: int = 0, language: str = "fr", largest: int = 999_999):
     """A DataFrame of ``rows`` numbers: ``source`` (English words), ``target`` (the words of
     ``language``), ``number``. Numbers are drawn evenly over their count of digits (as many

@@ -132,7 +132,7 @@ def _write_single(run, building: Path, quantize, opset, max_drop, say, keep_int8
         started = time.perf_counter()
         if graph.reads_rows and rows is None:
             raise ExportError("the run keeps no rows to prove its export on, and its source data is gone")
-        inputs = rows if graph.reads_rows else seeded_codes(graph, 256)
+        inputs = (graph.from_rows(rows) if graph.from_rows else rows) if graph.reads_rows else seeded_codes(graph, 256)
         exported = export_graph(graph, tuple(model.exporters), building / f"{graph.name}.onnx", inputs, opset)
         graphs[graph.name] = (graph, exported)
         entry = {"file": exported.path.name, "exporter": exported.exporter, "inputs": graph.input_names,

@@ -138,6 +138,8 @@ def write_graph(graph: Graph, exporter: str, path: Path, opset: int | None) -> N
                 axes = {}
                 for axis, label in graph.dynamic.get(name, {}).items():
                     limit = {"max": int(example.shape[axis])} if label == "steps" else {}
+                    if label in graph.limits:
+                        limit = {"max": graph.limits[label]}
                     axes[axis] = dims.setdefault(label, torch.export.Dim(label, min=1, **limit))
                 shapes.append(axes or None)
             program = torch.onnx.export(module, graph.example, input_names=graph.input_names,

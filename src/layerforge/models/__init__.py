@@ -63,8 +63,8 @@ def _module_builder(module: str) -> Builder:
 FAMILIES: dict[str, Family] = {
     "mlp": Family(MLPConfig, _module_builder("mlp"), ("table", "sequence", "image")),
     "cnn": Family(CNNConfig, _module_builder("cnn"), ("sequence", "image")),
-    "rnn": Family(RNNConfig, _module_builder("rnn"), ("sequence", "tokens")),
-    "transformer": Family(TransformerConfig, _module_builder("transformer"), ("sequence", "image", "tokens")),
+    "rnn": Family(RNNConfig, _module_builder("rnn"), ("sequence", "tokens", "pairs")),
+    "transformer": Family(TransformerConfig, _module_builder("transformer"), ("sequence", "image", "tokens", "pairs")),
     "autoencoder": Family(AutoencoderConfig, _module_builder("autoencoder"), ("table", "sequence", "image"),
                           predictive=False),
     "gan": Family(GANConfig, _module_builder("gan"), ("table", "image"), predictive=False),

@@ -163,6 +163,14 @@ class RNNConfig(FamilyConfig):
     pooling: Literal["last", "mean", "max", "attention"] = "last"
     embedding_size: PositiveInt = 64
     head: list[PositiveInt] = []
+    # text pairs (sequence-to-sequence): how the decoder scores the source's positions
+    attention: Literal["luong", "bahdanau"] = "luong"
+
+    def problems(self, kind) -> list[str]:
+        if "attention" in self.model_fields_set and not kind.reads_pairs:
+            return ["model.attention: is the encoder-decoder's, for text pairs (data.kind: pairs); a classifier "
+                    "attends over time with pooling: attention"]
+        return []
 
     def architecture_space(self) -> dict[str, dict]:
         return {"cell": {"choice": ["rnn", "lstm", "gru"]},
@@ -181,6 +189,7 @@ class TransformerConfig(FamilyConfig):
     d_model: PositiveInt = 64
     num_heads: PositiveInt = 4
     num_layers: PositiveInt = 2
+    decoder_layers: PositiveInt | None = None  # text pairs: the decoder's layers (default: num_layers)
     ff_size: PositiveInt | None = None
     dropout: Fraction = 0.1
     positional: Literal["sinusoidal", "learned"] = "sinusoidal"
@@ -214,6 +223,11 @@ class TransformerConfig(FamilyConfig):
         if self.causal and self.causal_task not in kind.tasks:
             return ["model.causal: a causal transformer is a language model; train it on a text corpus "
                     "(data.dataset: python_docs or a .txt data.path)"]
+        pairs = kind.reads_pairs
+        if self.decoder_layers is not None and not pairs:
+            return ["model.decoder_layers: is for text pairs (an encoder-decoder, data.kind: pairs); remove it"]
+        if pairs and (self.causal or self.patch_size):
+            return ["model: an encoder-decoder reads text pairs; remove causal and patch_size"]
         return []
 
 

@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..fields import PositiveInt
 
-INPUT_KINDS = ("table", "sequence", "image", "tokens")
+INPUT_KINDS = ("table", "sequence", "image", "tokens", "pairs")
 
 # the sizes each kind of input needs
 _REQUIRED = {"table": ("features",), "sequence": ("channels", "length"), "image": ("channels", "height", "width"),
-             "tokens": ("vocab_size", "length")}
+             "tokens": ("vocab_size", "length"),
+             "pairs": ("vocab_size", "length", "target_vocab_size", "target_length")}
 
 
 class Inputs(BaseModel):
@@ -22,7 +23,9 @@ class Inputs(BaseModel):
 
     ``table``: ``features`` numbers, shape (F,). ``sequence``: ``channels`` x ``length`` (C, L),
     padded and passed with lengths when ``variable_length``. ``image``: (C, H, W). ``tokens``:
-    ``length`` integer ids below ``vocab_size``. Forecasting windows are sequences that may be
+    ``length`` integer ids below ``vocab_size``. ``pairs``: a source text's ``length`` ids below
+    ``vocab_size`` (with its length) to be answered by a target text of up to ``target_length``
+    ids below ``target_vocab_size`` (sequence-to-sequence). Forecasting windows are sequences that may be
     read ``relative`` to their recent level over a ``season``.
 
     Example:
@@ -32,13 +35,15 @@ class Inputs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["table", "sequence", "image", "tokens"]
+    kind: Literal["table", "sequence", "image", "tokens", "pairs"]
     features: PositiveInt | None = None
     channels: PositiveInt | None = None
     length: PositiveInt | None = None
     height: PositiveInt | None = None
     width: PositiveInt | None = None
     vocab_size: PositiveInt | None = None
+    target_vocab_size: PositiveInt | None = None
+    target_length: PositiveInt | None = None
     variable_length: bool | None = None
     relative: bool | None = None
     season: PositiveInt | None = None
@@ -81,6 +86,11 @@ class Inputs(BaseModel):
         return self.kind == "tokens"
 
     @property
+    def pairs(self) -> bool:
+        """Whether a row is a source text's token ids that a target text answers."""
+        return self.kind == "pairs"
+
+    @property
     def images(self) -> bool:
         """Whether a row is an image (C, H, W)."""
         return self.kind == "image"
@@ -92,7 +102,7 @@ class Inputs(BaseModel):
             return [self.features]
         if self.kind == "image":
             return [self.channels, self.height, self.width]
-        if self.kind == "tokens":
+        if self.kind in ("tokens", "pairs"):
             return [self.length]
         return [self.channels, self.length]
 

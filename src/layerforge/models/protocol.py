@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -48,17 +49,43 @@ def example_inputs(inputs: Inputs, batch: int = 2, *, seed: int = 0, device=None
     """Random model inputs of the right shapes for ``inputs``; lengths are included (all full)
     when the inputs carry them. Drawn from their own generator: the global RNG is untouched."""
     generator = torch.Generator().manual_seed(seed)
-    if inputs.tokens:
+    if inputs.tokens or inputs.pairs:
         x = torch.randint(1, inputs.vocab_size, (batch, inputs.length), generator=generator)
     else:
         x = torch.randn(batch, *inputs.shape, generator=generator)
     parts = (x,)
     if inputs.variable_length:
         parts += (torch.full((batch,), inputs.length, dtype=torch.long),)
+    if inputs.pairs:  # the target's first tokens (teacher forcing)
+        parts += (torch.randint(1, inputs.target_vocab_size, (batch, inputs.target_length - 1), generator=generator),)
     return tuple(p.to(device) for p in parts) if device is not None else parts
 
 
 EVALUATION_ROWS = 1024  # rows per evaluation batch, unless a network says fewer
+
+
+def graph_runner(model):
+    """``run(name, arrays) -> array``: the network's graph ``name`` (``Network.graphs``) on numpy
+    inputs, in evaluation mode, a batch of rows at a time; what ``Decoding.outputs`` runs with
+    the PyTorch backend."""
+    modules = model.graphs() if isinstance(model, Network) else {"model": model}
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    rows = getattr(model, "evaluation_rows", 1024)
+    model.eval()
+
+    def run(name: str, arrays: tuple):
+        tensors = []
+        for array in arrays:
+            tensor = torch.as_tensor(np.ascontiguousarray(array)) if not torch.is_tensor(array) else array
+            tensors.append((tensor.float() if tensor.is_floating_point() else tensor.long()).to(device))
+        with torch.inference_mode():
+            parts = [modules[name](*(t[i : i + rows] for t in tensors)) for i in range(0, len(tensors[0]), rows)]
+        if not parts:
+            return np.zeros((0,), np.float32)
+        return torch.cat(parts).float().cpu().numpy()
+
+    return run
 
 
 @dataclass
@@ -75,6 +102,9 @@ class Graph:
         reads: what its first input holds: 'rows' (the data's encoded rows) or 'codes' (latent
             codes, drawn from a standard normal when sampling).
         classes: how many classes a 'labels' input takes (conditional generators), else 0.
+        from_rows: makes the graph's inputs from the data's encoded rows, when they are not the
+            rows themselves (a decoder's: the encoder's outputs and answers begun), or None.
+        limits: dynamic axis name -> the most it may hold (the positions a network has).
     """
 
     name: str
@@ -85,6 +115,8 @@ class Graph:
     dynamic: dict[str, dict[int, str]] = field(default_factory=dict)
     reads: str = "rows"
     classes: int = 0
+    from_rows: Callable | None = None
+    limits: dict[str, int] = field(default_factory=dict)
 
     @property
     def reads_rows(self) -> bool:
@@ -118,6 +150,11 @@ class Network(nn.Module):
     def example_inputs(self, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
         device = next(self.parameters()).device
         return example_inputs(self.inputs, batch, seed=seed, device=device)
+
+    def graphs(self) -> dict[str, nn.Module]:
+        """The computations a backend runs by name (what ``Decoding.outputs`` asks for): by
+        default 'model', the forward pass."""
+        return {"model": self}
 
     def trace(self, inputs: tuple, labels: torch.Tensor | None = None) -> None:
         """Run every layer once on ``inputs`` (``labels``: the classes, for conditional models)."""

@@ -32,7 +32,8 @@ class Transformer(DenseHeaded):
             ``patch_size`` patches, or token ids (B, L).
         output_size: classes / outputs of the pooled head; for ``causal`` the vocabulary size.
         d_model, ..., head: see ``TransformerConfig`` (the spec's ``model`` keys);
-            ``max_length`` defaults to the positions the inputs hold.
+            ``max_length`` defaults to the positions the inputs hold; ``decoder_layers`` is the
+            encoder-decoder's (text pairs) and is not used here.
 
     Example:
         >>> inputs = Inputs(kind="sequence", channels=1, length=40)
@@ -42,8 +43,8 @@ class Transformer(DenseHeaded):
     """
 
     def __init__(self, inputs: Inputs, output_size: int, *, d_model: int, num_heads: int, num_layers: int,
-                 ff_size: int | None, dropout: float, positional: str, pooling: str, causal: bool,
-                 patch_size: int | None, max_length: int | None, head: list[int]):
+                 decoder_layers: int | None, ff_size: int | None, dropout: float, positional: str, pooling: str,
+                 causal: bool, patch_size: int | None, max_length: int | None, head: list[int]):
         super().__init__(inputs)
         self.tokens, self.images, self.causal = inputs.tokens, inputs.images, causal
         self.pooling = "none" if causal else pooling
@@ -104,5 +105,10 @@ class Transformer(DenseHeaded):
         return graphs
 
 
-def build(config: TransformerConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> Transformer:
+def build(config: TransformerConfig, inputs: Inputs, output_size: int, num_classes: int = 0):
+    """The encoder (classifier, regressor, language model), or for text pairs the encoder-decoder."""
+    if inputs.pairs:
+        from .seq2seq import build_transformer
+
+        return build_transformer(config, inputs, output_size)
     return Transformer(inputs, output_size, **config.arguments())

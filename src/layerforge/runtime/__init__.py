@@ -168,10 +168,13 @@ class Runtime:
     @property
     def graph_sha256(self) -> str:
         """The SHA-256 of the model graph this runtime answers with (of an ensemble: of its
-        members' digests, in order)."""
+        members' digests, in order; of an encoder-decoder: of its graphs' digests)."""
         if self.members:
             return hashlib.sha256("".join(m.graph_sha256 for m in self.members).encode("ascii")).hexdigest()
-        entry = self.record["graphs"]["model"]
+        graphs = self.record["graphs"]
+        if "model" not in graphs:  # an encoder and a decoder: of their digests, by name
+            return hashlib.sha256("".join(f"{n}:{graphs[n]['sha256']}" for n in sorted(graphs)).encode()).hexdigest()
+        entry = graphs["model"]
         return entry["int8_sha256"] if self.int8 and entry.get("int8") else entry["sha256"]
 
     def _run(self, name: str, inputs: tuple[np.ndarray, ...], batch_size: int = 1024, check: bool = True) -> np.ndarray:
@@ -207,7 +210,7 @@ class Runtime:
         codec), with the columns that say how much the members disagree."""
         if not self.members:
             inputs, decoding = self._decided(rows, required, **options)
-            return self._run("model", inputs), inputs, decoding, {}
+            return decoding.outputs(self._run, inputs), inputs, decoding, {}
         parts, inputs = [], ()
         for member in self.members:
             inputs, _ = member.encode(rows, **options)
@@ -217,9 +220,10 @@ class Runtime:
 
     @_answering
     def forward(self, inputs: tuple[np.ndarray, ...], check: bool = True) -> np.ndarray:
-        """The model's raw outputs for encoded inputs (what ``encode`` gives); ``check``: raise
-        when a row's outputs are not finite numbers."""
-        return self._run("model", inputs, check=check)
+        """The model's raw outputs for encoded inputs (what ``encode`` gives): the model graph's,
+        or the answers a search writes with the encoder and decoder graphs (``Decoding.outputs``);
+        ``check``: raise when a row's outputs are not finite numbers."""
+        return self.decoding.outputs(lambda name, arrays: self._run(name, arrays, check=check), inputs)
 
     def outputs(self, rows, **options) -> np.ndarray:
         """The model's raw outputs (logits, scaled values, reconstructions); an ensemble's

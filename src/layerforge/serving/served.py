@@ -49,21 +49,16 @@ class TorchBackend:
     def __init__(self, run):
         import torch
 
-        self._torch = torch
+        from ..models.protocol import graph_runner
+
         self.model = run.predictor.model
+        self.decoding = run.predictor.task.decoding()
+        self._run = graph_runner(self.model)
         self.version = torch.__version__
         self.graph_sha256 = None  # no graph: the run's weights answer
 
     def forward(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
-        torch = self._torch
-        parameter = next(self.model.parameters(), None)
-        device = parameter.device if parameter is not None else torch.device("cpu")
-        tensors = []
-        for array in inputs:
-            tensor = torch.from_numpy(np.ascontiguousarray(array))
-            tensors.append((tensor.float() if tensor.is_floating_point() else tensor.long()).to(device))
-        with torch.inference_mode():
-            return self.model(*tensors).float().cpu().numpy()
+        return self.decoding.outputs(self._run, inputs)
 
 
 class OnnxBackend:

@@ -118,6 +118,17 @@ class TokenizerSpec(_Section):
     lowercase: bool = False
 
 
+class DecodingSpec(_Section):
+    """How a sequence-to-sequence model writes its answer a token at a time: greedy search
+    (``beam_size`` 1) or beam search, the length penalty of beam search (answers are ranked by
+    their summed log-probability over ``length ** length_penalty``) and the most tokens an answer
+    may hold (default: the longest the model was trained for)."""
+
+    beam_size: PositiveInt = 1
+    length_penalty: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)] = 1.0
+    max_length: PositiveInt | None = None
+
+
 ColumnType = Literal["number", "binary", "category", "date", "datetime", "text", "set", "vector", "image"]
 
 
@@ -165,6 +176,12 @@ class DataSpec(_Section):
     text: str | None = None
     tokenizer: TokenizerSpec = TokenizerSpec()
     context: PositiveInt = 128
+    # sequence-to-sequence pairs (data.kind: pairs): the source text column (data.target is the
+    # target text's), the target side's tokenizer (default: data.tokenizer's options, fitted on
+    # the target texts) and how answers are decoded
+    source: str | None = None
+    target_tokenizer: TokenizerSpec | None = None
+    decoding: DecodingSpec = DecodingSpec()
     # anomaly detection: rows of these target classes are kept out of training and validation
     anomaly_classes: list[int | str] | None = None
 

@@ -13,10 +13,11 @@ from .multilabel import MultiLabelTask
 from .multitarget import MultiTargetTask
 from .reconstruction import ReconstructionTask
 from .regression import RegressionTask
+from .seq2seq import Seq2SeqTask
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (
     ClassificationTask, MultiLabelTask, MultiTargetTask, RegressionTask, ForecastTask, LanguageModelTask,
-    ReconstructionTask, GenerationTask,
+    ReconstructionTask, GenerationTask, Seq2SeqTask,
 )}
 
 

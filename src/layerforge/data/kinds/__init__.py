@@ -11,12 +11,14 @@ from .base import Encoder, Kind, Perturbation, Source, State
 from .corpus import CorpusKind
 from .forecast import ForecastKind
 from .image import ImageKind
+from .pairs import PairsKind
 from .sequence import SequenceKind
 from .table import TableKind
 from .text import TextKind
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TableKind(), SequenceKind(), ImageKind(), TextKind(),
-                                                        CorpusKind(), ForecastKind(), AudioKind())}
+                                                        CorpusKind(), ForecastKind(), AudioKind(),
+                                                        PairsKind())}
 
 
 def get(name: str) -> Kind:
@@ -27,7 +29,8 @@ def get(name: str) -> Kind:
 
 def kind_of(data_spec) -> Kind:
     """The kind a data spec names: a built-in's own, ``data.kind``, or the file's type (a folder
-    of class folders is images, .npz sequences, .txt a corpus, a table with ``data.text`` text)."""
+    of class folders is images, .npz sequences, .txt a corpus, a table with ``data.text`` text,
+    one with ``data.source`` text pairs)."""
 
     if data_spec.dataset:
         return KINDS[DATASETS[data_spec.dataset].kind]
@@ -42,6 +45,8 @@ def kind_of(data_spec) -> Kind:
         return KINDS["image"]  # a folder of class subfolders
     if suffix == "txt":
         return KINDS["corpus"]
+    if data_spec.source:
+        return KINDS["pairs"]
     return KINDS["text"] if data_spec.text else KINDS["table"]
 
 

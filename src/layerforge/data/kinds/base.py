@@ -220,6 +220,11 @@ class Kind(ABC):
         return self.reads == "table"
 
     @property
+    def reads_pairs(self) -> bool:
+        """Whether its encoder gives models text pairs (a source to answer with a target text)."""
+        return self.reads == "pairs"
+
+    @property
     def reads_images(self) -> bool:
         """Whether its encoder gives models images (C, H, W)."""
         return self.reads == "image"
