@@ -25,8 +25,7 @@ import numpy as np
 
 import layerforge as lf
 from layerforge.metrics import sequence_scores
-from layerforge.models.protocol import graph_runner
-from layerforge.tasks.base import input_arrays
+from layerforge.tasks.base import graph_runner, input_arrays
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "seq2seq"
 SETS = ("dates", "numbers_fr", "numbers_de")

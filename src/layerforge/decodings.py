@@ -16,8 +16,10 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from . import beams
 from .codecs.cells import group_keys, shown
 from .codecs.tables import Columns
+from .codecs.texts import Tokenizer
 from .errors import DataError
 
 
@@ -449,8 +451,6 @@ class Texts(Decoding):
     kind = "texts"
 
     def __init__(self, tokenizer: dict, beam_size: int = 1, length_penalty: float = 1.0, answer_length: int = 64):
-        from .codecs.texts import Tokenizer
-
         if not (isinstance(beam_size, int) and beam_size >= 1):
             raise DataError(f"beam_size: expected a whole number >= 1, got {shown(beam_size)}")
         self.record, self.tokenizer = dict(tokenizer), Tokenizer.from_json(tokenizer)
@@ -469,8 +469,6 @@ class Texts(Decoding):
         return Texts(self.record, beam_size, self.length_penalty, self.answer_length)
 
     def outputs(self, run: Callable[[str, tuple], np.ndarray], inputs: tuple) -> np.ndarray:
-        from . import beams
-
         x, lengths = inputs[0], inputs[1]
         memory = run("encoder", (x, lengths))
         if not len(x):

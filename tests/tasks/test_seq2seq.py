@@ -56,8 +56,7 @@ def test_an_encoder_decoder_learns_to_write_spelled_digits(spelled_run, tmp_path
 def test_beam_search_answers_at_least_as_likely_as_greedy(spelled_run):
     task, model = spelled_run.predictor.task, spelled_run.predictor.model
     inputs, _ = spelled_run.held_out("test")
-    from layerforge.models.protocol import graph_runner
-    from layerforge.tasks.base import input_arrays
+    from layerforge.tasks.base import graph_runner, input_arrays
 
     run, arrays = graph_runner(model), input_arrays(inputs)
     greedy, beam = task.decoding().searching(1), task.decoding().searching(4)
@@ -148,3 +147,27 @@ def test_the_dates_test_rows_are_styles_never_seen_in_training():
     locales = {style.split("/")[0] for style in held}
     formats = {style.split("/", 1)[1] for style in held}
     assert locales <= {s.split("/")[0] for s in train["style"]} and formats <= {s.split("/", 1)[1] for s in train["style"]}
+
+
+@pytest.mark.parametrize("model", [{"type": "rnn", "cell": "lstm", "hidden_size": 8, "embedding_size": 8,
+                                    "bidirectional": True, "num_layers": 2, "attention": "bahdanau"},
+                                   {"type": "transformer", "d_model": 16, "num_heads": 2, "num_layers": 1}])
+def test_padding_after_a_source_changes_nothing_and_answers_see_only_their_past(model):
+    from layerforge.models import Inputs, build_model
+
+    inputs = Inputs(kind="pairs", vocab_size=20, length=10, variable_length=True, target_vocab_size=12,
+                    target_length=8)
+    torch.manual_seed(0)
+    network = build_model(model, inputs, 12).eval()
+    x, lengths = torch.randint(1, 20, (3, 10)), torch.tensor([4, 10, 1])
+    prefix = torch.randint(1, 12, (3, 6))
+    junk = x.clone()
+    junk[0, 4:], junk[2, 1:] = 7, 3  # other tokens after each row's length
+    with torch.no_grad():
+        logits = network(x, lengths, prefix)
+        assert torch.allclose(logits, network(junk, lengths, prefix), atol=1e-5)
+        changed = prefix.clone()
+        changed[:, 4:] = 1  # later answer tokens do not reach earlier positions
+        assert torch.allclose(logits[:, :4], network(x, lengths, changed)[:, :4], atol=1e-5)
+        step = network.next_log_probs(network.encode_rows(x, lengths), lengths, prefix[:, :3])
+        assert torch.allclose(step, logits[:, 2].log_softmax(-1), atol=1e-5)

@@ -75,15 +75,15 @@ DATASETS: dict[str, BuiltinDataset] = {
     ),
     "numbers_fr": BuiltinDataset(
         "numbers_fr", "seq2seq", "target", "written by num2words, made offline",
-        "20,000 numbers below a million in English words ('three hundred and twelve') and in French words "
-        "('trois cent douze'), drawn evenly over their count of digits",
-        shape="20000 pairs", kind="pairs", package="num2words",
+        "numbers below a million in English words ('three hundred and twelve') and in French words "
+        "('trois cent douze'), drawn evenly over their count of digits, each number once (10,360 of 20,000 draws)",
+        shape="10360 pairs", kind="pairs", package="num2words",
     ),
     "numbers_de": BuiltinDataset(
         "numbers_de", "seq2seq", "target", "written by num2words, made offline",
-        "20,000 numbers below a million in English words and in German words ('dreihundertzwölf'), drawn evenly "
-        "over their count of digits",
-        shape="20000 pairs", kind="pairs", package="num2words",
+        "numbers below a million in English words and in German words ('dreihundertzwölf'), drawn evenly over "
+        "their count of digits, each number once (10,360 of 20,000 draws)",
+        shape="10360 pairs", kind="pairs", package="num2words",
     ),
     "diabetes": BuiltinDataset(
         "diabetes", "regression", "progression", "scikit-learn load_diabetes",
@@ -293,7 +293,8 @@ def load_pairs(name: str):
         frame = pairs.dates()
         held = set(pairs.held_out_styles())
         return frame, np.flatnonzero(frame["style"].isin(held).to_numpy())
-    return pairs.numbers(language=name.rsplit("_", 1)[1]), None
+    frame = pairs.numbers(language=name.rsplit("_", 1)[1]).drop_duplicates("number", ignore_index=True)
+    return frame, None  # each number once: a number answered in testing was never seen in training
 
 
 SPEAKING = {"accents": ("en-US", "en-GB-x-rp", "en-GB-scotland", "en-029"),

@@ -167,7 +167,7 @@ class RNNConfig(FamilyConfig):
     attention: Literal["luong", "bahdanau"] = "luong"
 
     def problems(self, kind) -> list[str]:
-        if "attention" in self.model_fields_set and not kind.reads_pairs:
+        if self.attention != "luong" and not kind.reads_pairs:  # (a resolved spec writes the default)
             return ["model.attention: is the encoder-decoder's, for text pairs (data.kind: pairs); a classifier "
                     "attends over time with pooling: attention"]
         return []

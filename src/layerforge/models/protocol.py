@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -62,30 +61,6 @@ def example_inputs(inputs: Inputs, batch: int = 2, *, seed: int = 0, device=None
 
 
 EVALUATION_ROWS = 1024  # rows per evaluation batch, unless a network says fewer
-
-
-def graph_runner(model):
-    """``run(name, arrays) -> array``: the network's graph ``name`` (``Network.graphs``) on numpy
-    inputs, in evaluation mode, a batch of rows at a time; what ``Decoding.outputs`` runs with
-    the PyTorch backend."""
-    modules = model.graphs() if isinstance(model, Network) else {"model": model}
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    rows = getattr(model, "evaluation_rows", 1024)
-    model.eval()
-
-    def run(name: str, arrays: tuple):
-        tensors = []
-        for array in arrays:
-            tensor = torch.as_tensor(np.ascontiguousarray(array)) if not torch.is_tensor(array) else array
-            tensors.append((tensor.float() if tensor.is_floating_point() else tensor.long()).to(device))
-        with torch.inference_mode():
-            parts = [modules[name](*(t[i : i + rows] for t in tensors)) for i in range(0, len(tensors[0]), rows)]
-        if not parts:
-            return np.zeros((0,), np.float32)
-        return torch.cat(parts).float().cpu().numpy()
-
-    return run
 
 
 @dataclass

@@ -129,10 +129,5 @@ class RNN(DenseHeaded):
         return self.dropout(pooled)  # (B, F)
 
 
-def build(config: RNNConfig, inputs: Inputs, output_size: int, num_classes: int = 0):
-    """The classifier or regressor, or for text pairs the encoder-decoder with attention."""
-    if inputs.pairs:
-        from .seq2seq import build_recurrent
-
-        return build_recurrent(config, inputs, output_size)
+def build(config: RNNConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> RNN:
     return RNN(inputs, output_size, **config.arguments())

@@ -19,6 +19,7 @@ from torch import nn
 from ..nn.layers import length_mask, masked_mean, sinusoidal_positions
 from .inputs import Inputs
 from .protocol import Graph, Network
+from .rnn import CELLS, encode_steps
 
 
 class _Encoding(nn.Module):
@@ -188,8 +189,6 @@ class RecurrentSeq2Seq(EncoderDecoder):
                  bidirectional: bool, dropout: float, pooling: str, embedding_size: int, head: list[int],
                  attention: str):
         super().__init__(inputs)
-        from .rnn import CELLS
-
         self.embed = nn.Embedding(inputs.vocab_size, embedding_size)
         self.rnn = CELLS[cell](embedding_size, hidden_size, num_layers=num_layers, batch_first=True,
                                bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
@@ -213,8 +212,6 @@ class RecurrentSeq2Seq(EncoderDecoder):
     exporters = ("torchscript", "dynamo")
 
     def encode_rows(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        from .rnn import encode_steps
-
         outputs, _ = encode_steps(self, x, lengths)
         return outputs  # (B, L, F), zero past each length
 
@@ -238,8 +235,10 @@ class RecurrentSeq2Seq(EncoderDecoder):
 
 
 def build_transformer(config, inputs: Inputs, output_size: int) -> TransformerSeq2Seq:
+    """The encoder-decoder of a ``transformer`` model on text pairs."""
     return TransformerSeq2Seq(inputs, output_size, **config.arguments())
 
 
 def build_recurrent(config, inputs: Inputs, output_size: int) -> RecurrentSeq2Seq:
+    """The encoder-decoder of an ``rnn`` model on text pairs."""
     return RecurrentSeq2Seq(inputs, output_size, **config.arguments())

@@ -105,10 +105,5 @@ class Transformer(DenseHeaded):
         return graphs
 
 
-def build(config: TransformerConfig, inputs: Inputs, output_size: int, num_classes: int = 0):
-    """The encoder (classifier, regressor, language model), or for text pairs the encoder-decoder."""
-    if inputs.pairs:
-        from .seq2seq import build_transformer
-
-        return build_transformer(config, inputs, output_size)
+def build(config: TransformerConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> Transformer:
     return Transformer(inputs, output_size, **config.arguments())

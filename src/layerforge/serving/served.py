@@ -20,6 +20,7 @@ from ..decodings import check_finite_rows
 from ..errors import CheckpointError, DataError
 from ..export import current
 from ..files import finite
+from ..tasks.base import graph_runner
 from .schema import schema_title
 
 BACKENDS = ("torch", "onnx")
@@ -48,8 +49,6 @@ class TorchBackend:
 
     def __init__(self, run):
         import torch
-
-        from ..models.protocol import graph_runner
 
         self.model = run.predictor.model
         self.decoding = run.predictor.task.decoding()

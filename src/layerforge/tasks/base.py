@@ -338,6 +338,34 @@ def answer_outputs(model, inputs: tuple) -> np.ndarray:
     return predict_outputs(model, inputs).float().cpu().numpy()
 
 
+def graph_runner(model):
+    """``run(name, arrays) -> array``: the network's graph ``name`` (``Network.graphs``) on numpy
+    inputs, in evaluation mode, a batch of rows at a time; what ``Decoding.outputs`` runs with
+    the PyTorch backend."""
+    import torch
+
+    from ..models.protocol import Network
+
+    modules = model.graphs() if isinstance(model, Network) else {"model": model}
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    rows = getattr(model, "evaluation_rows", 1024)
+    model.eval()
+
+    def run(name: str, arrays: tuple):
+        tensors = []
+        for array in arrays:
+            tensor = torch.as_tensor(np.ascontiguousarray(array)) if not torch.is_tensor(array) else array
+            tensors.append((tensor.float() if tensor.is_floating_point() else tensor.long()).to(device))
+        with torch.inference_mode():
+            parts = [modules[name](*(t[i : i + rows] for t in tensors)) for i in range(0, len(tensors[0]), rows)]
+        if not parts:
+            return np.zeros((0,), np.float32)
+        return torch.cat(parts).float().cpu().numpy()
+
+    return run
+
+
 def input_arrays(inputs: tuple) -> tuple[np.ndarray, ...]:
     """Encoded inputs (tensors) as arrays, for decodings that read them (anomaly scores)."""
     return tuple(t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t) for t in inputs)

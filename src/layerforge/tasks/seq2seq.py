@@ -17,8 +17,8 @@ import numpy as np
 from ..decodings import Texts
 from ..errors import SpecError
 from ..figures import Note, Table
-from ..models.protocol import graph_runner
-from .base import Task, input_arrays
+from ..metrics import sequence_scores
+from .base import Task, graph_runner, input_arrays
 
 LABEL_SMOOTHING = 0.1
 SHOWN_ROWS = 12  # rows of the report's tables
@@ -114,8 +114,6 @@ class Seq2SeqTask(Task):
         return self.search.texts(np.asarray(y.cpu() if hasattr(y, "cpu") else y)[:, 1:])
 
     def scores(self, outputs, y) -> dict[str, float]:
-        from ..metrics import sequence_scores
-
         return sequence_scores(self.search.texts(np.asarray(outputs)), self.references(y))
 
     def teacher_forced_loss(self, model, inputs: tuple, y, loss_fn) -> float:
