@@ -397,3 +397,20 @@ def robustness_curve(points: list[dict], metric: str, units: str, method: str) -
     ax.legend(fontsize=8)
     figure.tight_layout()
     return png(figure)
+
+
+def attention_maps(maps: list[tuple[np.ndarray, list[str], list[str]]]) -> bytes:
+    """One panel per row: how much each answer token (rows) attended to each source token
+    (columns), from an encoder-decoder's attention weights."""
+    plt = pyplot()
+    widths = [max(len(source), 4) for _, source, _ in maps]
+    figure, axes = plt.subplots(1, len(maps), figsize=(sum(0.28 * w + 1.2 for w in widths),
+                                                      0.28 * max(len(a) for _, _, a in maps) + 1.8), squeeze=False)
+    for axis, (weights, source, answer) in zip(axes[0], maps):
+        axis.imshow(weights, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        axis.set_xticks(range(len(source)), source, rotation=90, fontsize=7)
+        axis.set_yticks(range(len(answer)), answer, fontsize=7)
+        axis.set_xlabel("source")
+    axes[0][0].set_ylabel("answer")
+    figure.suptitle("attention of each answer token to the source")
+    return png(figure)

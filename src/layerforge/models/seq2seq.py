@@ -75,6 +75,12 @@ class EncoderDecoder(Network):
         """The log-probabilities of the token after each answer written so far (n, V)."""
         return self.out(self.decode(memory, lengths, prefix)[:, -1]).float().log_softmax(-1)
 
+    def attention(self, x: torch.Tensor, lengths: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        """How much each position of the answers ``prefix`` (B, T) attends to each source
+        position (B, T, L), each row summing to 1 over the source's real tokens (the report's
+        attention maps)."""
+        raise NotImplementedError
+
     @property
     def output_layer(self) -> nn.Linear:
         return self.out
@@ -170,6 +176,22 @@ class TransformerSeq2Seq(EncoderDecoder):
         return self.decoder_norm(h)
 
 
+    def attention(self, x: torch.Tensor, lengths: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        """The last decoder layer's attention to the source, averaged over its heads."""
+        memory = self.encode_rows(x, lengths)
+        steps = prefix.shape[1]
+        causal = torch.triu(torch.full((steps, steps), float("-inf"), device=prefix.device), diagonal=1)
+        padding = ~length_mask(lengths, memory.shape[1])
+        h = self._placed(self.target_embed(prefix))
+        *earlier, last = self.decoder.layers
+        for layer in earlier:
+            h = layer(h, memory, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=padding)
+        h = h + last._sa_block(last.norm1(h), causal, None, is_causal=True)
+        _, weights = last.multihead_attn(last.norm2(h), memory, memory, key_padding_mask=padding, need_weights=True,
+                                         average_attn_weights=True)
+        return weights  # (B, T, L)
+
+
 class RecurrentSeq2Seq(EncoderDecoder):
     """A recurrent encoder (rnn, lstm or gru; bidirectional if asked) and a recurrent decoder of
     the same cell whose every step attends to the encoder's outputs: ``attention: luong`` scores
@@ -197,7 +219,7 @@ class RecurrentSeq2Seq(EncoderDecoder):
         self.decoder = CELLS[cell](embedding_size, features, num_layers=num_layers, batch_first=True,
                                    dropout=dropout if num_layers > 1 else 0.0)
         self.start = nn.Linear(features, features * num_layers)
-        self.attention = attention
+        self.scoring = attention
         if attention == "bahdanau":
             self.query, self.key = nn.Linear(features, features, bias=False), nn.Linear(features, features)
             self.score = nn.Linear(features, 1, bias=False)
@@ -217,21 +239,29 @@ class RecurrentSeq2Seq(EncoderDecoder):
 
     def attend(self, states: torch.Tensor, memory: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The attention weights (B, T, L) of each decoder state over the source's real positions."""
-        if self.attention == "bahdanau":
+        if self.scoring == "bahdanau":
             scores = self.score(torch.tanh(self.query(states)[:, :, None] + self.key(memory)[:, None])).squeeze(-1)
         else:
             scores = self.query(states) @ memory.transpose(1, 2)
         real = length_mask(lengths, memory.shape[1])[:, None]  # (B, 1, L)
         return scores.masked_fill(~real, float("-inf")).softmax(-1)
 
-    def decode(self, memory: torch.Tensor, lengths: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+    def _states(self, memory: torch.Tensor, lengths: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        """The decoder's recurrent state after each token of the answers begun (B, T, F)."""
         mean = masked_mean(memory, length_mask(lengths, memory.shape[1]), dim=1)  # (B, F)
         layers = self.decoder.num_layers
         first = torch.tanh(self.start(mean)).unflatten(1, (layers, -1)).transpose(0, 1).contiguous()  # (layers, B, F)
         state = (first, torch.zeros_like(first)) if isinstance(self.decoder, nn.LSTM) else first
-        states, _ = self.decoder(self.dropout(self.target_embed(prefix)), state)  # (B, T, F)
+        return self.decoder(self.dropout(self.target_embed(prefix)), state)[0]
+
+    def decode(self, memory: torch.Tensor, lengths: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        states = self._states(memory, lengths, prefix)  # (B, T, F)
         context = self.attend(states, memory, lengths) @ memory  # (B, T, F)
         return self.dropout(torch.tanh(self.combine(torch.cat([states, context], dim=-1))))
+
+    def attention(self, x: torch.Tensor, lengths: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        memory = self.encode_rows(x, lengths)
+        return self.attend(self._states(memory, lengths, prefix), memory, lengths)
 
 
 def build_transformer(config, inputs: Inputs, output_size: int) -> TransformerSeq2Seq:

@@ -16,12 +16,13 @@ import numpy as np
 
 from ..decodings import Texts
 from ..errors import SpecError
-from ..figures import Note, Table
+from ..figures import Note, Picture, Table
 from ..metrics import sequence_scores
 from .base import Task, graph_runner, input_arrays
 
 LABEL_SMOOTHING = 0.1
 SHOWN_ROWS = 12  # rows of the report's tables
+MAPPED_ROWS = 3  # rows whose attention the report draws
 
 
 class Seq2SeqTask(Task):
@@ -164,4 +165,28 @@ class Seq2SeqTask(Task):
         shown = np.random.default_rng(0).permutation(len(answers))[:SHOWN_ROWS]
         blocks.append(Table(header, [[sources[i], references[i], answers[i], round(chrf[i], 1)] for i in shown],
                             "rows drawn at random"))
+        blocks.append(Picture("attention maps of three rows drawn at random", self.attention_picture(
+            model, inputs, shown[:MAPPED_ROWS], encoder)))
         return blocks
+
+    def attention_picture(self, model, inputs: tuple, rows: np.ndarray, encoder) -> bytes:
+        """The attention of each token of the answers to ``rows`` (and of their end) to the
+        source's tokens, as the network computed while writing them."""
+        import torch
+
+        from ..figures.charts import attention_maps
+
+        x, lengths = (torch.as_tensor(np.asarray(t.cpu() if hasattr(t, "cpu") else t)[rows]) for t in inputs[:2])
+        ids = self.answer_ids(model, (x, lengths))
+        maps = []
+        device = next(model.parameters()).device
+        for row, answer in enumerate(ids):
+            tokens = [int(t) for t in answer if t]
+            prefix = torch.tensor([[self.search.start, *tokens]], device=device)
+            with torch.inference_mode():
+                weights = model.attention(x[row : row + 1].to(device), lengths[row : row + 1].to(device), prefix)
+            length = int(lengths[row])
+            maps.append((weights[0, :, :length].float().cpu().numpy(),
+                         [encoder.tokenizer.token(int(t)) for t in x[row, :length]],
+                         [self.search.tokenizer.token(t) for t in tokens] + ["</s>"]))
+        return attention_maps(maps)
