@@ -69,8 +69,9 @@ DATASETS: dict[str, BuiltinDataset] = {
     "dates": BuiltinDataset(
         "dates", "seq2seq", "target", "written by Babel (CLDR date patterns), made offline",
         "20,000 dates from 1950 to 2049 as people write them in 12 locales and 8 formats ('7 mars 2021', "
-        "'Sonntag, 7. März 2021', '3/7/21'), each with its ISO form (2021-03-07); the test rows are 12 pairs of "
-        "locale and format never seen in training (every locale and every format is seen in others)",
+        "'Sonntag, 7. März 2021', '07.03.21'), each with its ISO form (2021-03-07); the test rows are 12 pairs of "
+        "locale and format never seen in training (every locale and every format is seen in others); American "
+        "short dates ('3/7/21', which Spanish writes for the 3rd of July) are left out",
         shape="20000 pairs", kind="pairs", package="babel",
     ),
     "numbers_fr": BuiltinDataset(
