@@ -207,3 +207,13 @@ def test_trust_sections_render_in_headless_chromium(runs_dir, tmp_path):
         assert all(f'<section id="{name}">' in page for name in sections)
         errors, loaded = render(path / "report.html")
         assert errors == [] and all(loaded)
+
+
+def test_a_spec_with_a_search_space_shows_it_as_set(tmp_path):
+    """``layerforge train`` on a spec that carries a search section (which training ignores)
+    writes its report, the search space among what the run set."""
+    run = lf.train({"data": {"dataset": "iris"}, "model": {"layers": [8]}, "train": {"epochs": 1},
+                    "search": {"trials": 2, "space": {"model.layers": {"choice": [[16], [32]]}}}},
+                   runs_dir=tmp_path)
+    page = (run.path / "report.html").read_text()
+    assert "model.layers:" in page and "choice:" in page and "log_uniform" not in page

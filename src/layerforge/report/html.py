@@ -113,10 +113,12 @@ def _spec_section(run: Run) -> str:
 
     from ..spec.load import changed, set_key
 
+    from pydantic_core import to_jsonable_python
+
     resolved = (run.path / SPEC).read_text(encoding="utf-8")
     keys: dict = {}
-    for key, value in changed(run.spec).items():
-        set_key(keys, key, value, key)
+    for key, value in changed(run.spec).items():  # a value may hold sections (a search space's)
+        set_key(keys, key, to_jsonable_python(value, exclude_none=True), key)
     given = yaml.safe_dump(keys, sort_keys=False, default_flow_style=None)
     return (f"<p>What this run set (the keys that differ from their defaults):</p><pre>{html.escape(given)}</pre>"
             f"<details><summary>the resolved spec: every key, defaults filled in "
