@@ -216,4 +216,5 @@ def test_a_spec_with_a_search_space_shows_it_as_set(tmp_path):
                     "search": {"trials": 2, "space": {"model.layers": {"choice": [[16], [32]]}}}},
                    runs_dir=tmp_path)
     page = (run.path / "report.html").read_text()
-    assert "model.layers:" in page and "choice:" in page and "log_uniform" not in page
+    as_set = page.split("What this run set", 1)[1].split("<details>", 1)[0]
+    assert "model.layers:" in as_set and "choice:" in as_set and "log_uniform" not in as_set
