@@ -30,5 +30,6 @@ def cv(
         return
     show(found.blocks(), console)
     console.print(f"folds, {SUMMARY}, {OOF} and {PAGE}: {found.path}", markup=False)
-    console.print(f"ship the {len(found.runs)} fold models as one: layerforge ensemble {found.path}", markup=False)
+    if found.runs and found.runs[0].task.ensembles:
+        console.print(f"ship the {len(found.runs)} fold models as one: layerforge ensemble {found.path}", markup=False)
 
