@@ -110,10 +110,9 @@ def _spec_section(run: Run) -> str:
     """The keys the run's author set (those that differ from their defaults), then the whole
     resolved spec folded away."""
     import yaml
+    from pydantic_core import to_jsonable_python
 
     from ..spec.load import changed, set_key
-
-    from pydantic_core import to_jsonable_python
 
     resolved = (run.path / SPEC).read_text(encoding="utf-8")
     keys: dict = {}
