@@ -79,3 +79,34 @@ def test_greedy_stops_each_row_at_its_end_and_the_step_sees_only_live_rows():
     assert seen == [[0, 1, 2], [1, 2], [2]]
     with pytest.raises(ValueError, match="beam_size: expected at least 1"):
         beam(step, 1, start=START, end=END, max_length=2, beam_size=0)
+
+
+def _labelling_scores(log_probs: np.ndarray, blank: int = 0) -> dict[tuple[int, ...], float]:
+    """Every alignment of the frames, summed into the labelling it collapses to (brute force)."""
+    frames, vocabulary = log_probs.shape
+    found: dict[tuple[int, ...], float] = {}
+    for path in itertools.product(range(vocabulary), repeat=frames):
+        collapsed = tuple(t for i, t in enumerate(path) if t != blank and (i == 0 or path[i - 1] != t))
+        score = float(sum(log_probs[i, t] for i, t in enumerate(path)))
+        found[collapsed] = float(np.logaddexp(found.get(collapsed, -np.inf), score))
+    return found
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_ctc_beam_search_finds_the_likeliest_labelling(seed):
+    from layerforge.beams import ctc_beam, ctc_greedy
+
+    rng = np.random.default_rng(seed)
+    log_probs = np.log(rng.dirichlet(np.full(3, 0.5), size=5))  # 5 frames, blank and 2 tokens
+    scores = _labelling_scores(log_probs)
+    best = max(scores, key=scores.get)
+    assert tuple(ctc_beam(log_probs, beam_size=64)) == best  # as wide as every labelling: exact
+    assert scores[tuple(ctc_greedy(log_probs))] <= scores[best]
+
+
+def test_ctc_greedy_merges_repeats_and_drops_blanks():
+    from layerforge.beams import ctc_greedy
+
+    eye = np.log(np.eye(4) * 0.97 + 0.01)
+    assert ctc_greedy(eye[[1, 1, 0, 1, 2, 2, 0, 0, 3]]) == [1, 1, 2, 3]
+    assert ctc_greedy(eye[[0, 0]]) == []

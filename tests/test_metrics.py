@@ -49,3 +49,14 @@ def test_the_one_pass_scores_equal_each_metric_alone(classes):
     assert empty.keys() == expected.keys() and all(np.isnan(v) for v in empty.values())
     perfect = classification_scores(np.arange(classes), np.eye(classes))
     assert perfect["accuracy"] == perfect["f1_macro"] == 1 and perfect["ece"] == perfect["brier"] == perfect["nll"] == 0
+
+
+def test_transcription_scores_count_word_and_character_edits():
+    from layerforge.metrics import transcription_scores
+
+    found = transcription_scores(["three one four", "nine", "two two"], ["three one four", "five", "two"])
+    assert found["wer"] == pytest.approx(2 / 5)  # one substitution and one insertion over five reference words
+    assert found["exact_match"] == pytest.approx(1 / 3)
+    assert found["cer"] == pytest.approx((2 + 4) / (14 + 4 + 3))  # five->nine: 2 letters; " two" inserted: 4
+    with pytest.raises(ValueError, match="2 transcripts for 1 references"):
+        transcription_scores(["a", "b"], ["a"])

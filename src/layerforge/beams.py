@@ -97,3 +97,53 @@ def beam(step: Step, rows: int, *, start: int, end: int, max_length: int, beam_s
         best, _ = max(pool, key=lambda item: scored(item[1], len(item[0]) - 1))
         answers.append([token for token in best[1:] if token != end])
     return answers
+
+
+def ctc_greedy(log_probs: np.ndarray, blank: int = 0) -> list[int]:
+    """The likeliest token at each frame of one row (frames, vocabulary), repeats merged and
+    blanks dropped: connectionist temporal classification's best path.
+
+    >>> ctc_greedy(np.log(np.array([[.1, .9], [.2, .8], [.9, .1], [.3, .7]])))
+    [1, 1]
+    """
+    path = np.asarray(log_probs).argmax(axis=1)
+    kept = np.ones(len(path), dtype=bool)
+    kept[1:] = path[1:] != path[:-1]
+    return [int(t) for t in path[kept & (path != blank)]]
+
+
+def ctc_beam(log_probs: np.ndarray, beam_size: int, blank: int = 0) -> list[int]:
+    """Prefix beam search over one row's frames (frames, vocabulary): the ``beam_size`` likeliest
+    labellings are kept at every frame, each scored by the summed probability of all its
+    alignments (a path ending in a blank and one ending in its last token, kept apart so that a
+    repeated token needs a blank between its two). Returns the likeliest labelling found; with a
+    beam as wide as every labelling, the likeliest of all.
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size: expected at least 1, got {beam_size}")
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -np.inf)}  # prefix -> (ends blank, ends token)
+    candidates = min(beam_size, log_probs.shape[1])
+    for frame in log_probs:
+        tokens = [int(t) for t in np.argsort(-frame, kind="stable")[: candidates + 1]]
+        grown: dict[tuple[int, ...], list[float]] = {}
+
+        def add(prefix, blank_score=-np.inf, token_score=-np.inf):
+            old = grown.setdefault(prefix, [-np.inf, -np.inf])
+            old[0], old[1] = np.logaddexp(old[0], blank_score), np.logaddexp(old[1], token_score)
+
+        for prefix, (ends_blank, ends_token) in beams.items():
+            total = np.logaddexp(ends_blank, ends_token)
+            add(prefix, blank_score=total + frame[blank])
+            for token in tokens:
+                if token == blank:
+                    continue
+                if prefix and token == prefix[-1]:
+                    add(prefix, token_score=ends_token + frame[token])  # the same token, held
+                    add(prefix + (token,), token_score=ends_blank + frame[token])  # repeated after a blank
+                else:
+                    add(prefix + (token,), token_score=total + frame[token])
+        ranked = sorted(grown.items(), key=lambda item: -np.logaddexp(*item[1]))[:beam_size]
+        beams = {prefix: (scores[0], scores[1]) for prefix, scores in ranked}
+    best = max(beams.items(), key=lambda item: np.logaddexp(*item[1]))[0]
+    return list(best)

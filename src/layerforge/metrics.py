@@ -191,3 +191,23 @@ def sequence_scores(hypotheses: list[str], references: list[str]) -> dict[str, f
     exact = float(np.mean([h == r for h, r in zip(hypotheses, references)])) if references else float("nan")
     return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, [references]).score),
             "chrf": float(sacrebleu.corpus_chrf(hypotheses, [references]).score), "exact_match": exact}
+
+
+def transcription_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
+    """Transcripts against their references: word and character error rates over all rows, as
+    jiwer computes them (edits over the references' words or characters; 0 is perfect, and
+    inserted words can take them past 1), and the share of rows transcribed exactly.
+
+    Raises:
+        ValueError: the two lists differ in length, or jiwer is not installed.
+    """
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} transcripts for {len(references)} references")
+    try:
+        import jiwer
+    except ImportError:
+        raise ValueError("word and character error rates need the jiwer package: pip install 'layerforge[speech]'") \
+            from None
+    exact = float(np.mean([h == r for h, r in zip(hypotheses, references)])) if references else float("nan")
+    return {"wer": float(jiwer.wer(references, hypotheses)), "cer": float(jiwer.cer(references, hypotheses)),
+            "exact_match": exact}
