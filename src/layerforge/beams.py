@@ -112,6 +112,16 @@ def ctc_greedy(log_probs: np.ndarray, blank: int = 0) -> list[int]:
     return [int(t) for t in path[kept & (path != blank)]]
 
 
+def _adder(grown: dict):
+    """``add(prefix, blank_score, token_score)``: log-sums the scores into ``grown[prefix]``."""
+
+    def add(prefix: tuple[int, ...], blank_score: float = -np.inf, token_score: float = -np.inf) -> None:
+        old = grown.setdefault(prefix, [-np.inf, -np.inf])
+        old[0], old[1] = np.logaddexp(old[0], blank_score), np.logaddexp(old[1], token_score)
+
+    return add
+
+
 def ctc_beam(log_probs: np.ndarray, beam_size: int, blank: int = 0) -> list[int]:
     """Prefix beam search over one row's frames (frames, vocabulary): the ``beam_size`` likeliest
     labellings are kept at every frame, each scored by the summed probability of all its
@@ -127,11 +137,7 @@ def ctc_beam(log_probs: np.ndarray, beam_size: int, blank: int = 0) -> list[int]
     for frame in log_probs:
         tokens = [int(t) for t in np.argsort(-frame, kind="stable")[: candidates + 1]]
         grown: dict[tuple[int, ...], list[float]] = {}
-
-        def add(prefix, blank_score=-np.inf, token_score=-np.inf):
-            old = grown.setdefault(prefix, [-np.inf, -np.inf])
-            old[0], old[1] = np.logaddexp(old[0], blank_score), np.logaddexp(old[1], token_score)
-
+        add = _adder(grown)
         for prefix, (ends_blank, ends_token) in beams.items():
             total = np.logaddexp(ends_blank, ends_token)
             add(prefix, blank_score=total + frame[blank])
