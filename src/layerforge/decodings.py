@@ -38,6 +38,17 @@ class Decoding:
         and decoder graphs."""
         return run("model", inputs)
 
+    def searching(self, beam_size: int | None = None) -> Decoding:
+        """This decoding with answers written by a beam search of ``beam_size`` (None: as the run
+        writes them).
+
+        Raises:
+            DataError: a beam size for outputs that are not written a token at a time.
+        """
+        if beam_size is not None:
+            raise DataError("--beam-size is for runs that write their answers a token at a time (seq2seq)")
+        return self
+
     def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
         """One prediction per row (``run.predict``)."""
         raise DataError("this run's outputs are not decoded into predictions")
@@ -463,7 +474,7 @@ class Texts(Decoding):
                 "length_penalty": self.length_penalty, "answer_length": self.answer_length}
 
     def searching(self, beam_size: int | None = None) -> Texts:
-        """This decoding with another beam size (None: this one)."""
+        """This decoding with another beam size (None: this one; 1: greedy search)."""
         if beam_size is None or beam_size == self.beam_size:
             return self
         return Texts(self.record, beam_size, self.length_penalty, self.answer_length)

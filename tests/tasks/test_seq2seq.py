@@ -171,3 +171,37 @@ def test_padding_after_a_source_changes_nothing_and_answers_see_only_their_past(
         assert torch.allclose(logits[:, :4], network(x, lengths, changed)[:, :4], atol=1e-5)
         step = network.next_log_probs(network.encode_rows(x, lengths), lengths, prefix[:, :3])
         assert torch.allclose(step, logits[:, 2].log_softmax(-1), atol=1e-5)
+
+
+def test_predict_writes_answers_by_the_beam_asked_for_through_either_backend(spelled_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from layerforge import runtime
+    from layerforge.cli import app
+
+    run = spelled_run
+    rows = tmp_path / "rows.csv"
+    pd.DataFrame({"words": ["three one four", "nine nine zero", "seven"]}).to_csv(rows, index=False)
+    run.export()
+    found = {}
+    for backend in ("torch", "onnx"):
+        for beam in ("1", "5"):
+            out = tmp_path / f"{backend}-{beam}.csv"
+            result = CliRunner().invoke(app, ["predict", str(run.path), str(rows), "--out", str(out), "--backend",
+                                              backend, "--beam-size", beam])
+            assert result.exit_code == 0, result.output
+            found[backend, beam] = pd.read_csv(out, dtype=str)["digits"].tolist()
+    assert found["torch", "1"] == found["onnx", "1"] == ["314", "990", "7"]
+    assert found["torch", "5"] == found["onnx", "5"]
+    greedy = run.predictor.searching(1)
+    assert greedy.task.decoding().beam_size == 1 and run.predictor.task.decoding().beam_size == 3
+    assert runtime.load(run.path / "export").searching(1).predict(rows).tolist() == ["314", "990", "7"]
+
+
+def test_a_beam_size_for_a_run_that_does_not_search_is_refused(tmp_path):
+    from layerforge.errors import DataError as Refused
+
+    run = lf.train({"data": {"dataset": "iris"}, "model": {"layers": [8]}, "train": {"epochs": 1}}, runs_dir=tmp_path)
+    with pytest.raises(Refused, match="--beam-size is for runs that write their answers a token at a time"):
+        run.predictor.searching(4)
+    assert run.predictor.searching(None) is run.predictor

@@ -19,6 +19,7 @@ def predict(
     backend: Backend = typer.Option(Backend.torch, "--backend", help="torch (the run), or onnx: its export through the torch-free runtime."),
     int8: bool = typer.Option(False, "--int8", help="With --backend onnx: the int8 model the export kept."),
     keep_columns: list[str] = typer.Option([], "--keep-columns", help="Copy these columns of the rows (e.g. an identifier) into the predictions, first (comma-separated or repeated)."),
+    beam_size: int | None = typer.Option(None, "--beam-size", min=1, help="seq2seq runs: write answers by a beam search this wide (1: greedy; default: as the run does)."),
 ) -> None:
     """Predict new rows with a trained run (classes and probabilities, values, or an
     autoencoder's anomaly scores)."""
@@ -28,23 +29,24 @@ def predict(
         options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra,
                    "keep": keep}
         if backend is Backend.onnx:
-            return _runtime_table(run, data, int8, options)
+            return _runtime_table(run, data, int8, options, beam_size)
         if int8:
             raise OutputError("--int8 needs --backend onnx")
         training_stack()
         from ..run.directory import load_run
 
-        return load_run(run).predictor.predict_pieces(data, **options)  # a large table: chunk by chunk
+        predictor = load_run(run).predictor.searching(beam_size)
+        return predictor.predict_pieces(data, **options)  # a large table: chunk by chunk
 
     write_frames(call, out, "predictions.csv")
 
 
-def _runtime_table(run: Path, data: Path, int8: bool, options: dict):
+def _runtime_table(run: Path, data: Path, int8: bool, options: dict, beam_size: int | None):
     """Predictions through the exported model and ``layerforge.runtime`` (no torch)."""
     import pandas as pd
 
     from ..export import current
 
-    runtime = current(run, int8=int8)
+    runtime = current(run, int8=int8).searching(beam_size)
     return (pd.DataFrame(table) for table in runtime.predict_pieces(str(data), **options))  # a block at a time
 

@@ -145,6 +145,16 @@ class Predictor:
         keep_freed_memory()  # every batch of rows frees and takes the same activations again
         return cls(manifest, model, task, encoder)
 
+    def searching(self, beam_size: int | None = None) -> Predictor:
+        """This predictor with answers written by a beam search of ``beam_size`` (seq2seq runs;
+        None: as the run writes them).
+
+        Raises:
+            DataError: a beam size for a run whose answers are not written a token at a time.
+        """
+        task = self.task.searching(beam_size)
+        return self if task is self.task else Predictor(self.manifest, self.model, task, self.encoder)
+
     # -- inputs ----------------------------------------------------------------------------------
 
     def encode(self, data, *, unknown: str | None = None, ignore_extra: bool = False):

@@ -188,6 +188,22 @@ class Runtime:
             decodings.check_finite_rows(out)
         return out
 
+    def searching(self, beam_size: int | None = None) -> Runtime:
+        """This runtime with answers written by a beam search of ``beam_size`` (exported seq2seq
+        runs; None: as the run writes them).
+
+        Raises:
+            DataError: a beam size for an export whose answers are not written a token at a time.
+        """
+        import copy
+
+        decoding = self.decoding.searching(beam_size)
+        if decoding is self.decoding:
+            return self
+        found = copy.copy(self)
+        found.decoding = decoding
+        return found
+
     @_answering
     def encode(self, rows, **options) -> tuple[tuple[np.ndarray, ...], list | None]:
         """Model inputs for raw rows, and their labels when the rows carry the target

@@ -283,6 +283,12 @@ class Task(ABC):
         the torch-free runtime and the HTTP service all decode outputs with."""
         return Decoding()
 
+    def searching(self, beam_size: int | None = None) -> Task:
+        """This task with its answers written by a beam search of ``beam_size`` (None: as the run
+        writes them); see ``Decoding.searching``."""
+        self.decoding().searching(beam_size)  # refuses a beam size where answers are not searched for
+        return self
+
     def calibrate(self, model, inputs: tuple, y) -> dict[str, Any]:
         """Fit what makes the outputs' probabilities trustworthy on held-out rows; returns the
         model.json entries it keeps (tasks whose ``calibrates`` is true)."""

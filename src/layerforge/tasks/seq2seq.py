@@ -66,6 +66,10 @@ class Seq2SeqTask(Task):
     def decoding(self) -> Texts:
         return self.search
 
+    def searching(self, beam_size: int | None = None) -> Seq2SeqTask:
+        found = self.search.searching(beam_size)
+        return self if found is self.search else Seq2SeqTask(found, self.target_length)
+
     # -- targets and training --------------------------------------------------------------------
 
     def encode_targets(self, labels, source: str | None = None) -> np.ndarray:
