@@ -158,3 +158,17 @@ def test_generative_examples_hold_across_seeds(name, metric, target, runs_dir):
     print(name, metric, scores)
     assert sum(scores) / len(scores) >= target, scores
     assert min(scores) >= target - 0.05, scores
+
+
+SEQ2SEQ_TARGETS = [  # bench/seq2seq.py: medians over 3 seeds in docs/benchmarks/results.md
+    ("seq2seq/dates.yaml", 0.99),  # held-out pairs of locale and format
+    ("seq2seq/numbers_fr.yaml", 0.95),  # numbers never seen in training
+    ("seq2seq/numbers_de.yaml", 0.95),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "target"), SEQ2SEQ_TARGETS)
+def test_seq2seq_examples_answer_exactly(name, target, runs_dir):
+    run = lf.train(EXAMPLES / name, runs_dir=runs_dir)
+    assert run.metrics["test"]["exact_match"] >= target, run.metrics["test"]

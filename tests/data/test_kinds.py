@@ -226,6 +226,20 @@ def test_augmentation_keeps_shapes_and_changes_values():
     assert (cut == 0).sum(dim=(1, 2)).tolist() == [5, 5, 5, 5]
 
 
+def test_spec_augment_zeroes_whole_bands_of_frames_and_frequencies():
+    from layerforge.data.augment import Augment
+
+    torch.manual_seed(0)
+    spectrograms = torch.ones(200, 1, 40, 98)  # (clips, 1, mel bands, frames)
+    masked = Augment(time_mask=10, freq_mask=8)(spectrograms)
+    frames_gone = (masked == 0).all(dim=2).sum(dim=(1, 2))  # frames zeroed in every band
+    bands_gone = (masked == 0).all(dim=3).sum(dim=(1, 2))
+    assert frames_gone.max() == 10 and frames_gone.min() == 0 and 3 < frames_gone.float().mean() < 7
+    assert bands_gone.max() == 8 and bands_gone.min() == 0
+    zeroed = (masked == 0).sum(dim=(1, 2, 3))
+    assert (zeroed == frames_gone * 40 + bands_gone * 98 - frames_gone * bands_gone).all()  # bands, nothing else
+
+
 def test_sequences_from_wide_and_long_tables(tmp_path):
     rng = np.random.default_rng(0)
     wide = pd.DataFrame(rng.normal(size=(10, 6)), columns=[f"t{i}" for i in range(6)])

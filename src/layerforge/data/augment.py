@@ -21,12 +21,17 @@ class Augment:
         noise: add Gaussian noise with this standard deviation (inputs are standardised).
         scale: multiply each example by a factor in [1 - scale, 1 + scale].
         cutout: zero one square (images) or span (sequences) of this size per example.
+        time_mask, freq_mask: SpecAugment (Park et al. 2019) for spectrograms: zero a band of up
+            to this many frames (the last axis) and of up to this many frequency bands (an
+            image's rows; a sequence's channels), of a random width at a random place, per
+            example. A clip's log-mel values are normalised per band, so zero is their mean.
     """
 
     def __init__(self, flip: bool = False, shift: int = 0, rotate: float = 0.0, noise: float = 0.0,
-                 scale: float = 0.0, cutout: int = 0):
+                 scale: float = 0.0, cutout: int = 0, time_mask: int = 0, freq_mask: int = 0):
         self.flip, self.shift, self.rotate = flip, shift, rotate
         self.noise, self.scale, self.cutout = noise, scale, cutout
+        self.time_mask, self.freq_mask = time_mask, freq_mask
 
     @classmethod
     def from_spec(cls, augment_spec) -> Augment | None:
@@ -48,7 +53,23 @@ class Augment:
             x = x + torch.randn_like(x) * self.noise
         if self.cutout:
             x = self._cutout(x)
+        if self.time_mask:
+            x = self._band(x, x.ndim - 1, self.time_mask)
+        if self.freq_mask:
+            x = self._band(x, x.ndim - 2, self.freq_mask)
         return x
+
+    @staticmethod
+    def _band(x: torch.Tensor, axis: int, most: int) -> torch.Tensor:
+        """Zero, per example, a band of 0 to ``most`` positions along ``axis`` at a random place."""
+        size = x.shape[axis]
+        widths = torch.randint(0, min(most, size) + 1, (len(x),), device=x.device)
+        starts = (torch.rand(len(x), device=x.device) * (size - widths + 1)).long()
+        position = torch.arange(size, device=x.device)[None, :]
+        inside = (position >= starts[:, None]) & (position < (starts + widths)[:, None])  # (B, size)
+        shape = [len(x)] + [1] * (x.ndim - 1)
+        shape[axis] = size
+        return x * (~inside).view(shape).to(x.dtype)
 
     def _shift(self, x: torch.Tensor) -> torch.Tensor:
         spatial = x.shape[2:]
@@ -83,4 +104,4 @@ class Augment:
 
     def __repr__(self) -> str:
         return (f"Augment(flip={self.flip}, shift={self.shift}, rotate={self.rotate}, noise={self.noise}, "
-                f"scale={self.scale}, cutout={self.cutout})")
+                f"scale={self.scale}, cutout={self.cutout}, time_mask={self.time_mask}, freq_mask={self.freq_mask})")

@@ -95,6 +95,9 @@ class AugmentSpec(_Section):
     noise: NonNegativeFloat = 0.0
     scale: Fraction = 0.0
     cutout: Annotated[int, Field(ge=0)] = 0
+    # SpecAugment for spectrograms (sound): bands of up to this many frames / frequency bands zeroed
+    time_mask: Annotated[int, Field(ge=0)] = 0
+    freq_mask: Annotated[int, Field(ge=0)] = 0
 
 
 class StreamSpec(_Section):
