@@ -48,11 +48,14 @@ def greedy(step: Step, rows: int, *, start: int, end: int, max_length: int) -> l
 def beam(step: Step, rows: int, *, start: int, end: int, max_length: int, beam_size: int,
          length_penalty: float = 1.0) -> list[list[int]]:
     """Beam search: for each source row, the ``beam_size`` likeliest prefixes are kept at every
-    step; a prefix that ends leaves the beam as a finished sequence. A row is done when it has
-    ``beam_size`` finished sequences or its prefixes reach ``max_length`` tokens; its answer is
-    the finished sequence or prefix cut at ``max_length`` with the highest score, the sum of
-    its log-probabilities divided by ``length ** length_penalty`` (0: the plain sum, which
-    favours short answers; 1: the mean per token). Lengths count the end token.
+    step; a prefix that ends leaves the beam as a finished sequence, and the ``beam_size`` best
+    finished sequences are kept. A sequence's score is the sum of its log-probabilities divided
+    by ``length ** length_penalty`` (0: the plain sum, which favours short answers; 1: the mean
+    per token); lengths count the end token. A row is done when its prefixes reach
+    ``max_length`` tokens, or when it holds ``beam_size`` finished sequences and its best live
+    prefix, scored as if it ended at the next token, is no better than the worst of them (a
+    prefix that has not ended yet is not dropped for finished sequences that score worse). Its
+    answer is the finished sequence, or prefix cut at ``max_length``, with the highest score.
 
     Returns each row's tokens without the start and end tokens; with ``beam_size`` 1 it is
     ``greedy``'s answer.
@@ -63,10 +66,14 @@ def beam(step: Step, rows: int, *, start: int, end: int, max_length: int, beam_s
     def scored(total: float, length: int) -> float:
         return total / max(length, 1) ** length_penalty
 
+    def ranked(items: list) -> list:
+        return sorted(items, key=lambda item: -scored(item[1], len(item[0]) - 1))
+
     beams = [[((start,), 0.0)] for _ in range(rows)]  # per row: (prefix, summed log-probability)
     finished: list[list[tuple[tuple[int, ...], float]]] = [[] for _ in range(rows)]
+    done = [False] * rows
     for _ in range(max_length):
-        live = [row for row in range(rows) if beams[row] and len(finished[row]) < beam_size]
+        live = [row for row in range(rows) if beams[row] and not done[row]]
         if not live:
             break
         owners = np.array([row for row in live for _ in beams[row]], dtype=np.int64)
@@ -87,14 +94,18 @@ def beam(step: Step, rows: int, *, start: int, end: int, max_length: int, beam_s
                     finished[row].append((prefix, total))
                 else:
                     kept.append((prefix, total))
-                if len(kept) == beam_size or len(finished[row]) >= beam_size:
+                if len(kept) == beam_size:
                     break
+            finished[row] = ranked(finished[row])[:beam_size]
             beams[row] = kept
+            if len(finished[row]) == beam_size and kept:
+                worst = scored(finished[row][-1][1], len(finished[row][-1][0]) - 1)
+                done[row] = max(scored(total, len(prefix)) for prefix, total in kept) <= worst
     answers = []
     for row in range(rows):
         cut = [item for item in beams[row] if len(item[0]) - 1 == max_length]  # reached the length unended
         pool = finished[row] + cut or beams[row]
-        best, _ = max(pool, key=lambda item: scored(item[1], len(item[0]) - 1))
+        best, _ = ranked(pool)[0]
         answers.append([token for token in best[1:] if token != end])
     return answers
 
