@@ -175,6 +175,17 @@ def best_thresholds(true: np.ndarray, probabilities: np.ndarray) -> list[float]:
     return thresholds
 
 
+def _exact_share(hypotheses: list[str], references: list[str], what: str) -> float:
+    """The share of rows whose text is its reference's exactly (NaN for no rows).
+
+    Raises:
+        ValueError: the two lists differ in length (``what``: what the hypotheses are).
+    """
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} {what} for {len(references)} references")
+    return float(np.mean([h == r for h, r in zip(hypotheses, references)])) if references else float("nan")
+
+
 def sequence_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
     """Decoded sequences against their references: corpus BLEU and chrF as sacreBLEU computes
     them (on the 0-100 scale), and the share of rows decoded exactly.
@@ -182,13 +193,11 @@ def sequence_scores(hypotheses: list[str], references: list[str]) -> dict[str, f
     Raises:
         ValueError: the two lists differ in length, or sacreBLEU is not installed.
     """
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} decoded sequences for {len(references)} references")
+    exact = _exact_share(hypotheses, references, "decoded sequences")
     try:
         import sacrebleu
     except ImportError:
         raise ValueError("BLEU and chrF need the sacrebleu package: pip install 'layerforge[language]'") from None
-    exact = float(np.mean([h == r for h, r in zip(hypotheses, references)])) if references else float("nan")
     return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, [references]).score),
             "chrf": float(sacrebleu.corpus_chrf(hypotheses, [references]).score), "exact_match": exact}
 
@@ -201,13 +210,11 @@ def transcription_scores(hypotheses: list[str], references: list[str]) -> dict[s
     Raises:
         ValueError: the two lists differ in length, or jiwer is not installed.
     """
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} transcripts for {len(references)} references")
+    exact = _exact_share(hypotheses, references, "transcripts")
     try:
         import jiwer
     except ImportError:
         raise ValueError("word and character error rates need the jiwer package: pip install 'layerforge[speech]'") \
             from None
-    exact = float(np.mean([h == r for h, r in zip(hypotheses, references)])) if references else float("nan")
     return {"wer": float(jiwer.wer(references, hypotheses)), "cer": float(jiwer.cer(references, hypotheses)),
             "exact_match": exact}

@@ -50,9 +50,9 @@ class TorchBackend:
     def __init__(self, run):
         import torch
 
-        self.model = run.predictor.model
+        self.model = run.predictor.model  # None for an ensemble, whose members answer
         self.decoding = run.predictor.task.decoding()
-        self._run = graph_runner(self.model)
+        self._run = graph_runner(self.model) if self.model is not None else None
         self.version = torch.__version__
         self.graph_sha256 = None  # no graph: the run's weights answer
 
