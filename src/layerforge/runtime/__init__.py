@@ -15,6 +15,7 @@ the ``.onnx`` files beside it, so an export folder copied to a device is all it 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Iterator
@@ -195,8 +196,6 @@ class Runtime:
         Raises:
             DataError: a beam size for an export whose answers are not written a token at a time.
         """
-        import copy
-
         decoding = self.decoding.searching(beam_size)
         if decoding is self.decoding:
             return self

@@ -50,9 +50,9 @@ class TorchBackend:
     def __init__(self, run):
         import torch
 
-        self.model = run.predictor.model  # None for an ensemble, whose members answer
+        self.model = run.predictor.model
         self.decoding = run.predictor.task.decoding()
-        self._run = graph_runner(self.model) if self.model is not None else None
+        self._run = graph_runner(self.model)
         self.version = torch.__version__
         self.graph_sha256 = None  # no graph: the run's weights answer
 
@@ -145,24 +145,25 @@ class Served:
         self.decoding = self.task.decoding()
         self.codec = self.run.predictor.encoder.codec if self.task.answers_rows else None
         self.decision = self.manifest.decision.stage() if self.manifest.decision is not None else None
-        self.backend = OnnxBackend(self.run_dir, int8) if backend == "onnx" else TorchBackend(self.run)
-        if self.manifest.ensemble:
-            self.backend = self.codec = self._members(backend)
+        if self.manifest.ensemble:  # each member reads and answers on its own backend
+            self.backend = self.codec = self._members(OnnxBackend(self.run_dir, int8) if backend == "onnx" else None)
+        else:
+            self.backend = OnnxBackend(self.run_dir, int8) if backend == "onnx" else TorchBackend(self.run)
         self.row = self.manifest.preprocessing.request_row(schema_title(name, "Row"))
         self._warm_up()
         self.named_columns = isinstance(self.row, type)  # a model of named columns: tables (and CSV)
 
-    def _members(self, backend: str) -> Members:
-        """An ensemble's members on ``backend``: their runs, or the members of its export."""
+    def _members(self, exported: OnnxBackend | None) -> Members:
+        """An ensemble's members: the members of its export (``exported``), or their runs."""
         members = self.run.members
-        if backend == "onnx":
-            backends = [OnnxBackend.of(runtime) for runtime in self.backend.runtime.members]
+        if exported is not None:
+            backends = [OnnxBackend.of(runtime) for runtime in exported.runtime.members]
         else:
             backends = [TorchBackend(member) for member in members]
         return Members([member.predictor.encoder.codec for member in members], backends,
                        [member.task.decoding() for member in members],
                        [len(member.model.example_inputs(1)) for member in members],  # the inputs each reads
-                       self.decoding, self.backend.graph_sha256)
+                       self.decoding, exported.graph_sha256 if exported is not None else None)
 
     def _examples(self, size: int) -> tuple[np.ndarray, ...]:
         """Example inputs of ``size`` rows (every member's, for an ensemble)."""

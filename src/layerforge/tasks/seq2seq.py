@@ -125,14 +125,14 @@ class Seq2SeqTask(Task):
         import torch
 
         rows = getattr(model, "evaluation_rows", 1024)
-        total, tokens = 0.0, 0
+        objective, total, tokens = self.objective(loss_fn), 0.0, 0
         model.eval()
         with torch.inference_mode():
             for i in range(0, len(y), rows):
                 part = tuple(t[i : i + rows] for t in inputs)
                 target = y[i : i + rows]
                 count = int((target[:, 1:] != 0).sum())
-                total += float(loss_fn(model(*part, target[:, :-1]), target[:, 1:])) * count
+                total += float(objective(model, part, target)) * count
                 tokens += count
         return total / max(tokens, 1)
 
@@ -180,7 +180,7 @@ class Seq2SeqTask(Task):
 
         from ..figures.charts import attention_maps
 
-        x, lengths = (torch.as_tensor(np.asarray(t.cpu() if hasattr(t, "cpu") else t)[rows]) for t in inputs[:2])
+        x, lengths = (torch.as_tensor(array[rows]) for array in input_arrays(inputs[:2]))
         ids = self.answer_ids(model, (x, lengths))
         maps = []
         device = next(model.parameters()).device

@@ -21,7 +21,7 @@ from ...models.inputs import Inputs
 from .. import builtin
 from .base import Kind, Source
 from .table import resolve_target
-from .text import TextEncoder, TokenizerFields, fit_tokenizer
+from .text import TextEncoder, TextState, fit_tokenizer
 
 # ids the target side adds after its tokenizer's: the start and the end of an answer
 TARGET_MARKS = 2
@@ -32,27 +32,17 @@ def room(longest: int) -> int:
     return longest + max(2, longest // 5)
 
 
-class PairsState(TokenizerFields):
-    """The source tokenizer and the length source texts are cut to, the source column, the
-    target tokenizer (``Tokenizer.to_json``'s fields) and the most target ids a row holds
-    (start and end included), and the search that decodes answers."""
+class PairsState(TextState):
+    """The source tokenizer, the length source texts are cut to and the source column (as a text
+    classifier's), the target tokenizer (``Tokenizer.to_json``'s fields) and the most target ids
+    a row holds (start and end included), and the search that decodes answers."""
 
     kind: Literal["pairs"] = "pairs"
-    max_length: int
-    text: str
     target_tokenizer: dict[str, Any]
     target_length: int
     beam_size: int = 1
     length_penalty: float = 1.0
     answer_length: int
-
-    def request_row(self, title: str):
-        """One text to answer."""
-        from typing import Annotated
-
-        from pydantic import Field
-
-        return Annotated[str, Field(title=title, description=f"the '{self.text}' text")]
 
 
 class PairsEncoder(TextEncoder):
@@ -69,12 +59,12 @@ class PairsEncoder(TextEncoder):
                       target_length=self.state.target_length)
 
 
-def _column(frame, name: str | None, key: str, default: str, source: str) -> str:
-    name = name or default
+def _column(frame, name: str | None, side: str, source: str) -> str:
+    """The column of one side of the pairs (``data.<side>``, by default the column named ``side``)."""
+    name = name or side
     if name not in frame.columns:
-        raise DataError(f"{key}: {source} has no column '{name}'; name the column that holds the "
-                        f"{'source' if key == 'data.source' else 'target'} text (columns: "
-                        f"{', '.join(map(str, frame.columns[:30]))})")
+        raise DataError(f"data.{side}: {source} has no column '{name}'; name the column that holds the {side} text "
+                        f"(columns: {', '.join(map(str, frame.columns[:30]))})")
     return name
 
 
@@ -97,9 +87,9 @@ class PairsKind(Kind):
         else:
             names = [name for name in (data_spec.source, data_spec.target) if isinstance(name, str)]
             frame, label = read_table(data_spec.path, text=names), data_spec.path
-        column = _column(frame, data_spec.source, "data.source", "source", label)
+        column = _column(frame, data_spec.source, "source", label)
         target = resolve_target(data_spec, frame, label) if data_spec.target or data_spec.dataset else \
-            _column(frame, None, "data.target", "target", label)
+            _column(frame, None, "target", label)
         if isinstance(target, list):
             raise DataError("data.target: a text pair has one target column")
         if column == target:
@@ -135,9 +125,6 @@ class PairsKind(Kind):
                            target_length=target_length, beam_size=decoding.beam_size,
                            length_penalty=decoding.length_penalty, answer_length=answer_length)
         return PairsEncoder(state, source.target)
-
-    def raw_rows(self, source: Source, positions: np.ndarray):
-        return [source.payload[i] for i in positions]
 
     def encoder(self, state: PairsState, target: str | None) -> PairsEncoder:
         return PairsEncoder(state, target)
