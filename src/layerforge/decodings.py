@@ -46,7 +46,8 @@ class Decoding:
             DataError: a beam size for outputs that are not written a token at a time.
         """
         if beam_size is not None:
-            raise DataError("--beam-size is for runs that write their answers a token at a time (seq2seq)")
+            raise DataError("--beam-size is for runs that write their answers a token at a time (seq2seq, "
+                            "transcription)")
         return self
 
     def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
@@ -512,8 +513,62 @@ class Texts(Decoding):
         return [{"prediction": text} for text in self.texts(outputs)]
 
 
+class Transcripts(Decoding):
+    """A transcriber's answers: the network gives every frame's logits over the blank (id 0) and
+    the transcript's tokens, and connectionist temporal classification's search reads each
+    clip's frames into tokens (``layerforge.beams``: the best path, or prefix beam search over
+    ``beam_size`` labellings, each scored by all its alignments). The outputs are the token ids
+    (rows, frames), zero after each transcript's end; the tokenizer turns them into text.
+
+    Args:
+        tokenizer: the transcripts' tokenizer's fields (``Tokenizer.to_json``).
+        beam_size: 1 for the best path; more for prefix beam search.
+    """
+
+    kind = "transcripts"
+
+    def __init__(self, tokenizer: dict, beam_size: int = 1):
+        if not (isinstance(beam_size, int) and beam_size >= 1):
+            raise DataError(f"beam_size: expected a whole number >= 1, got {shown(beam_size)}")
+        self.record, self.tokenizer, self.beam_size = dict(tokenizer), Tokenizer.from_json(tokenizer), beam_size
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "tokenizer": self.record, "beam_size": self.beam_size}
+
+    def searching(self, beam_size: int | None = None) -> Transcripts:
+        """This decoding with another beam size (None: this one; 1: the best path)."""
+        if beam_size is None or beam_size == self.beam_size:
+            return self
+        return Transcripts(self.record, beam_size)
+
+    def outputs(self, run: Callable[[str, tuple], np.ndarray], inputs: tuple) -> np.ndarray:
+        logits = np.asarray(run("model", tuple(inputs)), dtype=np.float64)  # (N, T, V)
+        check_finite_rows(logits)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        ids = np.zeros(logits.shape[:2], np.int64)
+        for row, frames in enumerate(log_probs):
+            tokens = beams.ctc_greedy(frames) if self.beam_size == 1 else beams.ctc_beam(frames, self.beam_size)
+            ids[row, : len(tokens)] = tokens
+        return ids
+
+    def texts(self, outputs: np.ndarray) -> list[str]:
+        """The transcripts' texts from their token ids."""
+        return [self.tokenizer.decode([int(i) for i in row if i > 0]) for row in np.asarray(outputs)]
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        return np.asarray(self.texts(outputs), dtype=object)
+
+    def answer_fields(self) -> dict[str, tuple[Any, str]]:
+        return {"prediction": (str, "the transcript")}
+
+    def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
+        return [{"prediction": text} for text in self.texts(outputs)]
+
+
 DECODINGS: dict[str, type[Decoding]] = {cls.kind: cls for cls in (Decoding, Classes, Labels, Targets, Values,
-                                                                   Forecast, AnomalyScores, Samples, NextToken, Texts)}
+                                                                   Forecast, AnomalyScores, Samples, NextToken, Texts,
+                                                                   Transcripts)}
 
 
 def from_json(record: dict) -> Decoding:
@@ -533,4 +588,4 @@ def from_json(record: dict) -> Decoding:
 
 
 __all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "Labels", "NextToken", "Samples",
-           "Targets", "Texts", "Thresholds", "Values", "check_finite_rows", "from_json", "softmax"]
+           "Targets", "Texts", "Thresholds", "Transcripts", "Values", "check_finite_rows", "from_json", "softmax"]

@@ -32,6 +32,7 @@ INPUTS = {
     "tokens": Inputs(kind="tokens", vocab_size=30, length=12, variable_length=True),
     "pairs": Inputs(kind="pairs", vocab_size=30, length=12, variable_length=True, target_vocab_size=OUTPUTS,
                     target_length=9),  # the outputs: the target vocabulary's logits at every position
+    "frames": Inputs(kind="frames", channels=8, length=20, variable_length=True),  # outputs at every frame kept
 }
 
 
@@ -60,9 +61,13 @@ def check_family(family: str, kind: str, tmp_path) -> None:
     model.train()
     output = model(*example)
     assert torch.isfinite(output).all()
-    per_position = inputs.pairs  # the next token's logits at every position of the answer begun
-    if entry.predictive:
-        assert output.shape == ((4, example[2].shape[1], OUTPUTS) if per_position else (4, OUTPUTS))
+    if entry.predictive and inputs.pairs:  # the next token's logits at every position of the answer begun
+        assert output.shape == (4, example[2].shape[1], OUTPUTS)
+    elif entry.predictive and inputs.frames:  # logits at every frame the network keeps
+        assert output.shape[0] == 4 and output.ndim == 3 and output.shape[-1] == OUTPUTS
+        assert 1 <= output.shape[1] <= inputs.length
+    elif entry.predictive:
+        assert output.shape == (4, OUTPUTS)
     output.float().square().mean().backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from ..errors import DataError
 from .arrays import ImageCodec, SequenceCodec
-from .audio import AudioCodec
+from .audio import AudioCodec, SpeechCodec
 from .forecast import ForecastCodec
 from .tables import TableCodec
 from .texts import PairsCodec, TextCodec
 
 CODECS = {"table": TableCodec, "sequence": SequenceCodec, "image": ImageCodec, "text": TextCodec,
           "forecast": ForecastCodec, "audio": AudioCodec,
-          "pairs": PairsCodec}
+          "pairs": PairsCodec, "speech": SpeechCodec}
 
 
 def codec_for(state: dict):

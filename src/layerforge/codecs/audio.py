@@ -192,3 +192,93 @@ class AudioCodec:
         x = np.stack([self.features(clip) for clip in clips]) if clips else \
             np.zeros((0, 1, self.mels, self.frames), np.float32)
         return (x.astype(np.float32),), labels
+
+
+def _sound_files(path) -> list:
+    """A sound file, or the sound files of a folder (sorted by name)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_FILES)
+        if not files:
+            raise DataError(f"{path}: no sound files ({', '.join(AUDIO_FILES)})")
+        return files
+    return [path]
+
+
+class SpeechCodec(AudioCodec):
+    """Encodes speech to transcribe as the run's features say: clips as arrays of samples, a
+    sound file, a folder of sound files, or a table (a file, a DataFrame, JSON rows or columns)
+    whose ``column`` names each clip's sound file (relative to the table's folder) and, for
+    evaluation, whose target column holds its transcript. Each clip becomes its normalised
+    log-mel frames (mels, frames), padded or cut to the run's frames, with the frames it holds:
+    ``(x (N, mels, frames), lengths (N,))``.
+
+    Args:
+        state: the fitted state (``AudioCodec``'s, and ``column``: the table's column of files).
+    """
+
+    kind = "speech"
+
+    def __init__(self, state: dict):
+        super().__init__(state)
+        self.column = state["column"]
+
+    def row_names(self, rows) -> list[str] | None:
+        """The file each clip was read from, for clips given as a file or a folder of files."""
+        from pathlib import Path
+
+        if isinstance(rows, (str, Path)) and Path(rows).suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq",
+                                                                               ".json"):
+            return [file.name for file in _sound_files(rows)] if Path(rows).exists() else None
+        return None
+
+    def clips(self, rows, target: str | None = None) -> tuple[list[np.ndarray], list | None]:
+        """The clips' samples at the run's sample rate, and their transcripts where ``rows`` is a
+        table holding the ``target`` column."""
+        from pathlib import Path
+
+        from .tables import columns_of
+
+        if isinstance(rows, (str, Path)) and Path(rows).suffix.lower() in AUDIO_FILES + ("",):
+            if not Path(rows).exists():
+                raise DataError(f"{rows}: no such sound file or folder")
+            return [read_clip(file, self.sample_rate) for file in _sound_files(rows)], None
+        if isinstance(rows, (list, tuple)) and (not rows or not isinstance(rows[0], dict)):
+            clips = [np.asarray(clip, dtype=np.float64) for clip in rows]
+            for number, clip in enumerate(clips, start=1):
+                if clip.ndim != 1 or not len(clip) or not np.isfinite(clip).all():
+                    raise DataError(f"clip {number}: expected one channel of finite samples at {self.sample_rate} Hz, "
+                                    f"got shape {clip.shape}")
+            return clips, None
+        columns = columns_of(rows, [self.column])
+        if self.column not in columns.values:
+            raise DataError(f"missing column: {self.column} (the sound file of each clip to transcribe)")
+        folder = Path(rows).parent if isinstance(rows, (str, Path)) else Path.cwd()
+        clips = []
+        for row, name in enumerate(columns.values[self.column]):
+            if not isinstance(name, str) or not name.strip():
+                raise DataError(f"{columns.where(row)}: column {self.column} holds no sound file; give each row the "
+                                "path of its clip")
+            path = Path(name) if Path(name).is_absolute() else folder / name
+            if not path.is_file():
+                raise DataError(f"{columns.where(row)}: sound file not found: {path}")
+            clips.append(read_clip(path, self.sample_rate))
+        labels = columns.values.get(target) if target else None
+        return clips, (list(labels) if labels is not None else None)
+
+    def frames_of(self, clip: np.ndarray) -> tuple[np.ndarray, int]:
+        """(mels, frames): one clip's normalised log-mel frames, padded with zeros or cut at the
+        end to the run's frames, and how many frames the clip fills."""
+        found = log_mel(clip, self.sample_rate, n_fft=self.n_fft, hop=self.hop, mels=self.mels)[:, :self.frames]
+        return np.pad(found, ((0, 0), (0, self.frames - found.shape[1]))), found.shape[1]
+
+    def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
+               target: str | None = None) -> tuple[tuple[np.ndarray, np.ndarray], list | None]:
+        clips, labels = self.clips(rows, target)
+        x = np.zeros((len(clips), self.mels, self.frames), np.float32)
+        lengths = np.ones(len(clips), np.int64)
+        for row, clip in enumerate(clips):
+            x[row], lengths[row] = self.frames_of(clip)
+        return (x, lengths), labels

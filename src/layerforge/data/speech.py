@@ -98,6 +98,17 @@ def spoken(words: list[str] | tuple[str, ...], speakers: list[str], *, rates=(14
     "voices": [...], "sample_rate": int}``. Kept in the cache after it is made once."""
     key = hashlib.sha256(json.dumps([list(words), list(speakers), list(rates), list(pitches), noise, seed])
                          .encode()).hexdigest()[:16]
+    lines = [(word, voice, rate, pitch) for voice in speakers for word in words for rate in rates for pitch in pitches]
+    return said(lines, noise=noise, seed=seed, key=key)
+
+
+def said(lines: list[tuple[str, str, int, int]], *, noise: float = 0.01, seed: int = 0, key: str | None = None
+         ) -> dict:
+    """Each line ``(text, voice, rate, pitch)`` spoken, with white noise of standard deviation
+    ``noise`` added (seeded): ``{"clips": [arrays], "labels": [texts], "voices": [...],
+    "sample_rate": int}``. Kept in the cache (under ``key``, by default a digest of the lines)
+    after it is made once."""
+    key = key or hashlib.sha256(json.dumps([[list(line) for line in lines], noise, seed]).encode()).hexdigest()[:16]
     folder = Path(os.environ.get("LAYERFORGE_CACHE", Path.home() / ".cache" / "layerforge")) / "speech"
     path = folder / f"{key}.npz"
     if path.is_file():
@@ -108,14 +119,11 @@ def spoken(words: list[str] | tuple[str, ...], speakers: list[str], *, rates=(14
                     "sample_rate": int(kept["sample_rate"])}
     rng = np.random.default_rng(seed)
     clips, labels, said_by, sample_rate = [], [], [], 0
-    for voice in speakers:
-        for word in words:
-            for rate in rates:
-                for pitch in pitches:
-                    samples, sample_rate = synthesize(word, voice, rate=rate, pitch=pitch)
-                    clips.append((samples + noise * rng.standard_normal(len(samples))).astype(np.float32))
-                    labels.append(word)
-                    said_by.append(voice)
+    for text, voice, rate, pitch in lines:
+        samples, sample_rate = synthesize(text, voice, rate=rate, pitch=pitch)
+        clips.append((samples + noise * rng.standard_normal(len(samples))).astype(np.float32))
+        labels.append(text)
+        said_by.append(voice)
     folder.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(partial, samples=np.concatenate(clips), ends=np.cumsum([len(c) for c in clips]),

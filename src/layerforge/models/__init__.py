@@ -50,13 +50,16 @@ class Family:
         return self.config.model_fields["type"].default
 
 
-def _module_builder(module: str, pairs: str | None = None) -> Builder:
+def _module_builder(module: str, pairs: str | None = None, frames: str | None = None) -> Builder:
     """The ``build`` of ``layerforge.models.<module>``, imported on first use (it imports torch);
-    for text pairs, ``pairs`` names the encoder-decoder's builder in ``models.seq2seq``."""
+    for text pairs, ``pairs`` names the encoder-decoder's builder in ``models.seq2seq``, and for
+    a clip's frames to transcribe, ``frames`` the frame reader's in ``models.transcriber``."""
 
     def build(config, inputs: Inputs, output_size: int, num_classes: int = 0):
         if pairs is not None and inputs.pairs:
             return getattr(import_module(".seq2seq", __name__), pairs)(config, inputs, output_size)
+        if frames is not None and inputs.frames:
+            return getattr(import_module(".transcriber", __name__), frames)(config, inputs, output_size)
         return import_module(f".{module}", __name__).build(config, inputs, output_size, num_classes)
 
     build.__name__ = f"build_{module}"
@@ -66,9 +69,11 @@ def _module_builder(module: str, pairs: str | None = None) -> Builder:
 FAMILIES: dict[str, Family] = {
     "mlp": Family(MLPConfig, _module_builder("mlp"), ("table", "sequence", "image")),
     "cnn": Family(CNNConfig, _module_builder("cnn"), ("sequence", "image")),
-    "rnn": Family(RNNConfig, _module_builder("rnn", pairs="build_recurrent"), ("sequence", "tokens", "pairs")),
-    "transformer": Family(TransformerConfig, _module_builder("transformer", pairs="build_transformer"),
-                          ("sequence", "image", "tokens", "pairs")),
+    "rnn": Family(RNNConfig, _module_builder("rnn", pairs="build_recurrent", frames="build_recurrent"),
+                  ("sequence", "tokens", "pairs", "frames")),
+    "transformer": Family(TransformerConfig, _module_builder("transformer", pairs="build_transformer",
+                                                             frames="build_transformer"),
+                          ("sequence", "image", "tokens", "pairs", "frames")),
     "autoencoder": Family(AutoencoderConfig, _module_builder("autoencoder"), ("table", "sequence", "image"),
                           predictive=False),
     "gan": Family(GANConfig, _module_builder("gan"), ("table", "image"), predictive=False),

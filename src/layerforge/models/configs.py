@@ -228,6 +228,8 @@ class TransformerConfig(FamilyConfig):
             return ["model.decoder_layers: is for text pairs (an encoder-decoder, data.kind: pairs); remove it"]
         if pairs and (self.causal or self.patch_size):
             return ["model: an encoder-decoder reads text pairs; remove causal and patch_size"]
+        if kind.reads_frames and self.patch_size:
+            return ["model.patch_size: a transcriber reads a clip's frames, two at a time; remove patch_size"]
         return []
 
 

@@ -10,12 +10,13 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..fields import PositiveInt
 
-INPUT_KINDS = ("table", "sequence", "image", "tokens", "pairs")
+INPUT_KINDS = ("table", "sequence", "image", "tokens", "pairs", "frames")
 
 # the sizes each kind of input needs
 _REQUIRED = {"table": ("features",), "sequence": ("channels", "length"), "image": ("channels", "height", "width"),
              "tokens": ("vocab_size", "length"),
-             "pairs": ("vocab_size", "length", "target_vocab_size", "target_length")}
+             "pairs": ("vocab_size", "length", "target_vocab_size", "target_length"),
+             "frames": ("channels", "length")}
 
 
 class Inputs(BaseModel):
@@ -25,7 +26,9 @@ class Inputs(BaseModel):
     padded and passed with lengths when ``variable_length``. ``image``: (C, H, W). ``tokens``:
     ``length`` integer ids below ``vocab_size``. ``pairs``: a source text's ``length`` ids below
     ``vocab_size`` (with its length) to be answered by a target text of up to ``target_length``
-    ids below ``target_vocab_size`` (sequence-to-sequence). Forecasting windows are sequences that may be
+    ids below ``target_vocab_size`` (sequence-to-sequence). ``frames``: a clip's ``channels``
+    numbers (mel bands) at each of ``length`` frames (C, L), padded and passed with the frames it
+    holds, answered frame by frame (speech to transcribe). Forecasting windows are sequences that may be
     read ``relative`` to their recent level over a ``season``.
 
     Example:
@@ -35,7 +38,7 @@ class Inputs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["table", "sequence", "image", "tokens", "pairs"]
+    kind: Literal["table", "sequence", "image", "tokens", "pairs", "frames"]
     features: PositiveInt | None = None
     channels: PositiveInt | None = None
     length: PositiveInt | None = None
@@ -89,6 +92,11 @@ class Inputs(BaseModel):
     def pairs(self) -> bool:
         """Whether a row is a source text's token ids that a target text answers."""
         return self.kind == "pairs"
+
+    @property
+    def frames(self) -> bool:
+        """Whether a row is a clip's frames, each answered (per-frame outputs: transcription)."""
+        return self.kind == "frames"
 
     @property
     def images(self) -> bool:

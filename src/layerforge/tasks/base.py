@@ -13,6 +13,7 @@ run): a spec names its task, and validating a spec must stay fast.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -334,6 +335,38 @@ class Task(ABC):
             pictures: the pictures ``finish`` drew.
         """
         return [Note("no results to show for this task")]
+
+
+class Searched(Task):
+    """A task whose answers a search writes from the network's graphs (``search``, a decoding
+    whose ``outputs`` runs them: sequence-to-sequence, transcription), so that evaluation
+    scores the answers ``predict`` gives, not one forward pass."""
+
+    scored_on_outputs = False
+    search: Decoding
+
+    def decoding(self) -> Decoding:
+        return self.search
+
+    def searching(self, beam_size: int | None = None) -> Searched:
+        found = self.search.searching(beam_size)
+        if found is self.search:
+            return self
+        other = copy.copy(self)
+        other.search = found
+        return other
+
+    def answer_ids(self, model, inputs: tuple) -> np.ndarray:
+        """The answers' token ids, written by the run's search with the network's graphs."""
+        return self.search.outputs(graph_runner(model), input_arrays(inputs))
+
+    def predictions(self, model, inputs: tuple) -> np.ndarray:
+        return self.search.predictions(self.answer_ids(model, inputs), inputs)
+
+    def prediction_table(self, model, inputs: tuple, target: str | None):
+        import pandas as pd
+
+        return pd.DataFrame(self.search.columns(self.answer_ids(model, inputs), inputs, target))
 
 
 def answer_outputs(model, inputs: tuple) -> np.ndarray:

@@ -18,14 +18,14 @@ from ..decodings import Texts
 from ..errors import SpecError
 from ..figures import Note, Picture, Table
 from ..metrics import sequence_scores
-from .base import Task, graph_runner, input_arrays
+from .base import Searched, input_arrays
 
 LABEL_SMOOTHING = 0.1
 SHOWN_ROWS = 12  # rows of the report's tables
 MAPPED_ROWS = 3  # rows whose attention the report draws
 
 
-class Seq2SeqTask(Task):
+class Seq2SeqTask(Searched):
     """Answer each source text with a target text. Metrics: ``bleu`` and ``chrf`` (sacreBLEU,
     0-100) and ``exact_match`` (the share of rows answered exactly), all of the answers the
     run's search writes; the loss is the teacher-forced cross-entropy per token."""
@@ -36,7 +36,6 @@ class Seq2SeqTask(Task):
     target_form = "tokens"
     metrics = {"bleu": True, "chrf": True, "exact_match": True}
     headline = "bleu"
-    scored_on_outputs = False  # answers come from a search, not one forward pass
     metric_bounds = {"bleu": (0.0, 100.0), "chrf": (0.0, 100.0), "exact_match": (0.0, 1.0)}
     example = {"data": {"dataset": "dates", "split": {"val": 0.05}},
                "model": {"type": "rnn", "cell": "gru", "hidden_size": 16, "embedding_size": 8}}
@@ -62,13 +61,6 @@ class Seq2SeqTask(Task):
     @property
     def output_size(self) -> int:
         return self.search.end + 1
-
-    def decoding(self) -> Texts:
-        return self.search
-
-    def searching(self, beam_size: int | None = None) -> Seq2SeqTask:
-        found = self.search.searching(beam_size)
-        return self if found is self.search else Seq2SeqTask(found, self.target_length)
 
     # -- targets and training --------------------------------------------------------------------
 
@@ -110,10 +102,6 @@ class Seq2SeqTask(Task):
 
     # -- evaluation and answers ------------------------------------------------------------------
 
-    def answer_ids(self, model, inputs: tuple) -> np.ndarray:
-        """The answers' token ids, written by the run's search with the network's graphs."""
-        return self.search.outputs(graph_runner(model), input_arrays(inputs))
-
     def references(self, y) -> list[str]:
         """The target texts of encoded targets (as the target tokenizer reads them)."""
         return self.search.texts(np.asarray(y.cpu() if hasattr(y, "cpu") else y)[:, 1:])
@@ -139,14 +127,6 @@ class Seq2SeqTask(Task):
     def evaluate(self, model, inputs: tuple, y, loss_fn) -> dict[str, float]:
         return {"loss": self.teacher_forced_loss(model, inputs, y, loss_fn),
                 **self.scores(self.answer_ids(model, inputs), y)}
-
-    def predictions(self, model, inputs: tuple) -> np.ndarray:
-        return self.search.predictions(self.answer_ids(model, inputs), inputs)
-
-    def prediction_table(self, model, inputs: tuple, target: str | None):
-        import pandas as pd
-
-        return pd.DataFrame(self.search.columns(self.answer_ids(model, inputs), inputs, target))
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         """The test rows answered worst (by chrF), and a few answered at random."""

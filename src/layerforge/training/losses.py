@@ -2,7 +2,9 @@
 
 What a loss compares depends on the task's ``target_form``: 'classes' (logits (N, C) against
 class indices (N,)), 'values' (numbers against numbers of the same shape: regression,
-forecasting, reconstruction), 'tokens' (logits (B, L, V) against next tokens (B, L)) or
+forecasting, reconstruction), 'tokens' (logits (B, L, V) against next tokens (B, L)),
+'alignments' (logits (B, T, V) of every frame against a shorter token sequence (B, L) that some
+alignment of the frames spells, id 0 the blank and the padding: transcription) or
 'adversarial' (a GAN's two halves: see ``AdversarialLoss``). A loss declares the forms it suits;
 user-registered losses name their tasks.
 """
@@ -73,6 +75,22 @@ def _cross_entropy(form: str, label_smoothing: float = 0.0) -> Callable:
             output.flatten(0, 1), target.flatten(), label_smoothing=label_smoothing
         )
     return lambda output, target: F.cross_entropy(output, target, label_smoothing=label_smoothing)
+
+
+def _ctc(form: str) -> Callable:
+    """Connectionist temporal classification (Graves et al. 2006): minus the log of the summed
+    probability of every alignment of the frames that spells the target (blank: id 0, which
+    also pads targets), per target token, averaged over the rows; a target no alignment of
+    the frames can spell adds nothing (zero_infinity)."""
+    import torch
+    import torch.nn.functional as F
+
+    def loss(output, target):
+        log_probs = output.float().log_softmax(-1).transpose(0, 1)  # (T, B, V)
+        frames = torch.full((output.shape[0],), output.shape[1], dtype=torch.long, device=output.device)
+        return F.ctc_loss(log_probs, target, frames, (target != 0).sum(1), blank=0, zero_infinity=True)
+
+    return loss
 
 
 def _bce(form: str) -> Callable:
@@ -158,6 +176,7 @@ LOSSES: dict[str, LossEntry] = {
     "huber": LossEntry(_huber, ("classes", "values"), ("delta",)),
     "cross_entropy": LossEntry(_cross_entropy, ("classes", "tokens"), ("label_smoothing",)),
     "bce": LossEntry(_bce, ("classes", "labels"), ()),
+    "ctc": LossEntry(_ctc, ("alignments",), ()),
     "hinge": LossEntry(_hinge, ("classes", "adversarial"), ("margin",)),
     "non_saturating": LossEntry(_non_saturating, ("adversarial",), ("label_smoothing",)),
     "wasserstein_gp": LossEntry(_wasserstein_gp, ("adversarial",), ("gp_weight",)),

@@ -13,12 +13,13 @@ from .forecast import ForecastKind
 from .image import ImageKind
 from .pairs import PairsKind
 from .sequence import SequenceKind
+from .speech import SpeechKind
 from .table import TableKind
 from .text import TextKind
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TableKind(), SequenceKind(), ImageKind(), TextKind(),
                                                         CorpusKind(), ForecastKind(), AudioKind(),
-                                                        PairsKind())}
+                                                        PairsKind(), SpeechKind())}
 
 
 def get(name: str) -> Kind:

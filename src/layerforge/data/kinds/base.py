@@ -225,6 +225,11 @@ class Kind(ABC):
         return self.reads == "pairs"
 
     @property
+    def reads_frames(self) -> bool:
+        """Whether its encoder gives models a clip's frames to answer one by one (transcription)."""
+        return self.reads == "frames"
+
+    @property
     def reads_images(self) -> bool:
         """Whether its encoder gives models images (C, H, W)."""
         return self.reads == "image"
