@@ -172,3 +172,17 @@ SEQ2SEQ_TARGETS = [  # bench/seq2seq.py: medians over 3 seeds in docs/benchmarks
 def test_seq2seq_examples_answer_exactly(name, target, runs_dir):
     run = lf.train(EXAMPLES / name, runs_dir=runs_dir)
     assert run.metrics["test"]["exact_match"] >= target, run.metrics["test"]
+
+
+TRANSCRIPTION_TARGETS = [  # bench/transcription.py: medians over 3 seeds in docs/benchmarks/results.md
+    ("speech/spoken_numbers_crnn.yaml", 0.05),  # word error rate on voices never heard in training
+    ("speech/spoken_numbers_transformer.yaml", 0.05),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "target"), TRANSCRIPTION_TARGETS)
+def test_transcription_examples_reach_their_word_error_rate(name, target, runs_dir):
+    pytest.importorskip("espeakng_loader")
+    run = lf.train(EXAMPLES / name, runs_dir=runs_dir)
+    assert run.metrics["test"]["wer"] <= target, run.metrics["test"]

@@ -97,6 +97,10 @@ CASES = {
                                              "decoding": {"beam_size": 2}},
                                     "model": {"type": "rnn", "cell": "gru", "hidden_size": 16,
                                               "embedding_size": 8}}, "seq2seq"),
+    "speech-transcription": lambda root: ({"data": {"path": str(_spoken(root)), "kind": "speech",
+                                                    "decoding": {"beam_size": 2}},
+                                           "model": {"type": "rnn", "cell": "gru", "hidden_size": 16}},
+                                          "transcription"),
     "forecast-forecasting": lambda root: ({"data": {"dataset": "airline", "lookback": 12, "horizon": 3,
                                                     "test_size": 12},
                                            "model": {"type": "mlp", "layers": [8]}}, "forecasting"),
@@ -153,6 +157,27 @@ def _spelled(root):
     return path
 
 
+def _spoken(root):
+    """Clips of digits said by eSpeak NG voices (at 16 kHz) in a table with their transcripts."""
+    path = root / "spoken.csv"
+    if not path.exists():
+        pytest.importorskip("espeakng_loader")
+        import soundfile
+
+        from layerforge.codecs.audio import resampled
+        from layerforge.data import speech
+
+        rng, rows = np.random.default_rng(0), []
+        (root / "spoken").mkdir()
+        for number in range(40):
+            text = " ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, rng.integers(1, 4)))
+            samples, rate = speech.synthesize(text, ("en-US+m3", "en-GB-x-rp+f2")[number % 2])
+            soundfile.write(root / "spoken" / f"{number}.wav", resampled(samples, rate, 16000), 16000)
+            rows.append({"path": f"spoken/{number}.wav", "transcript": text})
+        pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     return tmp_path_factory.mktemp("doors")
@@ -198,6 +223,14 @@ def _rows(case: str, run, root) -> tuple:
         path = root / "spelled-rows.csv"
         pd.DataFrame({"words": texts}).to_csv(path, index=False)
         return path, texts
+    if case.startswith("speech"):
+        import soundfile
+
+        _spoken(root)
+        clips = [soundfile.read(root / "spoken" / f"{number}.wav")[0] for number in (1, 2, 3)]
+        longest = max(len(clip) for clip in clips)  # one length, as a V2 tensor holds them
+        clips = [np.pad(clip, (0, longest - len(clip))) for clip in clips]
+        return clips, [clip.tolist() for clip in clips]
     if case.startswith("text"):
         texts = ["the film was superb", "the film was poor", "", "NA"]
         path = root / "texts.csv"

@@ -102,6 +102,13 @@ def test_every_door_writes_the_same_transcripts(run, clips):
             answered = client.post("/v1/models/m/predict", json={"rows": [clip.tolist() for clip in at_run_rate]})
             assert answered.status_code == 200, answered.text
             assert [a["prediction"] for a in answered.json()["predictions"]] == said
+            sent = client.post("/v1/models/m/predict", content=(clips / "new" / "c.flac").read_bytes(),
+                               headers={"content-type": "audio/flac"})  # a sound file as the body
+            assert sent.status_code == 200, sent.text
+            assert sent.json()["predictions"] == [{"prediction": said[2]}]
+            noise = client.post("/v1/models/m/predict", content=b"RIFF but not sound",
+                                headers={"content-type": "audio/wav"})
+            assert noise.status_code == 422 and "the body: not a sound file soundfile can read" in noise.text
     for backend in ("torch", "onnx"):
         out = clips / f"written-{backend}.csv"
         result = CliRunner().invoke(app, ["predict", str(run.path), str(clips / "new"), "--out", str(out),

@@ -94,19 +94,26 @@ def resampled(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def read_clip(path, sample_rate: int) -> np.ndarray:
-    """A sound file's samples (its channels averaged) at ``sample_rate``.
+    """A sound file's samples (its channels averaged) at ``sample_rate``; ``path`` may be the
+    file's bytes (a sound file sent to the service).
 
     Raises:
         DataError: the file cannot be read as sound, or soundfile is not installed.
     """
+    import io
+
     try:
         import soundfile
     except ImportError:
         raise DataError("reading sound files needs soundfile: pip install 'layerforge[speech]'") from None
+    sent = isinstance(path, (bytes, bytearray))
     try:
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        samples, rate = soundfile.read(io.BytesIO(path) if sent else str(path), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise DataError(f"{path}: not a sound file soundfile can read ({error})") from None
+        what = "the body" if sent else str(path)
+        raise DataError(f"{what}: not a sound file soundfile can read ({error})") from None
+    if not len(samples):
+        raise DataError(f"{'the body' if sent else path}: the sound file holds no samples")
     return resampled(samples.mean(axis=1), rate, sample_rate)
 
 
@@ -128,7 +135,7 @@ def list_clips(root) -> tuple[list, list[str]]:
 
 class AudioCodec:
     """Encodes sound as the run's features say: clips as arrays of samples (a list, at the run's
-    sample rate), a sound file, a folder of sound files, or a folder of class folders; each
+    sample rate), a sound file (or its bytes), a folder of sound files, or a folder of class folders; each
     clip's log-mel spectrogram, normalised per clip, padded or cut to the run's frames, as one
     picture (N, 1, mels, frames).
 
@@ -174,7 +181,9 @@ class AudioCodec:
         from pathlib import Path
 
         labels = None
-        if isinstance(rows, (str, Path)):
+        if isinstance(rows, (bytes, bytearray)):  # a sound file's bytes (the service's body)
+            clips = [read_clip(rows, self.sample_rate)]
+        elif isinstance(rows, (str, Path)):
             path = Path(rows)
             if path.is_dir() and any(p.is_dir() for p in path.iterdir()):
                 files, labels = list_clips(path)
@@ -209,7 +218,7 @@ def _sound_files(path) -> list:
 
 class SpeechCodec(AudioCodec):
     """Encodes speech to transcribe as the run's features say: clips as arrays of samples, a
-    sound file, a folder of sound files, or a table (a file, a DataFrame, JSON rows or columns)
+    sound file (or its bytes), a folder of sound files, or a table (a file, a DataFrame, JSON rows or columns)
     whose ``column`` names each clip's sound file (relative to the table's folder) and, for
     evaluation, whose target column holds its transcript. Each clip becomes its normalised
     log-mel frames (mels, frames), padded or cut to the run's frames, with the frames it holds:
@@ -241,6 +250,8 @@ class SpeechCodec(AudioCodec):
 
         from .tables import columns_of
 
+        if isinstance(rows, (bytes, bytearray)):  # a sound file's bytes (the service's body)
+            return [read_clip(rows, self.sample_rate)], None
         if isinstance(rows, (str, Path)) and Path(rows).suffix.lower() in AUDIO_FILES + ("",):
             if not Path(rows).exists():
                 raise DataError(f"{rows}: no such sound file or folder")

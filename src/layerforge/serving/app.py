@@ -33,6 +33,7 @@ error_log = logging.getLogger("layerforge.serving")
 
 REF = "#/components/schemas/{model}"
 JSON_MEDIA = ("application/json", "", "application/x-www-form-urlencoded")  # the last: curl -d's default
+SOUND_MEDIA = ("audio/wav", "audio/x-wav", "audio/wave", "audio/flac", "audio/ogg")  # one clip in the body
 PROTECTED = ("/v1/", "/v2/models", "/metrics")
 _PREDICT = re.compile(r"^/v1/models/([^/:]+)(/predict|:predict)$|^/v2/models/([^/]+)(/infer|/versions/1/infer)$")
 _ROUTES = {"/predict": "/v1/models/{name}/predict", ":predict": "/v1/models/{name}:predict",
@@ -395,10 +396,13 @@ def _add_predict(app, service: Service, served, schemas: Schemas, common: dict, 
     content = {"application/json": {"schema": request_schema}}
     if schemas.csv:
         content["text/csv"] = {"schema": {"type": "string", "description": "a CSV table with a header line"}}
+    if schemas.sound:
+        content.update({media: {"schema": {"type": "string", "format": "binary", "description": "one clip"}}
+                        for media in SOUND_MEDIA})
     responses = {
         **{str(status): entry["description"] for status, entry in common.items()},
         "200": "one answer per row, in order",
-        "415": "a body that is neither JSON nor (for tables) CSV",
+        "415": "a body that is neither JSON nor (for tables) CSV nor (for sound) a sound file",
         "422": "rows the model cannot read: the field, row and problem",
         "503": "the queue is full; retry after Retry-After seconds",
     }
@@ -466,8 +470,11 @@ async def _parse(request, served, schemas: Schemas):
         except UnicodeDecodeError as error:
             return _error(422, f"the CSV body is not UTF-8 text ({error.reason} at byte {error.start})")
         return CsvText(text), max(1, text.count("\n"))
+    if media in SOUND_MEDIA and schemas.sound:
+        return bytes(body), 1  # one clip, read by the run's codec
     if media not in JSON_MEDIA and not media.endswith("+json"):
-        accepted = "application/json or text/csv" if schemas.csv else "application/json"
+        accepted = "application/json" + (" or text/csv" if schemas.csv else "") + \
+            (f" or a sound file ({', '.join(SOUND_MEDIA)})" if schemas.sound else "")
         return _error(415, f"send the body as {accepted}, not {media}")
     try:
         payload = json.loads(body)

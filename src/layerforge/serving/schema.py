@@ -54,11 +54,13 @@ class Schemas:
         bodies: the JSON request bodies (a key that picks each, and its type).
         answer: one answer's type; ``response``: the whole answer's.
         csv: whether the request may be a CSV table (text/csv).
+        sound: whether the request may be one sound file (audio/wav, audio/flac, audio/ogg).
     """
 
     def __init__(self, served):
         name, task = served.name, served.task
         self.csv = False
+        self.sound = served.manifest.preprocessing.hears()  # a clip: also a sound file as the body
         _BODIES[task.serves](self, served)
         self.response = create_model(schema_title(name, "Response"), predictions=(list[self.answer], ...))
         self.adapters = {key: TypeAdapter(body) for key, body in self.bodies.items()}

@@ -37,6 +37,9 @@ class AudioState(State):
     mels: int
     frames: int
 
+    def hears(self) -> bool:
+        return True
+
     def request_row(self, title: str):
         """One clip: its samples at the run's sample rate."""
         from typing import Annotated

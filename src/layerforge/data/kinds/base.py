@@ -97,6 +97,10 @@ class State(BaseModel):
         None: an HTTP request must not make the service read its files."""
         return None
 
+    def hears(self) -> bool:
+        """Whether a row is a sound clip (so the service also takes a sound file as the body)."""
+        return False
+
     def request_row(self, title: str) -> Any:
         """The type of one row of an HTTP prediction request (pydantic validates requests with it
         and the service's OpenAPI schema shows it), or None when rows are not what the data's
