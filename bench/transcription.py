@@ -64,8 +64,8 @@ def main() -> None:
                           for key in ("wer", "cer", "exact_match", "seconds")}
                 seeds = " ".join(f"{r[label]['wer']:.4f}" for r in results)
                 train = " ".join(f"{r['seconds']:.0f}" for r in results)
-                print(f"{name:<12} {label:<7} {median['wer']:>7.4f} {median['cer']:>7.4f} {median['exact_match']:>7.3f} "
-                      f"{median['seconds']:>9.1f}  {seeds}; {train}", flush=True)
+                print(f"{name:<12} {label:<7} {median['wer']:>7.4f} {median['cer']:>7.4f} "
+                      f"{median['exact_match']:>7.3f} {median['seconds']:>9.1f}  {seeds}; {train}", flush=True)
 
 
 if __name__ == "__main__":
