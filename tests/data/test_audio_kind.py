@@ -67,3 +67,26 @@ def test_bad_sound_is_refused_by_name(clips, tmp_path):
     with pytest.raises(lf.SpecError, match="or sound clips with data.kind: audio"):
         lf.train({**spec, "data": {"path": str(clips / "new" / "yes" / "scot.flac"), "kind": "audio"}},
                  runs_dir=tmp_path / "runs")
+
+
+def test_a_table_of_sound_files_and_labels_trains_and_predicts(clips, tmp_path):
+    import pandas as pd
+
+    rows = [{"file": f"train/{word}/{voice}-{rate}.wav", "word": word}
+            for word in WORDS for voice in VOICES for rate in (150, 210)]
+    pd.DataFrame(rows).to_csv(clips / "clips.csv", index=False)
+    run = lf.train({"name": "kws-table", "data": {"path": str(clips / "clips.csv"), "kind": "audio", "source": "file",
+                                                  "target": "word", "split": {"val": 0.2, "test": 0.2}},
+                    "model": {"type": "cnn"}, "train": {"epochs": 15, "batch_size": 8, "report": False}},
+                   runs_dir=tmp_path)
+    assert run.manifest.preprocessing.column == "file" and run.metrics["test"]["accuracy"] >= 0.8
+    new = pd.DataFrame({"file": [f"new/{word}/scot.flac" for word in sorted(WORDS)]})
+    new.to_csv(clips / "new.csv", index=False)
+    by_table = run.predict_table(clips / "new.csv")
+    assert by_table["word"].tolist() == run.predict_table(clips / "new")["word"].tolist()
+    pd.DataFrame({"file": ["new/yes/gone.wav"]}).to_csv(clips / "gone.csv", index=False)
+    with pytest.raises(DataError, match=r"row 1 \(line 2 of gone\.csv\): sound file not found"):
+        run.predict(clips / "gone.csv")
+    with pytest.raises(DataError, match="data.target: .* has no column 'label'"):
+        lf.train({"data": {"path": str(clips / "clips.csv"), "kind": "audio", "source": "file"},
+                  "model": {"type": "cnn"}, "train": {"epochs": 1}}, runs_dir=tmp_path)

@@ -133,14 +133,20 @@ def list_clips(root) -> tuple[list, list[str]]:
     return files, labels
 
 
+TABLE_FILES = (".csv", ".tsv", ".parquet", ".pq", ".json")
+
+
 class AudioCodec:
     """Encodes sound as the run's features say: clips as arrays of samples (a list, at the run's
-    sample rate), a sound file (or its bytes), a folder of sound files, or a folder of class folders; each
-    clip's log-mel spectrogram, normalised per clip, padded or cut to the run's frames, as one
-    picture (N, 1, mels, frames).
+    sample rate), a sound file (or its bytes), a folder of sound files, a folder of class
+    folders (whose names are the labels), or a table (a file, a DataFrame, JSON rows or columns)
+    whose ``column`` names each clip's sound file (relative to the table's folder) and, for
+    evaluation, whose target column holds its label; each clip's log-mel spectrogram, normalised
+    per clip, padded or cut to the run's frames, as one picture (N, 1, mels, frames).
 
     Args:
-        state: the fitted state (``sample_rate``, ``n_fft``, ``hop``, ``mels``, ``frames``).
+        state: the fitted state (``sample_rate``, ``n_fft``, ``hop``, ``mels``, ``frames``, and
+            ``column``: a table's column of sound files).
     """
 
     kind = "audio"
@@ -148,6 +154,7 @@ class AudioCodec:
     def __init__(self, state: dict):
         self.sample_rate, self.n_fft, self.hop = state["sample_rate"], state["n_fft"], state["hop"]
         self.mels, self.frames = state["mels"], state["frames"]
+        self.column = state.get("column", "path")
 
     kept = no_kept_columns("sound clips")
 
@@ -156,10 +163,11 @@ class AudioCodec:
 
     @staticmethod
     def row_names(rows) -> list[str] | None:
-        """The file each clip was read from (relative to the folder given), for clips read from files."""
+        """The file each clip was read from (relative to the folder given), for clips given as a
+        sound file or a folder."""
         from pathlib import Path
 
-        if not isinstance(rows, (str, Path)):
+        if not isinstance(rows, (str, Path)) or Path(rows).suffix.lower() in TABLE_FILES:
             return None
         path = Path(rows)
         if path.is_file():
@@ -170,34 +178,65 @@ class AudioCodec:
             return sorted(p.name for p in path.iterdir() if p.suffix.lower() in AUDIO_FILES)
         return None
 
-    def features(self, clip: np.ndarray) -> np.ndarray:
-        """(1, mels, frames): one clip's normalised log-mel spectrogram, padded with zeros (the
-        clip's mean, once normalised) or cut at the end to the run's frames."""
-        found = log_mel(clip, self.sample_rate, n_fft=self.n_fft, hop=self.hop, mels=self.mels)[:, :self.frames]
-        return np.pad(found, ((0, 0), (0, self.frames - found.shape[1])))[None]
-
-    def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
-               target: str | None = None) -> tuple[tuple[np.ndarray], list | None]:
+    def clips(self, rows, target: str | None = None) -> tuple[list[np.ndarray], list | None]:
+        """The clips' samples at the run's sample rate, and their labels where the rows hold them
+        (class folders, or a table with the ``target`` column)."""
         from pathlib import Path
 
-        labels = None
         if isinstance(rows, (bytes, bytearray)):  # a sound file's bytes (the service's body)
-            clips = [read_clip(rows, self.sample_rate)]
-        elif isinstance(rows, (str, Path)):
+            return [read_clip(rows, self.sample_rate)], None
+        if isinstance(rows, (str, Path)) and Path(rows).suffix.lower() not in TABLE_FILES:
             path = Path(rows)
+            if not path.exists():
+                raise DataError(f"{path}: no such sound file or folder")
             if path.is_dir() and any(p.is_dir() for p in path.iterdir()):
                 files, labels = list_clips(path)
-            elif path.is_dir():
-                files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_FILES)
-            else:
-                files = [path]
-            clips = [read_clip(file, self.sample_rate) for file in files]
-        else:
+                return [read_clip(file, self.sample_rate) for file in files], labels
+            return [read_clip(file, self.sample_rate) for file in _sound_files(path)], None
+        if isinstance(rows, (list, tuple)) and (not rows or not isinstance(rows[0], dict)):
             clips = [np.asarray(clip, dtype=np.float64) for clip in rows]
             for number, clip in enumerate(clips, start=1):
                 if clip.ndim != 1 or not len(clip) or not np.isfinite(clip).all():
                     raise DataError(f"clip {number}: expected one channel of finite samples at {self.sample_rate} Hz, "
                                     f"got shape {clip.shape}")
+            return clips, None
+        return self._table_clips(rows, target)
+
+    def _table_clips(self, rows, target: str | None) -> tuple[list[np.ndarray], list | None]:
+        from pathlib import Path
+
+        from .tables import columns_of
+
+        columns = columns_of(rows, [self.column])
+        if self.column not in columns.values:
+            raise DataError(f"missing column{columns.where.file}: {self.column} (the sound file of each clip)")
+        folder = Path(rows).parent if isinstance(rows, (str, Path)) else Path.cwd()
+        clips = []
+        for row, name in enumerate(columns.values[self.column]):
+            if not isinstance(name, str) or not name.strip():
+                raise DataError(f"{columns.where(row)}: column {self.column} holds no sound file; give each row the "
+                                "path of its clip")
+            path = Path(name) if Path(name).is_absolute() else folder / name
+            if not path.is_file():
+                raise DataError(f"{columns.where(row)}: sound file not found: {path}")
+            clips.append(read_clip(path, self.sample_rate))
+        labels = columns.values.get(target) if target else None
+        return clips, (list(labels) if labels is not None else None)
+
+    def spectrum(self, clip: np.ndarray) -> np.ndarray:
+        """(mels, frames): one clip's normalised log-mel spectrogram, cut at the end to the run's
+        frames."""
+        return log_mel(clip, self.sample_rate, n_fft=self.n_fft, hop=self.hop, mels=self.mels)[:, :self.frames]
+
+    def features(self, clip: np.ndarray) -> np.ndarray:
+        """(1, mels, frames): one clip's spectrogram padded with zeros (the clip's mean, once
+        normalised) to the run's frames."""
+        found = self.spectrum(clip)
+        return np.pad(found, ((0, 0), (0, self.frames - found.shape[1])))[None]
+
+    def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
+               target: str | None = None) -> tuple[tuple[np.ndarray], list | None]:
+        clips, labels = self.clips(rows, target)
         x = np.stack([self.features(clip) for clip in clips]) if clips else \
             np.zeros((0, 1, self.mels, self.frames), np.float32)
         return (x.astype(np.float32),), labels
@@ -217,73 +256,12 @@ def _sound_files(path) -> list:
 
 
 class SpeechCodec(AudioCodec):
-    """Encodes speech to transcribe as the run's features say: clips as arrays of samples, a
-    sound file (or its bytes), a folder of sound files, or a table (a file, a DataFrame, JSON rows or columns)
-    whose ``column`` names each clip's sound file (relative to the table's folder) and, for
-    evaluation, whose target column holds its transcript. Each clip becomes its normalised
-    log-mel frames (mels, frames), padded or cut to the run's frames, with the frames it holds:
-    ``(x (N, mels, frames), lengths (N,))``.
-
-    Args:
-        state: the fitted state (``AudioCodec``'s, and ``column``: the table's column of files).
-    """
+    """Encodes speech to transcribe from the rows ``AudioCodec`` reads (a table's target column
+    holds the transcripts): each clip becomes its normalised log-mel frames (mels, frames),
+    padded with zeros or cut to the run's frames, with the frames it fills:
+    ``(x (N, mels, frames), lengths (N,))``."""
 
     kind = "speech"
-
-    def __init__(self, state: dict):
-        super().__init__(state)
-        self.column = state["column"]
-
-    def row_names(self, rows) -> list[str] | None:
-        """The file each clip was read from, for clips given as a file or a folder of files."""
-        from pathlib import Path
-
-        if isinstance(rows, (str, Path)) and Path(rows).suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq",
-                                                                               ".json"):
-            return [file.name for file in _sound_files(rows)] if Path(rows).exists() else None
-        return None
-
-    def clips(self, rows, target: str | None = None) -> tuple[list[np.ndarray], list | None]:
-        """The clips' samples at the run's sample rate, and their transcripts where ``rows`` is a
-        table holding the ``target`` column."""
-        from pathlib import Path
-
-        from .tables import columns_of
-
-        if isinstance(rows, (bytes, bytearray)):  # a sound file's bytes (the service's body)
-            return [read_clip(rows, self.sample_rate)], None
-        if isinstance(rows, (str, Path)) and Path(rows).suffix.lower() in AUDIO_FILES + ("",):
-            if not Path(rows).exists():
-                raise DataError(f"{rows}: no such sound file or folder")
-            return [read_clip(file, self.sample_rate) for file in _sound_files(rows)], None
-        if isinstance(rows, (list, tuple)) and (not rows or not isinstance(rows[0], dict)):
-            clips = [np.asarray(clip, dtype=np.float64) for clip in rows]
-            for number, clip in enumerate(clips, start=1):
-                if clip.ndim != 1 or not len(clip) or not np.isfinite(clip).all():
-                    raise DataError(f"clip {number}: expected one channel of finite samples at {self.sample_rate} Hz, "
-                                    f"got shape {clip.shape}")
-            return clips, None
-        columns = columns_of(rows, [self.column])
-        if self.column not in columns.values:
-            raise DataError(f"missing column: {self.column} (the sound file of each clip to transcribe)")
-        folder = Path(rows).parent if isinstance(rows, (str, Path)) else Path.cwd()
-        clips = []
-        for row, name in enumerate(columns.values[self.column]):
-            if not isinstance(name, str) or not name.strip():
-                raise DataError(f"{columns.where(row)}: column {self.column} holds no sound file; give each row the "
-                                "path of its clip")
-            path = Path(name) if Path(name).is_absolute() else folder / name
-            if not path.is_file():
-                raise DataError(f"{columns.where(row)}: sound file not found: {path}")
-            clips.append(read_clip(path, self.sample_rate))
-        labels = columns.values.get(target) if target else None
-        return clips, (list(labels) if labels is not None else None)
-
-    def frames_of(self, clip: np.ndarray) -> tuple[np.ndarray, int]:
-        """(mels, frames): one clip's normalised log-mel frames, padded with zeros or cut at the
-        end to the run's frames, and how many frames the clip fills."""
-        found = log_mel(clip, self.sample_rate, n_fft=self.n_fft, hop=self.hop, mels=self.mels)[:, :self.frames]
-        return np.pad(found, ((0, 0), (0, self.frames - found.shape[1]))), found.shape[1]
 
     def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
                target: str | None = None) -> tuple[tuple[np.ndarray, np.ndarray], list | None]:
@@ -291,5 +269,6 @@ class SpeechCodec(AudioCodec):
         x = np.zeros((len(clips), self.mels, self.frames), np.float32)
         lengths = np.ones(len(clips), np.int64)
         for row, clip in enumerate(clips):
-            x[row], lengths[row] = self.frames_of(clip)
+            found = self.spectrum(clip)
+            x[row, :, : found.shape[1]], lengths[row] = found, found.shape[1]
         return (x, lengths), labels

@@ -12,17 +12,14 @@ test clips are voices never heard in training.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from ...codecs.audio import SpeechCodec, read_clip, resampled
-from ...errors import DataError
+from ...codecs.audio import SpeechCodec, resampled
 from ...models.inputs import Inputs
 from .. import builtin
-from .audio import HOP, LONGEST, MELS, N_FFT, SAMPLE_RATE, AudioState
+from .audio import HOP, MELS, N_FFT, SAMPLE_RATE, AudioState, clips_source, table_clips
 from .base import Encoder, Kind, Source
 from .pairs import room
 from .text import fit_tokenizer
@@ -34,7 +31,6 @@ class SpeechState(AudioState):
     holds, and the search's beam."""
 
     kind: Literal["speech"] = "speech"
-    column: str
     tokenizer: dict[str, Any]
     target_length: int
     beam_size: int = 1
@@ -56,14 +52,6 @@ class SpeechEncoder(Encoder):
         return f"evaluation data needs transcripts: a table with a '{self.target}' column beside '{self.state.column}'"
 
 
-def _column(frame, name: str | None, default: str, what: str, option: str, source: str) -> str:
-    name = name or default
-    if name not in frame.columns:
-        raise DataError(f"{option}: {source} has no column '{name}'; name the column that holds {what} (columns: "
-                        f"{', '.join(map(str, frame.columns[:30]))})")
-    return name
-
-
 class SpeechKind(Kind):
     name = "speech"
     reads = "frames"
@@ -72,44 +60,13 @@ class SpeechKind(Kind):
 
     def load(self, data_spec, *, target_required: bool = True) -> Source:
         """The built-in spoken set, or a table of sound files and their transcripts."""
-        import pandas as pd
-
-        fixed, column = {}, data_spec.source or "path"
         if data_spec.dataset:
             clips, transcripts, rate, test = builtin.load_transcribed(data_spec.dataset)
             clips = [resampled(clip, rate, SAMPLE_RATE) for clip in clips]
-            fixed["test"], label, target = test, data_spec.dataset, builtin.DATASETS[data_spec.dataset].target
-        else:
-            from ..tabular import read_table
-
-            label = data_spec.path
-            frame = read_table(label, text=[name for name in (data_spec.source, data_spec.target)
-                                            if isinstance(name, str)])
-            column = _column(frame, data_spec.source, "path", "each clip's sound file", "data.source", label)
-            if isinstance(data_spec.target, list):
-                raise DataError("data.target: a clip has one transcript column")
-            target = _column(frame, data_spec.target, "transcript", "each clip's transcript", "data.target", label)
-            empty = np.flatnonzero(frame[target].isna().to_numpy() | (frame[target].astype(str).str.strip() == ""))
-            if len(empty):
-                raise DataError(f"{label}: the transcript of row {empty[0] + 1} is empty ({len(empty)} rows); every "
-                                "clip needs the text said in it: fill or drop those rows")
-            folder = Path(label).parent
-            clips = []
-            for row, name in enumerate(frame[column].tolist()):
-                path = Path(str(name)) if Path(str(name)).is_absolute() else folder / str(name)
-                if not path.is_file():
-                    raise DataError(f"{label}: row {row + 1}: sound file not found: {path}")
-                clips.append(read_clip(path, SAMPLE_RATE))
-            transcripts = frame[target].astype(str).tolist()
-        longest = max(len(c) for c in clips) / SAMPLE_RATE
-        if longest > LONGEST:
-            raise DataError(f"{label}: a clip lasts {longest:.0f} s; cut clips to at most {LONGEST:.0f} s")
-        digest = hashlib.sha256()
-        for clip, text in zip(clips, transcripts):
-            digest.update(np.asarray(clip, dtype=np.float32).tobytes())
-            digest.update(f"\x1f{text}\x1e".encode())
-        return Source(label, len(clips), clips, digest.hexdigest(), target, pd.Series(transcripts, name=target),
-                      fixed=fixed, facts={"column": column})
+            return clips_source(data_spec.dataset, clips, transcripts, builtin.DATASETS[data_spec.dataset].target,
+                                data_spec.source or "path", {"test": test})
+        clips, transcripts, column, target = table_clips(data_spec, "transcript", "transcript")
+        return clips_source(data_spec.path, clips, transcripts, target, column)
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> SpeechEncoder:
         longest = max(len(source.payload[i]) for i in train)
