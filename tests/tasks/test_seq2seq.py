@@ -205,3 +205,21 @@ def test_a_beam_size_for_a_run_that_does_not_search_is_refused(tmp_path):
     with pytest.raises(Refused, match="--beam-size is for runs that write their answers a token at a time"):
         run.predictor.searching(4)
     assert run.predictor.searching(None) is run.predictor
+
+
+def test_a_parallel_text_file_trains_with_one_vocabulary_for_both_sides(tmp_path):
+    frame = _spelled(tmp_path / "spelled.csv")
+    lines = [f"{words}\t{digits}\tCC-BY 2.0 (France) Attribution" for words, digits in zip(frame["words"],
+                                                                                          frame["digits"])]
+    (tmp_path / "spelled.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spec = {"data": {"path": str(tmp_path / "spelled.txt"), "kind": "pairs", "target_tokenizer": "shared"}, **SPEC}
+    run = lf.train(spec, runs_dir=tmp_path / "runs")
+    state = run.manifest.preprocessing
+    assert state.target_tokenizer["vocab"] == state.vocab and "3" in state.vocab and "t" in state.vocab
+    assert run.metrics["test"]["exact_match"] >= 0.9, run.metrics["test"]
+    (tmp_path / "ask.txt").write_text("three one four\nnine nine zero\n", encoding="utf-8")
+    assert list(run.predict(tmp_path / "ask.txt")) == list(run.predict(["three one four", "nine nine zero"]))
+    assert set(run.evaluate(tmp_path / "spelled.txt")) >= {"exact_match", "bleu"}
+    (tmp_path / "torn.txt").write_text("one\t1\ntwo 2\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"torn\.txt: line 2 holds no tab"):
+        lf.train({**spec, "data": {**spec["data"], "path": str(tmp_path / "torn.txt")}}, runs_dir=tmp_path / "runs")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import DataError
 from .cells import is_missing
-from .tables import columns_of, no_kept_columns, no_row_names, table_pieces
+from .tables import CsvText, columns_of, no_kept_columns, no_row_names, table_pieces
 
 PAD, UNK = "<pad>", "<unk>"
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -156,10 +156,49 @@ class TextCodec:
         return encode_texts(self.tokenizer, texts, self.max_length), labels
 
 
+def parallel_lines(path) -> tuple[list[str], list[str] | None]:
+    """The pairs of a parallel text file: one pair a line, the source text, a tab and the target
+    text (further tab-separated fields, such as Tatoeba's attribution, are left out); the targets
+    are None when no line has a tab (source texts alone, to answer).
+
+    Raises:
+        DataError: a file that is not UTF-8 text, none of whose lines hold text, or whose lines
+            hold a tab in some lines only (named by its line).
+    """
+    from pathlib import Path
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered:
+        raise DataError(f"{path}: holds no lines of text")
+    tabbed = ["\t" in line for _, line in numbered]
+    if not any(tabbed):
+        return [line for _, line in numbered], None
+    if not all(tabbed):
+        number = numbered[tabbed.index(False)][0]
+        raise DataError(f"{path}: line {number} holds no tab; a parallel text file holds a source text, a tab and "
+                        "its target text on every line")
+    fields = [line.split("\t") for _, line in numbered]
+    return [f[0] for f in fields], [f[1] for f in fields]
+
+
 class PairsCodec(TextCodec):
     """Encodes the source texts of sequence-to-sequence pairs as the run's source tokenizer does
-    (a table with the source column and, for evaluation, the target column; or texts one by one):
-    the same reading as ``TextCodec``, of the source column."""
+    (a table with the source column and, for evaluation, the target column; a parallel text
+    file, ``parallel_lines``; or texts one by one): the same reading as ``TextCodec``, of the
+    source column."""
 
     kind = "pairs"
     reads = "the text to answer"
+
+    def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
+               target: str | None = None) -> tuple[tuple[np.ndarray, np.ndarray], list | None]:
+        from pathlib import Path
+
+        if isinstance(rows, (str, Path)) and not isinstance(rows, CsvText) and str(rows).lower().endswith(".txt"):
+            sources, targets = parallel_lines(rows)
+            return encode_texts(self.tokenizer, sources, self.max_length), targets
+        return super().encode(rows, unknown=unknown, ignore_extra=ignore_extra, target=target)

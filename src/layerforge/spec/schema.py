@@ -181,9 +181,10 @@ class DataSpec(_Section):
     context: PositiveInt = 128
     # sequence-to-sequence pairs (data.kind: pairs): the source text column (data.target is the
     # target text's), the target side's tokenizer (default: data.tokenizer's options, fitted on
-    # the target texts) and how answers are decoded
+    # the target texts; shared: data.tokenizer fitted on both sides) and how answers are decoded;
+    # speech (data.kind: speech): the column of sound files, the transcripts' tokenizer, the beam
     source: str | None = None
-    target_tokenizer: TokenizerSpec | None = None
+    target_tokenizer: TokenizerSpec | Literal["shared"] | None = None  # shared: one vocabulary for both sides
     decoding: DecodingSpec = DecodingSpec()
     # anomaly detection: rows of these target classes are kept out of training and validation
     anomaly_classes: list[int | str] | None = None

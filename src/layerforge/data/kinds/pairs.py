@@ -1,12 +1,14 @@
 """Text pairs: a source text answered by a target text (sequence-to-sequence: translation, date
 normalisation, spelling numbers out). Each side has its own tokenizer fitted on the training
 rows (``data.tokenizer`` for the source, ``data.target_tokenizer`` for the target, by default
-the source's options), and the state keeps how answers are decoded (``data.decoding``), so that
-every door searches for answers the same way.
+the source's options; ``target_tokenizer: shared``: one tokenizer fitted on both sides), and the
+state keeps how answers are decoded (``data.decoding``), so that every door searches for
+answers the same way.
 
 Rows come from a table with a source and a target text column (``data.source``,
-``data.target``), or from a built-in set made offline from packages (``dates``, ``numbers_fr``,
-``numbers_de``).
+``data.target``), a parallel text file (``.txt``: a source text, a tab and its target text on
+each line, as Tatoeba's exports hold them), or from a built-in set made offline from packages
+(``dates``, ``numbers_fr``, ``numbers_de``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ...codecs.texts import Tokenizer
+from ...codecs.texts import Tokenizer, parallel_lines
 from ...errors import DataError
 from ...models.inputs import Inputs
 from .. import builtin
@@ -84,6 +86,14 @@ class PairsKind(Kind):
             if test is not None:
                 fixed["test"] = test
             label = data_spec.dataset
+        elif data_spec.path.lower().endswith(".txt"):  # a parallel text file: source, tab, target
+            import pandas as pd
+
+            sources, targets = parallel_lines(data_spec.path)
+            if targets is None:
+                raise DataError(f"{data_spec.path}: no line holds a tab; a parallel text file holds a source text, a "
+                                "tab and its target text on every line")
+            frame, label = pd.DataFrame({"source": sources, "target": targets}), data_spec.path
         else:
             names = [name for name in (data_spec.source, data_spec.target) if isinstance(name, str)]
             frame, label = read_table(data_spec.path, text=names), data_spec.path
@@ -110,8 +120,11 @@ class PairsKind(Kind):
     def fit(self, source: Source, train: np.ndarray, data_spec) -> PairsEncoder:
         sources = [source.payload[i] for i in train]
         targets = [str(source.labels.iloc[i]) for i in train]
-        tokenizer = fit_tokenizer(sources, data_spec.tokenizer)
-        target_tokenizer = fit_tokenizer(targets, data_spec.target_tokenizer or data_spec.tokenizer)
+        if data_spec.target_tokenizer == "shared":  # one vocabulary, fitted on both sides
+            tokenizer = target_tokenizer = fit_tokenizer(sources + targets, data_spec.tokenizer)
+        else:
+            tokenizer = fit_tokenizer(sources, data_spec.tokenizer)
+            target_tokenizer = fit_tokenizer(targets, data_spec.target_tokenizer or data_spec.tokenizer)
         longest_source = max(len(tokenizer.encode(text)) for text in sources)
         longest_target = max(len(target_tokenizer.encode(text)) for text in targets)
         target_length = room(longest_target) + TARGET_MARKS

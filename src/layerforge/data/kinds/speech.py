@@ -71,7 +71,8 @@ class SpeechKind(Kind):
     def fit(self, source: Source, train: np.ndarray, data_spec) -> SpeechEncoder:
         longest = max(len(source.payload[i]) for i in train)
         transcripts = [str(source.labels.iloc[i]) for i in train]
-        tokenizer = fit_tokenizer(transcripts, data_spec.target_tokenizer or data_spec.tokenizer)
+        own = data_spec.target_tokenizer not in (None, "shared")  # shared: nothing else is tokenized
+        tokenizer = fit_tokenizer(transcripts, data_spec.target_tokenizer if own else data_spec.tokenizer)
         most = max(len(tokenizer.encode(text)) for text in transcripts)
         state = SpeechState(sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop=HOP, mels=MELS, frames=1 + longest // HOP,
                             column=source.facts["column"], tokenizer=tokenizer.to_json(), target_length=room(most),
