@@ -12,14 +12,14 @@ from .common import Backend, Unknown, training_stack, write_frames
 
 def predict(
     run: Path = typer.Argument(..., help="Run directory."),
-    data: Path = typer.Argument(..., help="CSV or Parquet file of new rows."),
+    data: Path = typer.Argument(..., help="CSV or Parquet file of new rows (or what the run reads: a folder of images, a sound file or a folder of them, a parallel text file)."),
     out: Path | None = typer.Option(None, "--out", help="Write predictions here (.csv or .parquet); default: standard output."),
     unknown_categories: Unknown | None = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
     backend: Backend = typer.Option(Backend.torch, "--backend", help="torch (the run), or onnx: its export through the torch-free runtime."),
     int8: bool = typer.Option(False, "--int8", help="With --backend onnx: the int8 model the export kept."),
     keep_columns: list[str] = typer.Option([], "--keep-columns", help="Copy these columns of the rows (e.g. an identifier) into the predictions, first (comma-separated or repeated)."),
-    beam_size: int | None = typer.Option(None, "--beam-size", min=1, help="seq2seq runs: write answers by a beam search this wide (1: greedy; default: as the run does)."),
+    beam_size: int | None = typer.Option(None, "--beam-size", min=1, help="seq2seq and transcription runs: write answers by a beam search this wide (1: greedy, or CTC's best path; default: as the run does)."),
 ) -> None:
     """Predict new rows with a trained run (classes and probabilities, values, or an
     autoencoder's anomaly scores)."""
