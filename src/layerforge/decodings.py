@@ -63,6 +63,15 @@ class Decoding:
         """One JSON answer per row (the HTTP service): ``prediction`` and what the task adds."""
         return [{"prediction": value} for value in self.predictions(outputs, inputs).tolist()]
 
+    def pictures(self, outputs: np.ndarray) -> np.ndarray:
+        """The answers as pictures (``layerforge predict ... --out FOLDER`` writes one file each).
+
+        Raises:
+            DataError: answers that are not pictures.
+        """
+        raise DataError("this run's answers are rows of a table, not pictures: write them to a file "
+                        "(--out predictions.csv)")
+
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         raise DataError("predict_proba is for classification runs")
 
@@ -566,9 +575,47 @@ class Transcripts(Decoding):
         return [{"prediction": text} for text in self.texts(outputs)]
 
 
+class Masks(Decoding):
+    """Class scores of every pixel (N, K, H, W) read as masks: each pixel's likeliest class. A
+    prediction is a mask (H, W) of class indices; the prediction table counts each class's
+    pixels; ``pictures`` gives the masks as they are written to PNG files.
+
+    Args:
+        classes: the name of each class index.
+    """
+
+    kind = "masks"
+
+    def __init__(self, classes: list):
+        self.classes = [str(c) for c in classes]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "classes": self.classes}
+
+    def pictures(self, outputs: np.ndarray) -> np.ndarray:
+        """The masks (N, H, W) of class indices, uint8, as PNG files hold them."""
+        check_finite_rows(outputs)
+        return np.asarray(outputs).argmax(axis=1).astype(np.uint8)
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        return self.pictures(outputs).astype(np.int64)
+
+    def columns(self, outputs: np.ndarray, inputs: tuple, target: str | None) -> dict[str, Any]:
+        masks = self.pictures(outputs)
+        counts = np.stack([(masks == k).sum(axis=(1, 2)) for k in range(len(self.classes))], axis=1)
+        return {f"pixels_{name}": counts[:, k] for k, name in enumerate(self.classes)}
+
+    def answer_fields(self) -> dict[str, tuple[Any, str]]:
+        return {"prediction": (list[list[int]], "each pixel's class index, row by row (the classes: "
+                                                  f"{', '.join(self.classes)})")}
+
+    def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
+        return [{"prediction": mask.tolist()} for mask in self.predictions(outputs, inputs)]
+
+
 DECODINGS: dict[str, type[Decoding]] = {cls.kind: cls for cls in (Decoding, Classes, Labels, Targets, Values,
                                                                    Forecast, AnomalyScores, Samples, NextToken, Texts,
-                                                                   Transcripts)}
+                                                                   Transcripts, Masks)}
 
 
 def from_json(record: dict) -> Decoding:
@@ -587,5 +634,5 @@ def from_json(record: dict) -> Decoding:
         raise DataError(f"decoding of kind {kind!r}: {error}") from None
 
 
-__all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "Labels", "NextToken", "Samples",
+__all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "Labels", "Masks", "NextToken", "Samples",
            "Targets", "Texts", "Thresholds", "Transcripts", "Values", "check_finite_rows", "from_json", "softmax"]

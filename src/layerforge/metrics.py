@@ -218,3 +218,32 @@ def transcription_scores(hypotheses: list[str], references: list[str]) -> dict[s
             from None
     return {"wer": float(jiwer.wer(references, hypotheses)), "cer": float(jiwer.cer(references, hypotheses)),
             "exact_match": exact}
+
+
+def segmentation_scores(answered: np.ndarray, true: np.ndarray, classes: int) -> dict[str, float]:
+    """Masks of class indices (N, H, W) against the true masks, over all their pixels:
+    ``mean_iou`` (each class's intersection over union, averaged over the classes either mask
+    holds), ``dice`` (twice the intersection over the sum, averaged over the classes but the
+    first, the background, that either mask holds; over all classes when there is one) and
+    ``pixel_accuracy``; ``iou_<k>`` for each class k either mask holds.
+
+    >>> true = np.array([[[0, 1], [1, 1]]])
+    >>> scores = segmentation_scores(np.array([[[0, 1], [0, 1]]]), true, 2)
+    >>> scores["mean_iou"], scores["pixel_accuracy"]
+    (0.5833333333333333, 0.75)
+    """
+    answered, true = np.asarray(answered).reshape(-1), np.asarray(true).reshape(-1)
+    counts = np.bincount(true.astype(np.int64) * classes + answered, minlength=classes * classes)
+    confusion = counts.reshape(classes, classes).astype(np.float64)  # rows: true class; columns: answered
+    hit = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - hit
+    held = union > 0
+    iou = np.where(held, hit / np.maximum(union, 1), np.nan)
+    dice = np.where(held, 2 * hit / np.maximum(union + hit, 1), np.nan)
+    foreground = held.copy()
+    foreground[0] = classes == 1
+    found = {"mean_iou": float(np.nanmean(iou)) if held.any() else 1.0,
+             "dice": float(np.nanmean(dice[foreground])) if foreground.any() else 1.0,
+             "pixel_accuracy": float(hit.sum() / max(confusion.sum(), 1))}
+    found.update({f"iou_{k}": float(iou[k]) for k in range(classes) if held[k]})
+    return found

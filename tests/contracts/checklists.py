@@ -66,6 +66,8 @@ def check_family(family: str, kind: str, tmp_path) -> None:
     elif entry.predictive and inputs.frames:  # logits at every frame the network keeps
         assert output.shape[0] == 4 and output.ndim == 3 and output.shape[-1] == OUTPUTS
         assert 1 <= output.shape[1] <= inputs.length
+    elif entry.predictive and entry.config.task == "segmentation":  # class scores of every pixel
+        assert output.shape == (4, OUTPUTS, *inputs.shape[1:])
     elif entry.predictive:
         assert output.shape == (4, OUTPUTS)
     output.float().square().mean().backward()
@@ -89,7 +91,8 @@ def check_family(family: str, kind: str, tmp_path) -> None:
         model.reset_head(7)
         model.train()
         output = model(*example)
-        assert output.shape[0] == 4 and output.shape[-1] == 7
+        per_pixel = entry.config.task == "segmentation"  # (B, classes, H, W)
+        assert output.shape[0] == 4 and output.shape[1 if per_pixel else -1] == 7
         output.square().mean().backward()
         assert model.output_layer.weight.grad is not None
     else:

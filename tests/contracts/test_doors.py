@@ -101,6 +101,8 @@ CASES = {
                                                     "decoding": {"beam_size": 2}},
                                            "model": {"type": "rnn", "cell": "gru", "hidden_size": 16}},
                                           "transcription"),
+    "masks-segmentation": lambda root: ({"data": {"path": str(_scenes(root))},
+                                         "model": {"type": "unet", "channels": [8, 16]}}, "segmentation"),
     "forecast-forecasting": lambda root: ({"data": {"dataset": "airline", "lookback": 12, "horizon": 3,
                                                     "test_size": 12},
                                            "model": {"type": "mlp", "layers": [8]}}, "forecasting"),
@@ -178,6 +180,23 @@ def _spoken(root):
     return path
 
 
+def _scenes(root):
+    """A folder of scenes: 60 pictures of shapes (images/) and their masks (masks/)."""
+    path = root / "scenes"
+    if not path.exists():
+        from PIL import Image
+
+        from layerforge.data.scenes import scenes
+
+        pictures, masks = scenes(60, size=24, seed=0)
+        (path / "images").mkdir(parents=True)
+        (path / "masks").mkdir()
+        for i, (picture, mask) in enumerate(zip(pictures, masks)):
+            Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(path / "images" / f"{i}.png")
+            Image.fromarray(mask, mode="L").save(path / "masks" / f"{i}.png")
+    return path
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     return tmp_path_factory.mktemp("doors")
@@ -214,6 +233,9 @@ def _rows(case: str, run, root) -> tuple:
         return path, rows
     if case.startswith("sequence"):
         x = np.load(_waves(root))["x"][:10]
+        return x, x.tolist()
+    if case.startswith("masks"):
+        x = np.random.default_rng(1).random((4, 3, 24, 24)).astype(np.float32)
         return x, x.tolist()
     if case.startswith("image"):
         x = np.random.default_rng(1).random((6, 1, 8, 8)).astype(np.float32)
@@ -331,6 +353,10 @@ def test_every_door_gives_the_same_answers(case, trained, root):
     onnx_table = pd.DataFrame(runtime.load(folder).predict_table(rows))
     assert list(onnx_table.columns) == list(torch_table.columns)
     _same(_answers_of_table(onnx_table, case), ours, PROBABILITY)
+    if case.startswith("masks"):  # the table counts each class's pixels; an answer is the mask itself
+        masks = lf.load_run(run.path).predictor.predict(rows)
+        assert masks.shape == (len(rows), 24, 24)
+        ours = [{"prediction": mask.tolist()} for mask in masks]
     _same(runtime.load(folder).answers(json_rows), ours, PROBABILITY)
     if (folder / "model.int8.onnx").exists():  # int8 is judged on accuracy, not parity: same columns
         assert list(pd.DataFrame(runtime.load(folder, int8=True).predict_table(rows)).columns) == \

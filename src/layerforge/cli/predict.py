@@ -7,13 +7,13 @@ from pathlib import Path
 import typer
 
 from ..errors import OutputError
-from .common import Backend, Unknown, training_stack, write_frames
+from .common import Backend, Unknown, guard, training_stack, write_frames
 
 
 def predict(
     run: Path = typer.Argument(..., help="Run directory."),
     data: Path = typer.Argument(..., help="CSV or Parquet file of new rows (or what the run reads: a folder of images, a sound file or a folder of them, a parallel text file)."),
-    out: Path | None = typer.Option(None, "--out", help="Write predictions here (.csv or .parquet); default: standard output."),
+    out: Path | None = typer.Option(None, "--out", help="Write predictions here (.csv or .parquet; a folder: one PNG mask per picture, for segmentation); default: standard output."),
     unknown_categories: Unknown | None = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
     backend: Backend = typer.Option(Backend.torch, "--backend", help="torch (the run), or onnx: its export through the torch-free runtime."),
@@ -38,6 +38,22 @@ def predict(
         predictor = load_run(run).predictor.searching(beam_size)
         return predictor.predict_pieces(data, **options)  # a large table: chunk by chunk
 
+    if out is not None and out.suffix == "":  # a folder: the answers as pictures (segmentation masks)
+        def pictures():
+            options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra}
+            if backend is Backend.onnx:
+                from ..export import current
+
+                written = current(run, int8=int8).write_pictures(str(data), out, **options)
+            else:
+                training_stack()
+                from ..run.directory import load_run
+
+                written = load_run(run).predictor.write_pictures(data, out, **options)
+            typer.echo(f"{len(written)} masks: {out}")
+
+        guard(pictures)
+        return
     write_frames(call, out, "predictions.csv")
 
 

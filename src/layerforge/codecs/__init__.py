@@ -12,12 +12,13 @@ from ..errors import DataError
 from .arrays import ImageCodec, SequenceCodec
 from .audio import AudioCodec, SpeechCodec
 from .forecast import ForecastCodec
+from .masks import MasksCodec
 from .tables import TableCodec
 from .texts import PairsCodec, TextCodec
 
 CODECS = {"table": TableCodec, "sequence": SequenceCodec, "image": ImageCodec, "text": TextCodec,
           "forecast": ForecastCodec, "audio": AudioCodec,
-          "pairs": PairsCodec, "speech": SpeechCodec}
+          "pairs": PairsCodec, "speech": SpeechCodec, "masks": MasksCodec}
 
 
 def codec_for(state: dict):

@@ -47,3 +47,27 @@ def _opened(source, size: tuple[int, int] | None, channels: int, name: str) -> n
 def read_image(path: Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
     """One image file as float32 (C, H, W) in [0, 1], converted to ``channels`` and resized."""
     return _opened(path, size, channels, str(path))
+
+
+def read_mask(path: Path, size: tuple[int, int] | None) -> np.ndarray:
+    """A mask file (a PNG of class indices: grey levels or a palette's entries) as uint8 (H, W),
+    resized to ``size`` by the nearest pixel (classes are not blended)."""
+    Image = _pillow()
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("L", "P", "1", "I", "I;16"):
+                raise DataError(f"{path}: a mask is a PNG of class indices (grey levels or a palette); this one is "
+                                f"{image.mode} (colours): save each pixel's class number instead")
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.NEAREST)
+            values = np.asarray(image)
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read as a mask ({error})") from None
+    if values.max(initial=0) > 255:
+        raise DataError(f"{path}: holds class {int(values.max())}; a mask holds at most 256 classes")
+    return values.astype(np.uint8)
+
+
+def write_mask(path: Path, mask: np.ndarray) -> None:
+    """A mask of class indices (H, W) as a greyscale PNG (each pixel its class number)."""
+    _pillow().fromarray(np.asarray(mask, dtype=np.uint8), mode="L").save(path)

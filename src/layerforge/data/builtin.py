@@ -73,6 +73,13 @@ DATASETS: dict[str, BuiltinDataset] = {
         "each at their speeds and pitches, with faint noise; the test clips are the 10 voices never heard in training",
         shape="2880 clips", kind="speech", package="espeakng-loader",
     ),
+    "shapes": BuiltinDataset(
+        "shapes", "segmentation", "mask", "drawn by numpy (layerforge.data.scenes), made offline",
+        "64x64 RGB scenes of one to four circles, squares and triangles in random bright colours (a shape's class is "
+        "in its outline), from a few pixels across to half the picture, overlapping, on striped, noisy backgrounds; "
+        "a mask of each pixel's class (background, circle, square, triangle)",
+        shape="1500 scenes, 4 classes", kind="masks", package="numpy",
+    ),
     "dates": BuiltinDataset(
         "dates", "seq2seq", "target", "written by Babel (CLDR date patterns), made offline",
         "20,000 dates from 1950 to 2049 as people write them in 12 locales and 8 formats ('7 mars 2021', "
@@ -346,6 +353,16 @@ def load_transcribed(name: str) -> tuple[list[np.ndarray], list[str], int, np.nd
     unheard = set(np.random.default_rng(0).permutation(voices)[: SPEAKING["test_voices"]].tolist())
     test = np.array([i for i, voice in enumerate(made["voices"]) if voice in unheard], dtype=np.int64)
     return made["clips"], made["labels"], made["sample_rate"], test
+
+
+def load_scenes(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A built-in set of pictures to segment: pictures (N, C, H, W) in [0, 1], masks (N, H, W) of
+    class indices, and the classes' names."""
+    _of_kind(name, "masks", "segmentation dataset")
+    from . import scenes
+
+    pictures, masks = scenes.scenes(1500, size=64, seed=0)
+    return pictures, masks, list(scenes.CLASSES)
 
 
 def load_images(name: str) -> tuple[np.ndarray, list]:

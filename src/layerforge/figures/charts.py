@@ -414,3 +414,35 @@ def attention_maps(maps: list[tuple[np.ndarray, list[str], list[str]]]) -> bytes
     axes[0][0].set_ylabel("answer")
     figure.suptitle("attention of each answer token to the source")
     return png(figure)
+
+
+def mask_overlays(pictures: np.ndarray, truths: np.ndarray, answers: np.ndarray, captions: list[str],
+                  classes: list[str], title: str) -> bytes:
+    """One row per picture (N, C, H, W): the picture, its true mask over it, and the answered
+    mask over it (the background left clear, each other class a colour)."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    plt = pyplot()
+    colours = plt.get_cmap("tab10")(np.arange(max(len(classes) - 1, 1)) % 10)
+    cmap = ListedColormap(colours)
+    low, high = display_range(pictures)
+    figure, axes = plt.subplots(len(pictures), 3, figsize=(5.4, 1.8 * len(pictures) + 0.6), squeeze=False)
+    for row, (picture, truth, answer) in enumerate(zip(pictures, truths, answers)):
+        for column, mask in enumerate((None, truth, answer)):
+            axis = axes[row][column]
+            _show(axis, picture, low, high)
+            if mask is not None:
+                shown = np.ma.masked_where(mask == 0, mask - 1)
+                axis.imshow(shown, cmap=cmap, vmin=0, vmax=max(len(classes) - 2, 0), alpha=0.55,
+                            interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+        axes[row][0].set_ylabel(captions[row], fontsize=7)
+    for column, name in enumerate(("picture", "true", "answered")):
+        axes[0][column].set_title(name, fontsize=8)
+    figure.legend(handles=[Patch(color=colours[k - 1], label=classes[k]) for k in range(1, len(classes))],
+                  loc="lower center", ncol=min(len(classes) - 1, 5), fontsize=7, frameon=False)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout(rect=(0, 0.5 / (1.8 * len(pictures) + 0.6), 1, 1))
+    return png(figure)

@@ -28,6 +28,7 @@ from .configs import (
     PretrainedConfig,
     RNNConfig,
     TransformerConfig,
+    UNetConfig,
 )
 from .inputs import INPUT_KINDS, Inputs
 
@@ -79,6 +80,7 @@ FAMILIES: dict[str, Family] = {
     "gan": Family(GANConfig, _module_builder("gan"), ("table", "image"), predictive=False),
     "pretrained": Family(PretrainedConfig, _module_builder("pretrained"), ("image", "tokens")),
     "ft_transformer": Family(FTTransformerConfig, _module_builder("ft_transformer"), ("table",)),
+    "unet": Family(UNetConfig, _module_builder("unet"), ("image",)),
 }
 
 

@@ -233,6 +233,28 @@ class TransformerConfig(FamilyConfig):
         return []
 
 
+class UNetConfig(FamilyConfig):
+    """A U-Net for segmentation: each level's width from the full-size picture down (the last
+    is the bottleneck; each level halves the picture), and a class score per pixel."""
+
+    example: ClassVar[dict[str, Any]] = {"channels": [8, 16]}
+
+    type: Literal["unet"] = "unet"
+    channels: Sizes = [32, 64, 128, 256]
+    norm: Norm = "batch"
+    activation: str = "relu"
+    dropout: Fraction = 0.0
+    head: list[PositiveInt] = []
+
+    task: ClassVar[str] = "segmentation"
+
+    _known_activation = field_validator("activation")(_known_activation)
+
+    def architecture_space(self) -> dict[str, dict]:
+        return {"channels": {"repeat": {"length": [2, 5], "choice": [16, 32, 64, 128]}},
+                "norm": {"choice": ["batch", "layer", "none"]}}
+
+
 class FTTransformerConfig(FamilyConfig):
     """A Transformer over a table's columns (FT-Transformer): each input column becomes a token
     (a number ``x * w + b``, a block of one-hots, date parts or words through a linear map, a

@@ -228,6 +228,17 @@ class Predictor:
             table = type(table)(named_rows({name: table[name] for name in table.columns}, names))
         return indexed_like(table, given)
 
+    @_answers
+    def write_pictures(self, data, folder, **options) -> list[Path]:
+        """The answers as pictures (a segmentation's masks), one PNG per row in ``folder`` (absent
+        or empty), named after the file each row was read from; the files written."""
+        from ..codecs.masks import write_masks
+        from ..tasks.base import answer_outputs
+
+        inputs, _ = self.encode(data, **options)
+        pictures = self.task.decoding().pictures(answer_outputs(self.model, inputs))
+        return write_masks(folder, pictures, self.encoder.codec.row_names(data))
+
     def predict_pieces(self, data, keep: Sequence[str] = (), **options) -> Iterator:
         """``predict_table`` a piece at a time: a table file in chunks, so that predicting a file
         larger than memory holds one chunk of it (``Encoder.pieces``); other data whole.

@@ -262,6 +262,14 @@ class Runtime:
         outputs, inputs, decoding, extra = self._answered(rows, **options)
         return named_rows({**decoding.columns(outputs, inputs, self.target), **extra}, self.codec.row_names(rows))
 
+    def write_pictures(self, rows, folder, **options) -> list:
+        """The answers as pictures (a segmentation's masks), one PNG per row in ``folder`` (absent
+        or empty), named after the file each row was read from; the files written."""
+        from ..codecs.masks import write_masks
+
+        outputs, _, decoding, _ = self._answered(rows, **options)
+        return write_masks(folder, decoding.pictures(outputs), self.codec.row_names(rows))
+
     def predict_pieces(self, rows, keep=(), **options) -> Iterator[dict[str, list]]:
         """``predict_table`` a block of rows at a time: for a table or text in a .csv or .tsv
         file larger than memory (``codecs.tables.csv_blocks``); other rows come as one table.

@@ -13,12 +13,13 @@ from .multilabel import MultiLabelTask
 from .multitarget import MultiTargetTask
 from .reconstruction import ReconstructionTask
 from .regression import RegressionTask
+from .segmentation import SegmentationTask
 from .seq2seq import Seq2SeqTask
 from .transcription import TranscriptionTask
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (
     ClassificationTask, MultiLabelTask, MultiTargetTask, RegressionTask, ForecastTask, LanguageModelTask,
-    ReconstructionTask, GenerationTask, Seq2SeqTask, TranscriptionTask,
+    ReconstructionTask, GenerationTask, Seq2SeqTask, TranscriptionTask, SegmentationTask,
 )}
 
 

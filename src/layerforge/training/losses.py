@@ -4,7 +4,8 @@ What a loss compares depends on the task's ``target_form``: 'classes' (logits (N
 class indices (N,)), 'values' (numbers against numbers of the same shape: regression,
 forecasting, reconstruction), 'tokens' (logits (B, L, V) against next tokens (B, L)),
 'alignments' (logits (B, T, V) of every frame against a shorter token sequence (B, L) that some
-alignment of the frames spells, id 0 the blank and the padding: transcription) or
+alignment of the frames spells, id 0 the blank and the padding: transcription), 'pixels'
+(class scores (B, K, H, W) against each pixel's class (B, H, W): segmentation) or
 'adversarial' (a GAN's two halves: see ``AdversarialLoss``). A loss declares the forms it suits;
 user-registered losses name their tasks.
 """
@@ -75,6 +76,30 @@ def _cross_entropy(form: str, label_smoothing: float = 0.0) -> Callable:
             output.flatten(0, 1), target.flatten(), label_smoothing=label_smoothing
         )
     return lambda output, target: F.cross_entropy(output, target, label_smoothing=label_smoothing)
+
+
+def _dice(form: str) -> Callable:
+    """One minus the soft Dice coefficient of each class (twice the overlap of the predicted
+    probabilities and the true pixels over their sums, over the batch), averaged over the
+    classes: it weighs a small class as much as the background."""
+    import torch.nn.functional as F
+
+    def loss(output, target):
+        probabilities = output.float().softmax(1)  # (B, K, H, W)
+        truth = F.one_hot(target, output.shape[1]).permute(0, 3, 1, 2).to(probabilities.dtype)
+        overlap = (probabilities * truth).sum((0, 2, 3))
+        total = probabilities.sum((0, 2, 3)) + truth.sum((0, 2, 3))
+        return 1 - ((2 * overlap + 1.0) / (total + 1.0)).mean()
+
+    return loss
+
+
+def _dice_ce(form: str) -> Callable:
+    """The sum of the pixels' cross-entropy and the soft Dice loss."""
+    import torch.nn.functional as F
+
+    dice = _dice(form)
+    return lambda output, target: F.cross_entropy(output.float(), target) + dice(output, target)
 
 
 def _ctc(form: str) -> Callable:
@@ -174,9 +199,11 @@ LOSSES: dict[str, LossEntry] = {
     "mse": LossEntry(_mse, ("classes", "values"), ()),
     "mae": LossEntry(_mae, ("classes", "values"), ()),
     "huber": LossEntry(_huber, ("classes", "values"), ("delta",)),
-    "cross_entropy": LossEntry(_cross_entropy, ("classes", "tokens"), ("label_smoothing",)),
+    "cross_entropy": LossEntry(_cross_entropy, ("classes", "tokens", "pixels"), ("label_smoothing",)),
     "bce": LossEntry(_bce, ("classes", "labels"), ()),
     "ctc": LossEntry(_ctc, ("alignments",), ()),
+    "dice": LossEntry(_dice, ("pixels",), ()),
+    "dice_ce": LossEntry(_dice_ce, ("pixels",), ()),
     "hinge": LossEntry(_hinge, ("classes", "adversarial"), ("margin",)),
     "non_saturating": LossEntry(_non_saturating, ("adversarial",), ("label_smoothing",)),
     "wasserstein_gp": LossEntry(_wasserstein_gp, ("adversarial",), ("gp_weight",)),

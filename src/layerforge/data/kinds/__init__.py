@@ -11,6 +11,7 @@ from .base import Encoder, Kind, Perturbation, Source, State
 from .corpus import CorpusKind
 from .forecast import ForecastKind
 from .image import ImageKind
+from .masks import MasksKind
 from .pairs import PairsKind
 from .sequence import SequenceKind
 from .speech import SpeechKind
@@ -19,7 +20,7 @@ from .text import TextKind
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TableKind(), SequenceKind(), ImageKind(), TextKind(),
                                                         CorpusKind(), ForecastKind(), AudioKind(),
-                                                        PairsKind(), SpeechKind())}
+                                                        PairsKind(), SpeechKind(), MasksKind())}
 
 
 def get(name: str) -> Kind:
@@ -31,7 +32,7 @@ def get(name: str) -> Kind:
 def kind_of(data_spec) -> Kind:
     """The kind a data spec names: a built-in's own, ``data.kind``, or the file's type (a folder
     of class folders is images, .npz sequences, .txt a corpus, a table with ``data.text`` text,
-    one with ``data.source`` text pairs)."""
+    one with ``data.source`` text pairs, a folder holding images/ pictures to segment)."""
 
     if data_spec.dataset:
         return KINDS[DATASETS[data_spec.dataset].kind]
@@ -43,6 +44,10 @@ def kind_of(data_spec) -> Kind:
     if suffix == "npz":
         return KINDS["sequence"]
     if "." not in data_spec.path.rsplit("/", 1)[-1] or suffix in ("png", "jpg", "jpeg"):
+        from pathlib import Path
+
+        if (Path(data_spec.path) / "images").is_dir():
+            return KINDS["masks"]  # a folder of scenes: images/ and their masks/
         return KINDS["image"]  # a folder of class subfolders
     if suffix == "txt":
         return KINDS["corpus"]

@@ -194,8 +194,8 @@ def _labels(labels, target: str | None):
         return None
     import pandas as pd
 
-    if isinstance(labels, (pd.Series, pd.DataFrame)):
-        return labels
+    if isinstance(labels, (pd.Series, pd.DataFrame)) or (isinstance(labels, np.ndarray) and labels.ndim > 1):
+        return labels  # (a picture's mask of classes stays an array)
     return pd.DataFrame(labels) if isinstance(labels, dict) else pd.Series(labels, name=target)
 
 

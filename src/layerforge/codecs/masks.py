@@ -1,0 +1,112 @@
+"""Pictures to segment: the image codec's reading of pictures, and a folder of scenes (an
+``images`` folder and a ``masks`` folder whose files share their names) whose masks are the
+labels that evaluation scores against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .arrays import IMAGE_FILES, ImageCodec
+from .pictures import read_image, read_mask
+
+
+def scene_files(root: Path) -> tuple[list[Path], list[Path] | None]:
+    """The pictures of ``root/images`` and, where ``root/masks`` is there, the mask of each (the
+    PNG of the same name).
+
+    Raises:
+        DataError: no pictures, or a picture without its mask (named).
+    """
+    pictures = sorted(p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_FILES)
+    if not pictures:
+        raise DataError(f"{root / 'images'}: holds no {', '.join(IMAGE_FILES)} files")
+    if not (root / "masks").is_dir():
+        return pictures, None
+    masks = [root / "masks" / f"{p.stem}.png" for p in pictures]
+    missing = next((m for m in masks if not m.is_file()), None)
+    if missing is not None:
+        raise DataError(f"{missing}: not found; every picture in images/ needs its mask in masks/ (a PNG of the same "
+                        "name)")
+    return pictures, masks
+
+
+def is_scene_folder(path) -> bool:
+    """Whether ``path`` is a folder of scenes (it holds an ``images`` folder)."""
+    return isinstance(path, (str, Path)) and (Path(path) / "images").is_dir()
+
+
+class MasksCodec(ImageCodec):
+    """Encodes pictures to segment as the image codec does (arrays, base64 PNG/JPEG text, an
+    image file, a folder of images), or a folder of scenes whose masks (resized by the nearest
+    pixel to the run's size) are the labels.
+
+    Args:
+        state: the fitted state (the image codec's, and ``classes``).
+    """
+
+    kind = "masks"
+
+    def __init__(self, state: dict):
+        super().__init__(state)
+        self.classes = list(state["classes"])
+
+    def row_names(self, rows) -> list[str] | None:
+        if is_scene_folder(rows):
+            return [p.name for p in scene_files(Path(rows))[0]]
+        return ImageCodec.row_names(rows)
+
+    def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
+               target: str | None = None) -> tuple[tuple[np.ndarray], np.ndarray | None]:
+        if not is_scene_folder(rows):
+            return super().encode(rows)[0], None
+        pictures, masks = scene_files(Path(rows))
+        x = np.stack([read_image(p, self.size, self.channels) for p in pictures])
+        labels = None
+        if masks is not None:
+            labels = np.stack([read_mask(m, self.size) for m in masks])
+            wrong = np.flatnonzero(labels.reshape(len(labels), -1).max(axis=1) >= len(self.classes))
+            if len(wrong):
+                raise DataError(f"{masks[wrong[0]]}: holds class {int(labels[wrong[0]].max())}; this run knows classes "
+                                f"0 to {len(self.classes) - 1} ({', '.join(self.classes)})")
+        return super().encode(x)[0], labels
+
+
+def write_masks(folder, masks: np.ndarray, names: list[str] | None) -> list[Path]:
+    """Each mask (N, H, W) as a PNG of class indices in ``folder`` (which must be absent or
+    empty), named after the picture it answers (``names``; else its row number): written whole
+    or not at all. Returns the files.
+
+    Raises:
+        OutputError: ``folder`` holds something already, or two pictures share a name.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from ..errors import OutputError
+    from .pictures import write_mask
+
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise OutputError(f"--out {folder}: exists and is not an empty folder; name a new folder for the masks")
+    files = [Path(name).with_suffix(".png") for name in names] if names else \
+        [Path(f"{row + 1}.png") for row in range(len(masks))]
+    if len(set(files)) != len(files):
+        twice = next(f for f in files if files.count(f) > 1)
+        raise OutputError(f"--out {folder}: two pictures would both write {twice}; give pictures distinct names")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for file, mask in zip(files, masks):
+            (partial / file).parent.mkdir(parents=True, exist_ok=True)
+            write_mask(partial / file, mask)
+        if folder.exists():
+            folder.rmdir()  # empty, as checked
+        os.replace(partial, folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return [folder / file for file in files]

@@ -1,0 +1,69 @@
+"""Scenes of shapes, drawn by numpy with their masks: the built-in set for segmentation.
+
+Each scene is an RGB picture of one to four shapes (circles, squares and triangles, each in a
+bright colour drawn at random, so that a shape's class is in its outline, not its colour) on a
+textured, noisy background, the later
+shapes drawn over the earlier ones (occlusion); its mask holds each pixel's class (0 the
+background, then the shapes in ``SHAPES``' order), as drawn last. Shapes span from a few pixels
+to half the picture. The same seed draws the same scenes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SHAPES = ("circle", "square", "triangle")
+CLASSES = ("background", *SHAPES)
+
+
+def _colour(rng: np.random.Generator) -> np.ndarray:
+    """A bright colour (RGB in [0, 1]): a random hue, saturation 0.5-1, value 0.75-1."""
+    hue, saturation, value = rng.uniform(), rng.uniform(0.5, 1.0), rng.uniform(0.75, 1.0)
+    channel = (np.array([5.0, 3.0, 1.0]) + hue * 6) % 6  # the hue's distance to red, green and blue
+    return value - value * saturation * np.clip(np.minimum(channel, 4 - channel), 0, 1)
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """(3, size, size): a smooth colour gradient, stripes at a random angle and pixel noise."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = rng.uniform(0.2, 0.6, 3)[:, None, None] + rng.uniform(-0.2, 0.2, (3, 1, 1)) * (x + y)[None]
+    angle, period = rng.uniform(0, np.pi), rng.uniform(3, 12)
+    stripes = 0.08 * np.sin(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) * size / period)
+    return base + stripes[None] + rng.normal(0, 0.04, (3, size, size))
+
+
+def _inside(shape: str, y: np.ndarray, x: np.ndarray, cy: float, cx: float, radius: float, turn: float) -> np.ndarray:
+    """Which pixels (y, x) lie in the shape centred at (cy, cx) of ``radius``, turned by ``turn``."""
+    dy, dx = y - cy, x - cx
+    if shape == "circle":
+        return dy ** 2 + dx ** 2 <= radius ** 2
+    u, v = dx * np.cos(turn) + dy * np.sin(turn), -dx * np.sin(turn) + dy * np.cos(turn)
+    if shape == "square":
+        half = radius / np.sqrt(2) * 1.2
+        return (np.abs(u) <= half) & (np.abs(v) <= half)
+    inside = np.ones_like(u, dtype=bool)  # a triangle: three half-planes
+    for k in range(3):
+        a = turn + 2 * np.pi * k / 3
+        inside &= dx * np.cos(a) + dy * np.sin(a) <= radius / 2
+    return inside
+
+
+def scenes(count: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` scenes: pictures (count, 3, size, size) in [0, 1] and masks (count, size, size)
+    of class indices (``CLASSES``)."""
+    rng = np.random.default_rng(seed)
+    pictures = np.zeros((count, 3, size, size), np.float32)
+    masks = np.zeros((count, size, size), np.uint8)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    for i in range(count):
+        picture, mask = _background(rng, size), masks[i]
+        for _ in range(rng.integers(1, 5)):
+            code = int(rng.integers(len(SHAPES)))
+            radius = size * rng.uniform(0.06, 0.25)  # from a few pixels across to half the picture
+            cy, cx = rng.uniform(radius * 0.5, size - radius * 0.5, 2)
+            inside = _inside(SHAPES[code], y, x, cy, cx, radius, rng.uniform(0, 2 * np.pi))
+            shaded = _colour(rng)[:, None, None] + rng.normal(0, 0.05, (3, size, size))
+            picture = np.where(inside[None], shaded, picture)
+            mask[inside] = code + 1
+        pictures[i] = np.clip(picture, 0, 1)
+    return pictures, masks

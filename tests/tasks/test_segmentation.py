@@ -1,0 +1,126 @@
+"""Segmentation: a folder of scenes (images/ and masks/) trains a U-Net; every door (the run, the
+command line's PNG masks on either backend, the exported runtime, the service) gives the same
+masks; the scores and the Dice loss have the values they should; bad masks are refused by name."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+from typer.testing import CliRunner
+
+import layerforge as lf
+from layerforge import runtime
+from layerforge.cli import app
+from layerforge.data.scenes import CLASSES, scenes
+from layerforge.errors import DataError, OutputError
+from layerforge.metrics import segmentation_scores
+from layerforge.serving import create_app
+from layerforge.training import losses
+
+
+def _write_scenes(root, count: int, seed: int, size: int = 32) -> None:
+    pictures, masks = scenes(count, size=size, seed=seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i, (picture, mask) in enumerate(zip(pictures, masks)):
+        Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(root / "images" / f"{i}.png")
+        Image.fromarray(mask, mode="L").save(root / "masks" / f"{i}.png")
+    (root / "classes.json").write_text(json.dumps(list(CLASSES)), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes")
+    _write_scenes(root / "train", 400, seed=0)
+    _write_scenes(root / "new", 6, seed=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(folders, tmp_path_factory):
+    spec = {"name": "scenes", "data": {"path": str(folders / "train"), "split": {"val": 0.1, "test": 0.15}},
+            "model": {"type": "unet", "channels": [16, 32]},
+            "train": {"epochs": 12, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.005}}}
+    found = lf.train(spec, runs_dir=tmp_path_factory.mktemp("runs"), progress=False)
+    found.export()
+    return found
+
+
+def test_a_folder_of_scenes_trains_a_unet_to_class_its_pixels(run):
+    assert run.manifest.task == "segmentation" and run.manifest.inputs.kind == "image"
+    assert run.task.classes == list(CLASSES)
+    test = run.metrics["test"]
+    assert test["pixel_accuracy"] >= 0.85 and test["mean_iou"] >= 0.4, test
+    assert "intersection over union" in (run.path / "report.html").read_text()
+
+
+def test_every_door_gives_the_same_masks(run, folders, tmp_path):
+    masks = run.predict(folders / "new")
+    assert masks.shape == (6, 32, 32) and masks.dtype == np.int64
+    table = run.predict_table(folders / "new")
+    assert list(table.columns) == ["file", *[f"pixels_{c}" for c in CLASSES]]
+    assert table["file"].tolist() == [f"{i}.png" for i in range(6)]
+    np.testing.assert_array_equal(table["pixels_circle"], (masks == 1).sum(axis=(1, 2)))
+    scores = run.evaluate(folders / "new")  # the folder's masks are the labels
+    assert set(scores) >= {"mean_iou", "dice", "pixel_accuracy", "loss"}
+
+    exported = runtime.load(run.path / "export")
+    np.testing.assert_array_equal(exported.predict(str(folders / "new")), masks)
+    for backend in ("torch", "onnx"):
+        out = tmp_path / f"masks-{backend}"
+        result = CliRunner().invoke(app, ["predict", str(run.path), str(folders / "new"), "--out", str(out),
+                                          "--backend", backend])
+        assert result.exit_code == 0, result.output
+        written = np.stack([np.asarray(Image.open(out / f"{i}.png")) for i in range(6)])
+        np.testing.assert_array_equal(written, masks)
+    again = CliRunner().invoke(app, ["predict", str(run.path), str(folders / "new"), "--out", str(tmp_path / "masks-torch")])
+    assert again.exit_code != 0 and "is not an empty folder" in again.output
+    pixels = [np.asarray(Image.open(folders / "new" / "images" / f"{i}.png")).transpose(2, 0, 1) / 255 for i in (0, 1)]
+    for backend in ("torch", "onnx"):
+        with TestClient(create_app([f"m={run.path}"], backend=backend)) as client:
+            answered = client.post("/v1/models/m/predict", json={"rows": [p.tolist() for p in pixels]})
+            assert answered.status_code == 200, answered.text
+            assert [a["prediction"] for a in answered.json()["predictions"]] == masks[:2].tolist()
+
+
+def test_the_scores_and_the_dice_loss_are_what_they_should_be():
+    true = np.array([[[0, 1, 1], [2, 2, 0]]])
+    found = segmentation_scores(true, true, 3)
+    assert found["mean_iou"] == found["dice"] == found["pixel_accuracy"] == 1.0
+    answered = np.array([[[0, 1, 0], [2, 1, 0]]])
+    found = segmentation_scores(answered, true, 3)
+    # class 0: 2 of 3 (union 3); class 1: 1 of 3; class 2: 1 of 2
+    assert found["mean_iou"] == pytest.approx((2 / 3 + 1 / 3 + 1 / 2) / 3)
+    assert found["dice"] == pytest.approx((2 * 1 / 4 + 2 * 1 / 3) / 2)  # classes 1 and 2
+    assert found["pixel_accuracy"] == pytest.approx(4 / 6)
+    target = torch.tensor(true)
+    perfect = torch.nn.functional.one_hot(target, 3).permute(0, 3, 1, 2).float() * 50
+    assert float(losses.get("dice", "segmentation")(perfect, target)) == pytest.approx(0.0, abs=1e-6)
+    assert float(losses.get("dice", "segmentation")(-perfect, target)) > 0.75  # (smoothed by 1 pixel)
+
+
+def test_bad_scenes_are_refused_by_name(folders, tmp_path):
+    base = {"model": {"type": "unet", "channels": [8, 16]}, "train": {"epochs": 1, "report": False}}
+    _write_scenes(tmp_path / "a", 4, seed=2)
+    (tmp_path / "a" / "masks" / "3.png").unlink()
+    with pytest.raises(DataError, match=r"3\.png: not found; every picture in images/ needs its mask"):
+        lf.train({"data": {"path": str(tmp_path / "a")}, **base}, runs_dir=tmp_path / "runs")
+    _write_scenes(tmp_path / "b", 4, seed=2)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "b" / "masks" / "2.png")
+    with pytest.raises(DataError, match=r"2\.png: a mask is a PNG of class indices"):
+        lf.train({"data": {"path": str(tmp_path / "b")}, **base}, runs_dir=tmp_path / "runs")
+    _write_scenes(tmp_path / "c", 4, seed=2)
+    (tmp_path / "c" / "classes.json").write_text('["background", "circle"]', encoding="utf-8")
+    with pytest.raises(DataError, match=r"a mask holds class 3, but classes\.json names 2 classes"):
+        lf.train({"data": {"path": str(tmp_path / "c")}, **base}, runs_dir=tmp_path / "runs")
+    with pytest.raises(lf.SpecError, match="task 'segmentation' needs model type unet"):
+        lf.load_spec({"data": {"dataset": "shapes"}, "task": "segmentation", "model": {"type": "cnn"}})
+    with pytest.raises(OutputError, match="two pictures would both write"):
+        from layerforge.codecs.masks import write_masks
+
+        write_masks(tmp_path / "twice", np.zeros((2, 4, 4), np.uint8), ["a.png", "a.jpg"])
