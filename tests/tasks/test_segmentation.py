@@ -124,3 +124,20 @@ def test_bad_scenes_are_refused_by_name(folders, tmp_path):
         from layerforge.codecs.masks import write_masks
 
         write_masks(tmp_path / "twice", np.zeros((2, 4, 4), np.uint8), ["a.png", "a.jpg"])
+
+
+def test_augmentation_moves_each_mask_with_its_picture():
+    from layerforge.data.augment import Augment
+
+    torch.manual_seed(0)
+    pictures, masks = scenes(8, size=32, seed=3)
+    x = torch.as_tensor(pictures)
+    y = torch.as_tensor(masks.astype(np.int64))
+    marked = x.clone()
+    marked[:, 0] = (y > 0).float()  # a channel that says where the shapes are
+    moved, moved_masks = Augment(flip=True, shift=4, rotate=20, noise=0.0).pair(marked, y)
+    assert moved_masks.dtype == torch.int64 and set(moved_masks.unique().tolist()) <= {0, 1, 2, 3}
+    agree = ((moved[:, 0] > 0.5) == (moved_masks > 0)).float().mean()
+    assert agree > 0.97  # the marked pixels went where their classes went (edges blend a little)
+    assert not torch.equal(moved_masks, y)
+    assert Augment.from_spec(None) is None

@@ -34,9 +34,17 @@ class Augment:
         self.time_mask, self.freq_mask = time_mask, freq_mask
 
     @classmethod
-    def from_spec(cls, augment_spec) -> Augment | None:
-        """The augmentation a spec's ``data.augment`` section asks for (None: none)."""
-        return None if augment_spec is None else cls(**augment_spec.model_dump())
+    def from_spec(cls, augment_spec, moves_targets: bool = False) -> Augment | None:
+        """The augmentation a spec's ``data.augment`` section asks for (None: none);
+        ``moves_targets``: the targets are masks that move with the pictures (``pair``)."""
+        if augment_spec is None:
+            return None
+        found = cls(**augment_spec.model_dump())
+        found.moves_targets = moves_targets
+        return found
+
+    # whether pair() moves the targets with the pictures (set for tasks whose targets are masks)
+    moves_targets: bool = False
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.flip:
@@ -46,6 +54,27 @@ class Augment:
             x = self._shift(x)
         if self.rotate and x.ndim == 4:
             x = self._rotate(x)
+        return self._retouched(x)
+
+    def pair(self, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pictures (B, C, H, W) and their masks of classes (B, H, W), moved alike: the same flip,
+        shift and rotation of each (a mask's pixels keep whole classes: the nearest is taken;
+        what moves in from outside is background, class 0). The changes of value (scale, noise,
+        cutout) touch the pictures only."""
+        m = masks[:, None].to(x.dtype)
+        if self.flip:
+            flipped = (torch.rand(len(x), device=x.device) < 0.5).view(-1, 1, 1, 1)
+            x, m = torch.where(flipped, x.flip(-1), x), torch.where(flipped, m.flip(-1), m)
+        if self.shift:
+            offsets = torch.randint(0, 2 * self.shift + 1, (2,)).tolist()
+            x, m = self._shift(x, offsets), self._shift(m, offsets)
+        if self.rotate:
+            angles = (torch.rand(len(x), device=x.device) * 2 - 1) * math.radians(self.rotate)
+            x, m = self._rotate(x, angles), self._rotate(m, angles, "nearest")
+        return self._retouched(x), m[:, 0].round().to(masks.dtype)
+
+    def _retouched(self, x: torch.Tensor) -> torch.Tensor:
+        """The changes of value: scale, noise, cutout and SpecAugment's masks."""
         if self.scale:
             factor = 1 + (torch.rand(len(x), device=x.device) * 2 - 1) * self.scale
             x = x * factor.view(-1, *[1] * (x.ndim - 1))
@@ -71,21 +100,23 @@ class Augment:
         shape[axis] = size
         return x * (~inside).view(shape).to(x.dtype)
 
-    def _shift(self, x: torch.Tensor) -> torch.Tensor:
+    def _shift(self, x: torch.Tensor, offsets: list[int] | None = None) -> torch.Tensor:
         spatial = x.shape[2:]
         pad = [self.shift] * (2 * len(spatial))
         padded = torch.nn.functional.pad(x, pad)  # zero fill
-        offsets = torch.randint(0, 2 * self.shift + 1, (len(spatial),)).tolist()  # one offset per batch
+        if offsets is None:
+            offsets = torch.randint(0, 2 * self.shift + 1, (len(spatial),)).tolist()  # one offset per batch
         index = [slice(None), slice(None)] + [slice(o, o + n) for o, n in zip(offsets, spatial)]
         return padded[tuple(index)]
 
-    def _rotate(self, x: torch.Tensor) -> torch.Tensor:
-        angles = (torch.rand(len(x), device=x.device) * 2 - 1) * math.radians(self.rotate)
+    def _rotate(self, x: torch.Tensor, angles: torch.Tensor | None = None, mode: str = "bilinear") -> torch.Tensor:
+        if angles is None:
+            angles = (torch.rand(len(x), device=x.device) * 2 - 1) * math.radians(self.rotate)
         cos, sin = angles.cos(), angles.sin()
         zeros = torch.zeros_like(cos)
         theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)  # (B, 2, 3)
         grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
-        return torch.nn.functional.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+        return torch.nn.functional.grid_sample(x, grid, mode=mode, align_corners=False, padding_mode="zeros")
 
     def _cutout(self, x: torch.Tensor) -> torch.Tensor:
         keep = torch.ones_like(x[:, :1])  # (B, 1, *S)

@@ -67,3 +67,39 @@ def scenes(count: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.nd
             mask[inside] = code + 1
         pictures[i] = np.clip(picture, 0, 1)
     return pictures, masks
+
+
+CROP = 64  # the side of a crop of the coins photograph
+SPLIT = 224  # crops from this column on are the test crops; training crops end before it
+
+
+def coins() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crops of scikit-image's coins photograph (N, 1, 64, 64) in [0, 1], their masks (coin 1,
+    background 0), and the positions of the test crops. The mask is scikit-image's gallery
+    segmentation of the photograph: a watershed of its Sobel edges from markers of the surely
+    dark and surely bright pixels, holes filled and specks opened away. Training crops overlap
+    (every 16 pixels) left of column 224; test crops tile the part right of it.
+
+    Raises:
+        DataError: scikit-image is not installed.
+    """
+    try:
+        from scipy import ndimage
+        from skimage import data, filters, segmentation
+    except ImportError:
+        from ..errors import DataError
+
+        raise DataError("the coins set needs scikit-image: pip install 'layerforge[images]'") from None
+    photograph = data.coins()
+    markers = np.zeros_like(photograph)
+    markers[photograph < 30], markers[photograph > 150] = 1, 2
+    found = segmentation.watershed(filters.sobel(photograph), markers) == 2
+    mask = ndimage.binary_opening(ndimage.binary_fill_holes(found), iterations=2).astype(np.uint8)
+    height, width = photograph.shape
+    corners = [(y, x) for y in range(0, height - CROP + 1, 16) for x in range(0, SPLIT - CROP + 1, 16)]
+    test_corners = [(y, x) for y in range(0, height - CROP + 1, 32) for x in range(SPLIT, width - CROP + 1, 32)]
+    corners += test_corners
+    pictures = np.stack([photograph[y : y + CROP, x : x + CROP] for y, x in corners])[:, None] / 255.0
+    masks = np.stack([mask[y : y + CROP, x : x + CROP] for y, x in corners])
+    test = np.arange(len(corners) - len(test_corners), len(corners))
+    return pictures.astype(np.float32), masks, test

@@ -1,6 +1,7 @@
 """Pictures with a class for every pixel (segmentation): a folder of scenes (``images/`` and
 ``masks/`` whose files share their names; masks are PNGs of class indices, the class names in a
-``classes.json`` list beside them, else the indices), or the built-in ``shapes`` scenes. The
+``classes.json`` list beside them, else the indices), or the built-in ``shapes`` scenes and
+``coins`` crops of a photograph. The
 pictures are scaled per channel as images are; the masks are the labels, resized with them by the
 nearest pixel.
 """
@@ -66,9 +67,12 @@ class MasksKind(Kind):
 
     def load(self, data_spec, *, target_required: bool = True) -> Source:
         """The built-in scenes, or a folder holding ``images/`` and ``masks/``."""
+        fixed = {}
         if data_spec.dataset:
-            x, masks, classes = builtin.load_scenes(data_spec.dataset)
+            x, masks, classes, test = builtin.load_scenes(data_spec.dataset)
             label = data_spec.dataset
+            if test is not None:
+                fixed["test"] = test
         else:
             root = Path(data_spec.path)
             if not is_scene_folder(root):
@@ -87,7 +91,7 @@ class MasksKind(Kind):
             classes, label = _classes(root, masks), data_spec.path
         digest = hashlib.sha256(np.ascontiguousarray(x).reshape(-1).view(np.uint8))
         digest.update(np.ascontiguousarray(masks).tobytes())
-        return Source(label, len(x), x, digest.hexdigest(), "mask", masks, facts={"classes": classes})
+        return Source(label, len(x), x, digest.hexdigest(), "mask", masks, fixed=fixed, facts={"classes": classes})
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> MasksEncoder:
         x = source.payload
