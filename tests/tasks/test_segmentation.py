@@ -141,3 +141,10 @@ def test_augmentation_moves_each_mask_with_its_picture():
     assert agree > 0.97  # the marked pixels went where their classes went (edges blend a little)
     assert not torch.equal(moved_masks, y)
     assert Augment.from_spec(None) is None
+
+
+def test_an_attack_lowers_the_mean_iou_of_the_perturbed_pictures(run):
+    found = lf.attack(run, eps=[0.0, 0.05], steps=3)
+    clean, attacked = found.points[0]["pgd"], found.points[1]["pgd"]
+    assert clean == pytest.approx(run.metrics["test"]["mean_iou"], rel=1e-6)
+    assert attacked < clean - 0.05
