@@ -148,3 +148,16 @@ def test_an_attack_lowers_the_mean_iou_of_the_perturbed_pictures(run):
     clean, attacked = found.points[0]["pgd"], found.points[1]["pgd"]
     assert clean == pytest.approx(run.metrics["test"]["mean_iou"], rel=1e-6)
     assert attacked < clean - 0.05
+
+
+def test_cross_validation_counts_each_folds_answered_pixels(tmp_path):
+    pytest.importorskip("skimage")
+    spec = {"name": "coins", "data": {"dataset": "coins", "split": {"val": 0.1}},
+            "model": {"type": "unet", "channels": [8, 16]}, "train": {"epochs": 1, "report": False}}
+    found = lf.cross_validate(spec, folds=2, runs_dir=tmp_path)
+    import pandas as pd
+
+    oof = pd.read_csv(found.path / "oof.csv")
+    assert list(oof.columns) == ["fold", "row", "pixels_background", "pixels_coin"]
+    assert (oof["pixels_background"] + oof["pixels_coin"] == 64 * 64).all()
+    assert len(oof) == 197 - 32  # every crop outside the fixed test part, once

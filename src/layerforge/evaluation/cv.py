@@ -192,8 +192,8 @@ def _out_of_fold(run: Run, source, fold: int, repeat: int | None):
     positions = recorded[1]["val"] if recorded else None
     if positions is not None and len(positions) == len(table):
         table.insert(0, "row", positions)
-        if source.labels is not None:
-            table.insert(1, "true", source.labels.to_numpy()[positions])
+        if source.labels is not None and np.ndim(source.labels) == 1:  # one truth per row (not a mask)
+            table.insert(1, "true", np.asarray(source.labels)[positions])
     if repeat is not None:
         table.insert(0, "repeat", repeat)
     table.insert(0, "fold", fold)
