@@ -1,8 +1,8 @@
 """Networks that answer every frame of a clip (speech recognition with connectionist temporal
-classification): a 1-D convolution over the log-mel frames (strided to halve their rate before a
-recurrent network, a CRNN as Deep Speech 2 arranges it; unstrided before a Transformer encoder,
-whose exported graph then keeps any number of frames), and the head gives each frame's logits
-over the blank (id 0) and the transcript's tokens.
+classification): a strided 1-D convolution over the log-mel frames halves their rate, a
+recurrent network (a CRNN, as Deep Speech 2 arranges it) or a Transformer encoder reads the
+result, and the head gives each remaining frame's logits over the blank (id 0) and the
+transcript's tokens.
 
 Past the frames a clip holds, the logits say "blank" for certain: a search then reads the padded
 tail as silence, and the CTC loss over every frame equals the loss over the clip's own (a blank
@@ -30,10 +30,9 @@ def frames_after(lengths: torch.Tensor, stride: int) -> torch.Tensor:
 
 class FrameReader(DenseHeaded):
     """What both frame readers share: the convolution in front, a dense head per frame, and the
-    certain blank past each clip's frames. Subclasses give ``read`` (the body) and ``stride``
-    (input frames per output frame)."""
+    certain blank past each clip's frames. Subclasses give ``read`` (the body)."""
 
-    stride: int
+    stride = 2  # input frames per output frame
 
     def __init__(self, inputs: Inputs, width: int):
         super().__init__(inputs)
@@ -80,8 +79,6 @@ class RecurrentFrames(FrameReader):
         torch.Size([3, 30, 12])
     """
 
-    stride = 2
-
     def __init__(self, inputs: Inputs, output_size: int, *, cell: str, hidden_size: int, num_layers: int,
                  bidirectional: bool, dropout: float, pooling: str, embedding_size: int, head: list[int],
                  attention: str):
@@ -99,7 +96,7 @@ class RecurrentFrames(FrameReader):
 
 
 class TransformerFrames(FrameReader):
-    """A convolution (``d_model`` channels), positions, and a pre-norm Transformer
+    """A convolution halving the frames (``d_model`` channels), positions, and a pre-norm Transformer
     encoder over the frames (each attending to its clip's frames only), then a dense head per
     frame.
 
@@ -112,13 +109,12 @@ class TransformerFrames(FrameReader):
 
     # TorchScript cannot export the Transformer encoder's fused kernel
     exporters = ("dynamo", "torchscript")
-    stride = 1  # a strided front fixes the exported graph's frames (torch.export cannot keep them dynamic)
 
     def __init__(self, inputs: Inputs, output_size: int, *, d_model: int, num_heads: int, num_layers: int,
                  decoder_layers: int | None, ff_size: int | None, dropout: float, positional: str, pooling: str,
                  causal: bool, patch_size: int | None, max_length: int | None, head: list[int]):
         super().__init__(inputs, d_model)
-        longest = inputs.length
+        longest = int(frames_after(torch.tensor(inputs.length), self.stride))
         if positional == "learned":
             self.positions = nn.Parameter(torch.randn(longest, d_model) * 0.02)
         else:
