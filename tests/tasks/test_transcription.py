@@ -179,3 +179,16 @@ def test_bad_tables_and_specs_are_refused_by_name(clips, tmp_path):
         lf.load_spec({**base, "model": {"type": "transformer", "patch_size": 4}})
     with pytest.raises(lf.SpecError, match="a cnn cannot read speech data"):
         lf.load_spec({**base, "model": {"type": "cnn"}})
+
+
+def test_a_transformer_transcriber_exports_with_any_number_of_frames(clips, tmp_path):
+    spec = {"name": "said-tf", "data": {"path": str(clips / "clips.csv"), "kind": "speech",
+                                        "split": {"val": 0.1, "test": 0.2}},
+            "model": {"type": "transformer", "d_model": 16, "num_heads": 2, "num_layers": 1},
+            "train": {"epochs": 2, "batch_size": 16, "report": False}}
+    run = lf.train(spec, runs_dir=tmp_path, progress=False)
+    parity = run.export() / "parity.json"
+    assert parity.is_file()
+    said = run.predict_table(clips / "new")["transcript"].tolist()
+    assert pd.DataFrame(runtime.load(run.path / "export").predict_table(str(clips / "new")))["transcript"].tolist() \
+        == said

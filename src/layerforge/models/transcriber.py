@@ -114,7 +114,7 @@ class TransformerFrames(FrameReader):
                  decoder_layers: int | None, ff_size: int | None, dropout: float, positional: str, pooling: str,
                  causal: bool, patch_size: int | None, max_length: int | None, head: list[int]):
         super().__init__(inputs, d_model)
-        longest = int(frames_after(torch.tensor(inputs.length), self.stride))
+        longest = (inputs.length - 1) // self.stride + 1  # the most frames the encoder reads
         if positional == "learned":
             self.positions = nn.Parameter(torch.randn(longest, d_model) * 0.02)
         else:
