@@ -161,3 +161,18 @@ def test_cross_validation_counts_each_folds_answered_pixels(tmp_path):
     assert list(oof.columns) == ["fold", "row", "pixels_background", "pixels_coin"]
     assert (oof["pixels_background"] + oof["pixels_coin"] == 64 * 64).all()
     assert len(oof) == 197 - 32  # every crop outside the fixed test part, once
+
+
+def test_class_weights_weigh_each_class_in_the_pixel_losses():
+    target = torch.tensor([[[0, 0, 0], [0, 1, 2]]])
+    outputs = torch.randn(1, 3, 2, 3, generator=torch.Generator().manual_seed(0))
+    for name in ("cross_entropy", "dice", "dice_ce"):
+        plain = float(losses.get(name, "segmentation")(outputs, target))
+        even = float(losses.get(name, "segmentation", {"class_weights": [2.0, 2.0, 2.0]})(outputs, target))
+        tilted = float(losses.get(name, "segmentation", {"class_weights": [0.1, 1.0, 5.0]})(outputs, target))
+        assert even == pytest.approx(plain, rel=1e-5) and tilted != pytest.approx(plain, rel=1e-3)
+        with pytest.raises(lf.SpecError, match="gives 2 weights, but the outputs have 3 classes"):
+            losses.get(name, "segmentation", {"class_weights": [1.0, 2.0]})(outputs, target)
+    spec = lf.load_spec({"data": {"dataset": "shapes"}, "model": {"type": "unet"},
+                         "train": {"loss": {"name": "dice_ce", "class_weights": [0.5, 1, 1, 2]}}})
+    assert spec.train.loss.params() == {"class_weights": [0.5, 1.0, 1.0, 2.0]}

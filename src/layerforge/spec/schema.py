@@ -291,6 +291,8 @@ class LossSpec(BaseModel):
     delta: PositiveFloat | None = None
     margin: PositiveFloat | None = None
     gp_weight: NonNegativeFloat | None = None
+    # cross_entropy, dice, dice_ce: one weight per class, in the classes' order
+    class_weights: Annotated[list[PositiveFloat], Field(min_length=2)] | None = None
 
     _shorthand = model_validator(mode="before")(_name_shorthand)
 

@@ -68,20 +68,34 @@ def _huber(form: str, delta: float = 1.0) -> Callable:
     return _pointwise("huber", form, delta=delta)
 
 
-def _cross_entropy(form: str, label_smoothing: float = 0.0) -> Callable:
+def _weights(class_weights: list[float] | None, output):
+    """The classes' weights as a tensor on the outputs' device (None: none), one per class."""
+    if class_weights is None:
+        return None
+    import torch
+
+    if len(class_weights) != output.shape[1 if output.ndim != 3 else -1]:
+        raise SpecError(f"train.loss.class_weights: gives {len(class_weights)} weights, but the outputs have "
+                        f"{output.shape[1 if output.ndim != 3 else -1]} classes; give one weight per class, in order")
+    return torch.as_tensor(class_weights, dtype=torch.float32, device=output.device)
+
+
+def _cross_entropy(form: str, label_smoothing: float = 0.0, class_weights: list[float] | None = None) -> Callable:
     import torch.nn.functional as F
 
     if form == "tokens":  # (B, L, V) logits against (B, L) next tokens
         return lambda output, target: F.cross_entropy(
-            output.flatten(0, 1), target.flatten(), label_smoothing=label_smoothing
+            output.flatten(0, 1), target.flatten(), weight=_weights(class_weights, output),
+            label_smoothing=label_smoothing
         )
-    return lambda output, target: F.cross_entropy(output, target, label_smoothing=label_smoothing)
+    return lambda output, target: F.cross_entropy(output, target, weight=_weights(class_weights, output),
+                                                  label_smoothing=label_smoothing)
 
 
-def _dice(form: str) -> Callable:
+def _dice(form: str, class_weights: list[float] | None = None) -> Callable:
     """One minus the soft Dice coefficient of each class (twice the overlap of the predicted
     probabilities and the true pixels over their sums, over the batch), averaged over the
-    classes: it weighs a small class as much as the background."""
+    classes (weighted by ``class_weights``): a small class weighs as much as the background."""
     import torch.nn.functional as F
 
     def loss(output, target):
@@ -89,17 +103,21 @@ def _dice(form: str) -> Callable:
         truth = F.one_hot(target, output.shape[1]).permute(0, 3, 1, 2).to(probabilities.dtype)
         overlap = (probabilities * truth).sum((0, 2, 3))
         total = probabilities.sum((0, 2, 3)) + truth.sum((0, 2, 3))
-        return 1 - ((2 * overlap + 1.0) / (total + 1.0)).mean()
+        dice = (2 * overlap + 1.0) / (total + 1.0)
+        weights = _weights(class_weights, output)
+        return 1 - (dice.mean() if weights is None else (dice * weights).sum() / weights.sum())
 
     return loss
 
 
-def _dice_ce(form: str) -> Callable:
-    """The sum of the pixels' cross-entropy and the soft Dice loss."""
+def _dice_ce(form: str, class_weights: list[float] | None = None) -> Callable:
+    """The sum of the pixels' cross-entropy and the soft Dice loss (both weighted by
+    ``class_weights``)."""
     import torch.nn.functional as F
 
-    dice = _dice(form)
-    return lambda output, target: F.cross_entropy(output.float(), target) + dice(output, target)
+    dice = _dice(form, class_weights)
+    return lambda output, target: F.cross_entropy(output.float(), target, weight=_weights(class_weights, output)) \
+        + dice(output, target)
 
 
 def _ctc(form: str) -> Callable:
@@ -199,11 +217,11 @@ LOSSES: dict[str, LossEntry] = {
     "mse": LossEntry(_mse, ("classes", "values"), ()),
     "mae": LossEntry(_mae, ("classes", "values"), ()),
     "huber": LossEntry(_huber, ("classes", "values"), ("delta",)),
-    "cross_entropy": LossEntry(_cross_entropy, ("classes", "tokens", "pixels"), ("label_smoothing",)),
+    "cross_entropy": LossEntry(_cross_entropy, ("classes", "tokens", "pixels"), ("label_smoothing", "class_weights")),
     "bce": LossEntry(_bce, ("classes", "labels"), ()),
     "ctc": LossEntry(_ctc, ("alignments",), ()),
-    "dice": LossEntry(_dice, ("pixels",), ()),
-    "dice_ce": LossEntry(_dice_ce, ("pixels",), ()),
+    "dice": LossEntry(_dice, ("pixels",), ("class_weights",)),
+    "dice_ce": LossEntry(_dice_ce, ("pixels",), ("class_weights",)),
     "hinge": LossEntry(_hinge, ("classes", "adversarial"), ("margin",)),
     "non_saturating": LossEntry(_non_saturating, ("adversarial",), ("label_smoothing",)),
     "wasserstein_gp": LossEntry(_wasserstein_gp, ("adversarial",), ("gp_weight",)),
