@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ...codecs.audio import SpeechCodec, resampled
+from ...codecs.audio import resampled
 from ...models.inputs import Inputs
 from .. import builtin
 from .audio import HOP, MELS, N_FFT, SAMPLE_RATE, AudioState, clips_source, table_clips
@@ -44,8 +44,7 @@ class SpeechEncoder(Encoder):
         return Inputs(kind="frames", channels=self.state.mels, length=self.state.frames, variable_length=True)
 
     def encode(self, source: Source, parts: dict[str, np.ndarray]):
-        codec = SpeechCodec(self.state.model_dump())
-        return {name: (codec.encode([source.payload[i] for i in rows])[0], source.labels.iloc[rows])
+        return {name: (self.codec.encode([source.payload[i] for i in rows])[0], source.labels.iloc[rows])
                 for name, rows in parts.items()}
 
     def missing_labels(self) -> str:
