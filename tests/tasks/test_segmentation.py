@@ -176,3 +176,22 @@ def test_class_weights_weigh_each_class_in_the_pixel_losses():
     spec = lf.load_spec({"data": {"dataset": "shapes"}, "model": {"type": "unet"},
                          "train": {"loss": {"name": "dice_ce", "class_weights": [0.5, 1, 1, 2]}}})
     assert spec.train.loss.params() == {"class_weights": [0.5, 1.0, 1.0, 2.0]}
+
+
+def test_a_table_of_picture_and_mask_files_trains_and_predicts(folders, tmp_path):
+    import pandas as pd
+
+    rows = pd.DataFrame({"picture": [f"images/{i}.png" for i in range(60)],
+                         "truth": [f"masks/{i}.png" for i in range(60)]})
+    rows.to_csv(folders / "train" / "scenes.csv", index=False)
+    spec = {"data": {"path": str(folders / "train" / "scenes.csv"), "kind": "masks", "source": "picture",
+                     "target": "truth"},
+            "model": {"type": "unet", "channels": [8, 16]}, "train": {"epochs": 1, "report": False}}
+    run = lf.train(spec, runs_dir=tmp_path, progress=False)
+    assert run.task.classes == list(CLASSES) and run.manifest.preprocessing.column == "picture"
+    rows.head(3).to_csv(folders / "train" / "three.csv", index=False)
+    table = run.predict_table(folders / "train" / "three.csv")
+    assert table["file"].tolist() == ["0.png", "1.png", "2.png"]
+    assert set(run.evaluate(folders / "train" / "three.csv")) >= {"mean_iou", "loss"}
+    with pytest.raises(DataError, match="data.source: .* no column 'image'|missing column.*: image"):
+        lf.train({**spec, "data": {**spec["data"], "source": None}}, runs_dir=tmp_path)

@@ -38,31 +38,67 @@ def is_scene_folder(path) -> bool:
     return isinstance(path, (str, Path)) and (Path(path) / "images").is_dir()
 
 
+TABLE_FILES = (".csv", ".tsv", ".parquet", ".pq")
+
+
+def table_files(path, image: str, mask: str | None) -> tuple[list[Path], list[Path] | None]:
+    """The pictures a table names in its ``image`` column and, where it has the ``mask`` column,
+    their masks (paths relative to the table's folder).
+
+    Raises:
+        DataError: a missing column, an empty cell or a file that is not there (by row).
+    """
+    from .tables import columns_of
+
+    columns = columns_of(path, [image])
+    folder = Path(path).parent
+    if image not in columns.values:
+        raise DataError(f"missing column{columns.where.file}: {image} (the picture of each row)")
+    found: dict[str, list[Path]] = {}
+    for name in [image] + ([mask] if mask in columns.values else []):
+        files = []
+        for row, cell in enumerate(columns.values[name]):
+            if not isinstance(cell, str) or not cell.strip():
+                raise DataError(f"{columns.where(row)}: column {name} holds no file; give each row its path")
+            file = Path(cell) if Path(cell).is_absolute() else folder / cell
+            if not file.is_file():
+                raise DataError(f"{columns.where(row)}: file not found: {file}")
+            files.append(file)
+        found[name] = files
+    return found[image], found.get(mask)
+
+
 class MasksCodec(ImageCodec):
     """Encodes pictures to segment as the image codec does (arrays, base64 PNG/JPEG text, an
-    image file, a folder of images), or a folder of scenes whose masks (resized by the nearest
-    pixel to the run's size) are the labels.
+    image file, a folder of images), a folder of scenes, or a table whose ``column`` names each
+    picture's file (and, for evaluation, whose target column names its mask); the masks (resized
+    by the nearest pixel to the run's size) are the labels.
 
     Args:
-        state: the fitted state (the image codec's, and ``classes``).
+        state: the fitted state (the image codec's, ``classes`` and ``column``).
     """
 
     kind = "masks"
 
     def __init__(self, state: dict):
         super().__init__(state)
-        self.classes = list(state["classes"])
+        self.classes, self.column = list(state["classes"]), state.get("column", "image")
 
     def row_names(self, rows) -> list[str] | None:
         if is_scene_folder(rows):
             return [p.name for p in scene_files(Path(rows))[0]]
+        if isinstance(rows, (str, Path)) and Path(rows).suffix.lower() in TABLE_FILES:
+            return [p.name for p in table_files(rows, self.column, None)[0]]
         return ImageCodec.row_names(rows)
 
     def encode(self, rows, *, unknown: str | None = None, ignore_extra: bool = False,
                target: str | None = None) -> tuple[tuple[np.ndarray], np.ndarray | None]:
-        if not is_scene_folder(rows):
+        if isinstance(rows, (str, Path)) and Path(rows).suffix.lower() in TABLE_FILES:
+            pictures, masks = table_files(rows, self.column, target)
+        elif is_scene_folder(rows):
+            pictures, masks = scene_files(Path(rows))
+        else:
             return super().encode(rows)[0], None
-        pictures, masks = scene_files(Path(rows))
         x = np.stack([read_image(p, self.size, self.channels) for p in pictures])
         labels = None
         if masks is not None:

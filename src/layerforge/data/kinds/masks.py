@@ -1,7 +1,9 @@
 """Pictures with a class for every pixel (segmentation): a folder of scenes (``images/`` and
 ``masks/`` whose files share their names; masks are PNGs of class indices, the class names in a
-``classes.json`` list beside them, else the indices), or the built-in ``shapes`` scenes and
-``coins`` crops of a photograph. The
+``classes.json`` list beside them, else the indices), a table of picture and mask files
+(``data.source``, default ``image``, and ``data.target``, default ``mask``, relative to the
+table's folder, the class names in a ``classes.json`` beside it), or the built-in ``shapes``
+scenes and ``coins`` crops of a photograph. The
 pictures are scaled per channel as images are; the masks are the labels, resized with them by the
 nearest pixel.
 """
@@ -15,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from ...codecs.masks import is_scene_folder, scene_files
+from ...codecs.masks import TABLE_FILES, is_scene_folder, scene_files, table_files
 from ...codecs.pictures import read_image, read_mask
 from ...errors import DataError
 from .. import builtin
@@ -29,6 +31,7 @@ class MasksState(ImageState):
 
     kind: Literal["masks"] = "masks"
     classes: list[str]
+    column: str = "image"  # a table's column of pictures
 
 
 class MasksEncoder(ImageEncoder):
@@ -39,7 +42,8 @@ class MasksEncoder(ImageEncoder):
                 for name, rows in parts.items()}
 
     def missing_labels(self) -> str:
-        return "evaluation data needs masks: a folder holding images/ and masks/ (PNGs of the same names)"
+        return (f"evaluation data needs masks: a folder holding images/ and masks/ (PNGs of the same names), or a "
+                f"table with a '{self.target}' column of mask files beside '{self.state.column}'")
 
 
 def _classes(root: Path, masks: np.ndarray) -> list[str]:
@@ -67,7 +71,7 @@ class MasksKind(Kind):
 
     def load(self, data_spec, *, target_required: bool = True) -> Source:
         """The built-in scenes, or a folder holding ``images/`` and ``masks/``."""
-        fixed = {}
+        fixed, column, target = {}, data_spec.source or "image", "mask"
         if data_spec.dataset:
             x, masks, classes, test = builtin.load_scenes(data_spec.dataset)
             label = data_spec.dataset
@@ -75,10 +79,21 @@ class MasksKind(Kind):
                 fixed["test"] = test
         else:
             root = Path(data_spec.path)
-            if not is_scene_folder(root):
+            if root.suffix.lower() in TABLE_FILES:  # a table of pictures and masks
+                if isinstance(data_spec.target, list):
+                    raise DataError("data.target: a picture has one mask column")
+                column, target = data_spec.source or "image", data_spec.target or "mask"
+                pictures, files = table_files(root, column, target)
+                if files is None:
+                    raise DataError(f"data.target: {root} has no column '{target}'; name the column of each "
+                                    "picture's mask")
+                root = root.parent
+            elif not is_scene_folder(root):
                 raise DataError(f"data.path: {root} holds no images/ folder; pictures to segment are read from a "
-                                "folder holding images/ and masks/ (PNGs of class indices of the same names)")
-            pictures, files = scene_files(root)
+                                "folder holding images/ and masks/ (PNGs of class indices of the same names), or a "
+                                "table of picture and mask files")
+            else:
+                pictures, files = scene_files(root)
             if files is None:
                 raise DataError(f"{root}: holds no masks/ folder; training needs each picture's mask")
             size = tuple(data_spec.image_size) if data_spec.image_size else None
@@ -91,13 +106,14 @@ class MasksKind(Kind):
             classes, label = _classes(root, masks), data_spec.path
         digest = hashlib.sha256(np.ascontiguousarray(x).reshape(-1).view(np.uint8))
         digest.update(np.ascontiguousarray(masks).tobytes())
-        return Source(label, len(x), x, digest.hexdigest(), "mask", masks, fixed=fixed, facts={"classes": classes})
+        return Source(label, len(x), x, digest.hexdigest(), target, masks, fixed=fixed,
+                      facts={"classes": classes, "column": column})
 
     def fit(self, source: Source, train: np.ndarray, data_spec) -> MasksEncoder:
         x = source.payload
         mean, std = channel_scaling(x, train, "the training images")
         state = MasksState(mean=mean.tolist(), std=std.tolist(), size=list(x.shape[2:]), channels=int(x.shape[1]),
-                           classes=list(source.facts["classes"]))
+                           classes=list(source.facts["classes"]), column=source.facts["column"])
         return MasksEncoder(state, source.target)
 
     def encoder(self, state: MasksState, target: str | None) -> MasksEncoder:
