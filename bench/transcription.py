@@ -79,7 +79,13 @@ def main() -> None:
     print(f"{'model':<12} {'search':<7} {'wer':>7} {'cer':>7} {'exact':>7} {'decode s':>9}  wer per seed; train s")
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
-            results = [measured(name, seed, args.beam, Path(folder), accents) for seed in range(args.seeds)]
+            results = []
+            for seed in range(args.seeds):
+                results.append(measured(name, seed, args.beam, Path(folder), accents))
+                found = results[-1]
+                print(f"  {name} seed {seed}: " + "; ".join(
+                    f"{label} wer {found[label]['wer']:.4f} cer {found[label]['cer']:.4f}"
+                    for label in ("path", f"beam{args.beam}", "accents")) + f"; {found['seconds']:.0f} s", flush=True)
             for label in ("path", f"beam{args.beam}"):
                 median = {key: float(np.median([r[label][key] for r in results]))
                           for key in ("wer", "cer", "exact_match", "seconds")}
