@@ -186,3 +186,16 @@ def test_transcription_examples_reach_their_word_error_rate(name, target, runs_d
     pytest.importorskip("espeakng_loader")
     run = lf.train(EXAMPLES / name, runs_dir=runs_dir)
     assert run.metrics["test"]["wer"] <= target, run.metrics["test"]
+
+
+SEGMENTATION_TARGETS = [  # docs/benchmarks/results.md (seed 0)
+    ("segmentation/shapes_unet.yaml", 0.85),  # 0.897 reached; the 0.90 goal is not met yet
+    ("segmentation/coins_unet.yaml", 0.95),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "target"), SEGMENTATION_TARGETS)
+def test_segmentation_examples_reach_their_mean_iou(name, target, runs_dir):
+    run = lf.train(EXAMPLES / name, runs_dir=runs_dir)
+    assert run.metrics["test"]["mean_iou"] >= target, run.metrics["test"]
