@@ -27,6 +27,7 @@ class Decoding:
     """Outputs of one kind, decoded. Subclasses name their ``kind`` and fields."""
 
     kind: ClassVar[str] = "outputs"
+    writes_pictures: ClassVar[bool] = False  # whether its answers are pictures (``pictures``)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind}
@@ -585,6 +586,7 @@ class Masks(Decoding):
     """
 
     kind = "masks"
+    writes_pictures = True
 
     def __init__(self, classes: list):
         self.classes = [str(c) for c in classes]

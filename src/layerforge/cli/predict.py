@@ -38,21 +38,29 @@ def predict(
         predictor = load_run(run).predictor.searching(beam_size)
         return predictor.predict_pieces(data, **options)  # a large table: chunk by chunk
 
-    if out is not None and out.suffix == "":  # a folder: the answers as pictures (segmentation masks)
-        def pictures():
-            options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra}
-            if backend is Backend.onnx:
-                from ..export import current
+    def pictures() -> bool:
+        """Write the answers as pictures into the folder ``out`` when the run's answers are
+        pictures (segmentation masks); False, having written nothing, when they are rows."""
+        options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra}
+        if backend is Backend.onnx:
+            from ..export import current
 
-                written = current(run, int8=int8).write_pictures(str(data), out, **options)
-            else:
-                training_stack()
-                from ..run.directory import load_run
+            answering = current(run, int8=int8)
+            if not answering.decoding.writes_pictures:
+                return False
+            written = answering.write_pictures(str(data), out, **options)
+        else:
+            training_stack()
+            from ..run.directory import load_run
 
-                written = load_run(run).predictor.write_pictures(data, out, **options)
-            typer.echo(f"{len(written)} masks: {out}")
+            predictor = load_run(run).predictor
+            if not predictor.task.decoding().writes_pictures:
+                return False
+            written = predictor.write_pictures(data, out, **options)
+        typer.echo(f"{len(written)} masks: {out}")
+        return True
 
-        guard(pictures)
+    if out is not None and out.suffix == "" and guard(pictures):  # a folder of pictures, for pictures
         return
     write_frames(call, out, "predictions.csv")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError
-from .tables import no_kept_columns
+from .tables import columns_of, named_files, no_kept_columns
 
 FLOOR = 1e-10  # the smallest power the logarithm sees
 
@@ -205,21 +205,11 @@ class AudioCodec:
     def _table_clips(self, rows, target: str | None) -> tuple[list[np.ndarray], list | None]:
         from pathlib import Path
 
-        from .tables import columns_of
-
         columns = columns_of(rows, [self.column])
         if self.column not in columns.values:
             raise DataError(f"missing column{columns.where.file}: {self.column} (the sound file of each clip)")
         folder = Path(rows).parent if isinstance(rows, (str, Path)) else Path.cwd()
-        clips = []
-        for row, name in enumerate(columns.values[self.column]):
-            if not isinstance(name, str) or not name.strip():
-                raise DataError(f"{columns.where(row)}: column {self.column} holds no sound file; give each row the "
-                                "path of its clip")
-            path = Path(name) if Path(name).is_absolute() else folder / name
-            if not path.is_file():
-                raise DataError(f"{columns.where(row)}: sound file not found: {path}")
-            clips.append(read_clip(path, self.sample_rate))
+        clips = [read_clip(path, self.sample_rate) for path in named_files(columns, self.column, folder, "sound file")]
         labels = columns.values.get(target) if target else None
         return clips, (list(labels) if labels is not None else None)
 

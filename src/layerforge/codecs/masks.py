@@ -4,13 +4,17 @@ labels that evaluation scores against."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, OutputError
 from .arrays import IMAGE_FILES, ImageCodec
-from .pictures import read_image, read_mask
+from .pictures import read_image, read_mask, write_mask
+from .tables import columns_of, named_files
 
 
 def scene_files(root: Path) -> tuple[list[Path], list[Path] | None]:
@@ -48,24 +52,12 @@ def table_files(path, image: str, mask: str | None) -> tuple[list[Path], list[Pa
     Raises:
         DataError: a missing column, an empty cell or a file that is not there (by row).
     """
-    from .tables import columns_of
-
     columns = columns_of(path, [image])
-    folder = Path(path).parent
     if image not in columns.values:
         raise DataError(f"missing column{columns.where.file}: {image} (the picture of each row)")
-    found: dict[str, list[Path]] = {}
-    for name in [image] + ([mask] if mask in columns.values else []):
-        files = []
-        for row, cell in enumerate(columns.values[name]):
-            if not isinstance(cell, str) or not cell.strip():
-                raise DataError(f"{columns.where(row)}: column {name} holds no file; give each row its path")
-            file = Path(cell) if Path(cell).is_absolute() else folder / cell
-            if not file.is_file():
-                raise DataError(f"{columns.where(row)}: file not found: {file}")
-            files.append(file)
-        found[name] = files
-    return found[image], found.get(mask)
+    folder = Path(path).parent
+    masks = named_files(columns, mask, folder, "mask file") if mask in columns.values else None
+    return named_files(columns, image, folder, "picture file"), masks
 
 
 class MasksCodec(ImageCodec):
@@ -118,13 +110,6 @@ def write_masks(folder, masks: np.ndarray, names: list[str] | None) -> list[Path
     Raises:
         OutputError: ``folder`` holds something already, or two pictures share a name.
     """
-    import os
-    import shutil
-    import tempfile
-
-    from ..errors import OutputError
-    from .pictures import write_mask
-
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise OutputError(f"--out {folder}: exists and is not an empty folder; name a new folder for the masks")

@@ -230,6 +230,25 @@ def _json_rows(rows: list[dict]) -> Columns:
 # -- the codec --------------------------------------------------------------------------------------
 
 
+def named_files(columns: Columns, column: str, folder: Path, what: str) -> list[Path]:
+    """The files a column of a table names, one per row (``folder``: where relative paths
+    start, the table's own folder).
+
+    Raises:
+        DataError: an empty cell, or a file that is not there, named by its row.
+    """
+    files = []
+    for row, cell in enumerate(columns.values[column]):
+        if not isinstance(cell, str) or not cell.strip():
+            raise DataError(f"{columns.where(row)}: column {column} holds no {what}; give each row the path of its "
+                            "file")
+        file = Path(cell) if Path(cell).is_absolute() else folder / cell
+        if not file.is_file():
+            raise DataError(f"{columns.where(row)}: {what} not found: {file}")
+        files.append(file)
+    return files
+
+
 def no_row_names(rows) -> None:
     """``row_names`` of a codec whose rows are not files: they have none of their own."""
     return None

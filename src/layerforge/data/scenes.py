@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DataError
+
 SHAPES = ("circle", "square", "triangle")
 CLASSES = ("background", *SHAPES)
 
@@ -87,8 +89,6 @@ def coins() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from scipy import ndimage
         from skimage import data, filters, segmentation
     except ImportError:
-        from ..errors import DataError
-
         raise DataError("the coins set needs scikit-image: pip install 'layerforge[images]'") from None
     photograph = data.coins()
     markers = np.zeros_like(photograph)

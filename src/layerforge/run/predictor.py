@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .. import tasks
+from ..codecs.masks import write_masks
 from ..codecs.tables import named_rows, with_kept
 from ..data.kinds import get as get_kind
 from ..errors import CheckpointError, DataError, LayerforgeError, SpecError, unknown_name
@@ -18,6 +19,7 @@ from ..figures.pictures import image_grid
 from ..memory import keep_freed_memory
 from ..models.check import checked_build
 from ..models.protocol import finite_outputs, in_fastest_layout
+from ..tasks.base import answer_outputs
 from ..training.checkpoint import load_weights
 from .manifest import Manifest, read_manifest
 from .store import MODEL, WEIGHTS
@@ -232,9 +234,6 @@ class Predictor:
     def write_pictures(self, data, folder, **options) -> list[Path]:
         """The answers as pictures (a segmentation's masks), one PNG per row in ``folder`` (absent
         or empty), named after the file each row was read from; the files written."""
-        from ..codecs.masks import write_masks
-        from ..tasks.base import answer_outputs
-
         inputs, _ = self.encode(data, **options)
         pictures = self.task.decoding().pictures(answer_outputs(self.model, inputs))
         return write_masks(folder, pictures, self.encoder.codec.row_names(data))

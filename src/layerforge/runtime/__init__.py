@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import decodings
 from ..codecs import codec_for
+from ..codecs.masks import write_masks
 from ..codecs.tables import named_rows, no_row_names, with_kept
 from ..errors import CheckpointError, DataError
 from ..files import SEAL, sha256_file, unsealed
@@ -265,8 +266,6 @@ class Runtime:
     def write_pictures(self, rows, folder, **options) -> list:
         """The answers as pictures (a segmentation's masks), one PNG per row in ``folder`` (absent
         or empty), named after the file each row was read from; the files written."""
-        from ..codecs.masks import write_masks
-
         outputs, _, decoding, _ = self._answered(rows, **options)
         return write_masks(folder, decoding.pictures(outputs), self.codec.row_names(rows))
 
