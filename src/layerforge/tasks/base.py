@@ -348,6 +348,20 @@ class Searched(Task):
     scored_on_outputs = False
     search: Decoding
 
+    @classmethod
+    def of(cls, encoder) -> Searched:
+        """The task its data's encoder describes: the search and the targets' tokenizer live in
+        the encoder's state, so training and a reloaded run build the same task."""
+        raise NotImplementedError
+
+    @classmethod
+    def fit(cls, labels, train: np.ndarray, encoder, data_spec, source: str) -> Searched:
+        return cls.of(encoder)
+
+    @classmethod
+    def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> Searched:
+        return cls.of(encoder)
+
     def decoding(self) -> Decoding:
         return self.search
 

@@ -10,8 +10,6 @@ them against the targets with sacreBLEU's BLEU and chrF and the share answered e
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from ..decodings import Texts
@@ -42,14 +40,6 @@ class Seq2SeqTask(Searched):
 
     def __init__(self, decoding: Texts, target_length: int):
         self.search, self.target_length = decoding, target_length
-
-    @classmethod
-    def fit(cls, labels, train: np.ndarray, encoder, data_spec, source: str) -> Seq2SeqTask:
-        return cls.of(encoder)
-
-    @classmethod
-    def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> Seq2SeqTask:
-        return cls.of(encoder)
 
     @classmethod
     def of(cls, encoder) -> Seq2SeqTask:

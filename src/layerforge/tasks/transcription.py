@@ -9,8 +9,6 @@ them with word and character error rates (jiwer) and the share transcribed exact
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from ..decodings import Transcripts
@@ -48,14 +46,6 @@ class TranscriptionTask(Searched):
             problems.append("data.decoding: a transcript is searched for over the clip's frames, which bound its "
                             "length; only beam_size applies (remove max_length and length_penalty)")
         return problems
-
-    @classmethod
-    def fit(cls, labels, train: np.ndarray, encoder, data_spec, source: str) -> TranscriptionTask:
-        return cls.of(encoder)
-
-    @classmethod
-    def from_manifest(cls, manifest, encoder, run_dir: Path | None = None) -> TranscriptionTask:
-        return cls.of(encoder)
 
     @classmethod
     def of(cls, encoder) -> TranscriptionTask:
