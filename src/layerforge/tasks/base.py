@@ -377,6 +377,31 @@ class Searched(Task):
         """The answers' token ids, written by the run's search with the network's graphs."""
         return self.search.outputs(graph_runner(model), input_arrays(inputs))
 
+    def loss_weight(self, y) -> int:
+        """What a batch of targets weighs in the held-out loss: by default its rows."""
+        return len(y)
+
+    def held_out_loss(self, model, inputs: tuple, y, loss_fn) -> float:
+        """The training objective over the rows, a batch at a time, each batch weighted by
+        ``loss_weight``."""
+        import torch
+
+        rows = getattr(model, "evaluation_rows", 1024)
+        objective, total, weight = self.objective(loss_fn), 0.0, 0
+        model.eval()
+        with torch.inference_mode():
+            for i in range(0, len(y), rows):
+                target = y[i : i + rows]
+                count = self.loss_weight(target)
+                total += float(objective(model, tuple(t[i : i + rows] for t in inputs), target)) * count
+                weight += count
+        return total / max(weight, 1)
+
+    def evaluate(self, model, inputs: tuple, y, loss_fn) -> dict[str, float]:
+        """The held-out loss, and the scores of the answers the run's search writes."""
+        return {"loss": self.held_out_loss(model, inputs, y, loss_fn),
+                **self.scores(self.answer_ids(model, inputs), y)}
+
     def predictions(self, model, inputs: tuple) -> np.ndarray:
         return self.search.predictions(self.answer_ids(model, inputs), inputs)
 

@@ -99,24 +99,9 @@ class Seq2SeqTask(Searched):
     def scores(self, outputs, y) -> dict[str, float]:
         return sequence_scores(self.search.texts(np.asarray(outputs)), self.references(y))
 
-    def teacher_forced_loss(self, model, inputs: tuple, y, loss_fn) -> float:
-        import torch
-
-        rows = getattr(model, "evaluation_rows", 1024)
-        objective, total, tokens = self.objective(loss_fn), 0.0, 0
-        model.eval()
-        with torch.inference_mode():
-            for i in range(0, len(y), rows):
-                part = tuple(t[i : i + rows] for t in inputs)
-                target = y[i : i + rows]
-                count = int((target[:, 1:] != 0).sum())
-                total += float(objective(model, part, target)) * count
-                tokens += count
-        return total / max(tokens, 1)
-
-    def evaluate(self, model, inputs: tuple, y, loss_fn) -> dict[str, float]:
-        return {"loss": self.teacher_forced_loss(model, inputs, y, loss_fn),
-                **self.scores(self.answer_ids(model, inputs), y)}
+    def loss_weight(self, y) -> int:
+        """The loss is per answer token (padding after the end ignored): a batch weighs its tokens."""
+        return int((y[:, 1:] != 0).sum())
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         """The test rows answered worst (by chrF), and a few answered at random."""

@@ -77,23 +77,6 @@ class TranscriptionTask(Searched):
     def scores(self, outputs, y) -> dict[str, float]:
         return transcription_scores(self.search.texts(np.asarray(outputs)), self.references(y))
 
-    def held_out_loss(self, model, inputs: tuple, y, loss_fn) -> float:
-        """The loss over the rows, a batch at a time, weighted by the batches' rows."""
-        import torch
-
-        rows = getattr(model, "evaluation_rows", 1024)
-        total = 0.0
-        model.eval()
-        with torch.inference_mode():
-            for i in range(0, len(y), rows):
-                part = tuple(t[i : i + rows] for t in inputs)
-                total += float(loss_fn(model(*part), y[i : i + rows])) * len(part[0])
-        return total / max(len(y), 1)
-
-    def evaluate(self, model, inputs: tuple, y, loss_fn) -> dict[str, float]:
-        return {"loss": self.held_out_loss(model, inputs, y, loss_fn),
-                **self.scores(self.answer_ids(model, inputs), y)}
-
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         """The test clips transcribed worst (by character error rate), and a few at random."""
         found = held_out()
