@@ -258,7 +258,7 @@ def _follow(run_dir: Path, spec, prepared, model, resuming: bool, callbacks, row
 def _scaffold(run_dir: Path, spec, prepared, callbacks, row_weights, distributed) -> Scaffold:
     """The training state of a run in ``run_dir``, with the spec's data-dependent parts."""
     return Scaffold(spec.train, prepared.task, seed=spec.seed, checkpoint_dir=run_dir / CHECKPOINTS,
-                    augment=Augment.from_spec(spec.data.augment, prepared.task.pixel_targets), row_weights=row_weights,
+                    augment=Augment.from_spec(spec.data.augment, prepared.task.moved_targets), row_weights=row_weights,
                     perturbation=prepared.encoder.state.perturbation() if spec.train.adversarial else None,
                     callbacks=list(callbacks), distributed=distributed)
 

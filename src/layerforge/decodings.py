@@ -18,9 +18,10 @@ import numpy as np
 
 from . import beams
 from .codecs.cells import group_keys, shown
-from .codecs.tables import Columns
+from .codecs.tables import Columns, named_rows
 from .codecs.texts import Tokenizer
 from .errors import DataError
+from .metrics import box_iou
 
 
 class Decoding:
@@ -28,6 +29,9 @@ class Decoding:
 
     kind: ClassVar[str] = "outputs"
     writes_pictures: ClassVar[bool] = False  # whether its answers are pictures (``pictures``)
+    # what a row of the prediction table is: an 'answer' (one per row, or per step of a forecast)
+    # or a 'part' of one (a box found in a picture: none, one or many per row)
+    table_rows: ClassVar[str] = "answer"
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind}
@@ -59,6 +63,11 @@ class Decoding:
         """The prediction table's columns (``layerforge predict``), name -> one value per row."""
         values = self.predictions(outputs, inputs)
         return {target or "prediction": list(values) if values.ndim > 1 else values}
+
+    def named(self, table: dict, names: list[str] | None) -> dict:
+        """The prediction table (``columns``) with each row's file first (``file``), when the
+        rows were read from files (``names``) and there is one answer per file."""
+        return named_rows(table, names)
 
     def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
         """One JSON answer per row (the HTTP service): ``prediction`` and what the task adds."""
@@ -615,9 +624,122 @@ class Masks(Decoding):
         return [{"prediction": mask.tolist()} for mask in self.predictions(outputs, inputs)]
 
 
+def _peaks(heat: np.ndarray) -> np.ndarray:
+    """Where each map (N, K, H, W) is the largest in its 3x3 neighbourhood (a heatmap's peaks)."""
+    padded = np.pad(heat, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    height, width = heat.shape[-2:]
+    around = np.max([padded[:, :, dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)], axis=0)
+    return heat >= around
+
+
+def suppressed(boxes: np.ndarray, overlap: float) -> np.ndarray:
+    """Non-maximum suppression: the rows of ``boxes`` (k, 6: ``x_min, y_min, x_max, y_max,
+    class, score``, best first) kept, each box dropped when it overlaps a kept box of its class
+    by more than ``overlap`` (IoU)."""
+    keep = np.ones(len(boxes), bool)
+    overlaps = box_iou(boxes[:, :4], boxes[:, :4])
+    same = boxes[:, None, 4] == boxes[None, :, 4]
+    for i in range(len(boxes)):
+        if keep[i]:
+            later = np.arange(len(boxes)) > i
+            keep &= ~(later & same[i] & (overlaps[i] > overlap))
+    return keep
+
+
+class Boxes(Decoding):
+    """A detector's maps (N, classes + 4, cells down, cells across: each class's heatmap logits,
+    then the box's log width and log height in pixels and the logits of its centre's place in
+    the cell) read as boxes: the heatmaps' peaks (the largest in their 3x3 neighbourhood) of
+    probability at least ``min_score``, at most ``MOST`` per picture, each with its size and
+    centre, cut to the picture, then non-maximum suppression within each class (``overlap``).
+    A prediction is an array (boxes, 6) of ``x_min, y_min, x_max, y_max, class, score`` in the
+    pixels of the picture as the run reads it; the prediction table has a row per box.
+
+    Args:
+        classes: the name of each class.
+        size: the pictures' height and width.
+        min_score: the least score of a box answered (evaluation reads every box down to
+            ``SCORED``, as COCO's scoring wants them).
+        overlap: the IoU above which a box is suppressed by a better one of its class.
+    """
+
+    kind = "boxes"
+    table_rows = "part"
+    MOST = 100
+    SCORED = 0.01
+
+    def __init__(self, classes: list, size: list[int], min_score: float = 0.3, overlap: float = 0.5):
+        self.classes, self.size = [str(c) for c in classes], [int(s) for s in size]
+        self.min_score, self.overlap = float(min_score), float(overlap)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "classes": self.classes, "size": self.size, "min_score": self.min_score,
+                "overlap": self.overlap}
+
+    def detections(self, outputs: np.ndarray, min_score: float | None = None) -> list[np.ndarray]:
+        """Per picture, its boxes (k, 6), best first (``min_score``: the least score kept;
+        default the decoding's)."""
+        check_finite_rows(outputs)
+        outputs = np.asarray(outputs, np.float64)
+        count, height, width = len(self.classes), *self.size
+        stride = 2 ** round(np.log2(height / outputs.shape[2]))
+        heat = 1.0 / (1.0 + np.exp(-outputs[:, :count]))
+        heat = np.where(_peaks(heat), heat, 0.0)
+        least = self.min_score if min_score is None else min_score
+        limit = np.log(4.0 * max(height, width))
+        found = []
+        for maps, scores in zip(outputs, heat):
+            flat = scores.reshape(-1)
+            best = np.argsort(-flat, kind="stable")[: self.MOST]
+            best = best[flat[best] >= least]
+            k, rows, columns = np.unravel_index(best, scores.shape)
+            box_width, box_height = np.exp(np.minimum(maps[count : count + 2, rows, columns], limit))
+            inner = 1.0 / (1.0 + np.exp(-maps[count + 2 : count + 4, rows, columns]))
+            x, y = (columns + inner[0]) * stride, (rows + inner[1]) * stride
+            boxes = np.stack([np.clip(x - box_width / 2, 0, width), np.clip(y - box_height / 2, 0, height),
+                              np.clip(x + box_width / 2, 0, width), np.clip(y + box_height / 2, 0, height),
+                              k.astype(np.float64), flat[best]], axis=1).reshape(-1, 6)
+            found.append(boxes[suppressed(boxes, self.overlap)])
+        return found
+
+    def predictions(self, outputs: np.ndarray, inputs: tuple) -> np.ndarray:
+        found = np.empty(len(outputs), dtype=object)
+        found[:] = self.detections(outputs)
+        return found
+
+    def columns(self, outputs: np.ndarray, inputs: tuple, target: str | None) -> dict[str, Any]:
+        """A row per box: ``picture`` (the row number, from 1; the file, where pictures are read
+        from files: ``named``), the box, its ``label`` and its ``score``."""
+        found = self.detections(outputs)
+        boxes = np.concatenate(found) if found else np.zeros((0, 6))
+        pictures = np.repeat(np.arange(1, len(found) + 1), [len(b) for b in found])
+        return {"picture": pictures, **{name: np.round(boxes[:, i], 2) for i, name in enumerate(BOX_COLUMNS)},
+                "label": np.array([self.classes[int(k)] for k in boxes[:, 4]], dtype=object),
+                "score": np.round(boxes[:, 5], 6)}
+
+    def named(self, table: dict, names: list[str] | None) -> dict:
+        """The table with each box's picture named by its file (``names``, one per picture)."""
+        if names is None:
+            return table
+        return {**table, "picture": [names[int(row) - 1] for row in table["picture"]]}
+
+    def answer_fields(self) -> dict[str, tuple[Any, str]]:
+        return {"prediction": (list[dict[str, float | str]], "the boxes found, best first: x_min, y_min, x_max, "
+                                                              "y_max (pixels), label (one of: "
+                                                              f"{', '.join(self.classes)}) and score")}
+
+    def answers(self, outputs: np.ndarray, inputs: tuple) -> list[dict]:
+        return [{"prediction": [{**{name: round(float(box[i]), 2) for i, name in enumerate(BOX_COLUMNS)},
+                                 "label": self.classes[int(box[4])], "score": round(float(box[5]), 6)}
+                                for box in boxes]} for boxes in self.detections(outputs)]
+
+
+BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
+
+
 DECODINGS: dict[str, type[Decoding]] = {cls.kind: cls for cls in (Decoding, Classes, Labels, Targets, Values,
                                                                    Forecast, AnomalyScores, Samples, NextToken, Texts,
-                                                                   Transcripts, Masks)}
+                                                                   Transcripts, Masks, Boxes)}
 
 
 def from_json(record: dict) -> Decoding:
@@ -636,5 +758,6 @@ def from_json(record: dict) -> Decoding:
         raise DataError(f"decoding of kind {kind!r}: {error}") from None
 
 
-__all__ = ["AnomalyScores", "Classes", "DECODINGS", "Decoding", "Forecast", "Labels", "Masks", "NextToken", "Samples",
-           "Targets", "Texts", "Thresholds", "Transcripts", "Values", "check_finite_rows", "from_json", "softmax"]
+__all__ = ["AnomalyScores", "Boxes", "Classes", "DECODINGS", "Decoding", "Forecast", "Labels", "Masks", "NextToken",
+           "Samples", "Targets", "Texts", "Thresholds", "Transcripts", "Values", "check_finite_rows", "from_json",
+           "softmax"]

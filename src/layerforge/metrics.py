@@ -247,3 +247,101 @@ def segmentation_scores(answered: np.ndarray, true: np.ndarray, classes: int) ->
              "pixel_accuracy": float(hit.sum() / max(confusion.sum(), 1))}
     found.update({f"iou_{k}": float(iou[k]) for k in range(classes) if held[k]})
     return found
+
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # COCO's: 0.50, 0.55, ..., 0.95
+RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCO's 101 recall levels
+MOST_DETECTIONS = 100  # COCO's maxDets: the boxes of each class kept per picture, best first
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The intersection over union of each box of ``a`` (n, 4) with each of ``b`` (m, 4), boxes
+    as ``x_min, y_min, x_max, y_max``: (n, m).
+
+    >>> box_iou(np.array([[0, 0, 2, 2]]), np.array([[1, 0, 3, 2], [0, 0, 2, 2]])).round(3).tolist()
+    [[0.333, 1.0]]
+    """
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    width = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    height = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    overlap = width * height
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - overlap
+    return np.where(union > 0, overlap / np.where(union > 0, union, 1), 0.0)
+
+
+def _matched(found: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Whether each found box (best first) is a true positive at each IoU threshold (found,
+    thresholds): matched, in order, to the unmatched true box it overlaps most, at least the
+    threshold (COCO's rule)."""
+    hits = np.zeros((len(found), len(IOU_THRESHOLDS)), bool)
+    if not len(found) or not len(true):
+        return hits
+    overlaps = box_iou(found, true)
+    for t, threshold in enumerate(IOU_THRESHOLDS):
+        taken = np.zeros(len(true), bool)
+        for d in range(len(found)):
+            candidates = np.where(taken, -1.0, overlaps[d])
+            best = int(np.argmax(candidates))
+            if candidates[best] >= min(threshold, 1 - 1e-10):
+                taken[best], hits[d, t] = True, True
+    return hits
+
+
+def detection_scores(found: list[np.ndarray], true: list[np.ndarray], classes: int) -> dict[str, float]:
+    """COCO's average precision of found boxes against the true ones, over the pictures.
+
+    Args:
+        found: per picture, the boxes found (k, 6): ``x_min, y_min, x_max, y_max, class, score``.
+        true: per picture, the true boxes (m, 5): ``x_min, y_min, x_max, y_max, class``.
+        classes: how many classes.
+
+    Returns:
+        ``map`` (AP averaged over the IoU thresholds 0.50 to 0.95 and over the classes that have
+        true boxes), ``map_50`` and ``map_75`` (at one threshold), and ``ap_<k>`` and ``ap50_<k>``
+        per class k with true boxes: each class's precision, made to fall with recall, read at
+        the 101 recall levels and averaged, as COCO does (each picture keeps its best
+        ``MOST_DETECTIONS`` boxes of each class; all areas; no crowd boxes).
+
+    >>> true = [np.array([[0, 0, 10, 10, 0]])]
+    >>> found = [np.array([[0, 0, 10, 9, 0, 0.9], [20, 20, 30, 30, 0, 0.8]])]
+    >>> {name: round(value, 3) for name, value in detection_scores(found, true, 1).items()}
+    {'map': 0.9, 'map_50': 1.0, 'map_75': 1.0, 'ap_0': 0.9, 'ap50_0': 1.0}
+    """
+    precision = np.full((classes, len(IOU_THRESHOLDS), len(RECALL_POINTS)), -1.0)
+    for k in range(classes):
+        scores, hits, count = [], [], 0
+        for boxes, truth in zip(found, true):
+            boxes, truth = np.asarray(boxes, np.float64).reshape(-1, 6), np.asarray(truth, np.float64).reshape(-1, 5)
+            mine, theirs = boxes[boxes[:, 4] == k], truth[truth[:, 4] == k, :4]
+            mine = mine[np.argsort(-mine[:, 5], kind="mergesort")][:MOST_DETECTIONS]
+            count += len(theirs)
+            scores.append(mine[:, 5])
+            hits.append(_matched(mine[:, :4], theirs))
+        if not count:
+            continue
+        scores = np.concatenate(scores)
+        order = np.argsort(-scores, kind="mergesort")
+        hits = np.concatenate(hits)[order]
+        for t in range(len(IOU_THRESHOLDS)):
+            right = np.cumsum(hits[:, t])
+            wrong = np.cumsum(~hits[:, t])
+            recall = right / count
+            precise = right / (right + wrong + np.spacing(1))
+            precise = np.maximum.accumulate(precise[::-1])[::-1] if len(precise) else precise
+            at = np.searchsorted(recall, RECALL_POINTS, side="left")
+            read = np.zeros(len(RECALL_POINTS))
+            reached = at < len(precise)
+            read[reached] = precise[at[reached]]
+            precision[k, t] = read
+    held = precision[:, 0, 0] > -1
+    if not held.any():
+        return {"map": 0.0, "map_50": 0.0, "map_75": 0.0}
+    per_threshold = precision.mean(axis=2)  # (classes, thresholds)
+    scores = {"map": float(per_threshold[held].mean()), "map_50": float(per_threshold[held, 0].mean()),
+              "map_75": float(per_threshold[held, 5].mean())}
+    for k in np.flatnonzero(held):
+        scores[f"ap_{k}"] = float(per_threshold[k].mean())
+        scores[f"ap50_{k}"] = float(per_threshold[k, 0])
+    return scores

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..errors import DataError
 from .arrays import ImageCodec, SequenceCodec
 from .audio import AudioCodec, SpeechCodec
+from .boxes import BoxesCodec
 from .forecast import ForecastCodec
 from .masks import MasksCodec
 from .tables import TableCodec
@@ -18,7 +19,8 @@ from .texts import PairsCodec, TextCodec
 
 CODECS = {"table": TableCodec, "sequence": SequenceCodec, "image": ImageCodec, "text": TextCodec,
           "forecast": ForecastCodec, "audio": AudioCodec,
-          "pairs": PairsCodec, "speech": SpeechCodec, "masks": MasksCodec}
+          "pairs": PairsCodec, "speech": SpeechCodec, "masks": MasksCodec,
+          "boxes": BoxesCodec}
 
 
 def codec_for(state: dict):

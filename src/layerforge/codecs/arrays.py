@@ -225,12 +225,18 @@ class ImageCodec:
     """
 
     kind = "image"
+    resizes = True  # image files and text are resized to the run's size (else: refused when not of it)
 
     def __init__(self, state: dict):
         self.mean, self.std = state["mean"], state["std"]
         self.size, self.channels = tuple(state["size"]), state["channels"]
 
     kept = no_kept_columns("images")
+
+    @property
+    def reading_size(self) -> tuple[int, int] | None:
+        """The size image files are resized to when read (None: read as they are)."""
+        return self.size if self.resizes else None
 
     def pieces(self, rows):
         yield rows
@@ -291,7 +297,7 @@ class ImageCodec:
                     data = base64.b64decode(item, validate=True)
                 except (binascii.Error, ValueError) as error:
                     raise DataError(f"image {row + 1}: not base64 text ({error})") from None
-                pictures.append(_opened(io.BytesIO(data), self.size, self.channels, f"image {row + 1}"))
+                pictures.append(_opened(io.BytesIO(data), self.reading_size, self.channels, f"image {row + 1}"))
                 continue
             try:
                 with np.errstate(over="ignore"):  # too large for 32 bits: refused by as_images below
@@ -319,12 +325,12 @@ class ImageCodec:
                 raise DataError(f"{path}: 'x' holds {len(x)} images but 'y' holds {len(y)}; they must match")
             return x, (None if y is None else y.tolist())
         if path.is_file():
-            return read_image(path, self.size, self.channels)[None], None
+            return read_image(path, self.reading_size, self.channels)[None], None
         if path.is_dir() and any(p.is_dir() for p in path.iterdir()):
-            return read_folder(path, self.size, self.channels)
+            return read_folder(path, self.reading_size, self.channels)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_FILES)
             if not files:
                 raise DataError(f"{path}: holds no images")
-            return np.stack([read_image(f, self.size, self.channels) for f in files]), None
+            return np.stack([read_image(f, self.reading_size, self.channels) for f in files]), None
         raise DataError(f"not found: {path}")

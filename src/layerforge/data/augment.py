@@ -34,17 +34,18 @@ class Augment:
         self.time_mask, self.freq_mask = time_mask, freq_mask
 
     @classmethod
-    def from_spec(cls, augment_spec, moves_targets: bool = False) -> Augment | None:
+    def from_spec(cls, augment_spec, moves_targets: str | None = None) -> Augment | None:
         """The augmentation a spec's ``data.augment`` section asks for (None: none);
-        ``moves_targets``: the targets are masks that move with the pictures (``pair``)."""
+        ``moves_targets``: the targets are 'masks' or 'boxes' that move with the pictures
+        (``pair``)."""
         if augment_spec is None:
             return None
         found = cls(**augment_spec.model_dump())
         found.moves_targets = moves_targets
         return found
 
-    # whether pair() moves the targets with the pictures (set for tasks whose targets are masks)
-    moves_targets: bool = False
+    # what pair() moves with the pictures: 'masks', 'boxes' (None: the targets stay as they are)
+    moves_targets: str | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.flip:
@@ -56,7 +57,38 @@ class Augment:
             x = self._rotate(x)
         return self._retouched(x)
 
-    def pair(self, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pictures and their targets moved alike (``moves_targets``: masks or boxes)."""
+        return self._boxes(x, y) if self.moves_targets == "boxes" else self._masks(x, y)
+
+    SEEN = 0.25  # the least share of a box's area left in the picture after a shift, for it to stay a box
+
+    def _boxes(self, x: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pictures (B, C, H, W) and their boxes (B, most, 5: corners in pixels and the class,
+        -1 past a picture's boxes), moved alike: the same flip and shift (a box cut by the edge
+        keeps its part in sight; one with less than ``SEEN`` of its area left is dropped).
+        Rotation is not offered for boxes; the changes of value touch the pictures only."""
+        boxes = boxes.clone()
+        height, width = x.shape[-2:]
+        if self.flip:
+            flipped = torch.rand(len(x), device=x.device) < 0.5
+            x = torch.where(flipped.view(-1, 1, 1, 1), x.flip(-1), x)
+            turned = torch.stack([width - boxes[..., 2], width - boxes[..., 0]], -1)
+            boxes[..., [0, 2]] = torch.where(flipped[:, None, None], turned, boxes[..., [0, 2]])
+        if self.shift:
+            offsets = torch.randint(0, 2 * self.shift + 1, (2,)).tolist()
+            x = self._shift(x, offsets)
+            moved = boxes[..., :4] + torch.tensor([self.shift - offsets[1], self.shift - offsets[0]] * 2,
+                                                  dtype=boxes.dtype, device=boxes.device)
+            limits = torch.tensor([width, height] * 2, dtype=boxes.dtype, device=boxes.device)
+            kept = torch.minimum(moved.clamp(min=0), limits)
+            area = lambda b: (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)  # noqa: E731
+            lost = area(kept) < self.SEEN * area(moved)
+            boxes[..., :4] = kept
+            boxes[..., 4] = torch.where(lost, torch.full_like(boxes[..., 4], -1), boxes[..., 4])
+        return self._retouched(x), boxes
+
+    def _masks(self, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pictures (B, C, H, W) and their masks of classes (B, H, W), moved alike: the same flip,
         shift and rotation of each (a mask's pixels keep whole classes: the nearest is taken;
         what moves in from outside is background, class 0). The changes of value (scale, noise,

@@ -87,6 +87,18 @@ DATASETS: dict[str, BuiltinDataset] = {
         "the photograph, which no training crop overlaps",
         shape="197 crops, 2 classes", kind="masks", package="scikit-image",
     ),
+    "shapes_boxes": BuiltinDataset(
+        "shapes_boxes", "detection", "label", "drawn by numpy (layerforge.data.scenes), made offline",
+        "the scenes of shapes (the same generator and pictures) with the box of each shape around its pixels left "
+        "in sight (shapes hidden but for fewer than 8 pixels left out), classes circle, square and triangle",
+        shape="1500 scenes, 3 classes", kind="boxes", package="numpy",
+    ),
+    "coins_boxes": BuiltinDataset(
+        "coins_boxes", "detection", "label", "scikit-image's data.coins (a photograph of Greek coins), made offline",
+        "the crops of coins with the box of each coin: each connected piece of the watershed's coin pixels of at "
+        "least 8 pixels (a coin cut by the crop's edge is boxed within the crop); the same test crops",
+        shape="197 crops, 1 class", kind="boxes", package="scikit-image",
+    ),
     "dates": BuiltinDataset(
         "dates", "seq2seq", "target", "written by Babel (CLDR date patterns), made offline",
         "20,000 dates from 1950 to 2049 as people write them in 12 locales and 8 formats ('7 mars 2021', "
@@ -374,6 +386,20 @@ def load_scenes(name: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarra
         return pictures, masks, ["background", "coin"], test
     pictures, masks = scenes.scenes(1500, size=64, seed=0)
     return pictures, masks, list(scenes.CLASSES), None
+
+
+def load_boxes(name: str) -> tuple[np.ndarray, list[np.ndarray], list[str], np.ndarray | None]:
+    """A built-in set of pictures to find objects in: pictures (N, C, H, W) in [0, 1], each
+    one's boxes (k, 5: ``x_min, y_min, x_max, y_max, class``), the classes' names, and the
+    positions of the test pictures where the set fixes them (None: split at random)."""
+    _of_kind(name, "boxes", "detection dataset")
+    from . import scenes
+
+    if name == "coins_boxes":
+        pictures, masks, test = scenes.coins()
+        return pictures, scenes.coin_boxes(masks), ["coin"], test
+    pictures, _, boxes = scenes.drawn(1500, size=64, seed=0)
+    return pictures, boxes, list(scenes.SHAPES), None
 
 
 def load_images(name: str) -> tuple[np.ndarray, list]:

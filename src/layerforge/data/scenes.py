@@ -53,12 +53,25 @@ def _inside(shape: str, y: np.ndarray, x: np.ndarray, cy: float, cx: float, radi
 def scenes(count: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``count`` scenes: pictures (count, 3, size, size) in [0, 1] and masks (count, size, size)
     of class indices (``CLASSES``)."""
+    pictures, masks, _ = drawn(count, size, seed)
+    return pictures, masks
+
+
+VISIBLE = 8  # the fewest pixels of a shape left in sight that make it an object to detect
+
+
+def drawn(count: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The scenes of ``scenes`` with the box of each shape: per scene an array (shapes, 5) of
+    ``x_min, y_min, x_max, y_max, class`` (pixel edges; the class an index of ``SHAPES``) around
+    the pixels of the shape left in sight, for the shapes with at least ``VISIBLE`` of them."""
     rng = np.random.default_rng(seed)
     pictures = np.zeros((count, 3, size, size), np.float32)
     masks = np.zeros((count, size, size), np.uint8)
+    boxes = []
     y, x = np.mgrid[0:size, 0:size].astype(np.float64)
     for i in range(count):
         picture, mask = _background(rng, size), masks[i]
+        drawn_over, codes = np.full((size, size), -1), []  # which shape each pixel shows
         for _ in range(rng.integers(1, 5)):
             code = int(rng.integers(len(SHAPES)))
             radius = size * rng.uniform(0.06, 0.25)  # from a few pixels across to half the picture
@@ -67,8 +80,33 @@ def scenes(count: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.nd
             shaded = _colour(rng)[:, None, None] + rng.normal(0, 0.05, (3, size, size))
             picture = np.where(inside[None], shaded, picture)
             mask[inside] = code + 1
+            drawn_over[inside] = len(codes)
+            codes.append(code)
         pictures[i] = np.clip(picture, 0, 1)
-    return pictures, masks
+        found = []
+        for shape, code in enumerate(codes):
+            rows, columns = np.nonzero(drawn_over == shape)
+            if len(rows) >= VISIBLE:
+                found.append((columns.min(), rows.min(), columns.max() + 1, rows.max() + 1, code))
+        boxes.append(np.array(found, np.float32).reshape(-1, 5))
+    return pictures, masks, boxes
+
+
+def coin_boxes(masks: np.ndarray) -> list[np.ndarray]:
+    """The box of each coin in each crop's mask: its connected pieces of coin pixels (one per
+    coin, cut by the crop's edge where it is), those of at least ``VISIBLE`` pixels, as
+    ``drawn``'s boxes are (class 0: coin)."""
+    from scipy import ndimage
+
+    boxes = []
+    for mask in masks:
+        pieces, _ = ndimage.label(mask)
+        found = []
+        for number, where in enumerate(ndimage.find_objects(pieces), start=1):
+            if where is not None and (pieces[where] == number).sum() >= VISIBLE:
+                found.append((where[1].start, where[0].start, where[1].stop, where[0].stop, 0))
+        boxes.append(np.array(found, np.float32).reshape(-1, 5))
+    return boxes
 
 
 CROP = 64  # the side of a crop of the coins photograph

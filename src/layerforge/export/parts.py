@@ -83,7 +83,12 @@ def decoded_agreement(task, model, path: Path, graph: Graph, inputs: tuple) -> d
 
 def _same_answers(ours: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, str]:
     """Per row, whether two decodings agree: values within ``RTOL`` of their scale, anything else
-    equal; and what was compared."""
+    equal; answers that are arrays (a detector's boxes) of the same shape, each value within
+    ``RTOL`` of its own size (at least 1); and what was compared."""
+    if ours.dtype.kind == "O" and len(ours) and all(isinstance(v, np.ndarray) for v in ours.ravel()):
+        same = np.array([a.shape == b.shape and bool((np.abs(a - b) <= RTOL * np.maximum(1.0, np.abs(a))).all())
+                         for a, b in zip(ours, theirs)])
+        return same, f" (arrays of the same shape, each value within {RTOL:g} of its size, at least 1)"
     if ours.dtype.kind == "O" and len(ours) and all(isinstance(v, (float, np.floating)) for v in ours.ravel()):
         ours, theirs = ours.astype(np.float64), theirs.astype(np.float64)
     if ours.dtype.kind in "fc":

@@ -446,3 +446,35 @@ def mask_overlays(pictures: np.ndarray, truths: np.ndarray, answers: np.ndarray,
     figure.suptitle(title, fontsize=9)
     figure.tight_layout(rect=(0, 0.5 / (1.8 * len(pictures) + 0.6), 1, 1))
     return png(figure)
+
+
+def box_overlays(pictures: np.ndarray, truths: list[np.ndarray], answers: list[np.ndarray], captions: list[str],
+                 classes: list[str], title: str) -> bytes:
+    """Pictures (N, C, H, W) in a grid, each with its true boxes (dashed) and the boxes answered
+    (solid, with class and score), each class a colour; ``truths`` and ``answers`` per picture,
+    (k, 5 or 6): ``x_min, y_min, x_max, y_max, class[, score]``."""
+    from matplotlib.patches import Patch, Rectangle
+
+    plt = pyplot()
+    colours = plt.get_cmap("tab10")(np.arange(len(classes)) % 10)
+    low, high = display_range(pictures)
+    across = min(len(pictures), 3)
+    down = -(-len(pictures) // across)
+    figure, axes = plt.subplots(down, across, figsize=(2.4 * across, 2.5 * down + 0.5), squeeze=False)
+    for axis in axes.flat:
+        axis.set_axis_off()
+    for axis, picture, truth, answer, caption in zip(axes.flat, pictures, truths, answers, captions):
+        _show(axis, picture, low, high)
+        for box, dashed in [(b, True) for b in truth] + [(b, False) for b in answer]:
+            colour = colours[int(box[4]) % len(colours)]
+            axis.add_patch(Rectangle((box[0] - 0.5, box[1] - 0.5), box[2] - box[0], box[3] - box[1], fill=False,
+                                     edgecolor=colour, linewidth=1.0, linestyle="--" if dashed else "-"))
+            if not dashed:
+                axis.text(box[0] - 0.5, box[1] - 1, f"{classes[int(box[4])]} {box[5]:.2f}", color=colour,
+                          fontsize=5)
+        axis.set_title(caption, fontsize=7)
+    figure.legend(handles=[Patch(color=colours[k], label=name) for k, name in enumerate(classes)],
+                  loc="lower center", ncol=min(len(classes), 5), fontsize=7, frameon=False)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout(rect=(0, 0.4 / (2.5 * down + 0.5), 1, 1))
+    return png(figure)

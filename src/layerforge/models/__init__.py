@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import SpecError, unknown_name
 from .configs import (
     AutoencoderConfig,
+    CenterNetConfig,
     CNNConfig,
     FamilyConfig,
     FTTransformerConfig,
@@ -81,6 +82,7 @@ FAMILIES: dict[str, Family] = {
     "pretrained": Family(PretrainedConfig, _module_builder("pretrained"), ("image", "tokens")),
     "ft_transformer": Family(FTTransformerConfig, _module_builder("ft_transformer"), ("table",)),
     "unet": Family(UNetConfig, _module_builder("unet"), ("image",)),
+    "centernet": Family(CenterNetConfig, _module_builder("detector"), ("image",)),
 }
 
 

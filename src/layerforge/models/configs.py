@@ -70,6 +70,11 @@ class FamilyConfig(Section):
         learns its own embeddings reads any tokenizer's ids)."""
         return None
 
+    def map_stride(self) -> int | None:
+        """For a network that answers on a grid over the picture (channels first, then its cells
+        down and across), how many pixels a cell spans; None for one that answers each row whole."""
+        return None
+
     def runtime_problem(self) -> str | None:
         """Why the torch-free runtime (ONNX export, the HTTP service) cannot answer for a network
         of these options, or None when it can."""
@@ -250,9 +255,47 @@ class UNetConfig(FamilyConfig):
 
     _known_activation = field_validator("activation")(_known_activation)
 
+    def map_stride(self) -> int:
+        return 1  # a class score per pixel
+
     def architecture_space(self) -> dict[str, dict]:
         return {"channels": {"repeat": {"length": [2, 5], "choice": [16, 32, 64, 128]}},
                 "norm": {"choice": ["batch", "layer", "none"]}}
+
+
+class CenterNetConfig(FamilyConfig):
+    """A single-stage, anchor-free detector (CenterNet: objects as points): a U-Net's encoder
+    and a decoder (a feature pyramid's top-down path with its lateral joins) that stops at
+    ``stride``, and on each cell of those maps a dense layer of ``head_channels`` and the
+    outputs: each class's heatmap of box centres, the width and height of the box centred
+    there, and where in the cell the centre lies."""
+
+    example: ClassVar[dict[str, Any]] = {"channels": [8, 16, 16], "head_channels": 8}
+
+    type: Literal["centernet"] = "centernet"
+    channels: Sizes = [32, 64, 128, 256]
+    stride: Literal[1, 2, 4, 8, 16] = 4
+    head_channels: PositiveInt = 64
+    norm: Norm = "batch"
+    activation: str = "relu"
+
+    task: ClassVar[str] = "detection"
+
+    _known_activation = field_validator("activation")(_known_activation)
+
+    def map_stride(self) -> int:
+        return self.stride
+
+    @model_validator(mode="after")
+    def _deep_enough(self):
+        if 2 ** (len(self.channels) - 1) < self.stride:
+            raise problem(f"stride {self.stride} needs at least {self.stride.bit_length()} levels of channels; "
+                          f"give more, or a smaller stride", "stride")
+        return self
+
+    def architecture_space(self) -> dict[str, dict]:
+        return {"channels": {"repeat": {"length": [3, 5], "choice": [16, 32, 64, 128]}},
+                "head_channels": {"choice": [32, 64, 128]}}
 
 
 class FTTransformerConfig(FamilyConfig):

@@ -60,7 +60,7 @@ def lr_range_test(spec: Any = None, overrides=(), *, start: float = 1e-7, end: f
     torch.manual_seed(spec.seed)
     model = checked_build(spec.model, prepared.inputs, task.output_size, task.num_classes)
     scaffold = Scaffold(spec.train, task, seed=spec.seed,
-                        augment=Augment.from_spec(spec.data.augment, task.pixel_targets))
+                        augment=Augment.from_spec(spec.data.augment, task.moved_targets))
     model, batches, _ = scaffold.ready(model, prepared.splits["train"], None)
     loss_fn = losses.for_task(spec.train.loss, task)
     optimizer = build_optimizer(spec.train.optimizer.name, {**spec.train.optimizer.params(), "lr": start},

@@ -41,7 +41,7 @@ class SupervisedStep:
         objective: ``(model, inputs, y) -> loss``, the task's (``task.objective(loss_fn)``).
         penalty: added to the loss for the update only (L1/L2), not recorded.
         augment: transforms the first input of each batch (data augmentation); one whose
-            ``moves_targets`` is set moves the batch's masks with its pictures (``pair``).
+            ``moves_targets`` is set moves the batch's masks or boxes with its pictures (``pair``).
         share: in data-parallel training, this process's share of the current batch (its loss
             is weighted by it, so that the averaged gradients are the whole batch's).
         precision: ``Precision`` of the forward pass (autocast, and fp16's loss scaler), or None
@@ -69,7 +69,7 @@ class SupervisedStep:
     def __call__(self, inputs: tuple, y: torch.Tensor) -> torch.Tensor:
         """Update the model on one batch; returns the data loss (without penalties)."""
         if self.augment is not None and getattr(self.augment, "moves_targets", False):
-            x, y = self.augment.pair(inputs[0], y)  # masks move with their pictures
+            x, y = self.augment.pair(inputs[0], y)  # masks or boxes move with their pictures
             inputs = (x, *inputs[1:])
         elif self.augment is not None:
             inputs = (self.augment(inputs[0]), *inputs[1:])

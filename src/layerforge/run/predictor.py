@@ -12,7 +12,7 @@ import torch
 
 from .. import tasks
 from ..codecs.masks import write_masks
-from ..codecs.tables import named_rows, with_kept
+from ..codecs.tables import with_kept
 from ..data.kinds import get as get_kind
 from ..errors import CheckpointError, DataError, LayerforgeError, SpecError, unknown_name
 from ..figures.pictures import image_grid
@@ -227,7 +227,7 @@ class Predictor:
             table[table.columns[0]] = self._decisions(inputs, groups)
         names = self.encoder.codec.row_names(given)  # images read from files: which file each answer is for
         if names is not None:
-            table = type(table)(named_rows({name: table[name] for name in table.columns}, names))
+            table = type(table)(self.task.decoding().named({name: table[name] for name in table.columns}, names))
         return indexed_like(table, given)
 
     @_answers

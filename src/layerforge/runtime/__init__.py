@@ -26,7 +26,7 @@ import numpy as np
 from .. import decodings
 from ..codecs import codec_for
 from ..codecs.masks import write_masks
-from ..codecs.tables import named_rows, no_row_names, with_kept
+from ..codecs.tables import no_row_names, with_kept
 from ..errors import CheckpointError, DataError
 from ..files import SEAL, sha256_file, unsealed
 
@@ -261,7 +261,7 @@ class Runtime:
         """The columns ``layerforge predict`` writes, as name -> values (an ensemble adds how much
         its members disagree: ``disagreement`` or ``uncertainty``)."""
         outputs, inputs, decoding, extra = self._answered(rows, **options)
-        return named_rows({**decoding.columns(outputs, inputs, self.target), **extra}, self.codec.row_names(rows))
+        return decoding.named({**decoding.columns(outputs, inputs, self.target), **extra}, self.codec.row_names(rows))
 
     def write_pictures(self, rows, folder, **options) -> list:
         """The answers as pictures (a segmentation's masks), one PNG per row in ``folder`` (absent

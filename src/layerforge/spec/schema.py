@@ -125,9 +125,14 @@ class DecodingSpec(_Section):
     """How a sequence-to-sequence model writes its answer a token at a time: greedy search
     (``beam_size`` 1) or beam search, the length penalty of beam search (answers are ranked by
     their summed log-probability over ``length ** length_penalty``) and the most tokens an answer
-    may hold (default: the longest the model was trained for)."""
+    may hold (default: the longest the model was trained for); how a detector's boxes are
+    answered (``min_score``, ``overlap``)."""
 
     beam_size: PositiveInt = 1
+    # detection: the least score of a box answered, and the IoU above which a better box of its
+    # class suppresses it
+    min_score: Fraction = 0.3
+    overlap: Fraction = 0.5
     length_penalty: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)] = 1.0
     max_length: PositiveInt | None = None
 
@@ -226,9 +231,9 @@ class DataSpec(_Section):
             path = Path(base) / path
         if path.is_dir():
             return str(path.resolve())  # a folder of images, one subfolder per class
-        if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".npz", ".txt"):
-            raise problem(f"expected a .csv, .tsv, .parquet, .npz or .txt file, or a folder of class folders (images, "
-                          f"or sound clips with data.kind: audio), got '{value}'")
+        if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".npz", ".txt", ".json"):
+            raise problem(f"expected a .csv, .tsv, .parquet, .npz, .txt or COCO .json file, or a folder of class "
+                          f"folders (images, or sound clips with data.kind: audio), got '{value}'")
         if context.get("check_files", True):
             if path.exists() and not path.is_file():
                 raise problem(f"{path} is not a regular file (a pipe or a device?); point data.path at a file")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..errors import SpecError, unknown_name
 from .base import Finished, Task
 from .classification import ClassificationTask
+from .detection import DetectionTask
 from .forecasting import ForecastTask
 from .generation import GenerationTask
 from .language_model import LanguageModelTask
@@ -19,7 +20,7 @@ from .transcription import TranscriptionTask
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (
     ClassificationTask, MultiLabelTask, MultiTargetTask, RegressionTask, ForecastTask, LanguageModelTask,
-    ReconstructionTask, GenerationTask, Seq2SeqTask, TranscriptionTask, SegmentationTask,
+    ReconstructionTask, GenerationTask, Seq2SeqTask, TranscriptionTask, SegmentationTask, DetectionTask,
 )}
 
 

@@ -74,8 +74,8 @@ class Task(ABC):
             decoded as ``decoding`` says), 'samples' (``sample``) or 'text' (``generate``).
         calibrates: whether ``train.calibrate: temperature`` applies (``calibrate``).
         ensembles: whether runs of this task combine into an ensemble (``ensemble_outputs``).
-        pixel_targets: whether its targets are a class per pixel of the picture, which
-            augmentation moves with the picture (``Augment.pair``).
+        moved_targets: what of its targets augmentation moves with the picture
+            (``Augment.pair``): 'masks' (a class per pixel), 'boxes', or None.
         attacks: whether adversarial attacks measure it (``layerforge attack``): its headline
             metric on perturbed inputs means something.
         explains: whether attributions explain its answers (``layerforge explain``): a class's
@@ -100,7 +100,7 @@ class Task(ABC):
     serves: ClassVar[str] = "rows"
     calibrates: ClassVar[bool] = False
     ensembles: ClassVar[bool] = False
-    pixel_targets: ClassVar[bool] = False
+    moved_targets: ClassVar[str | None] = None
     attacks: ClassVar[bool] = False
     explains: ClassVar[bool] = False
     # the lowest and highest value each metric can take (None: unbounded), where it has them

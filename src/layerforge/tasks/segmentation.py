@@ -32,7 +32,7 @@ class SegmentationTask(Task):
     target_form = "pixels"
     metrics = {"mean_iou": True, "dice": True, "pixel_accuracy": True}
     headline = "mean_iou"
-    pixel_targets = True
+    moved_targets = "masks"
     attacks = True  # the mean IoU of perturbed pictures (layerforge attack)
     metric_bounds = {"mean_iou": (0.0, 1.0), "dice": (0.0, 1.0), "pixel_accuracy": (0.0, 1.0)}
     example = {"data": {"dataset": "shapes", "split": {"val": 0.1, "test": 0.1}},

@@ -5,7 +5,8 @@ class indices (N,)), 'values' (numbers against numbers of the same shape: regres
 forecasting, reconstruction), 'tokens' (logits (B, L, V) against next tokens (B, L)),
 'alignments' (logits (B, T, V) of every frame against a shorter token sequence (B, L) that some
 alignment of the frames spells, id 0 the blank and the padding: transcription), 'pixels'
-(class scores (B, K, H, W) against each pixel's class (B, H, W): segmentation) or
+(class scores (B, K, H, W) against each pixel's class (B, H, W): segmentation), 'boxes' (a
+detector's maps against each picture's boxes: detection, whose loss the task builds) or
 'adversarial' (a GAN's two halves: see ``AdversarialLoss``). A loss declares the forms it suits;
 user-registered losses name their tasks.
 """
@@ -154,6 +155,11 @@ def _hinge(form: str, margin: float = 1.0) -> Callable:
     return lambda output, target: F.multi_margin_loss(output, target, margin=margin)
 
 
+def _centernet(form: str) -> Callable:
+    raise SpecError("train.loss: centernet is the loss a detection run builds itself for its pictures' size "
+                    "(layerforge.tasks.detection.centernet_loss)")
+
+
 def _per_target(form: str) -> Callable:
     raise SpecError("train.loss: per_target is each target's own loss, which a multi-target run builds itself "
                     "(several data.target columns)")
@@ -227,6 +233,7 @@ LOSSES: dict[str, LossEntry] = {
     "wasserstein_gp": LossEntry(_wasserstein_gp, ("adversarial",), ("gp_weight",)),
     "kl_div": LossEntry(_kl_div, ("classes",), ("label_smoothing",)),
     "per_target": LossEntry(_per_target, ("multi",), ()),
+    "centernet": LossEntry(_centernet, ("boxes",), ()),
 }
 
 

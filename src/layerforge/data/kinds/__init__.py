@@ -8,6 +8,7 @@ from ...errors import DataError, unknown_name
 from ..builtin import DATASETS
 from .audio import AudioKind
 from .base import Encoder, Kind, Perturbation, Source, State
+from .boxes import BoxesKind
 from .corpus import CorpusKind
 from .forecast import ForecastKind
 from .image import ImageKind
@@ -20,7 +21,8 @@ from .text import TextKind
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TableKind(), SequenceKind(), ImageKind(), TextKind(),
                                                         CorpusKind(), ForecastKind(), AudioKind(),
-                                                        PairsKind(), SpeechKind(), MasksKind())}
+                                                        PairsKind(), SpeechKind(), MasksKind(),
+                                                        BoxesKind())}
 
 
 def get(name: str) -> Kind:
@@ -32,7 +34,8 @@ def get(name: str) -> Kind:
 def kind_of(data_spec) -> Kind:
     """The kind a data spec names: a built-in's own, ``data.kind``, or the file's type (a folder
     of class folders is images, .npz sequences, .txt a corpus, a table with ``data.text`` text,
-    one with ``data.source`` text pairs, a folder holding images/ pictures to segment)."""
+    one with ``data.source`` text pairs, a folder holding images/ pictures to segment, a .json
+    file COCO's boxes)."""
 
     if data_spec.dataset:
         return KINDS[DATASETS[data_spec.dataset].kind]
@@ -51,6 +54,8 @@ def kind_of(data_spec) -> Kind:
         return KINDS["image"]  # a folder of class subfolders
     if suffix == "txt":
         return KINDS["corpus"]
+    if suffix == "json":
+        return KINDS["boxes"]  # a COCO file of pictures and their boxes
     if data_spec.source:
         return KINDS["pairs"]
     return KINDS["text"] if data_spec.text else KINDS["table"]
