@@ -103,6 +103,10 @@ CASES = {
                                           "transcription"),
     "masks-segmentation": lambda root: ({"data": {"path": str(_scenes(root))},
                                          "model": {"type": "unet", "channels": [8, 16]}}, "segmentation"),
+    "boxes-detection": lambda root: ({"task": "detection",
+                                      "data": {"path": str(_boxes(root)), "kind": "boxes", "decoding": {"min_score": 0.05}},
+                                      "model": {"type": "centernet", "channels": [8, 16, 16], "stride": 4,
+                                                "head_channels": 8}}, "detection"),
     "forecast-forecasting": lambda root: ({"data": {"dataset": "airline", "lookback": 12, "horizon": 3,
                                                     "test_size": 12},
                                            "model": {"type": "mlp", "layers": [8]}}, "forecasting"),
@@ -197,6 +201,26 @@ def _scenes(root):
     return path
 
 
+def _boxes(root):
+    """A table of boxes: 80 pictures of shapes (images/) and a row per shape's box (boxes.csv)."""
+    path = root / "boxes" / "boxes.csv"
+    if not path.exists():
+        from PIL import Image
+
+        from layerforge.data.scenes import SHAPES, drawn
+
+        pictures, _, boxes = drawn(80, size=24, seed=0)
+        (path.parent / "images").mkdir(parents=True)
+        rows = []
+        for i, (picture, found) in enumerate(zip(pictures, boxes)):
+            Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(
+                path.parent / "images" / f"{i}.png")
+            rows += [{"image": f"images/{i}.png", "x_min": b[0], "y_min": b[1], "x_max": b[2], "y_max": b[3],
+                      "label": SHAPES[int(b[4])]} for b in found]
+        pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     return tmp_path_factory.mktemp("doors")
@@ -236,6 +260,11 @@ def _rows(case: str, run, root) -> tuple:
         return x, x.tolist()
     if case.startswith("masks"):
         x = np.random.default_rng(1).random((4, 3, 24, 24)).astype(np.float32)
+        return x, x.tolist()
+    if case.startswith("boxes"):  # new scenes
+        from layerforge.data.scenes import drawn
+
+        x = drawn(4, size=24, seed=1)[0]
         return x, x.tolist()
     if case.startswith("image"):
         x = np.random.default_rng(1).random((6, 1, 8, 8)).astype(np.float32)
@@ -283,7 +312,9 @@ def _same(theirs: list, ours: list, tolerance: float) -> None:
     for a, b in zip(theirs, ours):
         assert a.keys() == b.keys()
         for key in a:
-            if isinstance(a[key], dict):
+            if isinstance(a[key], list) and a[key] and isinstance(a[key][0], dict):  # a detector's boxes
+                _same(a[key], b[key], tolerance)
+            elif isinstance(a[key], dict):
                 np.testing.assert_allclose([a[key][k] for k in sorted(a[key])], [b[key][k] for k in sorted(b[key])],
                                            rtol=tolerance, atol=tolerance)
             elif isinstance(a[key], (float, list)) and not isinstance(a[key], bool):
@@ -352,7 +383,15 @@ def test_every_door_gives_the_same_answers(case, trained, root):
     folder = run.path / "export"
     onnx_table = pd.DataFrame(runtime.load(folder).predict_table(rows))
     assert list(onnx_table.columns) == list(torch_table.columns)
-    _same(_answers_of_table(onnx_table, case), ours, PROBABILITY)
+    if case.startswith("boxes"):  # a row per box found; an answer is the picture's boxes
+        pd.testing.assert_frame_equal(onnx_table, torch_table, rtol=PROBABILITY, atol=0.01, check_dtype=False)
+        found = lf.load_run(run.path).predictor.predict(rows)
+        assert len(found) == len(rows) and sum(len(b) for b in found) == len(torch_table) > 0
+        ours = [{"prediction": [{**dict(zip(("x_min", "y_min", "x_max", "y_max"), np.round(b[:4], 2))),
+                                 "label": run.task.classes[int(b[4])], "score": round(b[5], 6)} for b in boxes]}
+                for boxes in found]  # corners to a hundredth of a pixel, as every door answers them
+    else:
+        _same(_answers_of_table(onnx_table, case), ours, PROBABILITY)
     if case.startswith("masks"):  # the table counts each class's pixels; an answer is the mask itself
         masks = lf.load_run(run.path).predictor.predict(rows)
         assert masks.shape == (len(rows), 24, 24)
