@@ -73,8 +73,9 @@ class Decoding:
         """One JSON answer per row (the HTTP service): ``prediction`` and what the task adds."""
         return [{"prediction": value} for value in self.predictions(outputs, inputs).tolist()]
 
-    def pictures(self, outputs: np.ndarray) -> np.ndarray:
-        """The answers as pictures (``layerforge predict ... --out FOLDER`` writes one file each).
+    def pictures(self, outputs: np.ndarray, shown: np.ndarray | None = None) -> np.ndarray:
+        """The answers as pictures (``layerforge predict ... --out FOLDER`` writes one file each);
+        ``shown``: the rows' own pictures (N, C, H, W) in [0, 1], for answers drawn over them.
 
         Raises:
             DataError: answers that are not pictures.
@@ -603,7 +604,7 @@ class Masks(Decoding):
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "classes": self.classes}
 
-    def pictures(self, outputs: np.ndarray) -> np.ndarray:
+    def pictures(self, outputs: np.ndarray, shown: np.ndarray | None = None) -> np.ndarray:
         """The masks (N, H, W) of class indices, uint8, as PNG files hold them."""
         check_finite_rows(outputs)
         return np.asarray(outputs).argmax(axis=1).astype(np.uint8)
@@ -665,6 +666,7 @@ class Boxes(Decoding):
 
     kind = "boxes"
     table_rows = "part"
+    writes_pictures = True  # each picture with its boxes drawn over it
     MOST = 100
     SCORED = 0.01
 
@@ -716,6 +718,15 @@ class Boxes(Decoding):
         return {"picture": pictures, **{name: np.round(boxes[:, i], 2) for i, name in enumerate(BOX_COLUMNS)},
                 "label": np.array([self.classes[int(k)] for k in boxes[:, 4]], dtype=object),
                 "score": np.round(boxes[:, 5], 6)}
+
+    def pictures(self, outputs: np.ndarray, shown: np.ndarray | None = None) -> np.ndarray:
+        """Each picture of ``shown`` (N, C, H, W) with its boxes drawn over it: RGB (N, H, W, 3)."""
+        from .codecs.pictures import drawn_boxes
+
+        if shown is None:
+            raise DataError("boxes are drawn over their pictures; give the pictures")
+        return np.stack([drawn_boxes(picture, boxes, self.classes)
+                         for picture, boxes in zip(shown, self.detections(outputs))])
 
     def named(self, table: dict, names: list[str] | None) -> dict:
         """The table with each box's picture named by its file (``names``, one per picture)."""

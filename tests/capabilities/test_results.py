@@ -88,7 +88,7 @@ def test_each_capability_says_what_it_applies_to(examined, tmp_path):
                       "train": {"epochs": 1}}, runs_dir=tmp_path)
     for name in ("explain", "attack"):
         assert "this run does reconstruction" in CAPABILITIES[name].applies(codes)
-    with pytest.raises(lf.DataError, match="explanations are for classification and regression runs; this run "
+    with pytest.raises(lf.DataError, match="explanations are for classification, regression and detection runs; this run "
                                            "does reconstruction"):
         lf.explain(codes)
 

@@ -96,7 +96,17 @@ def test_every_door_gives_the_same_boxes(run, folders):
         printed = pd.read_csv(io.StringIO(result.output))
         assert printed["picture"].tolist() == [f"{i}.png" for i in range(6) for _ in found[i]]
         np.testing.assert_allclose(printed["x_min"], np.concatenate(found)[:, 0], atol=0.01)
-    picture = np.asarray(Image.open(folders / "new" / "images" / "0.png")).transpose(2, 0, 1) / 255
+    drawn_by = {}
+    for backend in ("torch", "onnx"):  # the pictures with their boxes drawn, on request
+        out = folders / f"drawn-{backend}"
+        result = CliRunner().invoke(app, ["predict", str(run.path), str(folders / "new" / "images"), "--out", str(out),
+                                          "--backend", backend])
+        assert result.exit_code == 0 and "6 pictures" in result.output, result.output
+        drawn_by[backend] = np.stack([np.asarray(Image.open(out / f"{i}.png")) for i in range(6)])
+    np.testing.assert_array_equal(drawn_by["torch"], drawn_by["onnx"])
+    original = np.asarray(Image.open(folders / "new" / "images" / "0.png"))
+    assert drawn_by["torch"].shape == (6, 48, 48, 3) and (drawn_by["torch"][0] != original).any() == bool(len(found[0]))
+    picture = original.transpose(2, 0, 1) / 255
     for backend in ("torch", "onnx"):
         with TestClient(create_app([f"m={run.path}"], backend=backend)) as client:
             answered = client.post("/v1/models/m/predict", json={"rows": [picture.tolist()]})
@@ -254,3 +264,39 @@ def test_bad_boxes_are_refused_by_name(folders, tmp_path):
     with pytest.raises(lf.SpecError, match="train.loss: loss 'mse' does not suit task 'detection'"):
         lf.load_spec({"data": {"dataset": "shapes_boxes"}, "model": {"type": "centernet", "channels": [8, 8, 8]},
                       "train": {"epochs": 1, "loss": "mse"}})
+
+
+def test_a_boxs_saliency_lies_on_the_box(run, folders):
+    pytest.importorskip("captum")
+    from layerforge.explanations import explain
+
+    found = explain(run, folders / "new" / "boxes.csv", method="saliency")
+    boxes = run.predict(folders / "new" / "boxes.csv")
+    heat = np.abs(found.attributions).sum(axis=1)  # (pictures, H, W)
+    assert heat.shape == (6, 48, 48) and len(found.targets) == 6
+    inside = []
+    for picture, answered, said in zip(heat, boxes, found.targets):
+        best = max(answered, key=lambda b: b[5]) if len(answered) else None
+        if best is None:
+            continue
+        assert said.startswith(f"{SHAPES[int(best[4])]} at ({best[0]:.0f}, {best[1]:.0f}")
+        x0, y0, x1, y1 = (np.array(best[:4]) + [-4, -4, 4, 4]).clip(0, 48).astype(int)
+        inside.append(picture[y0:y1, x0:x1].sum() / picture.sum())
+    assert inside and np.median(inside) > 0.6, inside  # the box (and 4 pixels around it) holds most of it
+    with pytest.raises(DataError, match="--target: hexagon is not a class of this run"):
+        explain(run, folders / "new" / "boxes.csv", method="saliency", target="hexagon")
+
+
+def test_cross_validation_names_the_source_row_of_each_box(tmp_path):
+    pytest.importorskip("skimage")
+    spec = {"name": "coins", "task": "detection",
+            "data": {"dataset": "coins_boxes", "split": {"val": 0.1}, "decoding": {"min_score": 0.01}},
+            "model": {"type": "centernet", "channels": [8, 16, 16], "head_channels": 8},
+            "train": {"epochs": 1, "report": False}}
+    found = lf.cross_validate(spec, folds=2, runs_dir=tmp_path)
+    oof = pd.read_csv(found.path / "oof.csv")
+    assert list(oof.columns) == ["fold", "picture", "x_min", "y_min", "x_max", "y_max", "label", "score"]
+    test = set(range(197 - 32, 197))  # the fixed test crops, held out of every fold
+    assert len(oof) and not set(oof["picture"]) & test and oof["picture"].between(0, 196).all()
+    assert set(oof["label"]) == {"coin"} and (oof["score"] >= 0.01).all()
+    assert oof.groupby(["fold", "picture"]).size().max() <= Boxes.MOST

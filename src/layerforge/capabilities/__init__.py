@@ -413,7 +413,7 @@ def _attacked(run) -> str | None:
 def _explained(run) -> str | None:
     task = run.task
     return None if task.explains else \
-        f"explanations are for classification and regression runs; this run does {run.manifest.task}"
+        f"explanations are for classification, regression and detection runs; this run does {run.manifest.task}"
 
 
 def _audited(run) -> str | None:

@@ -13,7 +13,7 @@ from .common import Backend, Unknown, guard, training_stack, write_frames
 def predict(
     run: Path = typer.Argument(..., help="Run directory."),
     data: Path = typer.Argument(..., help="CSV or Parquet file of new rows (or what the run reads: a folder of images, a sound file or a folder of them, a parallel text file)."),
-    out: Path | None = typer.Option(None, "--out", help="Write predictions here (.csv or .parquet; a folder: one PNG mask per picture, for segmentation); default: standard output."),
+    out: Path | None = typer.Option(None, "--out", help="Write predictions here (.csv or .parquet; a folder: one PNG per picture, its mask for segmentation, its boxes drawn over it for detection); default: standard output."),
     unknown_categories: Unknown | None = typer.Option(None, "--unknown-categories", help="error (default) or bucket for unseen categories."),
     ignore_extra: bool = typer.Option(False, "--ignore-extra", help="Ignore columns the model does not know."),
     backend: Backend = typer.Option(Backend.torch, "--backend", help="torch (the run), or onnx: its export through the torch-free runtime."),
@@ -40,7 +40,8 @@ def predict(
 
     def pictures() -> bool:
         """Write the answers as pictures into the folder ``out`` when the run's answers are
-        pictures (segmentation masks); False, having written nothing, when they are rows."""
+        pictures (segmentation masks, detections drawn over their pictures); False, having
+        written nothing, when they are rows."""
         options = {"unknown": unknown_categories and unknown_categories.value, "ignore_extra": ignore_extra}
         if backend is Backend.onnx:
             from ..export import current
@@ -57,7 +58,7 @@ def predict(
             if not predictor.task.decoding().writes_pictures:
                 return False
             written = predictor.write_pictures(data, out, **options)
-        typer.echo(f"{len(written)} masks: {out}")
+        typer.echo(f"{len(written)} pictures: {out}")
         return True
 
     if out is not None and out.suffix == "" and guard(pictures):  # a folder of pictures, for pictures

@@ -233,6 +233,11 @@ class ImageCodec:
 
     kept = no_kept_columns("images")
 
+    def unscale(self, x: np.ndarray) -> np.ndarray:
+        """Encoded images back to pixels in [0, 1] (as they were read)."""
+        mean = np.asarray(self.mean, np.float32)[None, :, None, None]
+        return np.asarray(x, np.float32) * np.asarray(self.std, np.float32)[None, :, None, None] + mean
+
     @property
     def reading_size(self) -> tuple[int, int] | None:
         """The size image files are resized to when read (None: read as they are)."""

@@ -69,5 +69,29 @@ def read_mask(path: Path, size: tuple[int, int] | None) -> np.ndarray:
 
 
 def write_mask(path: Path, mask: np.ndarray) -> None:
-    """A mask of class indices (H, W) as a greyscale PNG (each pixel its class number)."""
-    _pillow().fromarray(np.asarray(mask, dtype=np.uint8), mode="L").save(path)
+    """A mask of class indices (H, W) as a greyscale PNG (each pixel its class number); a
+    picture (H, W, 3) of uint8 as an RGB PNG."""
+    mask = np.asarray(mask, dtype=np.uint8)
+    _pillow().fromarray(mask, mode="L" if mask.ndim == 2 else "RGB").save(path)
+
+
+COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))  # a class's colour, in turn
+
+
+def drawn_boxes(picture: np.ndarray, boxes: np.ndarray, classes: list[str]) -> np.ndarray:
+    """A picture (C, H, W) in [0, 1] as RGB uint8 (H, W, 3) with each box (k, 6: corners, class,
+    score) drawn over it in its class's colour, its class and score above it."""
+    Image = _pillow()
+    from PIL import ImageDraw
+
+    pixels = (np.clip(picture, 0, 1) * 255).round().astype(np.uint8)
+    pixels = np.repeat(pixels, 3, axis=0) if len(pixels) == 1 else pixels
+    image = Image.fromarray(pixels.transpose(1, 2, 0), mode="RGB")
+    draw = ImageDraw.Draw(image)
+    for box in boxes:
+        colour = COLOURS[int(box[4]) % len(COLOURS)]
+        draw.rectangle([float(box[0]), float(box[1]), float(box[2]) - 1, float(box[3]) - 1], outline=colour)
+        draw.text((float(box[0]) + 1, max(float(box[1]) - 10, 0)), f"{classes[int(box[4])]} {box[5]:.2f}",
+                  fill=colour)
+    return np.asarray(image)

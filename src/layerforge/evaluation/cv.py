@@ -8,7 +8,8 @@ test part (the rows a plain run of the spec tests on) is held out of every fold.
     RUNS/<name>-cv-<time>/
       <name>-fold1-<time>/ ...   one run directory per fold (and repeat)
       cv.json                    per split and metric: each fold's value, mean, std and 95% interval
-      oof.csv                    the out-of-fold prediction of every training row, with its fold
+      oof.csv                    the out-of-fold prediction of every training row, with its fold (a
+                                 detection's: a row per box, its picture the source row)
       cv.html                    the folds' curves, the spread of their scores, the summary
 
 ``layerforge ensemble CV_DIR`` then combines the fold models into one ensemble run.
@@ -190,7 +191,10 @@ def _out_of_fold(run: Run, source, fold: int, repeat: int | None):
             return None
     recorded = recorded_parts(run.path)
     positions = recorded[1]["val"] if recorded else None
-    if positions is not None and len(positions) == len(table):
+    decoding = run.task.decoding()
+    if positions is not None and decoding.table_rows == "part":  # a row per box: its picture is its source row
+        table = type(table)(decoding.named({name: table[name] for name in table.columns}, positions.tolist()))
+    elif positions is not None and len(positions) == len(table):
         table.insert(0, "row", positions)
         if source.labels is not None and np.ndim(source.labels) == 1:  # one truth per row (not a mask)
             table.insert(1, "true", np.asarray(source.labels)[positions])

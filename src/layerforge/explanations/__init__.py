@@ -3,8 +3,9 @@ explanation itself.
 
 Attributions come from Captum (the ``explain`` extra): integrated gradients, saliency, gradient
 SHAP, DeepLift, occlusion or feature ablation, for the predicted class of each row (or
-``target``). Tables are explained per original column (a column's one-hot and missing-indicator
-features summed into it); series per channel and step; images per pixel; text per token (at the
+``target``; a detection: the score of each picture's best box, or best box of ``target``).
+Tables are explained per original column (a column's one-hot and missing-indicator features
+summed into it); series per channel and step; images per pixel; text per token (at the
 network's token embedding: integrated gradients there, or ablation and occlusion of tokens by the
 padding id), with global importance per distinct token. Two checks are computed, not assumed:
 
@@ -44,6 +45,7 @@ TOKEN_METHODS = ("integrated_gradients", "feature_ablation", "occlusion")  # ids
 FOLDER = Explanation.folder  # RUN/explain/explain.json
 RANDOMISED_AT = 0.5  # rank correlation above which an explanation does not depend enough on the weights
 COMPLETE_WITHIN = 1e-2  # integrated gradients refine rows whose completeness gap is above this share
+SHOWN_ROWS = 8  # the rows whose own maps an image explanation's PNG shows
 
 
 @dataclass
@@ -197,12 +199,15 @@ def explain(run: Run | str | Path, data=None, *, method: str = "integrated_gradi
     else:
         parts = [_rows_of(member, data, rows) for member in members]
     with torch.no_grad():
-        if task.classes:
+        picked = task.explained_parts(run.model.cpu().eval(), parts[0][0], target)  # a detection's best boxes
+        if picked is not None:
+            answers = None
+        elif task.classes:
             answers = torch.as_tensor(np.mean([m.task.probabilities(m.model.cpu().eval(), inputs)
                                                for m, (inputs, _) in zip(members, parts)], axis=0))
         else:
             answers = torch.zeros(len(parts[0][0][0]), 1)
-    chosen, targets = _targets(task, answers, target)
+    chosen, targets = picked if picked is not None else _targets(task, answers, target)
     with Meter("step", len(members) * len(STEPS), progress, after=SHOW_AFTER) as meter:
         found = [_explained(member, inputs, y, method, chosen, targets, seed, meter)
                  for member, (inputs, y) in zip(members, parts)]
@@ -264,7 +269,7 @@ def _explained(run: Run, inputs: tuple, y, method: str, chosen: torch.Tensor, ta
                meter: Meter) -> Explained:
     """One network's attributions of ``inputs`` for the outputs ``chosen``, with their checks
     (each of ``STEPS`` advances ``meter``)."""
-    model, state = run.model.cpu().eval(), run.manifest.preprocessing
+    model, state = run.task.explained(run.model.cpu().eval()), run.manifest.preprocessing
     tokens = state.perturbation() is None
     x, extra = (inputs[0] if tokens else inputs[0].float()), tuple(inputs[1:])
     found, delta = _attribute(method, model, x, extra, chosen, seed)
@@ -364,7 +369,8 @@ def _randomisation(run: Run, method: str, x, extra, chosen, trained: np.ndarray,
 
     record = run.manifest.model
     torch.manual_seed(seed + 12345)
-    fresh = checked_build(record.spec, run.manifest.inputs, record.output_size, record.num_classes).eval()
+    fresh = run.task.explained(checked_build(record.spec, run.manifest.inputs, record.output_size,
+                                             record.num_classes).eval())
     found, _ = _attribute(method, fresh, x, extra, chosen, seed)
     random = _grouped(found.detach().numpy(), groups).reshape(len(x), -1)
     correlations = []
@@ -404,9 +410,13 @@ def write_out(result: Explained, out: Path) -> Path:
     if result.attributions.ndim < 3:
         raise DataError(f"{out}: explanations of tables and text are written as .csv (per input column, or per "
                         "token)")
-    heat = np.abs(result.attributions).mean(axis=0)  # (C, H, W) for images, (C, L) for series
-    heat = heat[None] if heat.ndim == 2 else heat  # a series as one picture of its channels and steps
-    return image_grid(heat[None], out, columns=1, title=f"mean |{result.method}|")
+    if result.attributions.ndim == 4:  # images: the mean, then the first rows' own maps, each named by its target
+        each = np.abs(result.attributions).mean(axis=1, keepdims=True)[:SHOWN_ROWS]  # (rows, 1, H, W)
+        maps = np.concatenate([each.mean(axis=0, keepdims=True), each])
+        labels = ["mean", *[f"row {i + 1}: {target}" for i, target in enumerate(result.targets[:SHOWN_ROWS])]]
+        return image_grid(maps, out, columns=1, row_labels=labels, title=f"|{result.method}|")
+    heat = np.abs(result.attributions).mean(axis=0)  # (C, L) for series
+    return image_grid(heat[None, None], out, columns=1, title=f"mean |{result.method}|")
 
 
 __all__ = ["METHODS", "TOKEN_METHODS", "Explained", "explain"]

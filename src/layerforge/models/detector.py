@@ -91,5 +91,20 @@ class CenterNet(DenseHeaded):
         return self.head(self.pooled(x, lengths)).permute(0, 3, 1, 2)
 
 
+class Heatmaps(nn.Module):
+    """A detector seen as one row of numbers per picture: each class's heatmap logits at every
+    cell, flattened (what a box's score is read from, which explanations attribute)."""
+
+    def __init__(self, network: nn.Module, classes: int):
+        super().__init__()
+        self.network, self.classes = network, classes
+
+    def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        return self.network(x, *extra)[:, : self.classes].flatten(1)
+
+    def token_embedding(self) -> None:
+        return None  # it reads pictures
+
+
 def build(config: CenterNetConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> CenterNet:
     return CenterNet(inputs, output_size, **config.arguments())

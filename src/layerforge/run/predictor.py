@@ -232,10 +232,12 @@ class Predictor:
 
     @_answers
     def write_pictures(self, data, folder, **options) -> list[Path]:
-        """The answers as pictures (a segmentation's masks), one PNG per row in ``folder`` (absent
+        """The answers as pictures (a segmentation's masks, a detection's boxes drawn over its
+        pictures), one PNG per row in ``folder`` (absent
         or empty), named after the file each row was read from; the files written."""
         inputs, _ = self.encode(data, **options)
-        pictures = self.task.decoding().pictures(answer_outputs(self.model, inputs))
+        shown = self.encoder.codec.unscale(inputs[0].numpy())
+        pictures = self.task.decoding().pictures(answer_outputs(self.model, inputs), shown)
         return write_masks(folder, pictures, self.encoder.codec.row_names(data))
 
     def predict_pieces(self, data, keep: Sequence[str] = (), **options) -> Iterator:

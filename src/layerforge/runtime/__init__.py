@@ -264,10 +264,12 @@ class Runtime:
         return decoding.named({**decoding.columns(outputs, inputs, self.target), **extra}, self.codec.row_names(rows))
 
     def write_pictures(self, rows, folder, **options) -> list:
-        """The answers as pictures (a segmentation's masks), one PNG per row in ``folder`` (absent
+        """The answers as pictures (a segmentation's masks, a detection's boxes drawn over its
+        pictures), one PNG per row in ``folder`` (absent
         or empty), named after the file each row was read from; the files written."""
-        outputs, _, decoding, _ = self._answered(rows, **options)
-        return write_masks(folder, decoding.pictures(outputs), self.codec.row_names(rows))
+        outputs, inputs, decoding, _ = self._answered(rows, **options)
+        pictures = decoding.pictures(outputs, self.codec.unscale(inputs[0]))
+        return write_masks(folder, pictures, self.codec.row_names(rows))
 
     def predict_pieces(self, rows, keep=(), **options) -> Iterator[dict[str, list]]:
         """``predict_table`` a block of rows at a time: for a table or text in a .csv or .tsv

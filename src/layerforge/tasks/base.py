@@ -79,7 +79,8 @@ class Task(ABC):
         attacks: whether adversarial attacks measure it (``layerforge attack``): its headline
             metric on perturbed inputs means something.
         explains: whether attributions explain its answers (``layerforge explain``): a class's
-            probability or a predicted value, per input.
+            probability or a predicted value, per input (a detection: the score of a picture's
+            best box, ``explained_parts``).
     """
 
     name: ClassVar[str]
@@ -265,6 +266,19 @@ class Task(ABC):
 
     def embed(self, model, inputs: tuple) -> np.ndarray:
         raise DataError(f"embed is for reconstruction runs; this run does {self.name}")
+
+    # -- explanations --------------------------------------------------------------------------
+
+    def explained(self, model):
+        """The network whose outputs (rows, outputs) attributions explain (``layerforge
+        explain``): the model itself, or a view of its outputs as one row of numbers each."""
+        return model
+
+    def explained_parts(self, model, inputs: tuple, target=None) -> tuple | None:
+        """For a task that explains a part of each answer rather than a class or a value: which
+        of ``explained(model)``'s outputs to explain per row (a tensor of indices) and what each
+        is, in words; None for the others (a class's probability or a value is explained)."""
+        return None
 
     def sample(self, model, n: int, label=None, seed: int = 0) -> np.ndarray:
         raise DataError(f"sample is for generation and reconstruction runs; this run does {self.name}")

@@ -112,6 +112,7 @@ class DetectionTask(Task):
     headline = "map"
     metric_bounds = {"map": (0.0, 1.0), "map_50": (0.0, 1.0), "map_75": (0.0, 1.0)}
     moved_targets = "boxes"
+    explains = True  # the score of each picture's best box: its heatmap's peak (layerforge explain)
     example = {"data": {"dataset": "shapes_boxes", "split": {"val": 0.1, "test": 0.1}},
                "model": {"type": "centernet", "channels": [8, 16, 16], "head_channels": 8}}
 
@@ -176,6 +177,45 @@ class DetectionTask(Task):
 
     def predictions(self, model, inputs: tuple) -> np.ndarray:
         return self.decoding().predictions(answer_outputs(model, inputs), inputs)
+
+    def explained(self, model):
+        """The heatmaps' logits of every class and cell, one row of numbers per picture: what a
+        box's score is read from."""
+        from ..models.detector import Heatmaps
+
+        return Heatmaps(model, len(self.classes))
+
+    def explained_parts(self, model, inputs: tuple, target=None):
+        """Per picture, its best box's peak (the index of its class and cell among
+        ``explained``'s outputs) and the box in words; ``target``: the best box of that class.
+
+        Raises:
+            DataError: a class the run does not know, or a picture without a box of it.
+        """
+        import torch
+
+        if target is not None and str(target) not in self.classes:
+            raise DataError(f"--target: {target} is not a class of this run ({', '.join(self.classes)})")
+        outputs = answer_outputs(model, inputs)
+        decoding = self.decoding()
+        found = decoding.detections(outputs, 0.0)
+        cells_down, cells_across = outputs.shape[2:]
+        stride = self.size[0] / cells_down
+        chosen, said = [], []
+        for row, boxes in enumerate(found):
+            if target is not None:
+                boxes = boxes[boxes[:, 4] == self.classes.index(str(target))]
+            if not len(boxes):
+                raise DataError(f"--target: picture {row + 1} has no {target} box to explain")
+            box = boxes[0]
+            heat = outputs[row, int(box[4])]
+            centre = ((box[1] + box[3]) / 2 / stride, (box[0] + box[2]) / 2 / stride)
+            near = np.add.outer((np.arange(cells_down) - centre[0]) ** 2, (np.arange(cells_across) - centre[1]) ** 2)
+            cell = int(np.argmax(np.where(near <= 2.0, heat, -np.inf)))  # the peak the box was read at
+            chosen.append(int(box[4]) * cells_down * cells_across + cell)
+            said.append(f"{self.classes[int(box[4])]} at ({box[0]:.0f}, {box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f}) "
+                        f"score {box[5]:.2f}")
+        return torch.as_tensor(chosen), said
 
     def report_blocks(self, model, held_out, *, encoder, pictures, target):
         """Each class's AP on the held-out pictures, and the pictures detected best and worst."""
