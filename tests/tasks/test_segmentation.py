@@ -135,7 +135,9 @@ def test_augmentation_moves_each_mask_with_its_picture():
     y = torch.as_tensor(masks.astype(np.int64))
     marked = x.clone()
     marked[:, 0] = (y > 0).float()  # a channel that says where the shapes are
-    moved, moved_masks = Augment(flip=True, shift=4, rotate=20, noise=0.0).pair(marked, y)
+    augment = Augment(flip=True, shift=4, rotate=20, noise=0.0, zoom=0.2)
+    augment.moves_targets = "masks"
+    moved, moved_masks = augment.pair(marked, y)
     assert moved_masks.dtype == torch.int64 and set(moved_masks.unique().tolist()) <= {0, 1, 2, 3}
     agree = ((moved[:, 0] > 0.5) == (moved_masks > 0)).float().mean()
     assert agree > 0.97  # the marked pixels went where their classes went (edges blend a little)

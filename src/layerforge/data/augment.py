@@ -21,6 +21,9 @@ class Augment:
         noise: add Gaussian noise with this standard deviation (inputs are standardised).
         scale: multiply each example by a factor in [1 - scale, 1 + scale].
         cutout: zero one square (images) or span (sequences) of this size per example.
+        zoom: enlarge or shrink images by a factor in [1 - zoom, 1 + zoom] about a point drawn
+            so that an enlarged picture shows a part of the original (a random crop, scaled back
+            to the picture's size) and a shrunk one sits in its middle on zeros.
         time_mask, freq_mask: SpecAugment (Park et al. 2019) for spectrograms: zero a band of up
             to this many frames (the last axis) and of up to this many frequency bands (an
             image's rows; a sequence's channels), of a random width at a random place, per
@@ -28,8 +31,8 @@ class Augment:
     """
 
     def __init__(self, flip: bool = False, shift: int = 0, rotate: float = 0.0, noise: float = 0.0,
-                 scale: float = 0.0, cutout: int = 0, time_mask: int = 0, freq_mask: int = 0):
-        self.flip, self.shift, self.rotate = flip, shift, rotate
+                 scale: float = 0.0, cutout: int = 0, time_mask: int = 0, freq_mask: int = 0, zoom: float = 0.0):
+        self.flip, self.shift, self.rotate, self.zoom = flip, shift, rotate, zoom
         self.noise, self.scale, self.cutout = noise, scale, cutout
         self.time_mask, self.freq_mask = time_mask, freq_mask
 
@@ -55,6 +58,8 @@ class Augment:
             x = self._shift(x)
         if self.rotate and x.ndim == 4:
             x = self._rotate(x)
+        if self.zoom and x.ndim == 4:
+            x = self._zoomed(x, *self._zoom(x))
         return self._retouched(x)
 
     def pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,8 +70,8 @@ class Augment:
 
     def _boxes(self, x: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pictures (B, C, H, W) and their boxes (B, most, 5: corners in pixels and the class,
-        -1 past a picture's boxes), moved alike: the same flip and shift (a box cut by the edge
-        keeps its part in sight; one with less than ``SEEN`` of its area left is dropped).
+        -1 past a picture's boxes), moved alike: the same flip, shift and zoom (a box cut by the
+        edge keeps its part in sight; one with less than ``SEEN`` of its area left is dropped).
         Rotation is not offered for boxes; the changes of value touch the pictures only."""
         boxes = boxes.clone()
         height, width = x.shape[-2:]
@@ -80,17 +85,47 @@ class Augment:
             x = self._shift(x, offsets)
             moved = boxes[..., :4] + torch.tensor([self.shift - offsets[1], self.shift - offsets[0]] * 2,
                                                   dtype=boxes.dtype, device=boxes.device)
-            limits = torch.tensor([width, height] * 2, dtype=boxes.dtype, device=boxes.device)
-            kept = torch.minimum(moved.clamp(min=0), limits)
-            area = lambda b: (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)  # noqa: E731
-            lost = area(kept) < self.SEEN * area(moved)
-            boxes[..., :4] = kept
-            boxes[..., 4] = torch.where(lost, torch.full_like(boxes[..., 4], -1), boxes[..., 4])
+            boxes = self._kept(boxes, moved, height, width)
+        if self.zoom:
+            factors, centres = self._zoom(x)
+            x = self._zoomed(x, factors, centres)
+            sides = torch.tensor([width, height] * 2, dtype=boxes.dtype, device=boxes.device)
+            at = (2 * boxes[..., :4] / sides - 1 - centres.repeat(1, 2)[:, None]) * factors[:, None, None]
+            boxes = self._kept(boxes, (at + 1) * sides / 2, height, width)
         return self._retouched(x), boxes
+
+    def _kept(self, boxes: torch.Tensor, moved: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """``boxes`` with their corners ``moved`` and cut to the picture; those left with less
+        than ``SEEN`` of their area are dropped (class -1)."""
+        limits = torch.tensor([width, height] * 2, dtype=boxes.dtype, device=boxes.device)
+        kept = torch.minimum(moved.clamp(min=0), limits)
+        area = lambda b: (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)  # noqa: E731
+        lost = area(kept) < self.SEEN * area(moved)
+        boxes = boxes.clone()
+        boxes[..., :4] = kept
+        boxes[..., 4] = torch.where(lost, torch.full_like(boxes[..., 4], -1), boxes[..., 4])
+        return boxes
+
+    def _zoom(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per picture, a factor in [1 - zoom, 1 + zoom] and the centre (x, y, from -1 to 1) of
+        the part shown: anywhere the part stays in the picture when enlarged, the middle when
+        shrunk."""
+        factors = 1 + (torch.rand(len(x), device=x.device) * 2 - 1) * self.zoom
+        room = (1 - 1 / factors).clamp(min=0)
+        centres = (torch.rand(len(x), 2, device=x.device) * 2 - 1) * room[:, None]
+        return factors, centres
+
+    @staticmethod
+    def _zoomed(x: torch.Tensor, factors: torch.Tensor, centres: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+        zeros = torch.zeros_like(factors)
+        theta = torch.stack([torch.stack([1 / factors, zeros, centres[:, 0]], 1),
+                             torch.stack([zeros, 1 / factors, centres[:, 1]], 1)], 1)  # (B, 2, 3)
+        grid = torch.nn.functional.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        return torch.nn.functional.grid_sample(x, grid, mode=mode, align_corners=False, padding_mode="zeros")
 
     def _masks(self, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pictures (B, C, H, W) and their masks of classes (B, H, W), moved alike: the same flip,
-        shift and rotation of each (a mask's pixels keep whole classes: the nearest is taken;
+        shift, rotation and zoom of each (a mask's pixels keep whole classes: the nearest is taken;
         what moves in from outside is background, class 0). The changes of value (scale, noise,
         cutout) touch the pictures only."""
         m = masks[:, None].to(x.dtype)
@@ -103,6 +138,9 @@ class Augment:
         if self.rotate:
             angles = (torch.rand(len(x), device=x.device) * 2 - 1) * math.radians(self.rotate)
             x, m = self._rotate(x, angles), self._rotate(m, angles, "nearest")
+        if self.zoom:
+            factors, centres = self._zoom(x)
+            x, m = self._zoomed(x, factors, centres), self._zoomed(m, factors, centres, "nearest")
         return self._retouched(x), m[:, 0].round().to(masks.dtype)
 
     def _retouched(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,4 +205,5 @@ class Augment:
 
     def __repr__(self) -> str:
         return (f"Augment(flip={self.flip}, shift={self.shift}, rotate={self.rotate}, noise={self.noise}, "
-                f"scale={self.scale}, cutout={self.cutout}, time_mask={self.time_mask}, freq_mask={self.freq_mask})")
+                f"scale={self.scale}, cutout={self.cutout}, time_mask={self.time_mask}, freq_mask={self.freq_mask}, "
+                f"zoom={self.zoom})")

@@ -98,6 +98,8 @@ class AugmentSpec(_Section):
     # SpecAugment for spectrograms (sound): bands of up to this many frames / frequency bands zeroed
     time_mask: Annotated[int, Field(ge=0)] = 0
     freq_mask: Annotated[int, Field(ge=0)] = 0
+    # images: enlarge (a random crop scaled back) or shrink by a factor in [1 - zoom, 1 + zoom]
+    zoom: Annotated[float, Field(ge=0, le=0.9)] = 0.0
 
 
 class StreamSpec(_Section):

@@ -125,7 +125,7 @@ class DetectionTask(Task):
         problems = super().spec_problems(spec)
         if spec.data.augment is not None and spec.data.augment.rotate:
             problems.append("data.augment.rotate: boxes do not turn with their pictures (a turned box is not the box "
-                            "of the turned object); use flip and shift, or remove rotate")
+                            "of the turned object); use flip, shift and zoom, or remove rotate")
         return problems
 
     @classmethod
