@@ -197,3 +197,34 @@ def test_a_table_of_picture_and_mask_files_trains_and_predicts(folders, tmp_path
     assert set(run.evaluate(folders / "train" / "three.csv")) >= {"mean_iou", "loss"}
     with pytest.raises(DataError, match="data.source: .* no column 'image'|missing column.*: image"):
         lf.train({**spec, "data": {**spec["data"], "source": None}}, runs_dir=tmp_path)
+
+
+def test_a_unet_takes_a_pretrained_encoder_and_keeps_it_in_the_run(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from layerforge import runtime
+    from layerforge.models import Inputs, build_model
+
+    torch.manual_seed(0)
+    config = transformers.ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                                       layer_type="basic")
+    transformers.ResNetModel(config).save_pretrained(tmp_path / "resnet")
+    saved = transformers.ResNetModel.from_pretrained(tmp_path / "resnet").state_dict()
+    built = build_model({"type": "unet", "encoder": str(tmp_path / "resnet")},
+                        Inputs(kind="image", channels=3, height=30, width=44), 4)
+    assert all(torch.equal(built.backbone.state_dict()[k], v) for k, v in saved.items())  # its weights, not new ones
+    assert built(torch.zeros(2, 3, 30, 44)).shape == (2, 4, 30, 44)  # any size: padded to the strides, cut back
+    spec = {"name": "encoded", "data": {"dataset": "shapes", "split": {"val": 0.1, "test": 0.1}},
+            "model": {"type": "unet", "encoder": str(tmp_path / "resnet"), "freeze": ["backbone.*"]},
+            "train": {"epochs": 1, "report": False}}
+    run = lf.train(spec, runs_dir=tmp_path / "runs", progress=False)
+    trained = lf.load_run(run.path).model.backbone.state_dict()
+    assert all(torch.equal(trained[k], v) for k, v in saved.items() if "running" not in k and "batches" not in k)
+    (tmp_path / "resnet" / "model.safetensors").unlink()  # the run rebuilds from its own files
+    x = np.random.default_rng(0).random((3, 3, 64, 64)).astype(np.float32)
+    again = lf.load_run(run.path).predict(x)
+    run.export()
+    np.testing.assert_array_equal(runtime.load(run.path / "export").predict(x), again)
+    with pytest.raises(lf.SpecError, match="a pretrained encoder's stages are the levels; remove channels"):
+        lf.load_spec({**spec, "model": {"type": "unet", "encoder": "somewhere", "channels": [8, 16]}})
+    with pytest.raises(lf.SpecError, match="model.encoder: .*elsewhere is not a directory"):
+        lf.train({**spec, "model": {"type": "unet", "encoder": str(tmp_path / "elsewhere")}}, runs_dir=tmp_path)

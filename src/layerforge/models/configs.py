@@ -240,7 +240,10 @@ class TransformerConfig(FamilyConfig):
 
 class UNetConfig(FamilyConfig):
     """A U-Net for segmentation: each level's width from the full-size picture down (the last
-    is the bottleneck; each level halves the picture), and a class score per pixel."""
+    is the bottleneck; each level halves the picture), and a class score per pixel. With
+    ``encoder`` (a convolutional image model saved with ``save_pretrained``: ResNet, ConvNeXt),
+    that model's maps are the encoder's levels and the decoder joins them back up to the
+    picture."""
 
     example: ClassVar[dict[str, Any]] = {"channels": [8, 16]}
 
@@ -250,10 +253,23 @@ class UNetConfig(FamilyConfig):
     activation: str = "relu"
     dropout: Fraction = 0.0
     head: list[PositiveInt] = []
+    # a pretrained convolutional image model as the encoder (a directory saved with save_pretrained)
+    encoder: str | None = None
+    # the encoder's config.json, kept in model.json so a run rebuilds without the encoder's directory
+    architecture: dict[str, Any] | None = None
 
     task: ClassVar[str] = "segmentation"
 
     _known_activation = field_validator("activation")(_known_activation)
+
+    @model_validator(mode="after")
+    def _one_encoder(self):
+        if self.encoder is not None and self.channels != type(self).model_fields["channels"].default:
+            raise problem("a pretrained encoder's stages are the levels; remove channels (or encoder)", "channels")
+        if self.encoder is not None and not self.encoder.strip():
+            raise problem("expected a directory holding a convolutional image model saved with save_pretrained",
+                          "encoder")
+        return self
 
     def map_stride(self) -> int:
         return 1  # a class score per pixel

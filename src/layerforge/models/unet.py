@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SpecError
 from ..nn import activations
 from .autoencoder import _norm
 from .configs import UNetConfig
@@ -94,5 +95,100 @@ class UNet(DenseHeaded):
         return self.head(self.pooled(x, lengths)).permute(0, 3, 1, 2)
 
 
-def build(config: UNetConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> UNet:
-    return UNet(inputs, output_size, **config.arguments())
+class PretrainedUNet(DenseHeaded):
+    """A U-Net whose encoder is a pretrained convolutional image model (``transformers``' ResNet,
+    ConvNeXt and their kin, read from local files): its maps at each stride (the last of each)
+    are the levels; the decoder doubles the deepest back up, joining each level's maps (a 2x2
+    transposed convolution where the next level is twice as large, bilinear scaling otherwise,
+    then ``_Twice``), and at last the picture itself; the head classes each pixel.
+
+    Args:
+        inputs: an image (``Inputs`` of kind 'image') of the channels the encoder reads.
+        output_size: the classes.
+        encoder, architecture: the saved model's directory; its config (a trained run's, whose
+            weights come from the run).
+        norm, activation, dropout, head: see ``UNetConfig``.
+    """
+
+    def __init__(self, inputs: Inputs, output_size: int, *, encoder: str, architecture: dict | None, norm: str,
+                 activation: str, dropout: float, head: list[int]):
+        from .pretrained import check_channels, load_backbone
+
+        super().__init__(inputs)
+        self.backbone = load_backbone(encoder, architecture, key="model.encoder")
+        check_channels(self.backbone.config, inputs)
+        pooler = getattr(self.backbone, "pooler", None)
+        if isinstance(pooler, nn.Module) and any(True for _ in pooler.parameters()):
+            self.backbone.pooler = None  # a trained pooling layer the maps never read: no dead weights
+        widths, self.levels, self.scale = self._levels(inputs.channels)
+        self.up, self.joined = nn.ModuleList(), nn.ModuleList()
+        width = widths[-1]
+        for skip, factor in zip(reversed(widths[:-1]), reversed(self.steps)):
+            self.up.append(nn.ConvTranspose2d(width, skip, 2, stride=2) if factor == 2 else
+                           nn.Conv2d(width, skip, 1))
+            self.joined.append(_Twice(2 * skip, skip, norm, activation, dropout))
+            width = skip
+        self.top = _Twice(width + inputs.channels, width, norm, activation, dropout)  # the picture joined last
+        self.head = nn.Sequential(*[layer for a, b in zip([width, *head], head)
+                                    for layer in (nn.Linear(a, b), activations.get(activation))],
+                                  nn.Linear(head[-1] if head else width, output_size))
+
+    def _levels(self, channels: int) -> tuple[list[int], list[int], int]:
+        """Each level's width, which hidden state it is (the last of each stride), and the
+        largest stride (the picture's sides are padded to a multiple of it), found by running the
+        encoder once on a blank picture."""
+        side = 256
+        was = self.backbone.training
+        self.backbone.eval()
+        with torch.no_grad():
+            states = self.backbone(pixel_values=torch.zeros(1, channels, side, side), output_hidden_states=True)
+        self.backbone.train(was)
+        maps = [(i, state) for i, state in enumerate(states.hidden_states) if state.dim() == 4]
+        if not maps:
+            raise SpecError("model.encoder: the model gives no maps (batch, channels, height, width); a U-Net's "
+                            "encoder is a convolutional image model (ResNet, ConvNeXt)")
+        last_of: dict[int, tuple[int, int]] = {}
+        for i, state in maps:
+            last_of[side // state.shape[-1]] = (i, state.shape[1])
+        strides = sorted(last_of)
+        self.steps = [b // a for a, b in zip(strides, strides[1:])]
+        return [last_of[s][1] for s in strides], [last_of[s][0] for s in strides], strides[-1]
+
+    def manifest_options(self) -> dict:
+        """What model.json adds to the spec's options: the encoder's architecture."""
+        import json
+
+        return {"architecture": json.loads(self.backbone.config.to_json_string(use_diff=False))}
+
+    @property
+    def evaluation_rows(self) -> int:
+        rows = max(8, min(1024, 2**22 // max(1, self.inputs.height * self.inputs.width * 32)))
+        return 1 << (rows.bit_length() - 1)
+
+    def pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """Each pixel's features (B, H, W, F), channels last for the dense head."""
+        height, width = x.shape[-2:]
+        x = F.pad(x, (0, (-width) % self.scale, 0, (-height) % self.scale))
+        states = self.backbone(pixel_values=x, output_hidden_states=True).hidden_states
+        levels = [states[i] for i in self.levels]
+        y = levels[-1]
+        for up, joined, skip in zip(self.up, self.joined, reversed(levels[:-1])):
+            y = up(y) if isinstance(up, nn.ConvTranspose2d) else \
+                up(F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False))
+            y = joined(torch.cat([y, skip], dim=1))
+        y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        y = self.top(torch.cat([y, x], dim=1))
+        return y[:, :, :height, :width].permute(0, 2, 3, 1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Class scores (B, classes, H, W) of every pixel."""
+        return self.head(self.pooled(x, lengths)).permute(0, 3, 1, 2)
+
+
+def build(config: UNetConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> UNet | PretrainedUNet:
+    options = config.arguments()
+    encoder, architecture = options.pop("encoder"), options.pop("architecture")
+    if encoder is not None:
+        options.pop("channels")
+        return PretrainedUNet(inputs, output_size, encoder=encoder, architecture=architecture, **options)
+    return UNet(inputs, output_size, **options)
