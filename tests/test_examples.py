@@ -199,3 +199,16 @@ SEGMENTATION_TARGETS = [  # docs/benchmarks/results.md (seed 0)
 def test_segmentation_examples_reach_their_mean_iou(name, target, runs_dir):
     run = lf.train(EXAMPLES / name, runs_dir=runs_dir)
     assert run.metrics["test"]["mean_iou"] >= target, run.metrics["test"]
+
+
+DETECTION_TARGETS = [  # docs/benchmarks/results.md (3 seeds: the lowest seed's mAP@0.5 less a margin)
+    ("detection/shapes_centernet.yaml", 0.88),  # median 0.922 over 3 seeds
+    ("detection/coins_centernet.yaml", 0.85),  # median 0.910
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "target"), DETECTION_TARGETS)
+def test_detection_examples_reach_their_map(name, target, runs_dir):
+    run = lf.train(EXAMPLES / name, runs_dir=runs_dir)
+    assert run.metrics["test"]["map_50"] >= target, run.metrics["test"]
