@@ -18,6 +18,7 @@ import numpy as np
 
 from . import beams
 from .codecs.cells import group_keys, shown
+from .codecs.pictures import drawn_boxes
 from .codecs.tables import Columns, named_rows
 from .codecs.texts import Tokenizer
 from .errors import DataError
@@ -721,8 +722,6 @@ class Boxes(Decoding):
 
     def pictures(self, outputs: np.ndarray, shown: np.ndarray | None = None) -> np.ndarray:
         """Each picture of ``shown`` (N, C, H, W) with its boxes drawn over it: RGB (N, H, W, 3)."""
-        from .codecs.pictures import drawn_boxes
-
         if shown is None:
             raise DataError("boxes are drawn over their pictures; give the pictures")
         return np.stack([drawn_boxes(picture, boxes, self.classes)

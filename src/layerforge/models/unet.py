@@ -1,12 +1,15 @@
 """U-Net (Ronneberger et al. 2015): an encoder of convolution blocks, each halving the picture, a
 decoder that doubles it back, each step joined to the encoder's maps of its size (the skip
-connections), and a class score per pixel.
+connections), and a class score per pixel. With a pretrained encoder (``PretrainedUNet``), a
+saved convolutional image model's maps are the encoder's levels.
 
 Pictures of any height and width are padded at their bottom and right edges to a multiple of the
 downsampling, and the scores cut back to the picture.
 """
 
 from __future__ import annotations
+
+import json
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +20,7 @@ from ..nn import activations
 from .autoencoder import _norm
 from .configs import UNetConfig
 from .inputs import Inputs
+from .pretrained import check_channels, load_backbone
 from .protocol import DenseHeaded
 
 
@@ -112,8 +116,6 @@ class PretrainedUNet(DenseHeaded):
 
     def __init__(self, inputs: Inputs, output_size: int, *, encoder: str, architecture: dict | None, norm: str,
                  activation: str, dropout: float, head: list[int]):
-        from .pretrained import check_channels, load_backbone
-
         super().__init__(inputs)
         self.backbone = load_backbone(encoder, architecture, key="model.encoder")
         check_channels(self.backbone.config, inputs)
@@ -156,8 +158,6 @@ class PretrainedUNet(DenseHeaded):
 
     def manifest_options(self) -> dict:
         """What model.json adds to the spec's options: the encoder's architecture."""
-        import json
-
         return {"architecture": json.loads(self.backbone.config.to_json_string(use_diff=False))}
 
     @property
