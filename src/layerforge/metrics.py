@@ -345,3 +345,50 @@ def detection_scores(found: list[np.ndarray], true: list[np.ndarray], classes: i
         scores[f"ap_{k}"] = float(per_threshold[k].mean())
         scores[f"ap50_{k}"] = float(per_threshold[k, 0])
     return scores
+
+
+def ranking_scores(recommended: list[np.ndarray], held_out: list[np.ndarray], k: int, catalogue: int,
+                   popularity: np.ndarray) -> dict[str, float]:
+    """How well each user's top-``k`` list ranks the items the user went on to have, averaged
+    over the users with held-out items.
+
+    Args:
+        recommended: per user, the items recommended, best first (the first ``k`` are read).
+        held_out: per user, the items held out (what the user did next).
+        k: the length of the lists scored.
+        catalogue: how many items could have been recommended (for ``coverage``).
+        popularity: each item's count of training interactions (for ``popularity``).
+
+    Returns:
+        ``recall`` (the share of a user's held-out items in the list), ``ndcg`` (the list's
+        discounted gain, 1 / log2(position + 1) per hit, over the best a list could reach:
+        ``min(k, held out)`` hits first), ``map`` (the precision at each hit's position, summed
+        over ``min(k, held out)``), ``hit_rate`` (the share of users with a hit), ``coverage``
+        (the share of the catalogue in any list) and ``popularity`` (the mean training
+        interactions of the items recommended), each with ``@k`` in its name.
+
+    >>> found = ranking_scores([np.array([3, 1, 2])], [np.array([1, 5])], 3, 10, np.arange(10))
+    >>> {name: round(value, 4) for name, value in found.items()}
+    {'recall@3': 0.5, 'ndcg@3': 0.3869, 'map@3': 0.25, 'hit_rate@3': 1.0, 'coverage@3': 0.3, 'popularity@3': 2.0}
+    """
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    recall, ndcg, average, hits, shown, popular = [], [], [], [], set(), []
+    for ranked, truth in zip(recommended, held_out):
+        truth = set(np.asarray(truth).tolist())
+        if not truth:
+            continue
+        ranked = np.asarray(ranked)[:k]
+        hit = np.array([item in truth for item in ranked.tolist()], bool)
+        best = min(k, len(truth))
+        recall.append(hit.sum() / len(truth))
+        ndcg.append(float((discounts[: len(hit)] * hit).sum() / discounts[:best].sum()))
+        precision = np.cumsum(hit) / np.arange(1, len(hit) + 1)
+        average.append(float((precision * hit).sum() / best))
+        hits.append(bool(hit.any()))
+        shown.update(ranked.tolist())
+        popular.extend(np.asarray(popularity)[ranked].tolist())
+    if not recall:
+        raise ValueError("no user has held-out items to score the lists against")
+    return {f"recall@{k}": float(np.mean(recall)), f"ndcg@{k}": float(np.mean(ndcg)),
+            f"map@{k}": float(np.mean(average)), f"hit_rate@{k}": float(np.mean(hits)),
+            f"coverage@{k}": len(shown) / catalogue, f"popularity@{k}": float(np.mean(popular)) if popular else 0.0}
