@@ -24,12 +24,13 @@ import numpy as np
 from layerforge.evaluation.recommenders import ALS, EASE, Interactions, ItemKNN, MostPopular, by_time
 from layerforge.metrics import ranking_scores
 
-GRIDS = {  # each baseline's hyperparameters tried on the validation part
+GRIDS = {  # each baseline's hyperparameters tried on the validation part (a best at a grid's edge widened it)
     "most popular": (MostPopular, [{}]),
-    "item-kNN": (ItemKNN, [{"neighbours": n, "shrink": s} for n in (50, 100, 200, 400) for s in (0.0, 10.0, 50.0)]),
+    "item-kNN": (ItemKNN, [{"neighbours": n, "shrink": s} for n in (100, 200, 400, 800, 1600)
+                           for s in (0.0, 10.0, 50.0)]),
     "EASE": (EASE, [{"l2": value} for value in (50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0)]),
-    "ALS": (ALS, [{"factors": f, "regularization": r, "alpha": a} for f in (32, 64, 128) for r in (0.01, 0.1)
-                  for a in (1.0, 5.0)]),
+    "ALS": (ALS, [{"factors": f, "regularization": r, "alpha": a} for f in (16, 32, 64, 128) for r in (0.01, 0.1, 1.0)
+                  for a in (0.5, 1.0, 5.0)]),
 }
 
 
