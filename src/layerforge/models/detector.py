@@ -14,21 +14,20 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..nn import activations
 from .configs import CenterNetConfig
 from .inputs import Inputs
 from .protocol import DenseHeaded
-from .unet import _Twice
+from .unet import UNet, dense_head
 
 BOX_NUMBERS = 4  # per cell after the heatmaps: log width, log height, centre x, centre y
 PRIOR = 0.1  # the heatmaps' first probability (focal loss's start: the background dominates)
 
 
-class CenterNet(DenseHeaded):
-    """Heatmaps, box sizes and centres (B, classes + 4, H / stride, W / stride).
+class CenterNet(UNet):
+    """Heatmaps, box sizes and centres (B, classes + 4, H / stride, W / stride): a U-Net whose
+    decoder stops at ``stride``, with a dense layer of ``head_channels`` on each cell.
 
     Args:
         inputs: an image (``Inputs`` of kind 'image').
@@ -45,50 +44,12 @@ class CenterNet(DenseHeaded):
 
     def __init__(self, inputs: Inputs, output_size: int, *, channels: list[int], stride: int, head_channels: int,
                  norm: str, activation: str):
-        super().__init__(inputs)
-        self.stride = stride
-        self.down = nn.ModuleList()
-        width = inputs.channels
-        for size in channels:
-            self.down.append(_Twice(width, size, norm, activation, 0.0))
-            width = size
-        self.up, self.joined = nn.ModuleList(), nn.ModuleList()
-        for size in list(reversed(channels[:-1]))[: len(channels) - 1 - int(math.log2(stride))]:
-            self.up.append(nn.ConvTranspose2d(width, size, 2, stride=2))
-            self.joined.append(_Twice(2 * size, size, norm, activation, 0.0))
-            width = size
-        self.scale = 2 ** (len(channels) - 1)  # the picture's sides are padded to a multiple of this
-        self.head = nn.Sequential(nn.Linear(width, head_channels), activations.get(activation),
-                                  nn.Linear(head_channels, output_size))
+        DenseHeaded.__init__(self, inputs)
+        width = self._levels(channels, norm, activation, 0.0, stride)
+        self.head = dense_head(width, [head_channels], activation, output_size)
         with torch.no_grad():  # the heatmaps start at the prior; the boxes at about 16 pixels
             self.head[-1].bias[: output_size - BOX_NUMBERS] = math.log(PRIOR / (1 - PRIOR))
             self.head[-1].bias[output_size - BOX_NUMBERS : output_size - 2] = math.log(16.0)
-
-    @property
-    def evaluation_rows(self) -> int:
-        pixels = self.inputs.height * self.inputs.width * self.down[0].layers[0].out_channels
-        rows = max(8, min(1024, 2**22 // max(1, pixels)))
-        return 1 << (rows.bit_length() - 1)
-
-    def pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        """Each cell's features (B, H / stride, W / stride, F), channels last for the head."""
-        height, width = x.shape[-2:]
-        x = F.pad(x, (0, (-width) % self.scale, 0, (-height) % self.scale))
-        skips = []
-        for level, block in enumerate(self.down):
-            if level:
-                x = F.max_pool2d(x, 2)
-            x = block(x)
-            skips.append(x)
-        for up, joined, skip in zip(self.up, self.joined, reversed(skips[:-1])):
-            x = joined(torch.cat([up(x), skip], dim=1))
-        cells = (-(-height // self.stride), -(-width // self.stride))
-        return x[:, :, : cells[0], : cells[1]].permute(0, 2, 3, 1)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Per cell: each class's heatmap logit, the box's log width and height, its centre's
-        logits (B, classes + 4, cells down, cells across)."""
-        return self.head(self.pooled(x, lengths)).permute(0, 3, 1, 2)
 
 
 class Heatmaps(nn.Module):
