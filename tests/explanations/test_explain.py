@@ -58,7 +58,7 @@ def test_explain_names_its_mistakes(planted, tmp_path):
     assert found.targets == ["yes"] * 10 and found.table().shape == (10, 8)
     ae = lf.train({"data": {"dataset": "iris"}, "model": {"type": "autoencoder", "layers": [4], "latent_size": 2},
                    "train": {"epochs": 1}}, runs_dir=tmp_path)
-    with pytest.raises(lf.DataError, match="classification and regression runs"):
+    with pytest.raises(lf.DataError, match="classification, regression and detection runs"):
         lf.explain(ae)
 
 

@@ -53,8 +53,8 @@ def test_three_mistakes_reported_at_once():
         ({"data": {"dataset": "iris", "split": {"val": 0.5, "test": 0.5}}}, r"data.split: val \+ test must be below 1"),
         ({"data": {"target": "y"}}, r"data: give exactly one of 'dataset'"),
         ({"data": {"path": "nowhere.csv"}}, r"data.path: file not found"),
-        ({"data": {"path": "data.json"}}, r"data.path: expected a .csv, .tsv, .parquet, .npz or .txt file, or a folder of class folders \(images, "
-                                             r"or sound clips with data.kind: audio\)"),
+        ({"data": {"path": "data.xlsx"}}, r"data.path: expected a .csv, .tsv, .parquet, .npz, .txt or COCO .json file, or a "
+                                             r"folder of class folders \(images, or sound clips with data.kind: audio\)"),
         ({"data": {"dataset": "iris"}, "task": "clasification"}, r"task: unknown task 'clasification' — did you mean 'classification'\?"),
         ({"data": {"dataset": "iris"}, "name": "my run!"}, r"name: expected letters, digits"),
         ({"data": {"dataset": "iris"}, "model": {"norm": "batch"}, "train": {"batch_size": 1}}, r"model.norm: batch norm needs batches of at least 2 rows"),

@@ -267,11 +267,13 @@ def test_bad_boxes_are_refused_by_name(folders, tmp_path):
                       "train": {"epochs": 1, "loss": "mse"}})
 
 
-def test_a_boxs_saliency_lies_on_the_box(run, folders):
+def test_a_boxs_saliency_lies_on_the_box(run, folders, tmp_path):
     pytest.importorskip("captum")
-    from layerforge.explanations import explain
+    from layerforge.explanations import explain, write_out
 
     found = explain(run, folders / "new" / "boxes.csv", method="saliency")
+    drawn = Image.open(write_out(found, tmp_path / "saliency.png"))
+    assert drawn.size[1] > drawn.size[0]  # the mean, then each of the 6 pictures' own maps, one under another
     boxes = run.predict(folders / "new" / "boxes.csv")
     heat = np.abs(found.attributions).sum(axis=1)  # (pictures, H, W)
     assert heat.shape == (6, 48, 48) and len(found.targets) == 6

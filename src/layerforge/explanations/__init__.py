@@ -199,7 +199,7 @@ def explain(run: Run | str | Path, data=None, *, method: str = "integrated_gradi
     else:
         parts = [_rows_of(member, data, rows) for member in members]
     with torch.no_grad():
-        picked = task.explained_parts(run.model.cpu().eval(), parts[0][0], target)  # a detection's best boxes
+        picked = task.explained_parts(members[0].model.cpu().eval(), parts[0][0], target)  # a detection's best boxes
         if picked is not None:
             answers = None
         elif task.classes:
