@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from pictures_speed import compared, hand_epochs, trainer_epochs
 
 import layerforge as lf
 
@@ -90,66 +90,26 @@ def _network():
     return build_model(config, Inputs(kind="image", channels=3, height=64, width=64), 3 + 4)
 
 
-def _hand(x, y, epochs: int) -> list[float]:
-    """Seconds of each epoch of a hand-written loop."""
-    import torch
-
-    from layerforge.tasks.detection import centernet_loss
-
-    model = _network()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    seconds = []
-    for _ in range(epochs):
-        started = time.perf_counter()
-        for index in torch.randperm(len(x)).split(32):
-            loss = centernet_loss(model(x[index]), y[index], [64, 64], 3)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        seconds.append(time.perf_counter() - started)
-    return seconds
-
-
-def _layerforge(x, y, epochs: int) -> list[float]:
-    """Seconds of each epoch of ``lf.Trainer``."""
-    from layerforge.data.scenes import SHAPES
-    from layerforge.tasks.detection import DetectionTask
-
-    seconds, started = [], [time.perf_counter()]
-
-    class Timer(lf.Callback):
-        def on_epoch_end(self, trainer, record):
-            seconds.append(time.perf_counter() - started[0])
-            started[0] = time.perf_counter()
-
-    trainer = lf.Trainer(task=DetectionTask(list(SHAPES), [64, 64]), epochs=epochs, batch_size=32,
-                         optimizer={"name": "adamw", "lr": 3e-3}, callbacks=[Timer()])
-    started[0] = time.perf_counter()
-    trainer.fit(_network(), (x, y))
-    return seconds
-
-
 def speed(rounds: int, epochs: int) -> None:
     import torch
 
-    from layerforge.data.scenes import drawn
-    from layerforge.tasks.detection import padded_boxes
+    from layerforge.data.scenes import SHAPES, drawn
+    from layerforge.tasks.detection import DetectionTask, centernet_loss, padded_boxes
 
     pictures, _, boxes = drawn(1000, size=64, seed=0)
     x, y = torch.as_tensor(pictures), torch.as_tensor(padded_boxes(boxes, 3))
-    ratios, rates = [], {"hand": [], "lf.Trainer": []}
-    for _ in range(rounds):
-        found = {"hand": _hand(x, y, epochs), "lf.Trainer": _layerforge(x, y, epochs)}
-        for name, seconds in found.items():
-            rates[name].append(len(x) / statistics.median(seconds[1:] or seconds))
-        ratios.append(rates["lf.Trainer"][-1] / rates["hand"][-1])
-        print(f"round {len(ratios)}: lf.Trainer / hand {ratios[-1]:.3f}", flush=True)
-    print(f"\nCenterNet [16, 32, 64] stride 4 on 1,000 scenes 64x64, batch 32, {epochs} epochs, {rounds} rounds "
-          "(samples/s)")
-    for name, values in rates.items():
-        print(f"{name:<12} {statistics.median(values):>8.1f}  ({' '.join(f'{v:.1f}' for v in values)})")
-    print(f"lf.Trainer / hand: {statistics.median(ratios):.3f} (per round: {' '.join(f'{r:.3f}' for r in ratios)})")
+
+    def hand():
+        model = _network()
+        return hand_epochs(model, torch.optim.AdamW(model.parameters(), lr=3e-3),
+                           lambda outputs, y: centernet_loss(outputs, y, [64, 64], 3), x, y, epochs)
+
+    def trainer():
+        return trainer_epochs(DetectionTask(list(SHAPES), [64, 64]), _network(), x, y, epochs,
+                              {"name": "adamw", "lr": 3e-3})
+
+    compared(f"CenterNet [16, 32, 64] stride 4 on 1,000 scenes 64x64, batch 32, {epochs} epochs", len(x), rounds,
+             hand, trainer)
 
 
 def main() -> None:

@@ -20,12 +20,12 @@ Run: ``python bench/segmentation.py [--seeds 3] [--examples shapes_unet,coins_un
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from pictures_speed import compared, hand_epochs, trainer_epochs
 
 import layerforge as lf
 
@@ -49,66 +49,27 @@ def _network():
     return build_model(UNetConfig(channels=[16, 32, 64]), Inputs(kind="image", channels=3, height=64, width=64), 4)
 
 
-def _hand(x, y, epochs: int) -> list[float]:
-    """Seconds of each epoch of a hand-written loop."""
+def speed(rounds: int, epochs: int) -> None:
     import torch
     import torch.nn.functional as F
 
-    from layerforge.training import losses
-
-    dice = losses.get("dice", "segmentation")
-    model = _network()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
-    seconds = []
-    for _ in range(epochs):
-        started = time.perf_counter()
-        for index in torch.randperm(len(x)).split(32):
-            outputs = model(x[index])
-            loss = F.cross_entropy(outputs, y[index]) + dice(outputs, y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        seconds.append(time.perf_counter() - started)
-    return seconds
-
-
-def _layerforge(x, y, epochs: int) -> list[float]:
-    """Seconds of each epoch of ``lf.Trainer``."""
-    from layerforge.data.scenes import CLASSES
+    from layerforge.data.scenes import CLASSES, scenes
     from layerforge.tasks.segmentation import SegmentationTask
-
-    seconds, started = [], [time.perf_counter()]
-
-    class Timer(lf.Callback):
-        def on_epoch_end(self, trainer, record):
-            seconds.append(time.perf_counter() - started[0])
-            started[0] = time.perf_counter()
-
-    trainer = lf.Trainer(task=SegmentationTask(list(CLASSES)), epochs=epochs, batch_size=32,
-                         optimizer={"name": "adam", "lr": 1e-3}, callbacks=[Timer()])
-    started[0] = time.perf_counter()
-    trainer.fit(_network(), (x, y))
-    return seconds
-
-
-def speed(rounds: int, epochs: int) -> None:
-    import torch
-
-    from layerforge.data.scenes import scenes
+    from layerforge.training import losses
 
     pictures, masks = scenes(1000, size=64, seed=0)
     x, y = torch.as_tensor(pictures), torch.as_tensor(masks.astype(np.int64))
-    ratios, rates = [], {"hand": [], "lf.Trainer": []}
-    for _ in range(rounds):
-        found = {"hand": _hand(x, y, epochs), "lf.Trainer": _layerforge(x, y, epochs)}
-        for name, seconds in found.items():
-            rates[name].append(len(x) / statistics.median(seconds[1:] or seconds))
-        ratios.append(rates["lf.Trainer"][-1] / rates["hand"][-1])
-    print(f"\nU-Net [16, 32, 64] on 1,000 scenes 64x64, batch 32, {epochs} epochs, {rounds} rounds (samples/s)")
-    for name, values in rates.items():
-        print(f"{name:<12} {statistics.median(values):>8.1f}  ({' '.join(f'{v:.1f}' for v in values)})")
-    print(f"lf.Trainer / hand: {statistics.median(ratios):.3f} (per round: {' '.join(f'{r:.3f}' for r in ratios)})")
+    dice = losses.get("dice", "segmentation")
+
+    def hand():
+        model = _network()
+        return hand_epochs(model, torch.optim.Adam(model.parameters(), lr=1e-3),
+                           lambda outputs, y: F.cross_entropy(outputs, y) + dice(outputs, y), x, y, epochs)
+
+    def trainer():
+        return trainer_epochs(SegmentationTask(list(CLASSES)), _network(), x, y, epochs, {"name": "adam", "lr": 1e-3})
+
+    compared(f"U-Net [16, 32, 64] on 1,000 scenes 64x64, batch 32, {epochs} epochs", len(x), rounds, hand, trainer)
 
 
 def main() -> None:
