@@ -10,7 +10,14 @@ MAP@20, hit rate, catalogue coverage and the mean training interactions of the i
 (popularity bias), with the wall time of the final fit and lists. ALS is fitted with 3 seeds and
 its median printed (the others are deterministic).
 
-Run: ``python bench/recommend.py [--k 20] [--seeds 3]``.
+The layerforge networks (``--models``) train through ``lf.train`` on the same split, in two
+stages, as the baselines are tuned and fitted: first on the training part with early stopping
+on the validation part's NDCG@20 (RMSE for the rating model), then again on all the training
+interactions (validation included) for the epochs the first stage chose, scored on the test
+part; the second run's test metrics hold the baselines fitted on the same interactions, at the
+settings chosen here. Each network is trained with ``--seeds`` seeds and its median printed.
+
+Run: ``python bench/recommend.py [--k 20] [--seeds 3] [--models all|none|NAME,NAME]``.
 """
 
 from __future__ import annotations
@@ -21,8 +28,9 @@ import time
 
 import numpy as np
 
-from layerforge.evaluation.recommenders import ALS, EASE, Interactions, ItemKNN, MostPopular, by_time
+import layerforge as lf
 from layerforge.metrics import ranking_scores
+from layerforge.recommenders import ALS, EASE, Interactions, ItemKNN, MostPopular, by_time
 
 GRIDS = {  # each baseline's hyperparameters tried on the validation part (a best at a grid's edge widened it)
     "most popular": (MostPopular, [{}]),
@@ -32,6 +40,37 @@ GRIDS = {  # each baseline's hyperparameters tried on the validation part (a bes
     "ALS": (ALS, [{"factors": f, "regularization": r, "alpha": a} for f in (16, 32, 64, 128) for r in (0.01, 0.1, 1.0)
                   for a in (0.5, 1.0, 5.0)]),
 }
+
+
+ADAM = {"name": "adam", "lr": 0.005}
+MODELS = {  # the layerforge networks (model and train sections), each trained as the docstring says
+    "MF, MSE": ({"type": "factorization", "factors": 32, "regularization": 0.15}, {"optimizer": ADAM}),
+    "MF, BPR": ({"type": "factorization", "factors": 64, "regularization": 0.01},
+                {"optimizer": ADAM, "loss": {"name": "bpr", "negatives": 4}}),
+    "MF, softmax": ({"type": "factorization", "factors": 64, "regularization": 0.001},
+                    {"optimizer": ADAM, "loss": {"name": "sampled_softmax", "negatives": 200}}),
+    "NeuMF, softmax": ({"type": "factorization", "factors": 64, "layers": [64, 32], "regularization": 0.001},
+                       {"optimizer": ADAM, "loss": {"name": "sampled_softmax", "negatives": 200}}),
+}
+
+
+def trained(model: dict, train: dict, seed: int, k: int, runs_dir: str) -> dict[str, float]:
+    """A network's two stages (see the docstring): the test metrics of the second run, the
+    first run's validation score and the epochs, and both runs' seconds."""
+    rated = "loss" not in train
+    monitor = "val_rmse" if rated else f"val_ndcg@{k}"
+    base = {"data": {"dataset": "movielens"}, "model": model, "seed": seed}
+    started = time.perf_counter()
+    first = lf.train({**base, "data": {**base["data"], "split": {"val": 0.16, "test": 0.2}},
+                      "train": {**train, "epochs": 40, "batch_size": 1024, "report": False,
+                                "early_stopping": {"monitor": monitor, "patience": 3}}},
+                     runs_dir=runs_dir, progress=False)
+    epochs = max(1, first.metrics["best_epoch"])
+    second = lf.train({**base, "data": {**base["data"], "split": {"val": 0.0, "test": 0.2}},
+                       "train": {**train, "epochs": epochs, "batch_size": 1024, "report": False}},
+                      runs_dir=runs_dir, progress=False)
+    return {**second.metrics["test"], "val": first.metrics["val"][monitor.removeprefix("val_")], "epochs": epochs,
+            "seconds": time.perf_counter() - started}
 
 
 def movielens() -> Interactions:
@@ -59,6 +98,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--models", default="all", help="the networks to train: all, none, or names from MODELS")
+    parser.add_argument("--baselines", default="all", help="the baselines to tune: all, none, or names")
+    parser.add_argument("--runs-dir", default="/tmp/layerforge-bench-recommend")
     args = parser.parse_args()
     k = args.k
     data = movielens()
@@ -71,6 +113,8 @@ def main() -> None:
     print(f"{'model':<14} {'recall':>7} {'ndcg':>7} {'map':>7} {'hits':>6} {'cover':>6} {'pop':>6} {'fit s':>6}  "
           "chosen on validation")
     for name, (make, grid) in GRIDS.items():
+        if args.baselines != "all" and name not in args.baselines.split(","):
+            continue
         best, best_value = grid[0], -1.0
         if len(grid) > 1:
             for options in grid:
@@ -89,6 +133,24 @@ def main() -> None:
         print(f"{name:<14} {median[f'recall@{k}']:>7.4f} {median[f'ndcg@{k}']:>7.4f} {median[f'map@{k}']:>7.4f} "
               f"{median[f'hit_rate@{k}']:>6.3f} {median[f'coverage@{k}']:>6.3f} {median[f'popularity@{k}']:>6.1f} "
               f"{median['seconds']:>6.1f}  {best or '-'}{seeds}", flush=True)
+    names = [] if args.models == "none" else list(MODELS) if args.models == "all" else args.models.split(",")
+    for name in names:
+        model, train = MODELS[name]
+        runs = [trained(model, train, seed, k, args.runs_dir) for seed in range(args.seeds)]
+        median = {key: statistics.median(r[key] for r in runs) for key in runs[0] if key in ("val", "epochs", "seconds")
+                  or key.endswith(f"@{k}") or key in ("rmse", "mae")}
+        ndcg = " ".join(f"{r[f'ndcg@{k}']:.4f}" for r in runs)
+        rmse = ""
+        if "rmse" in runs[0]:
+            rmse = f", test RMSE {median['rmse']:.4f} (per seed: " + " ".join(f"{r['rmse']:.4f}" for r in runs) + ")"
+        print(f"{name:<14} {median[f'recall@{k}']:>7.4f} {median[f'ndcg@{k}']:>7.4f} {median[f'map@{k}']:>7.4f} "
+              f"{median[f'hit_rate@{k}']:>6.3f} {median[f'coverage@{k}']:>6.3f} {median[f'popularity@{k}']:>6.1f} "
+              f"{median['seconds']:>6.1f}  validation {median['val']:.4f} at {median['epochs']:.0f} epochs (ndcg per "
+              f"seed: {ndcg}){rmse}", flush=True)
+        same = {b: statistics.median(r[f"{b}_ndcg@{k}"] for r in runs)
+                for b in ("most_popular", "item_knn", "ease", "als") if f"{b}_ndcg@{k}" in runs[0]}
+        said = ", ".join(f"{b} {v:.4f}" for b, v in same.items())
+        print(f"{'':<14} the baselines in the same runs, NDCG@{k}: {said}", flush=True)
 
 if __name__ == "__main__":
     main()

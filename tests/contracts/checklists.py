@@ -33,6 +33,7 @@ INPUTS = {
     "pairs": Inputs(kind="pairs", vocab_size=30, length=12, variable_length=True, target_vocab_size=OUTPUTS,
                     target_length=9),  # the outputs: the target vocabulary's logits at every position
     "frames": Inputs(kind="frames", channels=8, length=20, variable_length=True),  # outputs at every frame kept
+    "interactions": Inputs(kind="interactions", users=9, items=11),  # a user's index and an item's
 }
 
 
@@ -158,7 +159,7 @@ def check_export(family: str, kind: str, tmp_path) -> None:
 
     model = _build(family, INPUTS[kind]).eval()
     rows = model.example_inputs(16, seed=1)
-    if len(rows) >= 2:  # unequal lengths
+    if INPUTS[kind].variable_length:  # unequal lengths
         rows = (rows[0], torch.randint(1, INPUTS[kind].length + 1, (16,), generator=torch.Generator().manual_seed(1)))
     graphs = model.export_graphs()
     assert graphs and len({g.name for g in graphs}) == len(graphs)

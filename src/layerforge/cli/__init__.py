@@ -26,6 +26,7 @@ from . import (
     generate,
     lr_find,
     predict,
+    recommend,
     report,
     runs,
     sample,
@@ -52,6 +53,7 @@ app.command()(explain.explain)
 app.command()(fairness.fairness)
 app.command()(evaluate.evaluate)
 app.command()(predict.predict)
+app.command()(recommend.recommend)
 app.command()(export.export)
 app.command()(tune.tune)
 app.command()(serve.serve)

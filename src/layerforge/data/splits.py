@@ -337,6 +337,49 @@ class Sampled(SplitPlan):
         return {name: np.flatnonzero(held == code) for code, name in enumerate(PARTS)}
 
 
+def user_tails(users: np.ndarray, times: np.ndarray | None, held: float, seed: int = 0,
+               rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(kept rows, held-out rows) of ``rows`` (default all): each user's latest ``held`` share
+    of them held out (by ``times``, ties by row order; without times a seeded random share), at
+    least one for a user with two or more, none for a user with one."""
+    rows = np.arange(len(users)) if rows is None else np.asarray(rows, np.int64)
+    if times is None:
+        shuffled = np.random.default_rng(seed).permutation(rows)
+        order = shuffled[np.argsort(users[shuffled], kind="stable")]
+    else:
+        order = rows[np.lexsort((rows, times[rows], users[rows]))]
+    run = users[order]
+    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]]) if len(run) else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], len(run)]
+    out = np.zeros(len(run), bool)
+    for start, end in zip(starts, ends):
+        count = end - start
+        if count >= 2 and held > 0:
+            out[end - max(1, int(round(count * held))) : end] = True
+    return np.sort(order[~out]), np.sort(order[out])
+
+
+class LatestOfEachUser(SplitPlan):
+    """Interactions split so that no user's future is learned from: each user's latest ``test``
+    share of interactions is the test part and, of the rest, the latest ``val`` share (of the
+    user's interactions, so the parts keep the fractions) the validation part. Without times
+    the shares are drawn at random per user, seeded."""
+
+    name: ClassVar[str] = "latest_of_each_user"
+
+    def __init__(self, users: np.ndarray, times: np.ndarray | None, val: float, test: float, seed: int):
+        self.users, self.times, self.val, self.test, self.seed = users, times, val, test, seed
+
+    def split(self, rows: int, labels: np.ndarray | None = None, fixed: Parts | None = None) -> Parts:
+        train, test = user_tails(self.users, self.times, self.test, self.seed)
+        train, val = user_tails(self.users, self.times, self.val / max(1e-9, 1 - self.test), self.seed + 1, train)
+        return {"train": train, "val": val, "test": test}
+
+    def describe(self) -> dict:
+        return {"plan": self.name, "val": self.val, "test": self.test, "seed": self.seed,
+                "by": "random" if self.times is None else "time"}
+
+
 def plan_for(split_spec, seed: int, stratify: bool) -> SplitPlan:
     """The plan a spec's ``data.split`` asks for; ``stratify`` when the rows have classes."""
     if not split_spec.shuffle:

@@ -190,6 +190,8 @@ def _proven_on_raw_rows(run, building: Path, say) -> dict:
     if "rows" in found:
         say(f"raw rows to answers: identical on {found['rows']} of the run's own rows, through the codec, "
             "ONNX Runtime and the decoding")
+    if "lists" in found:
+        say(f"recommendations: the same top-20 lists for {found['lists']['users']} users, through the runtime")
     return found
 
 

@@ -141,8 +141,32 @@ def pipeline_parity(run, folder: Path) -> dict:
             same &= np.abs(mine - other.astype(np.float64)) <= tolerance * scale
         else:
             same &= mine.astype(str) == other.astype(str)
-    return {"rows": int(len(ours)), "from": said, "identical": bool(same.all()), "differing": int((~same).sum()),
-            "what": f"decoded answers; numbers within {tolerance:g} of their scale"}
+    found = {"rows": int(len(ours)), "from": said, "identical": bool(same.all()), "differing": int((~same).sum()),
+             "what": f"decoded answers; numbers within {tolerance:g} of their scale"}
+    if found["identical"] and getattr(run.predictor.encoder.codec, "recommends", False):
+        lists = lists_parity(run, folder, tolerance)
+        found["lists"] = lists
+        if not lists["identical"]:
+            found.update(identical=False, differing=lists["differing"], what=lists["what"])
+    return found
+
+
+def lists_parity(run, folder: Path, tolerance: float, users: int = 100, k: int = 20) -> dict:
+    """A recommendation run's top-``k`` lists for its first ``users`` users, by the run and by
+    the exported runtime: the same items in the same order, their scores within ``tolerance``
+    of their scale."""
+    import pandas as pd
+
+    keys = run.predictor.encoder.state.user_keys[:users]
+    ours = run.predictor.recommend(keys, k)
+    theirs = pd.DataFrame(Runtime(folder).recommend(keys, k))
+    item, score = ours.columns[2], ours.columns[3]
+    same = (ours[item].astype(str).to_numpy() == theirs[item].astype(str).to_numpy())
+    scale = max(1.0, float(ours[score].abs().max()))
+    same &= np.abs(ours[score].to_numpy() - theirs[score].to_numpy()) <= tolerance * scale
+    differing = len(set(ours[run.predictor.encoder.state.user][~same].astype(str)))
+    return {"users": len(keys), "identical": differing == 0, "differing": differing,
+            "what": f"the top-{k} lists of {len(keys)} users: the same items in order, scores within {tolerance:g}"}
 
 
 def labelled_rows(run) -> tuple[str, tuple, torch.Tensor] | None:

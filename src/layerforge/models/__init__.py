@@ -22,6 +22,7 @@ from .configs import (
     AutoencoderConfig,
     CenterNetConfig,
     CNNConfig,
+    FactorizationConfig,
     FamilyConfig,
     FTTransformerConfig,
     GANConfig,
@@ -83,6 +84,7 @@ FAMILIES: dict[str, Family] = {
     "ft_transformer": Family(FTTransformerConfig, _module_builder("ft_transformer"), ("table",)),
     "unet": Family(UNetConfig, _module_builder("unet"), ("image",)),
     "centernet": Family(CenterNetConfig, _module_builder("detector"), ("image",)),
+    "factorization": Family(FactorizationConfig, _module_builder("factorization"), ("interactions",)),
 }
 
 

@@ -238,6 +238,27 @@ class TransformerConfig(FamilyConfig):
         return []
 
 
+class FactorizationConfig(FamilyConfig):
+    """Users and items as learned vectors of ``factors`` numbers (recommendation): biased matrix
+    factorisation scores a user's and an item's vectors multiplied, weighed by the head, plus
+    each one's bias; with ``layers``, neural collaborative filtering (NeuMF, He et al. 2017):
+    an MLP over each side's own second vector beside that product. ``regularization`` weighs
+    the squared vectors and biases of each pair's user and item, added to the training loss (the
+    usual L2 of factorisation, on the users and items each batch touches)."""
+
+    example: ClassVar[dict[str, Any]] = {"factors": 8, "layers": [8]}
+
+    type: Literal["factorization"] = "factorization"
+    factors: PositiveInt = 32
+    layers: list[PositiveInt] = []
+    activation: str = "relu"
+    dropout: Fraction = 0.0
+    biases: bool = True
+    regularization: NonNegativeFloat = 0.1
+
+    _known_activation = field_validator("activation")(_known_activation)
+
+
 class UNetConfig(FamilyConfig):
     """A U-Net for segmentation: each level's width from the full-size picture down (the last
     is the bottleneck; each level halves the picture), and a class score per pixel. With

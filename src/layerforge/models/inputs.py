@@ -10,13 +10,13 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..fields import PositiveInt
 
-INPUT_KINDS = ("table", "sequence", "image", "tokens", "pairs", "frames")
+INPUT_KINDS = ("table", "sequence", "image", "tokens", "pairs", "frames", "interactions")
 
 # the sizes each kind of input needs
 _REQUIRED = {"table": ("features",), "sequence": ("channels", "length"), "image": ("channels", "height", "width"),
              "tokens": ("vocab_size", "length"),
              "pairs": ("vocab_size", "length", "target_vocab_size", "target_length"),
-             "frames": ("channels", "length")}
+             "frames": ("channels", "length"), "interactions": ("users", "items")}
 
 
 class Inputs(BaseModel):
@@ -28,7 +28,9 @@ class Inputs(BaseModel):
     ``vocab_size`` (with its length) to be answered by a target text of up to ``target_length``
     ids below ``target_vocab_size`` (sequence-to-sequence). ``frames``: a clip's ``channels``
     numbers (mel bands) at each of ``length`` frames (C, L), padded and passed with the frames it
-    holds, answered frame by frame (speech to transcribe). Forecasting windows are sequences that may be
+    holds, answered frame by frame (speech to transcribe). ``interactions``: a user's index below
+    ``users`` and an item's below ``items`` (index 0 of each: one the data did not hold), as two
+    integer tensors of shape (B,) (recommendation). Forecasting windows are sequences that may be
     read ``relative`` to their recent level over a ``season``.
 
     Example:
@@ -38,7 +40,7 @@ class Inputs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["table", "sequence", "image", "tokens", "pairs", "frames"]
+    kind: Literal["table", "sequence", "image", "tokens", "pairs", "frames", "interactions"]
     features: PositiveInt | None = None
     channels: PositiveInt | None = None
     length: PositiveInt | None = None
@@ -47,6 +49,8 @@ class Inputs(BaseModel):
     vocab_size: PositiveInt | None = None
     target_vocab_size: PositiveInt | None = None
     target_length: PositiveInt | None = None
+    users: PositiveInt | None = None
+    items: PositiveInt | None = None
     variable_length: bool | None = None
     relative: bool | None = None
     season: PositiveInt | None = None
@@ -99,13 +103,21 @@ class Inputs(BaseModel):
         return self.kind == "frames"
 
     @property
+    def interactions(self) -> bool:
+        """Whether a row is a user and an item (two indices: recommendation)."""
+        return self.kind == "interactions"
+
+    @property
     def images(self) -> bool:
         """Whether a row is an image (C, H, W)."""
         return self.kind == "image"
 
     @property
     def shape(self) -> list[int]:
-        """The shape of one row: ``[F]``, ``[C, L]``, ``[C, H, W]`` or ``[L]`` (token ids)."""
+        """The shape of one row: ``[F]``, ``[C, L]``, ``[C, H, W]``, ``[L]`` (token ids) or ``[]``
+        (a user's index; the item's is the second input)."""
+        if self.kind == "interactions":
+            return []
         if self.kind == "table":
             return [self.features]
         if self.kind == "image":

@@ -48,6 +48,10 @@ def example_inputs(inputs: Inputs, batch: int = 2, *, seed: int = 0, device=None
     """Random model inputs of the right shapes for ``inputs``; lengths are included (all full)
     when the inputs carry them. Drawn from their own generator: the global RNG is untouched."""
     generator = torch.Generator().manual_seed(seed)
+    if inputs.interactions:  # a user's index and an item's, each from 1 (0: one the data did not hold)
+        parts = (torch.randint(1, inputs.users, (batch,), generator=generator),
+                 torch.randint(1, inputs.items, (batch,), generator=generator))
+        return tuple(p.to(device) for p in parts) if device is not None else parts
     if inputs.tokens or inputs.pairs:
         x = torch.randint(1, inputs.vocab_size, (batch, inputs.length), generator=generator)
     else:

@@ -204,6 +204,21 @@ class Run:
         A variational model gives each code's mean."""
         return self._by_pieces(self.predictor.embed, data, unknown=unknown, ignore_extra=ignore_extra)
 
+    def recommend(self, users, k: int = 10):
+        """Each user's ``k`` best items that the user did not have in training: a table of the
+        user, the rank, the item and its score (a predicted rating where the data has ratings).
+
+        Args:
+            users: the users' keys, as the data names them.
+
+        Raises:
+            DataError: a run that does not recommend, or a user it never saw.
+
+        Example:
+            >>> run.recommend([1, 7], k=5)  # doctest: +SKIP
+        """
+        return self.predictor.recommend(users, k)
+
     def anomalies(self, data, *, unknown: str | None = None, ignore_extra: bool = False):
         """Anomaly scores and flags: rows whose reconstruction error exceeds the threshold chosen
         on validation rows (``model.threshold_quantile`` of their scores).

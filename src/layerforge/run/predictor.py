@@ -230,6 +230,15 @@ class Predictor:
             table = type(table)(self.task.decoding().named({name: table[name] for name in table.columns}, names))
         return indexed_like(table, given)
 
+    def recommend(self, users, k: int = 10):
+        """Each user's ``k`` best items that the user did not have in training, as a table (a
+        recommendation run; ``users``: their keys).
+
+        Raises:
+            DataError: a run that does not recommend, or a user it never saw.
+        """
+        return self.task.recommendations(self.model, self.encoder, users, k)
+
     @_answers
     def write_pictures(self, data, folder, **options) -> list[Path]:
         """The answers as pictures (a segmentation's masks, a detection's boxes drawn over its

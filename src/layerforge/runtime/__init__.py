@@ -289,6 +289,34 @@ class Runtime:
         return decoding.answers(outputs, inputs)
 
     @_answering
+    def recommend(self, users, k: int = 10) -> dict[str, list]:
+        """Each user's ``k`` best items that the user did not have in training (an exported
+        recommendation run): the columns ``layerforge recommend`` writes. Every item is scored
+        by the model graph, a user's pairs at a time.
+
+        Raises:
+            DataError: an export that does not recommend, or a user the run never saw.
+        """
+        codec = self.codec
+        if not getattr(codec, "recommends", False):
+            raise DataError(f"recommend is for recommendation runs; this export does {self.task}")
+        if k < 1:
+            raise DataError(f"k: expected at least 1 item per user, got {k}")
+        users = list(users)
+        indices = codec.user_indices(users)
+        every = np.arange(len(codec.items) + 1, dtype=np.int64)
+        items, values = [], []
+        for start in range(0, len(indices), 16):
+            part = indices[start : start + 16]
+            outputs = self._run("model", (np.repeat(part, len(every)), np.tile(every, len(part))), batch_size=1 << 16)
+            found, kept = codec.top_items(outputs[:, 0].reshape(len(part), len(every)), part, k)
+            items.append(found)
+            values.append(kept)
+        found_items = np.concatenate(items) if items else np.zeros((0, k), np.int64)
+        scores = self.decoding.values(np.concatenate(values).reshape(-1, 1)) if values else np.zeros((0, 1))
+        return codec.recommendation_columns(users, found_items, scores)
+
+    @_answering
     def embed(self, rows, **options) -> np.ndarray:
         """An autoencoder's codes (rows, latent_size)."""
         inputs, _ = self.encode(rows, **options)

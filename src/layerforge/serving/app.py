@@ -26,7 +26,7 @@ from . import protocols
 from .batching import Batcher, Busy
 from .metrics import Metrics
 from .options import ServeOptions
-from .schema import ErrorBody, ModelEntry, Problem, Schemas
+from .schema import ErrorBody, ModelEntry, Problem, RecommendRequest, Schemas
 
 access_log = logging.getLogger("layerforge.serving.access")
 error_log = logging.getLogger("layerforge.serving")
@@ -35,8 +35,9 @@ REF = "#/components/schemas/{model}"
 JSON_MEDIA = ("application/json", "", "application/x-www-form-urlencoded")  # the last: curl -d's default
 SOUND_MEDIA = ("audio/wav", "audio/x-wav", "audio/wave", "audio/flac", "audio/ogg")  # one clip in the body
 PROTECTED = ("/v1/", "/v2/models", "/metrics")
-_PREDICT = re.compile(r"^/v1/models/([^/:]+)(/predict|:predict)$|^/v2/models/([^/]+)(/infer|/versions/1/infer)$")
+_PREDICT = re.compile(r"^/v1/models/([^/:]+)(/predict|:predict|/recommend)$|^/v2/models/([^/]+)(/infer|/versions/1/infer)$")
 _ROUTES = {"/predict": "/v1/models/{name}/predict", ":predict": "/v1/models/{name}:predict",
+           "/recommend": "/v1/models/{name}/recommend",
            "/infer": "/v2/models/{name}/infer", "/versions/1/infer": "/v2/models/{name}/versions/1/infer"}
 _ROW = re.compile(r"\b(?:row|line|history|image|series) (\d+)")
 _COLUMN = re.compile(r"column '([^']+)'|^(?:missing|unexpected) columns?(?: in [^:]+)?: ([^ ,;(]+)")
@@ -293,6 +294,8 @@ def create_app(models: list, options: ServeOptions | None = None):
     for name, served in service.models.items():
         _add_predict(app, service, served, service.schemas[name], common, secured)
         _add_protocols(app, service, served, service.schemas[name], secured)
+        if served.recommends:
+            _add_recommend(app, service, served, common, secured)
 
     @app.get("/v2", tags=["open inference protocol (V2)"], summary="The server's name, version and extensions")
     async def v2_server() -> dict[str, Any]:
@@ -435,6 +438,27 @@ def _add_predict(app, service: Service, served, schemas: Schemas, common: dict, 
     }
     service.paths[path] = {"post": operation}
     service.definitions.update({**request_definitions, **answer_definitions})
+
+
+def _add_recommend(app, service: Service, served, common: dict, secured: dict) -> None:
+    """``POST /v1/models/{name}/recommend``: each user's best items the user did not have in
+    training (a recommendation run)."""
+
+    async def recommend(request: RecommendRequest) -> dict[str, Any]:
+        try:
+            lists = await service.batchers[served.name].run(lambda: served.recommend(request.users, request.k))
+        except Busy:
+            return _error(503, f"the queue for {served.name} is full ({service.options.queue_size} requests); retry "
+                               "shortly", headers={"Retry-After": "1"})
+        except (LayerforgeError, ValueError) as error:
+            message = " ".join(str(error).split())
+            return _error(422, message, [_data_problem(message)])
+        return {"recommendations": lists}
+
+    app.post(f"/v1/models/{served.name}/recommend", tags=["recommend"],
+             summary=f"Recommend with {served.name}: each user's best unseen items",
+             responses={**common, 422: {"model": ErrorBody, "description": "a user the run never saw"}},
+             openapi_extra=secured)(recommend)
 
 
 _GENERATE = {  # what a request asks of a model that does not answer rows, by what its task serves

@@ -37,6 +37,15 @@ class ErrorBody(BaseModel):
     id: str | None = Field(None, description="the id the service's log gives this failure (500 only)")
 
 
+class RecommendRequest(BaseModel):
+    """Users to recommend for (their keys, as the data names them) and how many items each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    users: Annotated[list[str | int], Field(min_length=1, max_length=1000)]
+    k: Annotated[int, Field(ge=1, le=1000)] = 10
+
+
 class ModelEntry(BaseModel):
     name: str
     task: str

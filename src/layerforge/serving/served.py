@@ -149,6 +149,7 @@ class Served:
             self.backend = self.codec = self._members(OnnxBackend(self.run_dir, int8) if backend == "onnx" else None)
         else:
             self.backend = OnnxBackend(self.run_dir, int8) if backend == "onnx" else TorchBackend(self.run)
+        self.recommends = bool(getattr(self.codec, "recommends", False))  # it ranks items for users
         self.row = self.manifest.preprocessing.request_row(schema_title(name, "Row"))
         self._warm_up()
         self.named_columns = isinstance(self.row, type)  # a model of named columns: tables (and CSV)
@@ -245,6 +246,26 @@ class Served:
         return self.answers(self.backend.forward(inputs), Encoded(inputs))
 
     # -- generation ---------------------------------------------------------------------------------
+
+    def recommend(self, users: list, k: int) -> list[dict]:
+        """Each user's ``k`` best items that the user did not have in training, by the backend:
+        ``[{"user": ..., "items": [{"item": ..., "score" or "rating": ...}, ...]}, ...]``.
+
+        Raises:
+            DataError: a user the run never saw.
+        """
+        if isinstance(self.backend, OnnxBackend):
+            columns = self.backend.runtime.recommend(users, k)
+        else:
+            table = self.run.recommend(users, k)
+            columns = {name: table[name].tolist() for name in table.columns}
+        user, _, item, value = list(columns)
+        found: list[dict] = []
+        for position, rank in enumerate(columns["rank"]):
+            if rank == 1:
+                found.append({"user": users[len(found)], "items": []})
+            found[-1]["items"].append({"item": columns[item][position], value: float(columns[value][position])})
+        return found
 
     def sample(self, n: int, label, seed: int) -> list[dict]:
         """``n`` generated rows in the data's own scale and columns, with their class when the

@@ -26,7 +26,7 @@ from pydantic import (
 
 from .. import tasks
 from ..data.builtin import DATASETS
-from ..data.kinds import KINDS
+from ..data.kinds import KINDS, kind_of
 from ..errors import unknown_name
 from ..fields import (
     FiniteFloat,
@@ -193,6 +193,12 @@ class DataSpec(_Section):
     source: str | None = None
     target_tokenizer: TokenizerSpec | Literal["shared"] | None = None  # shared: one vocabulary for both sides
     decoding: DecodingSpec = DecodingSpec()
+    # interactions (recommendation, data.kind: interactions): the user and the item column, and
+    # the rating column of explicit feedback (none: every row is an interaction); data.time
+    # orders each user's interactions, and the split holds each user's latest out
+    user: str | None = None
+    item: str | None = None
+    rating: str | None = None
     # anomaly detection: rows of these target classes are kept out of training and validation
     anomaly_classes: list[int | str] | None = None
 
@@ -300,6 +306,8 @@ class LossSpec(BaseModel):
     gp_weight: NonNegativeFloat | None = None
     # cross_entropy, dice, dice_ce: one weight per class, in the classes' order
     class_weights: Annotated[list[PositiveFloat], Field(min_length=2)] | None = None
+    # bpr, sampled_softmax, bce on interactions: items drawn at random per interaction to rank below it
+    negatives: Annotated[int, Field(ge=1, le=10_000)] | None = None
 
     _shorthand = model_validator(mode="before")(_name_shorthand)
 
@@ -554,6 +562,19 @@ class Spec(_Section):
     model: ModelSpec = MLPConfig()
     train: TrainSpec = TrainSpec()
     search: SearchSpec | None = None  # read by `layerforge tune`; training ignores it
+
+    @model_validator(mode="after")
+    def _a_model_for_the_data(self):
+        """Without ``model``: an MLP, or, for data an MLP cannot read (interactions), the first
+        family that reads it."""
+        if "model" in self.model_fields_set or not self.data.named:
+            return self
+        reads = kind_of(self.data).reads
+        if reads not in FAMILIES[self.model.type].reads:
+            found = next((family for family in FAMILIES.values() if reads in family.reads), None)
+            if found is not None:
+                self.model = found.config()
+        return self
 
     @model_validator(mode="after")
     def _the_backbones_tokenizer(self):

@@ -12,6 +12,7 @@ from .generation import GenerationTask
 from .language_model import LanguageModelTask
 from .multilabel import MultiLabelTask
 from .multitarget import MultiTargetTask
+from .recommendation import RecommendationTask
 from .reconstruction import ReconstructionTask
 from .regression import RegressionTask
 from .segmentation import SegmentationTask
@@ -21,6 +22,7 @@ from .transcription import TranscriptionTask
 TASKS: dict[str, type[Task]] = {task.name: task for task in (
     ClassificationTask, MultiLabelTask, MultiTargetTask, RegressionTask, ForecastTask, LanguageModelTask,
     ReconstructionTask, GenerationTask, Seq2SeqTask, TranscriptionTask, SegmentationTask, DetectionTask,
+    RecommendationTask,
 )}
 
 

@@ -267,6 +267,10 @@ class Task(ABC):
     def embed(self, model, inputs: tuple) -> np.ndarray:
         raise DataError(f"embed is for reconstruction runs; this run does {self.name}")
 
+    def recommendations(self, model, encoder, users, k: int):
+        """Each user's ``k`` best items as a table (recommendation runs)."""
+        raise DataError(f"recommend is for recommendation runs; this run does {self.name}")
+
     # -- explanations --------------------------------------------------------------------------
 
     def explained(self, model):

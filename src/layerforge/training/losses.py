@@ -6,7 +6,9 @@ forecasting, reconstruction), 'tokens' (logits (B, L, V) against next tokens (B,
 'alignments' (logits (B, T, V) of every frame against a shorter token sequence (B, L) that some
 alignment of the frames spells, id 0 the blank and the padding: transcription), 'pixels'
 (class scores (B, K, H, W) against each pixel's class (B, H, W): segmentation), 'boxes' (a
-detector's maps against each picture's boxes: detection, whose loss the task builds) or
+detector's maps against each picture's boxes: detection, whose loss the task builds),
+'interactions' (a recommender's scores: a rating's error, or, for implicit feedback, each
+interaction's score against items drawn at random: ``RankedLoss``) or
 'adversarial' (a GAN's two halves: see ``AdversarialLoss``). A loss declares the forms it suits;
 user-registered losses name their tasks.
 """
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 from .. import tasks
 from ..errors import SpecError, unknown_name
+from ..tasks.recommendation import RankedLoss
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,14 @@ class LossEntry:
         if self.forms is not None:
             return task.target_form in self.forms
         return self.tasks is None or task.name in self.tasks
+
+
+def _bpr(form: str, negatives: int = 1) -> RankedLoss:
+    return RankedLoss("bpr", negatives)
+
+
+def _sampled_softmax(form: str, negatives: int = 100) -> RankedLoss:
+    return RankedLoss("softmax", negatives)
 
 
 def _one_hot(target, num_classes: int):
@@ -137,9 +148,11 @@ def _ctc(form: str) -> Callable:
     return loss
 
 
-def _bce(form: str) -> Callable:
+def _bce(form: str, negatives: int = 4) -> Callable:
     import torch.nn.functional as F
 
+    if form == "interactions":
+        return RankedLoss("bce", negatives)
     if form == "labels":  # (N, L) logits against (N, L) sets of labels of 0/1
         return F.binary_cross_entropy_with_logits
     return lambda output, target: F.binary_cross_entropy_with_logits(
@@ -220,11 +233,13 @@ def _kl_div(form: str, label_smoothing: float = 0.0) -> Callable:
 
 
 LOSSES: dict[str, LossEntry] = {
-    "mse": LossEntry(_mse, ("classes", "values"), ()),
-    "mae": LossEntry(_mae, ("classes", "values"), ()),
-    "huber": LossEntry(_huber, ("classes", "values"), ("delta",)),
+    "mse": LossEntry(_mse, ("classes", "values", "interactions"), ()),
+    "mae": LossEntry(_mae, ("classes", "values", "interactions"), ()),
+    "huber": LossEntry(_huber, ("classes", "values", "interactions"), ("delta",)),
     "cross_entropy": LossEntry(_cross_entropy, ("classes", "tokens", "pixels"), ("label_smoothing", "class_weights")),
-    "bce": LossEntry(_bce, ("classes", "labels"), ()),
+    "bce": LossEntry(_bce, ("classes", "labels", "interactions"), ("negatives",)),
+    "bpr": LossEntry(_bpr, ("interactions",), ("negatives",)),
+    "sampled_softmax": LossEntry(_sampled_softmax, ("interactions",), ("negatives",)),
     "ctc": LossEntry(_ctc, ("alignments",), ()),
     "dice": LossEntry(_dice, ("pixels",), ("class_weights",)),
     "dice_ce": LossEntry(_dice_ce, ("pixels",), ("class_weights",)),

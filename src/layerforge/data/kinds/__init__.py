@@ -12,6 +12,7 @@ from .boxes import BoxesKind
 from .corpus import CorpusKind
 from .forecast import ForecastKind
 from .image import ImageKind
+from .interactions import InteractionsKind
 from .masks import MasksKind
 from .pairs import PairsKind
 from .sequence import SequenceKind
@@ -22,7 +23,7 @@ from .text import TextKind
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TableKind(), SequenceKind(), ImageKind(), TextKind(),
                                                         CorpusKind(), ForecastKind(), AudioKind(),
                                                         PairsKind(), SpeechKind(), MasksKind(),
-                                                        BoxesKind())}
+                                                        BoxesKind(), InteractionsKind())}
 
 
 def get(name: str) -> Kind:
@@ -35,12 +36,14 @@ def kind_of(data_spec) -> Kind:
     """The kind a data spec names: a built-in's own, ``data.kind``, or the file's type (a folder
     of class folders is images, .npz sequences, .txt a corpus, a table with ``data.text`` text,
     one with ``data.source`` text pairs, a folder holding images/ pictures to segment, a .json
-    file COCO's boxes)."""
+    file COCO's boxes, a table with ``data.user`` interactions)."""
 
     if data_spec.dataset:
         return KINDS[DATASETS[data_spec.dataset].kind]
     if data_spec.kind:
         return get(data_spec.kind)
+    if data_spec.user is not None or data_spec.item is not None:
+        return KINDS["interactions"]  # rows of a user and an item
     if data_spec.frame is not None:  # rows given in memory: a table (of texts with data.text)
         return KINDS["text"] if data_spec.text else KINDS["table"]
     suffix = data_spec.path.lower().rsplit(".", 1)[-1]

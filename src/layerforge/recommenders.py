@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DataError
+from .data.splits import user_tails
+from .errors import DataError
 
 
 @dataclass
@@ -63,29 +64,13 @@ def by_time(interactions: Interactions, held: float = 0.2) -> tuple[np.ndarray, 
     """
     if interactions.times is None:
         raise DataError("a split by time needs each interaction's time (data.time)")
-    order = np.lexsort((np.arange(len(interactions.users)), interactions.times, interactions.users))
-    return _tails(interactions.users[order], order, held)
+    return user_tails(interactions.users, interactions.times, held)
 
 
 def per_user(interactions: Interactions, held: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(training rows, held-out rows): a random ``held`` share of each user's interactions held
     out (at least one, for users with two or more)."""
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(len(interactions.users))
-    order = shuffled[np.argsort(interactions.users[shuffled], kind="stable")]
-    return _tails(interactions.users[order], order, held)
-
-
-def _tails(users: np.ndarray, order: np.ndarray, held: float) -> tuple[np.ndarray, np.ndarray]:
-    """The last ``held`` share of each user's run of rows in ``order`` held out."""
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    ends = np.r_[starts[1:], len(users)]
-    out = np.zeros(len(users), bool)
-    for start, end in zip(starts, ends):
-        count = end - start
-        if count >= 2:
-            out[end - max(1, int(round(count * held))) : end] = True
-    return np.sort(order[~out]), np.sort(order[out])
+    return user_tails(interactions.users, None, held, seed)
 
 
 class Recommender:
@@ -134,7 +119,7 @@ class ItemKNN(Recommender):
 
     name = "item-kNN"
 
-    def __init__(self, neighbours: int = 100, shrink: float = 10.0):
+    def __init__(self, neighbours: int = 400, shrink: float = 10.0):
         self.neighbours, self.shrink = neighbours, shrink
 
     def fit(self, seen) -> ItemKNN:
@@ -188,7 +173,7 @@ class ALS(Recommender):
 
     name = "ALS"
 
-    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 2.0, iterations: int = 15,
+    def __init__(self, factors: int = 32, regularization: float = 0.1, alpha: float = 1.0, iterations: int = 15,
                  seed: int = 0):
         self.factors, self.regularization, self.alpha = factors, regularization, alpha
         self.iterations, self.seed = iterations, seed

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from layerforge.errors import DataError
-from layerforge.evaluation.recommenders import ALS, EASE, Interactions, ItemKNN, MostPopular, by_time, per_user
 from layerforge.metrics import ranking_scores
+from layerforge.recommenders import ALS, EASE, Interactions, ItemKNN, MostPopular, by_time, per_user
 
 
 def _interactions(users=30, items=12, seed=0) -> Interactions:

@@ -1,0 +1,122 @@
+"""Factorisation of interactions (recommendation): users and items as learned vectors.
+
+Biased matrix factorisation scores a pair as ``head(u ⊙ v) + b_u + b_i`` (the head's weights
+weigh each factor; at ones it is the plain dot product); with ``layers`` it is neural
+collaborative filtering (NeuMF, He et al. 2017): an MLP over each side's second vector,
+concatenated, read by the same head beside the product.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nn.init import init_linear
+from .configs import FactorizationConfig
+from .inputs import Inputs
+from .mlp import DenseBlock
+from .protocol import Graph, Network
+
+
+class Factorization(Network):
+    """Scores of (user, item) pairs from learned vectors.
+
+    Args:
+        inputs: the interactions' sizes (``users``, ``items``: indices from 0, 0 the unknown one).
+        output_size: numbers per pair (1: a score or a rating).
+        factors, layers, activation, dropout, biases, regularization: see ``FactorizationConfig``.
+
+    Example:
+        >>> model = Factorization(Inputs(kind="interactions", users=5, items=7), 1,
+        ...                       **FactorizationConfig(factors=4).arguments())
+        >>> model(torch.tensor([1, 2]), torch.tensor([3, 6])).shape
+        torch.Size([2, 1])
+    """
+
+    def __init__(self, inputs: Inputs, output_size: int, *, factors: int, layers: list[int], activation: str,
+                 dropout: float, biases: bool, regularization: float):
+        super().__init__(inputs)
+        self.regularization = regularization
+        self.user_factors = nn.Embedding(inputs.users, factors)
+        self.item_factors = nn.Embedding(inputs.items, factors)
+        for table in (self.user_factors, self.item_factors):
+            nn.init.normal_(table.weight, std=factors**-0.5)
+        self.tower = None
+        width = factors
+        if layers:
+            self.user_vectors = nn.Embedding(inputs.users, factors)
+            self.item_vectors = nn.Embedding(inputs.items, factors)
+            for table in (self.user_vectors, self.item_vectors):
+                nn.init.normal_(table.weight, std=factors**-0.5)
+            sizes = [2 * factors, *layers]
+            self.tower = nn.Sequential(*(DenseBlock(a, b, activation, "none", dropout)
+                                         for a, b in zip(sizes, sizes[1:])))
+            for block in self.tower:
+                init_linear(block.linear, "kaiming", activation)
+            width += layers[-1]
+        self.head = nn.Linear(width, output_size)
+        nn.init.constant_(self.head.weight, 1.0 if not layers else 0.5)
+        nn.init.zeros_(self.head.bias)
+        self.user_bias = nn.Embedding(inputs.users, 1) if biases else None
+        self.item_bias = nn.Embedding(inputs.items, 1) if biases else None
+        for table in (self.user_bias, self.item_bias):
+            if table is not None:
+                nn.init.zeros_(table.weight)
+
+    def features(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        found = self.user_factors(users) * self.item_factors(items)  # (B, factors)
+        if self.tower is not None:
+            pair = torch.cat([self.user_vectors(users), self.item_vectors(items)], dim=-1)  # (B, 2 * factors)
+            found = torch.cat([found, self.tower(pair)], dim=-1)  # (B, factors + layers[-1])
+        return found
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.head
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        scores = self.head(self.features(users, items))  # (B, output_size)
+        if self.user_bias is not None:
+            scores = scores + self.user_bias(users) + self.item_bias(items)
+        return scores
+
+    def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``regularization`` times the mean over the pairs of their user's and item's squared
+        vectors and biases, and the head's squared weights (which would otherwise grow as the
+        vectors shrink): what training adds to the loss."""
+        tables = [(self.user_factors, users), (self.item_factors, items)]
+        if self.tower is not None:
+            tables += [(self.user_vectors, users), (self.item_vectors, items)]
+        if self.user_bias is not None:
+            tables += [(self.user_bias, users), (self.item_bias, items)]
+        found = sum(table(rows).square().sum(dim=-1).mean() for table, rows in tables)
+        return self.regularization * (found + self.head.weight.square().sum())
+
+    def item_scores(self, users: torch.Tensor, chunk: int = 1 << 20) -> torch.Tensor:
+        """Each user's first output for every item (B, items): one product of the factor tables
+        without a tower, else the pairs scored ``chunk`` at a time."""
+        items = self.inputs.items
+        if self.tower is None:
+            weighted = self.user_factors(users) * self.head.weight[0]  # (B, factors)
+            scores = weighted @ self.item_factors.weight.T + self.head.bias[0]  # (B, items)
+            if self.user_bias is not None:
+                scores = scores + self.user_bias(users) + self.item_bias.weight.T
+            return scores
+        rows = max(1, chunk // items)
+        parts = []
+        every = torch.arange(items, device=users.device)
+        for start in range(0, len(users), rows):
+            part = users[start : start + rows]
+            pairs_users = part.repeat_interleave(items)  # (b * items,)
+            pairs_items = every.repeat(len(part))
+            parts.append(self(pairs_users, pairs_items)[:, 0].reshape(len(part), items))
+        return torch.cat(parts) if parts else torch.zeros(0, items, device=users.device)
+
+    def export_graphs(self) -> list[Graph]:
+        example = self.example_inputs(2)
+        return [Graph("model", self, example, ["users", "items"], dynamic={"users": {0: "batch"},
+                                                                          "items": {0: "batch"}})]
+
+
+def build(config: FactorizationConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> Factorization:
+    return Factorization(inputs, output_size, **config.arguments())

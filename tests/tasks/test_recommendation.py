@@ -1,0 +1,200 @@
+"""Recommendation: interactions split by time per user, factorisation trained on ratings or on
+implicit feedback, rankings that leave out what a user had, the baselines beside the model, and
+the answers through ``recommend`` and ``predict``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import layerforge as lf
+from layerforge.codecs.interactions import InteractionsCodec, key_of
+from layerforge.data.builtin import clicks
+from layerforge.data.splits import LatestOfEachUser
+from layerforge.errors import DataError
+from layerforge.models import build_model
+from layerforge.models.inputs import Inputs
+from layerforge.tasks.recommendation import K, RankedLoss
+
+
+def test_the_split_holds_out_each_users_latest_interactions():
+    users = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2])
+    times = np.array([5, 1, 4, 2, 3, 10, 50, 30, 20, 40], float).tolist() + [7.0]
+    parts = LatestOfEachUser(users, np.asarray(times), 0.2, 0.2, seed=0).split(len(users))
+    assert parts["test"].tolist() == [0, 6]  # each user's latest of five
+    assert parts["val"].tolist() == [2, 9]  # then the latest of the rest
+    assert parts["train"].tolist() == [1, 3, 4, 5, 7, 8, 10]  # a user with one interaction keeps it
+    random = LatestOfEachUser(users, None, 0.2, 0.2, seed=0).split(len(users))
+    assert sorted(np.concatenate(list(random.values())).tolist()) == list(range(11))
+    assert len(random["test"]) == 2 and len(random["val"]) == 2
+
+
+def test_keys_read_the_same_from_numbers_and_text_and_new_ones_are_refused_or_bucketed():
+    codec = InteractionsCodec({"user": "user", "item": "item", "user_keys": ["1", "2"], "item_keys": ["10", "a"],
+                               "seen_starts": [0, 0, 0, 0], "seen_items": []})
+    (users, items), _ = codec.encode(pd.DataFrame({"user": [1.0, 2], "item": ["a", 10]}))
+    assert users.tolist() == [1, 2] and items.tolist() == [2, 1]
+    assert key_of(np.float64(3.0)) == "3"
+    with pytest.raises(DataError, match=r"row 2: column 'item': item 'zzz' is not one of the 2 the run learned"):
+        codec.encode([{"user": 1, "item": "a"}, {"user": 1, "item": "zzz"}])
+    (users, items), _ = codec.encode([{"user": 9, "item": "zzz"}], unknown="bucket")
+    assert users.tolist() == [0] and items.tolist() == [0]
+    with pytest.raises(DataError, match="missing column: item"):
+        codec.encode([{"user": 1}])
+    with pytest.raises(DataError, match="user 7 is not one of the 2 users the run learned from"):
+        codec.user_indices([1, 7])
+
+
+def _codec(users: int, items: int, seen: list[list[int]]) -> InteractionsCodec:
+    starts = np.cumsum([0, 0] + [len(s) for s in seen]).tolist()
+    return InteractionsCodec({"user": "user", "item": "item", "user_keys": [f"u{i}" for i in range(users)],
+                              "item_keys": [f"i{i}" for i in range(items)], "seen_starts": starts,
+                              "seen_items": [i for s in seen for i in s]})
+
+
+def test_rankings_leave_out_what_a_user_had_and_the_unknown_item():
+    codec = _codec(2, 3, [[1], [3]])
+    items, scores = codec.top_items(np.array([[9.0, 1, 5, 3], [9.0, 8, 2, 4]]), np.array([1, 2]), 2)
+    assert items.tolist() == [[2, 3], [1, 2]] and scores.tolist() == [[5, 3], [8, 2]]
+
+
+def test_the_ranking_scores_count_each_unknown_item_as_a_miss():
+    task = lf.tasks.get("recommendation")(0.0, 1.0, False, _codec(2, 4, [[], []]))
+    lists = np.array([[1, 2] + [3] * (K - 2), [4, 3] + [1] * (K - 2)])
+    users, items = np.array([1, 1, 2, 2, 2]), np.array([2, 0, 0, 0, 4])
+    found = task.ranking(lists, users, items)
+    # user 1: item 2 at rank 2 of 2 held out (one unknown); user 2: item 4 at rank 1 of 3 (two unknown)
+    assert found[f"recall@{K}"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+    assert found[f"hit_rate@{K}"] == 1.0
+
+
+def test_ranked_losses_prefer_the_interaction_to_the_drawn_items():
+    positive, negative = torch.tensor([3.0, 2.0]), torch.tensor([[0.0, -1.0], [1.0, 0.0]])
+    for kind in ("bpr", "softmax", "bce"):
+        loss = RankedLoss(kind, 2)
+        assert loss(positive, negative) < loss(-positive, -negative)
+    bpr = RankedLoss("bpr", 2)(positive, negative)
+    expected = -torch.nn.functional.logsigmoid(positive[:, None] - negative).mean()
+    assert torch.allclose(bpr, expected)
+
+
+@pytest.mark.parametrize("layers", [[], [8]])
+def test_every_items_scores_equal_the_pairs_scores(layers):
+    model = build_model({"type": "factorization", "factors": 4, "layers": layers},
+                        Inputs(kind="interactions", users=5, items=7), 1).eval()
+    users = torch.tensor([1, 4])
+    every = model.item_scores(users)
+    pairs = model(users.repeat_interleave(7), torch.arange(7).repeat(2))[:, 0].reshape(2, 7)
+    assert every.shape == (2, 7) and torch.allclose(every, pairs, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def clicks_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clicks") / "clicks.csv"
+    clicks(users=120, items=150, genres=4).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clicks_run(clicks_csv, tmp_path_factory):
+    spec = {"data": {"path": str(clicks_csv), "user": "user", "item": "item", "time": "time"},
+            "model": {"type": "factorization", "factors": 16, "regularization": 0.001},
+            "train": {"epochs": 15, "batch_size": 256, "optimizer": {"name": "adam", "lr": 0.01},
+                      "loss": {"name": "sampled_softmax", "negatives": 50}, "report": False}}
+    return lf.train(spec, runs_dir=tmp_path_factory.mktemp("runs"))
+
+
+def test_implicit_feedback_learns_tastes_beyond_popularity(clicks_run):
+    test = clicks_run.metrics["test"]
+    assert test[f"ndcg@{K}"] > test[f"most_popular_ndcg@{K}"] * 1.2  # (0.247 against 0.191, seed 0)
+    assert "rmse" not in test  # no ratings
+    assert {f"{name}_ndcg@{K}" for name in ("most_popular", "item_knn", "ease")} <= set(test)
+
+
+def test_recommendations_are_unseen_items_best_first(clicks_run, clicks_csv):
+    frame = pd.read_csv(clicks_csv)
+    table = clicks_run.recommend(["u001", "u002"], k=5)
+    assert table.columns.tolist() == ["user", "rank", "item", "score"]
+    assert table["rank"].tolist() == [1, 2, 3, 4, 5] * 2
+    for user, rows in table.groupby("user"):
+        assert rows["score"].is_monotonic_decreasing
+        trained = set(frame.loc[frame.user == user, "item"])  # (its held-out items may be recommended)
+        encoder = clicks_run.predictor.encoder
+        index = encoder.codec.user_indices([user])[0]
+        had = {encoder.state.item_keys[i - 1] for i in encoder.seen()[index].indices}
+        assert had <= trained and not had & set(rows["item"])
+    with pytest.raises(DataError, match="user 'nobody' is not one of the 120 users"):
+        clicks_run.recommend(["nobody"])
+
+
+def test_pairs_are_scored_the_same_through_predict(clicks_run):
+    pairs = pd.DataFrame({"user": ["u001", "u001"], "item": ["i003", "i004"]})
+    scores = clicks_run.predict(pairs)
+    table = clicks_run.recommend(["u001"], k=150)
+    ranked = dict(zip(table["item"], table["score"]))
+    for item, score in zip(pairs["item"], scores):
+        if item in ranked:
+            assert score == pytest.approx(ranked[item], rel=1e-5)
+
+
+def test_a_loss_of_ratings_is_refused_without_ratings(clicks_csv, runs_dir):
+    spec = {"data": {"path": str(clicks_csv), "user": "user", "item": "item"}, "model": {"type": "factorization"},
+            "train": {"epochs": 1, "loss": "mse"}}
+    with pytest.raises(DataError, match="train.loss: mse compares predicted ratings with ratings"):
+        lf.train(spec, runs_dir=runs_dir)
+
+
+def test_bad_interactions_are_named(tmp_path, runs_dir):
+    path = tmp_path / "ratings.csv"
+    pd.DataFrame({"who": [1, 1, 2], "what": [1, 2, 1], "stars": [4, "five", 3]}).to_csv(path, index=False)
+    data = {"path": str(path), "user": "who", "item": "what"}
+    with pytest.raises(DataError, match="data.rating: .* has no column 'rating'"):
+        lf.train({"data": {**data, "rating": "rating"}}, runs_dir=runs_dir)
+    with pytest.raises(DataError, match="column 'stars' row 2: 'five' is not a number"):
+        lf.train({"data": {**data, "rating": "stars"}}, runs_dir=runs_dir)
+    with pytest.raises(DataError, match="data.target: interactions name their rating column data.rating"):
+        lf.train({"data": {**data, "target": "stars"}}, runs_dir=runs_dir)
+
+
+def test_ratings_are_learned_below_the_spread_of_the_ratings(runs_dir):
+    run = lf.train({"data": {"dataset": "movielens"}, "model": {"type": "factorization", "factors": 16,
+                                                                  "regularization": 0.15},
+                    "train": {"epochs": 6, "batch_size": 1024, "optimizer": {"name": "adam", "lr": 0.005},
+                              "report": False}}, runs_dir=runs_dir)
+    test = run.metrics["test"]
+    assert test["rmse"] < 0.97  # the ratings' spread (predicting the mean) is about 1.06
+    assert 0 < test["mae"] < test["rmse"]
+    rated = run.recommend([1], k=3)
+    assert rated.columns.tolist() == ["user", "rank", "item", "rating"]
+    assert rated["rating"].between(0.0, 6.0).all()
+
+
+def test_the_export_and_the_service_give_the_runs_lists(clicks_run):
+    from fastapi.testclient import TestClient
+
+    from layerforge.runtime import load
+    from layerforge.serving import create_app
+
+    folder = clicks_run.export()
+    parity = __import__("json").loads((folder / "parity.json").read_text())["pipeline"]
+    assert parity["identical"] and parity["lists"]["users"] == 100 and parity["lists"]["identical"]
+    ours = clicks_run.recommend(["u003", "u010"], k=10)
+    theirs = pd.DataFrame(load(folder).recommend(["u003", "u010"], k=10))
+    assert theirs["item"].tolist() == ours["item"].tolist()
+    assert np.allclose(theirs["score"], ours["score"], atol=1e-4)
+    for backend in ("torch", "onnx"):
+        with TestClient(create_app([str(clicks_run.path)], backend=backend)) as client:
+            name = client.get("/v1/models").json()[0]["name"]
+            answer = client.post(f"/v1/models/{name}/recommend", json={"users": ["u003", "u010"], "k": 10})
+            assert answer.status_code == 200, answer.text
+            lists = answer.json()["recommendations"]
+            assert [entry["user"] for entry in lists] == ["u003", "u010"]
+            assert [item["item"] for entry in lists for item in entry["items"]] == ours["item"].tolist()
+            refused = client.post(f"/v1/models/{name}/recommend", json={"users": ["nobody"]})
+            assert refused.status_code == 422 and "user 'nobody' is not one of the 120 users" in refused.json()["error"]
+            pairs = client.post(f"/v1/models/{name}/predict", json={"rows": [{"user": "u003", "item": "i001"}]})
+            assert pairs.status_code == 200, pairs.text
+            assert pairs.json()["predictions"][0]["prediction"] == pytest.approx(
+                float(clicks_run.predict(pd.DataFrame({"user": ["u003"], "item": ["i001"]}))[0]), abs=1e-4)
