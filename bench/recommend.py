@@ -44,12 +44,12 @@ GRIDS = {  # each baseline's hyperparameters tried on the validation part (a bes
 
 ADAM = {"name": "adam", "lr": 0.005}
 MODELS = {  # the layerforge networks (model and train sections), each trained as the docstring says
-    "MF, MSE": ({"type": "factorization", "factors": 32, "regularization": 0.15}, {"optimizer": ADAM}),
-    "MF, BPR": ({"type": "factorization", "factors": 64, "regularization": 0.01},
+    "MF-MSE": ({"type": "factorization", "factors": 32, "regularization": 0.15}, {"optimizer": ADAM}),
+    "MF-BPR": ({"type": "factorization", "factors": 64, "regularization": 0.01},
                 {"optimizer": ADAM, "loss": {"name": "bpr", "negatives": 4}}),
-    "MF, softmax": ({"type": "factorization", "factors": 64, "regularization": 0.001},
-                    {"optimizer": ADAM, "loss": {"name": "sampled_softmax", "negatives": 200}}),
-    "NeuMF, softmax": ({"type": "factorization", "factors": 64, "layers": [64, 32], "regularization": 0.001},
+    "MF-softmax": ({"type": "factorization", "factors": 64, "regularization": 0.001},
+                   {"optimizer": ADAM, "loss": "softmax"}),
+    "NeuMF-softmax": ({"type": "factorization", "factors": 64, "layers": [64, 32], "regularization": 0.001},
                        {"optimizer": ADAM, "loss": {"name": "sampled_softmax", "negatives": 200}}),
 }
 

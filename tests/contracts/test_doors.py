@@ -107,6 +107,10 @@ CASES = {
                                       "data": {"path": str(_boxes(root)), "kind": "boxes", "decoding": {"min_score": 0.05}},
                                       "model": {"type": "centernet", "channels": [8, 16, 16], "stride": 4,
                                                 "head_channels": 8}}, "detection"),
+    "interactions-recommendation": lambda root: ({"data": {"path": str(_clicks(root)), "user": "user", "item": "item",
+                                                           "time": "time"},
+                                                  "model": {"type": "factorization", "factors": 8}},
+                                                 "recommendation"),
     "forecast-forecasting": lambda root: ({"data": {"dataset": "airline", "lookback": 12, "horizon": 3,
                                                     "test_size": 12},
                                            "model": {"type": "mlp", "layers": [8]}}, "forecasting"),
@@ -124,6 +128,16 @@ def _parquet(root):
     path = root / "mixed.parquet"
     if not path.exists():
         _table().to_parquet(path)
+    return path
+
+
+def _clicks(root):
+    """Clicks of 60 users on 80 items (the built-in generator's, smaller)."""
+    path = root / "clicks.csv"
+    if not path.exists():
+        from layerforge.data.builtin import clicks
+
+        clicks(users=60, items=80, genres=4).to_csv(path, index=False)
     return path
 
 
@@ -255,6 +269,11 @@ def _rows(case: str, run, root) -> tuple:
         rows = [{k: None if pd.isna(v) else v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
                 for row in frame.to_dict("records")]  # Python values, as a JSON client sends them
         return path, rows
+    if case.startswith("interactions"):  # pairs of a user and an item, a number-like key among them
+        frame = pd.DataFrame({"user": ["u001", "u007", "u007", "u059"], "item": ["i003", "i010", "i079", "i001"]})
+        path = root / "pairs.csv"
+        frame.to_csv(path, index=False)
+        return path, frame.to_dict("records")
     if case.startswith("sequence"):
         x = np.load(_waves(root))["x"][:10]
         return x, x.tolist()
@@ -403,7 +422,7 @@ def test_every_door_gives_the_same_answers(case, trained, root):
     csv = rows.read_text() if case.startswith("table") else None
     _same(_served(run, "torch", json_rows, csv), ours, 1e-6)
     _same(_served(run, "onnx", json_rows, csv), ours, PROBABILITY)
-    if case.startswith(("table", "text", "pairs")):  # the command line, on either backend, writes the same table
+    if case.startswith(("table", "text", "pairs", "interactions")):  # the command line, on either backend, the same
         for backend in ("torch", "onnx"):
             out = root / f"{case}-{backend}.csv"
             result = CliRunner().invoke(app, ["predict", str(run.path), str(rows), "--out", str(out),

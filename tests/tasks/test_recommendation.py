@@ -80,6 +80,16 @@ def test_ranked_losses_prefer_the_interaction_to_the_drawn_items():
     assert torch.allclose(bpr, expected)
 
 
+def test_the_full_softmax_is_the_cross_entropy_over_every_item_but_the_unknown_one():
+    from layerforge.tasks.recommendation import ranked_loss
+
+    model = build_model({"type": "factorization", "factors": 4}, Inputs(kind="interactions", users=5, items=7), 1)
+    users, items = torch.tensor([1, 2, 4]), torch.tensor([3, 6, 1])
+    logits = model.item_scores(users)[:, 1:]  # item 0 is never an answer
+    expected = torch.nn.functional.cross_entropy(logits, items - 1)
+    assert torch.allclose(ranked_loss(model, (users, items), RankedLoss("softmax", 0)), expected)
+
+
 @pytest.mark.parametrize("layers", [[], [8]])
 def test_every_items_scores_equal_the_pairs_scores(layers):
     model = build_model({"type": "factorization", "factors": 4, "layers": layers},
@@ -198,3 +208,14 @@ def test_the_export_and_the_service_give_the_runs_lists(clicks_run):
             assert pairs.status_code == 200, pairs.text
             assert pairs.json()["predictions"][0]["prediction"] == pytest.approx(
                 float(clicks_run.predict(pd.DataFrame({"user": ["u003"], "item": ["i001"]}))[0]), abs=1e-4)
+
+
+def test_the_examples_are_valid_specs():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "examples" / "recommendation"
+    specs = sorted(folder.glob("*.yaml"))
+    assert len(specs) == 2
+    for path in specs:
+        spec = lf.load_spec(path)
+        assert spec.task == "recommendation" and spec.model.type == "factorization"

@@ -36,11 +36,15 @@ class Factorization(Network):
     def __init__(self, inputs: Inputs, output_size: int, *, factors: int, layers: list[int], activation: str,
                  dropout: float, biases: bool, regularization: float):
         super().__init__(inputs)
-        self.regularization = regularization
-        self.user_factors = nn.Embedding(inputs.users, factors)
-        self.item_factors = nn.Embedding(inputs.items, factors)
+        self.regularization, self.factors, self.biases = regularization, factors, biases
+        # a user's and an item's vector, each with its bias as one more number (in the same
+        # table: a user's bias, which a ranking loss cannot move, learns with its vector)
+        self.user_factors = nn.Embedding(inputs.users, factors + biases)
+        self.item_factors = nn.Embedding(inputs.items, factors + biases)
         for table in (self.user_factors, self.item_factors):
             nn.init.normal_(table.weight, std=factors**-0.5)
+            if biases:
+                nn.init.zeros_(table.weight[:, factors])
         self.tower = None
         width = factors
         if layers:
@@ -57,28 +61,27 @@ class Factorization(Network):
         self.head = nn.Linear(width, output_size)
         nn.init.constant_(self.head.weight, 1.0 if not layers else 0.5)
         nn.init.zeros_(self.head.bias)
-        self.user_bias = nn.Embedding(inputs.users, 1) if biases else None
-        self.item_bias = nn.Embedding(inputs.items, 1) if biases else None
-        for table in (self.user_bias, self.item_bias):
-            if table is not None:
-                nn.init.zeros_(table.weight)
 
-    def features(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        found = self.user_factors(users) * self.item_factors(items)  # (B, factors)
+    def _parts(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The features the head reads (B, width) and the pairs' biases (B, 1), or None."""
+        user, item = self.user_factors(users), self.item_factors(items)  # (B, factors [+ 1])
+        found = user[:, : self.factors] * item[:, : self.factors]  # (B, factors)
         if self.tower is not None:
             pair = torch.cat([self.user_vectors(users), self.item_vectors(items)], dim=-1)  # (B, 2 * factors)
             found = torch.cat([found, self.tower(pair)], dim=-1)  # (B, factors + layers[-1])
-        return found
+        return found, (user[:, self.factors :] + item[:, self.factors :]) if self.biases else None
+
+    def features(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self._parts(users, items)[0]
 
     @property
     def output_layer(self) -> nn.Linear:
         return self.head
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        scores = self.head(self.features(users, items))  # (B, output_size)
-        if self.user_bias is not None:
-            scores = scores + self.user_bias(users) + self.item_bias(items)
-        return scores
+        features, biases = self._parts(users, items)
+        scores = self.head(features)  # (B, output_size)
+        return scores if biases is None else scores + biases
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """``regularization`` times the mean over the pairs of their user's and item's squared
@@ -87,8 +90,6 @@ class Factorization(Network):
         tables = [(self.user_factors, users), (self.item_factors, items)]
         if self.tower is not None:
             tables += [(self.user_vectors, users), (self.item_vectors, items)]
-        if self.user_bias is not None:
-            tables += [(self.user_bias, users), (self.item_bias, items)]
         found = sum(table(rows).square().sum(dim=-1).mean() for table, rows in tables)
         return self.regularization * (found + self.head.weight.square().sum())
 
@@ -97,10 +98,11 @@ class Factorization(Network):
         without a tower, else the pairs scored ``chunk`` at a time."""
         items = self.inputs.items
         if self.tower is None:
-            weighted = self.user_factors(users) * self.head.weight[0]  # (B, factors)
-            scores = weighted @ self.item_factors.weight.T + self.head.bias[0]  # (B, items)
-            if self.user_bias is not None:
-                scores = scores + self.user_bias(users) + self.item_bias.weight.T
+            user, every = self.user_factors(users), self.item_factors.weight
+            weighted = user[:, : self.factors] * self.head.weight[0]  # (B, factors)
+            scores = weighted @ every[:, : self.factors].T + self.head.bias[0]  # (B, items)
+            if self.biases:
+                scores = scores + user[:, self.factors :] + every[:, self.factors :].T
             return scores
         rows = max(1, chunk // items)
         parts = []

@@ -35,7 +35,8 @@ REF = "#/components/schemas/{model}"
 JSON_MEDIA = ("application/json", "", "application/x-www-form-urlencoded")  # the last: curl -d's default
 SOUND_MEDIA = ("audio/wav", "audio/x-wav", "audio/wave", "audio/flac", "audio/ogg")  # one clip in the body
 PROTECTED = ("/v1/", "/v2/models", "/metrics")
-_PREDICT = re.compile(r"^/v1/models/([^/:]+)(/predict|:predict|/recommend)$|^/v2/models/([^/]+)(/infer|/versions/1/infer)$")
+_PREDICT = re.compile(r"^/v1/models/([^/:]+)(/predict|:predict|/recommend)$"
+                      r"|^/v2/models/([^/]+)(/infer|/versions/1/infer)$")
 _ROUTES = {"/predict": "/v1/models/{name}/predict", ":predict": "/v1/models/{name}:predict",
            "/recommend": "/v1/models/{name}/recommend",
            "/infer": "/v2/models/{name}/infer", "/versions/1/infer": "/v2/models/{name}/versions/1/infer"}

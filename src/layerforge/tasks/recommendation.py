@@ -27,7 +27,7 @@ from ..recommenders import BASELINES
 from .base import Finished, Task, answer_outputs
 
 K = 20  # the length of the lists the metrics judge
-RANKED = ("bpr", "bce", "sampled_softmax")  # the losses of implicit feedback (``RankedLoss``)
+RANKED = ("bpr", "bce", "sampled_softmax", "softmax")  # the losses of implicit feedback (``RankedLoss``)
 RANKING = ("recall", "ndcg", "map", "hit_rate", "coverage", "popularity")
 
 
@@ -36,8 +36,9 @@ class RankedLoss:
     """A loss of implicit feedback: each interaction's score (B,) against the scores (B, N) of
     ``negatives`` items drawn at random for it, which the recommendation task draws and scores.
     'bpr': -log σ(positive - negative) (Rendle et al. 2009); 'softmax': cross-entropy of the
-    interaction among the drawn items (sampled softmax); 'bce': the interaction as 1 and the
-    drawn items as 0."""
+    interaction among the drawn items (sampled softmax), or with ``negatives`` 0 among every
+    item (a full softmax over the catalogue: the loss ``softmax``); 'bce': the interaction as 1
+    and the drawn items as 0."""
 
     kind: str
     negatives: int
@@ -258,6 +259,10 @@ def ranked_loss(model, inputs: tuple, loss_fn, generator=None):
     import torch
 
     users, items = inputs
+    if loss_fn.negatives == 0:  # every item: a full softmax over the catalogue (never the unknown item 0)
+        logits = model.item_scores(users)  # (B, items)
+        logits = torch.cat([torch.full_like(logits[:, :1], float("-inf")), logits[:, 1:]], dim=1)
+        return torch.nn.functional.cross_entropy(logits, items)
     drawn = torch.randint(1, model.inputs.items, (len(users), loss_fn.negatives), device=users.device,
                           generator=generator)
     positive = model(users, items)[:, 0]

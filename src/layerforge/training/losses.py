@@ -44,6 +44,10 @@ def _sampled_softmax(form: str, negatives: int = 100) -> RankedLoss:
     return RankedLoss("softmax", negatives)
 
 
+def _softmax(form: str) -> RankedLoss:
+    return RankedLoss("softmax", 0)  # every item
+
+
 def _one_hot(target, num_classes: int):
     import torch.nn.functional as F
 
@@ -240,6 +244,7 @@ LOSSES: dict[str, LossEntry] = {
     "bce": LossEntry(_bce, ("classes", "labels", "interactions"), ("negatives",)),
     "bpr": LossEntry(_bpr, ("interactions",), ("negatives",)),
     "sampled_softmax": LossEntry(_sampled_softmax, ("interactions",), ("negatives",)),
+    "softmax": LossEntry(_softmax, ("interactions",), ()),
     "ctc": LossEntry(_ctc, ("alignments",), ()),
     "dice": LossEntry(_dice, ("pixels",), ("class_weights",)),
     "dice_ce": LossEntry(_dice_ce, ("pixels",), ("class_weights",)),
