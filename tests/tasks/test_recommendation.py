@@ -149,6 +149,14 @@ def test_pairs_are_scored_the_same_through_predict(clicks_run):
             assert score == pytest.approx(ranked[item], rel=1e-5)
 
 
+def test_new_interactions_are_evaluated_by_their_pairs_alone(clicks_run):
+    held = pd.DataFrame({"user": ["u001", "u001", "u002"], "item": ["i001", "i002", "i003"]})
+    found = clicks_run.evaluate(held)
+    assert set(found) >= {f"ndcg@{K}", f"recall@{K}", "loss"} and "rmse" not in found
+    with pytest.raises(DataError, match="item 'i999' is not one of the 150"):
+        clicks_run.evaluate(pd.DataFrame({"user": ["u001"], "item": ["i999"]}))
+
+
 def test_a_loss_of_ratings_is_refused_without_ratings(clicks_csv, runs_dir):
     spec = {"data": {"path": str(clicks_csv), "user": "user", "item": "item"}, "model": {"type": "factorization"},
             "train": {"epochs": 1, "loss": "mse"}}

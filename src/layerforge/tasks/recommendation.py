@@ -118,6 +118,10 @@ class RecommendationTask(Task):
 
         return torch.as_tensor(y, dtype=torch.get_default_dtype()).reshape(len(y), -1)
 
+    def evaluation_needs_targets(self, model) -> bool:
+        """Ratings to score the ratings' errors; implicit feedback is scored by its pairs alone."""
+        return self.rated
+
     def own_loss(self, loss_spec):
         """Without ``train.loss`` and ratings: BPR (with ratings: ``default_loss``, MSE). A loss of
         ratings is refused without ratings."""
