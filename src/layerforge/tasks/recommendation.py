@@ -76,8 +76,8 @@ class RecommendationTask(Task):
                      f"popularity@{K}": (0.0, None), "rmse": (0.0, None), "mae": (0.0, None)}
     headline = f"ndcg@{K}"
     scored_on_outputs = False
-    example = {"data": {"dataset": "movielens"}, "model": {"type": "factorization", "factors": 16},
-               "train": {"batch_size": 1024}}
+    example = {"data": {"dataset": "clicks"}, "model": {"type": "factorization", "factors": 16},
+               "train": {"batch_size": 512}}
 
     def __init__(self, mean: float, std: float, rated: bool, codec):
         self.mean, self.std, self.rated, self.codec = float(mean), float(std), rated, codec
