@@ -157,6 +157,15 @@ def test_new_interactions_are_evaluated_by_their_pairs_alone(clicks_run):
         clicks_run.evaluate(pd.DataFrame({"user": ["u001"], "item": ["i999"]}))
 
 
+def test_drawn_items_are_refused_outside_recommendation():
+    from layerforge.errors import SpecError
+    from layerforge.training import losses
+
+    assert losses.get("bce", "recommendation", {"negatives": 8}).negatives == 8
+    with pytest.raises(SpecError, match="train.loss.negatives: items drawn per interaction are for recommendation"):
+        losses.get("bce", "classification", {"negatives": 8})
+
+
 def test_a_loss_of_ratings_is_refused_without_ratings(clicks_csv, runs_dir):
     spec = {"data": {"path": str(clicks_csv), "user": "user", "item": "item"}, "model": {"type": "factorization"},
             "train": {"epochs": 1, "loss": "mse"}}

@@ -152,11 +152,13 @@ def _ctc(form: str) -> Callable:
     return loss
 
 
-def _bce(form: str, negatives: int = 4) -> Callable:
+def _bce(form: str, negatives: int | None = None) -> Callable:
     import torch.nn.functional as F
 
     if form == "interactions":
-        return RankedLoss("bce", negatives)
+        return RankedLoss("bce", 4 if negatives is None else negatives)
+    if negatives is not None:
+        raise SpecError("train.loss.negatives: items drawn per interaction are for recommendation runs; remove it")
     if form == "labels":  # (N, L) logits against (N, L) sets of labels of 0/1
         return F.binary_cross_entropy_with_logits
     return lambda output, target: F.binary_cross_entropy_with_logits(
