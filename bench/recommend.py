@@ -51,6 +51,8 @@ MODELS = {  # the layerforge networks (model and train sections), each trained a
                 {"optimizer": ADAM, "loss": {"name": "bpr", "negatives": 4}}),
     "MF-softmax": ({"type": "factorization", "factors": 64, "regularization": 0.001},
                    {"optimizer": ADAM, "loss": "softmax"}),
+    "MF-softmax-1024": ({"type": "factorization", "factors": 1024, "regularization": 0.001},
+                        {"optimizer": {"name": "adam", "lr": 0.001}, "loss": "softmax"}),
     "NeuMF-softmax": ({"type": "factorization", "factors": 64, "layers": [64, 32], "regularization": 0.001},
                       {"optimizer": ADAM, "loss": {"name": "sampled_softmax", "negatives": 200}}),
     # the ratings without their times: a random share of each user's held out (the split a
