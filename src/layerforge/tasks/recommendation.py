@@ -156,7 +156,7 @@ class RecommendationTask(Task):
             else:
                 found = {"loss": float(loss_fn(outputs, y)), **self.scores(outputs, y)}
         users, items = (t.cpu().numpy() for t in inputs)
-        return {**found, **self.ranking(self.recommend(model, np.unique(users[users > 0]), K), users, items)}
+        return {**found, **self.ranking(self.ranked(model, np.unique(users[users > 0]), K)[0], users, items)}
 
     def scores(self, outputs, y) -> dict[str, float]:
         """The ratings' RMSE and MAE of pairs' outputs (none without ratings)."""
@@ -180,13 +180,9 @@ class RecommendationTask(Task):
         found = ranking_scores(list(lists), truths, K, len(popularity) - 1, popularity)
         return {f"{name}@{K}": found[f"{name}@{K}"] for name in RANKING}
 
-    def recommend(self, model, users: np.ndarray, k: int, batch: int = 256) -> np.ndarray:
-        """Each user's ``k`` best items (indices) that the user did not have in training, best
-        first (the unknown item 0 never)."""
-        return self.ranked(model, users, k, batch)[0]
-
     def ranked(self, model, users: np.ndarray, k: int, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """``recommend``'s items (users, k) and the model's outputs for them (users, k)."""
+        """Each user's ``k`` best items (indices, users x k) that the user did not have in
+        training, best first (the unknown item 0 never), and the model's outputs for them."""
         import torch
 
         parameter = next(model.parameters())

@@ -149,16 +149,14 @@ class InteractionsKind(Kind):
     def fit(self, source: Source, train: np.ndarray, data_spec) -> InteractionsEncoder:
         frame = source.payload.iloc[train]
         facts = source.facts
-        user_keys = sorted({key_of(v) for v in frame[facts["user"]]})
-        item_keys = sorted({key_of(v) for v in frame[facts["item"]]})
-        state = InteractionsState(user=facts["user"], item=facts["item"], rating=source.target, time=facts["time"],
-                                  user_keys=user_keys, item_keys=item_keys, seen_starts=[0] * (len(user_keys) + 2),
-                                  seen_items=[])
-        encoder = InteractionsEncoder(state, source.target)
-        (users, items), _ = encoder.codec.encode(frame, unknown="error")
-        pairs = np.unique(np.stack([users, items], axis=1), axis=0)  # sorted by user, then item
+        # the keys sorted, each index one more than its place (0: a key training never held)
+        user_keys, users = np.unique([key_of(v) for v in frame[facts["user"]]], return_inverse=True)
+        item_keys, items = np.unique([key_of(v) for v in frame[facts["item"]]], return_inverse=True)
+        pairs = np.unique(np.stack([users + 1, items + 1], axis=1), axis=0)  # sorted by user, then item
         starts = np.searchsorted(pairs[:, 0], np.arange(len(user_keys) + 2))
-        state.seen_starts, state.seen_items = starts.tolist(), pairs[:, 1].tolist()
+        state = InteractionsState(user=facts["user"], item=facts["item"], rating=source.target, time=facts["time"],
+                                  user_keys=user_keys.tolist(), item_keys=item_keys.tolist(),
+                                  seen_starts=starts.tolist(), seen_items=pairs[:, 1].tolist())
         return InteractionsEncoder(state, source.target)
 
     def encoder(self, state: InteractionsState, target: str | None) -> InteractionsEncoder:
