@@ -55,6 +55,11 @@ MODELS = {  # the layerforge networks (model and train sections), each trained a
                         {"optimizer": {"name": "adam", "lr": 0.001}, "loss": "softmax"}),
     "NeuMF-softmax": ({"type": "factorization", "factors": 64, "layers": [64, 32], "regularization": 0.001},
                       {"optimizer": ADAM, "loss": {"name": "sampled_softmax", "negatives": 200}}),
+    # each user's latest 50 items before an interaction, read by self-attention or a GRU
+    "SASRec-softmax": ({"type": "sequential", "factors": 64, "length": 50, "layers": 2, "dropout": 0.2},
+                       {"optimizer": {"name": "adam", "lr": 0.002}, "loss": "softmax"}),
+    "GRU4Rec-softmax": ({"type": "sequential", "cell": "gru", "factors": 64, "length": 50, "layers": 1,
+                         "dropout": 0.2}, {"optimizer": {"name": "adam", "lr": 0.002}, "loss": "softmax"}),
     # the ratings without their times: a random share of each user's held out (the split a
     # published SVD's RMSE on this set is measured on); its lists are not the time split's
     "MF-MSE-random": ({"type": "factorization", "factors": 32, "regularization": 0.15}, {"optimizer": ADAM}),

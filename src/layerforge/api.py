@@ -179,6 +179,7 @@ def train(
         loaded = init_from(model, Path(spec.model.init_from).expanduser(), task.classes)
         if console is not None:
             console.print(loaded.summary(), markup=False)
+    model.hold(prepared.encoder.constants)  # this data's, whatever a run it starts from held
     if resume is None and leader:
         clear_orphans(runs_dir)
         run_dir = new_run_dir(runs_dir, spec.name, spec)

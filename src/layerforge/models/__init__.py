@@ -29,6 +29,7 @@ from .configs import (
     MLPConfig,
     PretrainedConfig,
     RNNConfig,
+    SequentialConfig,
     TransformerConfig,
     UNetConfig,
 )
@@ -85,6 +86,7 @@ FAMILIES: dict[str, Family] = {
     "unet": Family(UNetConfig, _module_builder("unet"), ("image",)),
     "centernet": Family(CenterNetConfig, _module_builder("detector"), ("image",)),
     "factorization": Family(FactorizationConfig, _module_builder("factorization"), ("interactions",)),
+    "sequential": Family(SequentialConfig, _module_builder("sequential"), ("interactions",)),
 }
 
 

@@ -259,6 +259,31 @@ class FactorizationConfig(FamilyConfig):
     _known_activation = field_validator("activation")(_known_activation)
 
 
+class SequentialConfig(FamilyConfig):
+    """Each user as the items they had, in order (recommendation): the ``length`` latest items a
+    user had before an interaction, read by a self-attention encoder (``cell: transformer``,
+    SASRec, Kang and McAuley 2018) or a GRU (``cell: gru``, GRU4Rec, Hidasi et al. 2016), score
+    each item by its vector of ``factors`` numbers (the items' vectors are the ones the history
+    is read through). In training, an interaction is scored from what preceded it; a trained
+    model reads each user's latest training items."""
+
+    example: ClassVar[dict[str, Any]] = {"factors": 8, "length": 4, "layers": 1, "heads": 2}
+
+    type: Literal["sequential"] = "sequential"
+    cell: Literal["transformer", "gru"] = "transformer"
+    factors: PositiveInt = 64
+    length: PositiveInt = 50
+    layers: PositiveInt = 2
+    heads: PositiveInt = 2
+    dropout: Fraction = 0.2
+
+    @model_validator(mode="after")
+    def _heads_divide_factors(self):
+        if self.cell == "transformer" and self.factors % self.heads:
+            raise problem(f"factors ({self.factors}) must be a multiple of heads ({self.heads})", "heads")
+        return self
+
+
 class UNetConfig(FamilyConfig):
     """A U-Net for segmentation: each level's width from the full-size picture down (the last
     is the bottleneck; each level halves the picture), and a class score per pixel. With

@@ -93,9 +93,13 @@ class Factorization(Network):
         found = sum(table(rows).square().sum(dim=-1).mean() for table, rows in tables)
         return self.regularization * (found + self.head.weight.square().sum())
 
-    def item_scores(self, users: torch.Tensor, chunk: int = 1 << 20) -> torch.Tensor:
-        """Each user's first output for every item (B, items): one product of the factor tables
-        without a tower, else the pairs scored ``chunk`` at a time."""
+    def item_scores(self, users: torch.Tensor, items: torch.Tensor | None = None, among: torch.Tensor | None = None,
+                    chunk: int = 1 << 20) -> torch.Tensor:
+        """Each user's first output for the items ``among`` (B, N), or for every item (B, items):
+        one product of the factor tables without a tower, else the pairs scored ``chunk`` at a
+        time. ``items`` (the pair each row scores) does not change a user's vector here."""
+        if among is not None:
+            return self(users.repeat_interleave(among.shape[1]), among.reshape(-1))[:, 0].reshape(among.shape)
         items = self.inputs.items
         if self.tower is None:
             user, every = self.user_factors(users), self.item_factors.weight

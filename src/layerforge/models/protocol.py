@@ -135,6 +135,10 @@ class Network(nn.Module):
         default 'model', the forward pass."""
         return {"model": self}
 
+    def hold(self, constants: dict) -> None:
+        """Keep what the training data holds besides its rows (``Encoder.constants``: numpy
+        arrays by name), before training; by default nothing is kept."""
+
     def trace(self, inputs: tuple, labels: torch.Tensor | None = None) -> None:
         """Run every layer once on ``inputs`` (``labels``: the classes, for conditional models)."""
         self(*inputs)

@@ -59,6 +59,7 @@ def lr_range_test(spec: Any = None, overrides=(), *, start: float = 1e-7, end: f
                         f"{' and '.join(task.loss_names)}: tune each optimizer's train.*.lr directly")
     torch.manual_seed(spec.seed)
     model = checked_build(spec.model, prepared.inputs, task.output_size, task.num_classes)
+    model.hold(prepared.encoder.constants)
     scaffold = Scaffold(spec.train, task, seed=spec.seed,
                         augment=Augment.from_spec(spec.data.augment, task.moved_targets))
     model, batches, _ = scaffold.ready(model, prepared.splits["train"], None)

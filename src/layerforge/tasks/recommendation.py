@@ -260,11 +260,10 @@ def ranked_loss(model, inputs: tuple, loss_fn, generator=None):
 
     users, items = inputs
     if loss_fn.negatives == 0:  # every item: a full softmax over the catalogue (never the unknown item 0)
-        logits = model.item_scores(users)  # (B, items)
+        logits = model.item_scores(users, items)  # (B, items)
         logits = torch.cat([torch.full_like(logits[:, :1], float("-inf")), logits[:, 1:]], dim=1)
         return torch.nn.functional.cross_entropy(logits, items)
     drawn = torch.randint(1, model.inputs.items, (len(users), loss_fn.negatives), device=users.device,
                           generator=generator)
-    positive = model(users, items)[:, 0]
-    negative = model(users.repeat_interleave(loss_fn.negatives), drawn.reshape(-1))[:, 0]
-    return loss_fn(positive, negative.reshape(len(users), loss_fn.negatives))
+    scores = model.item_scores(users, items, among=torch.cat([items[:, None], drawn], dim=1))  # (B, 1 + N)
+    return loss_fn(scores[:, 0], scores[:, 1:])

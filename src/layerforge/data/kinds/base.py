@@ -140,6 +140,13 @@ class Encoder(ABC):
         """The names of the raw input columns, when the data has named columns."""
         return None
 
+    @property
+    def constants(self) -> dict[str, np.ndarray]:
+        """What the training data holds that a network may read besides each row (each user's
+        training items, for a network of users' histories), by name; the network built for a
+        run is handed them (``Network.hold``)."""
+        return {}
+
     @abstractmethod
     def encode(self, source: Source, parts: dict[str, np.ndarray]) -> dict[str, Encoded]:
         """Inputs and targets of the rows of each part of ``source``."""

@@ -26,7 +26,8 @@ from .base import Encoder, Kind, Source, State
 class InteractionsState(State):
     """The columns (user, item, and the rating and time where the data has them), the keys
     training saw in index order from 1, and each user's training items (``seen_items`` from
-    ``seen_starts[u]`` to ``seen_starts[u + 1]`` for user index ``u``)."""
+    ``seen_starts[u]`` to ``seen_starts[u + 1]`` for user index ``u``), in the order the user had
+    them (by ``time``, else by row; an item had twice at its latest)."""
 
     kind: Literal["interactions"] = "interactions"
     user: str
@@ -63,13 +64,22 @@ class InteractionsEncoder(Encoder):
             found[name] = ((users, items), labels)
         return found
 
+    @property
+    def constants(self) -> dict[str, np.ndarray]:
+        """Each user's training items in order (``seen_items`` from ``seen_starts[u]``), which a
+        network of users' histories reads."""
+        return {"seen_starts": np.asarray(self.state.seen_starts, np.int64),
+                "seen_items": np.asarray(self.state.seen_items, np.int64)}
+
     def seen(self):
         """Each user's training items: a users x items matrix of ones (scipy CSR)."""
         from scipy.sparse import csr_matrix
 
         starts, items = np.asarray(self.state.seen_starts), np.asarray(self.state.seen_items, np.int64)
         shape = (self.inputs.users, self.inputs.items)
-        return csr_matrix((np.ones(len(items), np.float32), items, starts), shape=shape)
+        found = csr_matrix((np.ones(len(items), np.float32), items, starts), shape=shape)
+        found.sort_indices()
+        return found
 
     def missing_labels(self) -> str:
         return f"evaluation data needs each row's rating: a column '{self.state.rating}'"
@@ -152,11 +162,16 @@ class InteractionsKind(Kind):
         # the keys sorted, each index one more than its place (0: a key training never held)
         user_keys, users = np.unique([key_of(v) for v in frame[facts["user"]]], return_inverse=True)
         item_keys, items = np.unique([key_of(v) for v in frame[facts["item"]]], return_inverse=True)
-        pairs = np.unique(np.stack([users + 1, items + 1], axis=1), axis=0)  # sorted by user, then item
-        starts = np.searchsorted(pairs[:, 0], np.arange(len(user_keys) + 2))
+        # each user's items in the order the user had them (by time, else by row), an item had
+        # twice at its latest
+        times = facts["times"][train] if facts["times"] is not None else np.zeros(len(train))
+        order = np.lexsort((np.arange(len(train)), times, users))
+        latest = len(order) - 1 - np.unique((users * len(item_keys) + items)[order][::-1], return_index=True)[1]
+        kept = order[np.sort(latest)]  # still by user, then time
+        starts = np.searchsorted(users[kept] + 1, np.arange(len(user_keys) + 2))
         state = InteractionsState(user=facts["user"], item=facts["item"], rating=source.target, time=facts["time"],
                                   user_keys=user_keys.tolist(), item_keys=item_keys.tolist(),
-                                  seen_starts=starts.tolist(), seen_items=pairs[:, 1].tolist())
+                                  seen_starts=starts.tolist(), seen_items=(items[kept] + 1).tolist())
         return InteractionsEncoder(state, source.target)
 
     def encoder(self, state: InteractionsState, target: str | None) -> InteractionsEncoder:
