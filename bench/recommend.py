@@ -17,7 +17,7 @@ interactions (validation included) for the epochs the first stage chose, scored 
 part; the second run's test metrics hold the baselines fitted on the same interactions, at the
 settings chosen here. Each network is trained with ``--seeds`` seeds and its median printed.
 
-Run: ``python bench/recommend.py [--k 20] [--seeds 3] [--models all|none|NAME,NAME]``.
+Run: ``python bench/recommend.py [--k 20] [--seeds 3] [--first-seed 0] [--models all|none|NAME,NAME]``.
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="the networks' seeds start here")
     parser.add_argument("--models", default="all", help="the networks to train: all, none, or names from MODELS")
     parser.add_argument("--baselines", default="all", help="the baselines to tune: all, none, or names")
     parser.add_argument("--runs-dir", default="/tmp/layerforge-bench-recommend")
@@ -155,7 +156,8 @@ def main() -> None:
     names = [] if args.models == "none" else list(MODELS) if args.models == "all" else args.models.split(",")
     for name in names:
         model, train = MODELS[name]
-        runs = [trained(model, train, seed, k, args.runs_dir, name in UNTIMED) for seed in range(args.seeds)]
+        runs = [trained(model, train, seed, k, args.runs_dir, name in UNTIMED)
+                for seed in range(args.first_seed, args.first_seed + args.seeds)]
         median = {key: statistics.median(r[key] for r in runs) for key in runs[0] if key in ("val", "epochs", "seconds")
                   or key.endswith(f"@{k}") or key in ("rmse", "mae")}
         ndcg = " ".join(f"{r[f'ndcg@{k}']:.4f}" for r in runs)
