@@ -318,3 +318,12 @@ def test_a_sequential_models_export_gives_the_runs_lists(sequential_run):
     assert np.allclose(theirs["score"], ours["score"], atol=1e-4)
     pairs = pd.DataFrame({"user": ["u003"] * 3, "item": ours["item"][:3]})
     assert np.allclose(sequential_run.predict(pairs), ours["score"][:3], atol=1e-5)
+
+
+def test_a_trained_sequential_model_holds_each_users_latest_training_items(sequential_run):
+    encoder = sequential_run.predictor.encoder
+    starts, had = encoder.state.seen_starts, encoder.state.seen_items
+    recent = sequential_run.predictor.model.recent  # restored from the run's weights
+    for user in (1, 7, 50):
+        latest = had[starts[user] : starts[user + 1]][-20:]
+        assert recent[user].tolist() == [0] * (20 - len(latest)) + latest
