@@ -100,7 +100,7 @@ class Factorization(Network):
         time. ``items`` (the pair each row scores) does not change a user's vector here."""
         if among is not None:
             return self(users.repeat_interleave(among.shape[1]), among.reshape(-1))[:, 0].reshape(among.shape)
-        items = self.inputs.items
+        catalogue = self.inputs.items
         if self.tower is None:
             user, every = self.user_factors(users), self.item_factors.weight
             weighted = user[:, : self.factors] * self.head.weight[0]  # (B, factors)
@@ -108,15 +108,15 @@ class Factorization(Network):
             if self.biases:
                 scores = scores + user[:, self.factors :] + every[:, self.factors :].T
             return scores
-        rows = max(1, chunk // items)
+        rows = max(1, chunk // catalogue)
         parts = []
-        every = torch.arange(items, device=users.device)
+        every = torch.arange(catalogue, device=users.device)
         for start in range(0, len(users), rows):
             part = users[start : start + rows]
-            pairs_users = part.repeat_interleave(items)  # (b * items,)
+            pairs_users = part.repeat_interleave(catalogue)  # (b * items,)
             pairs_items = every.repeat(len(part))
-            parts.append(self(pairs_users, pairs_items)[:, 0].reshape(len(part), items))
-        return torch.cat(parts) if parts else torch.zeros(0, items, device=users.device)
+            parts.append(self(pairs_users, pairs_items)[:, 0].reshape(len(part), catalogue))
+        return torch.cat(parts) if parts else torch.zeros(0, catalogue, device=users.device)
 
     def export_graphs(self) -> list[Graph]:
         example = self.example_inputs(2)
