@@ -88,11 +88,16 @@ class Sequential(Network):
         inside = places >= self.starts[users][:, None]
         return torch.where(inside, self.history[places.clamp(min=0)], torch.zeros_like(places))
 
+    def _by_pair(self, items: torch.Tensor | None) -> bool:
+        """Whether each pair is read from what preceded its item (training, with the histories
+        held) rather than from its user's latest items."""
+        return self.training and items is not None and len(self.history) > 0
+
     def contexts(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         """The items each pair is read from (B, length): in training, what the user had before the
         pair's item (all of it, for an item the user did not have in training); otherwise, the
         user's latest training items."""
-        if not self.training or items is None or len(self.history) == 0:
+        if not self._by_pair(items):
             return self.recent[users]
         keys = users * self.inputs.items + items
         found = torch.searchsorted(self.pair_keys, keys).clamp(max=len(self.pair_keys) - 1)
@@ -115,7 +120,7 @@ class Sequential(Network):
     def _users(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         """Each pair's ``h`` (B, factors): a user's once per batch where it does not depend on the
         pair's item."""
-        if self.training and items is not None and len(self.history):
+        if self._by_pair(items):
             return self.represent(self.contexts(users, items))
         unique, back = torch.unique(users, return_inverse=True)
         return self.represent(self.recent[unique])[back]
