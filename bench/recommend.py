@@ -60,19 +60,25 @@ MODELS = {  # the layerforge networks (model and train sections), each trained a
                        {"optimizer": {"name": "adam", "lr": 0.002}, "loss": "softmax"}),
     "GRU4Rec-softmax": ({"type": "sequential", "cell": "gru", "factors": 64, "length": 50, "layers": 1,
                          "dropout": 0.2}, {"optimizer": {"name": "adam", "lr": 0.002}, "loss": "softmax"}),
+    # two towers, the movies' from their genres, year and title words (DATA), in-batch negatives
+    "TwoTower-in-batch": ({"type": "two_tower", "factors": 64, "layers": [256]},
+                          {"optimizer": {"name": "adam", "lr": 0.002}, "loss": "in_batch"}),
     # the ratings without their times: a random share of each user's held out (the split a
     # published SVD's RMSE on this set is measured on); its lists are not the time split's
     "MF-MSE-random": ({"type": "factorization", "factors": 32, "regularization": 0.15}, {"optimizer": ADAM}),
 }
 UNTIMED = ("MF-MSE-random",)
+DATA = {"TwoTower-in-batch": {"item_features": ["genres", "year", "title"]}}  # a network's data options
 
 
-def trained(model: dict, train: dict, seed: int, k: int, runs_dir: str, untimed: bool = False) -> dict[str, float]:
+def trained(model: dict, train: dict, seed: int, k: int, runs_dir: str, untimed: bool = False,
+            options: dict | None = None) -> dict[str, float]:
     """A network's two stages (see the docstring): the test metrics of the second run, the
-    first run's validation score and the epochs, and both runs' seconds."""
+    first run's validation score and the epochs, and both runs' seconds (``options``: more of
+    the data section)."""
     rated = "loss" not in train
     monitor = "val_rmse" if rated else f"val_ndcg@{k}"
-    data = {"dataset": "movielens"}
+    data = {"dataset": "movielens", **(options or {})}
     if untimed:  # the ratings as a table without the time column
         path = Path(runs_dir) / "movielens-untimed.csv"
         if not path.exists():
@@ -156,7 +162,7 @@ def main() -> None:
     names = [] if args.models == "none" else list(MODELS) if args.models == "all" else args.models.split(",")
     for name in names:
         model, train = MODELS[name]
-        runs = [trained(model, train, seed, k, args.runs_dir, name in UNTIMED)
+        runs = [trained(model, train, seed, k, args.runs_dir, name in UNTIMED, DATA.get(name))
                 for seed in range(args.first_seed, args.first_seed + args.seeds)]
         median = {key: statistics.median(r[key] for r in runs) for key in runs[0] if key in ("val", "epochs", "seconds")
                   or key.endswith(f"@{k}") or key in ("rmse", "mae")}

@@ -232,10 +232,10 @@ def test_the_examples_are_valid_specs():
 
     folder = Path(__file__).resolve().parents[2] / "examples" / "recommendation"
     specs = sorted(folder.glob("*.yaml"))
-    assert len(specs) == 3
+    assert len(specs) == 4
     for path in specs:
         spec = lf.load_spec(path)
-        assert spec.task == "recommendation" and spec.model.type in ("factorization", "sequential")
+        assert spec.task == "recommendation" and spec.model.type in ("factorization", "sequential", "two_tower")
 
 
 def test_each_users_history_is_kept_in_the_order_the_user_had_it(tmp_path, runs_dir):
@@ -327,3 +327,99 @@ def test_a_trained_sequential_model_holds_each_users_latest_training_items(seque
     for user in (1, 7, 50):
         latest = had[starts[user] : starts[user + 1]][-20:]
         assert recent[user].tolist() == [0] * (20 - len(latest)) + latest
+
+
+def test_in_batch_is_the_cross_entropy_among_the_batchs_distinct_items():
+    from layerforge.tasks.recommendation import ranked_loss
+
+    model = build_model({"type": "factorization", "factors": 4}, Inputs(kind="interactions", users=5, items=7), 1)
+    users, items = torch.tensor([1, 2, 4, 3]), torch.tensor([3, 6, 3, 1])
+    logits = model.item_scores(users)[:, [1, 3, 6]]  # the batch's items, once each
+    wanted = torch.tensor([1, 2, 1, 0])
+    plain = ranked_loss(model, (users, items), RankedLoss("in_batch", 0, correction=False))
+    assert torch.allclose(plain, torch.nn.functional.cross_entropy(logits, wanted), atol=1e-6)
+    counts = np.array([0, 5, 0, 1, 0, 0, 3])  # each item's training interactions
+    corrected = ranked_loss(model, (users, items), RankedLoss("in_batch", 0), shares=counts)
+    expected = torch.nn.functional.cross_entropy(logits - torch.log(torch.tensor([6.0, 2.0, 4.0])), wanted)
+    assert torch.allclose(corrected, expected, atol=1e-6)
+
+
+def _two_tower(**options):
+    inputs = Inputs(kind="interactions", users=3, items=5, user_features=2, item_features=3)
+    model = build_model({"type": "two_tower", "factors": 4, "layers": [8], "dropout": 0.0, **options}, inputs, 1)
+    model.hold({"user_columns": np.array([[0, 0], [1, 0], [0, 1]]),
+                "item_columns": np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]])})
+    return model.eval()
+
+
+def test_a_two_tower_model_answers_from_each_sides_columns():
+    model = _two_tower(ids=False)
+    users = torch.tensor([1, 2])
+    every = model.item_scores(users)
+    assert torch.equal(every[:, 1], every[:, 3])  # items 1 and 3 have the same columns
+    assert not torch.allclose(every[:, 1], every[:, 2])
+    pairs = model(users.repeat_interleave(5), torch.arange(5).repeat(2))[:, 0].reshape(2, 5)
+    assert torch.allclose(every, pairs, atol=1e-6)
+    among = model.item_scores(users, among=torch.tensor([[4, 1, 4], [2, 2, 0]]))
+    assert torch.allclose(among, every.gather(1, torch.tensor([[4, 1, 4], [2, 2, 0]])), atol=1e-6)
+    with pytest.raises(ValueError, match="the user tower reads nothing: with ids: false, name the users' columns"):
+        build_model({"type": "two_tower", "ids": False}, Inputs(kind="interactions", users=3, items=5,
+                                                                   item_features=3), 1)
+
+
+def test_a_two_tower_model_keeps_the_columns_with_its_weights(tmp_path):
+    from layerforge.training.checkpoint import load_weights, save_weights
+
+    model = _two_tower()
+    twin = build_model({"type": "two_tower", "factors": 4, "layers": [8]},
+                       Inputs(kind="interactions", users=3, items=5, user_features=2, item_features=3), 1).eval()
+    save_weights(tmp_path / "weights.safetensors", model.state_dict())
+    twin.load_state_dict(load_weights(tmp_path / "weights.safetensors"))
+    assert twin.items.columns[4].tolist() == [0, 0, 1]
+    assert torch.equal(twin.item_scores(torch.tensor([1, 2])), model.item_scores(torch.tensor([1, 2])))
+
+
+@pytest.fixture(scope="module")
+def two_tower_run(clicks_csv, tmp_path_factory):
+    spec = {"data": {"path": str(clicks_csv), "user": "user", "item": "item", "time": "time",
+                     "item_features": ["genre"]},
+            "model": {"type": "two_tower", "factors": 32, "layers": [64]},
+            "train": {"epochs": 20, "batch_size": 256, "optimizer": {"name": "adam", "lr": 0.005}, "loss": "in_batch",
+                      "report": False}}
+    return lf.train(spec, runs_dir=tmp_path_factory.mktemp("runs"))
+
+
+def test_a_two_tower_model_reads_the_items_genres_and_ranks_beyond_popularity(two_tower_run, clicks_csv):
+    test = two_tower_run.metrics["test"]
+    assert test[f"ndcg@{K}"] > test[f"most_popular_ndcg@{K}"] * 1.2
+    encoder = two_tower_run.predictor.encoder
+    frame = pd.read_csv(clicks_csv)
+    genre_of = dict(zip(frame["item"], frame["genre"]))
+    held = two_tower_run.predictor.model.items.columns  # restored from the run's weights
+    assert held.shape == (151, 4) and held[0].tolist() == [0, 0, 0, 0]
+    for index in (1, 40, 150):
+        key = encoder.state.item_keys[index - 1]
+        assert held[index].tolist() == [float(genre_of[key] == f"genre {g}") for g in range(4)]  # one-hot
+
+
+def test_a_two_tower_models_export_gives_the_runs_lists(two_tower_run):
+    from layerforge.runtime import load
+
+    folder = two_tower_run.export()
+    parity = __import__("json").loads((folder / "parity.json").read_text())["pipeline"]
+    assert parity["identical"] and parity["lists"]["identical"]
+    ours = two_tower_run.recommend(["u003", "u010"], k=10)
+    theirs = pd.DataFrame(load(folder).recommend(["u003", "u010"], k=10))
+    assert theirs["item"].tolist() == ours["item"].tolist()
+    assert np.allclose(theirs["score"], ours["score"], atol=1e-4)
+
+
+def test_side_columns_are_checked(clicks_csv, runs_dir):
+    data = {"path": str(clicks_csv), "user": "user", "item": "item", "time": "time"}
+    train = {"epochs": 1, "report": False}
+    with pytest.raises(DataError, match=r"data.item_features: .* has no column 'genres'.*columns: user, item"):
+        lf.train({"data": {**data, "item_features": ["genres"]}, "model": {"type": "two_tower"}, "train": train},
+                 runs_dir=runs_dir)
+    with pytest.raises(DataError, match="data.user_features: 'time' is one of the interactions' own columns"):
+        lf.train({"data": {**data, "user_features": ["time"]}, "model": {"type": "two_tower"}, "train": train},
+                 runs_dir=runs_dir)

@@ -31,6 +31,7 @@ from .configs import (
     RNNConfig,
     SequentialConfig,
     TransformerConfig,
+    TwoTowerConfig,
     UNetConfig,
 )
 from .inputs import INPUT_KINDS, Inputs
@@ -87,6 +88,7 @@ FAMILIES: dict[str, Family] = {
     "centernet": Family(CenterNetConfig, _module_builder("detector"), ("image",)),
     "factorization": Family(FactorizationConfig, _module_builder("factorization"), ("interactions",)),
     "sequential": Family(SequentialConfig, _module_builder("sequential"), ("interactions",)),
+    "two_tower": Family(TwoTowerConfig, _module_builder("two_tower"), ("interactions",)),
 }
 
 

@@ -284,6 +284,26 @@ class SequentialConfig(FamilyConfig):
         return self
 
 
+class TwoTowerConfig(FamilyConfig):
+    """Users and items each read by a tower (recommendation): a user's learned vector beside the
+    data's user columns (``data.user_features``), and an item's beside its columns
+    (``data.item_features``: genres as a set, a year, a title), through an MLP of ``layers``
+    to ``factors`` numbers; a pair's score is the two towers' product. ``ids: false`` leaves
+    the learned vectors out, so the towers read the columns alone. Trained with the loss
+    ``in_batch`` (each interaction against the batch's other items) or any other ranking loss."""
+
+    example: ClassVar[dict[str, Any]] = {"factors": 8, "layers": [16]}
+
+    type: Literal["two_tower"] = "two_tower"
+    factors: PositiveInt = 64
+    layers: list[PositiveInt] = [128]
+    activation: str = "relu"
+    dropout: Fraction = 0.1
+    ids: bool = True
+
+    _known_activation = field_validator("activation")(_known_activation)
+
+
 class UNetConfig(FamilyConfig):
     """A U-Net for segmentation: each level's width from the full-size picture down (the last
     is the bottleneck; each level halves the picture), and a class score per pixel. With

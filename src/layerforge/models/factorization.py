@@ -15,7 +15,7 @@ from ..nn.init import init_linear
 from .configs import FactorizationConfig
 from .inputs import Inputs
 from .mlp import DenseBlock
-from .protocol import Graph, Network
+from .protocol import Graph, Network, among_scores
 
 
 class Factorization(Network):
@@ -45,6 +45,7 @@ class Factorization(Network):
             nn.init.normal_(table.weight, std=factors**-0.5)
             if biases:
                 nn.init.zeros_(table.weight[:, factors])
+            nn.init.zeros_(table.weight[0])  # the unknown user or item (never trained): answered from the rest
         self.tower = None
         width = factors
         if layers:
@@ -98,12 +99,18 @@ class Factorization(Network):
         """Each user's first output for the items ``among`` (B, N), or for every item (B, items):
         one product of the factor tables without a tower, else the pairs scored ``chunk`` at a
         time. ``items`` (the pair each row scores) does not change a user's vector here."""
-        if among is not None:
+        if among is not None and self.tower is not None:
             return self(users.repeat_interleave(among.shape[1]), among.reshape(-1))[:, 0].reshape(among.shape)
         catalogue = self.inputs.items
         if self.tower is None:
-            user, every = self.user_factors(users), self.item_factors.weight
+            user = self.user_factors(users)
             weighted = user[:, : self.factors] * self.head.weight[0]  # (B, factors)
+            if among is not None:
+                scores = among_scores(weighted, lambda found: self.item_factors(found)[:, : self.factors], among)
+                if self.biases:
+                    scores = scores + user[:, self.factors :] + self.item_factors(among)[..., self.factors]
+                return scores + self.head.bias[0]
+            every = self.item_factors.weight
             scores = weighted @ every[:, : self.factors].T + self.head.bias[0]  # (B, items)
             if self.biases:
                 scores = scores + user[:, self.factors :] + every[:, self.factors :].T

@@ -30,8 +30,9 @@ class Inputs(BaseModel):
     numbers (mel bands) at each of ``length`` frames (C, L), padded and passed with the frames it
     holds, answered frame by frame (speech to transcribe). ``interactions``: a user's index below
     ``users`` and an item's below ``items`` (index 0 of each: one the data did not hold), as two
-    integer tensors of shape (B,) (recommendation). Forecasting windows are sequences that may be
-    read ``relative`` to their recent level over a ``season``.
+    integer tensors of shape (B,) (recommendation); with side columns, each user's and item's
+    encoded columns are ``user_features`` and ``item_features`` numbers wide. Forecasting windows
+    are sequences that may be read ``relative`` to their recent level over a ``season``.
 
     Example:
         >>> Inputs.table(4).shape
@@ -51,6 +52,9 @@ class Inputs(BaseModel):
     target_length: PositiveInt | None = None
     users: PositiveInt | None = None
     items: PositiveInt | None = None
+    # interactions with side columns: the width of each user's and each item's encoded columns
+    user_features: PositiveInt | None = None
+    item_features: PositiveInt | None = None
     variable_length: bool | None = None
     relative: bool | None = None
     season: PositiveInt | None = None

@@ -67,6 +67,20 @@ def example_inputs(inputs: Inputs, batch: int = 2, *, seed: int = 0, device=None
 EVALUATION_ROWS = 1024  # rows per evaluation batch, unless a network says fewer
 
 
+def among_scores(users: torch.Tensor, vectors: Callable[[torch.Tensor], torch.Tensor],
+                 among: torch.Tensor) -> torch.Tensor:
+    """Each row's products ``users[b] · vectors(among[b, n])`` (B, N), each distinct item's
+    vector made once: a batch's candidates (items drawn for it, or the batch's own items) are
+    one product of the users against them, not B x N vectors.
+
+    >>> table = torch.eye(3)
+    >>> among_scores(torch.tensor([[1.0, 2, 3]]), lambda items: table[items], torch.tensor([[2, 0, 2]])).tolist()
+    [[3.0, 1.0, 3.0]]
+    """
+    unique, back = torch.unique(among, return_inverse=True)
+    return torch.gather(users @ vectors(unique).T, 1, back)
+
+
 @dataclass
 class Graph:
     """One computation a network offers for export (``Network.export_graphs``).

@@ -16,7 +16,7 @@ from torch import nn
 
 from .configs import SequentialConfig
 from .inputs import Inputs
-from .protocol import Graph, Network
+from .protocol import Graph, Network, among_scores
 
 
 class Sequential(Network):
@@ -148,7 +148,7 @@ class Sequential(Network):
         extra = self.head(found)[:, :1]  # (B, 1)
         if among is None:
             return found @ self.item_vectors.weight.T + extra + self.item_biases.weight[:, 0]
-        return (found[:, None] * self.item_vectors(among)).sum(dim=-1) + extra + self.item_biases(among)[..., 0]
+        return among_scores(found, self.item_vectors, among) + extra + self.item_biases(among)[..., 0]
 
     def export_graphs(self) -> list[Graph]:
         """The pairs scored from each user's ``h``, worked out once for every user (a user's

@@ -199,6 +199,11 @@ class DataSpec(_Section):
     user: str | None = None
     item: str | None = None
     rating: str | None = None
+    # side columns: what the rows say of each user and each item (genres as a set, a year, a
+    # title), typed as a table's columns are (data.features maps a column to its type); a
+    # two-tower model reads them, each entity's from its latest training row
+    user_features: list[str] = []
+    item_features: list[str] = []
     # anomaly detection: rows of these target classes are kept out of training and validation
     anomaly_classes: list[int | str] | None = None
 
@@ -308,6 +313,8 @@ class LossSpec(BaseModel):
     class_weights: Annotated[list[PositiveFloat], Field(min_length=2)] | None = None
     # bpr, sampled_softmax, bce on interactions: items drawn at random per interaction to rank below it
     negatives: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    # in_batch: each item's score less the log of its share of the training interactions
+    correction: bool | None = None
 
     _shorthand = model_validator(mode="before")(_name_shorthand)
 

@@ -27,7 +27,8 @@ from ..recommenders import BASELINES
 from .base import Finished, Task, answer_outputs
 
 K = 20  # the length of the lists the metrics judge
-RANKED = ("bpr", "bce", "sampled_softmax", "softmax")  # the losses of implicit feedback (``RankedLoss``)
+RANKED = ("bpr", "bce", "sampled_softmax", "softmax", "in_batch")  # implicit feedback's losses (``RankedLoss``)
+IN_BATCH = 1024  # held-out interactions are scored by ``in_batch`` in groups of this many
 RANKING = ("recall", "ndcg", "map", "hit_rate", "coverage", "popularity")
 
 
@@ -38,10 +39,14 @@ class RankedLoss:
     'bpr': -log σ(positive - negative) (Rendle et al. 2009); 'softmax': cross-entropy of the
     interaction among the drawn items (sampled softmax), or with ``negatives`` 0 among every
     item (a full softmax over the catalogue: the loss ``softmax``); 'bce': the interaction as 1
-    and the drawn items as 0."""
+    and the drawn items as 0; 'in_batch': cross-entropy of the interaction among the batch's
+    distinct items (the other interactions' items are its negatives), each item's score less the
+    log of its share of the training interactions with ``correction`` (a popular item is in
+    more batches, so it would otherwise be pushed down for its popularity: Yi et al. 2019)."""
 
     kind: str
     negatives: int
+    correction: bool = True
 
     def __call__(self, positive, negative):
         import torch
@@ -137,7 +142,20 @@ class RecommendationTask(Task):
         against ``negatives`` items drawn at random (from 1: never the unknown item)."""
         if not isinstance(loss_fn, RankedLoss):
             return lambda model, inputs, y: loss_fn(model(*inputs), y) + penalty(model, inputs)
-        return lambda model, inputs, y: ranked_loss(model, inputs, loss_fn) + penalty(model, inputs)
+        shares = self.codec.popularity() if loss_fn.kind == "in_batch" and loss_fn.correction else None
+        return lambda model, inputs, y: ranked_loss(model, inputs, loss_fn, shares=shares) + penalty(model, inputs)
+
+    def _held_out_loss(self, model, inputs: tuple, loss_fn, generator) -> float:
+        """``loss_fn`` of held-out interactions: ``in_batch`` in groups of ``IN_BATCH`` (as
+        training's batches), the others at once."""
+        if loss_fn.kind != "in_batch":
+            return float(ranked_loss(model, inputs, loss_fn, generator))
+        shares = self.codec.popularity() if loss_fn.correction else None
+        rows = len(inputs[0])
+        found = sum(float(ranked_loss(model, tuple(t[start : start + IN_BATCH] for t in inputs), loss_fn,
+                                      shares=shares)) * len(inputs[0][start : start + IN_BATCH])
+                    for start in range(0, rows, IN_BATCH))
+        return found / max(rows, 1)
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -152,7 +170,7 @@ class RecommendationTask(Task):
             outputs = predict_outputs(model, inputs)
             if isinstance(loss_fn, RankedLoss):  # the same items drawn every time; outputs are scores, not ratings
                 generator = torch.Generator(device=outputs.device).manual_seed(0)
-                found = {"loss": float(ranked_loss(model, inputs, loss_fn, generator))}
+                found = {"loss": self._held_out_loss(model, inputs, loss_fn, generator)}
             else:
                 found = {"loss": float(loss_fn(outputs, y)), **self.scores(outputs, y)}
         users, items = (t.cpu().numpy() for t in inputs)
@@ -253,13 +271,25 @@ def penalty(model, inputs: tuple):
     return found(*inputs) if found is not None else 0.0
 
 
-def ranked_loss(model, inputs: tuple, loss_fn, generator=None):
+def ranked_loss(model, inputs: tuple, loss_fn, generator=None, shares: np.ndarray | None = None):
     """``loss_fn`` (a ``RankedLoss``) of each interaction's score against items drawn at random
-    (from 1: never the unknown item)."""
+    (from 1: never the unknown item), every item, or the batch's other items (``shares``: each
+    item's count of training interactions, for ``in_batch``'s correction)."""
     import torch
 
     users, items = inputs
+    if loss_fn.kind == "in_batch":
+        unique, back = torch.unique(items, return_inverse=True)  # (U,), each interaction's place in it
+        logits = model.item_scores(users, items, among=unique.expand(len(users), -1))  # (B, U)
+        if shares is not None:
+            counts = torch.as_tensor(shares, device=logits.device, dtype=logits.dtype)[unique]
+            logits = logits - torch.log(counts + 1)  # the log of its share, less a constant
+        return torch.nn.functional.cross_entropy(logits, back)
     if loss_fn.negatives == 0:  # every item: a full softmax over the catalogue (never the unknown item 0)
+        known = items > 0  # a held-out item the run never saw has no place among them
+        if not known.any():
+            return torch.zeros((), device=items.device)
+        users, items = users[known], items[known]
         logits = model.item_scores(users, items)  # (B, items)
         logits = torch.cat([torch.full_like(logits[:, :1], float("-inf")), logits[:, 1:]], dim=1)
         return torch.nn.functional.cross_entropy(logits, items)

@@ -44,6 +44,10 @@ def _sampled_softmax(form: str, negatives: int = 100) -> RankedLoss:
     return RankedLoss("softmax", negatives)
 
 
+def _in_batch(form: str, correction: bool = True) -> RankedLoss:
+    return RankedLoss("in_batch", 0, correction)
+
+
 def _softmax(form: str) -> RankedLoss:
     return RankedLoss("softmax", 0)  # every item
 
@@ -247,6 +251,7 @@ LOSSES: dict[str, LossEntry] = {
     "bpr": LossEntry(_bpr, ("interactions",), ("negatives",)),
     "sampled_softmax": LossEntry(_sampled_softmax, ("interactions",), ("negatives",)),
     "softmax": LossEntry(_softmax, ("interactions",), ()),
+    "in_batch": LossEntry(_in_batch, ("interactions",), ("correction",)),
     "ctc": LossEntry(_ctc, ("alignments",), ()),
     "dice": LossEntry(_dice, ("pixels",), ("class_weights",)),
     "dice_ce": LossEntry(_dice_ce, ("pixels",), ("class_weights",)),

@@ -7,6 +7,10 @@ The split holds each user's latest interactions out (``data.split.test``, then `
 shares of each user's rows; at random per user where there are no times), so that no model
 learns a user's future. The encoder keeps the keys of the users and items training saw (each an
 index from 1; 0 is a key it never saw) and each user's training items, which rankings leave out.
+
+Side columns (``data.user_features``, ``data.item_features``: what the rows say of each user and
+item, such as the movies' ``genres``, ``year`` and ``title``) are typed and encoded as a table's
+columns are, from each user's or item's latest training row; a two-tower model reads them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ class InteractionsState(State):
     item_keys: list[str]
     seen_starts: list[int]
     seen_items: list[int]
+    # side columns (``data.user_features``, ``data.item_features``): how each is encoded (a
+    # table's ``Preprocessor``), fitted on each user's or item's latest training row
+    user_features: dict | None = None
+    item_features: dict | None = None
 
     def request_row(self, title: str):
         from pydantic import create_model
@@ -46,11 +54,24 @@ class InteractionsState(State):
 
 
 class InteractionsEncoder(Encoder):
+    """Args:
+        columns: each user's and each item's encoded side columns (``user_columns``,
+            ``item_columns``: a row per index, 0 zeros), as fitting found them in the training
+            rows; a network holds them with its weights.
+    """
+
     state: InteractionsState
+
+    def __init__(self, state: InteractionsState, target: str | None = None,
+                 columns: dict[str, np.ndarray] | None = None):
+        super().__init__(state, target)
+        self.columns = columns or {}
 
     @property
     def inputs(self) -> Inputs:
-        return Inputs(kind="interactions", users=len(self.state.user_keys) + 1, items=len(self.state.item_keys) + 1)
+        widths = {f"{side}_features": _width(getattr(self.state, f"{side}_features")) for side in ("user", "item")}
+        return Inputs(kind="interactions", users=len(self.state.user_keys) + 1, items=len(self.state.item_keys) + 1,
+                      **widths)
 
     @property
     def features(self) -> list[str]:
@@ -69,7 +90,7 @@ class InteractionsEncoder(Encoder):
         """Each user's training items in order (``seen_items`` from ``seen_starts[u]``), which a
         network of users' histories reads."""
         return {"seen_starts": np.asarray(self.state.seen_starts, np.int64),
-                "seen_items": np.asarray(self.state.seen_items, np.int64)}
+                "seen_items": np.asarray(self.state.seen_items, np.int64), **self.columns}
 
     def seen(self):
         """Each user's training items: a users x items matrix of ones (scipy CSR)."""
@@ -83,6 +104,45 @@ class InteractionsEncoder(Encoder):
 
     def missing_labels(self) -> str:
         return f"evaluation data needs each row's rating: a column '{self.state.rating}'"
+
+
+def _width(features: dict | None) -> int | None:
+    """The width of a side's encoded columns (None: the data has none)."""
+    if not features:
+        return None
+    from ..tabular import Preprocessor
+
+    return len(Preprocessor.from_json(features).feature_names) or None
+
+
+def _side_columns(frame, names: list[str], keys: list[str], data_spec, label: str, side: str) -> list[str]:
+    """``data.<side>_features``, checked: columns of the table, none of them the interactions'
+    own."""
+    for name in names:
+        if name in keys:
+            raise DataError(f"data.{side}_features: '{name}' is one of the interactions' own columns "
+                            f"({', '.join(keys)}); name the columns that describe each {side} (a genre, a year, a "
+                            "title)")
+        _column(frame, name, f"{side}_features", label)
+    return list(names)
+
+
+def _fit_side(frame, rows: np.ndarray, indices: np.ndarray, count: int, names: list[str], data_spec,
+              label: str) -> tuple[dict | None, np.ndarray | None]:
+    """The encoding of one side's columns, fitted on each entity's latest training row (``rows``
+    in time order; ``indices``: each row's entity index from 0), and the encoded row of every
+    entity (``count`` + 1 rows, row 0 the unknown one's zeros)."""
+    if not names:
+        return None, None
+    from ..tabular import Preprocessor
+
+    latest = len(indices) - 1 - np.unique(indices[::-1], return_index=True)[1]  # each entity's last row, by entity
+    table = frame.iloc[rows[latest]][names].reset_index(drop=True)
+    types = data_spec.features if isinstance(data_spec.features, dict) else None
+    fitted = Preprocessor.fit(table, names, data_spec.categorical, source=label, types=types)
+    encoded = np.zeros((count + 1, len(fitted.feature_names)), np.float32)
+    encoded[1:] = fitted.transform(table, unknown="bucket", source=label)
+    return fitted.to_json(), encoded
 
 
 def _column(frame, name: str | None, field: str, label: str) -> str:
@@ -140,9 +200,13 @@ class InteractionsKind(Kind):
         times = None
         if time is not None:
             times = _times(frame[time], time, label)
+        sides = {side: _side_columns(frame, getattr(data_spec, f"{side}_features"), columns, data_spec, label, side)
+                 for side in ("user", "item")}
+        columns += [name for names in sides.values() for name in names if name not in columns]
         users = np.unique([key_of(v) for v in frame[user]], return_inverse=True)[1]
         return Source(label, len(frame), frame.reset_index(drop=True), fingerprint_frame(frame[columns]), rating,
-                      labels, facts={"user": user, "item": item, "time": time, "users": users, "times": times})
+                      labels, facts={"user": user, "item": item, "time": time, "users": users, "times": times,
+                                     "sides": sides})
 
     def from_frame(self, data_spec, frame, source: str, *, target_required: bool = True) -> Source:
         raise DataError("interactions are read from a table file (data.path with data.user and data.item) or the "
@@ -169,10 +233,18 @@ class InteractionsKind(Kind):
         latest = len(order) - 1 - np.unique((users * len(item_keys) + items)[order][::-1], return_index=True)[1]
         kept = order[np.sort(latest)]  # still by user, then time
         starts = np.searchsorted(users[kept] + 1, np.arange(len(user_keys) + 2))
+        in_time = np.lexsort((np.arange(len(train)), times))
+        found, columns = {}, {}
+        for side, indices, keys in (("user", users, user_keys), ("item", items, item_keys)):
+            found[side], encoded = _fit_side(frame, in_time, indices[in_time], len(keys), facts["sides"][side],
+                                             data_spec, source.label)
+            if encoded is not None:
+                columns[f"{side}_columns"] = encoded
         state = InteractionsState(user=facts["user"], item=facts["item"], rating=source.target, time=facts["time"],
                                   user_keys=user_keys.tolist(), item_keys=item_keys.tolist(),
-                                  seen_starts=starts.tolist(), seen_items=(items[kept] + 1).tolist())
-        return InteractionsEncoder(state, source.target)
+                                  seen_starts=starts.tolist(), seen_items=(items[kept] + 1).tolist(),
+                                  user_features=found["user"], item_features=found["item"])
+        return InteractionsEncoder(state, source.target, columns)
 
     def encoder(self, state: InteractionsState, target: str | None) -> InteractionsEncoder:
         return InteractionsEncoder(state, target)

@@ -1,0 +1,149 @@
+"""Two towers (recommendation): a user's and an item's vector, each made by a tower from what
+the data says of it (Covington et al. 2016; Yi et al. 2019).
+
+A tower reads an entity's learned vector (``ids``) beside its side columns (the data's
+``user_features`` or ``item_features``, encoded as a table's columns are: a genre set's ones, a
+standardised year, a title's words) through an MLP to ``factors`` numbers; a pair's score is
+``u · v + b_item`` and, for a rating, ``head(u)``. Each entity's encoded columns are the training
+data's (``Encoder.constants``, kept by ``hold``) and are saved with the weights, so that a saved
+model answers without the data. Trained with the loss ``in_batch``, each interaction is scored
+against the other items of its batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nn.init import init_linear
+from .configs import TwoTowerConfig
+from .inputs import Inputs
+from .mlp import DenseBlock
+from .protocol import Graph, Network, among_scores
+
+
+class Tower(nn.Module):
+    """One side's vectors (B, factors [+ 1]) from its indices: a learned vector per index (with
+    ``ids``) beside the side's encoded columns (``columns``: a buffer of one row per index, held
+    with the weights), through ``layers`` to ``width`` numbers."""
+
+    def __init__(self, count: int, columns: int, width: int, *, factors: int, layers: list[int], activation: str,
+                 dropout: float, ids: bool):
+        super().__init__()
+        self.ids = nn.Embedding(count, factors) if ids else None
+        if self.ids is not None:
+            nn.init.normal_(self.ids.weight, std=factors**-0.5)
+            nn.init.zeros_(self.ids.weight[0])  # the unknown user or item (never trained): its columns alone
+        self.register_buffer("columns", torch.zeros(count, columns))
+        sizes = [factors * ids + columns, *layers]
+        self.blocks = nn.Sequential(*(DenseBlock(a, b, activation, "none", dropout) for a, b in zip(sizes, sizes[1:])))
+        for block in self.blocks:
+            init_linear(block.linear, "kaiming", activation)
+        self.out = nn.Linear(sizes[-1], width)
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        parts = [self.ids(indices)] if self.ids is not None else []
+        if self.columns.shape[1]:
+            parts.append(self.columns[indices])
+        return self.out(self.blocks(torch.cat(parts, dim=-1)))
+
+
+class TwoTower(Network):
+    """Scores of (user, item) pairs from a user tower and an item tower.
+
+    Args:
+        inputs: the interactions' sizes (``users``, ``items``: indices from 0, 0 the unknown one;
+            ``user_features``, ``item_features``: the widths of their encoded columns).
+        output_size: numbers per pair (1: a score or a rating).
+        factors, layers, activation, dropout, ids: see ``TwoTowerConfig``.
+
+    Raises:
+        ValueError: a tower with nothing to read (``ids: false`` and no columns on its side).
+
+    Example:
+        >>> model = TwoTower(Inputs(kind="interactions", users=3, items=5, item_features=2), 1,
+        ...                  **TwoTowerConfig(factors=4, layers=[8]).arguments())
+        >>> model.hold({"item_columns": [[0, 0], [1, 0], [0, 1], [1, 1], [0, 0]]})
+        >>> model(torch.tensor([1, 2]), torch.tensor([3, 4])).shape
+        torch.Size([2, 1])
+    """
+
+    def __init__(self, inputs: Inputs, output_size: int, *, factors: int, layers: list[int], activation: str,
+                 dropout: float, ids: bool):
+        super().__init__(inputs)
+        self.factors = factors
+        sides = {"user": (inputs.users, inputs.user_features or 0), "item": (inputs.items, inputs.item_features or 0)}
+        for side, (_, columns) in sides.items():
+            if not ids and not columns:
+                raise ValueError(f"the {side} tower reads nothing: with ids: false, name the {side}s' columns in "
+                                 f"data.{side}_features")
+        options = {"factors": factors, "layers": layers, "activation": activation, "dropout": dropout, "ids": ids}
+        self.users = Tower(*sides["user"], factors, **options)
+        self.items = Tower(*sides["item"], factors + 1, **options)  # and the item's bias
+        self.head = nn.Linear(factors, output_size)  # an output beyond the score (2 and more), and a user's bias
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def hold(self, constants: dict) -> None:
+        """Keep each user's and item's encoded columns (``user_columns``, ``item_columns``: a
+        row per index), where the data has them."""
+        for side, tower in (("user", self.users), ("item", self.items)):
+            found = constants.get(f"{side}_columns")
+            if found is not None and tower.columns.shape[1]:
+                tower.columns.copy_(torch.as_tensor(found, dtype=tower.columns.dtype))
+
+    def _scores(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(B, output_size) from each pair's user vector and item."""
+        item = self.items(items)  # (B, factors + 1)
+        return (user * item[:, : self.factors]).sum(dim=-1, keepdim=True) + item[:, self.factors :] + self.head(user)
+
+    def features(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.users(users) * self.items(items)[:, : self.factors]
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.head
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self._scores(self.users(users), items)
+
+    def item_scores(self, users: torch.Tensor, items: torch.Tensor | None = None,
+                    among: torch.Tensor | None = None) -> torch.Tensor:
+        """Each user's first output for the items ``among`` (B, N), or every item (B, items):
+        each distinct item's tower run once."""
+        user = self.users(users)  # (B, factors)
+        with_bias = torch.cat([user, torch.ones_like(user[:, :1])], dim=1)  # the item's bias as one more product
+        extra = self.head(user)[:, :1]  # (B, 1)
+        if among is None:
+            every = self.items(torch.arange(self.inputs.items, device=users.device))  # (items, factors + 1)
+            return with_bias @ every.T + extra
+        return among_scores(with_bias, self.items, among) + extra
+
+    def export_graphs(self) -> list[Graph]:
+        """The pairs scored from tables of every user's and item's vector (a trained tower's
+        answers are fixed): a plain product graph."""
+        example = self.example_inputs(2)
+        return [Graph("model", _Folded(self), example, ["users", "items"],
+                      dynamic={"users": {0: "batch"}, "items": {0: "batch"}})]
+
+
+class _Folded(nn.Module):
+    """A trained ``TwoTower``'s pairs scored from tables of its towers' answers."""
+
+    def __init__(self, model: TwoTower):
+        super().__init__()
+        with torch.no_grad():
+            device = model.head.weight.device
+            for name, tower, count in (("user_vectors", model.users, model.inputs.users),
+                                       ("item_vectors", model.items, model.inputs.items)):
+                every = torch.arange(count, device=device)
+                self.register_buffer(name, torch.cat([tower(part) for part in every.split(4096)]))
+        self.head, self.factors = model.head, model.factors
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        user, item = self.user_vectors[users], self.item_vectors[items]
+        return (user * item[:, : self.factors]).sum(dim=-1, keepdim=True) + item[:, self.factors :] + self.head(user)
+
+
+def build(config: TwoTowerConfig, inputs: Inputs, output_size: int, num_classes: int = 0) -> TwoTower:
+    return TwoTower(inputs, output_size, **config.arguments())
