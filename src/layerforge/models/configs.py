@@ -289,8 +289,9 @@ class TwoTowerConfig(FamilyConfig):
     data's user columns (``data.user_features``), and an item's beside its columns
     (``data.item_features``: genres as a set, a year, a title), through an MLP of ``layers``
     to ``factors`` numbers; a pair's score is the two towers' product. ``ids: false`` leaves
-    the learned vectors out, so the towers read the columns alone. Trained with the loss
-    ``in_batch`` (each interaction against the batch's other items) or any other ranking loss."""
+    the learned vectors out, so the towers read the columns alone; ``history`` adds the items
+    each user had in training to the user tower. Trained with the loss ``in_batch`` (each
+    interaction against the batch's other items), any other ranking loss, or on ratings."""
 
     example: ClassVar[dict[str, Any]] = {"factors": 8, "layers": [16]}
 
@@ -300,6 +301,9 @@ class TwoTowerConfig(FamilyConfig):
     activation: str = "relu"
     dropout: Fraction = 0.1
     ids: bool = True
+    # the user tower also reads the items the user had in training (their learned vectors'
+    # sum over the square root of their count, as SVD++ does; in training, less the pair's item)
+    history: bool = False
 
     _known_activation = field_validator("activation")(_known_activation)
 

@@ -25,27 +25,80 @@ from .protocol import Graph, Network, among_scores
 class Tower(nn.Module):
     """One side's vectors (B, factors [+ 1]) from its indices: a learned vector per index (with
     ``ids``) beside the side's encoded columns (``columns``: a buffer of one row per index, held
-    with the weights), through ``layers`` to ``width`` numbers."""
+    with the weights) and ``extra`` numbers given with the indices, through ``layers`` to
+    ``width`` numbers."""
 
     def __init__(self, count: int, columns: int, width: int, *, factors: int, layers: list[int], activation: str,
-                 dropout: float, ids: bool):
+                 dropout: float, ids: bool, extra: int = 0):
         super().__init__()
         self.ids = nn.Embedding(count, factors) if ids else None
         if self.ids is not None:
             nn.init.normal_(self.ids.weight, std=factors**-0.5)
             nn.init.zeros_(self.ids.weight[0])  # the unknown user or item (never trained): its columns alone
         self.register_buffer("columns", torch.zeros(count, columns))
-        sizes = [factors * ids + columns, *layers]
+        sizes = [factors * ids + columns + extra, *layers]
         self.blocks = nn.Sequential(*(DenseBlock(a, b, activation, "none", dropout) for a, b in zip(sizes, sizes[1:])))
         for block in self.blocks:
             init_linear(block.linear, "kaiming", activation)
         self.out = nn.Linear(sizes[-1], width)
 
-    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+    def forward(self, indices: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         parts = [self.ids(indices)] if self.ids is not None else []
         if self.columns.shape[1]:
             parts.append(self.columns[indices])
+        if extra is not None:
+            parts.append(extra)
         return self.out(self.blocks(torch.cat(parts, dim=-1)))
+
+
+class History(nn.Module):
+    """Each user's training items as one vector (B, factors): their learned vectors' sum over the
+    square root of their count (SVD++, Koren 2008), zeros for a user without any. The histories
+    (``starts``, ``items``: as ``InteractionsState``'s ``seen_starts`` and ``seen_items``) are
+    kept with the weights; their length is the data's, so loading weights takes theirs."""
+
+    def __init__(self, users: int, items: int, factors: int):
+        super().__init__()
+        self.items_count = items
+        self.vectors = nn.EmbeddingBag(items, factors, mode="sum")
+        nn.init.normal_(self.vectors.weight, std=factors**-0.5)
+        self.register_buffer("starts", torch.zeros(users + 1, dtype=torch.long))
+        self.register_buffer("items", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("pair_keys", torch.zeros(0, dtype=torch.long), persistent=False)
+
+    def hold(self, starts, items) -> None:
+        device = self.starts.device
+        self.starts = torch.as_tensor(starts, dtype=torch.long, device=device)
+        self.items = torch.as_tensor(items, dtype=torch.long, device=device)
+        self._keys()
+
+    def _keys(self) -> None:
+        lengths = self.starts[1:] - self.starts[:-1]
+        users = torch.repeat_interleave(torch.arange(len(lengths), device=self.starts.device), lengths)
+        self.pair_keys = torch.sort(users * self.items_count + self.items).values
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("starts", "items"):  # the data's lengths, not this module's
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=self.starts.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._keys()
+
+    def forward(self, users: torch.Tensor, left_out: torch.Tensor | None = None) -> torch.Tensor:
+        """Each user's history, less the item ``left_out`` of each row where the user had it."""
+        first, lengths = self.starts[users], self.starts[users + 1] - self.starts[users]
+        offsets = torch.cumsum(lengths, 0) - lengths
+        places = torch.repeat_interleave(first - offsets, lengths) + torch.arange(int(lengths.sum()),
+                                                                                 device=users.device)
+        sums = self.vectors(self.items[places], offsets)  # (B, factors)
+        counts = lengths.to(sums.dtype)
+        if left_out is not None and len(self.pair_keys):
+            keys = users * self.items_count + left_out
+            found = torch.searchsorted(self.pair_keys, keys).clamp(max=len(self.pair_keys) - 1)
+            had = (self.pair_keys[found] == keys).to(sums.dtype)
+            sums = sums - had[:, None] * self.vectors.weight[left_out]
+            counts = counts - had
+        return sums / counts.clamp(min=1).sqrt()[:, None]
 
 
 class TwoTower(Network):
@@ -69,16 +122,17 @@ class TwoTower(Network):
     """
 
     def __init__(self, inputs: Inputs, output_size: int, *, factors: int, layers: list[int], activation: str,
-                 dropout: float, ids: bool):
+                 dropout: float, ids: bool, history: bool):
         super().__init__(inputs)
         self.factors = factors
+        self.history = History(inputs.users, inputs.items, factors) if history else None
         sides = {"user": (inputs.users, inputs.user_features or 0), "item": (inputs.items, inputs.item_features or 0)}
         for side, (_, columns) in sides.items():
             if not ids and not columns:
                 raise ValueError(f"the {side} tower reads nothing: with ids: false, name the {side}s' columns in "
                                  f"data.{side}_features")
         options = {"factors": factors, "layers": layers, "activation": activation, "dropout": dropout, "ids": ids}
-        self.users = Tower(*sides["user"], factors, **options)
+        self.users = Tower(*sides["user"], factors, **options, extra=factors if history else 0)
         self.items = Tower(*sides["item"], factors + 1, **options)  # and the item's bias
         self.head = nn.Linear(factors, output_size)  # an output beyond the score (2 and more), and a user's bias
         nn.init.zeros_(self.head.weight)
@@ -91,6 +145,15 @@ class TwoTower(Network):
             found = constants.get(f"{side}_columns")
             if found is not None and tower.columns.shape[1]:
                 tower.columns.copy_(torch.as_tensor(found, dtype=tower.columns.dtype))
+        if self.history is not None:
+            self.history.hold(constants["seen_starts"], constants["seen_items"])
+
+    def _user(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        """Each row's user vector (B, factors): in training, the history leaves the pair's item
+        out (as a held-out item is not in it)."""
+        if self.history is None:
+            return self.users(users)
+        return self.users(users, self.history(users, items if self.training else None))
 
     def _scores(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B, output_size) from each pair's user vector and item."""
@@ -98,20 +161,20 @@ class TwoTower(Network):
         return (user * item[:, : self.factors]).sum(dim=-1, keepdim=True) + item[:, self.factors :] + self.head(user)
 
     def features(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self.users(users) * self.items(items)[:, : self.factors]
+        return self._user(users, items) * self.items(items)[:, : self.factors]
 
     @property
     def output_layer(self) -> nn.Linear:
         return self.head
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self._scores(self.users(users), items)
+        return self._scores(self._user(users, items), items)
 
     def item_scores(self, users: torch.Tensor, items: torch.Tensor | None = None,
                     among: torch.Tensor | None = None) -> torch.Tensor:
         """Each user's first output for the items ``among`` (B, N), or every item (B, items):
         each distinct item's tower run once."""
-        user = self.users(users)  # (B, factors)
+        user = self._user(users, items)  # (B, factors)
         with_bias = torch.cat([user, torch.ones_like(user[:, :1])], dim=1)  # the item's bias as one more product
         extra = self.head(user)[:, :1]  # (B, 1)
         if among is None:
@@ -137,7 +200,8 @@ class _Folded(nn.Module):
             for name, tower, count in (("user_vectors", model.users, model.inputs.users),
                                        ("item_vectors", model.items, model.inputs.items)):
                 every = torch.arange(count, device=device)
-                self.register_buffer(name, torch.cat([tower(part) for part in every.split(4096)]))
+                parts = [model._user(part, None) if tower is model.users else tower(part) for part in every.split(4096)]
+                self.register_buffer(name, torch.cat(parts))
         self.head, self.factors = model.head, model.factors
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
