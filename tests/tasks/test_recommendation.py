@@ -463,3 +463,18 @@ def test_a_two_tower_models_history_comes_back_with_its_weights_and_its_export(c
     folder = restored.export()
     parity = __import__("json").loads((folder / "parity.json").read_text())["pipeline"]
     assert parity["identical"] and parity["lists"]["identical"]
+
+
+def test_a_ranking_loss_on_ratings_answers_scores_named_so(tmp_path, runs_dir):
+    path = tmp_path / "ratings.csv"
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"who": rng.integers(0, 30, 600), "what": rng.integers(0, 40, 600),
+                          "stars": rng.integers(1, 6, 600)}).drop_duplicates(["who", "what"])
+    frame.to_csv(path, index=False)
+    spec = {"data": {"path": str(path), "user": "who", "item": "what", "rating": "stars"},
+            "train": {"epochs": 2, "loss": "bpr", "report": False}}
+    assert lf.load_spec(spec).data.rating is False  # a ranking loss reads which items, not the ratings
+    run = lf.train(spec, runs_dir=runs_dir)
+    assert "rmse" not in run.metrics["test"]
+    listed = run.recommend([frame["who"].iloc[0]], k=3)
+    assert listed.columns.tolist() == ["who", "rank", "what", "score"]

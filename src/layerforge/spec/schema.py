@@ -198,7 +198,8 @@ class DataSpec(_Section):
     # orders each user's interactions, and the split holds each user's latest out
     user: str | None = None
     item: str | None = None
-    rating: str | None = None
+    # (false: every row is an interaction, a built-in's ratings left out; a ranking loss sets it)
+    rating: str | Literal[False] | None = None
     # side columns: what the rows say of each user and each item (genres as a set, a year, a
     # title), typed as a table's columns are (data.features maps a column to its type); a
     # two-tower model reads them, each entity's from its latest training row
@@ -581,6 +582,17 @@ class Spec(_Section):
             found = next((family for family in FAMILIES.values() if reads in family.reads), None)
             if found is not None:
                 self.model = found.config()
+        return self
+
+    @model_validator(mode="after")
+    def _a_ranking_loss_reads_no_ratings(self):
+        """A ranking loss learns from which items each user had, not from ratings: the data's
+        ratings are left out (``data.rating: false``), so every answer is a score, named so."""
+        loss = self.train.loss
+        if loss is None or self.data.rating is False or not self.data.named:
+            return self
+        if kind_of(self.data).reads == "interactions" and loss.name in tasks.recommendation.RANKED:
+            self.data = self.data.model_copy(update={"rating": False})
         return self
 
     @model_validator(mode="after")

@@ -170,11 +170,12 @@ class InteractionsKind(Kind):
             frame, label = builtin.load_interactions(data_spec.dataset), data_spec.dataset
             user, item = data_spec.user or "user", data_spec.item or "item"
             rating = data_spec.rating or builtin.DATASETS[data_spec.dataset].target or None  # none: clicks
+            rating = None if data_spec.rating is False else rating  # false: the ratings left out
             time = data_spec.time or "time"
         else:
             names = [n for n in (data_spec.user, data_spec.item) if n]
             frame, label = read_table(data_spec.path, text=names), data_spec.path
-            user, item, rating, time = data_spec.user, data_spec.item, data_spec.rating, data_spec.time
+            user, item, rating, time = data_spec.user, data_spec.item, data_spec.rating or None, data_spec.time
         user, item = _column(frame, user, "user", label), _column(frame, item, "item", label)
         columns = [user, item]
         for name, field in ((rating, "rating"), (time, "time")):
