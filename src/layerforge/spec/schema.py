@@ -585,14 +585,11 @@ class Spec(_Section):
         return self
 
     @model_validator(mode="after")
-    def _a_ranking_loss_reads_no_ratings(self):
-        """A ranking loss learns from which items each user had, not from ratings: the data's
-        ratings are left out (``data.rating: false``), so every answer is a score, named so."""
-        loss = self.train.loss
-        if loss is None or self.data.rating is False or not self.data.named:
-            return self
-        if kind_of(self.data).reads == "interactions" and loss.name in tasks.recommendation.RANKED:
-            self.data = self.data.model_copy(update={"rating": False})
+    def _the_data_as_the_loss_reads_it(self):
+        """The data section as the loss reads it (``Kind.for_loss``: a ranking loss leaves
+        interactions' ratings out)."""
+        if self.train.loss is not None and self.data.named:
+            self.data = kind_of(self.data).for_loss(self.data, self.train.loss.name)
         return self
 
     @model_validator(mode="after")

@@ -267,6 +267,11 @@ class Kind(ABC):
         raise DataError(f"rows given in memory are read as a table; {self.name} data comes from files "
                         "(data.path) or a built-in data set")
 
+    def for_loss(self, data_spec, loss: str):
+        """The data section as a run trained by the loss named ``loss`` reads it: by default,
+        as it is."""
+        return data_spec
+
     def default_task(self, source: Source) -> str:
         return self.tasks[0]
 

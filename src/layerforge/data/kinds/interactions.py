@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from ... import tasks
 from ...codecs.interactions import key_of
 from ...errors import DataError
 from ...models.inputs import Inputs
@@ -212,6 +213,13 @@ class InteractionsKind(Kind):
     def from_frame(self, data_spec, frame, source: str, *, target_required: bool = True) -> Source:
         raise DataError("interactions are read from a table file (data.path with data.user and data.item) or the "
                         "built-in movielens")
+
+    def for_loss(self, data_spec, loss: str):
+        """A ranking loss learns from which items each user had, not from ratings: the ratings
+        are left out (``data.rating: false``), so that every answer is a score, named so."""
+        if loss in tasks.recommendation.RANKED and data_spec.rating is not False:
+            return data_spec.model_copy(update={"rating": False})
+        return data_spec
 
     def plan(self, data_spec, source: Source, seed: int, stratify: bool):
         split = data_spec.split
