@@ -116,7 +116,7 @@ def _width(features: dict | None) -> int | None:
     return len(Preprocessor.from_json(features).feature_names) or None
 
 
-def _side_columns(frame, names: list[str], keys: list[str], data_spec, label: str, side: str) -> list[str]:
+def _side_columns(frame, names: list[str], keys: list[str], label: str, side: str) -> list[str]:
     """``data.<side>_features``, checked: columns of the table, none of them the interactions'
     own."""
     for name in names:
@@ -202,7 +202,7 @@ class InteractionsKind(Kind):
         times = None
         if time is not None:
             times = _times(frame[time], time, label)
-        sides = {side: _side_columns(frame, getattr(data_spec, f"{side}_features"), columns, data_spec, label, side)
+        sides = {side: _side_columns(frame, getattr(data_spec, f"{side}_features"), columns, label, side)
                  for side in ("user", "item")}
         columns += [name for names in sides.values() for name in names if name not in columns]
         users = np.unique([key_of(v) for v in frame[user]], return_inverse=True)[1]
