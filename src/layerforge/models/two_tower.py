@@ -108,7 +108,7 @@ class TwoTower(Network):
         inputs: the interactions' sizes (``users``, ``items``: indices from 0, 0 the unknown one;
             ``user_features``, ``item_features``: the widths of their encoded columns).
         output_size: numbers per pair (1: a score or a rating).
-        factors, layers, activation, dropout, ids: see ``TwoTowerConfig``.
+        factors, layers, activation, dropout, ids, history: see ``TwoTowerConfig``.
 
     Raises:
         ValueError: a tower with nothing to read (``ids: false`` and no columns on its side).
@@ -140,7 +140,8 @@ class TwoTower(Network):
 
     def hold(self, constants: dict) -> None:
         """Keep each user's and item's encoded columns (``user_columns``, ``item_columns``: a
-        row per index), where the data has them."""
+        row per index), where the data has them, and with ``history`` each user's training items
+        (``seen_starts``, ``seen_items``)."""
         for side, tower in (("user", self.users), ("item", self.items)):
             found = constants.get(f"{side}_columns")
             if found is not None and tower.columns.shape[1]:
