@@ -48,6 +48,11 @@ class RankedLoss:
     negatives: int
     correction: bool = True
 
+    @property
+    def in_batch(self) -> bool:
+        """Whether the negatives are the batch's other items (the task scores them, not ``__call__``)."""
+        return self.kind == "in_batch"
+
     def __call__(self, positive, negative):
         import torch
         import torch.nn.functional as F
@@ -142,13 +147,13 @@ class RecommendationTask(Task):
         against ``negatives`` items drawn at random (from 1: never the unknown item)."""
         if not isinstance(loss_fn, RankedLoss):
             return lambda model, inputs, y: loss_fn(model(*inputs), y) + penalty(model, inputs)
-        shares = self.codec.popularity() if loss_fn.kind == "in_batch" and loss_fn.correction else None
+        shares = self.codec.popularity() if loss_fn.in_batch and loss_fn.correction else None
         return lambda model, inputs, y: ranked_loss(model, inputs, loss_fn, shares=shares) + penalty(model, inputs)
 
     def _held_out_loss(self, model, inputs: tuple, loss_fn, generator) -> float:
         """``loss_fn`` of held-out interactions: ``in_batch`` in groups of ``IN_BATCH`` (as
         training's batches), the others at once."""
-        if loss_fn.kind != "in_batch":
+        if not loss_fn.in_batch:
             return float(ranked_loss(model, inputs, loss_fn, generator))
         shares = self.codec.popularity() if loss_fn.correction else None
         rows = len(inputs[0])
@@ -278,7 +283,7 @@ def ranked_loss(model, inputs: tuple, loss_fn, generator=None, shares: np.ndarra
     import torch
 
     users, items = inputs
-    if loss_fn.kind == "in_batch":
+    if loss_fn.in_batch:
         unique, back = torch.unique(items, return_inverse=True)  # (U,), each interaction's place in it
         logits = model.item_scores(users, items, among=unique.expand(len(users), -1))  # (B, U)
         if shares is not None:
