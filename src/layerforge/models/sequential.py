@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .configs import SequentialConfig
+from .histories import find_pairs, history_pairs
 from .inputs import Inputs
 from .protocol import Graph, Network, among_scores
 
@@ -74,9 +75,7 @@ class Sequential(Network):
         device = self.recent.device
         starts = torch.as_tensor(constants["seen_starts"], dtype=torch.long, device=device)
         history = torch.as_tensor(constants["seen_items"], dtype=torch.long, device=device)
-        users = torch.repeat_interleave(torch.arange(len(starts) - 1, device=device), starts[1:] - starts[:-1])
-        keys = users * self.inputs.items + history
-        self.pair_keys, self.pair_places = torch.sort(keys)
+        self.pair_keys, self.pair_places = history_pairs(starts, history, self.inputs.items)
         self.starts, self.history = starts, history
         everyone = torch.arange(self.inputs.users, device=device)
         self.recent.copy_(self._before(everyone, starts[everyone + 1]))
@@ -99,10 +98,8 @@ class Sequential(Network):
         user's latest training items."""
         if not self._by_pair(items):
             return self.recent[users]
-        keys = users * self.inputs.items + items
-        found = torch.searchsorted(self.pair_keys, keys).clamp(max=len(self.pair_keys) - 1)
-        had = self.pair_keys[found] == keys
-        ends = torch.where(had, self.pair_places[found], self.starts[users + 1])
+        had, places = find_pairs(self.pair_keys, self.pair_places, users, items, self.inputs.items)
+        ends = torch.where(had, places, self.starts[users + 1])
         return self._before(users, ends)
 
     def represent(self, contexts: torch.Tensor) -> torch.Tensor:

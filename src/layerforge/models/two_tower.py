@@ -17,6 +17,7 @@ from torch import nn
 
 from ..nn.init import init_linear
 from .configs import TwoTowerConfig
+from .histories import find_pairs, history_pairs
 from .inputs import Inputs
 from .mlp import DenseBlock
 from .protocol import Graph, Network, among_scores
@@ -65,6 +66,7 @@ class History(nn.Module):
         self.register_buffer("starts", torch.zeros(users + 1, dtype=torch.long))
         self.register_buffer("items", torch.zeros(0, dtype=torch.long))
         self.register_buffer("pair_keys", torch.zeros(0, dtype=torch.long), persistent=False)
+        self.register_buffer("pair_places", torch.zeros(0, dtype=torch.long), persistent=False)
 
     def hold(self, starts, items) -> None:
         device = self.starts.device
@@ -73,9 +75,7 @@ class History(nn.Module):
         self._keys()
 
     def _keys(self) -> None:
-        lengths = self.starts[1:] - self.starts[:-1]
-        users = torch.repeat_interleave(torch.arange(len(lengths), device=self.starts.device), lengths)
-        self.pair_keys = torch.sort(users * self.items_count + self.items).values
+        self.pair_keys, self.pair_places = history_pairs(self.starts, self.items, self.items_count)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("starts", "items"):  # the data's lengths, not this module's
@@ -93,9 +93,7 @@ class History(nn.Module):
         sums = self.vectors(self.items[places], offsets)  # (B, factors)
         counts = lengths.to(sums.dtype)
         if left_out is not None and len(self.pair_keys):
-            keys = users * self.items_count + left_out
-            found = torch.searchsorted(self.pair_keys, keys).clamp(max=len(self.pair_keys) - 1)
-            had = (self.pair_keys[found] == keys).to(sums.dtype)
+            had = find_pairs(self.pair_keys, self.pair_places, users, left_out, self.items_count)[0].to(sums.dtype)
             sums = sums - had[:, None] * self.vectors.weight[left_out]
             counts = counts - had
         return sums / counts.clamp(min=1).sqrt()[:, None]
